@@ -1,0 +1,178 @@
+//! `Initializer`: how a parameter's values are drawn, on the host, from a `HostRng`.
+//!
+//! Fans follow Keras: a kernel of shape `[fan_in, fan_out]` has those fans; a 1-D tensor
+//! (a bias) of length n has fan_in = fan_out = n. `BurnDefault` is the exception: like Burn's
+//! `LinearConfig`, it uses the layer's fan_in for the bias as well.
+
+use crate::rng::HostRng;
+
+/// The fans a variance-scaling initialiser uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Fans {
+    /// Number of inputs feeding each unit.
+    pub fan_in: usize,
+    /// Number of units each input feeds.
+    pub fan_out: usize,
+}
+
+/// A parameter initialiser. In every formula `g` is the optional gain (default 1), which
+/// scales the bound or standard deviation.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Initializer {
+    /// Every value 0.
+    Zeros,
+    /// Every value `value`.
+    Constant {
+        /// The value.
+        value: f64,
+    },
+    /// N(mean, std²).
+    Normal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation.
+        std: f64,
+    },
+    /// U(low, high).
+    Uniform {
+        /// Lower bound (inclusive).
+        low: f64,
+        /// Upper bound (exclusive).
+        high: f64,
+    },
+    /// N(mean, std²) truncated to mean ± 2·std by rejection (TensorFlow's definition).
+    TruncatedNormal {
+        /// Mean.
+        mean: f64,
+        /// Standard deviation before truncation.
+        std: f64,
+    },
+    /// Keras `glorot_uniform`: U(±g·√(6 / (fan_in + fan_out))).
+    GlorotUniform,
+    /// Keras `glorot_normal`: truncated normal, std g·√(2 / (fan_in + fan_out)) / 0.87962566.
+    GlorotNormal,
+    /// Keras `he_uniform`: U(±g·√(6 / fan_in)).
+    HeUniform,
+    /// Keras `he_normal`: truncated normal, std g·√(2 / fan_in) / 0.87962566.
+    HeNormal,
+    /// Keras `lecun_uniform`: U(±g·√(3 / fan_in)).
+    LecunUniform,
+    /// Keras `lecun_normal`: truncated normal, std g·√(1 / fan_in) / 0.87962566.
+    LecunNormal,
+    /// Burn's `LinearConfig` default, KaimingUniform with gain 1/√3: U(±g·√(1 / fan_in)),
+    /// fan_in of the layer for kernel and bias alike.
+    BurnDefault,
+}
+
+/// Standard deviation of a standard normal truncated to ±2, which Keras divides by so that
+/// the truncated draw keeps the intended variance.
+pub const TRUNCATED_NORMAL_STD: f64 = 0.879_625_661_034_239_8;
+
+impl Initializer {
+    /// Draw `n` values for a tensor with the given fans.
+    pub fn sample(&self, n: usize, fans: Fans, gain: f64, rng: &mut HostRng) -> Vec<f32> {
+        let fan_in = fans.fan_in as f64;
+        let fan_avg_2 = (fans.fan_in + fans.fan_out) as f64;
+        let uniform = |bound: f64, rng: &mut HostRng| rng.uniform(-bound, bound) as f32;
+        let truncated = |std: f64, rng: &mut HostRng| {
+            rng.truncated_normal(0.0, std / TRUNCATED_NORMAL_STD) as f32
+        };
+        (0..n)
+            .map(|_| match *self {
+                Self::Zeros => 0.0,
+                Self::Constant { value } => (gain * value) as f32,
+                Self::Normal { mean, std } => rng.normal(mean, gain * std) as f32,
+                Self::Uniform { low, high } => (gain * rng.uniform(low, high)) as f32,
+                Self::TruncatedNormal { mean, std } => rng.truncated_normal(mean, gain * std) as f32,
+                Self::GlorotUniform => uniform(gain * (6.0 / fan_avg_2).sqrt(), rng),
+                Self::GlorotNormal => truncated(gain * (2.0 / fan_avg_2).sqrt(), rng),
+                Self::HeUniform => uniform(gain * (6.0 / fan_in).sqrt(), rng),
+                Self::HeNormal => truncated(gain * (2.0 / fan_in).sqrt(), rng),
+                Self::LecunUniform => uniform(gain * (3.0 / fan_in).sqrt(), rng),
+                Self::LecunNormal => truncated(gain * (1.0 / fan_in).sqrt(), rng),
+                Self::BurnDefault => uniform(gain * (1.0 / fan_in).sqrt(), rng),
+            })
+            .collect()
+    }
+
+    /// The name used in configs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Zeros => "zeros",
+            Self::Constant { .. } => "constant",
+            Self::Normal { .. } => "normal",
+            Self::Uniform { .. } => "uniform",
+            Self::TruncatedNormal { .. } => "truncated_normal",
+            Self::GlorotUniform => "glorot_uniform",
+            Self::GlorotNormal => "glorot_normal",
+            Self::HeUniform => "he_uniform",
+            Self::HeNormal => "he_normal",
+            Self::LecunUniform => "lecun_uniform",
+            Self::LecunNormal => "lecun_normal",
+            Self::BurnDefault => "burn_default",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn draw(init: Initializer, fans: Fans) -> Vec<f64> {
+        let mut rng = HostRng::new(11, 0);
+        init.sample(100_000, fans, 1.0, &mut rng)
+            .into_iter()
+            .map(f64::from)
+            .collect()
+    }
+
+    fn std_of(xs: &[f64]) -> f64 {
+        let m = xs.iter().sum::<f64>() / xs.len() as f64;
+        (xs.iter().map(|x| (x - m).powi(2)).sum::<f64>() / xs.len() as f64).sqrt()
+    }
+
+    #[test]
+    fn glorot_uniform_bound_is_keras_limit() {
+        // Keras: limit = sqrt(6 / (fan_in + fan_out)) = sqrt(6 / 110) for a 10 x 100 kernel.
+        let fans = Fans { fan_in: 10, fan_out: 100 };
+        let limit = (6.0f64 / 110.0).sqrt();
+        let xs = draw(Initializer::GlorotUniform, fans);
+        let max = xs.iter().cloned().fold(f64::MIN, f64::max);
+        let min = xs.iter().cloned().fold(f64::MAX, f64::min);
+        assert!(max < limit && max > 0.99 * limit, "max {max} vs {limit}");
+        assert!(min >= -limit && min < -0.99 * limit, "min {min} vs {limit}");
+        // The std of U(-l, l) is l / sqrt(3).
+        let s = std_of(&xs);
+        assert!((s / (limit / 3f64.sqrt()) - 1.0).abs() < 0.01, "std {s}");
+    }
+
+    #[test]
+    fn he_normal_is_truncated_with_keras_std() {
+        // Keras he_normal: truncated normal whose *final* std is sqrt(2 / fan_in).
+        let fans = Fans { fan_in: 50, fan_out: 25 };
+        let target = (2.0f64 / 50.0).sqrt();
+        let xs = draw(Initializer::HeNormal, fans);
+        let s = std_of(&xs);
+        assert!((s / target - 1.0).abs() < 0.01, "std {s} vs {target}");
+        let bound = 2.0 * target / TRUNCATED_NORMAL_STD;
+        assert!(xs.iter().all(|x| x.abs() <= bound + 1e-6));
+    }
+
+    #[test]
+    fn burn_default_bound_is_sqrt_one_over_fan_in() {
+        // KaimingUniform: bound = gain * sqrt(3 / fan_in) with gain = 1/sqrt(3) -> sqrt(1/fan_in).
+        let fans = Fans { fan_in: 16, fan_out: 4 };
+        let xs = draw(Initializer::BurnDefault, fans);
+        let max = xs.iter().cloned().fold(f64::MIN, f64::max);
+        assert!(max < 0.25 && max > 0.2495, "{max}");
+    }
+
+    #[test]
+    fn deterministic_initialisers_are_exact() {
+        let fans = Fans { fan_in: 3, fan_out: 3 };
+        let mut rng = HostRng::new(0, 0);
+        assert_eq!(Initializer::Zeros.sample(4, fans, 1.0, &mut rng), vec![0.0; 4]);
+        let c = Initializer::Constant { value: 0.5 }.sample(3, fans, 2.0, &mut rng);
+        assert_eq!(c, vec![1.0; 3]);
+    }
+}

@@ -1,0 +1,20 @@
+//! Linear + activation stacks on Burn, built from host-generated, seeded parameters, with a
+//! forward pass that can record what gradient statistics need (pre-activations, activations,
+//! and probes whose gradients are δ = ∂loss/∂pre-activation).
+//!
+//! This crate knows layers, activations, initialisers, the forward pass and how to walk
+//! parameters by name. It does no TOML, CLI or printing.
+
+pub mod activation;
+pub mod host;
+pub mod init;
+pub mod mlp;
+pub mod params;
+pub mod rng;
+
+pub use activation::Activation;
+pub use host::HostTensor;
+pub use init::{Fans, Initializer};
+pub use mlp::{ForwardTrace, LayerWeights, Mlp, MlpConfig, MlpWeights};
+pub use params::{NamedTensor, collect_gradients, collect_parameters};
+pub use rng::HostRng;

@@ -1,0 +1,185 @@
+//! Choosing where an experiment runs: the backend names, the wgpu adapter selector, and the
+//! one function that turns the user's choice into an autodiff `Device`.
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::{Mutex, OnceLock};
+
+use burn::tensor::{Device, DeviceKind};
+
+/// A Burn backend gradscope can run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BackendKind {
+    /// burn-ndarray, the CPU backend (default).
+    Ndarray,
+    /// burn-flex, Burn 0.22's recommended pure-Rust CPU backend.
+    Flex,
+    /// burn-wgpu: Vulkan/Metal/DX12/OpenGL through wgpu (a GPU, or lavapipe on the CPU).
+    Wgpu,
+}
+
+impl BackendKind {
+    /// Every backend name, as written in configs and on the command line.
+    pub const NAMES: &'static [&'static str] = &["ndarray", "flex", "wgpu"];
+
+    /// Parse a backend name.
+    pub fn parse(name: &str) -> Result<Self, String> {
+        match name {
+            "ndarray" => Ok(Self::Ndarray),
+            "flex" => Ok(Self::Flex),
+            "wgpu" => Ok(Self::Wgpu),
+            other => Err(format!("unknown backend `{other}`, expected one of: {}", Self::NAMES.join(", "))),
+        }
+    }
+
+    /// The backend's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Ndarray => "ndarray",
+            Self::Flex => "flex",
+            Self::Wgpu => "wgpu",
+        }
+    }
+}
+
+/// An opened backend: the autodiff device and, for wgpu, the adapter it landed on.
+#[derive(Debug, Clone)]
+pub struct Backend {
+    /// Which backend.
+    pub kind: BackendKind,
+    /// The autodiff device tensors are created on.
+    pub device: Device,
+    /// The adapter's name as the driver reports it (wgpu only), e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
+    pub adapter: Option<String>,
+}
+
+/// Why a backend could not be opened. All of these are the user's to fix (exit code 2).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum BackendError {
+    /// No wgpu adapter matched, or none could be opened.
+    #[error(
+        "no usable wgpu adapter: tried {selector} on Vulkan, then DX12 and OpenGL: {detail}\n\
+         hint: install a Vulkan driver (on Debian: mesa-vulkan-drivers) or use --backend ndarray"
+    )]
+    NoAdapter {
+        /// The selector that was tried.
+        selector: String,
+        /// What wgpu said.
+        detail: String,
+    },
+    /// `--device` could not be parsed.
+    #[error("invalid --device `{0}`: expected default, cpu, discrete:N, integrated:N or virtual:N")]
+    BadSelector(String),
+    /// `--device` was given for a backend that has no adapters.
+    #[error("--device selects a wgpu adapter; backend `{0}` has none")]
+    SelectorWithoutWgpu(&'static str),
+}
+
+/// Parse a `--device` selector into Burn's `DeviceKind`.
+pub fn parse_selector(s: &str) -> Result<DeviceKind, BackendError> {
+    let bad = || BackendError::BadSelector(s.to_string());
+    let (kind, index) = match s.split_once(':') {
+        Some((k, i)) => (k, Some(i.parse::<usize>().map_err(|_| bad())?)),
+        None => (s, None),
+    };
+    match (kind, index) {
+        ("default", None) => Ok(DeviceKind::DefaultDevice),
+        ("cpu", None) => Ok(DeviceKind::Cpu),
+        ("discrete", i) => Ok(DeviceKind::DiscreteGpu(i.unwrap_or(0))),
+        ("integrated", i) => Ok(DeviceKind::IntegratedGpu(i.unwrap_or(0))),
+        ("virtual", i) => Ok(DeviceKind::VirtualGpu(i.unwrap_or(0))),
+        _ => Err(bad()),
+    }
+}
+
+/// Open `kind` (with the wgpu adapter `selector`, if given) as an autodiff device.
+///
+/// wgpu devices are opened once per process and selector and then shared: Burn registers a
+/// runtime per adapter and refuses a second initialisation.
+pub fn open(kind: BackendKind, selector: Option<&str>) -> Result<Backend, BackendError> {
+    match kind {
+        BackendKind::Ndarray | BackendKind::Flex => {
+            if selector.is_some() {
+                return Err(BackendError::SelectorWithoutWgpu(kind.name()));
+            }
+            Ok(Backend { kind, device: cpu_device(kind).autodiff(), adapter: None })
+        }
+        BackendKind::Wgpu => {
+            let selector = selector.unwrap_or("default");
+            let device_kind = parse_selector(selector)?;
+            let (device, adapter) = open_wgpu(selector, device_kind)?;
+            Ok(Backend { kind, device: device.autodiff(), adapter })
+        }
+    }
+}
+
+// burn-ndarray is deprecated in 0.22 in favour of flex; it is still offered (and the default)
+// because it is the backend the project's anchor figures were measured on.
+#[allow(deprecated)]
+fn cpu_device(kind: BackendKind) -> Device {
+    match kind {
+        BackendKind::Flex => Device::flex(),
+        _ => Device::ndarray(),
+    }
+}
+
+type WgpuSlot = Result<(Device, Option<String>), BackendError>;
+
+fn open_wgpu(selector: &str, device_kind: DeviceKind) -> Result<(Device, Option<String>), BackendError> {
+    static OPENED: OnceLock<Mutex<Vec<(DeviceKind, WgpuSlot)>>> = OnceLock::new();
+    let opened = OPENED.get_or_init(|| Mutex::new(Vec::new()));
+    let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
+    if let Some((_, slot)) = opened.iter().find(|(k, _)| *k == device_kind) {
+        return slot.clone();
+    }
+    let slot = init_wgpu(selector, device_kind.clone());
+    opened.push((device_kind, slot.clone()));
+    slot
+}
+
+fn init_wgpu(selector: &str, device_kind: DeviceKind) -> WgpuSlot {
+    let no_adapter = |detail: String| BackendError::NoAdapter { selector: selector.to_string(), detail };
+    // wgpu and the drivers below it report some failures by panicking; keep those from reaching
+    // the user as a panic message and backtrace.
+    let previous_hook = std::panic::take_hook();
+    std::panic::set_hook(Box::new(|_| {}));
+    let result = catch_unwind(AssertUnwindSafe(|| {
+        let device = Device::wgpu_options().device_kind(device_kind).init().map_err(|e| e.to_string())?;
+        let adapter = device.identity().map(|id| id.name);
+        Ok::<_, String>((device, adapter))
+    }));
+    std::panic::set_hook(previous_hook);
+    match result {
+        Ok(Ok(opened)) => Ok(opened),
+        Ok(Err(detail)) => Err(no_adapter(detail)),
+        Err(panic) => {
+            let detail = panic
+                .downcast_ref::<String>()
+                .cloned()
+                .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+                .unwrap_or_else(|| "the wgpu runtime failed to start".to_string());
+            Err(no_adapter(detail))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn selectors_parse() {
+        assert_eq!(parse_selector("default"), Ok(DeviceKind::DefaultDevice));
+        assert_eq!(parse_selector("cpu"), Ok(DeviceKind::Cpu));
+        assert_eq!(parse_selector("discrete:1"), Ok(DeviceKind::DiscreteGpu(1)));
+        assert_eq!(parse_selector("integrated"), Ok(DeviceKind::IntegratedGpu(0)));
+        assert!(matches!(parse_selector("gpu:x"), Err(BackendError::BadSelector(_))));
+        assert!(matches!(parse_selector("cpu:1"), Err(BackendError::BadSelector(_))));
+    }
+
+    #[test]
+    fn device_flag_is_refused_off_wgpu() {
+        let e = open(BackendKind::Ndarray, Some("cpu")).err();
+        assert_eq!(e, Some(BackendError::SelectorWithoutWgpu("ndarray")));
+    }
+}

@@ -1,0 +1,135 @@
+//! `Raw*`: the TOML shapes exactly as written, deserialised with `deny_unknown_fields` and
+//! spans kept for messages. `validate` turns them into the types the program uses.
+//!
+//! Each field's doc comment is its reference documentation (see the README's config section).
+
+use serde::de::{self, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use toml::Spanned;
+
+/// A whole experiment file.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawExperiment {
+    /// Short identifier of the experiment (letters, digits, `-`, `_`, `.`); names its records.
+    pub name: Spanned<String>,
+    /// One line saying what the experiment asks.
+    pub description: Spanned<String>,
+    /// Seed of every random draw (weights and inputs), 0 ≤ seed ≤ 2⁶³−1.
+    pub seed: Spanned<i64>,
+    /// Backend used when `--backend` is not given: `ndarray` (default), `flex` or `wgpu`.
+    pub backend: Option<Spanned<String>>,
+    /// The network.
+    pub model: Spanned<RawModel>,
+    /// The loss whose gradients are measured; default `sum_squares` (Σ output²).
+    pub loss: Option<Spanned<RawNamed>>,
+    /// The input cases, each run through the same network (`[[inputs]]` tables).
+    pub inputs: Spanned<Vec<Spanned<RawInput>>>,
+}
+
+/// `[model]`: a stack of Linear layers with an activation after each hidden layer.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawModel {
+    /// Input width (≥ 1).
+    pub input: Spanned<i64>,
+    /// Hidden widths, first to last, e.g. `[100, 50, 25]`. Give either this or `depth` + `width`.
+    pub hidden: Option<Spanned<Vec<Spanned<i64>>>>,
+    /// Number of hidden layers, all of width `width` (shorthand for `hidden`).
+    pub depth: Option<Spanned<i64>>,
+    /// Width of every hidden layer, with `depth`.
+    pub width: Option<Spanned<i64>>,
+    /// Output width (≥ 1).
+    pub output: Spanned<i64>,
+    /// Activation after every hidden layer: a name (`"relu"`) or a table
+    /// (`{ kind = "leaky_relu", slope = 0.01 }`). Default `relu`.
+    pub activation: Option<Spanned<RawNamed>>,
+    /// Whether the layers have biases. Default `true`.
+    pub bias: Option<Spanned<bool>>,
+    /// Kernel initialiser: a name or a table. Default `glorot_uniform` (Keras `Dense`).
+    pub kernel_init: Option<Spanned<RawNamed>>,
+    /// Bias initialiser: a name or a table. Default `zeros` (Keras `Dense`).
+    pub bias_init: Option<Spanned<RawNamed>>,
+    /// Gain multiplying the initialisers' bound or standard deviation. Default 1.
+    pub gain: Option<Spanned<f64>>,
+}
+
+/// `[[inputs]]`: one input case.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawInput {
+    /// Name of the case, unique in the file.
+    pub name: Spanned<String>,
+    /// Number of rows (≥ 1); the input has shape `[batch, model.input]`.
+    pub batch: Spanned<i64>,
+    /// Where the values come from: `"normal"` (N(0,1)), or a table such as
+    /// `{ kind = "uniform", low = -1.0, high = 1.0 }` or `{ kind = "constant", value = 1.0 }`.
+    pub distribution: Spanned<RawNamed>,
+}
+
+/// Something chosen by name, with optional parameters: written either as a bare string
+/// (`"relu"`) or as a table with a `kind` key and the parameters that kind takes.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RawNamed {
+    /// The name.
+    pub kind: String,
+    /// The parameters given (name, value), in file order.
+    pub params: Vec<(String, f64)>,
+}
+
+/// Parameter names a named table may hold (besides `kind`).
+pub const NAMED_PARAMS: &[&str] = &["mean", "std", "low", "high", "value", "slope", "alpha", "target"];
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNamedTable {
+    kind: String,
+    mean: Option<f64>,
+    std: Option<f64>,
+    low: Option<f64>,
+    high: Option<f64>,
+    value: Option<f64>,
+    slope: Option<f64>,
+    alpha: Option<f64>,
+    target: Option<f64>,
+}
+
+impl<'de> Deserialize<'de> for RawNamed {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NamedVisitor;
+        impl<'de> Visitor<'de> for NamedVisitor {
+            type Value = RawNamed;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a name (string) or a table with `kind`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawNamed, E> {
+                Ok(RawNamed { kind: s.to_string(), params: Vec::new() })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawNamed, A::Error> {
+                let t = RawNamedTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
+                let params = [
+                    ("mean", t.mean),
+                    ("std", t.std),
+                    ("low", t.low),
+                    ("high", t.high),
+                    ("value", t.value),
+                    ("slope", t.slope),
+                    ("alpha", t.alpha),
+                    ("target", t.target),
+                ]
+                .into_iter()
+                .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
+                .collect();
+                Ok(RawNamed { kind: t.kind, params })
+            }
+        }
+        deserializer.deserialize_any(NamedVisitor)
+    }
+}
+
+impl RawNamed {
+    /// The value of parameter `name`, if given.
+    pub fn get(&self, name: &str) -> Option<f64> {
+        self.params.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}

@@ -1,0 +1,350 @@
+//! `Raw*` → `Experiment`: every check that a well-typed file can still fail, each located.
+
+use std::collections::HashSet;
+use std::ops::Range;
+
+use gradscope_model::{Activation, Initializer, MlpConfig};
+use toml::Spanned;
+
+use super::raw::{NAMED_PARAMS, RawExperiment, RawModel, RawNamed};
+use super::source::{did_you_mean, ConfigError, Source};
+use super::{Distribution, Experiment, InputCase, Loss};
+use crate::backend::BackendKind;
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+const TOP_KEYS: &[&str] = &["name", "description", "seed", "backend", "model", "loss", "inputs"];
+const MODEL_KEYS: &[&str] = &[
+    "input", "hidden", "depth", "width", "output", "activation", "bias", "kernel_init", "bias_init", "gain",
+];
+const INPUT_KEYS: &[&str] = &["name", "batch", "distribution"];
+
+pub(super) fn parse(src: &Source) -> Result<Experiment> {
+    if src.text.trim().is_empty() {
+        return Err(ConfigError::file(&src.path, "the file is empty")
+            .with_hint("an experiment needs at least `name`, `description`, `seed`, `[model]` and `[[inputs]]`; see configs/"));
+    }
+    let raw: RawExperiment = toml::from_str(&src.text).map_err(|e| toml_error(src, &e))?;
+    validate(src, raw)
+}
+
+/// Turn a TOML/serde error into a located `ConfigError` with a did-you-mean hint.
+fn toml_error(src: &Source, e: &toml::de::Error) -> ConfigError {
+    let message = e.message().trim().to_string();
+    let mut err = src.error(e.span(), None, message.clone());
+    if message.starts_with("missing field") {
+        // The span covers the table that lacks the field: name the table, not its first key.
+        let span_start = e.span().map_or(0, |s| s.start);
+        err.key = if span_start == 0 { String::new() } else { super::source::table_path_at(&src.text, span_start) };
+    }
+    if let Some(unknown) = between(&message, "unknown field `", "`") {
+        let known: &[&str] = if message.contains("`kind`") {
+            NAMED_PARAMS
+        } else if err.key.starts_with("model") {
+            MODEL_KEYS
+        } else if err.key.starts_with("inputs") {
+            INPUT_KEYS
+        } else {
+            TOP_KEYS
+        };
+        if let Some(s) = did_you_mean(unknown, known.iter().copied()) {
+            err = err.with_hint(format!("did you mean `{s}`?"));
+        }
+    }
+    err
+}
+
+fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
+    let rest = &s[s.find(start)? + start.len()..];
+    Some(&rest[..rest.find(end)?])
+}
+
+struct Checker<'a> {
+    src: &'a Source,
+}
+
+impl Checker<'_> {
+    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+        self.src.error(Some(span), Some(key), message)
+    }
+
+    fn width(&self, v: &Spanned<i64>, key: &str) -> Result<usize> {
+        let n = *v.get_ref();
+        if n < 1 {
+            return Err(self.err(v.span(), key, format!("a width must be at least 1, found {n}")));
+        }
+        usize::try_from(n).map_err(|_| self.err(v.span(), key, format!("{n} is too large")))
+    }
+
+    fn finite(&self, v: f64, span: &Range<usize>, key: &str, what: &str) -> Result<f64> {
+        if v.is_finite() {
+            Ok(v)
+        } else {
+            Err(self.err(span.clone(), key, format!("{what} must be a finite number, found {v}")))
+        }
+    }
+
+    /// Resolve a named choice: the kind must be one of `kinds`, and only the parameters listed
+    /// for that kind may be given. Returns the kind's index in `kinds`.
+    fn named(&self, v: &Spanned<RawNamed>, key: &str, what: &str, kinds: &[(&str, &[&str])]) -> Result<usize> {
+        let raw = v.get_ref();
+        let Some(i) = kinds.iter().position(|(k, _)| *k == raw.kind) else {
+            let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+            let mut e = self.err(
+                v.span(),
+                key,
+                format!("unknown {what} `{}`, expected one of: {}", raw.kind, names.join(", ")),
+            );
+            if let Some(s) = did_you_mean(&raw.kind, names.iter().copied()) {
+                e = e.with_hint(format!("did you mean `{s}`?"));
+            }
+            return Err(e);
+        };
+        let allowed = kinds[i].1;
+        for (p, value) in &raw.params {
+            if !allowed.contains(&p.as_str()) {
+                let takes = if allowed.is_empty() {
+                    "no parameters".to_string()
+                } else {
+                    format!("only {}", allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
+                };
+                return Err(self.err(v.span(), key, format!("{what} `{}` takes {takes}, not `{p}`", raw.kind)));
+            }
+            self.finite(*value, &v.span(), &format!("{key}.{p}"), &format!("`{p}`"))?;
+        }
+        Ok(i)
+    }
+
+    fn std(&self, v: &Spanned<RawNamed>, key: &str, default: f64) -> Result<f64> {
+        let std = v.get_ref().get("std").unwrap_or(default);
+        if std < 0.0 {
+            return Err(self.err(v.span(), &format!("{key}.std"), format!("`std` must be ≥ 0, found {std}")));
+        }
+        Ok(std)
+    }
+
+    fn bounds(&self, v: &Spanned<RawNamed>, key: &str, default: (f64, f64)) -> Result<(f64, f64)> {
+        let low = v.get_ref().get("low").unwrap_or(default.0);
+        let high = v.get_ref().get("high").unwrap_or(default.1);
+        if low >= high {
+            return Err(self.err(v.span(), key, format!("`low` must be below `high`, found low = {low}, high = {high}")));
+        }
+        Ok((low, high))
+    }
+
+    fn required(&self, v: &Spanned<RawNamed>, key: &str, param: &str) -> Result<f64> {
+        v.get_ref().get(param).ok_or_else(|| {
+            self.err(v.span(), key, format!("`{}` needs `{param}`", v.get_ref().kind))
+                .with_hint(format!("write it as a table: {{ kind = \"{}\", {param} = ... }}", v.get_ref().kind))
+        })
+    }
+
+    fn activation(&self, v: &Spanned<RawNamed>, key: &str) -> Result<Activation> {
+        const KINDS: &[(&str, &[&str])] = &[
+            ("relu", &[]),
+            ("leaky_relu", &["slope"]),
+            ("elu", &["alpha"]),
+            ("gelu", &[]),
+            ("silu", &[]),
+            ("softplus", &[]),
+            ("sigmoid", &[]),
+            ("tanh", &[]),
+            ("identity", &[]),
+        ];
+        let raw = v.get_ref();
+        Ok(match self.named(v, key, "activation", KINDS)? {
+            0 => Activation::Relu,
+            1 => Activation::LeakyRelu { slope: raw.get("slope").unwrap_or(0.01) },
+            2 => Activation::Elu { alpha: raw.get("alpha").unwrap_or(1.0) },
+            3 => Activation::Gelu,
+            4 => Activation::Silu,
+            5 => Activation::Softplus,
+            6 => Activation::Sigmoid,
+            7 => Activation::Tanh,
+            _ => Activation::Identity,
+        })
+    }
+
+    fn initializer(&self, v: &Spanned<RawNamed>, key: &str) -> Result<Initializer> {
+        const KINDS: &[(&str, &[&str])] = &[
+            ("zeros", &[]),
+            ("constant", &["value"]),
+            ("normal", &["mean", "std"]),
+            ("uniform", &["low", "high"]),
+            ("truncated_normal", &["mean", "std"]),
+            ("glorot_uniform", &[]),
+            ("glorot_normal", &[]),
+            ("he_uniform", &[]),
+            ("he_normal", &[]),
+            ("lecun_uniform", &[]),
+            ("lecun_normal", &[]),
+            ("burn_default", &[]),
+        ];
+        let raw = v.get_ref();
+        // Defaults of Keras's RandomNormal / RandomUniform / TruncatedNormal.
+        Ok(match self.named(v, key, "initialiser", KINDS)? {
+            0 => Initializer::Zeros,
+            1 => Initializer::Constant { value: self.required(v, key, "value")? },
+            2 => Initializer::Normal { mean: raw.get("mean").unwrap_or(0.0), std: self.std(v, key, 0.05)? },
+            3 => {
+                let (low, high) = self.bounds(v, key, (-0.05, 0.05))?;
+                Initializer::Uniform { low, high }
+            }
+            4 => Initializer::TruncatedNormal { mean: raw.get("mean").unwrap_or(0.0), std: self.std(v, key, 0.05)? },
+            5 => Initializer::GlorotUniform,
+            6 => Initializer::GlorotNormal,
+            7 => Initializer::HeUniform,
+            8 => Initializer::HeNormal,
+            9 => Initializer::LecunUniform,
+            10 => Initializer::LecunNormal,
+            _ => Initializer::BurnDefault,
+        })
+    }
+
+    fn distribution(&self, v: &Spanned<RawNamed>, key: &str) -> Result<Distribution> {
+        const KINDS: &[(&str, &[&str])] =
+            &[("normal", &["mean", "std"]), ("uniform", &["low", "high"]), ("constant", &["value"])];
+        let raw = v.get_ref();
+        Ok(match self.named(v, key, "distribution", KINDS)? {
+            0 => Distribution::Normal { mean: raw.get("mean").unwrap_or(0.0), std: self.std(v, key, 1.0)? },
+            1 => {
+                let (low, high) = self.bounds(v, key, (0.0, 1.0))?;
+                Distribution::Uniform { low, high }
+            }
+            _ => Distribution::Constant { value: self.required(v, key, "value")? },
+        })
+    }
+
+    fn loss(&self, v: &Spanned<RawNamed>) -> Result<Loss> {
+        const KINDS: &[(&str, &[&str])] =
+            &[("sum_squares", &[]), ("mean_squares", &[]), ("sum", &[]), ("mean", &[]), ("mse", &["target"])];
+        Ok(match self.named(v, "loss", "loss", KINDS)? {
+            0 => Loss::SumSquares,
+            1 => Loss::MeanSquares,
+            2 => Loss::Sum,
+            3 => Loss::Mean,
+            _ => Loss::Mse { target: v.get_ref().get("target").unwrap_or(0.0) },
+        })
+    }
+
+    fn model(&self, m: &Spanned<RawModel>, seed: u64) -> Result<MlpConfig> {
+        let raw = m.get_ref();
+        let d_input = self.width(&raw.input, "model.input")?;
+        let d_output = self.width(&raw.output, "model.output")?;
+        let hidden = match (&raw.hidden, &raw.depth, &raw.width) {
+            (Some(h), None, None) => h
+                .get_ref()
+                .iter()
+                .enumerate()
+                .map(|(i, w)| self.width(w, &format!("model.hidden[{i}]")))
+                .collect::<Result<Vec<_>>>()?,
+            (None, Some(depth), Some(width)) => {
+                let d = *depth.get_ref();
+                if d < 0 {
+                    return Err(self.err(depth.span(), "model.depth", format!("depth must be ≥ 0, found {d}")));
+                }
+                vec![self.width(width, "model.width")?; d as usize]
+            }
+            (Some(h), _, _) => {
+                return Err(self.err(h.span(), "model.hidden", "give either `hidden` or `depth` + `width`, not both"));
+            }
+            (None, Some(d), None) => return Err(self.err(d.span(), "model.depth", "`depth` needs `width`")),
+            (None, None, Some(w)) => return Err(self.err(w.span(), "model.width", "`width` needs `depth`")),
+            (None, None, None) => {
+                return Err(self.err(m.span(), "model", "missing the hidden layers")
+                    .with_hint("add `hidden = [100, 50]`, or `depth = 4` and `width = 256` (`hidden = []` for none)"));
+            }
+        };
+        let activation = match &raw.activation {
+            Some(a) => self.activation(a, "model.activation")?,
+            None => Activation::Relu,
+        };
+        let kernel_init = match &raw.kernel_init {
+            Some(i) => self.initializer(i, "model.kernel_init")?,
+            None => Initializer::GlorotUniform,
+        };
+        let bias_init = match &raw.bias_init {
+            Some(i) => self.initializer(i, "model.bias_init")?,
+            None => Initializer::Zeros,
+        };
+        let gain = match &raw.gain {
+            Some(g) => {
+                let v = self.finite(*g.get_ref(), &g.span(), "model.gain", "`gain`")?;
+                if v <= 0.0 {
+                    return Err(self.err(g.span(), "model.gain", format!("`gain` must be > 0, found {v}")));
+                }
+                v
+            }
+            None => 1.0,
+        };
+        Ok(MlpConfig {
+            d_input,
+            activations: vec![activation; hidden.len()],
+            hidden,
+            d_output,
+            bias: raw.bias.as_ref().is_none_or(|b| *b.get_ref()),
+            kernel_init,
+            bias_init,
+            gain,
+            seed,
+        })
+    }
+}
+
+fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
+    let c = Checker { src };
+    let name = raw.name.get_ref().trim().to_string();
+    if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+        return Err(c.err(raw.name.span(), "name", format!("`{name}` is not a valid name"))
+            .with_hint("use letters, digits, `-`, `_` and `.` only; the name becomes a directory of run records"));
+    }
+    let description = raw.description.get_ref().trim().to_string();
+    if description.is_empty() || description.contains('\n') {
+        return Err(c.err(raw.description.span(), "description", "the description must be one non-empty line"));
+    }
+    let seed = *raw.seed.get_ref();
+    let seed = u64::try_from(seed)
+        .map_err(|_| c.err(raw.seed.span(), "seed", format!("the seed must be ≥ 0, found {seed}")))?;
+    let backend = match &raw.backend {
+        Some(b) => Some(BackendKind::parse(b.get_ref()).map_err(|m| {
+            let mut e = c.err(b.span(), "backend", m);
+            if let Some(s) = did_you_mean(b.get_ref(), BackendKind::NAMES.iter().copied()) {
+                e = e.with_hint(format!("did you mean `{s}`?"));
+            }
+            e
+        })?),
+        None => None,
+    };
+    let model = c.model(&raw.model, seed)?;
+    let loss = match &raw.loss {
+        Some(l) => c.loss(l)?,
+        None => Loss::SumSquares,
+    };
+    if raw.inputs.get_ref().is_empty() {
+        return Err(c.err(raw.inputs.span(), "inputs", "at least one input case is needed"));
+    }
+    let mut seen = HashSet::new();
+    let mut inputs = Vec::new();
+    for (i, case) in raw.inputs.get_ref().iter().enumerate() {
+        let case = case.get_ref();
+        let key = format!("inputs[{i}]");
+        let case_name = case.name.get_ref().trim().to_string();
+        if case_name.is_empty() || !case_name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+            return Err(c.err(case.name.span(), &format!("{key}.name"), format!("`{case_name}` is not a valid case name"))
+                .with_hint("use letters, digits, `-`, `_` and `.` only"));
+        }
+        if !seen.insert(case_name.clone()) {
+            return Err(c.err(case.name.span(), &format!("{key}.name"), format!("duplicate case name `{case_name}`")));
+        }
+        let batch = *case.batch.get_ref();
+        if batch < 1 {
+            return Err(c.err(case.batch.span(), &format!("{key}.batch"), format!("the batch size must be at least 1, found {batch}")));
+        }
+        inputs.push(InputCase {
+            name: case_name,
+            batch: batch as usize,
+            distribution: c.distribution(&case.distribution, &format!("{key}.distribution"))?,
+        });
+    }
+    Ok(Experiment { name, description, seed, backend, model, loss, inputs, path: src.path.clone() })
+}

@@ -1,0 +1,12 @@
+//! gradscope: run gradient experiments described in TOML on Burn (ndarray, flex or wgpu) and
+//! report per-parameter gradient statistics.
+//!
+//! `config` reads and validates experiments, `backend` opens devices, `run` computes the
+//! gradients with Burn's autodiff, `stats` and `report` summarise them, `cli` ties it together.
+
+pub mod backend;
+pub mod cli;
+pub mod config;
+pub mod report;
+pub mod run;
+pub mod stats;

@@ -1,0 +1,246 @@
+//! The `gradscope` binary as a user runs it: the README's command, the report formats, exit
+//! codes, and the message for each kind of bad input.
+
+mod common;
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn gradscope(args: &[&str], cwd: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot start gradscope: {e}"))
+}
+
+fn workspace_root() -> std::path::PathBuf {
+    common::configs_dir().join("..")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+const HAND: &str = r#"name = "hand"
+description = "Hand-computable: constant weights 0.5, zero biases, input of ones"
+seed = 0
+[model]
+input = 2
+hidden = [2]
+output = 1
+kernel_init = { kind = "constant", value = 0.5 }
+[[inputs]]
+name = "ones"
+batch = 1
+distribution = { kind = "constant", value = 1.0 }
+"#;
+
+#[test]
+fn readme_command_runs_the_three_seed_experiments() {
+    let o = gradscope(&["run", "--all"], &workspace_root());
+    assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
+    let out = stdout(&o);
+    for name in ["seed-example-1", "seed-example-2", "seed-example-3"] {
+        assert!(out.contains(&format!("experiment  {name}")), "{name} missing:\n{out}");
+    }
+    assert_eq!(out.matches("verdict: every gradient value is finite").count(), 3, "{out}");
+    // Example 3 reports its three inputs with their shapes.
+    for input in ["input x1 [1, 10]", "input x2 [1, 10]", "input x3 [3, 10]"] {
+        assert!(out.contains(input), "{input} missing:\n{out}");
+    }
+    assert!(stderr(&o).is_empty(), "stderr should be quiet: {}", stderr(&o));
+}
+
+#[test]
+fn hand_computed_table_snapshot() {
+    // Expected values derived in tests/gradients.rs (hand_derived_gradients_with_constant_weights).
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("hand.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["run", "hand.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    insta::assert_snapshot!("hand_table", stdout(&o));
+}
+
+#[test]
+fn json_has_the_documented_fields_and_is_byte_identical_across_runs() {
+    let root = workspace_root();
+    let a = gradscope(&["run", "--all", "--format", "json"], &root);
+    let b = gradscope(&["run", "--all", "--format", "json"], &root);
+    assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
+    assert_eq!(a.stdout, b.stdout, "same configs and seeds must give identical JSON");
+    let lines: Vec<&str> = std::str::from_utf8(&a.stdout).unwrap_or("").lines().collect();
+    assert_eq!(lines.len(), 3, "one JSON document per experiment");
+    for line in lines {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        for key in ["experiment", "backend", "seed", "cases", "all_finite"] {
+            assert!(v.get(key).is_some(), "missing {key}: {line}");
+        }
+        assert_eq!(v["backend"], "ndarray");
+        assert_eq!(v["all_finite"], true);
+        for case in v["cases"].as_array().into_iter().flatten() {
+            assert!(case["input"]["name"].is_string() && case["input"]["shape"].is_array());
+            assert!(case["loss"].is_number());
+            for p in case["params"].as_array().into_iter().flatten() {
+                for key in ["name", "shape", "max", "min", "nonfinite"] {
+                    assert!(p.get(key).is_some(), "param lacks {key}: {p}");
+                }
+                assert!(p["max"].as_f64() >= p["min"].as_f64());
+            }
+        }
+    }
+}
+
+#[test]
+fn hand_json_values_are_the_derived_ones() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("hand.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["run", "hand.toml", "--format", "json"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let params = &v["cases"][0]["params"];
+    // Derivation in tests/gradients.rs: ∂L/∂W1 = 1, ∂L/∂b1 = 1, ∂L/∂W2 = 2, ∂L/∂b2 = 2, loss 1.
+    assert_eq!(v["cases"][0]["loss"], 1.0);
+    let got: Vec<(String, f64, f64)> = params
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| (p["name"].as_str().unwrap_or("").to_string(), p["max"].as_f64().unwrap_or(0.0), p["min"].as_f64().unwrap_or(0.0)))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            ("layers.0.weight".into(), 1.0, 1.0),
+            ("layers.0.bias".into(), 1.0, 1.0),
+            ("layers.1.weight".into(), 2.0, 2.0),
+            ("layers.1.bias".into(), 2.0, 2.0),
+        ]
+    );
+}
+
+#[test]
+fn overflowing_gradients_exit_3_and_are_shown_as_not_finite() {
+    // Kernels of 1e20 on a width-10 stack: z1 = 10·1e20 = 1e21, z2 ≈ 10·1e20·1e21 = 1e42 > f32::MAX.
+    let text = HAND
+        .replace("value = 0.5", "value = 1e20")
+        .replace("input = 2\nhidden = [2]", "input = 10\nhidden = [10, 10]");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("boom.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["run", "boom.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("verdict: NOT FINITE"), "{out}");
+    assert!(out.contains("<- not finite"), "{out}");
+    assert!(out.contains("inf") || out.contains("NaN"), "{out}");
+    let j = gradscope(&["run", "boom.toml", "--format", "json", "--allow-nonfinite"], dir.path());
+    assert_eq!(j.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["all_finite"], false);
+    assert!(v["first_nonfinite"].is_string());
+    let counted: u64 = v["cases"][0]["params"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| p["nonfinite"].as_u64().unwrap_or(0))
+        .sum();
+    assert!(counted > 0, "{v}");
+}
+
+#[test]
+fn backend_flag_selects_flex() {
+    let o = gradscope(&["run", "configs/01-seed-single-hidden.toml", "--backend", "flex", "--format", "json"], &workspace_root());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["backend"], "flex");
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let root = workspace_root();
+    for args in [&["run"][..], &["run", "--backend", "tpu", "x.toml"], &["frobnicate"], &["run", "--format", "xml", "--all"]] {
+        let o = gradscope(args, &root);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
+    }
+    let o = gradscope(&["run", "configs/01-seed-single-hidden.toml", "--device", "cpu"], &root);
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(stderr(&o), "error: --device selects a wgpu adapter; backend `ndarray` has none\n");
+}
+
+/// Bad configs and the message each gets. Each is a valid seed config with one edit.
+const BAD: &[(&str, &str, &str)] = &[
+    ("syntax", "seed = 0", "seed = = 0"),
+    ("unterminated_string", "name = \"hand\"", "name = \"hand"),
+    ("unknown_top_key", "seed = 0", "seed = 0\nsede = 3"),
+    ("unknown_model_key", "output = 1", "output = 1\nactivaton = \"relu\""),
+    ("unknown_input_key", "batch = 1", "batch = 1\nbacth = 2"),
+    ("wrong_type_seed", "seed = 0", "seed = \"zero\""),
+    ("wrong_type_hidden", "hidden = [2]", "hidden = 2"),
+    ("wrong_type_width", "hidden = [2]", "hidden = [\"2\"]"),
+    ("missing_name", "name = \"hand\"\n", ""),
+    ("missing_model_input", "input = 2\n", ""),
+    ("missing_inputs", "[[inputs]]\nname = \"ones\"\nbatch = 1\ndistribution = { kind = \"constant\", value = 1.0 }\n", ""),
+    ("missing_hidden", "hidden = [2]\n", ""),
+    ("zero_width", "hidden = [2]", "hidden = [2, 0]"),
+    ("negative_input", "input = 2", "input = -3"),
+    ("zero_batch", "batch = 1", "batch = 0"),
+    ("negative_seed", "seed = 0", "seed = -1"),
+    ("hidden_and_depth", "hidden = [2]", "hidden = [2]\ndepth = 3\nwidth = 4"),
+    ("depth_without_width", "hidden = [2]", "depth = 3"),
+    ("unknown_activation", "output = 1", "output = 1\nactivation = \"rleu\""),
+    ("unknown_initialiser", "kind = \"constant\", value = 0.5", "kind = \"glorot_uniformm\""),
+    ("unknown_distribution", "kind = \"constant\", value = 1.0", "kind = \"gaussian\""),
+    ("unknown_loss", "seed = 0", "seed = 0\nloss = \"cross_entropy\""),
+    ("unknown_backend", "seed = 0", "seed = 0\nbackend = \"cuda\""),
+    ("param_not_taken", "kind = \"constant\", value = 1.0", "kind = \"normal\", value = 1.0"),
+    ("unknown_param", "kind = \"constant\", value = 1.0", "kind = \"normal\", sdt = 1.0"),
+    ("negative_std", "kind = \"constant\", value = 1.0", "kind = \"normal\", std = -1.0"),
+    ("nan_std", "kind = \"constant\", value = 1.0", "kind = \"normal\", std = nan"),
+    ("inf_mean", "kind = \"constant\", value = 1.0", "kind = \"normal\", mean = inf"),
+    ("low_not_below_high", "kind = \"constant\", value = 1.0", "kind = \"uniform\", low = 1.0, high = 1.0"),
+    ("constant_without_value", "kind = \"constant\", value = 1.0", "kind = \"constant\""),
+    ("duplicate_case", "distribution = { kind = \"constant\", value = 1.0 }\n", "distribution = \"normal\"\n[[inputs]]\nname = \"ones\"\nbatch = 2\ndistribution = \"normal\"\n"),
+    ("bad_name", "name = \"hand\"", "name = \"my experiment\""),
+    ("empty_description", "description = \"Hand-computable: constant weights 0.5, zero biases, input of ones\"", "description = \"\""),
+    ("zero_gain", "output = 1", "output = 1\ngain = 0.0"),
+    ("unknown_table", "[[inputs]]\nname = \"ones\"\nbatch = 1\ndistribution = { kind = \"constant\", value = 1.0 }\n", "[[inputs_]]\n"),
+];
+
+#[test]
+fn bad_configs_exit_2_with_located_messages() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let mut all = String::new();
+    for (name, from, to) in BAD {
+        assert!(HAND.contains(from), "{name}: the edit does not apply");
+        let text = HAND.replacen(from, to, 1);
+        let file = format!("{name}.toml");
+        std::fs::write(dir.path().join(&file), text).unwrap_or_else(|e| panic!("{e}"));
+        let o = gradscope(&["run", &file], dir.path());
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(err.starts_with(&format!("error: {file}")), "{name}: {err}");
+        assert!(!err.contains("panicked") && o.stdout.is_empty(), "{name}: {err}");
+        all.push_str(&format!("--- {name}\n{err}"));
+    }
+    insta::assert_snapshot!("bad_configs", all);
+}
+
+#[test]
+fn unreadable_empty_non_utf8_and_caseless_files_exit_2() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("empty.toml"), "  \n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("latin1.toml"), b"name = \"caf\xe9\"\n").unwrap_or_else(|e| panic!("{e}"));
+    let caseless = HAND.replace("seed = 0\n", "seed = 0\ninputs = []\n");
+    let caseless = &caseless[..caseless.find("[[inputs]]").unwrap_or(caseless.len())];
+    std::fs::write(dir.path().join("no_cases.toml"), caseless).unwrap_or_else(|e| panic!("{e}"));
+    let mut all = String::new();
+    for file in ["missing.toml", "empty.toml", "latin1.toml", "no_cases.toml"] {
+        let o = gradscope(&["run", file], dir.path());
+        assert_eq!(o.status.code(), Some(2), "{file}");
+        all.push_str(&format!("--- {file}\n{}", stderr(&o)));
+    }
+    insta::assert_snapshot!("unreadable_files", all);
+}

@@ -1,0 +1,190 @@
+//! Burn's gradients, proven right: an independent f64 oracle (checked itself by central finite
+//! differences) must agree with what Burn's autodiff computes for every seed config, on both
+//! CPU backends, and hand-derived cases must come out exactly.
+
+mod common;
+
+use common::oracle::{self, forward_loss, layers_of};
+use common::{close, seed_configs};
+use gradscope::backend::{self, BackendKind};
+use gradscope::config::{self, Experiment, Loss, Source};
+use gradscope::run::{self, draw_input};
+
+fn load(path: &std::path::Path) -> Experiment {
+    config::load(path).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn there_are_three_seed_configs() {
+    assert!(seed_configs().len() >= 3, "configs/: {:?}", seed_configs());
+}
+
+#[test]
+fn oracle_agrees_with_central_finite_differences() {
+    // Central differences in f64 with h = 1e-6: truncation error O(h²) and rounding error
+    // O(eps·|loss|/h) ≈ 1e-10·|loss|, far below the 1e-6 tolerance.
+    let h = 1e-6;
+    for path in seed_configs() {
+        let exp = load(&path);
+        let weights = exp.model.draw_weights();
+        for (ci, _) in exp.inputs.iter().enumerate() {
+            let x = draw_input(&exp, ci);
+            let xs: Vec<f64> = x.data.iter().map(|&v| f64::from(v)).collect();
+            let batch = x.shape[0];
+            let want = oracle::oracle(&weights, &x, exp.loss);
+            let base = layers_of(&weights);
+            for l in 0..base.len() {
+                let n_w = base[l].0.len();
+                // Every 7th kernel entry and every bias entry.
+                for k in (0..n_w).step_by(7).map(|i| (0, i)).chain((0..base[l].1.len()).map(|i| (1, i))) {
+                    let bump = |delta: f64| {
+                        let mut layers = base.clone();
+                        if k.0 == 0 { layers[l].0[k.1] += delta } else { layers[l].1[k.1] += delta }
+                        forward_loss(&layers, &weights.activations, &xs, batch, exp.loss)
+                    };
+                    let fd = (bump(h) - bump(-h)) / (2.0 * h);
+                    let an = if k.0 == 0 { want.grads[l].0[k.1] } else { want.grads[l].1[k.1] };
+                    assert!(
+                        (fd - an).abs() <= 1e-6 * (1.0 + an.abs()),
+                        "{}: layer {l} {} [{}]: finite difference {fd:e} vs oracle {an:e}",
+                        path.display(),
+                        if k.0 == 0 { "weight" } else { "bias" },
+                        k.1
+                    );
+                }
+            }
+        }
+    }
+}
+
+/// Compare a Burn run of `exp` on `kind` with the oracle: loss, every gradient and every δ.
+fn check_against_oracle(exp: &Experiment, kind: BackendKind) {
+    let backend = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
+    let outcome = run::execute(exp, &backend).unwrap_or_else(|e| panic!("{e}"));
+    for case in &outcome.cases {
+        let want = oracle::oracle(&outcome.weights, &case.input, exp.loss);
+        let at = |what: &str| format!("{} / {} / {what} on {}", exp.name, case.name, kind.name());
+        close(&at("loss"), &[case.loss], &[want.loss], 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
+        for (l, (gw, gb)) in want.grads.iter().enumerate() {
+            let w = &case.grads[2 * l];
+            let b = &case.grads[2 * l + 1];
+            assert_eq!(w.name, format!("layers.{l}.weight"));
+            assert_eq!(b.name, format!("layers.{l}.bias"));
+            close(&at(&w.name), &w.tensor.data, gw, 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
+            close(&at(&b.name), &b.tensor.data, gb, 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
+            close(&at(&format!("delta.layers.{l}")), &case.deltas[l].data, &want.deltas[l], 1e-5, 0.0)
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+    }
+}
+
+#[test]
+fn ndarray_gradients_match_the_oracle_on_every_seed_config() {
+    for path in seed_configs() {
+        check_against_oracle(&load(&path), BackendKind::Ndarray);
+    }
+}
+
+#[test]
+fn flex_gradients_match_the_oracle_on_every_seed_config() {
+    for path in seed_configs() {
+        check_against_oracle(&load(&path), BackendKind::Flex);
+    }
+}
+
+#[test]
+fn other_activations_and_losses_match_the_oracle() {
+    for (activation, loss) in [
+        ("\"tanh\"", "\"mean_squares\""),
+        ("\"sigmoid\"", "\"sum\""),
+        ("{ kind = \"leaky_relu\", slope = 0.1 }", "{ kind = \"mse\", target = 0.5 }"),
+        ("{ kind = \"elu\", alpha = 0.7 }", "\"mean\""),
+        ("\"softplus\"", "\"sum_squares\""),
+        ("\"silu\"", "\"sum_squares\""),
+    ] {
+        let text = format!(
+            "name = \"t\"\ndescription = \"d\"\nseed = 5\nloss = {loss}\n[model]\ninput = 6\nhidden = [8, 7]\noutput = 3\n\
+             activation = {activation}\nbias_init = {{ kind = \"normal\", std = 0.1 }}\n\
+             [[inputs]]\nname = \"x\"\nbatch = 4\ndistribution = \"normal\"\n"
+        );
+        let exp = config::parse(Source { path: "inline.toml".into(), text }).unwrap_or_else(|e| panic!("{e}"));
+        check_against_oracle(&exp, BackendKind::Ndarray);
+    }
+}
+
+fn hand_config(bias: f64) -> Experiment {
+    let text = format!(
+        "name = \"hand\"\ndescription = \"d\"\nseed = 0\n[model]\ninput = 2\nhidden = [2]\noutput = 1\n\
+         kernel_init = {{ kind = \"constant\", value = 0.5 }}\nbias_init = {{ kind = \"constant\", value = {bias:?} }}\n\
+         [[inputs]]\nname = \"ones\"\nbatch = 1\ndistribution = {{ kind = \"constant\", value = 1.0 }}\n"
+    );
+    config::parse(Source { path: "hand.toml".into(), text }).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn hand_derived_gradients_with_constant_weights() {
+    // 2 -> 2 (relu) -> 1, every kernel entry 0.5, biases 0, input x = [1, 1], loss = out²:
+    //   z1 = [0.5 + 0.5, 0.5 + 0.5] = [1, 1], a1 = [1, 1], out = 0.5·1 + 0.5·1 = 1, loss = 1
+    //   ∂L/∂out = 2·out = 2          -> ∂L/∂W2 = a1ᵀ·2 = [[2], [2]], ∂L/∂b2 = [2]
+    //   δ1 = 2·W2ᵀ ⊙ relu'(z1) = [1, 1] -> ∂L/∂W1 = xᵀ·δ1 = [[1, 1], [1, 1]], ∂L/∂b1 = [1, 1]
+    let exp = hand_config(0.0);
+    let backend = backend::open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
+    let out = run::execute(&exp, &backend).unwrap_or_else(|e| panic!("{e}"));
+    let case = &out.cases[0];
+    assert_eq!(case.loss, 1.0);
+    let got: Vec<(&str, &[f32])> = case.grads.iter().map(|g| (g.name.as_str(), g.tensor.data.as_slice())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("layers.0.weight", &[1.0f32, 1.0, 1.0, 1.0][..]),
+            ("layers.0.bias", &[1.0, 1.0][..]),
+            ("layers.1.weight", &[2.0, 2.0][..]),
+            ("layers.1.bias", &[2.0][..]),
+        ]
+    );
+    assert_eq!(case.deltas[0].data, vec![1.0, 1.0]);
+    assert_eq!(case.deltas[1].data, vec![2.0]);
+}
+
+#[test]
+fn hand_derived_dead_relu_layer_passes_no_gradient() {
+    // Same network with every bias -1.5:
+    //   z1 = [1 - 1.5, 1 - 1.5] = [-0.5, -0.5], a1 = relu(z1) = [0, 0] (both units dead)
+    //   out = 0.5·0 + 0.5·0 - 1.5 = -1.5, loss = 2.25, ∂L/∂out = -3
+    //   ∂L/∂W2 = a1ᵀ·(-3) = [[0], [0]], ∂L/∂b2 = [-3]
+    //   δ1 = -3·0.5·relu'(-0.5) = [0, 0] -> ∂L/∂W1 = 0, ∂L/∂b1 = 0
+    let exp = hand_config(-1.5);
+    let backend = backend::open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
+    let out = run::execute(&exp, &backend).unwrap_or_else(|e| panic!("{e}"));
+    let case = &out.cases[0];
+    assert_eq!(case.loss, 2.25);
+    let data: Vec<Vec<f32>> = case.grads.iter().map(|g| g.tensor.data.clone()).collect();
+    assert_eq!(data, vec![vec![0.0; 4], vec![0.0; 2], vec![0.0; 2], vec![-3.0]]);
+}
+
+#[test]
+fn the_seed_configs_mirror_the_seed_scripts() {
+    // Shapes from shared/seed-relu-gradients.md: example 1 Dense(10) -> Dense(1) on [1, 10];
+    // examples 2 and 3 Dense(100) -> Dense(50) -> Dense(25) -> Dense(1); example 3 has inputs
+    // [1, 10] normal, [1, 10] uniform(-1, 1) and [3, 10] normal. Keras Dense: glorot_uniform, zeros.
+    use gradscope::config::Distribution::{Normal, Uniform};
+    use gradscope_model::Initializer;
+    let exps: Vec<Experiment> = seed_configs().iter().take(3).map(|p| load(p)).collect();
+    let widths: Vec<Vec<usize>> = exps.iter().map(|e| e.model.widths()).collect();
+    assert_eq!(widths, vec![vec![10, 10, 1], vec![10, 100, 50, 25, 1], vec![10, 100, 50, 25, 1]]);
+    for e in &exps {
+        assert_eq!(e.model.kernel_init, Initializer::GlorotUniform);
+        assert_eq!(e.model.bias_init, Initializer::Zeros);
+        assert_eq!(e.loss, Loss::SumSquares);
+        assert!(e.description.contains("seed example"), "{}", e.description);
+    }
+    let inputs: Vec<(usize, _)> = exps[2].inputs.iter().map(|c| (c.batch, c.distribution)).collect();
+    assert_eq!(
+        inputs,
+        vec![
+            (1, Normal { mean: 0.0, std: 1.0 }),
+            (1, Uniform { low: -1.0, high: 1.0 }),
+            (3, Normal { mean: 0.0, std: 1.0 }),
+        ]
+    );
+}
