@@ -167,6 +167,55 @@ mod tests {
         assert!(max < 0.25 && max > 0.2495, "{max}");
     }
 
+    fn mean_of(xs: &[f64]) -> f64 {
+        xs.iter().sum::<f64>() / xs.len() as f64
+    }
+
+    /// Each random initialiser's sample std (100 000 draws, so ±1 % is about 4 standard
+    /// errors) and bounds against its formula, for a 64 x 32 kernel.
+    #[test]
+    fn random_initialisers_follow_their_formulas() {
+        let fans = Fans { fan_in: 64, fan_out: 32 };
+        let (fi, fo) = (64.0f64, 32.0f64);
+        let t = TRUNCATED_NORMAL_STD;
+        // (initialiser, expected std, bound on |x - mean|)
+        let cases = [
+            (Initializer::GlorotUniform, (6.0 / (fi + fo)).sqrt() / 3f64.sqrt(), (6.0 / (fi + fo)).sqrt()),
+            (Initializer::GlorotNormal, (2.0 / (fi + fo)).sqrt(), 2.0 * (2.0 / (fi + fo)).sqrt() / t),
+            (Initializer::HeUniform, (6.0 / fi).sqrt() / 3f64.sqrt(), (6.0 / fi).sqrt()),
+            (Initializer::HeNormal, (2.0 / fi).sqrt(), 2.0 * (2.0 / fi).sqrt() / t),
+            (Initializer::LecunUniform, (3.0 / fi).sqrt() / 3f64.sqrt(), (3.0 / fi).sqrt()),
+            (Initializer::LecunNormal, (1.0 / fi).sqrt(), 2.0 * (1.0 / fi).sqrt() / t),
+            (Initializer::BurnDefault, (1.0 / fi).sqrt() / 3f64.sqrt(), (1.0 / fi).sqrt()),
+            // Std of N truncated at ±2σ is σ·0.8796 (the constant Keras divides by).
+            (Initializer::TruncatedNormal { mean: 0.5, std: 0.2 }, 0.2 * t, 0.4),
+            (Initializer::Normal { mean: -1.0, std: 0.3 }, 0.3, f64::INFINITY),
+            (Initializer::Uniform { low: -0.2, high: 0.6 }, 0.8 / 12f64.sqrt(), 0.4),
+        ];
+        for (init, std, bound) in cases {
+            let xs = draw(init, fans);
+            let expected_mean = match init {
+                Initializer::TruncatedNormal { mean, .. } | Initializer::Normal { mean, .. } => mean,
+                Initializer::Uniform { low, high } => (low + high) / 2.0,
+                _ => 0.0,
+            };
+            let m = mean_of(&xs);
+            let s = std_of(&xs);
+            assert!((m - expected_mean).abs() < 0.02 * std, "{}: mean {m} vs {expected_mean}", init.name());
+            assert!((s / std - 1.0).abs() < 0.01, "{}: std {s} vs {std}", init.name());
+            assert!(xs.iter().all(|x| (x - expected_mean).abs() <= bound * (1.0 + 1e-6)), "{}: out of bounds", init.name());
+        }
+    }
+
+    #[test]
+    fn gain_scales_the_spread() {
+        let fans = Fans { fan_in: 10, fan_out: 10 };
+        let mut rng = HostRng::new(4, 0);
+        let xs: Vec<f64> = Initializer::HeNormal.sample(50_000, fans, 2.0, &mut rng).into_iter().map(f64::from).collect();
+        let want = 2.0 * (2.0f64 / 10.0).sqrt();
+        assert!((std_of(&xs) / want - 1.0).abs() < 0.015, "{}", std_of(&xs));
+    }
+
     #[test]
     fn deterministic_initialisers_are_exact() {
         let fans = Fans { fan_in: 3, fan_out: 3 };

@@ -58,7 +58,7 @@ pub struct Backend {
 pub enum BackendError {
     /// No wgpu adapter matched, or none could be opened.
     #[error(
-        "no usable wgpu adapter: tried {selector} on Vulkan, then DX12 and OpenGL: {detail}\n\
+        "no usable wgpu adapter: tried adapter `{selector}` on the graphics APIs wgpu offers here: {detail}\n\
          hint: install a Vulkan driver (on Debian: mesa-vulkan-drivers) or use --backend ndarray"
     )]
     NoAdapter {

@@ -7,7 +7,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::backend::{self, Backend, BackendKind};
 use crate::config::{self, ConfigError, Experiment};
-use crate::report::ExperimentReport;
+use crate::record;
+use crate::render;
+use crate::report::{ExperimentReport, Thresholds};
 use crate::run;
 
 /// Exit code: every experiment ran and every gradient value is finite.
@@ -33,15 +35,55 @@ pub struct Cli {
 pub enum Command {
     /// Run experiments and report per-parameter gradient statistics.
     Run(RunArgs),
+    /// Check experiment files without running them.
+    Validate(ValidateArgs),
+    /// List the experiments in a directory: file, name and description.
+    List(ListArgs),
+    /// Print an experiment with every default filled in, as TOML that `run` accepts.
+    Show(ShowArgs),
+}
+
+/// `gradscope validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Experiment files, or directories of them.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Override a config key, e.g. `--set model.depth=32` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// `gradscope list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Directory to list (default: ./configs).
+    #[arg(value_name = "DIR", default_value = "configs")]
+    pub dir: PathBuf,
+}
+
+/// `gradscope show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The experiment file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Override a config key, e.g. `--set seed=7` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
 }
 
 /// Report format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
-    /// A table for people.
+    /// A table for people (fits in 100 columns).
     Table,
     /// One JSON object per experiment, one per line (JSON Lines).
     Json,
+    /// CSV: one row per case × parameter (with --layers, per case × layer).
+    Csv,
+    /// Markdown, for notebooks.
+    Markdown,
 }
 
 /// `gradscope run`.
@@ -62,9 +104,35 @@ pub struct RunArgs {
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// With --format csv: one row per case × layer (δ statistics) instead of per parameter.
+    #[arg(long)]
+    pub layers: bool,
+    /// Gradient flow ‖δ_first‖/‖δ_last‖ below this is reported as vanishing.
+    #[arg(long, value_name = "RATIO", default_value_t = 1e-3)]
+    pub vanishing: f64,
+    /// Gradient flow ‖δ_first‖/‖δ_last‖ above this is reported as exploding.
+    #[arg(long, value_name = "RATIO", default_value_t = 1e3)]
+    pub exploding: f64,
     /// Exit 0 rather than 3 when some gradient value is not finite.
     #[arg(long)]
     pub allow_nonfinite: bool,
+    /// Override a config key, e.g. `--set model.depth=32 --set seed=7` (repeatable); applied to
+    /// every file, validated like the file.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Run even when the memory estimate exceeds the memory available.
+    #[arg(long)]
+    pub allow_large: bool,
+    /// Where run records go: <DIR>/<experiment>/<UTC time>-<backend>/.
+    #[arg(long, value_name = "DIR", default_value = "experiments/runs")]
+    pub out: PathBuf,
+    /// Write no run record.
+    #[arg(long)]
+    pub no_record: bool,
+    /// Write <DIR>/<case>.safetensors per input case: input, output, weights, gradients
+    /// (`grad.layers.{i}.weight`, ...) and δ (`delta.layers.{i}`).
+    #[arg(long, value_name = "DIR")]
+    pub dump: Option<PathBuf>,
 }
 
 /// Run the parsed command line, writing reports to `out` and diagnostics to `err`; returns the
@@ -72,12 +140,59 @@ pub struct RunArgs {
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match cli.command {
         Command::Run(args) => run_experiments(&args, out, err),
+        Command::Validate(args) => validate(&args, out, err),
+        Command::List(args) => list(&args, out, err),
+        Command::Show(args) => match config::sets::load_with_sets(&args.file, &args.sets) {
+            Ok(exp) => match out.write_all(exp.to_toml().as_bytes()) {
+                Ok(()) => EXIT_OK,
+                Err(_) => EXIT_FAILURE,
+            },
+            Err(e) => report_error(err, &e, EXIT_BAD_INPUT),
+        },
     }
 }
 
-fn expand(args: &RunArgs) -> Result<Vec<PathBuf>, ConfigError> {
-    let mut inputs = args.files.clone();
-    if args.all {
+fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let files = match expand(&args.files, false) {
+        Ok(f) => f,
+        Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
+    };
+    let mut code = EXIT_OK;
+    for file in files {
+        match config::sets::load_with_sets(&file, &args.sets) {
+            Ok(exp) => {
+                let _ = writeln!(out, "ok  {}  ({})", file.display(), exp.name);
+            }
+            Err(e) => code = report_error(err, &e, EXIT_BAD_INPUT),
+        }
+    }
+    code
+}
+
+fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let files = match expand(std::slice::from_ref(&args.dir), false) {
+        Ok(f) => f,
+        Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
+    };
+    let mut code = EXIT_OK;
+    let mut rows = Vec::new();
+    for file in files {
+        match config::load(&file) {
+            Ok(exp) => rows.push((file.display().to_string(), exp.name, exp.description)),
+            Err(e) => code = report_error(err, &e, EXIT_BAD_INPUT),
+        }
+    }
+    let fw = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let nw = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    for (file, name, description) in rows {
+        let _ = writeln!(out, "{file:fw$}  {name:nw$}  {description}");
+    }
+    code
+}
+
+fn expand(paths: &[PathBuf], all: bool) -> Result<Vec<PathBuf>, ConfigError> {
+    let mut inputs = paths.to_vec();
+    if all {
         inputs.push(PathBuf::from("configs"));
     }
     let mut files = Vec::new();
@@ -100,11 +215,14 @@ fn expand(args: &RunArgs) -> Result<Vec<PathBuf>, ConfigError> {
     Ok(files)
 }
 
-fn load_all(files: &[PathBuf]) -> Result<Vec<Experiment>, Vec<ConfigError>> {
+fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
+    let available = if args.allow_large { None } else { config::available_memory() };
     for file in files {
-        match config::load(file) {
+        match config::sets::load_with_sets(file, &args.sets)
+            .and_then(|e| config::check_memory(&e, available).map(|()| e))
+        {
             Ok(e) => experiments.push(e),
             Err(e) => errors.push(e),
         }
@@ -113,11 +231,11 @@ fn load_all(files: &[PathBuf]) -> Result<Vec<Experiment>, Vec<ConfigError>> {
 }
 
 fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
-    let files = match expand(args) {
+    let files = match expand(&args.files, args.all) {
         Ok(f) => f,
         Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
     };
-    let experiments = match load_all(&files) {
+    let experiments = match load_all(&files, args) {
         Ok(e) => e,
         Err(errors) => {
             for e in &errors {
@@ -126,6 +244,23 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             return EXIT_BAD_INPUT;
         }
     };
+    let thresholds = Thresholds { vanishing: args.vanishing, exploding: args.exploding };
+    if !(thresholds.vanishing > 0.0 && thresholds.vanishing < thresholds.exploding && thresholds.exploding.is_finite()) {
+        return report_error(
+            err,
+            &format!("--vanishing {} and --exploding {}: need 0 < vanishing < exploding < inf", args.vanishing, args.exploding),
+            EXIT_BAD_INPUT,
+        );
+    }
+    if args.layers && args.format != Format::Csv {
+        return report_error(err, &"--layers applies to --format csv only", EXIT_BAD_INPUT);
+    }
+    if args.format == Format::Csv {
+        let header = if args.layers { render::LAYERS_HEADER } else { render::PARAMS_HEADER };
+        if writeln!(out, "{header}").is_err() {
+            return EXIT_FAILURE;
+        }
+    }
     let mut code = EXIT_OK;
     let mut opened: Vec<Backend> = Vec::new();
     for (i, exp) in experiments.iter().enumerate() {
@@ -140,17 +275,41 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
             },
         };
+        let started = std::time::SystemTime::now();
+        let clock = std::time::Instant::now();
         let outcome = match run::execute(exp, &backend) {
             Ok(o) => o,
             Err(e) => return report_error(err, &format!("{}: {e}", exp.path.display()), EXIT_FAILURE),
         };
-        let report = ExperimentReport::new(exp, &backend, &outcome);
-        let text = match args.format {
-            Format::Table => {
-                let sep = if i > 0 { "\n" } else { "" };
-                format!("{sep}{}", report.to_table())
+        let report = ExperimentReport::new(exp, &backend, &outcome, thresholds);
+        if let Some(dir) = &args.dump {
+            let dir = if experiments.len() > 1 { dir.join(&exp.name) } else { dir.clone() };
+            if let Err(e) = crate::tensors::dump(&dir, exp, backend.kind.name(), &outcome) {
+                return report_error(err, &format!("cannot write tensors to {}: {e}", dir.display()), EXIT_FAILURE);
             }
+        }
+        if !args.no_record {
+            let meta = record::Meta::new(exp, &report, started, clock.elapsed());
+            match record::write(&args.out, exp, &report, &meta, started) {
+                Ok(dir) => {
+                    let _ = writeln!(err, "note: run record written to {}", dir.display());
+                }
+                Err(e) => {
+                    return report_error(
+                        err,
+                        &format!("cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record", args.out.display()),
+                        EXIT_FAILURE,
+                    );
+                }
+            }
+        }
+        let sep = if i > 0 { "\n" } else { "" };
+        let text = match args.format {
+            Format::Table => format!("{sep}{}", render::table(&report)),
+            Format::Markdown => format!("{sep}{}", render::markdown(&report)),
             Format::Json => format!("{}\n", report.to_json()),
+            Format::Csv if args.layers => render::csv_layers(&report),
+            Format::Csv => render::csv_params(&report),
         };
         if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
             return EXIT_FAILURE;

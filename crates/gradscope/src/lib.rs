@@ -7,6 +7,9 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod record;
+pub mod render;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod tensors;

@@ -6,7 +6,23 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use gradscope::cli::{self, Cli, EXIT_BAD_INPUT, EXIT_FAILURE};
 
+/// Keep Mesa's "error: XDG_RUNTIME_DIR is invalid or not set in the environment." off the
+/// user's stderr. libwayland prints it when asked to connect (drivers probe for a display)
+/// while neither `XDG_RUNTIME_DIR` nor `WAYLAND_DISPLAY` is an absolute path; in that case no
+/// Wayland connection can succeed anyway, and an absolute `WAYLAND_DISPLAY` that does not
+/// exist makes the probe fail silently instead. Nothing changes where Wayland can work.
+#[allow(unsafe_code)]
+fn quiet_wayland_probe() {
+    let absolute = |var: &str| std::env::var_os(var).is_some_and(|v| v.to_string_lossy().starts_with('/'));
+    if !absolute("XDG_RUNTIME_DIR") && !absolute("WAYLAND_DISPLAY") {
+        // SAFETY: called first thing in `main`, before any other thread exists, so no other
+        // code can be reading the environment concurrently.
+        unsafe { std::env::set_var("WAYLAND_DISPLAY", "/nonexistent/gradscope-no-wayland") };
+    }
+}
+
 fn main() {
+    quiet_wayland_probe();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

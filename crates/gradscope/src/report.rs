@@ -1,14 +1,27 @@
-//! Reports: the data a run is summarised into (`ExperimentReport`) and its renderings as a
-//! table for people and JSON for programs. Output is deterministic: no times, stable order.
-
-use std::fmt::Write as _;
+//! Reports: the data a run is summarised into (`ExperimentReport`, whose JSON form is the
+//! stable schema), and the verdicts. Rendering for people lives in `render`.
 
 use serde::{Serialize, Serializer};
 
 use crate::backend::Backend;
 use crate::config::Experiment;
 use crate::run::Outcome;
-use crate::stats::ParamStats;
+use crate::stats::{LayerStats, ParamStats};
+
+/// Where the ratio ‖δ_first‖ / ‖δ_last‖ counts as vanishing or exploding.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Thresholds {
+    /// Below this ratio the gradient signal is called vanishing (default 1e-3).
+    pub vanishing: f64,
+    /// Above this ratio it is called exploding (default 1e3).
+    pub exploding: f64,
+}
+
+impl Default for Thresholds {
+    fn default() -> Self {
+        Self { vanishing: 1e-3, exploding: 1e3 }
+    }
+}
 
 /// The report of one experiment. The JSON schema: these field names are stable.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -25,6 +38,8 @@ pub struct ExperimentReport {
     pub seed: u64,
     /// Loss name.
     pub loss: String,
+    /// The thresholds the gradient-flow verdicts used.
+    pub thresholds: Thresholds,
     /// One entry per input case.
     pub cases: Vec<CaseReport>,
     /// True when every gradient value of every case is finite.
@@ -43,6 +58,53 @@ pub struct CaseReport {
     pub loss: f32,
     /// Per-parameter statistics, in parameter order.
     pub params: Vec<ParamStats>,
+    /// Per-layer statistics, input side first.
+    pub layers: Vec<LayerStats>,
+    /// ‖δ_first‖ / ‖δ_last‖: how much the backpropagated signal shrinks (< 1) or grows (> 1)
+    /// from the output layer back to the first layer. NaN when undefined (‖δ_last‖ = 0).
+    #[serde(serialize_with = "float")]
+    pub delta_ratio: f32,
+    /// `ok`, `vanishing`, `exploding`, or `undefined` (ratio not finite).
+    pub flow: Flow,
+}
+
+/// The gradient-flow verdict of one case.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Flow {
+    /// Within the thresholds.
+    Ok,
+    /// Below the vanishing threshold.
+    Vanishing,
+    /// Above the exploding threshold.
+    Exploding,
+    /// The ratio is not a finite number.
+    Undefined,
+}
+
+impl Flow {
+    /// The verdict's name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Ok => "ok",
+            Self::Vanishing => "vanishing",
+            Self::Exploding => "exploding",
+            Self::Undefined => "undefined",
+        }
+    }
+
+    /// The verdict for `ratio` under `t`.
+    pub fn of(ratio: f64, t: Thresholds) -> Self {
+        if !ratio.is_finite() {
+            Self::Undefined
+        } else if ratio < t.vanishing {
+            Self::Vanishing
+        } else if ratio > t.exploding {
+            Self::Exploding
+        } else {
+            Self::Ok
+        }
+    }
 }
 
 /// What went into the network.
@@ -52,7 +114,7 @@ pub struct InputInfo {
     pub name: String,
     /// `[batch, d_input]`.
     pub shape: Vec<usize>,
-    /// The distribution the values were drawn from.
+    /// The distribution the values were drawn from, or the file they came from.
     pub distribution: String,
 }
 
@@ -64,13 +126,19 @@ pub fn float<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
 
 /// A float for people: 7 significant digits in scientific notation, `NaN`, `inf`, `-inf`.
 pub fn fmt_float(v: f32) -> String {
+    fmt_sci(v, 6)
+}
+
+/// A float in scientific notation with `digits` after the point and a signed two-digit
+/// exponent (`1.500000e+00`), or `NaN`, `inf`, `-inf`.
+pub fn fmt_sci(v: f32, digits: usize) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
         if v > 0.0 { "inf".into() } else { "-inf".into() }
     } else {
         // Rust writes `1.5e0`; people and numpy expect `1.500000e+00`.
-        let s = format!("{v:.6e}");
+        let s = format!("{v:.digits$e}");
         match s.split_once('e') {
             Some((mantissa, exp)) => {
                 let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
@@ -83,7 +151,7 @@ pub fn fmt_float(v: f32) -> String {
 
 impl ExperimentReport {
     /// Summarise `outcome` of `exp` run on `backend`.
-    pub fn new(exp: &Experiment, backend: &Backend, outcome: &Outcome) -> Self {
+    pub fn new(exp: &Experiment, backend: &Backend, outcome: &Outcome, thresholds: Thresholds) -> Self {
         let mut first_nonfinite = None;
         let cases = exp
             .inputs
@@ -95,14 +163,29 @@ impl ExperimentReport {
                     first_nonfinite =
                         params.iter().find(|p| p.nonfinite > 0).map(|p| format!("{}/{}", case.name, p.name));
                 }
+                let last = out.deltas.len().saturating_sub(1);
+                let layers: Vec<LayerStats> = out
+                    .deltas
+                    .iter()
+                    .zip(&out.layer_outputs)
+                    .enumerate()
+                    .map(|(l, (d, a))| LayerStats::of(l, d, a, l < last))
+                    .collect();
+                let ratio = match (layers.first(), layers.last()) {
+                    (Some(f), Some(l)) if l.delta_l2 > 0.0 => f64::from(f.delta_l2) / f64::from(l.delta_l2),
+                    _ => f64::NAN,
+                };
                 CaseReport {
                     input: InputInfo {
                         name: case.name.clone(),
                         shape: out.input.shape.clone(),
-                        distribution: case.distribution.describe(),
+                        distribution: case.source.describe(),
                     },
                     loss: out.loss,
                     params,
+                    layers,
+                    delta_ratio: ratio as f32,
+                    flow: Flow::of(ratio, thresholds),
                 }
             })
             .collect();
@@ -113,6 +196,7 @@ impl ExperimentReport {
             adapter: backend.adapter.clone(),
             seed: exp.seed,
             loss: exp.loss.name().to_string(),
+            thresholds,
             cases,
             all_finite: first_nonfinite.is_none(),
             first_nonfinite,
@@ -123,75 +207,11 @@ impl ExperimentReport {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
     }
-
-    /// The report as a table for a terminal (fits in 100 columns for names up to 20 chars).
-    pub fn to_table(&self) -> String {
-        let mut s = String::new();
-        let _ = writeln!(s, "experiment  {}", self.experiment);
-        let _ = writeln!(s, "            {}", self.description);
-        let backend = match &self.adapter {
-            Some(a) => format!("{} ({a})", self.backend),
-            None => self.backend.clone(),
-        };
-        let _ = writeln!(s, "backend     {backend}");
-        let _ = writeln!(s, "seed        {}    loss {}", self.seed, self.loss);
-        let name_w = self
-            .cases
-            .iter()
-            .flat_map(|c| c.params.iter().map(|p| p.name.len()))
-            .chain(std::iter::once("parameter".len()))
-            .max()
-            .unwrap_or(9);
-        for case in &self.cases {
-            let _ = writeln!(
-                s,
-                "\ninput {} {:?} {}    loss {}",
-                case.input.name,
-                case.input.shape,
-                case.input.distribution,
-                fmt_float(case.loss)
-            );
-            let _ = writeln!(
-                s,
-                "  {:name_w$}  {:>11}  {:>13}  {:>13}  {:>10}",
-                "parameter", "shape", "max", "min", "non-finite"
-            );
-            for p in &case.params {
-                let flag = if p.nonfinite > 0 { "  <- not finite" } else { "" };
-                let _ = writeln!(
-                    s,
-                    "  {:name_w$}  {:>11}  {:>13}  {:>13}  {:>10}{flag}",
-                    p.name,
-                    format!("{:?}", p.shape),
-                    fmt_float(p.max),
-                    fmt_float(p.min),
-                    p.nonfinite
-                );
-            }
-        }
-        let n_params = self.cases.first().map_or(0, |c| c.params.len());
-        let _ = writeln!(s);
-        match &self.first_nonfinite {
-            None => {
-                let cases = self.cases.len();
-                let plural = if cases == 1 { "" } else { "s" };
-                let _ = writeln!(
-                    s,
-                    "verdict: every gradient value is finite ({n_params} parameters x {cases} input case{plural})"
-                );
-            }
-            Some(at) => {
-                let total: usize = self.cases.iter().flat_map(|c| &c.params).map(|p| p.nonfinite).sum();
-                let _ = writeln!(s, "verdict: NOT FINITE: {total} non-finite gradient values; the first in {at}");
-            }
-        }
-        s
-    }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::fmt_float;
+    use super::*;
 
     #[test]
     fn floats_print_with_signed_two_digit_exponents_and_named_non_finites() {
@@ -199,8 +219,20 @@ mod tests {
         assert_eq!(fmt_float(-0.00012345), "-1.234500e-04");
         assert_eq!(fmt_float(1.5e20), "1.500000e+20");
         assert_eq!(fmt_float(0.0), "0.000000e+00");
+        assert_eq!(fmt_sci(123.456, 3), "1.235e+02");
         assert_eq!(fmt_float(f32::NAN), "NaN");
         assert_eq!(fmt_float(f32::INFINITY), "inf");
         assert_eq!(fmt_float(f32::NEG_INFINITY), "-inf");
+    }
+
+    #[test]
+    fn flow_verdicts_follow_the_thresholds() {
+        let t = Thresholds::default();
+        assert_eq!(Flow::of(1.0, t), Flow::Ok);
+        assert_eq!(Flow::of(1e-3, t), Flow::Ok);
+        assert_eq!(Flow::of(9.9e-4, t), Flow::Vanishing);
+        assert_eq!(Flow::of(1.01e3, t), Flow::Exploding);
+        assert_eq!(Flow::of(f64::NAN, t), Flow::Undefined);
+        assert_eq!(Flow::of(f64::INFINITY, t), Flow::Undefined);
     }
 }

@@ -6,7 +6,7 @@ use gradscope_model::rng::input_stream;
 use gradscope_model::{HostRng, HostTensor, Mlp, MlpWeights, NamedTensor, collect_gradients};
 
 use crate::backend::Backend;
-use crate::config::{Distribution, Experiment, InputCase, Loss};
+use crate::config::{Distribution, Experiment, InputCase, InputSource, Loss};
 
 /// Everything one input case produced.
 #[derive(Debug, Clone)]
@@ -23,6 +23,8 @@ pub struct CaseOutcome {
     pub grads: Vec<NamedTensor>,
     /// δ_l = ∂loss/∂z_l for each layer, `[batch, d_l]`.
     pub deltas: Vec<HostTensor>,
+    /// Each layer's output: a_l = φ(z_l) for hidden layers, then the network output.
+    pub layer_outputs: Vec<HostTensor>,
 }
 
 /// Everything an experiment produced.
@@ -45,10 +47,14 @@ pub enum RunError {
 /// The input of case `index` of `exp`, drawn on the host from the experiment's seed.
 pub fn draw_input(exp: &Experiment, index: usize) -> HostTensor {
     let case: &InputCase = &exp.inputs[index];
+    let distribution = match &case.source {
+        InputSource::Distribution(d) => *d,
+        InputSource::File { data, .. } => return data.clone(),
+    };
     let mut rng = HostRng::new(exp.seed, input_stream(index));
     let n = case.batch * exp.model.d_input;
     let data = (0..n)
-        .map(|_| match case.distribution {
+        .map(|_| match distribution {
             Distribution::Normal { mean, std } => rng.normal(mean, std) as f32,
             Distribution::Uniform { low, high } => rng.uniform(low, high) as f32,
             Distribution::Constant { value } => value as f32,
@@ -74,7 +80,10 @@ pub fn loss_of(loss: Loss, output: Tensor<2>) -> Tensor<1> {
 
 /// Run every input case of `exp` on `backend`.
 pub fn execute(exp: &Experiment, backend: &Backend) -> Result<Outcome, RunError> {
-    let weights = exp.model.draw_weights();
+    let weights = match &exp.weights {
+        Some(loaded) => loaded.weights.clone(),
+        None => exp.model.draw_weights(),
+    };
     let model = Mlp::from_weights(&weights, &backend.device);
     let cases = (0..exp.inputs.len())
         .map(|i| run_case(exp, &model, backend, i))
@@ -101,12 +110,17 @@ fn run_case(exp: &Experiment, model: &Mlp, backend: &Backend, index: usize) -> R
         })
         .collect::<Result<Vec<_>, _>>()?;
     let loss_value = HostTensor::from_tensor(loss).data[0];
+    let output = HostTensor::from_tensor(trace.output.detach());
+    let mut layer_outputs: Vec<HostTensor> =
+        trace.activations.into_iter().map(|a| HostTensor::from_tensor(a.detach())).collect();
+    layer_outputs.push(output.clone());
     Ok(CaseOutcome {
         name: exp.inputs[index].name.clone(),
         input,
-        output: HostTensor::from_tensor(trace.output.detach()),
+        output,
         loss: loss_value,
         grads: named,
         deltas,
+        layer_outputs,
     })
 }

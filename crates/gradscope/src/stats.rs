@@ -1,6 +1,8 @@
-//! Per-parameter gradient statistics, computed on the host from the values Burn returned.
+//! Gradient statistics, computed on the host from the values Burn returned: per parameter
+//! (`ParamStats`) and per layer (`LayerStats`, from δ = ∂loss/∂pre-activation and the
+//! activations). Non-finite values are counted apart and never enter a norm or a mean.
 
-use gradscope_model::NamedTensor;
+use gradscope_model::{HostTensor, NamedTensor};
 use serde::Serialize;
 
 use crate::report::float;
@@ -20,49 +22,201 @@ pub struct ParamStats {
     pub min: f32,
     /// Number of NaN, +inf and −inf values.
     pub nonfinite: usize,
+    /// Largest |g| over the finite values.
+    #[serde(serialize_with = "float")]
+    pub max_abs: f32,
+    /// L2 norm √Σg² over the finite values (accumulated in f64).
+    #[serde(serialize_with = "float")]
+    pub l2: f32,
+    /// Mean |g| over the finite values.
+    #[serde(serialize_with = "float")]
+    pub mean_abs: f32,
+    /// Population standard deviation over the finite values.
+    #[serde(serialize_with = "float")]
+    pub std: f32,
+    /// Fraction of all values that are exactly 0.
+    #[serde(serialize_with = "float")]
+    pub zero_fraction: f32,
+    /// Number of NaN values.
+    pub nan: usize,
+    /// Number of +inf values.
+    pub pos_inf: usize,
+    /// Number of −inf values.
+    pub neg_inf: usize,
+}
+
+/// Moments of the finite values of a slice, accumulated in f64.
+#[derive(Debug, Clone, Copy, Default)]
+struct Moments {
+    n: usize,
+    sum: f64,
+    sum_abs: f64,
+    sum_sq: f64,
+    max_abs: f64,
+}
+
+impl Moments {
+    fn of(values: &[f32]) -> Self {
+        let mut m = Self::default();
+        for &v in values.iter().filter(|v| v.is_finite()) {
+            let v = f64::from(v);
+            m.n += 1;
+            m.sum += v;
+            m.sum_abs += v.abs();
+            m.sum_sq += v * v;
+            m.max_abs = m.max_abs.max(v.abs());
+        }
+        m
+    }
+    fn mean(&self) -> f64 {
+        if self.n == 0 { 0.0 } else { self.sum / self.n as f64 }
+    }
+    fn std(&self) -> f64 {
+        if self.n == 0 { 0.0 } else { (self.sum_sq / self.n as f64 - self.mean().powi(2)).max(0.0).sqrt() }
+    }
+    fn l2(&self) -> f64 {
+        self.sum_sq.sqrt()
+    }
 }
 
 impl ParamStats {
     /// Compute the statistics of `grad`.
     pub fn of(grad: &NamedTensor) -> Self {
         let values = &grad.tensor.data;
-        let nonfinite = values.iter().filter(|v| !v.is_finite()).count();
-        let (max, min) = if values.iter().any(|v| v.is_nan()) {
+        let nan = values.iter().filter(|v| v.is_nan()).count();
+        let pos_inf = values.iter().filter(|v| **v == f32::INFINITY).count();
+        let neg_inf = values.iter().filter(|v| **v == f32::NEG_INFINITY).count();
+        let (max, min) = if nan > 0 {
             (f32::NAN, f32::NAN)
         } else {
-            values
-                .iter()
-                .fold((f32::NEG_INFINITY, f32::INFINITY), |(hi, lo), &v| (hi.max(v), lo.min(v)))
+            values.iter().fold((f32::NEG_INFINITY, f32::INFINITY), |(hi, lo), &v| (hi.max(v), lo.min(v)))
         };
-        Self { name: grad.name.clone(), shape: grad.tensor.shape.clone(), max, min, nonfinite }
+        let m = Moments::of(values);
+        let zeros = values.iter().filter(|v| **v == 0.0).count();
+        Self {
+            name: grad.name.clone(),
+            shape: grad.tensor.shape.clone(),
+            max,
+            min,
+            nonfinite: nan + pos_inf + neg_inf,
+            max_abs: m.max_abs as f32,
+            l2: m.l2() as f32,
+            mean_abs: if m.n == 0 { 0.0 } else { (m.sum_abs / m.n as f64) as f32 },
+            std: m.std() as f32,
+            zero_fraction: if values.is_empty() { 0.0 } else { zeros as f32 / values.len() as f32 },
+            nan,
+            pos_inf,
+            neg_inf,
+        }
+    }
+}
+
+/// Statistics of one layer `l`: δ_l = ∂loss/∂z_l and, for hidden layers, a_l = φ(z_l).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerStats {
+    /// Layer index from 0 (the output layer is last).
+    pub layer: usize,
+    /// Units in the layer.
+    pub width: usize,
+    /// ‖δ_l‖₂ over the finite values of the batch.
+    #[serde(serialize_with = "float")]
+    pub delta_l2: f32,
+    /// max |δ_l| over the finite values.
+    #[serde(serialize_with = "float")]
+    pub delta_max_abs: f32,
+    /// Non-finite values in δ_l.
+    pub delta_nonfinite: usize,
+    /// Fraction of units whose activation is 0 for every example of the batch (hidden layers;
+    /// 0 for the output layer, which has no activation).
+    #[serde(serialize_with = "float")]
+    pub dead_fraction: f32,
+    /// Mean of the layer's output (a_l for hidden layers, the network output for the last).
+    #[serde(serialize_with = "float")]
+    pub activation_mean: f32,
+    /// Standard deviation of the layer's output.
+    #[serde(serialize_with = "float")]
+    pub activation_std: f32,
+}
+
+impl LayerStats {
+    /// Statistics of layer `layer` from its δ `[batch, width]` and its output `[batch, width]`;
+    /// `hidden` says whether the output went through an activation.
+    pub fn of(layer: usize, delta: &HostTensor, output: &HostTensor, hidden: bool) -> Self {
+        let width = delta.shape.get(1).copied().unwrap_or(0);
+        let batch = delta.shape.first().copied().unwrap_or(0);
+        let d = Moments::of(&delta.data);
+        let a = Moments::of(&output.data);
+        let dead = if hidden && width > 0 {
+            let dead_units = (0..width).filter(|&j| (0..batch).all(|r| output.data[r * width + j] == 0.0)).count();
+            dead_units as f32 / width as f32
+        } else {
+            0.0
+        };
+        Self {
+            layer,
+            width,
+            delta_l2: d.l2() as f32,
+            delta_max_abs: d.max_abs as f32,
+            delta_nonfinite: delta.data.iter().filter(|v| !v.is_finite()).count(),
+            dead_fraction: dead,
+            activation_mean: a.mean() as f32,
+            activation_std: a.std() as f32,
+        }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use gradscope_model::HostTensor;
 
     fn named(values: Vec<f32>) -> NamedTensor {
         NamedTensor { name: "p".into(), tensor: HostTensor::new(vec![values.len()], values) }
     }
 
     #[test]
-    fn max_min_of_finite_values() {
-        let s = ParamStats::of(&named(vec![0.5, -2.0, 3.25, 0.0]));
-        assert_eq!((s.max, s.min, s.nonfinite), (3.25, -2.0, 0));
+    fn statistics_of_finite_values_against_hand_computation() {
+        // g = [3, -4, 0, 0]: max 3, min -4, max|g| 4, ‖g‖ = √(9 + 16) = 5, mean|g| = 7/4,
+        // mean = -1/4, variance = (9 + 16)/4 - 1/16 = 6.1875, zero fraction 1/2.
+        let s = ParamStats::of(&named(vec![3.0, -4.0, 0.0, 0.0]));
+        assert_eq!((s.max, s.min, s.max_abs, s.l2, s.mean_abs), (3.0, -4.0, 4.0, 5.0, 1.75));
+        assert!((f64::from(s.std) - 6.1875f64.sqrt()).abs() < 1e-6);
+        assert_eq!((s.zero_fraction, s.nonfinite, s.nan, s.pos_inf, s.neg_inf), (0.5, 0, 0, 0, 0));
     }
 
     #[test]
-    fn nan_poisons_max_and_min_and_is_counted() {
+    fn nan_poisons_max_and_min_and_is_counted_but_not_averaged() {
+        // Finite part [1, -1]: ‖·‖ = √2, mean|·| = 1.
         let s = ParamStats::of(&named(vec![1.0, f32::NAN, -1.0]));
         assert!(s.max.is_nan() && s.min.is_nan());
-        assert_eq!(s.nonfinite, 1);
+        assert_eq!((s.nonfinite, s.nan), (1, 1));
+        assert_eq!((s.l2, s.mean_abs, s.max_abs), (2f32.sqrt(), 1.0, 1.0));
     }
 
     #[test]
-    fn infinities_are_extremes_and_counted() {
-        let s = ParamStats::of(&named(vec![1.0, f32::INFINITY, f32::NEG_INFINITY, 2.0]));
-        assert_eq!((s.max, s.min, s.nonfinite), (f32::INFINITY, f32::NEG_INFINITY, 2));
+    fn infinities_are_extremes_and_counted_by_sign() {
+        let s = ParamStats::of(&named(vec![1.0, f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, 2.0]));
+        assert_eq!((s.max, s.min), (f32::INFINITY, f32::NEG_INFINITY));
+        assert_eq!((s.nonfinite, s.pos_inf, s.neg_inf, s.nan), (3, 2, 1, 0));
+        assert_eq!(s.max_abs, 2.0);
+    }
+
+    #[test]
+    fn large_values_do_not_overflow_the_norm() {
+        // 3e30² overflows f32 but not the f64 accumulator: ‖[3e30, 4e30]‖ = 5e30.
+        let s = ParamStats::of(&named(vec![3e30, 4e30]));
+        assert!((s.l2 / 5e30 - 1.0).abs() < 1e-6, "{}", s.l2);
+    }
+
+    #[test]
+    fn layer_statistics_count_dead_units_across_the_batch() {
+        // Batch of 2, width 3: unit 0 is zero in both rows (dead), unit 1 only in one.
+        let a = HostTensor::new(vec![2, 3], vec![0.0, 0.0, 1.0, 0.0, 2.0, 3.0]);
+        let d = HostTensor::new(vec![2, 3], vec![0.0, 3.0, 0.0, 0.0, 4.0, 0.0]);
+        let s = LayerStats::of(0, &d, &a, true);
+        assert_eq!((s.width, s.delta_l2, s.delta_max_abs), (3, 5.0, 4.0));
+        assert!((s.dead_fraction - 1.0 / 3.0).abs() < 1e-7);
+        assert_eq!(s.activation_mean, 1.0);
+        // Output layer: no activation, so nothing is "dead".
+        assert_eq!(LayerStats::of(1, &d, &a, false).dead_fraction, 0.0);
     }
 }

@@ -6,9 +6,15 @@ mod common;
 use std::path::Path;
 use std::process::{Command, Output};
 
+/// Run the binary in `cwd`. A `run` without `--out` gets `--no-record`, so no test writes run
+/// records into the source tree; record writing has its own tests (tests/records.rs).
 fn gradscope(args: &[&str], cwd: &Path) -> Output {
+    let mut args: Vec<&str> = args.to_vec();
+    if args.first() == Some(&"run") && !args.contains(&"--out") {
+        args.push("--no-record");
+    }
     Command::new(env!("CARGO_BIN_EXE_gradscope"))
-        .args(args)
+        .args(&args)
         .current_dir(cwd)
         .output()
         .unwrap_or_else(|e| panic!("cannot start gradscope: {e}"))
@@ -54,6 +60,8 @@ fn readme_command_runs_the_three_seed_experiments() {
         assert!(out.contains(input), "{input} missing:\n{out}");
     }
     assert!(stderr(&o).is_empty(), "stderr should be quiet: {}", stderr(&o));
+    let widest = out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
+    assert!(widest <= 100, "the table must fit in 100 columns; widest line {widest}");
 }
 
 #[test]
@@ -243,4 +251,71 @@ fn unreadable_empty_non_utf8_and_caseless_files_exit_2() {
         all.push_str(&format!("--- {file}\n{}", stderr(&o)));
     }
     insta::assert_snapshot!("unreadable_files", all);
+}
+
+#[test]
+fn hand_computed_markdown_and_csv_snapshots() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("hand.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
+    let md = gradscope(&["run", "hand.toml", "--format", "markdown"], dir.path());
+    assert_eq!(md.status.code(), Some(0), "{}", stderr(&md));
+    insta::assert_snapshot!("hand_markdown", stdout(&md));
+    let csv = gradscope(&["run", "hand.toml", "--format", "csv"], dir.path());
+    let layers = gradscope(&["run", "hand.toml", "--format", "csv", "--layers"], dir.path());
+    insta::assert_snapshot!("hand_csv", format!("{}{}", stdout(&csv), stdout(&layers)));
+    let bad = gradscope(&["run", "hand.toml", "--layers"], dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+/// The JSON schema the README documents, checked field by field: name → JSON type.
+fn check_schema(v: &serde_json::Value) {
+    use serde_json::Value::{Array, Bool, Null, Number, Object, String as Str};
+    let is_float = |x: &serde_json::Value| matches!(x, Number(_)) || matches!(x.as_str(), Some("NaN" | "inf" | "-inf"));
+    let obj = |x: &serde_json::Value, keys: &[&str]| {
+        let Object(m) = x else { panic!("not an object: {x}") };
+        let mut got: Vec<&str> = m.keys().map(String::as_str).collect();
+        got.sort();
+        let mut want = keys.to_vec();
+        want.sort();
+        assert_eq!(got, want, "fields of {x}");
+    };
+    obj(v, &["experiment", "description", "backend", "adapter", "seed", "loss", "thresholds", "cases", "all_finite", "first_nonfinite"]);
+    assert!(matches!(v["experiment"], Str(_)) && matches!(v["backend"], Str(_)) && matches!(v["loss"], Str(_)));
+    assert!(matches!(v["adapter"], Str(_) | Null) && matches!(v["first_nonfinite"], Str(_) | Null));
+    assert!(v["seed"].is_u64() && matches!(v["all_finite"], Bool(_)));
+    obj(&v["thresholds"], &["vanishing", "exploding"]);
+    let Array(cases) = &v["cases"] else { panic!("cases") };
+    for c in cases {
+        obj(c, &["input", "loss", "params", "layers", "delta_ratio", "flow"]);
+        obj(&c["input"], &["name", "shape", "distribution"]);
+        assert!(is_float(&c["loss"]) && is_float(&c["delta_ratio"]));
+        assert!(matches!(c["flow"].as_str(), Some("ok" | "vanishing" | "exploding" | "undefined")));
+        for p in c["params"].as_array().into_iter().flatten() {
+            obj(p, &["name", "shape", "max", "min", "nonfinite", "max_abs", "l2", "mean_abs", "std", "zero_fraction", "nan", "pos_inf", "neg_inf"]);
+            for k in ["max", "min", "max_abs", "l2", "mean_abs", "std", "zero_fraction"] {
+                assert!(is_float(&p[k]), "{k}: {p}");
+            }
+            for k in ["nonfinite", "nan", "pos_inf", "neg_inf"] {
+                assert!(p[k].is_u64(), "{k}: {p}");
+            }
+        }
+        for l in c["layers"].as_array().into_iter().flatten() {
+            obj(l, &["layer", "width", "delta_l2", "delta_max_abs", "delta_nonfinite", "dead_fraction", "activation_mean", "activation_std"]);
+        }
+    }
+}
+
+#[test]
+fn json_follows_the_documented_schema_for_finite_and_overflowing_runs() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("hand.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
+    let boom = HAND
+        .replace("value = 0.5", "value = 1e20")
+        .replace("input = 2\nhidden = [2]", "input = 10\nhidden = [10, 10, 10, 10]");
+    std::fs::write(dir.path().join("boom.toml"), boom).unwrap_or_else(|e| panic!("{e}"));
+    for file in ["hand.toml", "boom.toml"] {
+        let o = gradscope(&["run", file, "--format", "json", "--allow-nonfinite"], dir.path());
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+        check_schema(&v);
+    }
 }

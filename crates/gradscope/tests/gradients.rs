@@ -168,6 +168,7 @@ fn the_seed_configs_mirror_the_seed_scripts() {
     // examples 2 and 3 Dense(100) -> Dense(50) -> Dense(25) -> Dense(1); example 3 has inputs
     // [1, 10] normal, [1, 10] uniform(-1, 1) and [3, 10] normal. Keras Dense: glorot_uniform, zeros.
     use gradscope::config::Distribution::{Normal, Uniform};
+    use gradscope::config::InputSource::Distribution as Drawn;
     use gradscope_model::Initializer;
     let exps: Vec<Experiment> = seed_configs().iter().take(3).map(|p| load(p)).collect();
     let widths: Vec<Vec<usize>> = exps.iter().map(|e| e.model.widths()).collect();
@@ -178,13 +179,13 @@ fn the_seed_configs_mirror_the_seed_scripts() {
         assert_eq!(e.loss, Loss::SumSquares);
         assert!(e.description.contains("seed example"), "{}", e.description);
     }
-    let inputs: Vec<(usize, _)> = exps[2].inputs.iter().map(|c| (c.batch, c.distribution)).collect();
+    let inputs: Vec<(usize, _)> = exps[2].inputs.iter().map(|c| (c.batch, c.source.clone())).collect();
     assert_eq!(
         inputs,
         vec![
-            (1, Normal { mean: 0.0, std: 1.0 }),
-            (1, Uniform { low: -1.0, high: 1.0 }),
-            (3, Normal { mean: 0.0, std: 1.0 }),
+            (1, Drawn(Normal { mean: 0.0, std: 1.0 })),
+            (1, Drawn(Uniform { low: -1.0, high: 1.0 })),
+            (3, Drawn(Normal { mean: 0.0, std: 1.0 })),
         ]
     );
 }

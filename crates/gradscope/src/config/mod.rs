@@ -1,13 +1,16 @@
 //! Experiment configs: reading a TOML file (`raw`), validating it into an `Experiment`, and
 //! locating every problem (`source`).
 
+pub mod inputs;
 pub mod raw;
+pub mod sets;
+mod show;
 pub mod source;
 mod validate;
 
 use std::path::{Path, PathBuf};
 
-use gradscope_model::MlpConfig;
+use gradscope_model::{HostTensor, MlpConfig};
 
 pub use source::{ConfigError, Source};
 
@@ -30,11 +33,22 @@ pub struct Experiment {
     pub loss: Loss,
     /// The input cases, in file order.
     pub inputs: Vec<InputCase>,
+    /// Weights read from a file instead of drawn from the seed.
+    pub weights: Option<LoadedWeights>,
     /// The file it was read from.
     pub path: PathBuf,
 }
 
-/// One input case: `batch` rows of width `model.d_input` drawn from `distribution`.
+/// Weights read from a file (`[model] weights`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LoadedWeights {
+    /// The file, resolved against the config's directory.
+    pub path: PathBuf,
+    /// Its weights, shape-checked against the model.
+    pub weights: gradscope_model::MlpWeights,
+}
+
+/// One input case: `batch` rows of width `model.d_input`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct InputCase {
     /// Unique name.
@@ -42,7 +56,31 @@ pub struct InputCase {
     /// Number of rows.
     pub batch: usize,
     /// Where the values come from.
-    pub distribution: Distribution,
+    pub source: InputSource,
+}
+
+/// Where an input case's values come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputSource {
+    /// Drawn from the experiment's seed.
+    Distribution(Distribution),
+    /// Read from a file (already loaded and shape-checked).
+    File {
+        /// The file, resolved against the config's directory.
+        path: PathBuf,
+        /// Its values, `[batch, d_input]`.
+        data: HostTensor,
+    },
+}
+
+impl InputSource {
+    /// A short description, e.g. `normal(mean=0, std=1)` or `file(x.npy)`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Distribution(d) => d.describe(),
+            Self::File { path, .. } => format!("file({})", path.display()),
+        }
+    }
 }
 
 /// An input distribution.
@@ -113,6 +151,11 @@ impl Distribution {
 
 /// Read and validate the experiment at `path`.
 pub fn load(path: &Path) -> Result<Experiment, ConfigError> {
+    parse(read_source(path)?)
+}
+
+/// Read `path` as UTF-8 text.
+pub fn read_source(path: &Path) -> Result<Source, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
@@ -120,10 +163,56 @@ pub fn load(path: &Path) -> Result<Experiment, ConfigError> {
         let offset = e.utf8_error().valid_up_to();
         source.error(Some(offset..offset + 1), Some(""), "the file is not valid UTF-8")
     })?;
-    parse(Source { path: path.to_path_buf(), text })
+    Ok(Source { path: path.to_path_buf(), text })
 }
 
 /// Validate the experiment held in `source`.
 pub fn parse(source: Source) -> Result<Experiment, ConfigError> {
     validate::parse(&source)
+}
+
+impl Experiment {
+    /// An upper estimate of the bytes a run needs: parameters four times over (host draw,
+    /// device copy, gradients, host copy of the gradients) and, for the largest input case,
+    /// six tensors per layer output (pre-activation, activation, δ probe, δ, their gradients)
+    /// plus the input twice.
+    pub fn memory_estimate(&self) -> u128 {
+        let widths = self.model.widths();
+        let params: u128 = widths
+            .windows(2)
+            .map(|w| (w[0] as u128) * (w[1] as u128) + if self.model.bias { w[1] as u128 } else { 0 })
+            .sum();
+        let units: u128 = widths.iter().skip(1).map(|w| *w as u128).sum();
+        let batch = self.inputs.iter().map(|c| c.batch as u128).max().unwrap_or(0);
+        4 * (4 * params + 6 * batch * units + 2 * batch * self.model.d_input as u128)
+    }
+}
+
+/// Memory the machine can give a run, in bytes: `MemAvailable` from /proc/meminfo, or `None`
+/// where that cannot be read.
+pub fn available_memory() -> Option<u128> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u128 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
+}
+
+/// Refuse an experiment whose estimate exceeds `available` bytes.
+pub fn check_memory(exp: &Experiment, available: Option<u128>) -> Result<(), ConfigError> {
+    let need = exp.memory_estimate();
+    match available {
+        Some(have) if need > have => {
+            let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+            Err(ConfigError::file(
+                &exp.path,
+                format!(
+                    "this experiment needs about {:.1} GiB (parameters, gradients and activations), more than the {:.1} GiB available",
+                    gib(need),
+                    gib(have)
+                ),
+            )
+            .with_hint("make the network or batch smaller, or pass --allow-large to run it anyway"))
+        }
+        _ => Ok(()),
+    }
 }

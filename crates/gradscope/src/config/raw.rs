@@ -3,6 +3,8 @@
 //!
 //! Each field's doc comment is its reference documentation (see the README's config section).
 
+use std::collections::BTreeMap;
+
 use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
@@ -44,6 +46,9 @@ pub struct RawModel {
     /// Activation after every hidden layer: a name (`"relu"`) or a table
     /// (`{ kind = "leaky_relu", slope = 0.01 }`). Default `relu`.
     pub activation: Option<Spanned<RawNamed>>,
+    /// Per-layer exceptions to `activation`, keyed by hidden-layer index from 0:
+    /// `{ 0 = "tanh", 3 = { kind = "elu", alpha = 0.5 } }`.
+    pub activation_overrides: Option<Spanned<BTreeMap<String, Spanned<RawNamed>>>>,
     /// Whether the layers have biases. Default `true`.
     pub bias: Option<Spanned<bool>>,
     /// Kernel initialiser: a name or a table. Default `glorot_uniform` (Keras `Dense`).
@@ -52,6 +57,10 @@ pub struct RawModel {
     pub bias_init: Option<Spanned<RawNamed>>,
     /// Gain multiplying the initialisers' bound or standard deviation. Default 1.
     pub gain: Option<Spanned<f64>>,
+    /// A `.safetensors` file to take the weights from instead of drawing them: tensors
+    /// `layers.{i}.weight` `[d_in, d_out]` and `layers.{i}.bias` (a `--dump` file works);
+    /// relative to the config file's directory.
+    pub weights: Option<Spanned<String>>,
 }
 
 /// `[[inputs]]`: one input case.
@@ -60,11 +69,16 @@ pub struct RawModel {
 pub struct RawInput {
     /// Name of the case, unique in the file.
     pub name: Spanned<String>,
-    /// Number of rows (≥ 1); the input has shape `[batch, model.input]`.
-    pub batch: Spanned<i64>,
+    /// Number of rows (≥ 1); the input has shape `[batch, model.input]`. Optional with `file`
+    /// (then it must match the file's first dimension).
+    pub batch: Option<Spanned<i64>>,
     /// Where the values come from: `"normal"` (N(0,1)), or a table such as
     /// `{ kind = "uniform", low = -1.0, high = 1.0 }` or `{ kind = "constant", value = 1.0 }`.
-    pub distribution: Spanned<RawNamed>,
+    /// Give either this or `file`.
+    pub distribution: Option<Spanned<RawNamed>>,
+    /// A `.npy` file (f32 or f64, C order) or a `.safetensors` file (its tensor `input`, or its
+    /// only tensor) of shape `[batch, model.input]`; relative to the config file's directory.
+    pub file: Option<Spanned<String>>,
 }
 
 /// Something chosen by name, with optional parameters: written either as a bare string

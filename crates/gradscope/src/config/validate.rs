@@ -8,16 +8,20 @@ use toml::Spanned;
 
 use super::raw::{NAMED_PARAMS, RawExperiment, RawModel, RawNamed};
 use super::source::{did_you_mean, ConfigError, Source};
-use super::{Distribution, Experiment, InputCase, Loss};
+use super::inputs::read_input_file;
+use super::{Distribution, Experiment, InputCase, InputSource, Loss};
 use crate::backend::BackendKind;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
 const TOP_KEYS: &[&str] = &["name", "description", "seed", "backend", "model", "loss", "inputs"];
 const MODEL_KEYS: &[&str] = &[
-    "input", "hidden", "depth", "width", "output", "activation", "bias", "kernel_init", "bias_init", "gain",
+    "input", "hidden", "depth", "width", "output", "activation", "activation_overrides", "bias", "kernel_init",
+    "bias_init", "gain", "weights",
 ];
-const INPUT_KEYS: &[&str] = &["name", "batch", "distribution"];
+/// The deepest stack accepted (a guard against typos such as `depth = 10000000`).
+const MAX_DEPTH: i64 = 10_000;
+const INPUT_KEYS: &[&str] = &["name", "batch", "distribution", "file"];
 
 pub(super) fn parse(src: &Source) -> Result<Experiment> {
     if src.text.trim().is_empty() {
@@ -232,6 +236,9 @@ impl Checker<'_> {
         let d_input = self.width(&raw.input, "model.input")?;
         let d_output = self.width(&raw.output, "model.output")?;
         let hidden = match (&raw.hidden, &raw.depth, &raw.width) {
+            (Some(h), None, None) if h.get_ref().len() > MAX_DEPTH as usize => {
+                return Err(self.err(h.span(), "model.hidden", format!("at most {MAX_DEPTH} hidden layers")));
+            }
             (Some(h), None, None) => h
                 .get_ref()
                 .iter()
@@ -240,15 +247,18 @@ impl Checker<'_> {
                 .collect::<Result<Vec<_>>>()?,
             (None, Some(depth), Some(width)) => {
                 let d = *depth.get_ref();
-                if d < 0 {
-                    return Err(self.err(depth.span(), "model.depth", format!("depth must be ≥ 0, found {d}")));
+                if !(0..=MAX_DEPTH).contains(&d) {
+                    return Err(self.err(depth.span(), "model.depth", format!("depth must be 0 to {MAX_DEPTH}, found {d}")));
                 }
                 vec![self.width(width, "model.width")?; d as usize]
             }
             (Some(h), _, _) => {
                 return Err(self.err(h.span(), "model.hidden", "give either `hidden` or `depth` + `width`, not both"));
             }
-            (None, Some(d), None) => return Err(self.err(d.span(), "model.depth", "`depth` needs `width`")),
+            (None, Some(d), None) => {
+                return Err(self.err(d.span(), "model.depth", "`depth` needs `width`")
+                    .with_hint("add `width = N` (on the command line: --set model.width=N)"));
+            }
             (None, None, Some(w)) => return Err(self.err(w.span(), "model.width", "`width` needs `depth`")),
             (None, None, None) => {
                 return Err(self.err(m.span(), "model", "missing the hidden layers")
@@ -259,6 +269,20 @@ impl Checker<'_> {
             Some(a) => self.activation(a, "model.activation")?,
             None => Activation::Relu,
         };
+        let mut activations = vec![activation; hidden.len()];
+        if let Some(overrides) = &raw.activation_overrides {
+            for (layer, a) in overrides.get_ref() {
+                let key = format!("model.activation_overrides.{layer}");
+                let index = layer.parse::<usize>().ok().filter(|i| *i < hidden.len()).ok_or_else(|| {
+                    self.err(
+                        a.span(),
+                        &key,
+                        format!("`{layer}` is not a hidden-layer index; expected 0 to {}", hidden.len().saturating_sub(1)),
+                    )
+                })?;
+                activations[index] = self.activation(a, &key)?;
+            }
+        }
         let kernel_init = match &raw.kernel_init {
             Some(i) => self.initializer(i, "model.kernel_init")?,
             None => Initializer::GlorotUniform,
@@ -279,7 +303,7 @@ impl Checker<'_> {
         };
         Ok(MlpConfig {
             d_input,
-            activations: vec![activation; hidden.len()],
+            activations,
             hidden,
             d_output,
             bias: raw.bias.as_ref().is_none_or(|b| *b.get_ref()),
@@ -336,15 +360,58 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         if !seen.insert(case_name.clone()) {
             return Err(c.err(case.name.span(), &format!("{key}.name"), format!("duplicate case name `{case_name}`")));
         }
-        let batch = *case.batch.get_ref();
-        if batch < 1 {
-            return Err(c.err(case.batch.span(), &format!("{key}.batch"), format!("the batch size must be at least 1, found {batch}")));
-        }
-        inputs.push(InputCase {
-            name: case_name,
-            batch: batch as usize,
-            distribution: c.distribution(&case.distribution, &format!("{key}.distribution"))?,
-        });
+        let batch = match &case.batch {
+            Some(b) => {
+                let n = *b.get_ref();
+                if n < 1 {
+                    return Err(c.err(b.span(), &format!("{key}.batch"), format!("the batch size must be at least 1, found {n}")));
+                }
+                Some(n as usize)
+            }
+            None => None,
+        };
+        let (batch, source) = match (&case.distribution, &case.file) {
+            (Some(d), None) => {
+                let batch = batch.ok_or_else(|| {
+                    c.err(case.name.span(), &format!("{key}.batch"), "missing `batch` (the number of rows to draw)")
+                })?;
+                (batch, InputSource::Distribution(c.distribution(d, &format!("{key}.distribution"))?))
+            }
+            (None, Some(f)) => {
+                let fkey = format!("{key}.file");
+                let dir = src.path.parent().unwrap_or(std::path::Path::new(""));
+                let path = dir.join(f.get_ref());
+                let data = read_input_file(&path).map_err(|m| c.err(f.span(), &fkey, m))?;
+                let (rows, cols) = (data.shape[0], data.shape[1]);
+                if cols != model.d_input {
+                    return Err(c.err(f.span(), &fkey, format!("the file's rows have {cols} values; model.input is {}", model.d_input)));
+                }
+                if rows == 0 {
+                    return Err(c.err(f.span(), &fkey, "the file holds no rows"));
+                }
+                if let Some(b) = batch.filter(|b| *b != rows) {
+                    return Err(c.err(f.span(), &fkey, format!("the file holds {rows} row{}; batch says {b}", if rows == 1 { "" } else { "s" })));
+                }
+                (rows, InputSource::File { path, data })
+            }
+            (Some(d), Some(_)) => {
+                return Err(c.err(d.span(), &format!("{key}.distribution"), "give either `distribution` or `file`, not both"));
+            }
+            (None, None) => {
+                return Err(c.err(case.name.span(), &key, "missing `distribution` or `file`")
+                    .with_hint("e.g. distribution = \"normal\" with batch = 1, or file = \"x.npy\""));
+            }
+        };
+        inputs.push(InputCase { name: case_name, batch, source });
     }
-    Ok(Experiment { name, description, seed, backend, model, loss, inputs, path: src.path.clone() })
+    let weights = match &raw.model.get_ref().weights {
+        Some(w) => {
+            let dir = src.path.parent().unwrap_or(std::path::Path::new(""));
+            let path = dir.join(w.get_ref());
+            let weights = crate::tensors::read_weights(&path, &model).map_err(|m| c.err(w.span(), "model.weights", m))?;
+            Some(super::LoadedWeights { path, weights })
+        }
+        None => None,
+    };
+    Ok(Experiment { name, description, seed, backend, model, loss, inputs, weights, path: src.path.clone() })
 }

@@ -1,0 +1,112 @@
+//! `--set key=value`: command-line overrides applied to a config's TOML before validation,
+//! so an override is checked by exactly the code that checks the file.
+
+use std::path::Path;
+
+use toml::{Table, Value};
+
+use super::source::{did_you_mean, ConfigError, Source};
+use super::{Experiment, parse, read_source};
+
+/// Keys `--set` accepts (`N` stands for an index).
+pub const SETTABLE: &[&str] = &[
+    "name", "description", "seed", "backend", "loss",
+    "model.input", "model.hidden", "model.depth", "model.width", "model.output", "model.activation",
+    "model.activation_overrides.N", "model.bias", "model.kernel_init", "model.bias_init", "model.gain", "model.weights",
+    "inputs.N.name", "inputs.N.batch", "inputs.N.distribution", "inputs.N.file",
+];
+
+/// One parsed `--set KEY=VALUE`.
+#[derive(Debug, Clone)]
+struct Set {
+    text: String,
+    path: Vec<String>,
+    value: Value,
+}
+
+fn parse_set(file: &Path, text: &str) -> Result<Set, ConfigError> {
+    let bad = |m: String| ConfigError::file(file, format!("--set {text}: {m}"));
+    let (key, value) = text.split_once('=').ok_or_else(|| bad("expected KEY=VALUE".into()))?;
+    let key = key.trim().replace('[', ".").replace(']', "");
+    let path: Vec<String> = key.split('.').map(str::to_string).collect();
+    let pattern: Vec<&str> = path.iter().map(|p| if p.parse::<usize>().is_ok() { "N" } else { p.as_str() }).collect();
+    let pattern = pattern.join(".");
+    if !SETTABLE.contains(&pattern.as_str()) {
+        let mut e = bad(format!("unknown key `{key}`"));
+        if let Some(s) = did_you_mean(&pattern, SETTABLE.iter().copied()) {
+            e = e.with_hint(format!("did you mean `{s}`?"));
+        } else {
+            e = e.with_hint(format!("keys that can be set: {}", SETTABLE.join(", ")));
+        }
+        return Err(e);
+    }
+    // A TOML value (number, bool, array, inline table, quoted string), else a bare string.
+    let value = toml::from_str::<Table>(&format!("v = {}", value.trim()))
+        .ok()
+        .and_then(|mut t| t.remove("v"))
+        .unwrap_or_else(|| Value::String(value.trim().to_string()));
+    Ok(Set { text: text.to_string(), path, value })
+}
+
+/// Put `value` at `path` in `table`, creating tables on the way; an array of tables is entered
+/// by the index that follows its name (`inputs.1.batch`).
+fn set_in(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
+    let (head, rest) = path.split_first().ok_or("empty key")?;
+    if rest.is_empty() {
+        // `hidden` and `depth`/`width` are two ways to say one thing: one replaces the other.
+        match head.as_str() {
+            "hidden" => {
+                table.remove("depth");
+                table.remove("width");
+            }
+            "depth" | "width" => {
+                table.remove("hidden");
+            }
+            _ => {}
+        }
+        table.insert(head.clone(), value);
+        return Ok(());
+    }
+    match table.entry(head.clone()).or_insert_with(|| Value::Table(Table::new())) {
+        Value::Table(t) => set_in(t, rest, value),
+        Value::Array(items) => {
+            let (index, rest) = rest.split_first().ok_or("expected an index")?;
+            let i: usize = index.parse().map_err(|_| format!("`{index}` is not an index"))?;
+            let len = items.len();
+            match items.get_mut(i) {
+                Some(Value::Table(t)) if !rest.is_empty() => set_in(t, rest, value),
+                _ => Err(format!("there is no `{head}` entry {i} (the file has {len})")),
+            }
+        }
+        _ => Err(format!("`{head}` is not a table")),
+    }
+}
+
+/// Read `path`, apply the `--set` overrides in order, and validate the result.
+pub fn load_with_sets(path: &Path, sets: &[String]) -> Result<Experiment, ConfigError> {
+    let source = read_source(path)?;
+    if sets.is_empty() {
+        return parse(source);
+    }
+    // The file must be valid on its own, so its errors keep their own line:column.
+    parse(source.clone())?;
+    let parsed: Vec<Set> = sets.iter().map(|s| parse_set(path, s)).collect::<Result<_, _>>()?;
+    let mut table: Table = toml::from_str(&source.text).map_err(|e| ConfigError::file(path, e.message().to_string()))?;
+    for set in &parsed {
+        set_in(&mut table, &set.path, set.value.clone())
+            .map_err(|m| ConfigError::file(path, format!("--set {}: {m}", set.text)))?;
+    }
+    let text = toml::to_string(&table).map_err(|e| ConfigError::file(path, e.to_string()))?;
+    parse(Source { path: path.to_path_buf(), text }).map_err(|mut e| {
+        let culprit = parsed.iter().rev().find(|s| {
+            let key = s.path.join(".");
+            e.key.replace('[', ".").replace(']', "").starts_with(&key) || e.key.is_empty()
+        });
+        let set = culprit.map_or_else(|| sets.join(" --set "), |s| s.text.clone());
+        e.message = format!("after --set {set}: {}", e.message);
+        e.line = 0;
+        e.column = 0;
+        e.snippet = None;
+        e
+    })
+}

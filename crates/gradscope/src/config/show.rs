@@ -1,0 +1,113 @@
+//! `Experiment` → TOML with every default filled in: what `gradscope show` prints, and a file
+//! `gradscope run` accepts back unchanged.
+
+use std::fmt::Write as _;
+
+use gradscope_model::{Activation, Initializer};
+
+use super::{Distribution, Experiment, InputSource, Loss};
+
+/// A TOML float literal (Rust's `{:?}` of a finite f64 always has a `.` or an exponent).
+fn num(v: f64) -> String {
+    format!("{v:?}")
+}
+
+fn quote(s: &str) -> String {
+    // TOML basic strings share JSON's escapes for what can occur here.
+    serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
+}
+
+fn activation(a: &Activation) -> String {
+    match a {
+        Activation::LeakyRelu { slope } => format!("{{ kind = \"leaky_relu\", slope = {} }}", num(*slope)),
+        Activation::Elu { alpha } => format!("{{ kind = \"elu\", alpha = {} }}", num(*alpha)),
+        other => quote(other.name()),
+    }
+}
+
+fn initializer(i: &Initializer) -> String {
+    match i {
+        Initializer::Constant { value } => format!("{{ kind = \"constant\", value = {} }}", num(*value)),
+        Initializer::Normal { mean, std } => {
+            format!("{{ kind = \"normal\", mean = {}, std = {} }}", num(*mean), num(*std))
+        }
+        Initializer::TruncatedNormal { mean, std } => {
+            format!("{{ kind = \"truncated_normal\", mean = {}, std = {} }}", num(*mean), num(*std))
+        }
+        Initializer::Uniform { low, high } => {
+            format!("{{ kind = \"uniform\", low = {}, high = {} }}", num(*low), num(*high))
+        }
+        other => quote(other.name()),
+    }
+}
+
+fn distribution(d: &Distribution) -> String {
+    match d {
+        Distribution::Normal { mean, std } => format!("{{ kind = \"normal\", mean = {}, std = {} }}", num(*mean), num(*std)),
+        Distribution::Uniform { low, high } => format!("{{ kind = \"uniform\", low = {}, high = {} }}", num(*low), num(*high)),
+        Distribution::Constant { value } => format!("{{ kind = \"constant\", value = {} }}", num(*value)),
+    }
+}
+
+fn loss(l: &Loss) -> String {
+    match l {
+        Loss::Mse { target } => format!("{{ kind = \"mse\", target = {} }}", num(*target)),
+        other => quote(other.name()),
+    }
+}
+
+impl Experiment {
+    /// The resolved experiment as TOML, every default written out.
+    pub fn to_toml(&self) -> String {
+        let m = &self.model;
+        let mut s = String::new();
+        let _ = writeln!(s, "# Resolved from {} by `gradscope show`.", self.path.display());
+        let _ = writeln!(s, "name = {}", quote(&self.name));
+        let _ = writeln!(s, "description = {}", quote(&self.description));
+        let _ = writeln!(s, "seed = {}", self.seed);
+        if let Some(b) = self.backend {
+            let _ = writeln!(s, "backend = {}", quote(b.name()));
+        }
+        let _ = writeln!(s, "loss = {}", loss(&self.loss));
+        let _ = writeln!(s, "\n[model]");
+        let _ = writeln!(s, "input = {}", m.d_input);
+        let hidden: Vec<String> = m.hidden.iter().map(|h| h.to_string()).collect();
+        let _ = writeln!(s, "hidden = [{}]", hidden.join(", "));
+        let _ = writeln!(s, "output = {}", m.d_output);
+        let base = m.activations.first().copied().unwrap_or(Activation::Relu);
+        let _ = writeln!(s, "activation = {}", activation(&base));
+        let overrides: Vec<String> = m
+            .activations
+            .iter()
+            .enumerate()
+            .filter(|(_, a)| **a != base)
+            .map(|(i, a)| format!("{i} = {}", activation(a)))
+            .collect();
+        if !overrides.is_empty() {
+            let _ = writeln!(s, "activation_overrides = {{ {} }}", overrides.join(", "));
+        }
+        let _ = writeln!(s, "bias = {}", m.bias);
+        let _ = writeln!(s, "kernel_init = {}", initializer(&m.kernel_init));
+        let _ = writeln!(s, "bias_init = {}", initializer(&m.bias_init));
+        let _ = writeln!(s, "gain = {}", num(m.gain));
+        if let Some(w) = &self.weights {
+            let shown = std::fs::canonicalize(&w.path).unwrap_or_else(|_| w.path.clone());
+            let _ = writeln!(s, "weights = {}", quote(&shown.to_string_lossy()));
+        }
+        for case in &self.inputs {
+            let _ = writeln!(s, "\n[[inputs]]");
+            let _ = writeln!(s, "name = {}", quote(&case.name));
+            let _ = writeln!(s, "batch = {}", case.batch);
+            match &case.source {
+                InputSource::Distribution(d) => {
+                    let _ = writeln!(s, "distribution = {}", distribution(d));
+                }
+                InputSource::File { path, .. } => {
+                    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                    let _ = writeln!(s, "file = {}", quote(&shown.to_string_lossy()));
+                }
+            }
+        }
+        s
+    }
+}

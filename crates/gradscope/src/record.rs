@@ -1,0 +1,157 @@
+//! Run records: `<out>/<experiment>/<UTC time>-<backend>/` holding the resolved config, the
+//! report as JSON and markdown, and `meta.json`. A record is written into a hidden
+//! `.partial-*` directory first and renamed into place when complete, so a crash or a kill
+//! never leaves a half-written record (at worst a `.partial-*` directory, which is no record).
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+
+use crate::config::Experiment;
+use crate::render;
+use crate::report::ExperimentReport;
+
+/// The Burn version gradscope is built against (pinned in the workspace `Cargo.toml`).
+pub const BURN_VERSION: &str = "0.22.1";
+
+/// Environment variable for tests: abort the process after writing this many record files.
+pub const FAULT_ENV: &str = "GRADSCOPE_FAULT_AFTER_RECORD_FILES";
+
+/// `meta.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Meta {
+    /// gradscope's version.
+    pub gradscope_version: String,
+    /// Burn's version.
+    pub burn_version: String,
+    /// Backend name.
+    pub backend: String,
+    /// wgpu adapter, if any.
+    pub adapter: Option<String>,
+    /// The seed.
+    pub seed: u64,
+    /// When the run started, UTC, ISO 8601.
+    pub started_utc: String,
+    /// Wall time of the run in seconds.
+    pub wall_time_s: f64,
+    /// The machine's host name.
+    pub host: String,
+    /// The config file the experiment came from.
+    pub config_path: String,
+    /// The command line.
+    pub command: Vec<String>,
+}
+
+impl Meta {
+    /// Describe a run that started at `started` and took `wall`.
+    pub fn new(exp: &Experiment, report: &ExperimentReport, started: SystemTime, wall: Duration) -> Self {
+        Self {
+            gradscope_version: env!("CARGO_PKG_VERSION").to_string(),
+            burn_version: BURN_VERSION.to_string(),
+            backend: report.backend.clone(),
+            adapter: report.adapter.clone(),
+            seed: exp.seed,
+            started_utc: utc(started, true),
+            wall_time_s: wall.as_secs_f64(),
+            host: host_name(),
+            config_path: exp.path.display().to_string(),
+            command: std::env::args().collect(),
+        }
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+        .map(|s| s.trim().to_string())
+        .unwrap_or_else(|_| "unknown".to_string())
+}
+
+/// A UTC timestamp: `2026-11-29T12:45:01Z` (`iso`) or `20261129T124501Z` (for paths).
+pub fn utc(t: SystemTime, iso: bool) -> String {
+    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
+    // Civil date from days since 1970-01-01 (H. Hinnant's `civil_from_days`).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
+    if iso {
+        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    } else {
+        format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}Z")
+    }
+}
+
+fn write_file(dir: &Path, name: &str, contents: &str, written: &mut usize) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(dir.join(name))?;
+    f.write_all(contents.as_bytes())?;
+    f.sync_all()?;
+    *written += 1;
+    if let Some(n) = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse::<usize>().ok())
+        && *written >= n
+    {
+        std::process::abort();
+    }
+    Ok(())
+}
+
+/// Write the record of one run under `out`; returns the record's directory.
+pub fn write(out: &Path, exp: &Experiment, report: &ExperimentReport, meta: &Meta, started: SystemTime) -> std::io::Result<PathBuf> {
+    let parent = out.join(&exp.name);
+    std::fs::create_dir_all(&parent)?;
+    let stem = format!("{}-{}", utc(started, false), report.backend);
+    let partial = parent.join(format!(".partial-{stem}-{}", std::process::id()));
+    std::fs::create_dir_all(&partial)?;
+    let result = (|| {
+        let mut n = 0;
+        write_file(&partial, "config.toml", &exp.to_toml(), &mut n)?;
+        write_file(&partial, "report.json", &format!("{}\n", report.to_json()), &mut n)?;
+        write_file(&partial, "report.md", &render::markdown(report), &mut n)?;
+        let meta = serde_json::to_string_pretty(meta).map_err(std::io::Error::other)?;
+        write_file(&partial, "meta.json", &format!("{meta}\n"), &mut n)?;
+        // Two runs in the same second get -2, -3, ... rather than overwriting each other.
+        let mut target = parent.join(&stem);
+        let mut k = 2;
+        while target.exists() {
+            target = parent.join(format!("{stem}-{k}"));
+            k += 1;
+        }
+        std::fs::rename(&partial, &target)?;
+        Ok(target)
+    })();
+    if result.is_err() {
+        let _ = std::fs::remove_dir_all(&partial);
+    }
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn utc_formats_known_instants() {
+        // 1_700_000_000 s after the epoch is 2023-11-14 22:13:20 UTC (`date -u -d @1700000000`).
+        let t = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        assert_eq!(utc(t, true), "2023-11-14T22:13:20Z");
+        assert_eq!(utc(t, false), "20231114T221320Z");
+        // A leap day: 951_782_400 s is 2000-02-29 00:00:00 UTC.
+        assert_eq!(utc(UNIX_EPOCH + Duration::from_secs(951_782_400), true), "2000-02-29T00:00:00Z");
+        assert_eq!(utc(UNIX_EPOCH, true), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn burn_version_matches_the_workspace_pin() {
+        let manifest = include_str!("../../../Cargo.toml");
+        assert!(manifest.contains(&format!("version = \"={BURN_VERSION}\"")), "update BURN_VERSION");
+    }
+}
