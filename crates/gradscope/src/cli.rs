@@ -41,6 +41,22 @@ pub enum Command {
     List(ListArgs),
     /// Print an experiment with every default filled in, as TOML that `run` accepts.
     Show(ShowArgs),
+    /// Combine the records of sweep shards into one record and summary.
+    Merge(MergeArgs),
+}
+
+/// `gradscope merge`.
+#[derive(Debug, clap::Args)]
+pub struct MergeArgs {
+    /// Sweep record directories (from `run --shard i/n`), all of one sweep.
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
+    /// Where the merged record goes: <DIR>/<experiment>/<UTC time>-merged/.
+    #[arg(long, value_name = "DIR", default_value = "experiments/runs")]
+    pub out: PathBuf,
+    /// Summary format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
 }
 
 /// `gradscope validate`.
@@ -133,6 +149,12 @@ pub struct RunArgs {
     /// (`grad.layers.{i}.weight`, ...) and δ (`delta.layers.{i}`).
     #[arg(long, value_name = "DIR")]
     pub dump: Option<PathBuf>,
+    /// Sweeps: run only the i-th of n disjoint parts (e.g. 2/3), for job arrays.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
+    /// Sweeps: continue the sweep recorded in DIR, skipping its finished trials.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
 }
 
 /// Run the parsed command line, writing reports to `out` and diagnostics to `err`; returns the
@@ -142,6 +164,14 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Run(args) => run_experiments(&args, out, err),
         Command::Validate(args) => validate(&args, out, err),
         Command::List(args) => list(&args, out, err),
+        Command::Merge(args) => match crate::sweep::merge(&args.dirs, &args.out) {
+            Ok((dir, summary)) => {
+                let _ = writeln!(err, "note: merged sweep record written to {}", dir.display());
+                print_summary(&summary, args.format, out)
+            }
+            Err(e @ crate::sweep::SweepError::BadInput(_)) => report_error(err, &e, EXIT_BAD_INPUT),
+            Err(e) => report_error(err, &e, EXIT_FAILURE),
+        },
         Command::Show(args) => match config::sets::load_with_sets(&args.file, &args.sets) {
             Ok(exp) => match out.write_all(exp.to_toml().as_bytes()) {
                 Ok(()) => EXIT_OK,
@@ -220,8 +250,13 @@ fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<Co
     let mut experiments = Vec::new();
     let available = if args.allow_large { None } else { config::available_memory() };
     for file in files {
-        match config::sets::load_with_sets(file, &args.sets)
-            .and_then(|e| config::check_memory(&e, available).map(|()| e))
+        match config::sets::load_with_sets(file, &args.sets).and_then(|e| {
+            config::check_memory(&e, available)?;
+            for point in e.sweep.iter().flat_map(|s| &s.points) {
+                config::check_memory(&point.experiment, available)?;
+            }
+            Ok(e)
+        })
         {
             Ok(e) => experiments.push(e),
             Err(e) => errors.push(e),
@@ -275,6 +310,16 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
             },
         };
+        if let Some(sweep) = &exp.sweep {
+            match run_one_sweep(exp, sweep, &backend, args, thresholds, out, err) {
+                Ok(c) => code = code.max(c),
+                Err(c) => return c,
+            }
+            continue;
+        }
+        if args.shard.is_some() || args.resume.is_some() {
+            return report_error(err, &format!("{}: --shard and --resume apply to sweeps; this file has no [sweep]", exp.path.display()), EXIT_BAD_INPUT);
+        }
         let started = std::time::SystemTime::now();
         let clock = std::time::Instant::now();
         let outcome = match run::execute(exp, &backend) {
@@ -319,6 +364,55 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         }
     }
     code
+}
+
+fn print_summary(summary: &crate::summary::SweepSummary, format: Format, out: &mut dyn Write) -> i32 {
+    let text = match format {
+        Format::Table => crate::summary::table(summary),
+        Format::Markdown => format!("```\n{}```\n", crate::summary::table(summary)),
+        Format::Csv => crate::summary::layers_csv(summary),
+        Format::Json => format!("{}\n", serde_json::to_string(summary).unwrap_or_default()),
+    };
+    match out.write_all(text.as_bytes()) {
+        Ok(()) => EXIT_OK,
+        Err(_) => EXIT_FAILURE,
+    }
+}
+
+/// Run one sweep; `Ok(exit code)` to go on with, `Err(exit code)` to stop with.
+fn run_one_sweep(
+    exp: &Experiment,
+    sweep: &crate::config::sweep::Sweep,
+    backend: &Backend,
+    args: &RunArgs,
+    thresholds: Thresholds,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<i32, i32> {
+    use crate::sweep::{Shard, SweepError, SweepOptions};
+    if args.no_record {
+        return Err(report_error(err, &"a sweep always writes a record (its finished trials are kept there); choose where with --out DIR", EXIT_BAD_INPUT));
+    }
+    let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
+        Ok(s) => s,
+        Err(m) => return Err(report_error(err, &m, EXIT_BAD_INPUT)),
+    };
+    let opts = SweepOptions { out: &args.out, resume: args.resume.as_deref(), shard, thresholds };
+    let result = crate::sweep::run_sweep(exp, sweep, backend, &opts, err).and_then(|(dir, records)| {
+        let summary = crate::summary::summarise(&exp.name, sweep, &records);
+        crate::sweep::write_summary(&dir, &summary)?;
+        Ok((dir, summary))
+    });
+    match result {
+        Ok((dir, summary)) => {
+            let _ = writeln!(err, "note: sweep record written to {}", dir.display());
+            let code = print_summary(&summary, args.format, out);
+            let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
+            Ok(if code != EXIT_OK { code } else if nonfinite && !args.allow_nonfinite { EXIT_NONFINITE } else { EXIT_OK })
+        }
+        Err(e @ SweepError::BadInput(_)) => Err(report_error(err, &e, EXIT_BAD_INPUT)),
+        Err(e) => Err(report_error(err, &e, EXIT_FAILURE)),
+    }
 }
 
 fn report_error(err: &mut dyn Write, e: &dyn std::fmt::Display, code: i32) -> i32 {

@@ -12,4 +12,6 @@ pub mod render;
 pub mod report;
 pub mod run;
 pub mod stats;
+pub mod summary;
+pub mod sweep;
 pub mod tensors;

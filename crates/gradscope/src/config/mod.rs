@@ -6,6 +6,7 @@ pub mod raw;
 pub mod sets;
 mod show;
 pub mod source;
+pub mod sweep;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -35,6 +36,8 @@ pub struct Experiment {
     pub inputs: Vec<InputCase>,
     /// Weights read from a file instead of drawn from the seed.
     pub weights: Option<LoadedWeights>,
+    /// The sweep, when the file has a `[sweep]` table.
+    pub sweep: Option<sweep::Sweep>,
     /// The file it was read from.
     pub path: PathBuf,
 }

@@ -27,6 +27,9 @@ pub struct RawExperiment {
     pub loss: Option<Spanned<RawNamed>>,
     /// The input cases, each run through the same network (`[[inputs]]` tables).
     pub inputs: Spanned<Vec<Spanned<RawInput>>>,
+    /// A sweep: `trials = N` seeds (seed, seed+1, ...) at every point of the grid spanned by
+    /// lists of values for config keys, e.g. `"model.depth" = [2, 4, 8]`.
+    pub sweep: Option<Spanned<toml::Table>>,
 }
 
 /// `[model]`: a stack of Linear layers with an activation after each hidden layer.

@@ -24,14 +24,26 @@ struct Set {
     value: Value,
 }
 
+/// Whether `key` (dotted, indices as numbers) is a key `--set` and `[sweep]` accept.
+pub fn settable(key: &str) -> bool {
+    SETTABLE.contains(&pattern_of(key).as_str())
+}
+
+fn pattern_of(key: &str) -> String {
+    key.split('.').map(|p| if p.parse::<usize>().is_ok() { "N" } else { p }).collect::<Vec<_>>().join(".")
+}
+
 fn parse_set(file: &Path, text: &str) -> Result<Set, ConfigError> {
     let bad = |m: String| ConfigError::file(file, format!("--set {text}: {m}"));
     let (key, value) = text.split_once('=').ok_or_else(|| bad("expected KEY=VALUE".into()))?;
     let key = key.trim().replace('[', ".").replace(']', "");
-    let path: Vec<String> = key.split('.').map(str::to_string).collect();
-    let pattern: Vec<&str> = path.iter().map(|p| if p.parse::<usize>().is_ok() { "N" } else { p.as_str() }).collect();
-    let pattern = pattern.join(".");
-    if !SETTABLE.contains(&pattern.as_str()) {
+    // `sweep.trials` and `sweep.<key>`: the sweep table's keys are whole dotted keys.
+    let (path, known) = match key.strip_prefix("sweep.") {
+        Some(inner) => (vec!["sweep".to_string(), inner.to_string()], inner == "trials" || settable(inner)),
+        None => (key.split('.').map(str::to_string).collect(), settable(&key)),
+    };
+    let pattern = pattern_of(key.strip_prefix("sweep.").unwrap_or(&key));
+    if !known {
         let mut e = bad(format!("unknown key `{key}`"));
         if let Some(s) = did_you_mean(&pattern, SETTABLE.iter().copied()) {
             e = e.with_hint(format!("did you mean `{s}`?"));
@@ -50,7 +62,7 @@ fn parse_set(file: &Path, text: &str) -> Result<Set, ConfigError> {
 
 /// Put `value` at `path` in `table`, creating tables on the way; an array of tables is entered
 /// by the index that follows its name (`inputs.1.batch`).
-fn set_in(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
+pub(crate) fn set_in(table: &mut Table, path: &[String], value: Value) -> Result<(), String> {
     let (head, rest) = path.split_first().ok_or("empty key")?;
     if rest.is_empty() {
         // `hidden` and `depth`/`width` are two ways to say one thing: one replaces the other.
@@ -60,7 +72,19 @@ fn set_in(table: &mut Table, path: &[String], value: Value) -> Result<(), String
                 table.remove("width");
             }
             "depth" | "width" => {
-                table.remove("hidden");
+                // A uniform `hidden` list keeps its other half: depth = its length, width = its value.
+                if let Some(Value::Array(hidden)) = table.remove("hidden") {
+                    let uniform = hidden.first().filter(|w| hidden.iter().all(|x| x == *w)).cloned();
+                    match (head.as_str(), uniform) {
+                        ("depth", Some(width)) => {
+                            table.entry("width").or_insert(width);
+                        }
+                        ("width", _) => {
+                            table.entry("depth").or_insert(Value::Integer(hidden.len() as i64));
+                        }
+                        _ => {}
+                    }
+                }
             }
             _ => {}
         }

@@ -108,6 +108,9 @@ impl Experiment {
                 }
             }
         }
+        if let Some(sweep) = &self.sweep {
+            s.push_str(&sweep.to_toml());
+        }
         s
     }
 }

@@ -14,7 +14,7 @@ use crate::backend::BackendKind;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-const TOP_KEYS: &[&str] = &["name", "description", "seed", "backend", "model", "loss", "inputs"];
+const TOP_KEYS: &[&str] = &["name", "description", "seed", "backend", "model", "loss", "inputs", "sweep"];
 const MODEL_KEYS: &[&str] = &[
     "input", "hidden", "depth", "width", "output", "activation", "activation_overrides", "bias", "kernel_init",
     "bias_init", "gain", "weights",
@@ -413,5 +413,9 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         }
         None => None,
     };
-    Ok(Experiment { name, description, seed, backend, model, loss, inputs, weights, path: src.path.clone() })
+    let sweep = match &raw.sweep {
+        Some(table) => Some(super::sweep::expand(src, table)?),
+        None => None,
+    };
+    Ok(Experiment { name, description, seed, backend, model, loss, inputs, weights, sweep, path: src.path.clone() })
 }

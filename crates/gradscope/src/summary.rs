@@ -1,0 +1,276 @@
+//! Sweep aggregation: per grid point and input case, across trials, the median, interquartile
+//! range, min and max of each layer's ‖δ‖ and weight-gradient norm and of ‖δ_first‖/‖δ_last‖,
+//! and the number of trials with a non-finite gradient. Deterministic: trials are sorted first,
+//! so sharded-and-merged sweeps summarise exactly like unsharded ones.
+
+use std::fmt::Write as _;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::sweep::Sweep;
+use crate::report::{float, fmt_sci};
+
+/// What one trial of one input case produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// Grid point index.
+    pub point: usize,
+    /// Trial index (the seed is the experiment's seed + trial).
+    pub trial: usize,
+    /// The seed used.
+    pub seed: u64,
+    /// Input case name.
+    pub case: String,
+    /// ‖δ_l‖ per layer.
+    #[serde(serialize_with = "floats", deserialize_with = "de_floats")]
+    pub delta_l2: Vec<f32>,
+    /// ‖∂L/∂W_l‖ per layer.
+    #[serde(serialize_with = "floats", deserialize_with = "de_floats")]
+    pub weight_l2: Vec<f32>,
+    /// ‖δ_first‖ / ‖δ_last‖.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub ratio: f32,
+    /// Whether any gradient value was NaN or infinite.
+    pub nonfinite: bool,
+}
+
+fn floats<S: serde::Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for x in v {
+        if x.is_finite() { seq.serialize_element(x)? } else { seq.serialize_element(&fmt_sci(*x, 0))? }
+    }
+    seq.end()
+}
+
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum NumOrText {
+    Num(f32),
+    Text(String),
+}
+
+fn to_f32(v: NumOrText) -> f32 {
+    match v {
+        NumOrText::Num(x) => x,
+        NumOrText::Text(t) => match t.as_str() {
+            "inf" => f32::INFINITY,
+            "-inf" => f32::NEG_INFINITY,
+            _ => f32::NAN,
+        },
+    }
+}
+
+fn de_float<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    NumOrText::deserialize(d).map(to_f32)
+}
+
+fn de_floats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
+    Vec::<NumOrText>::deserialize(d).map(|v| v.into_iter().map(to_f32).collect())
+}
+
+/// Median, quartiles and range of the finite values of a sample (numpy's linear quantiles).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Spread {
+    /// Median.
+    #[serde(serialize_with = "float")]
+    pub median: f32,
+    /// First quartile.
+    #[serde(serialize_with = "float")]
+    pub q1: f32,
+    /// Third quartile.
+    #[serde(serialize_with = "float")]
+    pub q3: f32,
+    /// Minimum.
+    #[serde(serialize_with = "float")]
+    pub min: f32,
+    /// Maximum.
+    #[serde(serialize_with = "float")]
+    pub max: f32,
+}
+
+/// Linear-interpolation quantile of sorted `v` (numpy's default), `q` in [0, 1].
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+impl Spread {
+    /// The spread of the finite values of `values` (all NaN when there is none).
+    pub fn of(values: impl IntoIterator<Item = f32>) -> Self {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).map(f64::from).collect();
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| quantile(&v, p) as f32;
+        Self { median: q(0.5), q1: q(0.25), q3: q(0.75), min: q(0.0), max: q(1.0) }
+    }
+}
+
+/// The summary of one grid point and input case.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointSummary {
+    /// Grid point index.
+    pub point: usize,
+    /// The point's settings, `key=value`.
+    pub settings: Vec<String>,
+    /// Input case.
+    pub case: String,
+    /// Trials summarised.
+    pub trials: usize,
+    /// Trials with a non-finite gradient value.
+    pub nonfinite_trials: usize,
+    /// ‖δ_first‖ / ‖δ_last‖ across trials.
+    pub ratio: Spread,
+    /// ‖δ_l‖ per layer across trials.
+    pub delta_l2: Vec<Spread>,
+    /// ‖∂L/∂W_l‖ per layer across trials.
+    pub weight_l2: Vec<Spread>,
+}
+
+/// The summary of a sweep.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SweepSummary {
+    /// Experiment name.
+    pub experiment: String,
+    /// Trials per point asked for.
+    pub trials_per_point: usize,
+    /// Trials summarised in all (fewer than points × trials for an unfinished or sharded run).
+    pub trials_done: usize,
+    /// One entry per point × case, in grid order.
+    pub points: Vec<PointSummary>,
+}
+
+/// Summarise `records` (in any order) of `sweep`.
+pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> SweepSummary {
+    let mut sorted = records.to_vec();
+    let cases: Vec<String> = sweep.points.first().map(|p| p.experiment.inputs.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+    let case_index = |c: &str| cases.iter().position(|x| x == c).unwrap_or(usize::MAX);
+    sorted.sort_by(|a, b| (a.point, case_index(&a.case), a.trial).cmp(&(b.point, case_index(&b.case), b.trial)));
+    let mut points = Vec::new();
+    for (pi, point) in sweep.points.iter().enumerate() {
+        for case in &cases {
+            let trials: Vec<&TrialRecord> = sorted.iter().filter(|r| r.point == pi && &r.case == case).collect();
+            if trials.is_empty() {
+                continue;
+            }
+            let layers = trials.iter().map(|t| t.delta_l2.len()).max().unwrap_or(0);
+            let per_layer = |f: &dyn Fn(&TrialRecord) -> &Vec<f32>| {
+                (0..layers).map(|l| Spread::of(trials.iter().filter_map(|t| f(t).get(l).copied()))).collect()
+            };
+            points.push(PointSummary {
+                point: pi,
+                settings: point.settings.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                case: case.clone(),
+                trials: trials.len(),
+                nonfinite_trials: trials.iter().filter(|t| t.nonfinite).count(),
+                ratio: Spread::of(trials.iter().map(|t| t.ratio)),
+                delta_l2: per_layer(&|t| &t.delta_l2),
+                weight_l2: per_layer(&|t| &t.weight_l2),
+            });
+        }
+    }
+    SweepSummary { experiment: experiment.to_string(), trials_per_point: sweep.trials, trials_done: records.len(), points }
+}
+
+/// The summary as a table for a terminal.
+pub fn table(s: &SweepSummary) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "sweep {}: {} trial records, {} per point", s.experiment, s.trials_done, s.trials_per_point);
+    let _ = writeln!(
+        out,
+        "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}  settings",
+        "point", "case", "trials", "ratio med", "q1", "q3", "min", "max", "!fin"
+    );
+    for p in &s.points {
+        let r = &p.ratio;
+        let _ = writeln!(
+            out,
+            "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}  {}",
+            p.point,
+            p.case,
+            p.trials,
+            fmt_sci(r.median, 3),
+            fmt_sci(r.q1, 3),
+            fmt_sci(r.q3, 3),
+            fmt_sci(r.min, 3),
+            fmt_sci(r.max, 3),
+            p.nonfinite_trials,
+            p.settings.join(" ")
+        );
+    }
+    out
+}
+
+/// One CSV row per point × case × layer, with a header.
+pub fn layers_csv(s: &SweepSummary) -> String {
+    let mut out = String::from(
+        "point,settings,case,trials,nonfinite_trials,layer,delta_median,delta_q1,delta_q3,delta_min,delta_max,weight_median,weight_q1,weight_q3,weight_min,weight_max\n",
+    );
+    let n = |v: f32| if v.is_finite() { format!("{v:?}") } else { fmt_sci(v, 0) };
+    for p in &s.points {
+        for (l, (d, w)) in p.delta_l2.iter().zip(&p.weight_l2).enumerate() {
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{},{l},{},{},{},{},{},{},{},{},{},{}",
+                p.point,
+                p.settings.join(" ").replace(',', ";"),
+                p.case,
+                p.trials,
+                p.nonfinite_trials,
+                n(d.median),
+                n(d.q1),
+                n(d.q3),
+                n(d.min),
+                n(d.max),
+                n(w.median),
+                n(w.q1),
+                n(w.q3),
+                n(w.min),
+                n(w.max)
+            );
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_match_numpy_linear_interpolation() {
+        // numpy.quantile([1, 2, 3, 4], [0, .25, .5, .75, 1]) = [1, 1.75, 2.5, 3.25, 4]
+        let v = [1.0, 2.0, 3.0, 4.0];
+        let got: Vec<f64> = [0.0, 0.25, 0.5, 0.75, 1.0].iter().map(|q| quantile(&v, *q)).collect();
+        assert_eq!(got, vec![1.0, 1.75, 2.5, 3.25, 4.0]);
+    }
+
+    #[test]
+    fn spreads_skip_non_finite_values() {
+        let s = Spread::of([3.0, f32::NAN, 1.0, f32::INFINITY, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert!(Spread::of([f32::NAN]).median.is_nan());
+    }
+
+    #[test]
+    fn trial_records_round_trip_through_json_with_non_finite_values() {
+        let r = TrialRecord {
+            point: 1,
+            trial: 2,
+            seed: 9,
+            case: "x".into(),
+            delta_l2: vec![1.5, f32::INFINITY],
+            weight_l2: vec![f32::NAN, 0.25],
+            ratio: f32::NEG_INFINITY,
+            nonfinite: true,
+        };
+        let line = serde_json::to_string(&r).unwrap_or_default();
+        let back: TrialRecord = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(back.delta_l2, r.delta_l2);
+        assert!(back.weight_l2[0].is_nan() && back.weight_l2[1] == 0.25);
+        assert_eq!((back.ratio, back.point, back.trial), (f32::NEG_INFINITY, 1, 2));
+    }
+}

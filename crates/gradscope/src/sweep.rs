@@ -1,0 +1,283 @@
+//! Running sweeps: every (grid point, trial) unit on one backend, each finished trial appended
+//! durably (written and synced) to `trials.jsonl` in the sweep's record directory, so an
+//! interrupted sweep loses no finished trial; `--resume DIR` skips those, `--shard i/n` runs a
+//! disjoint part, and `merge` combines shard records into the summary of the whole sweep.
+
+use std::collections::HashSet;
+use std::io::{IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use crate::backend::Backend;
+use crate::config::sweep::Sweep;
+use crate::config::{self, Experiment};
+use crate::report::{ExperimentReport, Thresholds};
+use crate::run;
+use crate::summary::{SweepSummary, TrialRecord, summarise};
+
+/// Environment variable for tests: abort the process after this many trials of a sweep run.
+pub const FAULT_ENV: &str = "GRADSCOPE_FAULT_AFTER_TRIALS";
+
+/// `--shard i/n`: the i-th (1-based) of n disjoint parts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shard {
+    /// 1-based index.
+    pub index: usize,
+    /// Number of parts.
+    pub count: usize,
+}
+
+impl Shard {
+    /// Parse `i/n` with 1 ≤ i ≤ n.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        let bad = || format!("invalid --shard `{s}`: expected i/n with 1 ≤ i ≤ n, e.g. 2/3");
+        let (i, n) = s.split_once('/').ok_or_else(bad)?;
+        let (index, count) = (i.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
+        if index == 0 || index > count { Err(bad()) } else { Ok(Self { index, count }) }
+    }
+
+    /// Whether unit `k` (point-major, trial-minor) belongs to this shard.
+    pub fn owns(&self, k: usize) -> bool {
+        k % self.count == self.index - 1
+    }
+}
+
+/// A failure of a sweep run.
+#[derive(Debug, thiserror::Error)]
+pub enum SweepError {
+    /// The user's input (exit 2).
+    #[error("{0}")]
+    BadInput(String),
+    /// Anything else (exit 1).
+    #[error("{0}")]
+    Failure(String),
+}
+
+fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> SweepError + use<> {
+    let (what, path) = (what.to_string(), path.display().to_string());
+    move |e| SweepError::Failure(format!("cannot {what} {path}: {e}"))
+}
+
+/// The trials recorded in `dir/trials.jsonl`; a torn last line (from a kill mid-write) is
+/// dropped and the file rewritten without it.
+pub fn read_trials(dir: &Path) -> Result<Vec<TrialRecord>, SweepError> {
+    let path = dir.join("trials.jsonl");
+    let text = match std::fs::read_to_string(&path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => String::new(),
+        Err(e) => return Err(io("read", &path)(e)),
+    };
+    let mut records = Vec::new();
+    let mut good = String::new();
+    for line in text.lines() {
+        match serde_json::from_str::<TrialRecord>(line) {
+            Ok(r) => {
+                records.push(r);
+                good.push_str(line);
+                good.push('\n');
+            }
+            Err(_) => break,
+        }
+    }
+    if good.len() != text.len() {
+        let tmp = dir.join(".trials.jsonl.partial");
+        std::fs::write(&tmp, &good).map_err(io("write", &tmp))?;
+        std::fs::rename(&tmp, &path).map_err(io("replace", &path))?;
+    }
+    Ok(records)
+}
+
+fn write_atomic(path: &Path, contents: &str) -> Result<(), SweepError> {
+    let tmp = path.with_extension("partial");
+    let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
+    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(io("write", &tmp))?;
+    std::fs::rename(&tmp, path).map_err(io("rename", path))
+}
+
+/// The resolved config without its header comment, which names the file it came from.
+fn config_body(toml: &str) -> String {
+    toml.lines().filter(|l| !l.starts_with("# Resolved from")).collect::<Vec<_>>().join("\n")
+}
+
+/// How a sweep is run.
+pub struct SweepOptions<'a> {
+    /// Where the record directory is created (ignored with `resume`).
+    pub out: &'a Path,
+    /// An existing record to continue.
+    pub resume: Option<&'a Path>,
+    /// A part of the sweep.
+    pub shard: Option<Shard>,
+    /// Thresholds for the per-trial verdicts.
+    pub thresholds: Thresholds,
+}
+
+/// Run `exp`'s sweep on `backend`; returns the record directory and every trial recorded in it.
+pub fn run_sweep(
+    exp: &Experiment,
+    sweep: &Sweep,
+    backend: &Backend,
+    opts: &SweepOptions,
+    err: &mut dyn Write,
+) -> Result<(PathBuf, Vec<TrialRecord>), SweepError> {
+    let toml = exp.to_toml();
+    let dir = match opts.resume {
+        Some(dir) => {
+            let recorded = std::fs::read_to_string(dir.join("config.toml")).map_err(|e| {
+                SweepError::BadInput(format!("--resume {}: not a sweep record ({e})", dir.display()))
+            })?;
+            if config_body(&recorded) != config_body(&toml) {
+                return Err(SweepError::BadInput(format!(
+                    "--resume {}: the record is of a different config than {}",
+                    dir.display(),
+                    exp.path.display()
+                )));
+            }
+            dir.to_path_buf()
+        }
+        None => {
+            let shard = opts.shard.map_or(String::new(), |s| format!("-shard-{}-of-{}", s.index, s.count));
+            let stem = format!("{}-{}-sweep{shard}", crate::record::utc(std::time::SystemTime::now(), false), backend.kind.name());
+            let parent = opts.out.join(&exp.name);
+            let mut dir = parent.join(&stem);
+            let mut k = 2;
+            while dir.exists() {
+                dir = parent.join(format!("{stem}-{k}"));
+                k += 1;
+            }
+            std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+            write_atomic(&dir.join("config.toml"), &toml)?;
+            dir
+        }
+    };
+    let mut records = read_trials(&dir)?;
+    let cases = exp.inputs.len();
+    let done: HashSet<(usize, usize)> = {
+        let mut count = std::collections::HashMap::new();
+        for r in &records {
+            *count.entry((r.point, r.trial)).or_insert(0usize) += 1;
+        }
+        count.into_iter().filter(|(_, c)| *c >= cases).map(|(k, _)| k).collect()
+    };
+    // Drop the records of units left half done (some cases only); they are run again.
+    records.retain(|r| done.contains(&(r.point, r.trial)));
+    let todo: Vec<(usize, usize)> = (0..sweep.points.len() * sweep.trials)
+        .filter(|k| opts.shard.is_none_or(|s| s.owns(*k)))
+        .map(|k| (k / sweep.trials, k % sweep.trials))
+        .filter(|u| !done.contains(u))
+        .collect();
+    let log_path = dir.join("trials.jsonl");
+    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io("open", &log_path))?;
+    let bar = std::io::stderr().is_terminal().then(|| {
+        let bar = indicatif::ProgressBar::new(todo.len() as u64);
+        bar.set_style(
+            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} trials  {per_sec}  eta {eta}")
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        bar
+    });
+    let mut last_point = None;
+    for (i, &(point, trial)) in todo.iter().enumerate() {
+        let mut trial_exp = sweep.points[point].experiment.clone();
+        trial_exp.seed = exp.seed + trial as u64;
+        trial_exp.model.seed = trial_exp.seed;
+        let outcome = run::execute(&trial_exp, backend).map_err(|e| SweepError::Failure(e.to_string()))?;
+        let report = ExperimentReport::new(&trial_exp, backend, &outcome, opts.thresholds);
+        let mut lines = String::new();
+        for case in &report.cases {
+            let record = TrialRecord {
+                point,
+                trial,
+                seed: trial_exp.seed,
+                case: case.input.name.clone(),
+                delta_l2: case.layers.iter().map(|l| l.delta_l2).collect(),
+                weight_l2: case.params.iter().filter(|p| p.name.ends_with(".weight")).map(|p| p.l2).collect(),
+                ratio: case.delta_ratio,
+                nonfinite: case.params.iter().any(|p| p.nonfinite > 0),
+            };
+            lines.push_str(&serde_json::to_string(&record).map_err(|e| SweepError::Failure(e.to_string()))?);
+            lines.push('\n');
+            records.push(record);
+        }
+        // One write per unit, then a sync: a unit is on disk whole, or (torn) dropped on resume.
+        log.write_all(lines.as_bytes()).and_then(|()| log.sync_data()).map_err(io("append to", &log_path))?;
+        if std::env::var(FAULT_ENV).ok().and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| i + 1 >= n) {
+            std::process::abort();
+        }
+        match &bar {
+            Some(bar) => bar.inc(1),
+            None => {
+                let finished_point = todo.get(i + 1).is_none_or(|next| next.0 != point);
+                if finished_point && last_point != Some(point) {
+                    let _ = writeln!(err, "sweep: point {}/{} done: {}", point + 1, sweep.points.len(), sweep.points[point].label());
+                    last_point = Some(point);
+                }
+            }
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok((dir, records))
+}
+
+/// Write the summary files of a sweep record.
+pub fn write_summary(dir: &Path, summary: &SweepSummary) -> Result<(), SweepError> {
+    let json = serde_json::to_string_pretty(summary).map_err(|e| SweepError::Failure(e.to_string()))?;
+    write_atomic(&dir.join("summary.json"), &format!("{json}\n"))?;
+    write_atomic(&dir.join("summary.csv"), &crate::summary::layers_csv(summary))?;
+    write_atomic(&dir.join("summary.txt"), &crate::summary::table(summary))
+}
+
+/// Combine sweep records (shards of one sweep) into a new record under `out`; returns its
+/// directory and summary.
+pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), SweepError> {
+    let first = dirs.first().ok_or_else(|| SweepError::BadInput("merge needs at least one record directory".into()))?;
+    let config_path = first.join("config.toml");
+    let exp = config::load(&config_path).map_err(|e| SweepError::BadInput(format!("{}: {e}", first.display())))?;
+    let sweep = exp.sweep.clone().ok_or_else(|| SweepError::BadInput(format!("{} is not a sweep record", first.display())))?;
+    let body = config_body(&std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?);
+    let mut seen = HashSet::new();
+    let mut records = Vec::new();
+    for dir in dirs {
+        let path = dir.join("config.toml");
+        let other = std::fs::read_to_string(&path).map_err(|e| SweepError::BadInput(format!("{}: not a sweep record ({e})", dir.display())))?;
+        if config_body(&other) != body {
+            return Err(SweepError::BadInput(format!("{} is a record of a different sweep than {}", dir.display(), first.display())));
+        }
+        for r in read_trials(dir)? {
+            if seen.insert((r.point, r.trial, r.case.clone())) {
+                records.push(r);
+            }
+        }
+    }
+    records.sort_by(|a, b| (a.point, a.trial, &a.case).cmp(&(b.point, b.trial, &b.case)));
+    let summary = summarise(&exp.name, &sweep, &records);
+    let stem = format!("{}-merged", crate::record::utc(std::time::SystemTime::now(), false));
+    let parent = out.join(&exp.name);
+    let mut dir = parent.join(&stem);
+    let mut k = 2;
+    while dir.exists() {
+        dir = parent.join(format!("{stem}-{k}"));
+        k += 1;
+    }
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    write_atomic(&dir.join("config.toml"), &std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?)?;
+    let lines: String = records.iter().filter_map(|r| serde_json::to_string(r).ok()).map(|l| l + "\n").collect();
+    write_atomic(&dir.join("trials.jsonl"), &lines)?;
+    write_summary(&dir, &summary)?;
+    Ok((dir, summary))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shards_partition_the_units() {
+        let shards: Vec<Shard> = (1..=3).map(|i| Shard { index: i, count: 3 }).collect();
+        for k in 0..20 {
+            assert_eq!(shards.iter().filter(|s| s.owns(k)).count(), 1);
+        }
+        assert!(Shard::parse("0/3").is_err() && Shard::parse("4/3").is_err() && Shard::parse("x").is_err());
+        assert_eq!(Shard::parse("2/3"), Ok(Shard { index: 2, count: 3 }));
+    }
+}

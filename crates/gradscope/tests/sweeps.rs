@@ -1,0 +1,195 @@
+//! Sweeps: the measured layer-to-layer decay of δ matches mean-field theory; sharded and merged
+//! equals unsharded exactly; a killed sweep resumes to the identical result.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use gradscope::backend::{self, BackendKind};
+use gradscope::config::{self, Source};
+use gradscope::report::Thresholds;
+use gradscope::summary::TrialRecord;
+use gradscope::sweep::{SweepOptions, run_sweep};
+
+#[test]
+fn delta_decay_per_layer_matches_mean_field_theory() {
+    // For a hidden layer l of width n fed to a layer l+1 of width n:
+    //   E‖δ_l‖² = n · σ_w² · E[φ'(z)²] · ‖δ_{l+1}‖²   (δ_l = (W_{l+1} δ_{l+1}) ⊙ φ'(z_l)).
+    // relu: E[φ'²] = P(z > 0) = 1/2. he_normal: σ_w² = 2/n -> ratio 1. glorot_uniform with
+    // equal fans: σ_w² = 2/(n + n) = 1/n -> ratio 1/2. tanh: φ'² ≤ 1 -> ratio ≤ 1 under glorot;
+    // sigmoid: φ' ≤ 1/4 -> ratio ≤ 1/16 under glorot.
+    let text = r#"
+name = "theory"
+description = "Mean-field check: width 256, depth 16"
+seed = 1000
+[model]
+input = 256
+depth = 16
+width = 256
+output = 1
+[[inputs]]
+name = "x"
+batch = 1
+distribution = "normal"
+[sweep]
+trials = 20
+"model.activation" = ["relu", "tanh", "sigmoid"]
+"model.kernel_init" = ["he_normal", "glorot_uniform"]
+"#;
+    let exp = config::parse(Source { path: "theory.toml".into(), text: text.into() }).unwrap_or_else(|e| panic!("{e}"));
+    let sweep = exp.sweep.clone().unwrap_or_else(|| panic!("no sweep"));
+    let backend = backend::open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
+    let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let opts = SweepOptions { out: out.path(), resume: None, shard: None, thresholds: Thresholds::default() };
+    let (_, records) = run_sweep(&exp, &sweep, &backend, &opts, &mut std::io::sink()).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(records.len(), 6 * 20);
+    let mean_ratio = |point: usize| {
+        let ratios: Vec<f64> = records
+            .iter()
+            .filter(|r| r.point == point)
+            .flat_map(|r| (0..15).map(move |l| (f64::from(r.delta_l2[l]) / f64::from(r.delta_l2[l + 1])).powi(2)))
+            .collect();
+        ratios.iter().sum::<f64>() / ratios.len() as f64
+    };
+    let point = |act: &str, init: &str| {
+        sweep
+            .points
+            .iter()
+            .position(|p| p.settings.iter().any(|(_, v)| v == &format!("\"{act}\"")) && p.settings.iter().any(|(_, v)| v == &format!("\"{init}\"")))
+            .unwrap_or_else(|| panic!("no point {act}/{init}"))
+    };
+    let relu_he = mean_ratio(point("relu", "he_normal"));
+    let relu_glorot = mean_ratio(point("relu", "glorot_uniform"));
+    let tanh_glorot = mean_ratio(point("tanh", "glorot_uniform"));
+    let sigmoid_glorot = mean_ratio(point("sigmoid", "glorot_uniform"));
+    assert!((relu_he - 1.0).abs() <= 0.05, "relu/he_normal: {relu_he}");
+    assert!((relu_glorot - 0.5).abs() <= 0.05 * 0.5, "relu/glorot_uniform: {relu_glorot}");
+    assert!(tanh_glorot <= 1.0, "tanh/glorot_uniform: {tanh_glorot}");
+    assert!(sigmoid_glorot <= 1.0 / 16.0, "sigmoid/glorot_uniform: {sigmoid_glorot}");
+}
+
+const SMALL: &str = r#"name = "small-sweep"
+description = "A small sweep for the shard and resume tests"
+seed = 5
+[model]
+input = 6
+depth = 3
+width = 8
+output = 2
+[[inputs]]
+name = "a"
+batch = 2
+distribution = "normal"
+[[inputs]]
+name = "b"
+batch = 1
+distribution = { kind = "uniform", low = -1.0, high = 1.0 }
+[sweep]
+trials = 7
+"model.activation" = ["relu", "tanh"]
+"model.depth" = [2, 5]
+"#;
+
+fn gradscope(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradscope"));
+    cmd.args(args).current_dir(cwd);
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    cmd.output().unwrap_or_else(|e| panic!("cannot start gradscope: {e}"))
+}
+
+fn record_dirs(base: &Path) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(base.join("small-sweep"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+fn read(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+#[test]
+fn sharded_and_merged_equals_unsharded_exactly() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
+    let whole = gradscope(&["run", "s.toml", "--out", "whole", "--format", "json"], dir.path(), &[]);
+    assert_eq!(whole.status.code(), Some(0), "{}", String::from_utf8_lossy(&whole.stderr));
+    for i in 1..=3 {
+        let o = gradscope(&["run", "s.toml", "--out", "shards", "--shard", &format!("{i}/3")], dir.path(), &[]);
+        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let shards = record_dirs(&dir.path().join("shards"));
+    assert_eq!(shards.len(), 3);
+    let shard_args: Vec<String> = shards.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let mut args = vec!["merge", "--out", "merged", "--format", "json"];
+    args.extend(shard_args.iter().map(String::as_str));
+    let merged = gradscope(&args, dir.path(), &[]);
+    assert_eq!(merged.status.code(), Some(0), "{}", String::from_utf8_lossy(&merged.stderr));
+    assert_eq!(merged.stdout, whole.stdout, "merged summary equals the unsharded one");
+    let w = &record_dirs(&dir.path().join("whole"))[0];
+    let m = &record_dirs(&dir.path().join("merged"))[0];
+    assert_eq!(read(&w.join("summary.json")), read(&m.join("summary.json")));
+    let v: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["trials_done"], 4 * 7 * 2, "4 points x 7 trials x 2 cases");
+}
+
+#[test]
+fn a_killed_sweep_resumes_to_the_identical_result() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
+    let whole = gradscope(&["run", "s.toml", "--out", "whole", "--format", "json"], dir.path(), &[]);
+    // Killed after 11 of 28 trials, then a torn half line as a kill mid-write would leave.
+    let killed = gradscope(&["run", "s.toml", "--out", "killed"], dir.path(), &[("GRADSCOPE_FAULT_AFTER_TRIALS", "11")]);
+    assert_ne!(killed.status.code(), Some(0));
+    let rec = record_dirs(&dir.path().join("killed"))[0].clone();
+    let log = rec.join("trials.jsonl");
+    let before: Vec<TrialRecord> = read(&log).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
+    assert_eq!(before.len(), 11 * 2, "every finished trial (2 cases each) is on disk");
+    assert!(!rec.join("summary.json").exists(), "no summary from an unfinished sweep");
+    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap_or_else(|e| panic!("{e}"));
+    std::io::Write::write_all(&mut f, b"{\"point\":3,\"trial\":1,\"se").unwrap_or_else(|e| panic!("{e}"));
+    let resumed = gradscope(&["run", "s.toml", "--resume", &rec.to_string_lossy(), "--format", "json"], dir.path(), &[]);
+    assert_eq!(resumed.status.code(), Some(0), "{}", String::from_utf8_lossy(&resumed.stderr));
+    assert_eq!(resumed.stdout, whole.stdout);
+    let w = &record_dirs(&dir.path().join("whole"))[0];
+    assert_eq!(read(&w.join("summary.json")), read(&rec.join("summary.json")));
+    // Resuming a record of another config is refused.
+    let other = SMALL.replace("trials = 7", "trials = 8");
+    std::fs::write(dir.path().join("other.toml"), other).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["run", "other.toml", "--resume", &rec.to_string_lossy()], dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn set_overrides_sweep_lists_and_bad_sweeps_are_bad_input() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(
+        &["run", "s.toml", "--out", "o", "--format", "json", "--set", "sweep.model.depth=[1]", "--set", "sweep.trials=2"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["trials_done"], 2 * 2 * 2, "2 activations x 1 depth x 2 trials x 2 cases");
+    let mut all = String::new();
+    for (name, edit) in [
+        ("unknown_key", "\"model.dpeth\" = [2]"),
+        ("not_a_list", "\"model.width\" = 4"),
+        ("empty_list", "\"model.width\" = []"),
+        ("bad_point", "\"model.width\" = [4, 0]"),
+        ("zero_trials", "trials = 0"),
+    ] {
+        let text = SMALL.replace("\"model.depth\" = [2, 5]", edit).replace("trials = 7\n", if edit.starts_with("trials") { "" } else { "trials = 7\n" });
+        std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap_or_else(|e| panic!("{e}"));
+        let o = gradscope(&["run", &format!("{name}.toml"), "--out", "o"], dir.path(), &[]);
+        assert_eq!(o.status.code(), Some(2), "{name}");
+        all.push_str(&format!("--- {name}\n{}", String::from_utf8_lossy(&o.stderr)));
+    }
+    insta::assert_snapshot!("bad_sweeps", all);
+}
