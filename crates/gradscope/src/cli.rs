@@ -155,6 +155,10 @@ pub struct RunArgs {
     /// Sweeps: continue the sweep recorded in DIR, skipping its finished trials.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Also write the markdown report as a notebook page DIR/<experiment>.md (with
+    /// DIR/<experiment>.svg for a sweep), headed by the command that regenerates it.
+    #[arg(long, value_name = "DIR")]
+    pub notebook: Option<PathBuf>,
 }
 
 /// Run the parsed command line, writing reports to `out` and diagnostics to `err`; returns the
@@ -327,6 +331,12 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             Err(e) => return report_error(err, &format!("{}: {e}", exp.path.display()), EXIT_FAILURE),
         };
         let report = ExperimentReport::new(exp, &backend, &outcome, thresholds);
+        if let Some(nb) = &args.notebook {
+            let command = regenerate_command(exp, args, nb);
+            if let Err(e) = crate::sweep::write_notebook_page(nb, &exp.name, &command, &render::markdown(&report), None) {
+                return report_error(err, &e, EXIT_FAILURE);
+            }
+        }
         if let Some(dir) = &args.dump {
             let dir = if experiments.len() > 1 { dir.join(&exp.name) } else { dir.clone() };
             if let Err(e) = crate::tensors::dump(&dir, exp, backend.kind.name(), &outcome) {
@@ -366,10 +376,27 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     code
 }
 
+/// The command that writes a notebook page again: the config, its `--set`s and flags that
+/// change what is computed.
+fn regenerate_command(exp: &Experiment, args: &RunArgs, nb: &Path) -> String {
+    let mut c = format!("gradscope run {}", exp.path.display());
+    if let Some(b) = args.backend {
+        c.push_str(&format!(" --backend {}", b.name()));
+    }
+    for s in &args.sets {
+        c.push_str(&format!(" --set '{s}'"));
+    }
+    if args.allow_nonfinite {
+        c.push_str(" --allow-nonfinite");
+    }
+    c.push_str(&format!(" --notebook {}", nb.display()));
+    c
+}
+
 fn print_summary(summary: &crate::summary::SweepSummary, format: Format, out: &mut dyn Write) -> i32 {
     let text = match format {
         Format::Table => crate::summary::table(summary),
-        Format::Markdown => format!("```\n{}```\n", crate::summary::table(summary)),
+        Format::Markdown => crate::summary::markdown(summary, "sweep.svg"),
         Format::Csv => crate::summary::layers_csv(summary),
         Format::Json => format!("{}\n", serde_json::to_string(summary).unwrap_or_default()),
     };
@@ -406,6 +433,14 @@ fn run_one_sweep(
     match result {
         Ok((dir, summary)) => {
             let _ = writeln!(err, "note: sweep record written to {}", dir.display());
+            if let Some(nb) = &args.notebook {
+                let svg = crate::plot::svg(&summary);
+                let body = crate::summary::markdown(&summary, &format!("{}.svg", exp.name));
+                let command = regenerate_command(exp, args, nb);
+                if let Err(e) = crate::sweep::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg)) {
+                    return Err(report_error(err, &e, EXIT_FAILURE));
+                }
+            }
             let code = print_summary(&summary, args.format, out);
             let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
             Ok(if code != EXIT_OK { code } else if nonfinite && !args.allow_nonfinite { EXIT_NONFINITE } else { EXIT_OK })

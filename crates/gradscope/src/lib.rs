@@ -7,6 +7,7 @@
 pub mod backend;
 pub mod cli;
 pub mod config;
+pub mod plot;
 pub mod record;
 pub mod render;
 pub mod report;

@@ -171,8 +171,12 @@ impl ExperimentReport {
                     .enumerate()
                     .map(|(l, (d, a))| LayerStats::of(l, d, a, l < last))
                     .collect();
+                // A δ holding NaN or inf has no meaningful norm: the ratio is then undefined
+                // (its finite part alone could read as "vanishing").
                 let ratio = match (layers.first(), layers.last()) {
-                    (Some(f), Some(l)) if l.delta_l2 > 0.0 => f64::from(f.delta_l2) / f64::from(l.delta_l2),
+                    (Some(f), Some(l)) if l.delta_l2 > 0.0 && f.delta_nonfinite == 0 && l.delta_nonfinite == 0 => {
+                        f64::from(f.delta_l2) / f64::from(l.delta_l2)
+                    }
                     _ => f64::NAN,
                 };
                 CaseReport {

@@ -204,6 +204,41 @@ pub fn table(s: &SweepSummary) -> String {
     out
 }
 
+/// The summary as markdown, with the picture `svg` (a path relative to the page) embedded.
+pub fn markdown(s: &SweepSummary, svg: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## {} (sweep)\n", s.experiment);
+    let _ = writeln!(out, "{} trial records, {} trials per grid point.\n", s.trials_done, s.trials_per_point);
+    let _ = writeln!(out, "![‖δ_l‖ by layer: median and interquartile range over trials]({svg})\n");
+    let _ = writeln!(
+        out,
+        "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | ‖δ_first‖ median | ‖δ_last‖ median |"
+    );
+    let _ = writeln!(out, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for p in &s.points {
+        let r = &p.ratio;
+        let first = p.delta_l2.first().map_or(f32::NAN, |d| d.median);
+        let last = p.delta_l2.last().map_or(f32::NAN, |d| d.median);
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.point,
+            p.settings.join(" "),
+            p.case,
+            p.trials,
+            p.nonfinite_trials,
+            fmt_sci(r.median, 3),
+            fmt_sci(r.q1, 3),
+            fmt_sci(r.q3, 3),
+            fmt_sci(r.min, 3),
+            fmt_sci(r.max, 3),
+            fmt_sci(first, 3),
+            fmt_sci(last, 3)
+        );
+    }
+    out
+}
+
 /// One CSV row per point × case × layer, with a header.
 pub fn layers_csv(s: &SweepSummary) -> String {
     let mut out = String::from(

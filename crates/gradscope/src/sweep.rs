@@ -224,7 +224,22 @@ pub fn write_summary(dir: &Path, summary: &SweepSummary) -> Result<(), SweepErro
     let json = serde_json::to_string_pretty(summary).map_err(|e| SweepError::Failure(e.to_string()))?;
     write_atomic(&dir.join("summary.json"), &format!("{json}\n"))?;
     write_atomic(&dir.join("summary.csv"), &crate::summary::layers_csv(summary))?;
-    write_atomic(&dir.join("summary.txt"), &crate::summary::table(summary))
+    write_atomic(&dir.join("summary.txt"), &crate::summary::table(summary))?;
+    write_atomic(&dir.join("sweep.svg"), &crate::plot::svg(summary))?;
+    write_atomic(&dir.join("report.md"), &crate::summary::markdown(summary, "sweep.svg"))
+}
+
+/// Write a notebook page `dir/<experiment>.md` (and `dir/<experiment>.svg` for a sweep) that
+/// says the command that regenerates it.
+pub fn write_notebook_page(dir: &Path, experiment: &str, command: &str, body: &str, svg: Option<&str>) -> Result<PathBuf, SweepError> {
+    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
+    if let Some(svg) = svg {
+        write_atomic(&dir.join(format!("{experiment}.svg")), svg)?;
+    }
+    let page = dir.join(format!("{experiment}.md"));
+    let text = format!("<!-- Written by gradscope; do not edit. -->\n\nRegenerate: `{command}`\n\n{body}");
+    write_atomic(&page, &text)?;
+    Ok(page)
 }
 
 /// Combine sweep records (shards of one sweep) into a new record under `out`; returns its

@@ -133,6 +133,10 @@ fn validate_and_list() {
     let o = gradscope(&["validate", "configs"], &root);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     assert_eq!(text(&o.stdout).lines().filter(|l| l.starts_with("ok  ")).count(), common::seed_configs().len());
+    // The predefined sweeps and counterexamples are valid too.
+    let o = gradscope(&["validate", "configs/sweeps", "configs/counterexamples"], &root);
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    assert_eq!(text(&o.stdout).lines().filter(|l| l.starts_with("ok  ")).count(), 3);
     let l = gradscope(&["list"], &root);
     assert_eq!(l.status.code(), Some(0));
     let listing = text(&l.stdout);
