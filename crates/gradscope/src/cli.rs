@@ -427,7 +427,7 @@ fn run_one_sweep(
     let opts = SweepOptions { out: &args.out, resume: args.resume.as_deref(), shard, thresholds };
     let result = crate::sweep::run_sweep(exp, sweep, backend, &opts, err).and_then(|(dir, records)| {
         let summary = crate::summary::summarise(&exp.name, sweep, &records);
-        crate::sweep::write_summary(&dir, &summary)?;
+        crate::sweep::write_summary(&dir, &summary, &records)?;
         Ok((dir, summary))
     });
     match result {

@@ -239,6 +239,22 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
     out
 }
 
+/// Every trial as CSV, one row per trial × case × layer, with a header (long format: grid
+/// points of different depths have different layer counts).
+pub fn trials_csv(records: &[TrialRecord]) -> String {
+    let mut sorted = records.to_vec();
+    sorted.sort_by(|a, b| (a.point, a.trial, &a.case).cmp(&(b.point, b.trial, &b.case)));
+    let n = |v: f32| if v.is_finite() { format!("{v:?}") } else { fmt_sci(v, 0) };
+    let mut out = String::from("point,trial,seed,case,layer,delta_l2,weight_l2,ratio,nonfinite\n");
+    for r in &sorted {
+        for (l, d) in r.delta_l2.iter().enumerate() {
+            let w = r.weight_l2.get(l).copied().unwrap_or(f32::NAN);
+            let _ = writeln!(out, "{},{},{},{},{l},{},{},{},{}", r.point, r.trial, r.seed, r.case, n(*d), n(w), n(r.ratio), r.nonfinite);
+        }
+    }
+    out
+}
+
 /// One CSV row per point × case × layer, with a header.
 pub fn layers_csv(s: &SweepSummary) -> String {
     let mut out = String::from(

@@ -219,8 +219,9 @@ pub fn run_sweep(
     Ok((dir, records))
 }
 
-/// Write the summary files of a sweep record.
-pub fn write_summary(dir: &Path, summary: &SweepSummary) -> Result<(), SweepError> {
+/// Write the summary files of a sweep record (`records`: every trial, for `trials.csv`).
+pub fn write_summary(dir: &Path, summary: &SweepSummary, records: &[TrialRecord]) -> Result<(), SweepError> {
+    write_atomic(&dir.join("trials.csv"), &crate::summary::trials_csv(records))?;
     let json = serde_json::to_string_pretty(summary).map_err(|e| SweepError::Failure(e.to_string()))?;
     write_atomic(&dir.join("summary.json"), &format!("{json}\n"))?;
     write_atomic(&dir.join("summary.csv"), &crate::summary::layers_csv(summary))?;
@@ -278,7 +279,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), Sw
     write_atomic(&dir.join("config.toml"), &std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?)?;
     let lines: String = records.iter().filter_map(|r| serde_json::to_string(r).ok()).map(|l| l + "\n").collect();
     write_atomic(&dir.join("trials.jsonl"), &lines)?;
-    write_summary(&dir, &summary)?;
+    write_summary(&dir, &summary, &records)?;
     Ok((dir, summary))
 }
 

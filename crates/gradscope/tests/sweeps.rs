@@ -134,6 +134,12 @@ fn sharded_and_merged_equals_unsharded_exactly() {
     let w = &record_dirs(&dir.path().join("whole"))[0];
     let m = &record_dirs(&dir.path().join("merged"))[0];
     assert_eq!(read(&w.join("summary.json")), read(&m.join("summary.json")));
+    assert_eq!(read(&w.join("trials.csv")), read(&m.join("trials.csv")), "every trial, in CSV");
+    for file in ["config.toml", "trials.jsonl", "summary.csv", "report.md", "sweep.svg"] {
+        assert!(w.join(file).exists(), "the sweep record lacks {file}");
+    }
+    // 4 points x 7 trials x 2 cases x (depth + 1) layers, plus the header.
+    assert_eq!(read(&w.join("trials.csv")).lines().count(), 1 + 7 * 2 * (2 * 3 + 2 * 6));
     let v: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["trials_done"], 4 * 7 * 2, "4 points x 7 trials x 2 cases");
 }
