@@ -83,7 +83,9 @@ impl Initializer {
                 Self::Constant { value } => (gain * value) as f32,
                 Self::Normal { mean, std } => rng.normal(mean, gain * std) as f32,
                 Self::Uniform { low, high } => (gain * rng.uniform(low, high)) as f32,
-                Self::TruncatedNormal { mean, std } => rng.truncated_normal(mean, gain * std) as f32,
+                Self::TruncatedNormal { mean, std } => {
+                    rng.truncated_normal(mean, gain * std) as f32
+                }
                 Self::GlorotUniform => uniform(gain * (6.0 / fan_avg_2).sqrt(), rng),
                 Self::GlorotNormal => truncated(gain * (2.0 / fan_avg_2).sqrt(), rng),
                 Self::HeUniform => uniform(gain * (6.0 / fan_in).sqrt(), rng),
@@ -134,7 +136,10 @@ mod tests {
     #[test]
     fn glorot_uniform_bound_is_keras_limit() {
         // Keras: limit = sqrt(6 / (fan_in + fan_out)) = sqrt(6 / 110) for a 10 x 100 kernel.
-        let fans = Fans { fan_in: 10, fan_out: 100 };
+        let fans = Fans {
+            fan_in: 10,
+            fan_out: 100,
+        };
         let limit = (6.0f64 / 110.0).sqrt();
         let xs = draw(Initializer::GlorotUniform, fans);
         let max = xs.iter().cloned().fold(f64::MIN, f64::max);
@@ -149,7 +154,10 @@ mod tests {
     #[test]
     fn he_normal_is_truncated_with_keras_std() {
         // Keras he_normal: truncated normal whose *final* std is sqrt(2 / fan_in).
-        let fans = Fans { fan_in: 50, fan_out: 25 };
+        let fans = Fans {
+            fan_in: 50,
+            fan_out: 25,
+        };
         let target = (2.0f64 / 50.0).sqrt();
         let xs = draw(Initializer::HeNormal, fans);
         let s = std_of(&xs);
@@ -161,7 +169,10 @@ mod tests {
     #[test]
     fn burn_default_bound_is_sqrt_one_over_fan_in() {
         // KaimingUniform: bound = gain * sqrt(3 / fan_in) with gain = 1/sqrt(3) -> sqrt(1/fan_in).
-        let fans = Fans { fan_in: 16, fan_out: 4 };
+        let fans = Fans {
+            fan_in: 16,
+            fan_out: 4,
+        };
         let xs = draw(Initializer::BurnDefault, fans);
         let max = xs.iter().cloned().fold(f64::MIN, f64::max);
         assert!(max < 0.25 && max > 0.2495, "{max}");
@@ -175,52 +186,132 @@ mod tests {
     /// errors) and bounds against its formula, for a 64 x 32 kernel.
     #[test]
     fn random_initialisers_follow_their_formulas() {
-        let fans = Fans { fan_in: 64, fan_out: 32 };
+        let fans = Fans {
+            fan_in: 64,
+            fan_out: 32,
+        };
         let (fi, fo) = (64.0f64, 32.0f64);
         let t = TRUNCATED_NORMAL_STD;
         // (initialiser, expected std, bound on |x - mean|)
         let cases = [
-            (Initializer::GlorotUniform, (6.0 / (fi + fo)).sqrt() / 3f64.sqrt(), (6.0 / (fi + fo)).sqrt()),
-            (Initializer::GlorotNormal, (2.0 / (fi + fo)).sqrt(), 2.0 * (2.0 / (fi + fo)).sqrt() / t),
-            (Initializer::HeUniform, (6.0 / fi).sqrt() / 3f64.sqrt(), (6.0 / fi).sqrt()),
-            (Initializer::HeNormal, (2.0 / fi).sqrt(), 2.0 * (2.0 / fi).sqrt() / t),
-            (Initializer::LecunUniform, (3.0 / fi).sqrt() / 3f64.sqrt(), (3.0 / fi).sqrt()),
-            (Initializer::LecunNormal, (1.0 / fi).sqrt(), 2.0 * (1.0 / fi).sqrt() / t),
-            (Initializer::BurnDefault, (1.0 / fi).sqrt() / 3f64.sqrt(), (1.0 / fi).sqrt()),
+            (
+                Initializer::GlorotUniform,
+                (6.0 / (fi + fo)).sqrt() / 3f64.sqrt(),
+                (6.0 / (fi + fo)).sqrt(),
+            ),
+            (
+                Initializer::GlorotNormal,
+                (2.0 / (fi + fo)).sqrt(),
+                2.0 * (2.0 / (fi + fo)).sqrt() / t,
+            ),
+            (
+                Initializer::HeUniform,
+                (6.0 / fi).sqrt() / 3f64.sqrt(),
+                (6.0 / fi).sqrt(),
+            ),
+            (
+                Initializer::HeNormal,
+                (2.0 / fi).sqrt(),
+                2.0 * (2.0 / fi).sqrt() / t,
+            ),
+            (
+                Initializer::LecunUniform,
+                (3.0 / fi).sqrt() / 3f64.sqrt(),
+                (3.0 / fi).sqrt(),
+            ),
+            (
+                Initializer::LecunNormal,
+                (1.0 / fi).sqrt(),
+                2.0 * (1.0 / fi).sqrt() / t,
+            ),
+            (
+                Initializer::BurnDefault,
+                (1.0 / fi).sqrt() / 3f64.sqrt(),
+                (1.0 / fi).sqrt(),
+            ),
             // Std of N truncated at ±2σ is σ·0.8796 (the constant Keras divides by).
-            (Initializer::TruncatedNormal { mean: 0.5, std: 0.2 }, 0.2 * t, 0.4),
-            (Initializer::Normal { mean: -1.0, std: 0.3 }, 0.3, f64::INFINITY),
-            (Initializer::Uniform { low: -0.2, high: 0.6 }, 0.8 / 12f64.sqrt(), 0.4),
+            (
+                Initializer::TruncatedNormal {
+                    mean: 0.5,
+                    std: 0.2,
+                },
+                0.2 * t,
+                0.4,
+            ),
+            (
+                Initializer::Normal {
+                    mean: -1.0,
+                    std: 0.3,
+                },
+                0.3,
+                f64::INFINITY,
+            ),
+            (
+                Initializer::Uniform {
+                    low: -0.2,
+                    high: 0.6,
+                },
+                0.8 / 12f64.sqrt(),
+                0.4,
+            ),
         ];
         for (init, std, bound) in cases {
             let xs = draw(init, fans);
             let expected_mean = match init {
-                Initializer::TruncatedNormal { mean, .. } | Initializer::Normal { mean, .. } => mean,
+                Initializer::TruncatedNormal { mean, .. } | Initializer::Normal { mean, .. } => {
+                    mean
+                }
                 Initializer::Uniform { low, high } => (low + high) / 2.0,
                 _ => 0.0,
             };
             let m = mean_of(&xs);
             let s = std_of(&xs);
-            assert!((m - expected_mean).abs() < 0.02 * std, "{}: mean {m} vs {expected_mean}", init.name());
-            assert!((s / std - 1.0).abs() < 0.01, "{}: std {s} vs {std}", init.name());
-            assert!(xs.iter().all(|x| (x - expected_mean).abs() <= bound * (1.0 + 1e-6)), "{}: out of bounds", init.name());
+            assert!(
+                (m - expected_mean).abs() < 0.02 * std,
+                "{}: mean {m} vs {expected_mean}",
+                init.name()
+            );
+            assert!(
+                (s / std - 1.0).abs() < 0.01,
+                "{}: std {s} vs {std}",
+                init.name()
+            );
+            assert!(
+                xs.iter()
+                    .all(|x| (x - expected_mean).abs() <= bound * (1.0 + 1e-6)),
+                "{}: out of bounds",
+                init.name()
+            );
         }
     }
 
     #[test]
     fn gain_scales_the_spread() {
-        let fans = Fans { fan_in: 10, fan_out: 10 };
+        let fans = Fans {
+            fan_in: 10,
+            fan_out: 10,
+        };
         let mut rng = HostRng::new(4, 0);
-        let xs: Vec<f64> = Initializer::HeNormal.sample(50_000, fans, 2.0, &mut rng).into_iter().map(f64::from).collect();
+        let xs: Vec<f64> = Initializer::HeNormal
+            .sample(50_000, fans, 2.0, &mut rng)
+            .into_iter()
+            .map(f64::from)
+            .collect();
         let want = 2.0 * (2.0f64 / 10.0).sqrt();
         assert!((std_of(&xs) / want - 1.0).abs() < 0.015, "{}", std_of(&xs));
     }
 
     #[test]
     fn deterministic_initialisers_are_exact() {
-        let fans = Fans { fan_in: 3, fan_out: 3 };
+        let fans = Fans {
+            fan_in: 3,
+            fan_out: 3,
+        };
         let mut rng = HostRng::new(0, 0);
-        assert_eq!(Initializer::Zeros.sample(4, fans, 1.0, &mut rng), vec![0.0; 4]);
+        assert_eq!(
+            Initializer::Zeros.sample(4, fans, 1.0, &mut rng),
+            vec![0.0; 4]
+        );
         let c = Initializer::Constant { value: 0.5 }.sample(3, fans, 2.0, &mut rng);
         assert_eq!(c, vec![1.0; 3]);
     }

@@ -70,15 +70,22 @@ impl MlpConfig {
             .windows(2)
             .map(|w| {
                 let (d_in, d_out) = (w[0], w[1]);
-                let fans = Fans { fan_in: d_in, fan_out: d_out };
+                let fans = Fans {
+                    fan_in: d_in,
+                    fan_out: d_out,
+                };
                 let weight = HostTensor::new(
                     vec![d_in, d_out],
-                    self.kernel_init.sample(d_in * d_out, fans, self.gain, &mut rng),
+                    self.kernel_init
+                        .sample(d_in * d_out, fans, self.gain, &mut rng),
                 );
                 let bias = self.bias.then(|| {
                     let bias_fans = match self.bias_init {
                         Initializer::BurnDefault => fans,
-                        _ => Fans { fan_in: d_out, fan_out: d_out },
+                        _ => Fans {
+                            fan_in: d_out,
+                            fan_out: d_out,
+                        },
                     };
                     HostTensor::new(
                         vec![d_out],
@@ -88,7 +95,10 @@ impl MlpConfig {
                 LayerWeights { weight, bias }
             })
             .collect();
-        MlpWeights { layers, activations: self.activations.clone() }
+        MlpWeights {
+            layers,
+            activations: self.activations.clone(),
+        }
     }
 
     /// Draw the parameters and build the model on `device`.
@@ -129,10 +139,16 @@ impl Mlp {
             .iter()
             .map(|l| Linear {
                 weight: Param::from_data(l.weight.to_data(), device),
-                bias: l.bias.as_ref().map(|b| Param::from_data(b.to_data(), device)),
+                bias: l
+                    .bias
+                    .as_ref()
+                    .map(|b| Param::from_data(b.to_data(), device)),
             })
             .collect();
-        Self { layers, activations: weights.activations.clone() }
+        Self {
+            layers,
+            activations: weights.activations.clone(),
+        }
     }
 
     /// The forward pass.

@@ -47,7 +47,12 @@ impl ModuleVisitor for Collector<'_> {
 
 /// Every parameter's value, in module order.
 pub fn collect_parameters<M: Module>(module: &M) -> Vec<NamedTensor> {
-    let mut c = Collector { path: Vec::new(), grads: None, out: Vec::new(), missing: Vec::new() };
+    let mut c = Collector {
+        path: Vec::new(),
+        grads: None,
+        out: Vec::new(),
+        missing: Vec::new(),
+    };
     module.visit(&mut c);
     c.out
 }
@@ -58,8 +63,16 @@ pub fn collect_gradients<M: Module>(
     module: &M,
     grads: &Gradients,
 ) -> Result<Vec<NamedTensor>, Vec<String>> {
-    let mut c =
-        Collector { path: Vec::new(), grads: Some(grads), out: Vec::new(), missing: Vec::new() };
+    let mut c = Collector {
+        path: Vec::new(),
+        grads: Some(grads),
+        out: Vec::new(),
+        missing: Vec::new(),
+    };
     module.visit(&mut c);
-    if c.missing.is_empty() { Ok(c.out) } else { Err(c.missing) }
+    if c.missing.is_empty() {
+        Ok(c.out)
+    } else {
+        Err(c.missing)
+    }
 }

@@ -3,8 +3,8 @@
 
 use burn::tensor::{Device, Tensor};
 use gradscope_model::{
-    Activation, HostTensor, Initializer, LayerWeights, Mlp, MlpConfig, MlpWeights, collect_gradients,
-    collect_parameters,
+    Activation, HostTensor, Initializer, LayerWeights, Mlp, MlpConfig, MlpWeights,
+    collect_gradients, collect_parameters,
 };
 
 #[allow(deprecated)]
@@ -30,7 +30,10 @@ fn config() -> MlpConfig {
 fn parameters_have_stable_names_and_keras_layouts() {
     let model = config().init(&device());
     let params = collect_parameters(&model);
-    let got: Vec<(String, Vec<usize>)> = params.iter().map(|p| (p.name.clone(), p.tensor.shape.clone())).collect();
+    let got: Vec<(String, Vec<usize>)> = params
+        .iter()
+        .map(|p| (p.name.clone(), p.tensor.shape.clone()))
+        .collect();
     let want: Vec<(String, Vec<usize>)> = vec![
         ("layers.0.weight".into(), vec![3, 4]),
         ("layers.0.bias".into(), vec![4]),
@@ -50,15 +53,29 @@ fn parameters_have_stable_names_and_keras_layouts() {
 fn same_seed_same_weights_other_seed_other_weights() {
     let a = config().draw_weights();
     assert_eq!(a, config().draw_weights());
-    let b = MlpConfig { seed: 10, ..config() }.draw_weights();
+    let b = MlpConfig {
+        seed: 10,
+        ..config()
+    }
+    .draw_weights();
     assert_ne!(a.layers[0].weight, b.layers[0].weight);
 }
 
 #[test]
 fn no_bias_means_no_bias_parameter() {
-    let model = MlpConfig { bias: false, ..config() }.init(&device());
-    let names: Vec<String> = collect_parameters(&model).into_iter().map(|p| p.name).collect();
-    assert_eq!(names, vec!["layers.0.weight", "layers.1.weight", "layers.2.weight"]);
+    let model = MlpConfig {
+        bias: false,
+        ..config()
+    }
+    .init(&device());
+    let names: Vec<String> = collect_parameters(&model)
+        .into_iter()
+        .map(|p| p.name)
+        .collect();
+    assert_eq!(
+        names,
+        vec!["layers.0.weight", "layers.1.weight", "layers.2.weight"]
+    );
 }
 
 #[test]
@@ -69,14 +86,21 @@ fn traced_forward_equals_plain_forward_and_records_every_layer() {
     let plain = HostTensor::from_tensor(model.forward(x.clone()));
     let trace = model.forward_traced(x, true);
     assert_eq!(HostTensor::from_tensor(trace.output.clone()), plain);
-    let z_shapes: Vec<Vec<usize>> = trace.pre_activations.iter().map(|z| z.dims().to_vec()).collect();
+    let z_shapes: Vec<Vec<usize>> = trace
+        .pre_activations
+        .iter()
+        .map(|z| z.dims().to_vec())
+        .collect();
     assert_eq!(z_shapes, vec![vec![2, 4], vec![2, 2], vec![2, 1]]);
     assert_eq!(trace.activations.len(), 2);
     assert_eq!(trace.delta_probes.len(), 3);
     // Activations are relu of the pre-activations.
     let z0 = HostTensor::from_tensor(trace.pre_activations[0].clone());
     let a0 = HostTensor::from_tensor(trace.activations[0].clone());
-    assert_eq!(a0.data, z0.data.iter().map(|v| v.max(0.0)).collect::<Vec<_>>());
+    assert_eq!(
+        a0.data,
+        z0.data.iter().map(|v| v.max(0.0)).collect::<Vec<_>>()
+    );
 }
 
 #[test]
@@ -121,7 +145,11 @@ fn hand_derived_gradients_and_deltas() {
     let deltas: Vec<Vec<f32>> = trace
         .delta_probes
         .iter()
-        .map(|p| p.grad(&grads).map(|t| HostTensor::from_tensor(t).data).unwrap_or_default())
+        .map(|p| {
+            p.grad(&grads)
+                .map(|t| HostTensor::from_tensor(t).data)
+                .unwrap_or_default()
+        })
         .collect();
     assert_eq!(deltas, vec![vec![2.75], vec![5.5]]);
 }

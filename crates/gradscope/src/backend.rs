@@ -28,7 +28,10 @@ impl BackendKind {
             "ndarray" => Ok(Self::Ndarray),
             "flex" => Ok(Self::Flex),
             "wgpu" => Ok(Self::Wgpu),
-            other => Err(format!("unknown backend `{other}`, expected one of: {}", Self::NAMES.join(", "))),
+            other => Err(format!(
+                "unknown backend `{other}`, expected one of: {}",
+                Self::NAMES.join(", ")
+            )),
         }
     }
 
@@ -102,13 +105,21 @@ pub fn open(kind: BackendKind, selector: Option<&str>) -> Result<Backend, Backen
             if selector.is_some() {
                 return Err(BackendError::SelectorWithoutWgpu(kind.name()));
             }
-            Ok(Backend { kind, device: cpu_device(kind).autodiff(), adapter: None })
+            Ok(Backend {
+                kind,
+                device: cpu_device(kind).autodiff(),
+                adapter: None,
+            })
         }
         BackendKind::Wgpu => {
             let selector = selector.unwrap_or("default");
             let device_kind = parse_selector(selector)?;
             let (device, adapter) = open_wgpu(selector, device_kind)?;
-            Ok(Backend { kind, device: device.autodiff(), adapter })
+            Ok(Backend {
+                kind,
+                device: device.autodiff(),
+                adapter,
+            })
         }
     }
 }
@@ -125,7 +136,10 @@ fn cpu_device(kind: BackendKind) -> Device {
 
 type WgpuSlot = Result<(Device, Option<String>), BackendError>;
 
-fn open_wgpu(selector: &str, device_kind: DeviceKind) -> Result<(Device, Option<String>), BackendError> {
+fn open_wgpu(
+    selector: &str,
+    device_kind: DeviceKind,
+) -> Result<(Device, Option<String>), BackendError> {
     static OPENED: OnceLock<Mutex<Vec<(DeviceKind, WgpuSlot)>>> = OnceLock::new();
     let opened = OPENED.get_or_init(|| Mutex::new(Vec::new()));
     let mut opened = opened.lock().unwrap_or_else(|p| p.into_inner());
@@ -138,13 +152,19 @@ fn open_wgpu(selector: &str, device_kind: DeviceKind) -> Result<(Device, Option<
 }
 
 fn init_wgpu(selector: &str, device_kind: DeviceKind) -> WgpuSlot {
-    let no_adapter = |detail: String| BackendError::NoAdapter { selector: selector.to_string(), detail };
+    let no_adapter = |detail: String| BackendError::NoAdapter {
+        selector: selector.to_string(),
+        detail,
+    };
     // wgpu and the drivers below it report some failures by panicking; keep those from reaching
     // the user as a panic message and backtrace.
     let previous_hook = std::panic::take_hook();
     std::panic::set_hook(Box::new(|_| {}));
     let result = catch_unwind(AssertUnwindSafe(|| {
-        let device = Device::wgpu_options().device_kind(device_kind).init().map_err(|e| e.to_string())?;
+        let device = Device::wgpu_options()
+            .device_kind(device_kind)
+            .init()
+            .map_err(|e| e.to_string())?;
         let adapter = device.identity().map(|id| id.name);
         Ok::<_, String>((device, adapter))
     }));
@@ -172,9 +192,18 @@ mod tests {
         assert_eq!(parse_selector("default"), Ok(DeviceKind::DefaultDevice));
         assert_eq!(parse_selector("cpu"), Ok(DeviceKind::Cpu));
         assert_eq!(parse_selector("discrete:1"), Ok(DeviceKind::DiscreteGpu(1)));
-        assert_eq!(parse_selector("integrated"), Ok(DeviceKind::IntegratedGpu(0)));
-        assert!(matches!(parse_selector("gpu:x"), Err(BackendError::BadSelector(_))));
-        assert!(matches!(parse_selector("cpu:1"), Err(BackendError::BadSelector(_))));
+        assert_eq!(
+            parse_selector("integrated"),
+            Ok(DeviceKind::IntegratedGpu(0))
+        );
+        assert!(matches!(
+            parse_selector("gpu:x"),
+            Err(BackendError::BadSelector(_))
+        ));
+        assert!(matches!(
+            parse_selector("cpu:1"),
+            Err(BackendError::BadSelector(_))
+        ));
     }
 
     #[test]

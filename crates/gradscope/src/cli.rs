@@ -170,7 +170,11 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::List(args) => list(&args, out, err),
         Command::Merge(args) => match crate::sweep::merge(&args.dirs, &args.out) {
             Ok((dir, summary)) => {
-                let _ = writeln!(err, "note: merged sweep record written to {}", dir.display());
+                let _ = writeln!(
+                    err,
+                    "note: merged sweep record written to {}",
+                    dir.display()
+                );
                 print_summary(&summary, args.format, out)
             }
             Err(e @ crate::sweep::SweepError::BadInput(_)) => report_error(err, &e, EXIT_BAD_INPUT),
@@ -238,7 +242,10 @@ fn expand(paths: &[PathBuf], all: bool) -> Result<Vec<PathBuf>, ConfigError> {
                 .filter(|p| p.extension().is_some_and(|x| x == "toml"))
                 .collect();
             if found.is_empty() {
-                return Err(ConfigError::file(&path, "the directory holds no *.toml experiment"));
+                return Err(ConfigError::file(
+                    &path,
+                    "the directory holds no *.toml experiment",
+                ));
             }
             found.sort();
             files.extend(found);
@@ -252,7 +259,11 @@ fn expand(paths: &[PathBuf], all: bool) -> Result<Vec<PathBuf>, ConfigError> {
 fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
-    let available = if args.allow_large { None } else { config::available_memory() };
+    let available = if args.allow_large {
+        None
+    } else {
+        config::available_memory()
+    };
     for file in files {
         match config::sets::load_with_sets(file, &args.sets).and_then(|e| {
             config::check_memory(&e, available)?;
@@ -260,13 +271,16 @@ fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<Co
                 config::check_memory(&point.experiment, available)?;
             }
             Ok(e)
-        })
-        {
+        }) {
             Ok(e) => experiments.push(e),
             Err(e) => errors.push(e),
         }
     }
-    if errors.is_empty() { Ok(experiments) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(experiments)
+    } else {
+        Err(errors)
+    }
 }
 
 fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
@@ -283,19 +297,36 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             return EXIT_BAD_INPUT;
         }
     };
-    let thresholds = Thresholds { vanishing: args.vanishing, exploding: args.exploding };
-    if !(thresholds.vanishing > 0.0 && thresholds.vanishing < thresholds.exploding && thresholds.exploding.is_finite()) {
+    let thresholds = Thresholds {
+        vanishing: args.vanishing,
+        exploding: args.exploding,
+    };
+    if !(thresholds.vanishing > 0.0
+        && thresholds.vanishing < thresholds.exploding
+        && thresholds.exploding.is_finite())
+    {
         return report_error(
             err,
-            &format!("--vanishing {} and --exploding {}: need 0 < vanishing < exploding < inf", args.vanishing, args.exploding),
+            &format!(
+                "--vanishing {} and --exploding {}: need 0 < vanishing < exploding < inf",
+                args.vanishing, args.exploding
+            ),
             EXIT_BAD_INPUT,
         );
     }
     if args.layers && args.format != Format::Csv {
-        return report_error(err, &"--layers applies to --format csv only", EXIT_BAD_INPUT);
+        return report_error(
+            err,
+            &"--layers applies to --format csv only",
+            EXIT_BAD_INPUT,
+        );
     }
     if args.format == Format::Csv {
-        let header = if args.layers { render::LAYERS_HEADER } else { render::PARAMS_HEADER };
+        let header = if args.layers {
+            render::LAYERS_HEADER
+        } else {
+            render::PARAMS_HEADER
+        };
         if writeln!(out, "{header}").is_err() {
             return EXIT_FAILURE;
         }
@@ -322,25 +353,48 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             continue;
         }
         if args.shard.is_some() || args.resume.is_some() {
-            return report_error(err, &format!("{}: --shard and --resume apply to sweeps; this file has no [sweep]", exp.path.display()), EXIT_BAD_INPUT);
+            return report_error(
+                err,
+                &format!(
+                    "{}: --shard and --resume apply to sweeps; this file has no [sweep]",
+                    exp.path.display()
+                ),
+                EXIT_BAD_INPUT,
+            );
         }
         let started = std::time::SystemTime::now();
         let clock = std::time::Instant::now();
         let outcome = match run::execute(exp, &backend) {
             Ok(o) => o,
-            Err(e) => return report_error(err, &format!("{}: {e}", exp.path.display()), EXIT_FAILURE),
+            Err(e) => {
+                return report_error(err, &format!("{}: {e}", exp.path.display()), EXIT_FAILURE);
+            }
         };
         let report = ExperimentReport::new(exp, &backend, &outcome, thresholds);
         if let Some(nb) = &args.notebook {
             let command = regenerate_command(exp, args, nb);
-            if let Err(e) = crate::sweep::write_notebook_page(nb, &exp.name, &command, &render::markdown(&report), None) {
+            if let Err(e) = crate::sweep::write_notebook_page(
+                nb,
+                &exp.name,
+                &command,
+                &render::markdown(&report),
+                None,
+            ) {
                 return report_error(err, &e, EXIT_FAILURE);
             }
         }
         if let Some(dir) = &args.dump {
-            let dir = if experiments.len() > 1 { dir.join(&exp.name) } else { dir.clone() };
+            let dir = if experiments.len() > 1 {
+                dir.join(&exp.name)
+            } else {
+                dir.clone()
+            };
             if let Err(e) = crate::tensors::dump(&dir, exp, backend.kind.name(), &outcome) {
-                return report_error(err, &format!("cannot write tensors to {}: {e}", dir.display()), EXIT_FAILURE);
+                return report_error(
+                    err,
+                    &format!("cannot write tensors to {}: {e}", dir.display()),
+                    EXIT_FAILURE,
+                );
             }
         }
         if !args.no_record {
@@ -352,7 +406,10 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 Err(e) => {
                     return report_error(
                         err,
-                        &format!("cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record", args.out.display()),
+                        &format!(
+                            "cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record",
+                            args.out.display()
+                        ),
                         EXIT_FAILURE,
                     );
                 }
@@ -366,7 +423,11 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             Format::Csv if args.layers => render::csv_layers(&report),
             Format::Csv => render::csv_params(&report),
         };
-        if out.write_all(text.as_bytes()).and_then(|_| out.flush()).is_err() {
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|_| out.flush())
+            .is_err()
+        {
             return EXIT_FAILURE;
         }
         if !report.all_finite && !args.allow_nonfinite {
@@ -393,7 +454,11 @@ fn regenerate_command(exp: &Experiment, args: &RunArgs, nb: &Path) -> String {
     c
 }
 
-fn print_summary(summary: &crate::summary::SweepSummary, format: Format, out: &mut dyn Write) -> i32 {
+fn print_summary(
+    summary: &crate::summary::SweepSummary,
+    format: Format,
+    out: &mut dyn Write,
+) -> i32 {
     let text = match format {
         Format::Table => crate::summary::table(summary),
         Format::Markdown => crate::summary::markdown(summary, "sweep.svg"),
@@ -418,18 +483,28 @@ fn run_one_sweep(
 ) -> Result<i32, i32> {
     use crate::sweep::{Shard, SweepError, SweepOptions};
     if args.no_record {
-        return Err(report_error(err, &"a sweep always writes a record (its finished trials are kept there); choose where with --out DIR", EXIT_BAD_INPUT));
+        return Err(report_error(
+            err,
+            &"a sweep always writes a record (its finished trials are kept there); choose where with --out DIR",
+            EXIT_BAD_INPUT,
+        ));
     }
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
         Err(m) => return Err(report_error(err, &m, EXIT_BAD_INPUT)),
     };
-    let opts = SweepOptions { out: &args.out, resume: args.resume.as_deref(), shard, thresholds };
-    let result = crate::sweep::run_sweep(exp, sweep, backend, &opts, err).and_then(|(dir, records)| {
-        let summary = crate::summary::summarise(&exp.name, sweep, &records);
-        crate::sweep::write_summary(&dir, &summary, &records)?;
-        Ok((dir, summary))
-    });
+    let opts = SweepOptions {
+        out: &args.out,
+        resume: args.resume.as_deref(),
+        shard,
+        thresholds,
+    };
+    let result =
+        crate::sweep::run_sweep(exp, sweep, backend, &opts, err).and_then(|(dir, records)| {
+            let summary = crate::summary::summarise(&exp.name, sweep, &records);
+            crate::sweep::write_summary(&dir, &summary, &records)?;
+            Ok((dir, summary))
+        });
     match result {
         Ok((dir, summary)) => {
             let _ = writeln!(err, "note: sweep record written to {}", dir.display());
@@ -437,13 +512,21 @@ fn run_one_sweep(
                 let svg = crate::plot::svg(&summary);
                 let body = crate::summary::markdown(&summary, &format!("{}.svg", exp.name));
                 let command = regenerate_command(exp, args, nb);
-                if let Err(e) = crate::sweep::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg)) {
+                if let Err(e) =
+                    crate::sweep::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg))
+                {
                     return Err(report_error(err, &e, EXIT_FAILURE));
                 }
             }
             let code = print_summary(&summary, args.format, out);
             let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
-            Ok(if code != EXIT_OK { code } else if nonfinite && !args.allow_nonfinite { EXIT_NONFINITE } else { EXIT_OK })
+            Ok(if code != EXIT_OK {
+                code
+            } else if nonfinite && !args.allow_nonfinite {
+                EXIT_NONFINITE
+            } else {
+                EXIT_OK
+            })
         }
         Err(e @ SweepError::BadInput(_)) => Err(report_error(err, &e, EXIT_BAD_INPUT)),
         Err(e) => Err(report_error(err, &e, EXIT_FAILURE)),

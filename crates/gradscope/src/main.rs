@@ -13,7 +13,8 @@ use gradscope::cli::{self, Cli, EXIT_BAD_INPUT, EXIT_FAILURE};
 /// exist makes the probe fail silently instead. Nothing changes where Wayland can work.
 #[allow(unsafe_code)]
 fn quiet_wayland_probe() {
-    let absolute = |var: &str| std::env::var_os(var).is_some_and(|v| v.to_string_lossy().starts_with('/'));
+    let absolute =
+        |var: &str| std::env::var_os(var).is_some_and(|v| v.to_string_lossy().starts_with('/'));
     if !absolute("XDG_RUNTIME_DIR") && !absolute("WAYLAND_DISPLAY") {
         // SAFETY: called first thing in `main`, before any other thread exists, so no other
         // code can be reading the environment concurrently.
@@ -41,18 +42,27 @@ fn main() {
             .cloned()
             .or_else(|| info.payload().downcast_ref::<&str>().map(|s| s.to_string()))
             .unwrap_or_default();
-        let at = info.location().map(|l| format!(" at {}:{}", l.file(), l.line())).unwrap_or_default();
+        let at = info
+            .location()
+            .map(|l| format!(" at {}:{}", l.file(), l.line()))
+            .unwrap_or_default();
         if let Ok(mut slot) = sink.lock() {
             slot.get_or_insert(format!("{msg}{at}"));
         }
     }));
     let stdout = std::io::stdout();
     let stderr = std::io::stderr();
-    let code = catch_unwind(AssertUnwindSafe(|| cli::run(cli, &mut stdout.lock(), &mut stderr.lock())))
-        .unwrap_or_else(|_| {
-            let msg = panic_message.lock().ok().and_then(|m| m.clone()).unwrap_or_default();
-            eprintln!("error: internal error (a bug in gradscope; please report it): {msg}");
-            EXIT_FAILURE
-        });
+    let code = catch_unwind(AssertUnwindSafe(|| {
+        cli::run(cli, &mut stdout.lock(), &mut stderr.lock())
+    }))
+    .unwrap_or_else(|_| {
+        let msg = panic_message
+            .lock()
+            .ok()
+            .and_then(|m| m.clone())
+            .unwrap_or_default();
+        eprintln!("error: internal error (a bug in gradscope; please report it): {msg}");
+        EXIT_FAILURE
+    });
     std::process::exit(code);
 }

@@ -14,16 +14,23 @@ const RIGHT: f64 = 390.0;
 const TOP: f64 = 50.0;
 const BOTTOM: f64 = 60.0;
 const COLORS: &[&str] = &[
-    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
+    "#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f",
+    "#bcbd22", "#17becf",
 ];
 
 fn esc(s: &str) -> String {
-    s.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 /// A legend label: the settings without the `model.` prefix and string quotes.
 fn label(settings: &[String], case: &str) -> String {
-    let s: Vec<String> = settings.iter().map(|k| k.trim_start_matches("model.").replace('"', "")).collect();
+    let s: Vec<String> = settings
+        .iter()
+        .map(|k| k.trim_start_matches("model.").replace('"', ""))
+        .collect();
     format!("{} [{case}]", s.join(" "))
 }
 
@@ -32,7 +39,13 @@ pub fn svg(s: &SweepSummary) -> String {
     let h = MIN_H.max(TOP + BOTTOM + LEGEND_ROW * (s.points.len() as f64 + 1.0));
     #[allow(non_snake_case)]
     let H = h;
-    let layers = s.points.iter().map(|p| p.delta_l2.len()).max().unwrap_or(1).max(2);
+    let layers = s
+        .points
+        .iter()
+        .map(|p| p.delta_l2.len())
+        .max()
+        .unwrap_or(1)
+        .max(2);
     let logs: Vec<f64> = s
         .points
         .iter()
@@ -41,15 +54,26 @@ pub fn svg(s: &SweepSummary) -> String {
         .map(|v| f64::from(v).log10())
         .collect();
     let lo = logs.iter().cloned().fold(f64::INFINITY, f64::min).floor();
-    let hi = logs.iter().cloned().fold(f64::NEG_INFINITY, f64::max).ceil();
-    let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo { (lo, hi) } else { (-1.0, 1.0) };
+    let hi = logs
+        .iter()
+        .cloned()
+        .fold(f64::NEG_INFINITY, f64::max)
+        .ceil();
+    let (lo, hi) = if lo.is_finite() && hi.is_finite() && hi > lo {
+        (lo, hi)
+    } else {
+        (-1.0, 1.0)
+    };
     let x = |l: usize| LEFT + (W - LEFT - RIGHT) * l as f64 / (layers - 1) as f64;
     let y = |v: f32| {
         let v = f64::from(v);
         (v.is_finite() && v > 0.0).then(|| TOP + (H - TOP - BOTTOM) * (hi - v.log10()) / (hi - lo))
     };
     let mut o = String::new();
-    let _ = writeln!(o, r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#);
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+    );
     let _ = writeln!(o, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
     let _ = writeln!(
         o,
@@ -59,20 +83,47 @@ pub fn svg(s: &SweepSummary) -> String {
     );
     // Axes, decade grid lines and labels.
     let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
-    let _ = writeln!(o, r##"<path d="M{x0},{y0} V{y1} H{x1}" stroke="black" fill="none"/>"##);
+    let _ = writeln!(
+        o,
+        r##"<path d="M{x0},{y0} V{y1} H{x1}" stroke="black" fill="none"/>"##
+    );
     let mut e = lo;
     while e <= hi + 1e-9 {
         let py = TOP + (H - TOP - BOTTOM) * (hi - e) / (hi - lo);
-        let _ = writeln!(o, r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd"/>"##);
-        let _ = writeln!(o, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">1e{}</text>"#, x0 - 6.0, py + 4.0, e as i64);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd"/>"##
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">1e{}</text>"#,
+            x0 - 6.0,
+            py + 4.0,
+            e as i64
+        );
         e += ((hi - lo) / 8.0).ceil().max(1.0);
     }
     let step = (layers / 16).max(1);
     for l in (0..layers).step_by(step) {
-        let _ = writeln!(o, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{l}</text>"#, x(l), y1 + 18.0);
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{l}</text>"#,
+            x(l),
+            y1 + 18.0
+        );
     }
-    let _ = writeln!(o, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">layer index l (0 = first; the last is the output layer)</text>"#, (x0 + x1) / 2.0, H - 15.0);
-    let _ = writeln!(o, r#"<text x="20" y="{:.1}" transform="rotate(-90 20 {:.1})" text-anchor="middle">‖δ_l‖ = ‖∂loss/∂z_l‖ (log scale)</text>"#, (y0 + y1) / 2.0, (y0 + y1) / 2.0);
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">layer index l (0 = first; the last is the output layer)</text>"#,
+        (x0 + x1) / 2.0,
+        H - 15.0
+    );
+    let _ = writeln!(
+        o,
+        r#"<text x="20" y="{:.1}" transform="rotate(-90 20 {:.1})" text-anchor="middle">‖δ_l‖ = ‖∂loss/∂z_l‖ (log scale)</text>"#,
+        (y0 + y1) / 2.0,
+        (y0 + y1) / 2.0
+    );
     // One band and one line per point × case; a non-finite or zero value breaks them.
     for (i, p) in s.points.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
@@ -80,7 +131,10 @@ pub fn svg(s: &SweepSummary) -> String {
         let mut runs: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new()];
         for (l, d) in p.delta_l2.iter().enumerate() {
             match (y(d.q1), y(d.q3)) {
-                (Some(bottom), Some(top)) => runs.last_mut().into_iter().for_each(|r| r.push((x(l), bottom, top))),
+                (Some(bottom), Some(top)) => runs
+                    .last_mut()
+                    .into_iter()
+                    .for_each(|r| r.push((x(l), bottom, top))),
                 _ => runs.push(Vec::new()),
             }
         }
@@ -92,7 +146,11 @@ pub fn svg(s: &SweepSummary) -> String {
             for (px, bottom, _) in band.iter().rev() {
                 let _ = write!(d, "L{px:.1},{bottom:.1} ");
             }
-            let _ = writeln!(o, r#"<path d="{}Z" fill="{color}" fill-opacity="0.15" stroke="none"/>"#, d.trim_end());
+            let _ = writeln!(
+                o,
+                r#"<path d="{}Z" fill="{color}" fill-opacity="0.15" stroke="none"/>"#,
+                d.trim_end()
+            );
         }
         let mut d = String::new();
         let mut pen_up = true;
@@ -106,13 +164,29 @@ pub fn svg(s: &SweepSummary) -> String {
             }
         }
         if !d.is_empty() {
-            let _ = writeln!(o, r#"<path d="{}" fill="none" stroke="{color}" stroke-width="1.8"/>"#, d.trim_end());
+            let _ = writeln!(
+                o,
+                r#"<path d="{}" fill="none" stroke="{color}" stroke-width="1.8"/>"#,
+                d.trim_end()
+            );
         }
         let ly = TOP + LEGEND_ROW * i as f64;
         {
             let label = label(&p.settings, &p.case);
-            let _ = writeln!(o, r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="3"/>"#, x1 + 15.0, ly - 4.0, x1 + 35.0, ly - 4.0);
-            let _ = writeln!(o, r#"<text x="{:.1}" y="{ly:.1}" font-size="10">{}</text>"#, x1 + 40.0, esc(&label));
+            let _ = writeln!(
+                o,
+                r#"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="{color}" stroke-width="3"/>"#,
+                x1 + 15.0,
+                ly - 4.0,
+                x1 + 35.0,
+                ly - 4.0
+            );
+            let _ = writeln!(
+                o,
+                r#"<text x="{:.1}" y="{ly:.1}" font-size="10">{}</text>"#,
+                x1 + 40.0,
+                esc(&label)
+            );
         }
     }
     o.push_str("</svg>\n");
@@ -125,7 +199,13 @@ mod tests {
     use crate::summary::{PointSummary, Spread};
 
     fn spread(v: f32) -> Spread {
-        Spread { median: v, q1: v / 2.0, q3: v * 2.0, min: v / 4.0, max: v * 4.0 }
+        Spread {
+            median: v,
+            q1: v / 2.0,
+            q3: v * 2.0,
+            min: v / 4.0,
+            max: v * 4.0,
+        }
     }
 
     #[test]
@@ -144,7 +224,10 @@ mod tests {
             experiment: "e<1>".into(),
             trials_per_point: 3,
             trials_done: 6,
-            points: vec![point(0, &[1e-3, 1e-2, 1e-1]), point(1, &[1.0, f32::INFINITY, 10.0])],
+            points: vec![
+                point(0, &[1e-3, 1e-2, 1e-1]),
+                point(1, &[1.0, f32::INFINITY, 10.0]),
+            ],
         };
         let svg = svg(&s);
         assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
@@ -152,7 +235,14 @@ mod tests {
         // Point 0 has one band; point 1's finite layers (0 and 2) are not adjacent: no band.
         assert_eq!(svg.matches("fill-opacity=\"0.15\"").count(), 1);
         // Point 1's line restarts after the infinite value: two `M` moves in one path.
-        assert!(svg.lines().any(|l| l.contains("stroke=\"#ff7f0e\" stroke-width=\"1.8\"") && l.matches('M').count() == 2));
-        assert!(svg.contains(">1e-4<") || svg.contains(">1e-3<"), "decade labels");
+        assert!(
+            svg.lines()
+                .any(|l| l.contains("stroke=\"#ff7f0e\" stroke-width=\"1.8\"")
+                    && l.matches('M').count() == 2)
+        );
+        assert!(
+            svg.contains(">1e-4<") || svg.contains(">1e-3<"),
+            "decade labels"
+        );
     }
 }

@@ -46,7 +46,12 @@ pub struct Meta {
 
 impl Meta {
     /// Describe a run that started at `started` and took `wall`.
-    pub fn new(exp: &Experiment, report: &ExperimentReport, started: SystemTime, wall: Duration) -> Self {
+    pub fn new(
+        exp: &Experiment,
+        report: &ExperimentReport,
+        started: SystemTime,
+        wall: Duration,
+    ) -> Self {
         Self {
             gradscope_version: env!("CARGO_PKG_VERSION").to_string(),
             burn_version: BURN_VERSION.to_string(),
@@ -96,7 +101,9 @@ fn write_file(dir: &Path, name: &str, contents: &str, written: &mut usize) -> st
     f.write_all(contents.as_bytes())?;
     f.sync_all()?;
     *written += 1;
-    if let Some(n) = std::env::var(FAULT_ENV).ok().and_then(|v| v.parse::<usize>().ok())
+    if let Some(n) = std::env::var(FAULT_ENV)
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
         && *written >= n
     {
         std::process::abort();
@@ -104,8 +111,26 @@ fn write_file(dir: &Path, name: &str, contents: &str, written: &mut usize) -> st
     Ok(())
 }
 
+/// `parent/stem`, or `parent/stem-2`, `-3`, ... if taken: two runs in the same second get
+/// their own directories rather than overwriting each other.
+pub fn unused_dir(parent: &Path, stem: &str) -> PathBuf {
+    let mut dir = parent.join(stem);
+    let mut k = 2;
+    while dir.exists() {
+        dir = parent.join(format!("{stem}-{k}"));
+        k += 1;
+    }
+    dir
+}
+
 /// Write the record of one run under `out`; returns the record's directory.
-pub fn write(out: &Path, exp: &Experiment, report: &ExperimentReport, meta: &Meta, started: SystemTime) -> std::io::Result<PathBuf> {
+pub fn write(
+    out: &Path,
+    exp: &Experiment,
+    report: &ExperimentReport,
+    meta: &Meta,
+    started: SystemTime,
+) -> std::io::Result<PathBuf> {
     let parent = out.join(&exp.name);
     std::fs::create_dir_all(&parent)?;
     let stem = format!("{}-{}", utc(started, false), report.backend);
@@ -114,17 +139,16 @@ pub fn write(out: &Path, exp: &Experiment, report: &ExperimentReport, meta: &Met
     let result = (|| {
         let mut n = 0;
         write_file(&partial, "config.toml", &exp.to_toml(), &mut n)?;
-        write_file(&partial, "report.json", &format!("{}\n", report.to_json()), &mut n)?;
+        write_file(
+            &partial,
+            "report.json",
+            &format!("{}\n", report.to_json()),
+            &mut n,
+        )?;
         write_file(&partial, "report.md", &render::markdown(report), &mut n)?;
         let meta = serde_json::to_string_pretty(meta).map_err(std::io::Error::other)?;
         write_file(&partial, "meta.json", &format!("{meta}\n"), &mut n)?;
-        // Two runs in the same second get -2, -3, ... rather than overwriting each other.
-        let mut target = parent.join(&stem);
-        let mut k = 2;
-        while target.exists() {
-            target = parent.join(format!("{stem}-{k}"));
-            k += 1;
-        }
+        let target = unused_dir(&parent, &stem);
         std::fs::rename(&partial, &target)?;
         Ok(target)
     })();
@@ -145,13 +169,19 @@ mod tests {
         assert_eq!(utc(t, true), "2023-11-14T22:13:20Z");
         assert_eq!(utc(t, false), "20231114T221320Z");
         // A leap day: 951_782_400 s is 2000-02-29 00:00:00 UTC.
-        assert_eq!(utc(UNIX_EPOCH + Duration::from_secs(951_782_400), true), "2000-02-29T00:00:00Z");
+        assert_eq!(
+            utc(UNIX_EPOCH + Duration::from_secs(951_782_400), true),
+            "2000-02-29T00:00:00Z"
+        );
         assert_eq!(utc(UNIX_EPOCH, true), "1970-01-01T00:00:00Z");
     }
 
     #[test]
     fn burn_version_matches_the_workspace_pin() {
         let manifest = include_str!("../../../Cargo.toml");
-        assert!(manifest.contains(&format!("version = \"={BURN_VERSION}\"")), "update BURN_VERSION");
+        assert!(
+            manifest.contains(&format!("version = \"={BURN_VERSION}\"")),
+            "update BURN_VERSION"
+        );
     }
 }

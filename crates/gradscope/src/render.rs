@@ -19,9 +19,16 @@ fn verdict(r: &ExperimentReport) -> String {
     let cases = r.cases.len();
     let plural = if cases == 1 { "" } else { "s" };
     match &r.first_nonfinite {
-        None => format!("verdict: every gradient value is finite ({n_params} parameters x {cases} input case{plural})"),
+        None => format!(
+            "verdict: every gradient value is finite ({n_params} parameters x {cases} input case{plural})"
+        ),
         Some(at) => {
-            let total: usize = r.cases.iter().flat_map(|c| &c.params).map(|p| p.nonfinite).sum();
+            let total: usize = r
+                .cases
+                .iter()
+                .flat_map(|c| &c.params)
+                .map(|p| p.nonfinite)
+                .sum();
             format!("verdict: NOT FINITE: {total} non-finite gradient values; the first in {at}")
         }
     }
@@ -35,11 +42,17 @@ fn flow_line(r: &ExperimentReport, c: &crate::report::CaseReport) -> String {
         crate::report::Flow::Undefined => "undefined".to_string(),
     };
     let range = if c.flow == crate::report::Flow::Ok {
-        format!(" [{:e}, {:e}]", r.thresholds.vanishing, r.thresholds.exploding)
+        format!(
+            " [{:e}, {:e}]",
+            r.thresholds.vanishing, r.thresholds.exploding
+        )
     } else {
         String::new()
     };
-    format!("gradient flow ||delta_first|| / ||delta_last|| = {} ({what}{range})", f4(c.delta_ratio))
+    format!(
+        "gradient flow ||delta_first|| / ||delta_last|| = {} ({what}{range})",
+        f4(c.delta_ratio)
+    )
 }
 
 /// Split `text` into lines of at most `width` characters at spaces (a longer word stays whole).
@@ -95,7 +108,11 @@ pub fn table(r: &ExperimentReport) -> String {
             "parameter", "shape", "max", "min", "max |g|", "L2", "zero", "!fin"
         );
         for p in &case.params {
-            let flag = if p.nonfinite > 0 { "  <- not finite" } else { "" };
+            let flag = if p.nonfinite > 0 {
+                "  <- not finite"
+            } else {
+                ""
+            };
             let _ = writeln!(
                 s,
                 "  {:w$}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}  {:>6}  {:>6}{flag}",
@@ -141,7 +158,11 @@ pub fn markdown(r: &ExperimentReport) -> String {
         Some(a) => format!("{} ({a})", r.backend),
         None => r.backend.clone(),
     };
-    let _ = writeln!(s, "- backend: {backend}\n- seed: {}\n- loss: {}\n", r.seed, r.loss);
+    let _ = writeln!(
+        s,
+        "- backend: {backend}\n- seed: {}\n- loss: {}\n",
+        r.seed, r.loss
+    );
     for case in &r.cases {
         let _ = writeln!(
             s,
@@ -151,8 +172,14 @@ pub fn markdown(r: &ExperimentReport) -> String {
             case.input.distribution,
             fmt_sci(case.loss, 6)
         );
-        let _ = writeln!(s, "| parameter | shape | max | min | max \\|g\\| | L2 | mean \\|g\\| | std | zero | NaN | +inf | −inf |");
-        let _ = writeln!(s, "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(
+            s,
+            "| parameter | shape | max | min | max \\|g\\| | L2 | mean \\|g\\| | std | zero | NaN | +inf | −inf |"
+        );
+        let _ = writeln!(
+            s,
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        );
         for p in &case.params {
             let _ = writeln!(
                 s,
@@ -171,7 +198,10 @@ pub fn markdown(r: &ExperimentReport) -> String {
                 p.neg_inf
             );
         }
-        let _ = writeln!(s, "\n| layer | width | ‖δ‖ | max \\|δ\\| | dead | activation mean | activation std |");
+        let _ = writeln!(
+            s,
+            "\n| layer | width | ‖δ‖ | max \\|δ\\| | dead | activation mean | activation std |"
+        );
         let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|");
         for l in &case.layers {
             let _ = writeln!(
@@ -195,16 +225,22 @@ pub fn markdown(r: &ExperimentReport) -> String {
 /// CSV header of `csv_params`.
 pub const PARAMS_HEADER: &str = "experiment,backend,seed,case,parameter,shape,max,min,max_abs,l2,mean_abs,std,zero_fraction,nan,pos_inf,neg_inf";
 /// CSV header of `csv_layers`.
-pub const LAYERS_HEADER: &str =
-    "experiment,backend,seed,case,layer,width,delta_l2,delta_max_abs,delta_nonfinite,dead_fraction,activation_mean,activation_std,delta_ratio,flow";
+pub const LAYERS_HEADER: &str = "experiment,backend,seed,case,layer,width,delta_l2,delta_max_abs,delta_nonfinite,dead_fraction,activation_mean,activation_std,delta_ratio,flow";
 
 fn shape(s: &[usize]) -> String {
-    s.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("x")
+    s.iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("x")
 }
 
 fn num(v: f32) -> String {
     // Shortest round-tripping form; NaN/inf spelled as in the JSON.
-    if v.is_finite() { format!("{v:?}") } else { fmt_sci(v, 0) }
+    if v.is_finite() {
+        format!("{v:?}")
+    } else {
+        fmt_sci(v, 0)
+    }
 }
 
 /// One CSV row per case × parameter (no header). Names are restricted to `[A-Za-z0-9._-]` by
@@ -273,7 +309,10 @@ mod tests {
     #[test]
     fn wrap_breaks_at_spaces_within_the_width() {
         assert_eq!(wrap("aa bb cc", 5), vec!["aa bb", "cc"]);
-        assert_eq!(wrap("averyverylongword x", 5), vec!["averyverylongword", "x"]);
+        assert_eq!(
+            wrap("averyverylongword x", 5),
+            vec!["averyverylongword", "x"]
+        );
         assert_eq!(wrap("", 5), vec![""]);
     }
 }

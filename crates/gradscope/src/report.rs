@@ -19,7 +19,10 @@ pub struct Thresholds {
 
 impl Default for Thresholds {
     fn default() -> Self {
-        Self { vanishing: 1e-3, exploding: 1e3 }
+        Self {
+            vanishing: 1e-3,
+            exploding: 1e3,
+        }
     }
 }
 
@@ -121,7 +124,11 @@ pub struct InputInfo {
 /// Serialise a float as a JSON number when finite, else as the string `"NaN"`, `"inf"` or
 /// `"-inf"` (JSON has no non-finite numbers; `null` would hide what happened).
 pub fn float<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
-    if v.is_finite() { s.serialize_f32(*v) } else { s.serialize_str(&fmt_float(*v)) }
+    if v.is_finite() {
+        s.serialize_f32(*v)
+    } else {
+        s.serialize_str(&fmt_float(*v))
+    }
 }
 
 /// A float for people: 7 significant digits in scientific notation, `NaN`, `inf`, `-inf`.
@@ -151,7 +158,12 @@ pub fn fmt_sci(v: f32, digits: usize) -> String {
 
 impl ExperimentReport {
     /// Summarise `outcome` of `exp` run on `backend`.
-    pub fn new(exp: &Experiment, backend: &Backend, outcome: &Outcome, thresholds: Thresholds) -> Self {
+    pub fn new(
+        exp: &Experiment,
+        backend: &Backend,
+        outcome: &Outcome,
+        thresholds: Thresholds,
+    ) -> Self {
         let mut first_nonfinite = None;
         let cases = exp
             .inputs
@@ -160,8 +172,10 @@ impl ExperimentReport {
             .map(|(case, out)| {
                 let params: Vec<ParamStats> = out.grads.iter().map(ParamStats::of).collect();
                 if first_nonfinite.is_none() {
-                    first_nonfinite =
-                        params.iter().find(|p| p.nonfinite > 0).map(|p| format!("{}/{}", case.name, p.name));
+                    first_nonfinite = params
+                        .iter()
+                        .find(|p| p.nonfinite > 0)
+                        .map(|p| format!("{}/{}", case.name, p.name));
                 }
                 let last = out.deltas.len().saturating_sub(1);
                 let layers: Vec<LayerStats> = out
@@ -174,7 +188,9 @@ impl ExperimentReport {
                 // A δ holding NaN or inf has no meaningful norm: the ratio is then undefined
                 // (its finite part alone could read as "vanishing").
                 let ratio = match (layers.first(), layers.last()) {
-                    (Some(f), Some(l)) if l.delta_l2 > 0.0 && f.delta_nonfinite == 0 && l.delta_nonfinite == 0 => {
+                    (Some(f), Some(l))
+                        if l.delta_l2 > 0.0 && f.delta_nonfinite == 0 && l.delta_nonfinite == 0 =>
+                    {
                         f64::from(f.delta_l2) / f64::from(l.delta_l2)
                     }
                     _ => f64::NAN,

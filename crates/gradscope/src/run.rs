@@ -91,7 +91,12 @@ pub fn execute(exp: &Experiment, backend: &Backend) -> Result<Outcome, RunError>
     Ok(Outcome { weights, cases })
 }
 
-fn run_case(exp: &Experiment, model: &Mlp, backend: &Backend, index: usize) -> Result<CaseOutcome, RunError> {
+fn run_case(
+    exp: &Experiment,
+    model: &Mlp,
+    backend: &Backend,
+    index: usize,
+) -> Result<CaseOutcome, RunError> {
     let input = draw_input(exp, index);
     let x: Tensor<2> = input.to_device(&backend.device);
     let trace = model.forward_traced(x, true);
@@ -111,8 +116,11 @@ fn run_case(exp: &Experiment, model: &Mlp, backend: &Backend, index: usize) -> R
         .collect::<Result<Vec<_>, _>>()?;
     let loss_value = HostTensor::from_tensor(loss).data[0];
     let output = HostTensor::from_tensor(trace.output.detach());
-    let mut layer_outputs: Vec<HostTensor> =
-        trace.activations.into_iter().map(|a| HostTensor::from_tensor(a.detach())).collect();
+    let mut layer_outputs: Vec<HostTensor> = trace
+        .activations
+        .into_iter()
+        .map(|a| HostTensor::from_tensor(a.detach()))
+        .collect();
     layer_outputs.push(output.clone());
     Ok(CaseOutcome {
         name: exp.inputs[index].name.clone(),

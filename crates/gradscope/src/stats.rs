@@ -69,10 +69,20 @@ impl Moments {
         m
     }
     fn mean(&self) -> f64 {
-        if self.n == 0 { 0.0 } else { self.sum / self.n as f64 }
+        if self.n == 0 {
+            0.0
+        } else {
+            self.sum / self.n as f64
+        }
     }
     fn std(&self) -> f64 {
-        if self.n == 0 { 0.0 } else { (self.sum_sq / self.n as f64 - self.mean().powi(2)).max(0.0).sqrt() }
+        if self.n == 0 {
+            0.0
+        } else {
+            (self.sum_sq / self.n as f64 - self.mean().powi(2))
+                .max(0.0)
+                .sqrt()
+        }
     }
     fn l2(&self) -> f64 {
         self.sum_sq.sqrt()
@@ -89,7 +99,11 @@ impl ParamStats {
         let (max, min) = if nan > 0 {
             (f32::NAN, f32::NAN)
         } else {
-            values.iter().fold((f32::NEG_INFINITY, f32::INFINITY), |(hi, lo), &v| (hi.max(v), lo.min(v)))
+            values
+                .iter()
+                .fold((f32::NEG_INFINITY, f32::INFINITY), |(hi, lo), &v| {
+                    (hi.max(v), lo.min(v))
+                })
         };
         let m = Moments::of(values);
         let zeros = values.iter().filter(|v| **v == 0.0).count();
@@ -101,9 +115,17 @@ impl ParamStats {
             nonfinite: nan + pos_inf + neg_inf,
             max_abs: m.max_abs as f32,
             l2: m.l2() as f32,
-            mean_abs: if m.n == 0 { 0.0 } else { (m.sum_abs / m.n as f64) as f32 },
+            mean_abs: if m.n == 0 {
+                0.0
+            } else {
+                (m.sum_abs / m.n as f64) as f32
+            },
             std: m.std() as f32,
-            zero_fraction: if values.is_empty() { 0.0 } else { zeros as f32 / values.len() as f32 },
+            zero_fraction: if values.is_empty() {
+                0.0
+            } else {
+                zeros as f32 / values.len() as f32
+            },
             nan,
             pos_inf,
             neg_inf,
@@ -147,7 +169,9 @@ impl LayerStats {
         let d = Moments::of(&delta.data);
         let a = Moments::of(&output.data);
         let dead = if hidden && width > 0 {
-            let dead_units = (0..width).filter(|&j| (0..batch).all(|r| output.data[r * width + j] == 0.0)).count();
+            let dead_units = (0..width)
+                .filter(|&j| (0..batch).all(|r| output.data[r * width + j] == 0.0))
+                .count();
             dead_units as f32 / width as f32
         } else {
             0.0
@@ -170,7 +194,10 @@ mod tests {
     use super::*;
 
     fn named(values: Vec<f32>) -> NamedTensor {
-        NamedTensor { name: "p".into(), tensor: HostTensor::new(vec![values.len()], values) }
+        NamedTensor {
+            name: "p".into(),
+            tensor: HostTensor::new(vec![values.len()], values),
+        }
     }
 
     #[test]
@@ -178,9 +205,15 @@ mod tests {
         // g = [3, -4, 0, 0]: max 3, min -4, max|g| 4, ‖g‖ = √(9 + 16) = 5, mean|g| = 7/4,
         // mean = -1/4, variance = (9 + 16)/4 - 1/16 = 6.1875, zero fraction 1/2.
         let s = ParamStats::of(&named(vec![3.0, -4.0, 0.0, 0.0]));
-        assert_eq!((s.max, s.min, s.max_abs, s.l2, s.mean_abs), (3.0, -4.0, 4.0, 5.0, 1.75));
+        assert_eq!(
+            (s.max, s.min, s.max_abs, s.l2, s.mean_abs),
+            (3.0, -4.0, 4.0, 5.0, 1.75)
+        );
         assert!((f64::from(s.std) - 6.1875f64.sqrt()).abs() < 1e-6);
-        assert_eq!((s.zero_fraction, s.nonfinite, s.nan, s.pos_inf, s.neg_inf), (0.5, 0, 0, 0, 0));
+        assert_eq!(
+            (s.zero_fraction, s.nonfinite, s.nan, s.pos_inf, s.neg_inf),
+            (0.5, 0, 0, 0, 0)
+        );
     }
 
     #[test]
@@ -194,7 +227,13 @@ mod tests {
 
     #[test]
     fn infinities_are_extremes_and_counted_by_sign() {
-        let s = ParamStats::of(&named(vec![1.0, f32::INFINITY, f32::NEG_INFINITY, f32::INFINITY, 2.0]));
+        let s = ParamStats::of(&named(vec![
+            1.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::INFINITY,
+            2.0,
+        ]));
         assert_eq!((s.max, s.min), (f32::INFINITY, f32::NEG_INFINITY));
         assert_eq!((s.nonfinite, s.pos_inf, s.neg_inf, s.nan), (3, 2, 1, 0));
         assert_eq!(s.max_abs, 2.0);

@@ -38,7 +38,11 @@ fn floats<S: serde::Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
     use serde::ser::SerializeSeq;
     let mut seq = s.serialize_seq(Some(v.len()))?;
     for x in v {
-        if x.is_finite() { seq.serialize_element(x)? } else { seq.serialize_element(&fmt_sci(*x, 0))? }
+        if x.is_finite() {
+            seq.serialize_element(x)?
+        } else {
+            seq.serialize_element(&fmt_sci(*x, 0))?
+        }
     }
     seq.end()
 }
@@ -102,10 +106,20 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
 impl Spread {
     /// The spread of the finite values of `values` (all NaN when there is none).
     pub fn of(values: impl IntoIterator<Item = f32>) -> Self {
-        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).map(f64::from).collect();
+        let mut v: Vec<f64> = values
+            .into_iter()
+            .filter(|x| x.is_finite())
+            .map(f64::from)
+            .collect();
         v.sort_by(f64::total_cmp);
         let q = |p: f64| quantile(&v, p) as f32;
-        Self { median: q(0.5), q1: q(0.25), q3: q(0.75), min: q(0.0), max: q(1.0) }
+        Self {
+            median: q(0.5),
+            q1: q(0.25),
+            q3: q(0.75),
+            min: q(0.0),
+            max: q(1.0),
+        }
     }
 }
 
@@ -146,23 +160,38 @@ pub struct SweepSummary {
 /// Summarise `records` (in any order) of `sweep`.
 pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> SweepSummary {
     let mut sorted = records.to_vec();
-    let cases: Vec<String> = sweep.points.first().map(|p| p.experiment.inputs.iter().map(|c| c.name.clone()).collect()).unwrap_or_default();
+    let cases: Vec<String> = sweep
+        .points
+        .first()
+        .map(|p| p.experiment.inputs.iter().map(|c| c.name.clone()).collect())
+        .unwrap_or_default();
     let case_index = |c: &str| cases.iter().position(|x| x == c).unwrap_or(usize::MAX);
-    sorted.sort_by(|a, b| (a.point, case_index(&a.case), a.trial).cmp(&(b.point, case_index(&b.case), b.trial)));
+    sorted.sort_by(|a, b| {
+        (a.point, case_index(&a.case), a.trial).cmp(&(b.point, case_index(&b.case), b.trial))
+    });
     let mut points = Vec::new();
     for (pi, point) in sweep.points.iter().enumerate() {
         for case in &cases {
-            let trials: Vec<&TrialRecord> = sorted.iter().filter(|r| r.point == pi && &r.case == case).collect();
+            let trials: Vec<&TrialRecord> = sorted
+                .iter()
+                .filter(|r| r.point == pi && &r.case == case)
+                .collect();
             if trials.is_empty() {
                 continue;
             }
             let layers = trials.iter().map(|t| t.delta_l2.len()).max().unwrap_or(0);
             let per_layer = |f: &dyn Fn(&TrialRecord) -> &Vec<f32>| {
-                (0..layers).map(|l| Spread::of(trials.iter().filter_map(|t| f(t).get(l).copied()))).collect()
+                (0..layers)
+                    .map(|l| Spread::of(trials.iter().filter_map(|t| f(t).get(l).copied())))
+                    .collect()
             };
             points.push(PointSummary {
                 point: pi,
-                settings: point.settings.iter().map(|(k, v)| format!("{k}={v}")).collect(),
+                settings: point
+                    .settings
+                    .iter()
+                    .map(|(k, v)| format!("{k}={v}"))
+                    .collect(),
                 case: case.clone(),
                 trials: trials.len(),
                 nonfinite_trials: trials.iter().filter(|t| t.nonfinite).count(),
@@ -172,13 +201,22 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
             });
         }
     }
-    SweepSummary { experiment: experiment.to_string(), trials_per_point: sweep.trials, trials_done: records.len(), points }
+    SweepSummary {
+        experiment: experiment.to_string(),
+        trials_per_point: sweep.trials,
+        trials_done: records.len(),
+        points,
+    }
 }
 
 /// The summary as a table for a terminal.
 pub fn table(s: &SweepSummary) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "sweep {}: {} trial records, {} per point", s.experiment, s.trials_done, s.trials_per_point);
+    let _ = writeln!(
+        out,
+        "sweep {}: {} trial records, {} per point",
+        s.experiment, s.trials_done, s.trials_per_point
+    );
     let _ = writeln!(
         out,
         "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}  settings",
@@ -208,13 +246,23 @@ pub fn table(s: &SweepSummary) -> String {
 pub fn markdown(s: &SweepSummary, svg: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## {} (sweep)\n", s.experiment);
-    let _ = writeln!(out, "{} trial records, {} trials per grid point.\n", s.trials_done, s.trials_per_point);
-    let _ = writeln!(out, "![‖δ_l‖ by layer: median and interquartile range over trials]({svg})\n");
+    let _ = writeln!(
+        out,
+        "{} trial records, {} trials per grid point.\n",
+        s.trials_done, s.trials_per_point
+    );
+    let _ = writeln!(
+        out,
+        "![‖δ_l‖ by layer: median and interquartile range over trials]({svg})\n"
+    );
     let _ = writeln!(
         out,
         "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | ‖δ_first‖ median | ‖δ_last‖ median |"
     );
-    let _ = writeln!(out, "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(
+        out,
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
     for p in &s.points {
         let r = &p.ratio;
         let first = p.delta_l2.first().map_or(f32::NAN, |d| d.median);
@@ -244,12 +292,29 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
 pub fn trials_csv(records: &[TrialRecord]) -> String {
     let mut sorted = records.to_vec();
     sorted.sort_by(|a, b| (a.point, a.trial, &a.case).cmp(&(b.point, b.trial, &b.case)));
-    let n = |v: f32| if v.is_finite() { format!("{v:?}") } else { fmt_sci(v, 0) };
+    let n = |v: f32| {
+        if v.is_finite() {
+            format!("{v:?}")
+        } else {
+            fmt_sci(v, 0)
+        }
+    };
     let mut out = String::from("point,trial,seed,case,layer,delta_l2,weight_l2,ratio,nonfinite\n");
     for r in &sorted {
         for (l, d) in r.delta_l2.iter().enumerate() {
             let w = r.weight_l2.get(l).copied().unwrap_or(f32::NAN);
-            let _ = writeln!(out, "{},{},{},{},{l},{},{},{},{}", r.point, r.trial, r.seed, r.case, n(*d), n(w), n(r.ratio), r.nonfinite);
+            let _ = writeln!(
+                out,
+                "{},{},{},{},{l},{},{},{},{}",
+                r.point,
+                r.trial,
+                r.seed,
+                r.case,
+                n(*d),
+                n(w),
+                n(r.ratio),
+                r.nonfinite
+            );
         }
     }
     out
@@ -260,7 +325,13 @@ pub fn layers_csv(s: &SweepSummary) -> String {
     let mut out = String::from(
         "point,settings,case,trials,nonfinite_trials,layer,delta_median,delta_q1,delta_q3,delta_min,delta_max,weight_median,weight_q1,weight_q3,weight_min,weight_max\n",
     );
-    let n = |v: f32| if v.is_finite() { format!("{v:?}") } else { fmt_sci(v, 0) };
+    let n = |v: f32| {
+        if v.is_finite() {
+            format!("{v:?}")
+        } else {
+            fmt_sci(v, 0)
+        }
+    };
     for p in &s.points {
         for (l, (d, w)) in p.delta_l2.iter().zip(&p.weight_l2).enumerate() {
             let _ = writeln!(
@@ -295,7 +366,10 @@ mod tests {
     fn quantiles_match_numpy_linear_interpolation() {
         // numpy.quantile([1, 2, 3, 4], [0, .25, .5, .75, 1]) = [1, 1.75, 2.5, 3.25, 4]
         let v = [1.0, 2.0, 3.0, 4.0];
-        let got: Vec<f64> = [0.0, 0.25, 0.5, 0.75, 1.0].iter().map(|q| quantile(&v, *q)).collect();
+        let got: Vec<f64> = [0.0, 0.25, 0.5, 0.75, 1.0]
+            .iter()
+            .map(|q| quantile(&v, *q))
+            .collect();
         assert_eq!(got, vec![1.0, 1.75, 2.5, 3.25, 4.0]);
     }
 
@@ -319,9 +393,13 @@ mod tests {
             nonfinite: true,
         };
         let line = serde_json::to_string(&r).unwrap_or_default();
-        let back: TrialRecord = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let back: TrialRecord =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
         assert_eq!(back.delta_l2, r.delta_l2);
         assert!(back.weight_l2[0].is_nan() && back.weight_l2[1] == 0.25);
-        assert_eq!((back.ratio, back.point, back.trial), (f32::NEG_INFINITY, 1, 2));
+        assert_eq!(
+            (back.ratio, back.point, back.trial),
+            (f32::NEG_INFINITY, 1, 2)
+        );
     }
 }

@@ -31,8 +31,15 @@ impl Shard {
     pub fn parse(s: &str) -> Result<Self, String> {
         let bad = || format!("invalid --shard `{s}`: expected i/n with 1 ≤ i ≤ n, e.g. 2/3");
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
-        let (index, count) = (i.trim().parse::<usize>().map_err(|_| bad())?, n.trim().parse::<usize>().map_err(|_| bad())?);
-        if index == 0 || index > count { Err(bad()) } else { Ok(Self { index, count }) }
+        let (index, count) = (
+            i.trim().parse::<usize>().map_err(|_| bad())?,
+            n.trim().parse::<usize>().map_err(|_| bad())?,
+        );
+        if index == 0 || index > count {
+            Err(bad())
+        } else {
+            Ok(Self { index, count })
+        }
     }
 
     /// Whether unit `k` (point-major, trial-minor) belongs to this shard.
@@ -89,13 +96,18 @@ pub fn read_trials(dir: &Path) -> Result<Vec<TrialRecord>, SweepError> {
 fn write_atomic(path: &Path, contents: &str) -> Result<(), SweepError> {
     let tmp = path.with_extension("partial");
     let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(contents.as_bytes()).and_then(|()| f.sync_all()).map_err(io("write", &tmp))?;
+    f.write_all(contents.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(io("write", &tmp))?;
     std::fs::rename(&tmp, path).map_err(io("rename", path))
 }
 
 /// The resolved config without its header comment, which names the file it came from.
 fn config_body(toml: &str) -> String {
-    toml.lines().filter(|l| !l.starts_with("# Resolved from")).collect::<Vec<_>>().join("\n")
+    toml.lines()
+        .filter(|l| !l.starts_with("# Resolved from"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// How a sweep is run.
@@ -122,7 +134,10 @@ pub fn run_sweep(
     let dir = match opts.resume {
         Some(dir) => {
             let recorded = std::fs::read_to_string(dir.join("config.toml")).map_err(|e| {
-                SweepError::BadInput(format!("--resume {}: not a sweep record ({e})", dir.display()))
+                SweepError::BadInput(format!(
+                    "--resume {}: not a sweep record ({e})",
+                    dir.display()
+                ))
             })?;
             if config_body(&recorded) != config_body(&toml) {
                 return Err(SweepError::BadInput(format!(
@@ -134,15 +149,15 @@ pub fn run_sweep(
             dir.to_path_buf()
         }
         None => {
-            let shard = opts.shard.map_or(String::new(), |s| format!("-shard-{}-of-{}", s.index, s.count));
-            let stem = format!("{}-{}-sweep{shard}", crate::record::utc(std::time::SystemTime::now(), false), backend.kind.name());
-            let parent = opts.out.join(&exp.name);
-            let mut dir = parent.join(&stem);
-            let mut k = 2;
-            while dir.exists() {
-                dir = parent.join(format!("{stem}-{k}"));
-                k += 1;
-            }
+            let shard = opts.shard.map_or(String::new(), |s| {
+                format!("-shard-{}-of-{}", s.index, s.count)
+            });
+            let stem = format!(
+                "{}-{}-sweep{shard}",
+                crate::record::utc(std::time::SystemTime::now(), false),
+                backend.kind.name()
+            );
+            let dir = crate::record::unused_dir(&opts.out.join(&exp.name), &stem);
             std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
             write_atomic(&dir.join("config.toml"), &toml)?;
             dir
@@ -155,7 +170,11 @@ pub fn run_sweep(
         for r in &records {
             *count.entry((r.point, r.trial)).or_insert(0usize) += 1;
         }
-        count.into_iter().filter(|(_, c)| *c >= cases).map(|(k, _)| k).collect()
+        count
+            .into_iter()
+            .filter(|(_, c)| *c >= cases)
+            .map(|(k, _)| k)
+            .collect()
     };
     // Drop the records of units left half done (some cases only); they are run again.
     records.retain(|r| done.contains(&(r.point, r.trial)));
@@ -165,12 +184,18 @@ pub fn run_sweep(
         .filter(|u| !done.contains(u))
         .collect();
     let log_path = dir.join("trials.jsonl");
-    let mut log = std::fs::OpenOptions::new().create(true).append(true).open(&log_path).map_err(io("open", &log_path))?;
+    let mut log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&log_path)
+        .map_err(io("open", &log_path))?;
     let bar = std::io::stderr().is_terminal().then(|| {
         let bar = indicatif::ProgressBar::new(todo.len() as u64);
         bar.set_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} trials  {per_sec}  eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} trials  {per_sec}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         bar
     });
@@ -179,7 +204,8 @@ pub fn run_sweep(
         let mut trial_exp = sweep.points[point].experiment.clone();
         trial_exp.seed = exp.seed + trial as u64;
         trial_exp.model.seed = trial_exp.seed;
-        let outcome = run::execute(&trial_exp, backend).map_err(|e| SweepError::Failure(e.to_string()))?;
+        let outcome =
+            run::execute(&trial_exp, backend).map_err(|e| SweepError::Failure(e.to_string()))?;
         let report = ExperimentReport::new(&trial_exp, backend, &outcome, opts.thresholds);
         let mut lines = String::new();
         for case in &report.cases {
@@ -189,17 +215,30 @@ pub fn run_sweep(
                 seed: trial_exp.seed,
                 case: case.input.name.clone(),
                 delta_l2: case.layers.iter().map(|l| l.delta_l2).collect(),
-                weight_l2: case.params.iter().filter(|p| p.name.ends_with(".weight")).map(|p| p.l2).collect(),
+                weight_l2: case
+                    .params
+                    .iter()
+                    .filter(|p| p.name.ends_with(".weight"))
+                    .map(|p| p.l2)
+                    .collect(),
                 ratio: case.delta_ratio,
                 nonfinite: case.params.iter().any(|p| p.nonfinite > 0),
             };
-            lines.push_str(&serde_json::to_string(&record).map_err(|e| SweepError::Failure(e.to_string()))?);
+            lines.push_str(
+                &serde_json::to_string(&record).map_err(|e| SweepError::Failure(e.to_string()))?,
+            );
             lines.push('\n');
             records.push(record);
         }
         // One write per unit, then a sync: a unit is on disk whole, or (torn) dropped on resume.
-        log.write_all(lines.as_bytes()).and_then(|()| log.sync_data()).map_err(io("append to", &log_path))?;
-        if std::env::var(FAULT_ENV).ok().and_then(|v| v.parse::<usize>().ok()).is_some_and(|n| i + 1 >= n) {
+        log.write_all(lines.as_bytes())
+            .and_then(|()| log.sync_data())
+            .map_err(io("append to", &log_path))?;
+        if std::env::var(FAULT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| i + 1 >= n)
+        {
             std::process::abort();
         }
         match &bar {
@@ -207,7 +246,13 @@ pub fn run_sweep(
             None => {
                 let finished_point = todo.get(i + 1).is_none_or(|next| next.0 != point);
                 if finished_point && last_point != Some(point) {
-                    let _ = writeln!(err, "sweep: point {}/{} done: {}", point + 1, sweep.points.len(), sweep.points[point].label());
+                    let _ = writeln!(
+                        err,
+                        "sweep: point {}/{} done: {}",
+                        point + 1,
+                        sweep.points.len(),
+                        sweep.points[point].label()
+                    );
                     last_point = Some(point);
                 }
             }
@@ -220,25 +265,46 @@ pub fn run_sweep(
 }
 
 /// Write the summary files of a sweep record (`records`: every trial, for `trials.csv`).
-pub fn write_summary(dir: &Path, summary: &SweepSummary, records: &[TrialRecord]) -> Result<(), SweepError> {
-    write_atomic(&dir.join("trials.csv"), &crate::summary::trials_csv(records))?;
-    let json = serde_json::to_string_pretty(summary).map_err(|e| SweepError::Failure(e.to_string()))?;
+pub fn write_summary(
+    dir: &Path,
+    summary: &SweepSummary,
+    records: &[TrialRecord],
+) -> Result<(), SweepError> {
+    write_atomic(
+        &dir.join("trials.csv"),
+        &crate::summary::trials_csv(records),
+    )?;
+    let json =
+        serde_json::to_string_pretty(summary).map_err(|e| SweepError::Failure(e.to_string()))?;
     write_atomic(&dir.join("summary.json"), &format!("{json}\n"))?;
-    write_atomic(&dir.join("summary.csv"), &crate::summary::layers_csv(summary))?;
+    write_atomic(
+        &dir.join("summary.csv"),
+        &crate::summary::layers_csv(summary),
+    )?;
     write_atomic(&dir.join("summary.txt"), &crate::summary::table(summary))?;
     write_atomic(&dir.join("sweep.svg"), &crate::plot::svg(summary))?;
-    write_atomic(&dir.join("report.md"), &crate::summary::markdown(summary, "sweep.svg"))
+    write_atomic(
+        &dir.join("report.md"),
+        &crate::summary::markdown(summary, "sweep.svg"),
+    )
 }
 
 /// Write a notebook page `dir/<experiment>.md` (and `dir/<experiment>.svg` for a sweep) that
 /// says the command that regenerates it.
-pub fn write_notebook_page(dir: &Path, experiment: &str, command: &str, body: &str, svg: Option<&str>) -> Result<PathBuf, SweepError> {
+pub fn write_notebook_page(
+    dir: &Path,
+    experiment: &str,
+    command: &str,
+    body: &str,
+    svg: Option<&str>,
+) -> Result<PathBuf, SweepError> {
     std::fs::create_dir_all(dir).map_err(io("create", dir))?;
     if let Some(svg) = svg {
         write_atomic(&dir.join(format!("{experiment}.svg")), svg)?;
     }
     let page = dir.join(format!("{experiment}.md"));
-    let text = format!("<!-- Written by gradscope; do not edit. -->\n\nRegenerate: `{command}`\n\n{body}");
+    let text =
+        format!("<!-- Written by gradscope; do not edit. -->\n\nRegenerate: `{command}`\n\n{body}");
     write_atomic(&page, &text)?;
     Ok(page)
 }
@@ -246,18 +312,30 @@ pub fn write_notebook_page(dir: &Path, experiment: &str, command: &str, body: &s
 /// Combine sweep records (shards of one sweep) into a new record under `out`; returns its
 /// directory and summary.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), SweepError> {
-    let first = dirs.first().ok_or_else(|| SweepError::BadInput("merge needs at least one record directory".into()))?;
+    let first = dirs
+        .first()
+        .ok_or_else(|| SweepError::BadInput("merge needs at least one record directory".into()))?;
     let config_path = first.join("config.toml");
-    let exp = config::load(&config_path).map_err(|e| SweepError::BadInput(format!("{}: {e}", first.display())))?;
-    let sweep = exp.sweep.clone().ok_or_else(|| SweepError::BadInput(format!("{} is not a sweep record", first.display())))?;
-    let body = config_body(&std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?);
+    let exp = config::load(&config_path)
+        .map_err(|e| SweepError::BadInput(format!("{}: {e}", first.display())))?;
+    let sweep = exp.sweep.clone().ok_or_else(|| {
+        SweepError::BadInput(format!("{} is not a sweep record", first.display()))
+    })?;
+    let body =
+        config_body(&std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?);
     let mut seen = HashSet::new();
     let mut records = Vec::new();
     for dir in dirs {
         let path = dir.join("config.toml");
-        let other = std::fs::read_to_string(&path).map_err(|e| SweepError::BadInput(format!("{}: not a sweep record ({e})", dir.display())))?;
+        let other = std::fs::read_to_string(&path).map_err(|e| {
+            SweepError::BadInput(format!("{}: not a sweep record ({e})", dir.display()))
+        })?;
         if config_body(&other) != body {
-            return Err(SweepError::BadInput(format!("{} is a record of a different sweep than {}", dir.display(), first.display())));
+            return Err(SweepError::BadInput(format!(
+                "{} is a record of a different sweep than {}",
+                dir.display(),
+                first.display()
+            )));
         }
         for r in read_trials(dir)? {
             if seen.insert((r.point, r.trial, r.case.clone())) {
@@ -267,17 +345,21 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), Sw
     }
     records.sort_by(|a, b| (a.point, a.trial, &a.case).cmp(&(b.point, b.trial, &b.case)));
     let summary = summarise(&exp.name, &sweep, &records);
-    let stem = format!("{}-merged", crate::record::utc(std::time::SystemTime::now(), false));
-    let parent = out.join(&exp.name);
-    let mut dir = parent.join(&stem);
-    let mut k = 2;
-    while dir.exists() {
-        dir = parent.join(format!("{stem}-{k}"));
-        k += 1;
-    }
+    let stem = format!(
+        "{}-merged",
+        crate::record::utc(std::time::SystemTime::now(), false)
+    );
+    let dir = crate::record::unused_dir(&out.join(&exp.name), &stem);
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    write_atomic(&dir.join("config.toml"), &std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?)?;
-    let lines: String = records.iter().filter_map(|r| serde_json::to_string(r).ok()).map(|l| l + "\n").collect();
+    write_atomic(
+        &dir.join("config.toml"),
+        &std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?,
+    )?;
+    let lines: String = records
+        .iter()
+        .filter_map(|r| serde_json::to_string(r).ok())
+        .map(|l| l + "\n")
+        .collect();
     write_atomic(&dir.join("trials.jsonl"), &lines)?;
     write_summary(&dir, &summary, &records)?;
     Ok((dir, summary))
@@ -293,7 +375,11 @@ mod tests {
         for k in 0..20 {
             assert_eq!(shards.iter().filter(|s| s.owns(k)).count(), 1);
         }
-        assert!(Shard::parse("0/3").is_err() && Shard::parse("4/3").is_err() && Shard::parse("x").is_err());
+        assert!(
+            Shard::parse("0/3").is_err()
+                && Shard::parse("4/3").is_err()
+                && Shard::parse("x").is_err()
+        );
         assert_eq!(Shard::parse("2/3"), Ok(Shard { index: 2, count: 3 }));
     }
 }

@@ -31,8 +31,14 @@ impl View for F32View<'_> {
 }
 
 /// The tensors of one case, by the names the dump uses.
-pub fn case_tensors<'a>(weights: &'a MlpWeights, case: &'a CaseOutcome) -> Vec<(String, &'a HostTensor)> {
-    let mut t: Vec<(String, &HostTensor)> = vec![("input".into(), &case.input), ("output".into(), &case.output)];
+pub fn case_tensors<'a>(
+    weights: &'a MlpWeights,
+    case: &'a CaseOutcome,
+) -> Vec<(String, &'a HostTensor)> {
+    let mut t: Vec<(String, &HostTensor)> = vec![
+        ("input".into(), &case.input),
+        ("output".into(), &case.output),
+    ];
     for (i, l) in weights.layers.iter().enumerate() {
         t.push((format!("layers.{i}.weight"), &l.weight));
         if let Some(b) = &l.bias {
@@ -50,7 +56,12 @@ pub fn case_tensors<'a>(weights: &'a MlpWeights, case: &'a CaseOutcome) -> Vec<(
 
 /// Write `<dir>/<case>.safetensors` for every case (each written to a temporary name, then
 /// renamed). Returns the files written.
-pub fn dump(dir: &Path, exp: &Experiment, backend: &str, outcome: &Outcome) -> std::io::Result<Vec<PathBuf>> {
+pub fn dump(
+    dir: &Path,
+    exp: &Experiment,
+    backend: &str,
+    outcome: &Outcome,
+) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
     let activations: Vec<&str> = exp.model.activations.iter().map(|a| a.name()).collect();
     let mut written = Vec::new();
@@ -64,9 +75,12 @@ pub fn dump(dir: &Path, exp: &Experiment, backend: &str, outcome: &Outcome) -> s
             ("backend".to_string(), backend.to_string()),
             ("kernel_layout".to_string(), "[in, out]".to_string()),
         ]);
-        let tensors: Vec<(String, F32View)> =
-            case_tensors(&outcome.weights, case).into_iter().map(|(n, t)| (n, F32View(t))).collect();
-        let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
+        let tensors: Vec<(String, F32View)> = case_tensors(&outcome.weights, case)
+            .into_iter()
+            .map(|(n, t)| (n, F32View(t)))
+            .collect();
+        let bytes =
+            safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
         let path = dir.join(format!("{}.safetensors", case.name));
         let partial = dir.join(format!(".{}.safetensors.partial", case.name));
         std::fs::write(&partial, bytes)?;
@@ -80,21 +94,44 @@ pub fn dump(dir: &Path, exp: &Experiment, backend: &str, outcome: &Outcome) -> s
 /// `layers.{i}.weight` `[d_in, d_out]` and, with biases, `layers.{i}.bias` `[d_out]` (F32 or
 /// F64). Other tensors (a dump's gradients, say) are ignored. Errors are sentences.
 pub fn read_weights(path: &Path, model: &MlpConfig) -> Result<MlpWeights, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| format!("`{}` is not a valid .safetensors file ({e})", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        format!(
+            "`{}` is not a valid .safetensors file ({e})",
+            path.display()
+        )
+    })?;
     let get = |name: &str, shape: &[usize]| -> Result<HostTensor, String> {
-        let view = st.tensor(name).map_err(|_| format!("`{}` has no tensor `{name}`", path.display()))?;
+        let view = st
+            .tensor(name)
+            .map_err(|_| format!("`{}` has no tensor `{name}`", path.display()))?;
         if view.shape() != shape {
-            return Err(format!("`{}`: tensor `{name}` has shape {:?}; the model needs {shape:?}", path.display(), view.shape()));
+            return Err(format!(
+                "`{}`: tensor `{name}` has shape {:?}; the model needs {shape:?}",
+                path.display(),
+                view.shape()
+            ));
         }
         let data = match view.dtype() {
-            Dtype::F32 => view.data().chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+            Dtype::F32 => view
+                .data()
+                .chunks_exact(4)
+                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect(),
             Dtype::F64 => view
                 .data()
                 .chunks_exact(8)
-                .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
+                .map(|c| {
+                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
+                })
                 .collect(),
-            other => return Err(format!("`{}`: tensor `{name}` is {other:?}; expected F32 or F64", path.display())),
+            other => {
+                return Err(format!(
+                    "`{}`: tensor `{name}` is {other:?}; expected F32 or F64",
+                    path.display()
+                ));
+            }
         };
         Ok(HostTensor::new(shape.to_vec(), data))
     };
@@ -105,7 +142,11 @@ pub fn read_weights(path: &Path, model: &MlpConfig) -> Result<MlpWeights, String
         .map(|(i, w)| {
             Ok(LayerWeights {
                 weight: get(&format!("layers.{i}.weight"), &[w[0], w[1]])?,
-                bias: if model.bias { Some(get(&format!("layers.{i}.bias"), &[w[1]])?) } else { None },
+                bias: if model.bias {
+                    Some(get(&format!("layers.{i}.bias"), &[w[1]])?)
+                } else {
+                    None
+                },
             })
         })
         .collect::<Result<Vec<_>, String>>()?;
@@ -116,7 +157,13 @@ pub fn read_weights(path: &Path, model: &MlpConfig) -> Result<MlpWeights, String
             .and_then(|i| i.parse::<usize>().ok())
             .is_some_and(|i| i >= n)
     }) {
-        return Err(format!("`{}` has tensor `{extra}`, but the model has only {n} layers", path.display()));
+        return Err(format!(
+            "`{}` has tensor `{extra}`, but the model has only {n} layers",
+            path.display()
+        ));
     }
-    Ok(MlpWeights { layers, activations: model.activations.clone() })
+    Ok(MlpWeights {
+        layers,
+        activations: model.activations.clone(),
+    })
 }

@@ -3,22 +3,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::gradscope;
 
-/// Run the binary in `cwd`. A `run` without `--out` gets `--no-record`, so no test writes run
-/// records into the source tree; record writing has its own tests (tests/records.rs).
-fn gradscope(args: &[&str], cwd: &Path) -> Output {
-    let mut args: Vec<&str> = args.to_vec();
-    if args.first() == Some(&"run") && !args.contains(&"--out") {
-        args.push("--no-record");
-    }
-    Command::new(env!("CARGO_BIN_EXE_gradscope"))
-        .args(&args)
-        .current_dir(cwd)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start gradscope: {e}"))
-}
+use std::process::Output;
 
 fn workspace_root() -> std::path::PathBuf {
     common::configs_dir().join("..")
@@ -52,16 +39,31 @@ fn readme_command_runs_the_three_seed_experiments() {
     assert_eq!(o.status.code(), Some(0), "stderr: {}", stderr(&o));
     let out = stdout(&o);
     for name in ["seed-example-1", "seed-example-2", "seed-example-3"] {
-        assert!(out.contains(&format!("experiment  {name}")), "{name} missing:\n{out}");
+        assert!(
+            out.contains(&format!("experiment  {name}")),
+            "{name} missing:\n{out}"
+        );
     }
-    assert_eq!(out.matches("verdict: every gradient value is finite").count(), 3, "{out}");
+    assert_eq!(
+        out.matches("verdict: every gradient value is finite")
+            .count(),
+        3,
+        "{out}"
+    );
     // Example 3 reports its three inputs with their shapes.
     for input in ["input x1 [1, 10]", "input x2 [1, 10]", "input x3 [3, 10]"] {
         assert!(out.contains(input), "{input} missing:\n{out}");
     }
-    assert!(stderr(&o).is_empty(), "stderr should be quiet: {}", stderr(&o));
+    assert!(
+        stderr(&o).is_empty(),
+        "stderr should be quiet: {}",
+        stderr(&o)
+    );
     let widest = out.lines().map(|l| l.chars().count()).max().unwrap_or(0);
-    assert!(widest <= 100, "the table must fit in 100 columns; widest line {widest}");
+    assert!(
+        widest <= 100,
+        "the table must fit in 100 columns; widest line {widest}"
+    );
 }
 
 #[test]
@@ -80,11 +82,18 @@ fn json_has_the_documented_fields_and_is_byte_identical_across_runs() {
     let a = gradscope(&["run", "--all", "--format", "json"], &root);
     let b = gradscope(&["run", "--all", "--format", "json"], &root);
     assert_eq!(a.status.code(), Some(0), "{}", stderr(&a));
-    assert_eq!(a.stdout, b.stdout, "same configs and seeds must give identical JSON");
-    let lines: Vec<&str> = std::str::from_utf8(&a.stdout).unwrap_or("").lines().collect();
+    assert_eq!(
+        a.stdout, b.stdout,
+        "same configs and seeds must give identical JSON"
+    );
+    let lines: Vec<&str> = std::str::from_utf8(&a.stdout)
+        .unwrap_or("")
+        .lines()
+        .collect();
     assert_eq!(lines.len(), 3, "one JSON document per experiment");
     for line in lines {
-        let v: serde_json::Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
         for key in ["experiment", "backend", "seed", "cases", "all_finite"] {
             assert!(v.get(key).is_some(), "missing {key}: {line}");
         }
@@ -116,7 +125,13 @@ fn hand_json_values_are_the_derived_ones() {
         .as_array()
         .into_iter()
         .flatten()
-        .map(|p| (p["name"].as_str().unwrap_or("").to_string(), p["max"].as_f64().unwrap_or(0.0), p["min"].as_f64().unwrap_or(0.0)))
+        .map(|p| {
+            (
+                p["name"].as_str().unwrap_or("").to_string(),
+                p["max"].as_f64().unwrap_or(0.0),
+                p["min"].as_f64().unwrap_or(0.0),
+            )
+        })
         .collect();
     assert_eq!(
         got,
@@ -144,8 +159,14 @@ fn overflowing_gradients_exit_3_and_are_shown_as_not_finite() {
     assert!(out.contains("<- not finite"), "{out}");
     assert!(out.contains("inf") || out.contains("NaN"), "{out}");
     // δ overflowed too, so the flow ratio is undefined, never read as "vanishing".
-    assert!(out.contains("(undefined)") && !out.contains("VANISHING"), "{out}");
-    let j = gradscope(&["run", "boom.toml", "--format", "json", "--allow-nonfinite"], dir.path());
+    assert!(
+        out.contains("(undefined)") && !out.contains("VANISHING"),
+        "{out}"
+    );
+    let j = gradscope(
+        &["run", "boom.toml", "--format", "json", "--allow-nonfinite"],
+        dir.path(),
+    );
     assert_eq!(j.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["all_finite"], false);
@@ -161,7 +182,17 @@ fn overflowing_gradients_exit_3_and_are_shown_as_not_finite() {
 
 #[test]
 fn backend_flag_selects_flex() {
-    let o = gradscope(&["run", "configs/01-seed-single-hidden.toml", "--backend", "flex", "--format", "json"], &workspace_root());
+    let o = gradscope(
+        &[
+            "run",
+            "configs/01-seed-single-hidden.toml",
+            "--backend",
+            "flex",
+            "--format",
+            "json",
+        ],
+        &workspace_root(),
+    );
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["backend"], "flex");
@@ -170,14 +201,30 @@ fn backend_flag_selects_flex() {
 #[test]
 fn usage_errors_exit_2() {
     let root = workspace_root();
-    for args in [&["run"][..], &["run", "--backend", "tpu", "x.toml"], &["frobnicate"], &["run", "--format", "xml", "--all"]] {
+    for args in [
+        &["run"][..],
+        &["run", "--backend", "tpu", "x.toml"],
+        &["frobnicate"],
+        &["run", "--format", "xml", "--all"],
+    ] {
         let o = gradscope(args, &root);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(!stderr(&o).contains("panicked"), "{}", stderr(&o));
     }
-    let o = gradscope(&["run", "configs/01-seed-single-hidden.toml", "--device", "cpu"], &root);
+    let o = gradscope(
+        &[
+            "run",
+            "configs/01-seed-single-hidden.toml",
+            "--device",
+            "cpu",
+        ],
+        &root,
+    );
     assert_eq!(o.status.code(), Some(2));
-    assert_eq!(stderr(&o), "error: --device selects a wgpu adapter; backend `ndarray` has none\n");
+    assert_eq!(
+        stderr(&o),
+        "error: --device selects a wgpu adapter; backend `ndarray` has none\n"
+    );
 }
 
 /// Bad configs and the message each gets. Each is a valid seed config with one edit.
@@ -185,38 +232,110 @@ const BAD: &[(&str, &str, &str)] = &[
     ("syntax", "seed = 0", "seed = = 0"),
     ("unterminated_string", "name = \"hand\"", "name = \"hand"),
     ("unknown_top_key", "seed = 0", "seed = 0\nsede = 3"),
-    ("unknown_model_key", "output = 1", "output = 1\nactivaton = \"relu\""),
+    (
+        "unknown_model_key",
+        "output = 1",
+        "output = 1\nactivaton = \"relu\"",
+    ),
     ("unknown_input_key", "batch = 1", "batch = 1\nbacth = 2"),
     ("wrong_type_seed", "seed = 0", "seed = \"zero\""),
     ("wrong_type_hidden", "hidden = [2]", "hidden = 2"),
     ("wrong_type_width", "hidden = [2]", "hidden = [\"2\"]"),
     ("missing_name", "name = \"hand\"\n", ""),
     ("missing_model_input", "input = 2\n", ""),
-    ("missing_inputs", "[[inputs]]\nname = \"ones\"\nbatch = 1\ndistribution = { kind = \"constant\", value = 1.0 }\n", ""),
+    (
+        "missing_inputs",
+        "[[inputs]]\nname = \"ones\"\nbatch = 1\ndistribution = { kind = \"constant\", value = 1.0 }\n",
+        "",
+    ),
     ("missing_hidden", "hidden = [2]\n", ""),
     ("zero_width", "hidden = [2]", "hidden = [2, 0]"),
     ("negative_input", "input = 2", "input = -3"),
     ("zero_batch", "batch = 1", "batch = 0"),
     ("negative_seed", "seed = 0", "seed = -1"),
-    ("hidden_and_depth", "hidden = [2]", "hidden = [2]\ndepth = 3\nwidth = 4"),
+    (
+        "hidden_and_depth",
+        "hidden = [2]",
+        "hidden = [2]\ndepth = 3\nwidth = 4",
+    ),
     ("depth_without_width", "hidden = [2]", "depth = 3"),
-    ("unknown_activation", "output = 1", "output = 1\nactivation = \"rleu\""),
-    ("unknown_initialiser", "kind = \"constant\", value = 0.5", "kind = \"glorot_uniformm\""),
-    ("unknown_distribution", "kind = \"constant\", value = 1.0", "kind = \"gaussian\""),
-    ("unknown_loss", "seed = 0", "seed = 0\nloss = \"cross_entropy\""),
-    ("unknown_backend", "seed = 0", "seed = 0\nbackend = \"cuda\""),
-    ("param_not_taken", "kind = \"constant\", value = 1.0", "kind = \"normal\", value = 1.0"),
-    ("unknown_param", "kind = \"constant\", value = 1.0", "kind = \"normal\", sdt = 1.0"),
-    ("negative_std", "kind = \"constant\", value = 1.0", "kind = \"normal\", std = -1.0"),
-    ("nan_std", "kind = \"constant\", value = 1.0", "kind = \"normal\", std = nan"),
-    ("inf_mean", "kind = \"constant\", value = 1.0", "kind = \"normal\", mean = inf"),
-    ("low_not_below_high", "kind = \"constant\", value = 1.0", "kind = \"uniform\", low = 1.0, high = 1.0"),
-    ("constant_without_value", "kind = \"constant\", value = 1.0", "kind = \"constant\""),
-    ("duplicate_case", "distribution = { kind = \"constant\", value = 1.0 }\n", "distribution = \"normal\"\n[[inputs]]\nname = \"ones\"\nbatch = 2\ndistribution = \"normal\"\n"),
+    (
+        "unknown_activation",
+        "output = 1",
+        "output = 1\nactivation = \"rleu\"",
+    ),
+    (
+        "unknown_initialiser",
+        "kind = \"constant\", value = 0.5",
+        "kind = \"glorot_uniformm\"",
+    ),
+    (
+        "unknown_distribution",
+        "kind = \"constant\", value = 1.0",
+        "kind = \"gaussian\"",
+    ),
+    (
+        "unknown_loss",
+        "seed = 0",
+        "seed = 0\nloss = \"cross_entropy\"",
+    ),
+    (
+        "unknown_backend",
+        "seed = 0",
+        "seed = 0\nbackend = \"cuda\"",
+    ),
+    (
+        "param_not_taken",
+        "kind = \"constant\", value = 1.0",
+        "kind = \"normal\", value = 1.0",
+    ),
+    (
+        "unknown_param",
+        "kind = \"constant\", value = 1.0",
+        "kind = \"normal\", sdt = 1.0",
+    ),
+    (
+        "negative_std",
+        "kind = \"constant\", value = 1.0",
+        "kind = \"normal\", std = -1.0",
+    ),
+    (
+        "nan_std",
+        "kind = \"constant\", value = 1.0",
+        "kind = \"normal\", std = nan",
+    ),
+    (
+        "inf_mean",
+        "kind = \"constant\", value = 1.0",
+        "kind = \"normal\", mean = inf",
+    ),
+    (
+        "low_not_below_high",
+        "kind = \"constant\", value = 1.0",
+        "kind = \"uniform\", low = 1.0, high = 1.0",
+    ),
+    (
+        "constant_without_value",
+        "kind = \"constant\", value = 1.0",
+        "kind = \"constant\"",
+    ),
+    (
+        "duplicate_case",
+        "distribution = { kind = \"constant\", value = 1.0 }\n",
+        "distribution = \"normal\"\n[[inputs]]\nname = \"ones\"\nbatch = 2\ndistribution = \"normal\"\n",
+    ),
     ("bad_name", "name = \"hand\"", "name = \"my experiment\""),
-    ("empty_description", "description = \"Hand-computable: constant weights 0.5, zero biases, input of ones\"", "description = \"\""),
+    (
+        "empty_description",
+        "description = \"Hand-computable: constant weights 0.5, zero biases, input of ones\"",
+        "description = \"\"",
+    ),
     ("zero_gain", "output = 1", "output = 1\ngain = 0.0"),
-    ("unknown_table", "[[inputs]]\nname = \"ones\"\nbatch = 1\ndistribution = { kind = \"constant\", value = 1.0 }\n", "[[inputs_]]\n"),
+    (
+        "unknown_table",
+        "[[inputs]]\nname = \"ones\"\nbatch = 1\ndistribution = { kind = \"constant\", value = 1.0 }\n",
+        "[[inputs_]]\n",
+    ),
 ];
 
 #[test]
@@ -232,7 +351,10 @@ fn bad_configs_exit_2_with_located_messages() {
         let err = stderr(&o);
         assert_eq!(o.status.code(), Some(2), "{name}: {err}");
         assert!(err.starts_with(&format!("error: {file}")), "{name}: {err}");
-        assert!(!err.contains("panicked") && o.stdout.is_empty(), "{name}: {err}");
+        assert!(
+            !err.contains("panicked") && o.stdout.is_empty(),
+            "{name}: {err}"
+        );
         all.push_str(&format!("--- {name}\n{err}"));
     }
     insta::assert_snapshot!("bad_configs", all);
@@ -242,7 +364,8 @@ fn bad_configs_exit_2_with_located_messages() {
 fn unreadable_empty_non_utf8_and_caseless_files_exit_2() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("empty.toml"), "  \n").unwrap_or_else(|e| panic!("{e}"));
-    std::fs::write(dir.path().join("latin1.toml"), b"name = \"caf\xe9\"\n").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("latin1.toml"), b"name = \"caf\xe9\"\n")
+        .unwrap_or_else(|e| panic!("{e}"));
     let caseless = HAND.replace("seed = 0\n", "seed = 0\ninputs = []\n");
     let caseless = &caseless[..caseless.find("[[inputs]]").unwrap_or(caseless.len())];
     std::fs::write(dir.path().join("no_cases.toml"), caseless).unwrap_or_else(|e| panic!("{e}"));
@@ -263,7 +386,10 @@ fn hand_computed_markdown_and_csv_snapshots() {
     assert_eq!(md.status.code(), Some(0), "{}", stderr(&md));
     insta::assert_snapshot!("hand_markdown", stdout(&md));
     let csv = gradscope(&["run", "hand.toml", "--format", "csv"], dir.path());
-    let layers = gradscope(&["run", "hand.toml", "--format", "csv", "--layers"], dir.path());
+    let layers = gradscope(
+        &["run", "hand.toml", "--format", "csv", "--layers"],
+        dir.path(),
+    );
     insta::assert_snapshot!("hand_csv", format!("{}{}", stdout(&csv), stdout(&layers)));
     let bad = gradscope(&["run", "hand.toml", "--layers"], dir.path());
     assert_eq!(bad.status.code(), Some(2));
@@ -272,29 +398,84 @@ fn hand_computed_markdown_and_csv_snapshots() {
 /// The JSON schema the README documents, checked field by field: name → JSON type.
 fn check_schema(v: &serde_json::Value) {
     use serde_json::Value::{Array, Bool, Null, Number, Object, String as Str};
-    let is_float = |x: &serde_json::Value| matches!(x, Number(_)) || matches!(x.as_str(), Some("NaN" | "inf" | "-inf"));
+    let is_float = |x: &serde_json::Value| {
+        matches!(x, Number(_)) || matches!(x.as_str(), Some("NaN" | "inf" | "-inf"))
+    };
     let obj = |x: &serde_json::Value, keys: &[&str]| {
-        let Object(m) = x else { panic!("not an object: {x}") };
+        let Object(m) = x else {
+            panic!("not an object: {x}")
+        };
         let mut got: Vec<&str> = m.keys().map(String::as_str).collect();
         got.sort();
         let mut want = keys.to_vec();
         want.sort();
         assert_eq!(got, want, "fields of {x}");
     };
-    obj(v, &["experiment", "description", "backend", "adapter", "seed", "loss", "thresholds", "cases", "all_finite", "first_nonfinite"]);
-    assert!(matches!(v["experiment"], Str(_)) && matches!(v["backend"], Str(_)) && matches!(v["loss"], Str(_)));
+    obj(
+        v,
+        &[
+            "experiment",
+            "description",
+            "backend",
+            "adapter",
+            "seed",
+            "loss",
+            "thresholds",
+            "cases",
+            "all_finite",
+            "first_nonfinite",
+        ],
+    );
+    assert!(
+        matches!(v["experiment"], Str(_))
+            && matches!(v["backend"], Str(_))
+            && matches!(v["loss"], Str(_))
+    );
     assert!(matches!(v["adapter"], Str(_) | Null) && matches!(v["first_nonfinite"], Str(_) | Null));
     assert!(v["seed"].is_u64() && matches!(v["all_finite"], Bool(_)));
     obj(&v["thresholds"], &["vanishing", "exploding"]);
-    let Array(cases) = &v["cases"] else { panic!("cases") };
+    let Array(cases) = &v["cases"] else {
+        panic!("cases")
+    };
     for c in cases {
-        obj(c, &["input", "loss", "params", "layers", "delta_ratio", "flow"]);
+        obj(
+            c,
+            &["input", "loss", "params", "layers", "delta_ratio", "flow"],
+        );
         obj(&c["input"], &["name", "shape", "distribution"]);
         assert!(is_float(&c["loss"]) && is_float(&c["delta_ratio"]));
-        assert!(matches!(c["flow"].as_str(), Some("ok" | "vanishing" | "exploding" | "undefined")));
+        assert!(matches!(
+            c["flow"].as_str(),
+            Some("ok" | "vanishing" | "exploding" | "undefined")
+        ));
         for p in c["params"].as_array().into_iter().flatten() {
-            obj(p, &["name", "shape", "max", "min", "nonfinite", "max_abs", "l2", "mean_abs", "std", "zero_fraction", "nan", "pos_inf", "neg_inf"]);
-            for k in ["max", "min", "max_abs", "l2", "mean_abs", "std", "zero_fraction"] {
+            obj(
+                p,
+                &[
+                    "name",
+                    "shape",
+                    "max",
+                    "min",
+                    "nonfinite",
+                    "max_abs",
+                    "l2",
+                    "mean_abs",
+                    "std",
+                    "zero_fraction",
+                    "nan",
+                    "pos_inf",
+                    "neg_inf",
+                ],
+            );
+            for k in [
+                "max",
+                "min",
+                "max_abs",
+                "l2",
+                "mean_abs",
+                "std",
+                "zero_fraction",
+            ] {
                 assert!(is_float(&p[k]), "{k}: {p}");
             }
             for k in ["nonfinite", "nan", "pos_inf", "neg_inf"] {
@@ -302,7 +483,19 @@ fn check_schema(v: &serde_json::Value) {
             }
         }
         for l in c["layers"].as_array().into_iter().flatten() {
-            obj(l, &["layer", "width", "delta_l2", "delta_max_abs", "delta_nonfinite", "dead_fraction", "activation_mean", "activation_std"]);
+            obj(
+                l,
+                &[
+                    "layer",
+                    "width",
+                    "delta_l2",
+                    "delta_max_abs",
+                    "delta_nonfinite",
+                    "dead_fraction",
+                    "activation_mean",
+                    "activation_std",
+                ],
+            );
         }
     }
 }
@@ -311,13 +504,18 @@ fn check_schema(v: &serde_json::Value) {
 fn json_follows_the_documented_schema_for_finite_and_overflowing_runs() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("hand.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
-    let boom = HAND
-        .replace("value = 0.5", "value = 1e20")
-        .replace("input = 2\nhidden = [2]", "input = 10\nhidden = [10, 10, 10, 10]");
+    let boom = HAND.replace("value = 0.5", "value = 1e20").replace(
+        "input = 2\nhidden = [2]",
+        "input = 10\nhidden = [10, 10, 10, 10]",
+    );
     std::fs::write(dir.path().join("boom.toml"), boom).unwrap_or_else(|e| panic!("{e}"));
     for file in ["hand.toml", "boom.toml"] {
-        let o = gradscope(&["run", file, "--format", "json", "--allow-nonfinite"], dir.path());
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+        let o = gradscope(
+            &["run", file, "--format", "json", "--allow-nonfinite"],
+            dir.path(),
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
         check_schema(&v);
     }
 }

@@ -6,7 +6,10 @@ use gradscope::config::{self, Source};
 use proptest::prelude::*;
 
 fn parse(text: String) -> Result<config::Experiment, config::ConfigError> {
-    config::parse(Source { path: "fuzz.toml".into(), text })
+    config::parse(Source {
+        path: "fuzz.toml".into(),
+        text,
+    })
 }
 
 fn value() -> impl Strategy<Value = String> {
@@ -38,8 +41,18 @@ fn value() -> impl Strategy<Value = String> {
 
 const TOP: &[&str] = &["name", "description", "seed", "backend", "loss", "bogus"];
 const MODEL: &[&str] = &[
-    "input", "hidden", "depth", "width", "output", "activation", "activation_overrides", "bias", "kernel_init",
-    "bias_init", "gain", "bogus",
+    "input",
+    "hidden",
+    "depth",
+    "width",
+    "output",
+    "activation",
+    "activation_overrides",
+    "bias",
+    "kernel_init",
+    "bias_init",
+    "gain",
+    "bogus",
 ];
 const INPUT: &[&str] = &["name", "batch", "distribution", "file", "bogus"];
 
@@ -54,13 +67,18 @@ fn table(keys: &'static [&'static str]) -> impl Strategy<Value = String> {
 }
 
 fn document() -> impl Strategy<Value = String> {
-    (table(TOP), table(MODEL), proptest::collection::vec(table(INPUT), 0..3)).prop_map(|(top, model, inputs)| {
-        let mut doc = format!("{top}[model]\n{model}");
-        for i in inputs {
-            doc.push_str(&format!("[[inputs]]\n{i}"));
-        }
-        doc
-    })
+    (
+        table(TOP),
+        table(MODEL),
+        proptest::collection::vec(table(INPUT), 0..3),
+    )
+        .prop_map(|(top, model, inputs)| {
+            let mut doc = format!("{top}[model]\n{model}");
+            for i in inputs {
+                doc.push_str(&format!("[[inputs]]\n{i}"));
+            }
+            doc
+        })
 }
 
 /// A document that is valid except for the values drawn.

@@ -36,14 +36,26 @@ fn oracle_agrees_with_central_finite_differences() {
             for l in 0..base.len() {
                 let n_w = base[l].0.len();
                 // Every 7th kernel entry and every bias entry.
-                for k in (0..n_w).step_by(7).map(|i| (0, i)).chain((0..base[l].1.len()).map(|i| (1, i))) {
+                for k in (0..n_w)
+                    .step_by(7)
+                    .map(|i| (0, i))
+                    .chain((0..base[l].1.len()).map(|i| (1, i)))
+                {
                     let bump = |delta: f64| {
                         let mut layers = base.clone();
-                        if k.0 == 0 { layers[l].0[k.1] += delta } else { layers[l].1[k.1] += delta }
+                        if k.0 == 0 {
+                            layers[l].0[k.1] += delta
+                        } else {
+                            layers[l].1[k.1] += delta
+                        }
                         forward_loss(&layers, &weights.activations, &xs, batch, exp.loss)
                     };
                     let fd = (bump(h) - bump(-h)) / (2.0 * h);
-                    let an = if k.0 == 0 { want.grads[l].0[k.1] } else { want.grads[l].1[k.1] };
+                    let an = if k.0 == 0 {
+                        want.grads[l].0[k.1]
+                    } else {
+                        want.grads[l].1[k.1]
+                    };
                     assert!(
                         (fd - an).abs() <= 1e-6 * (1.0 + an.abs()),
                         "{}: layer {l} {} [{}]: finite difference {fd:e} vs oracle {an:e}",
@@ -72,8 +84,14 @@ fn check_against_oracle(exp: &Experiment, kind: BackendKind) {
             assert_eq!(b.name, format!("layers.{l}.bias"));
             close(&at(&w.name), &w.tensor.data, gw, 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
             close(&at(&b.name), &b.tensor.data, gb, 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
-            close(&at(&format!("delta.layers.{l}")), &case.deltas[l].data, &want.deltas[l], 1e-5, 0.0)
-                .unwrap_or_else(|e| panic!("{e}"));
+            close(
+                &at(&format!("delta.layers.{l}")),
+                &case.deltas[l].data,
+                &want.deltas[l],
+                1e-5,
+                0.0,
+            )
+            .unwrap_or_else(|e| panic!("{e}"));
         }
     }
 }
@@ -97,7 +115,10 @@ fn other_activations_and_losses_match_the_oracle() {
     for (activation, loss) in [
         ("\"tanh\"", "\"mean_squares\""),
         ("\"sigmoid\"", "\"sum\""),
-        ("{ kind = \"leaky_relu\", slope = 0.1 }", "{ kind = \"mse\", target = 0.5 }"),
+        (
+            "{ kind = \"leaky_relu\", slope = 0.1 }",
+            "{ kind = \"mse\", target = 0.5 }",
+        ),
         ("{ kind = \"elu\", alpha = 0.7 }", "\"mean\""),
         ("\"softplus\"", "\"sum_squares\""),
         ("\"silu\"", "\"sum_squares\""),
@@ -107,7 +128,11 @@ fn other_activations_and_losses_match_the_oracle() {
              activation = {activation}\nbias_init = {{ kind = \"normal\", std = 0.1 }}\n\
              [[inputs]]\nname = \"x\"\nbatch = 4\ndistribution = \"normal\"\n"
         );
-        let exp = config::parse(Source { path: "inline.toml".into(), text }).unwrap_or_else(|e| panic!("{e}"));
+        let exp = config::parse(Source {
+            path: "inline.toml".into(),
+            text,
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
         check_against_oracle(&exp, BackendKind::Ndarray);
     }
 }
@@ -118,7 +143,11 @@ fn hand_config(bias: f64) -> Experiment {
          kernel_init = {{ kind = \"constant\", value = 0.5 }}\nbias_init = {{ kind = \"constant\", value = {bias:?} }}\n\
          [[inputs]]\nname = \"ones\"\nbatch = 1\ndistribution = {{ kind = \"constant\", value = 1.0 }}\n"
     );
-    config::parse(Source { path: "hand.toml".into(), text }).unwrap_or_else(|e| panic!("{e}"))
+    config::parse(Source {
+        path: "hand.toml".into(),
+        text,
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[test]
@@ -132,7 +161,11 @@ fn hand_derived_gradients_with_constant_weights() {
     let out = run::execute(&exp, &backend).unwrap_or_else(|e| panic!("{e}"));
     let case = &out.cases[0];
     assert_eq!(case.loss, 1.0);
-    let got: Vec<(&str, &[f32])> = case.grads.iter().map(|g| (g.name.as_str(), g.tensor.data.as_slice())).collect();
+    let got: Vec<(&str, &[f32])> = case
+        .grads
+        .iter()
+        .map(|g| (g.name.as_str(), g.tensor.data.as_slice()))
+        .collect();
     assert_eq!(
         got,
         vec![
@@ -159,7 +192,10 @@ fn hand_derived_dead_relu_layer_passes_no_gradient() {
     let case = &out.cases[0];
     assert_eq!(case.loss, 2.25);
     let data: Vec<Vec<f32>> = case.grads.iter().map(|g| g.tensor.data.clone()).collect();
-    assert_eq!(data, vec![vec![0.0; 4], vec![0.0; 2], vec![0.0; 2], vec![-3.0]]);
+    assert_eq!(
+        data,
+        vec![vec![0.0; 4], vec![0.0; 2], vec![0.0; 2], vec![-3.0]]
+    );
 }
 
 #[test]
@@ -172,20 +208,49 @@ fn the_seed_configs_mirror_the_seed_scripts() {
     use gradscope_model::Initializer;
     let exps: Vec<Experiment> = seed_configs().iter().take(3).map(|p| load(p)).collect();
     let widths: Vec<Vec<usize>> = exps.iter().map(|e| e.model.widths()).collect();
-    assert_eq!(widths, vec![vec![10, 10, 1], vec![10, 100, 50, 25, 1], vec![10, 100, 50, 25, 1]]);
+    assert_eq!(
+        widths,
+        vec![
+            vec![10, 10, 1],
+            vec![10, 100, 50, 25, 1],
+            vec![10, 100, 50, 25, 1]
+        ]
+    );
     for e in &exps {
         assert_eq!(e.model.kernel_init, Initializer::GlorotUniform);
         assert_eq!(e.model.bias_init, Initializer::Zeros);
         assert_eq!(e.loss, Loss::SumSquares);
         assert!(e.description.contains("seed example"), "{}", e.description);
     }
-    let inputs: Vec<(usize, _)> = exps[2].inputs.iter().map(|c| (c.batch, c.source.clone())).collect();
+    let inputs: Vec<(usize, _)> = exps[2]
+        .inputs
+        .iter()
+        .map(|c| (c.batch, c.source.clone()))
+        .collect();
     assert_eq!(
         inputs,
         vec![
-            (1, Drawn(Normal { mean: 0.0, std: 1.0 })),
-            (1, Drawn(Uniform { low: -1.0, high: 1.0 })),
-            (3, Drawn(Normal { mean: 0.0, std: 1.0 })),
+            (
+                1,
+                Drawn(Normal {
+                    mean: 0.0,
+                    std: 1.0
+                })
+            ),
+            (
+                1,
+                Drawn(Uniform {
+                    low: -1.0,
+                    high: 1.0
+                })
+            ),
+            (
+                3,
+                Drawn(Normal {
+                    mean: 0.0,
+                    std: 1.0
+                })
+            ),
         ]
     );
 }

@@ -4,22 +4,9 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
+use common::gradscope;
 
-/// Run the binary in `cwd`. A `run` without `--out` gets `--no-record`, so no test writes run
-/// records into the source tree; record writing has its own tests (tests/records.rs).
-fn gradscope(args: &[&str], cwd: &Path) -> Output {
-    let mut args: Vec<&str> = args.to_vec();
-    if args.first() == Some(&"run") && !args.contains(&"--out") {
-        args.push("--no-record");
-    }
-    Command::new(env!("CARGO_BIN_EXE_gradscope"))
-        .args(&args)
-        .current_dir(cwd)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start gradscope: {e}"))
-}
+use std::path::Path;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -46,16 +33,29 @@ fn a_new_experiment_is_a_copied_and_edited_file() {
         .replace("name = \"seed-example-2\"", "name = \"deep-tanh\"")
         .replace("hidden = [100, 50, 25]", "depth = 12\nwidth = 64")
         .replace("activation = \"relu\"", "activation = \"tanh\"")
-        .replace("kernel_init = \"glorot_uniform\"", "kernel_init = \"he_normal\"")
+        .replace(
+            "kernel_init = \"glorot_uniform\"",
+            "kernel_init = \"he_normal\"",
+        )
         .replace("batch = 1", "batch = 8")
-        .replace("{ kind = \"normal\", mean = 0.0, std = 1.0 }", "{ kind = \"uniform\", low = -1.0, high = 1.0 }");
+        .replace(
+            "{ kind = \"normal\", mean = 0.0, std = 1.0 }",
+            "{ kind = \"uniform\", low = -1.0, high = 1.0 }",
+        );
     write(dir.path(), "deep.toml", &edited);
     let o = gradscope(&["run", "deep.toml", "--format", "json"], dir.path());
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["experiment"], "deep-tanh");
-    let params = v["cases"][0]["params"].as_array().cloned().unwrap_or_default();
-    assert_eq!(params.len(), 2 * 13, "12 hidden layers + output, weight and bias each");
+    let params = v["cases"][0]["params"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(
+        params.len(),
+        2 * 13,
+        "12 hidden layers + output, weight and bias each"
+    );
     assert_eq!(params[2]["shape"], serde_json::json!([64, 64]));
     assert_eq!(v["cases"][0]["input"]["shape"], serde_json::json!([8, 10]));
 }
@@ -68,7 +68,12 @@ fn show_prints_every_default_and_runs_back_to_the_identical_report() {
         let shown = gradscope(&["show", &path.to_string_lossy()], &root);
         assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
         let toml = text(&shown.stdout);
-        for key in ["gain = 1.0", "bias = true", "loss = \"sum_squares\"", "kernel_init = \"glorot_uniform\""] {
+        for key in [
+            "gain = 1.0",
+            "bias = true",
+            "loss = \"sum_squares\"",
+            "kernel_init = \"glorot_uniform\"",
+        ] {
             assert!(toml.contains(key), "{key} missing from:\n{toml}");
         }
         let file = format!("shown{i}.toml");
@@ -76,7 +81,11 @@ fn show_prints_every_default_and_runs_back_to_the_identical_report() {
         let original = gradscope(&["run", &path.to_string_lossy(), "--format", "json"], &root);
         let back = gradscope(&["run", &file, "--format", "json"], dir.path());
         assert_eq!(back.status.code(), Some(0), "{}", text(&back.stderr));
-        assert_eq!(text(&original.stdout), text(&back.stdout), "show output must run to the same report");
+        assert_eq!(
+            text(&original.stdout),
+            text(&back.stdout),
+            "show output must run to the same report"
+        );
         // And showing the shown file gives the same TOML (but for the header comment).
         let again = gradscope(&["show", &file], dir.path());
         let body = |s: &str| s.lines().skip(1).collect::<Vec<_>>().join("\n");
@@ -101,15 +110,42 @@ fn show_writes_overrides_and_non_default_choices() {
 fn set_overrides_keys_and_is_validated_like_the_file() {
     let root = common::configs_dir().join("..");
     let cfg = "configs/02-seed-deeper.toml";
-    let o = gradscope(&["run", cfg, "--set", "model.depth=5", "--set", "model.width=16", "--set", "seed=7", "--format", "json"], &root);
+    let o = gradscope(
+        &[
+            "run",
+            cfg,
+            "--set",
+            "model.depth=5",
+            "--set",
+            "model.width=16",
+            "--set",
+            "seed=7",
+            "--format",
+            "json",
+        ],
+        &root,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["seed"], 7);
     assert_eq!(v["cases"][0]["params"].as_array().map(Vec::len), Some(12));
     // The same via show: the override lands in the resolved config.
-    let s = gradscope(&["show", cfg, "--set", "inputs.0.batch=4", "--set", "model.activation=tanh"], &root);
+    let s = gradscope(
+        &[
+            "show",
+            cfg,
+            "--set",
+            "inputs.0.batch=4",
+            "--set",
+            "model.activation=tanh",
+        ],
+        &root,
+    );
     let shown = text(&s.stdout);
-    assert!(shown.contains("batch = 4") && shown.contains("activation = \"tanh\""), "{shown}");
+    assert!(
+        shown.contains("batch = 4") && shown.contains("activation = \"tanh\""),
+        "{shown}"
+    );
 
     let mut all = String::new();
     for set in [
@@ -132,11 +168,26 @@ fn validate_and_list() {
     let root = common::configs_dir().join("..");
     let o = gradscope(&["validate", "configs"], &root);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert_eq!(text(&o.stdout).lines().filter(|l| l.starts_with("ok  ")).count(), common::seed_configs().len());
+    assert_eq!(
+        text(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("ok  "))
+            .count(),
+        common::seed_configs().len()
+    );
     // The predefined sweeps and counterexamples are valid too.
-    let o = gradscope(&["validate", "configs/sweeps", "configs/counterexamples"], &root);
+    let o = gradscope(
+        &["validate", "configs/sweeps", "configs/counterexamples"],
+        &root,
+    );
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
-    assert_eq!(text(&o.stdout).lines().filter(|l| l.starts_with("ok  ")).count(), 3);
+    assert_eq!(
+        text(&o.stdout)
+            .lines()
+            .filter(|l| l.starts_with("ok  "))
+            .count(),
+        3
+    );
     let l = gradscope(&["list"], &root);
     assert_eq!(l.status.code(), Some(0));
     let listing = text(&l.stdout);
@@ -147,16 +198,25 @@ fn validate_and_list() {
 
     let dir = tempdir();
     write(dir.path(), "good.toml", seed_config(0));
-    write(dir.path(), "bad.toml", seed_config(0).replace("seed = 1", "seed = -1"));
+    write(
+        dir.path(),
+        "bad.toml",
+        seed_config(0).replace("seed = 1", "seed = -1"),
+    );
     let v = gradscope(&["validate", "good.toml", "bad.toml"], dir.path());
     assert_eq!(v.status.code(), Some(2));
     assert!(text(&v.stdout).contains("ok  good.toml"));
-    assert!(text(&v.stderr).starts_with("error: bad.toml:"), "{}", text(&v.stderr));
+    assert!(
+        text(&v.stderr).starts_with("error: bad.toml:"),
+        "{}",
+        text(&v.stderr)
+    );
 }
 
 /// A .npy file built byte by byte from NumPy's format description (version 1.0, '<f4').
 fn npy(rows: usize, cols: usize, values: &[f32]) -> Vec<u8> {
-    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    let mut header =
+        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -178,13 +238,23 @@ fn inputs_from_npy_and_safetensors_files() {
     let header = r#"{"input":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}"#;
     let mut st = (header.len() as u64).to_le_bytes().to_vec();
     st.extend_from_slice(header.as_bytes());
-    st.extend(1.0f32.to_le_bytes().iter().chain(1.0f32.to_le_bytes().iter()));
+    st.extend(
+        1.0f32
+            .to_le_bytes()
+            .iter()
+            .chain(1.0f32.to_le_bytes().iter()),
+    );
     write(dir.path(), "x.safetensors", st);
     for file in ["x.npy", "x.safetensors"] {
-        write(dir.path(), "f.toml", hand.replace("FILE", &format!("file = \"{file}\"")));
+        write(
+            dir.path(),
+            "f.toml",
+            hand.replace("FILE", &format!("file = \"{file}\"")),
+        );
         let o = gradscope(&["run", "f.toml", "--format", "json"], dir.path());
         assert_eq!(o.status.code(), Some(0), "{file}: {}", text(&o.stderr));
-        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(v["cases"][0]["loss"], 1.0, "{file}");
         assert_eq!(v["cases"][0]["params"][3]["max"], 2.0, "{file}");
     }
@@ -200,7 +270,11 @@ fn inputs_from_npy_and_safetensors_files() {
         ("both", "file = \"x.npy\"\ndistribution = \"normal\""),
         ("neither", "batch = 1"),
     ] {
-        write(dir.path(), &format!("{name}.toml"), hand.replace("FILE", line));
+        write(
+            dir.path(),
+            &format!("{name}.toml"),
+            hand.replace("FILE", line),
+        );
         let o = gradscope(&["run", &format!("{name}.toml")], dir.path());
         assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o.stderr));
         all.push_str(&format!("--- {name}\n{}", text(&o.stderr)));
@@ -217,6 +291,12 @@ fn a_config_too_large_for_memory_is_refused_before_allocating() {
     let o = gradscope(&["run", "big.toml"], dir.path());
     assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
     let err = text(&o.stderr);
-    assert!(err.contains("this experiment needs about") && err.contains("GiB"), "{err}");
-    assert!(err.contains("hint: make the network or batch smaller, or pass --allow-large"), "{err}");
+    assert!(
+        err.contains("this experiment needs about") && err.contains("GiB"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: make the network or batch smaller, or pass --allow-large"),
+        "{err}"
+    );
 }

@@ -3,20 +3,16 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use common::gradscope_env as gradscope;
 
-fn gradscope(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradscope"));
-    cmd.args(args).current_dir(cwd);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap_or_else(|e| panic!("cannot start gradscope: {e}"))
-}
+use std::path::{Path, PathBuf};
 
 fn entries(dir: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir).into_iter().flatten().filter_map(|e| e.ok().map(|e| e.path())).collect();
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .collect();
     v.sort();
     v
 }
@@ -32,28 +28,71 @@ fn setup() -> (tempfile::TempDir, PathBuf) {
 fn a_run_writes_a_complete_record_that_reproduces_the_report() {
     let (dir, _) = setup();
     let o = gradscope(&["run", "seed1.toml", "--format", "json"], dir.path(), &[]);
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let records = entries(&dir.path().join("experiments/runs/seed-example-1"));
     assert_eq!(records.len(), 1, "{records:?}");
     let rec = &records[0];
-    let name = rec.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    assert!(name.ends_with("Z-ndarray") && name.len() == "20261129T124501Z-ndarray".len(), "{name}");
-    let files: Vec<String> = entries(rec).iter().filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned())).collect();
-    assert_eq!(files, vec!["config.toml", "meta.json", "report.json", "report.md"]);
+    let name = rec
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    assert!(
+        name.ends_with("Z-ndarray") && name.len() == "20261129T124501Z-ndarray".len(),
+        "{name}"
+    );
+    let files: Vec<String> = entries(rec)
+        .iter()
+        .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .collect();
+    assert_eq!(
+        files,
+        vec!["config.toml", "meta.json", "report.json", "report.md"]
+    );
     let report = std::fs::read(rec.join("report.json")).unwrap_or_default();
-    assert_eq!(report, o.stdout, "report.json is what --format json printed");
+    assert_eq!(
+        report, o.stdout,
+        "report.json is what --format json printed"
+    );
     let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(rec.join("meta.json")).unwrap_or_default()).unwrap_or_else(|e| panic!("{e}"));
-    for key in ["gradscope_version", "burn_version", "backend", "adapter", "seed", "started_utc", "wall_time_s", "host"] {
+        serde_json::from_slice(&std::fs::read(rec.join("meta.json")).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    for key in [
+        "gradscope_version",
+        "burn_version",
+        "backend",
+        "adapter",
+        "seed",
+        "started_utc",
+        "wall_time_s",
+        "host",
+    ] {
         assert!(meta.get(key).is_some(), "meta.json lacks {key}: {meta}");
     }
     assert_eq!(meta["burn_version"], "0.22.1");
     assert_eq!(meta["seed"], 1);
     // The recorded config runs again to the identical report.
-    let again = gradscope(&["run", &rec.join("config.toml").to_string_lossy(), "--format", "json", "--no-record"], dir.path(), &[]);
+    let again = gradscope(
+        &[
+            "run",
+            &rec.join("config.toml").to_string_lossy(),
+            "--format",
+            "json",
+            "--no-record",
+        ],
+        dir.path(),
+        &[],
+    );
     assert_eq!(again.stdout, report);
     let stderr = String::from_utf8_lossy(&o.stderr);
-    assert!(stderr.starts_with("note: run record written to experiments/runs/seed-example-1/"), "{stderr}");
+    assert!(
+        stderr.starts_with("note: run record written to experiments/runs/seed-example-1/"),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -63,9 +102,16 @@ fn no_record_writes_nothing_and_out_redirects() {
     assert_eq!(o.status.code(), Some(0));
     assert!(!dir.path().join("experiments").exists());
     assert!(o.stderr.is_empty());
-    let o = gradscope(&["run", "seed1.toml", "--out", "elsewhere"], dir.path(), &[]);
+    let o = gradscope(
+        &["run", "seed1.toml", "--out", "elsewhere"],
+        dir.path(),
+        &[],
+    );
     assert_eq!(o.status.code(), Some(0));
-    assert_eq!(entries(&dir.path().join("elsewhere/seed-example-1")).len(), 1);
+    assert_eq!(
+        entries(&dir.path().join("elsewhere/seed-example-1")).len(),
+        1
+    );
 }
 
 #[test]
@@ -73,19 +119,38 @@ fn a_run_killed_while_writing_leaves_no_partial_record() {
     let (dir, _) = setup();
     for after in 1..=4 {
         // The process aborts right after writing `after` of the record's four files.
-        let o = gradscope(&["run", "seed1.toml"], dir.path(), &[("GRADSCOPE_FAULT_AFTER_RECORD_FILES", &after.to_string())]);
-        assert_ne!(o.status.code(), Some(0), "the fault hook must stop the process");
+        let o = gradscope(
+            &["run", "seed1.toml"],
+            dir.path(),
+            &[("GRADSCOPE_FAULT_AFTER_RECORD_FILES", &after.to_string())],
+        );
+        assert_ne!(
+            o.status.code(),
+            Some(0),
+            "the fault hook must stop the process"
+        );
         let parent = dir.path().join("experiments/runs/seed-example-1");
-        let records: Vec<PathBuf> =
-            entries(&parent).into_iter().filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.'))).collect();
-        assert!(records.is_empty(), "after {after} files a record appeared: {records:?}");
+        let records: Vec<PathBuf> = entries(&parent)
+            .into_iter()
+            .filter(|p| {
+                !p.file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+            })
+            .collect();
+        assert!(
+            records.is_empty(),
+            "after {after} files a record appeared: {records:?}"
+        );
     }
     // A normal run afterwards still writes a complete record.
     let o = gradscope(&["run", "seed1.toml"], dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0));
     let complete: Vec<PathBuf> = entries(&dir.path().join("experiments/runs/seed-example-1"))
         .into_iter()
-        .filter(|p| !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')))
+        .filter(|p| {
+            !p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
         .collect();
     assert_eq!(complete.len(), 1);
     assert_eq!(entries(&complete[0]).len(), 4);
@@ -94,10 +159,17 @@ fn a_run_killed_while_writing_leaves_no_partial_record() {
 #[test]
 fn an_unwritable_record_place_is_exit_1_with_a_hint() {
     let (dir, _) = setup();
-    std::fs::write(dir.path().join("blocker"), "a file, not a directory").unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("blocker"), "a file, not a directory")
+        .unwrap_or_else(|e| panic!("{e}"));
     let o = gradscope(&["run", "seed1.toml", "--out", "blocker"], dir.path(), &[]);
     assert_eq!(o.status.code(), Some(1));
     let err = String::from_utf8_lossy(&o.stderr);
-    assert!(err.starts_with("error: cannot write the run record under blocker:"), "{err}");
-    assert!(err.contains("hint: choose another place with --out DIR, or pass --no-record"), "{err}");
+    assert!(
+        err.starts_with("error: cannot write the run record under blocker:"),
+        "{err}"
+    );
+    assert!(
+        err.contains("hint: choose another place with --out DIR, or pass --no-record"),
+        "{err}"
+    );
 }

@@ -21,7 +21,10 @@ fn documented_fields() -> Vec<(String, String)> {
             doc.clear();
         } else if let Some(d) = t.strip_prefix("///") {
             doc.push(d.trim().to_string());
-        } else if let (Some(p), Some(field)) = (prefix, t.strip_prefix("pub ").and_then(|f| f.split(':').next())) {
+        } else if let (Some(p), Some(field)) = (
+            prefix,
+            t.strip_prefix("pub ").and_then(|f| f.split(':').next()),
+        ) {
             out.push((format!("{p}{field}"), doc.join(" ")));
             doc.clear();
         } else if !t.starts_with("#[") {
@@ -44,7 +47,10 @@ fn every_config_field_has_a_doc_comment() {
     let fields = documented_fields();
     assert!(fields.len() >= 18, "{fields:?}");
     for (key, doc) in &fields {
-        assert!(!doc.is_empty(), "`{key}` has no doc comment in src/config/raw.rs");
+        assert!(
+            !doc.is_empty(),
+            "`{key}` has no doc comment in src/config/raw.rs"
+        );
     }
 }
 

@@ -1,8 +1,11 @@
 //! Sweeps: the measured layer-to-layer decay of δ matches mean-field theory; sharded and merged
 //! equals unsharded exactly; a killed sweep resumes to the identical result.
 
+mod common;
+
+use common::gradscope_env as run_bin;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use gradscope::backend::{self, BackendKind};
 use gradscope::config::{self, Source};
@@ -35,18 +38,31 @@ trials = 20
 "model.activation" = ["relu", "tanh", "sigmoid"]
 "model.kernel_init" = ["he_normal", "glorot_uniform"]
 "#;
-    let exp = config::parse(Source { path: "theory.toml".into(), text: text.into() }).unwrap_or_else(|e| panic!("{e}"));
+    let exp = config::parse(Source {
+        path: "theory.toml".into(),
+        text: text.into(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
     let sweep = exp.sweep.clone().unwrap_or_else(|| panic!("no sweep"));
     let backend = backend::open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
     let out = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    let opts = SweepOptions { out: out.path(), resume: None, shard: None, thresholds: Thresholds::default() };
-    let (_, records) = run_sweep(&exp, &sweep, &backend, &opts, &mut std::io::sink()).unwrap_or_else(|e| panic!("{e}"));
+    let opts = SweepOptions {
+        out: out.path(),
+        resume: None,
+        shard: None,
+        thresholds: Thresholds::default(),
+    };
+    let (_, records) = run_sweep(&exp, &sweep, &backend, &opts, &mut std::io::sink())
+        .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(records.len(), 6 * 20);
     let mean_ratio = |point: usize| {
         let ratios: Vec<f64> = records
             .iter()
             .filter(|r| r.point == point)
-            .flat_map(|r| (0..15).map(move |l| (f64::from(r.delta_l2[l]) / f64::from(r.delta_l2[l + 1])).powi(2)))
+            .flat_map(|r| {
+                (0..15)
+                    .map(move |l| (f64::from(r.delta_l2[l]) / f64::from(r.delta_l2[l + 1])).powi(2))
+            })
             .collect();
         ratios.iter().sum::<f64>() / ratios.len() as f64
     };
@@ -54,7 +70,10 @@ trials = 20
         sweep
             .points
             .iter()
-            .position(|p| p.settings.iter().any(|(_, v)| v == &format!("\"{act}\"")) && p.settings.iter().any(|(_, v)| v == &format!("\"{init}\"")))
+            .position(|p| {
+                p.settings.iter().any(|(_, v)| v == &format!("\"{act}\""))
+                    && p.settings.iter().any(|(_, v)| v == &format!("\"{init}\""))
+            })
             .unwrap_or_else(|| panic!("no point {act}/{init}"))
     };
     let relu_he = mean_ratio(point("relu", "he_normal"));
@@ -62,9 +81,15 @@ trials = 20
     let tanh_glorot = mean_ratio(point("tanh", "glorot_uniform"));
     let sigmoid_glorot = mean_ratio(point("sigmoid", "glorot_uniform"));
     assert!((relu_he - 1.0).abs() <= 0.05, "relu/he_normal: {relu_he}");
-    assert!((relu_glorot - 0.5).abs() <= 0.05 * 0.5, "relu/glorot_uniform: {relu_glorot}");
+    assert!(
+        (relu_glorot - 0.5).abs() <= 0.05 * 0.5,
+        "relu/glorot_uniform: {relu_glorot}"
+    );
     assert!(tanh_glorot <= 1.0, "tanh/glorot_uniform: {tanh_glorot}");
-    assert!(sigmoid_glorot <= 1.0 / 16.0, "sigmoid/glorot_uniform: {sigmoid_glorot}");
+    assert!(
+        sigmoid_glorot <= 1.0 / 16.0,
+        "sigmoid/glorot_uniform: {sigmoid_glorot}"
+    );
 }
 
 const SMALL: &str = r#"name = "small-sweep"
@@ -89,15 +114,6 @@ trials = 7
 "model.depth" = [2, 5]
 "#;
 
-fn gradscope(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradscope"));
-    cmd.args(args).current_dir(cwd);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    cmd.output().unwrap_or_else(|e| panic!("cannot start gradscope: {e}"))
-}
-
 fn record_dirs(base: &Path) -> Vec<PathBuf> {
     let mut v: Vec<PathBuf> = std::fs::read_dir(base.join("small-sweep"))
         .into_iter()
@@ -117,30 +133,80 @@ fn read(p: &Path) -> String {
 fn sharded_and_merged_equals_unsharded_exactly() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
-    let whole = gradscope(&["run", "s.toml", "--out", "whole", "--format", "json"], dir.path(), &[]);
-    assert_eq!(whole.status.code(), Some(0), "{}", String::from_utf8_lossy(&whole.stderr));
+    let whole = run_bin(
+        &["run", "s.toml", "--out", "whole", "--format", "json"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(
+        whole.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
     for i in 1..=3 {
-        let o = gradscope(&["run", "s.toml", "--out", "shards", "--shard", &format!("{i}/3")], dir.path(), &[]);
-        assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = run_bin(
+            &[
+                "run",
+                "s.toml",
+                "--out",
+                "shards",
+                "--shard",
+                &format!("{i}/3"),
+            ],
+            dir.path(),
+            &[],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
     }
     let shards = record_dirs(&dir.path().join("shards"));
     assert_eq!(shards.len(), 3);
-    let shard_args: Vec<String> = shards.iter().map(|p| p.to_string_lossy().into_owned()).collect();
+    let shard_args: Vec<String> = shards
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
     let mut args = vec!["merge", "--out", "merged", "--format", "json"];
     args.extend(shard_args.iter().map(String::as_str));
-    let merged = gradscope(&args, dir.path(), &[]);
-    assert_eq!(merged.status.code(), Some(0), "{}", String::from_utf8_lossy(&merged.stderr));
-    assert_eq!(merged.stdout, whole.stdout, "merged summary equals the unsharded one");
+    let merged = run_bin(&args, dir.path(), &[]);
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    assert_eq!(
+        merged.stdout, whole.stdout,
+        "merged summary equals the unsharded one"
+    );
     let w = &record_dirs(&dir.path().join("whole"))[0];
     let m = &record_dirs(&dir.path().join("merged"))[0];
     assert_eq!(read(&w.join("summary.json")), read(&m.join("summary.json")));
-    assert_eq!(read(&w.join("trials.csv")), read(&m.join("trials.csv")), "every trial, in CSV");
-    for file in ["config.toml", "trials.jsonl", "summary.csv", "report.md", "sweep.svg"] {
+    assert_eq!(
+        read(&w.join("trials.csv")),
+        read(&m.join("trials.csv")),
+        "every trial, in CSV"
+    );
+    for file in [
+        "config.toml",
+        "trials.jsonl",
+        "summary.csv",
+        "report.md",
+        "sweep.svg",
+    ] {
         assert!(w.join(file).exists(), "the sweep record lacks {file}");
     }
     // 4 points x 7 trials x 2 cases x (depth + 1) layers, plus the header.
-    assert_eq!(read(&w.join("trials.csv")).lines().count(), 1 + 7 * 2 * (2 * 3 + 2 * 6));
-    let v: serde_json::Value = serde_json::from_slice(&whole.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        read(&w.join("trials.csv")).lines().count(),
+        1 + 7 * 2 * (2 * 3 + 2 * 6)
+    );
+    let v: serde_json::Value =
+        serde_json::from_slice(&whole.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["trials_done"], 4 * 7 * 2, "4 points x 7 trials x 2 cases");
 }
 
@@ -148,26 +214,71 @@ fn sharded_and_merged_equals_unsharded_exactly() {
 fn a_killed_sweep_resumes_to_the_identical_result() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
-    let whole = gradscope(&["run", "s.toml", "--out", "whole", "--format", "json"], dir.path(), &[]);
+    let whole = run_bin(
+        &["run", "s.toml", "--out", "whole", "--format", "json"],
+        dir.path(),
+        &[],
+    );
     // Killed after 11 of 28 trials, then a torn half line as a kill mid-write would leave.
-    let killed = gradscope(&["run", "s.toml", "--out", "killed"], dir.path(), &[("GRADSCOPE_FAULT_AFTER_TRIALS", "11")]);
+    let killed = run_bin(
+        &["run", "s.toml", "--out", "killed"],
+        dir.path(),
+        &[("GRADSCOPE_FAULT_AFTER_TRIALS", "11")],
+    );
     assert_ne!(killed.status.code(), Some(0));
     let rec = record_dirs(&dir.path().join("killed"))[0].clone();
     let log = rec.join("trials.jsonl");
-    let before: Vec<TrialRecord> = read(&log).lines().filter_map(|l| serde_json::from_str(l).ok()).collect();
-    assert_eq!(before.len(), 11 * 2, "every finished trial (2 cases each) is on disk");
-    assert!(!rec.join("summary.json").exists(), "no summary from an unfinished sweep");
-    let mut f = std::fs::OpenOptions::new().append(true).open(&log).unwrap_or_else(|e| panic!("{e}"));
-    std::io::Write::write_all(&mut f, b"{\"point\":3,\"trial\":1,\"se").unwrap_or_else(|e| panic!("{e}"));
-    let resumed = gradscope(&["run", "s.toml", "--resume", &rec.to_string_lossy(), "--format", "json"], dir.path(), &[]);
-    assert_eq!(resumed.status.code(), Some(0), "{}", String::from_utf8_lossy(&resumed.stderr));
+    let before: Vec<TrialRecord> = read(&log)
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert_eq!(
+        before.len(),
+        11 * 2,
+        "every finished trial (2 cases each) is on disk"
+    );
+    assert!(
+        !rec.join("summary.json").exists(),
+        "no summary from an unfinished sweep"
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&log)
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::io::Write::write_all(&mut f, b"{\"point\":3,\"trial\":1,\"se")
+        .unwrap_or_else(|e| panic!("{e}"));
+    let resumed = run_bin(
+        &[
+            "run",
+            "s.toml",
+            "--resume",
+            &rec.to_string_lossy(),
+            "--format",
+            "json",
+        ],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(
+        resumed.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
     assert_eq!(resumed.stdout, whole.stdout);
     let w = &record_dirs(&dir.path().join("whole"))[0];
-    assert_eq!(read(&w.join("summary.json")), read(&rec.join("summary.json")));
+    assert_eq!(
+        read(&w.join("summary.json")),
+        read(&rec.join("summary.json"))
+    );
     // Resuming a record of another config is refused.
     let other = SMALL.replace("trials = 7", "trials = 8");
     std::fs::write(dir.path().join("other.toml"), other).unwrap_or_else(|e| panic!("{e}"));
-    let o = gradscope(&["run", "other.toml", "--resume", &rec.to_string_lossy()], dir.path(), &[]);
+    let o = run_bin(
+        &["run", "other.toml", "--resume", &rec.to_string_lossy()],
+        dir.path(),
+        &[],
+    );
     assert_eq!(o.status.code(), Some(2));
 }
 
@@ -175,14 +286,34 @@ fn a_killed_sweep_resumes_to_the_identical_result() {
 fn set_overrides_sweep_lists_and_bad_sweeps_are_bad_input() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
-    let o = gradscope(
-        &["run", "s.toml", "--out", "o", "--format", "json", "--set", "sweep.model.depth=[1]", "--set", "sweep.trials=2"],
+    let o = run_bin(
+        &[
+            "run",
+            "s.toml",
+            "--out",
+            "o",
+            "--format",
+            "json",
+            "--set",
+            "sweep.model.depth=[1]",
+            "--set",
+            "sweep.trials=2",
+        ],
         dir.path(),
         &[],
     );
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
-    assert_eq!(v["trials_done"], 2 * 2 * 2, "2 activations x 1 depth x 2 trials x 2 cases");
+    assert_eq!(
+        v["trials_done"],
+        2 * 2 * 2,
+        "2 activations x 1 depth x 2 trials x 2 cases"
+    );
     let mut all = String::new();
     for (name, edit) in [
         ("unknown_key", "\"model.dpeth\" = [2]"),
@@ -191,11 +322,26 @@ fn set_overrides_sweep_lists_and_bad_sweeps_are_bad_input() {
         ("bad_point", "\"model.width\" = [4, 0]"),
         ("zero_trials", "trials = 0"),
     ] {
-        let text = SMALL.replace("\"model.depth\" = [2, 5]", edit).replace("trials = 7\n", if edit.starts_with("trials") { "" } else { "trials = 7\n" });
-        std::fs::write(dir.path().join(format!("{name}.toml")), text).unwrap_or_else(|e| panic!("{e}"));
-        let o = gradscope(&["run", &format!("{name}.toml"), "--out", "o"], dir.path(), &[]);
+        let text = SMALL.replace("\"model.depth\" = [2, 5]", edit).replace(
+            "trials = 7\n",
+            if edit.starts_with("trials") {
+                ""
+            } else {
+                "trials = 7\n"
+            },
+        );
+        std::fs::write(dir.path().join(format!("{name}.toml")), text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let o = run_bin(
+            &["run", &format!("{name}.toml"), "--out", "o"],
+            dir.path(),
+            &[],
+        );
         assert_eq!(o.status.code(), Some(2), "{name}");
-        all.push_str(&format!("--- {name}\n{}", String::from_utf8_lossy(&o.stderr)));
+        all.push_str(&format!(
+            "--- {name}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
     }
     insta::assert_snapshot!("bad_sweeps", all);
 }

@@ -4,24 +4,20 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::{Command, Output};
-
-fn gradscope(args: &[&str], cwd: &Path) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_gradscope"))
-        .args(args)
-        .arg("--no-record")
-        .current_dir(cwd)
-        .output()
-        .unwrap_or_else(|e| panic!("cannot start gradscope: {e}"))
-}
+use common::gradscope;
 
 /// Parse a safetensors file by the specification: u64 little-endian header length N, N bytes of
 /// JSON `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}`, then data
 /// (offsets relative to the end of the header). Returns the header and the f32 tensors.
-fn read_by_spec(bytes: &[u8]) -> (serde_json::Value, std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>) {
+fn read_by_spec(
+    bytes: &[u8],
+) -> (
+    serde_json::Value,
+    std::collections::BTreeMap<String, (Vec<usize>, Vec<f32>)>,
+) {
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap_or([0; 8])) as usize;
-    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap_or_else(|e| panic!("{e}"));
+    let header: serde_json::Value =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap_or_else(|e| panic!("{e}"));
     let data = &bytes[8 + n..];
     let mut out = std::collections::BTreeMap::new();
     for (name, info) in header.as_object().into_iter().flatten() {
@@ -29,11 +25,20 @@ fn read_by_spec(bytes: &[u8]) -> (serde_json::Value, std::collections::BTreeMap<
             continue;
         }
         assert_eq!(info["dtype"], "F32", "{name}");
-        let shape: Vec<usize> = info["shape"].as_array().into_iter().flatten().filter_map(|d| d.as_u64()).map(|d| d as usize).collect();
+        let shape: Vec<usize> = info["shape"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|d| d.as_u64())
+            .map(|d| d as usize)
+            .collect();
         let begin = info["data_offsets"][0].as_u64().unwrap_or(0) as usize;
         let end = info["data_offsets"][1].as_u64().unwrap_or(0) as usize;
         assert_eq!(end - begin, 4 * shape.iter().product::<usize>(), "{name}");
-        let values = data[begin..end].chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let values = data[begin..end]
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
         out.insert(name.clone(), (shape, values));
     }
     (header, out)
@@ -63,11 +68,21 @@ fn dump_holds_the_named_tensors_and_loads_back_to_the_identical_report() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let cfg = std::fs::read_to_string(&common::seed_configs()[2]).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("s3.toml"), &cfg).unwrap_or_else(|e| panic!("{e}"));
-    let first = gradscope(&["run", "s3.toml", "--format", "json", "--dump", "d"], dir.path());
-    assert_eq!(first.status.code(), Some(0), "{}", String::from_utf8_lossy(&first.stderr));
-    let report: serde_json::Value = serde_json::from_slice(&first.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let first = gradscope(
+        &["run", "s3.toml", "--format", "json", "--dump", "d"],
+        dir.path(),
+    );
+    assert_eq!(
+        first.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&first.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&first.stdout).unwrap_or_else(|e| panic!("{e}"));
     for (ci, case) in ["x1", "x2", "x3"].iter().enumerate() {
-        let bytes = std::fs::read(dir.path().join(format!("d/{case}.safetensors"))).unwrap_or_else(|e| panic!("{e}"));
+        let bytes = std::fs::read(dir.path().join(format!("d/{case}.safetensors")))
+            .unwrap_or_else(|e| panic!("{e}"));
         let (header, tensors) = read_by_spec(&bytes);
         let mut names: Vec<&str> = tensors.keys().map(String::as_str).collect();
         names.sort();
@@ -89,18 +104,36 @@ fn dump_holds_the_named_tensors_and_loads_back_to_the_identical_report() {
         assert_eq!(header["__metadata__"]["activation"], "relu,relu,relu");
         assert_eq!(header["__metadata__"]["loss"], "sum_squares");
         assert_eq!(header["__metadata__"]["seed"], "3");
-        assert_eq!(tensors["layers.0.weight"].0, vec![10, 100], "Keras [in, out] layout");
+        assert_eq!(
+            tensors["layers.0.weight"].0,
+            vec![10, 100],
+            "Keras [in, out] layout"
+        );
         // The dumped gradient is the one the report summarised.
         let g = &tensors["grad.layers.1.weight"].1;
         let max = g.iter().cloned().fold(f32::MIN, f32::max);
-        let reported = report["cases"][ci]["params"][2]["max"].as_f64().map(|v| v as f32);
-        assert_eq!(Some(max), reported, "the JSON holds the shortest form of the same f32");
+        let reported = report["cases"][ci]["params"][2]["max"]
+            .as_f64()
+            .map(|v| v as f32);
+        assert_eq!(
+            Some(max),
+            reported,
+            "the JSON holds the shortest form of the same f32"
+        );
     }
     // The dump as weights: the same network, so the identical report.
-    let with_weights = cfg.replace("bias_init = \"zeros\"", "bias_init = \"zeros\"\nweights = \"d/x1.safetensors\"");
+    let with_weights = cfg.replace(
+        "bias_init = \"zeros\"",
+        "bias_init = \"zeros\"\nweights = \"d/x1.safetensors\"",
+    );
     std::fs::write(dir.path().join("again.toml"), with_weights).unwrap_or_else(|e| panic!("{e}"));
     let second = gradscope(&["run", "again.toml", "--format", "json"], dir.path());
-    assert_eq!(second.status.code(), Some(0), "{}", String::from_utf8_lossy(&second.stderr));
+    assert_eq!(
+        second.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&second.stderr)
+    );
     assert_eq!(first.stdout, second.stdout);
 }
 
@@ -121,7 +154,12 @@ fn weights_written_by_hand_from_the_spec_give_the_hand_derived_gradients() {
     std::fs::write(dir.path().join("w.safetensors"), w).unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("h.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
     let o = gradscope(&["run", "h.toml", "--format", "json"], dir.path());
-    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["cases"][0]["loss"], 1.0);
     assert_eq!(v["cases"][0]["params"][0]["max"], 1.0);
@@ -134,8 +172,14 @@ fn weight_files_that_do_not_fit_the_model_are_bad_input() {
     std::fs::write(dir.path().join("h.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
     let mut all = String::new();
     for (name, tensors) in [
-        ("wrong_shape", vec![("layers.0.weight", vec![3, 2], vec![0.5; 6])]),
-        ("missing_tensor", vec![("layers.0.weight", vec![2, 2], vec![0.5; 4])]),
+        (
+            "wrong_shape",
+            vec![("layers.0.weight", vec![3, 2], vec![0.5; 6])],
+        ),
+        (
+            "missing_tensor",
+            vec![("layers.0.weight", vec![2, 2], vec![0.5; 4])],
+        ),
         (
             "extra_layer",
             vec![
@@ -147,14 +191,21 @@ fn weight_files_that_do_not_fit_the_model_are_bad_input() {
             ],
         ),
     ] {
-        std::fs::write(dir.path().join("w.safetensors"), write_by_spec(&tensors)).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("w.safetensors"), write_by_spec(&tensors))
+            .unwrap_or_else(|e| panic!("{e}"));
         let o = gradscope(&["run", "h.toml"], dir.path());
         assert_eq!(o.status.code(), Some(2), "{name}");
-        all.push_str(&format!("--- {name}\n{}", String::from_utf8_lossy(&o.stderr)));
+        all.push_str(&format!(
+            "--- {name}\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        ));
     }
     std::fs::write(dir.path().join("w.safetensors"), b"garbage").unwrap_or_else(|e| panic!("{e}"));
     let o = gradscope(&["run", "h.toml"], dir.path());
     assert_eq!(o.status.code(), Some(2));
-    all.push_str(&format!("--- garbage\n{}", String::from_utf8_lossy(&o.stderr)));
+    all.push_str(&format!(
+        "--- garbage\n{}",
+        String::from_utf8_lossy(&o.stderr)
+    ));
     insta::assert_snapshot!("bad_weight_files", all);
 }

@@ -30,7 +30,9 @@ fn wgpu_or_skip(test: &str) -> Option<Backend> {
 
 #[test]
 fn wgpu_reports_its_adapter() {
-    let Some(b) = wgpu_or_skip("wgpu_reports_its_adapter") else { return };
+    let Some(b) = wgpu_or_skip("wgpu_reports_its_adapter") else {
+        return;
+    };
     let adapter = b.adapter.unwrap_or_default();
     assert!(!adapter.is_empty(), "the adapter name must be reported");
     eprintln!("wgpu adapter: {adapter}");
@@ -38,7 +40,9 @@ fn wgpu_reports_its_adapter() {
 
 #[test]
 fn same_seed_same_weights_inputs_and_gradients_on_every_backend() {
-    let Some(wgpu) = wgpu_or_skip("parity") else { return };
+    let Some(wgpu) = wgpu_or_skip("parity") else {
+        return;
+    };
     let cpu: Vec<Backend> = [BackendKind::Ndarray, BackendKind::Flex]
         .into_iter()
         .map(|k| backend::open(k, None).unwrap_or_else(|e| panic!("{e}")))
@@ -54,24 +58,47 @@ fn same_seed_same_weights_inputs_and_gradients_on_every_backend() {
                 .weights
                 .layers
                 .iter()
-                .flat_map(|l| std::iter::once(l.weight.data.as_slice()).chain(l.bias.iter().map(|b| b.data.as_slice())))
+                .flat_map(|l| {
+                    std::iter::once(l.weight.data.as_slice())
+                        .chain(l.bias.iter().map(|b| b.data.as_slice()))
+                })
                 .collect();
             let back: Vec<&[f32]> = on_device.iter().map(|p| p.tensor.data.as_slice()).collect();
-            assert_eq!(back, host, "{}: weights differ on {}", exp.name, b.kind.name());
+            assert_eq!(
+                back,
+                host,
+                "{}: weights differ on {}",
+                exp.name,
+                b.kind.name()
+            );
 
             let other = run::execute(&exp, b).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(other.weights, reference.weights);
             for (r, o) in reference.cases.iter().zip(&other.cases) {
                 assert_eq!(r.input, o.input, "inputs must be bit-identical");
-                let at = |w: &str| format!("{} / {} / {w}: ndarray vs {}", exp.name, r.name, b.kind.name());
+                let at = |w: &str| {
+                    format!(
+                        "{} / {} / {w}: ndarray vs {}",
+                        exp.name,
+                        r.name,
+                        b.kind.name()
+                    )
+                };
                 let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
                 // 1e-4 relative, 1e-6 absolute near zero (issue 3's tolerance).
-                close(&at("loss"), &[o.loss], &[f64::from(r.loss)], 1e-4, 1e-6).unwrap_or_else(|e| panic!("{e}"));
+                close(&at("loss"), &[o.loss], &[f64::from(r.loss)], 1e-4, 1e-6)
+                    .unwrap_or_else(|e| panic!("{e}"));
                 for (rg, og) in r.grads.iter().zip(&o.grads) {
                     assert_eq!(rg.name, og.name);
                     assert_eq!(rg.tensor.shape, og.tensor.shape);
-                    close(&at(&rg.name), &og.tensor.data, &f64s(&rg.tensor.data), 1e-4, 1e-6)
-                        .unwrap_or_else(|e| panic!("{e}"));
+                    close(
+                        &at(&rg.name),
+                        &og.tensor.data,
+                        &f64s(&rg.tensor.data),
+                        1e-4,
+                        1e-6,
+                    )
+                    .unwrap_or_else(|e| panic!("{e}"));
                 }
             }
         }
@@ -80,18 +107,36 @@ fn same_seed_same_weights_inputs_and_gradients_on_every_backend() {
 
 #[test]
 fn wgpu_gradients_match_the_oracle() {
-    let Some(b) = wgpu_or_skip("oracle") else { return };
+    let Some(b) = wgpu_or_skip("oracle") else {
+        return;
+    };
     for path in seed_configs() {
         let exp = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
         let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{e}"));
         for case in &outcome.cases {
             let want = oracle::oracle(&outcome.weights, &case.input, exp.loss);
             let at = |w: &str| format!("{} / {} / {w} on wgpu", exp.name, case.name);
-            close(&at("loss"), &[case.loss], &[want.loss], 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
+            close(&at("loss"), &[case.loss], &[want.loss], 1e-5, 0.0)
+                .unwrap_or_else(|e| panic!("{e}"));
             for (l, (gw, gb)) in want.grads.iter().enumerate() {
-                close(&at("weight"), &case.grads[2 * l].tensor.data, gw, 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
-                close(&at("bias"), &case.grads[2 * l + 1].tensor.data, gb, 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
-                close(&at("delta"), &case.deltas[l].data, &want.deltas[l], 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
+                close(&at("weight"), &case.grads[2 * l].tensor.data, gw, 1e-5, 0.0)
+                    .unwrap_or_else(|e| panic!("{e}"));
+                close(
+                    &at("bias"),
+                    &case.grads[2 * l + 1].tensor.data,
+                    gb,
+                    1e-5,
+                    0.0,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+                close(
+                    &at("delta"),
+                    &case.deltas[l].data,
+                    &want.deltas[l],
+                    1e-5,
+                    0.0,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
             }
         }
     }
@@ -102,13 +147,24 @@ fn wgpu_run_from_the_command_line_names_backend_and_adapter() {
     let Some(b) = wgpu_or_skip("cli") else { return };
     let root = common::configs_dir().join("..");
     let o = Command::new(env!("CARGO_BIN_EXE_gradscope"))
-        .args(["run", "configs/01-seed-single-hidden.toml", "--backend", "wgpu", "--format", "json", "--no-record"])
+        .args([
+            "run",
+            "configs/01-seed-single-hidden.toml",
+            "--backend",
+            "wgpu",
+            "--format",
+            "json",
+            "--no-record",
+        ])
         .current_dir(&root)
         .output()
         .unwrap_or_else(|e| panic!("{e}"));
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(0), "{err}");
-    assert!(err.is_empty(), "stderr must stay free of driver noise, got:\n{err}");
+    assert!(
+        err.is_empty(),
+        "stderr must stay free of driver noise, got:\n{err}"
+    );
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["backend"], "wgpu");
     assert_eq!(v["adapter"].as_str(), b.adapter.as_deref());
@@ -117,7 +173,13 @@ fn wgpu_run_from_the_command_line_names_backend_and_adapter() {
 /// Run the binary on wgpu, with every graphics driver hidden when `hide_drivers`.
 fn run_wgpu(extra: &[&str], hide_drivers: bool) -> std::process::Output {
     let root = common::configs_dir().join("..");
-    let mut args = vec!["run", "configs/01-seed-single-hidden.toml", "--backend", "wgpu", "--no-record"];
+    let mut args = vec![
+        "run",
+        "configs/01-seed-single-hidden.toml",
+        "--backend",
+        "wgpu",
+        "--no-record",
+    ];
     args.extend_from_slice(extra);
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradscope"));
     cmd.args(&args).current_dir(&root);
@@ -135,7 +197,10 @@ fn missing_adapter_is_a_clear_exit_2() {
     let o = run_wgpu(&[], true);
     let err = String::from_utf8_lossy(&o.stderr).into_owned();
     assert_eq!(o.status.code(), Some(2), "{err}");
-    assert!(!err.contains("panicked") && !err.contains("backtrace"), "{err}");
+    assert!(
+        !err.contains("panicked") && !err.contains("backtrace"),
+        "{err}"
+    );
     // The detail line is wgpu's own words; the first and last lines are ours.
     let first = err.lines().next().unwrap_or("");
     let first = first.split(": tried").next().unwrap_or("").to_string();

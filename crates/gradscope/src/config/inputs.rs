@@ -7,7 +7,8 @@ use gradscope_model::HostTensor;
 
 /// Read a 2-D input tensor from `path`. Errors are sentences about the file.
 pub fn read_input_file(path: &Path) -> Result<HostTensor, String> {
-    let bytes = std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let tensor = match ext {
         "npy" => read_npy(&bytes),
@@ -16,14 +17,21 @@ pub fn read_input_file(path: &Path) -> Result<HostTensor, String> {
     }
     .map_err(|e| format!("`{}`: {e}", path.display()))?;
     if tensor.shape.len() != 2 {
-        return Err(format!("`{}`: expected a 2-D array [batch, input], found shape {:?}", path.display(), tensor.shape));
+        return Err(format!(
+            "`{}`: expected a 2-D array [batch, input], found shape {:?}",
+            path.display(),
+            tensor.shape
+        ));
     }
     Ok(tensor)
 }
 
 fn values(raw: &[u8], float_bytes: usize) -> Vec<f32> {
     match float_bytes {
-        4 => raw.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect(),
+        4 => raw
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect(),
         _ => raw
             .chunks_exact(8)
             .map(|c| f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32)
@@ -40,7 +48,10 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, String> {
     }
     let (header_len, start) = match bytes[6] {
         1 => (u16::from_le_bytes([bytes[8], bytes[9]]) as usize, 10),
-        2 | 3 if bytes.len() >= 12 => (u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize, 12),
+        2 | 3 if bytes.len() >= 12 => (
+            u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
+            12,
+        ),
         v => return Err(malformed(&format!("unknown version {v}"))),
     };
     let header = bytes
@@ -52,11 +63,17 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, String> {
         let rest = header[at..].trim_start().strip_prefix(':')?.trim_start();
         Some(rest)
     };
-    let descr = field("descr").and_then(|r| r.strip_prefix('\'')).and_then(|r| r.split('\'').next());
+    let descr = field("descr")
+        .and_then(|r| r.strip_prefix('\''))
+        .and_then(|r| r.split('\'').next());
     let float_bytes = match descr {
         Some("<f4") => 4,
         Some("<f8") => 8,
-        Some(other) => return Err(format!("holds `{other}` values; expected little-endian f4 or f8")),
+        Some(other) => {
+            return Err(format!(
+                "holds `{other}` values; expected little-endian f4 or f8"
+            ));
+        }
         None => return Err(malformed("no descr")),
     };
     if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
@@ -75,21 +92,29 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, String> {
     let n: usize = shape.iter().product();
     let data = &bytes[start + header_len..];
     if data.len() != n * float_bytes {
-        return Err(format!("holds {} data bytes; shape {shape:?} needs {}", data.len(), n * float_bytes));
+        return Err(format!(
+            "holds {} data bytes; shape {shape:?} needs {}",
+            data.len(),
+            n * float_bytes
+        ));
     }
     Ok(HostTensor::new(shape, values(data, float_bytes)))
 }
 
 fn read_safetensors(bytes: &[u8]) -> Result<HostTensor, String> {
     use safetensors::{Dtype, SafeTensors};
-    let st = SafeTensors::deserialize(bytes).map_err(|e| format!("not a valid .safetensors file ({e})"))?;
+    let st = SafeTensors::deserialize(bytes)
+        .map_err(|e| format!("not a valid .safetensors file ({e})"))?;
     let names = st.names();
     let name = if names.iter().any(|n| *n == "input") {
         "input".to_string()
     } else if names.len() == 1 {
         names[0].to_string()
     } else {
-        return Err(format!("holds {} tensors and none is named `input`", names.len()));
+        return Err(format!(
+            "holds {} tensors and none is named `input`",
+            names.len()
+        ));
     };
     let view = st.tensor(&name).map_err(|e| e.to_string())?;
     let float_bytes = match view.dtype() {
@@ -97,7 +122,10 @@ fn read_safetensors(bytes: &[u8]) -> Result<HostTensor, String> {
         Dtype::F64 => 8,
         other => return Err(format!("tensor `{name}` is {other:?}; expected F32 or F64")),
     };
-    Ok(HostTensor::new(view.shape().to_vec(), values(view.data(), float_bytes)))
+    Ok(HostTensor::new(
+        view.shape().to_vec(),
+        values(view.data(), float_bytes),
+    ))
 }
 
 #[cfg(test)]
@@ -106,7 +134,8 @@ mod tests {
 
     /// A .npy file built byte by byte from NumPy's format description (version 1.0).
     fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
-        let mut header = format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut header =
+            format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         while (10 + header.len() + 1) % 64 != 0 {
             header.push(' ');
         }
@@ -120,9 +149,15 @@ mod tests {
 
     #[test]
     fn npy_f32_and_f64_read_back() {
-        let f32s: Vec<u8> = [1.5f32, -2.0, 0.25, 4.0, 5.0, 6.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let f32s: Vec<u8> = [1.5f32, -2.0, 0.25, 4.0, 5.0, 6.0]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
         let t = read_npy(&npy("<f4", "(2, 3)", &f32s)).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((t.shape, t.data), (vec![2, 3], vec![1.5, -2.0, 0.25, 4.0, 5.0, 6.0]));
+        assert_eq!(
+            (t.shape, t.data),
+            (vec![2, 3], vec![1.5, -2.0, 0.25, 4.0, 5.0, 6.0])
+        );
         let f64s: Vec<u8> = [0.5f64, 1.0].iter().flat_map(|v| v.to_le_bytes()).collect();
         let t = read_npy(&npy("<f8", "(1, 2)", &f64s)).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((t.shape, t.data), (vec![1, 2], vec![0.5, 1.0]));

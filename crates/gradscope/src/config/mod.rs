@@ -162,11 +162,21 @@ pub fn read_source(path: &Path) -> Result<Source, ConfigError> {
     let bytes = std::fs::read(path)
         .map_err(|e| ConfigError::file(path, format!("cannot read the file: {e}")))?;
     let text = String::from_utf8(bytes).map_err(|e| {
-        let source = Source { path: path.to_path_buf(), text: String::from_utf8_lossy(e.as_bytes()).into_owned() };
+        let source = Source {
+            path: path.to_path_buf(),
+            text: String::from_utf8_lossy(e.as_bytes()).into_owned(),
+        };
         let offset = e.utf8_error().valid_up_to();
-        source.error(Some(offset..offset + 1), Some(""), "the file is not valid UTF-8")
+        source.error(
+            Some(offset..offset + 1),
+            Some(""),
+            "the file is not valid UTF-8",
+        )
     })?;
-    Ok(Source { path: path.to_path_buf(), text })
+    Ok(Source {
+        path: path.to_path_buf(),
+        text,
+    })
 }
 
 /// Validate the experiment held in `source`.
@@ -183,10 +193,17 @@ impl Experiment {
         let widths = self.model.widths();
         let params: u128 = widths
             .windows(2)
-            .map(|w| (w[0] as u128) * (w[1] as u128) + if self.model.bias { w[1] as u128 } else { 0 })
+            .map(|w| {
+                (w[0] as u128) * (w[1] as u128) + if self.model.bias { w[1] as u128 } else { 0 }
+            })
             .sum();
         let units: u128 = widths.iter().skip(1).map(|w| *w as u128).sum();
-        let batch = self.inputs.iter().map(|c| c.batch as u128).max().unwrap_or(0);
+        let batch = self
+            .inputs
+            .iter()
+            .map(|c| c.batch as u128)
+            .max()
+            .unwrap_or(0);
         4 * (4 * params + 6 * batch * units + 2 * batch * self.model.d_input as u128)
     }
 }

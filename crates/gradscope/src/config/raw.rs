@@ -95,7 +95,9 @@ pub struct RawNamed {
 }
 
 /// Parameter names a named table may hold (besides `kind`).
-pub const NAMED_PARAMS: &[&str] = &["mean", "std", "low", "high", "value", "slope", "alpha", "target"];
+pub const NAMED_PARAMS: &[&str] = &[
+    "mean", "std", "low", "high", "value", "slope", "alpha", "target",
+];
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,7 +122,10 @@ impl<'de> Deserialize<'de> for RawNamed {
                 f.write_str("a name (string) or a table with `kind`")
             }
             fn visit_str<E: de::Error>(self, s: &str) -> Result<RawNamed, E> {
-                Ok(RawNamed { kind: s.to_string(), params: Vec::new() })
+                Ok(RawNamed {
+                    kind: s.to_string(),
+                    params: Vec::new(),
+                })
             }
             fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawNamed, A::Error> {
                 let t = RawNamedTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
@@ -137,7 +142,10 @@ impl<'de> Deserialize<'de> for RawNamed {
                 .into_iter()
                 .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
                 .collect();
-                Ok(RawNamed { kind: t.kind, params })
+                Ok(RawNamed {
+                    kind: t.kind,
+                    params,
+                })
             }
         }
         deserializer.deserialize_any(NamedVisitor)

@@ -5,15 +5,32 @@ use std::path::Path;
 
 use toml::{Table, Value};
 
-use super::source::{did_you_mean, ConfigError, Source};
+use super::source::{ConfigError, Source, did_you_mean};
 use super::{Experiment, parse, read_source};
 
 /// Keys `--set` accepts (`N` stands for an index).
 pub const SETTABLE: &[&str] = &[
-    "name", "description", "seed", "backend", "loss",
-    "model.input", "model.hidden", "model.depth", "model.width", "model.output", "model.activation",
-    "model.activation_overrides.N", "model.bias", "model.kernel_init", "model.bias_init", "model.gain", "model.weights",
-    "inputs.N.name", "inputs.N.batch", "inputs.N.distribution", "inputs.N.file",
+    "name",
+    "description",
+    "seed",
+    "backend",
+    "loss",
+    "model.input",
+    "model.hidden",
+    "model.depth",
+    "model.width",
+    "model.output",
+    "model.activation",
+    "model.activation_overrides.N",
+    "model.bias",
+    "model.kernel_init",
+    "model.bias_init",
+    "model.gain",
+    "model.weights",
+    "inputs.N.name",
+    "inputs.N.batch",
+    "inputs.N.distribution",
+    "inputs.N.file",
 ];
 
 /// One parsed `--set KEY=VALUE`.
@@ -30,16 +47,24 @@ pub fn settable(key: &str) -> bool {
 }
 
 fn pattern_of(key: &str) -> String {
-    key.split('.').map(|p| if p.parse::<usize>().is_ok() { "N" } else { p }).collect::<Vec<_>>().join(".")
+    key.split('.')
+        .map(|p| if p.parse::<usize>().is_ok() { "N" } else { p })
+        .collect::<Vec<_>>()
+        .join(".")
 }
 
 fn parse_set(file: &Path, text: &str) -> Result<Set, ConfigError> {
     let bad = |m: String| ConfigError::file(file, format!("--set {text}: {m}"));
-    let (key, value) = text.split_once('=').ok_or_else(|| bad("expected KEY=VALUE".into()))?;
+    let (key, value) = text
+        .split_once('=')
+        .ok_or_else(|| bad("expected KEY=VALUE".into()))?;
     let key = key.trim().replace('[', ".").replace(']', "");
     // `sweep.trials` and `sweep.<key>`: the sweep table's keys are whole dotted keys.
     let (path, known) = match key.strip_prefix("sweep.") {
-        Some(inner) => (vec!["sweep".to_string(), inner.to_string()], inner == "trials" || settable(inner)),
+        Some(inner) => (
+            vec!["sweep".to_string(), inner.to_string()],
+            inner == "trials" || settable(inner),
+        ),
         None => (key.split('.').map(str::to_string).collect(), settable(&key)),
     };
     let pattern = pattern_of(key.strip_prefix("sweep.").unwrap_or(&key));
@@ -57,7 +82,11 @@ fn parse_set(file: &Path, text: &str) -> Result<Set, ConfigError> {
         .ok()
         .and_then(|mut t| t.remove("v"))
         .unwrap_or_else(|| Value::String(value.trim().to_string()));
-    Ok(Set { text: text.to_string(), path, value })
+    Ok(Set {
+        text: text.to_string(),
+        path,
+        value,
+    })
 }
 
 /// Put `value` at `path` in `table`, creating tables on the way; an array of tables is entered
@@ -74,13 +103,18 @@ pub(crate) fn set_in(table: &mut Table, path: &[String], value: Value) -> Result
             "depth" | "width" => {
                 // A uniform `hidden` list keeps its other half: depth = its length, width = its value.
                 if let Some(Value::Array(hidden)) = table.remove("hidden") {
-                    let uniform = hidden.first().filter(|w| hidden.iter().all(|x| x == *w)).cloned();
+                    let uniform = hidden
+                        .first()
+                        .filter(|w| hidden.iter().all(|x| x == *w))
+                        .cloned();
                     match (head.as_str(), uniform) {
                         ("depth", Some(width)) => {
                             table.entry("width").or_insert(width);
                         }
                         ("width", _) => {
-                            table.entry("depth").or_insert(Value::Integer(hidden.len() as i64));
+                            table
+                                .entry("depth")
+                                .or_insert(Value::Integer(hidden.len() as i64));
                         }
                         _ => {}
                     }
@@ -91,15 +125,22 @@ pub(crate) fn set_in(table: &mut Table, path: &[String], value: Value) -> Result
         table.insert(head.clone(), value);
         return Ok(());
     }
-    match table.entry(head.clone()).or_insert_with(|| Value::Table(Table::new())) {
+    match table
+        .entry(head.clone())
+        .or_insert_with(|| Value::Table(Table::new()))
+    {
         Value::Table(t) => set_in(t, rest, value),
         Value::Array(items) => {
             let (index, rest) = rest.split_first().ok_or("expected an index")?;
-            let i: usize = index.parse().map_err(|_| format!("`{index}` is not an index"))?;
+            let i: usize = index
+                .parse()
+                .map_err(|_| format!("`{index}` is not an index"))?;
             let len = items.len();
             match items.get_mut(i) {
                 Some(Value::Table(t)) if !rest.is_empty() => set_in(t, rest, value),
-                _ => Err(format!("there is no `{head}` entry {i} (the file has {len})")),
+                _ => Err(format!(
+                    "there is no `{head}` entry {i} (the file has {len})"
+                )),
             }
         }
         _ => Err(format!("`{head}` is not a table")),
@@ -114,14 +155,22 @@ pub fn load_with_sets(path: &Path, sets: &[String]) -> Result<Experiment, Config
     }
     // The file must be valid on its own, so its errors keep their own line:column.
     parse(source.clone())?;
-    let parsed: Vec<Set> = sets.iter().map(|s| parse_set(path, s)).collect::<Result<_, _>>()?;
-    let mut table: Table = toml::from_str(&source.text).map_err(|e| ConfigError::file(path, e.message().to_string()))?;
+    let parsed: Vec<Set> = sets
+        .iter()
+        .map(|s| parse_set(path, s))
+        .collect::<Result<_, _>>()?;
+    let mut table: Table = toml::from_str(&source.text)
+        .map_err(|e| ConfigError::file(path, e.message().to_string()))?;
     for set in &parsed {
         set_in(&mut table, &set.path, set.value.clone())
             .map_err(|m| ConfigError::file(path, format!("--set {}: {m}", set.text)))?;
     }
     let text = toml::to_string(&table).map_err(|e| ConfigError::file(path, e.to_string()))?;
-    parse(Source { path: path.to_path_buf(), text }).map_err(|mut e| {
+    parse(Source {
+        path: path.to_path_buf(),
+        text,
+    })
+    .map_err(|mut e| {
         let culprit = parsed.iter().rev().find(|s| {
             let key = s.path.join(".");
             e.key.replace('[', ".").replace(']', "").starts_with(&key) || e.key.is_empty()

@@ -19,7 +19,9 @@ fn quote(s: &str) -> String {
 
 fn activation(a: &Activation) -> String {
     match a {
-        Activation::LeakyRelu { slope } => format!("{{ kind = \"leaky_relu\", slope = {} }}", num(*slope)),
+        Activation::LeakyRelu { slope } => {
+            format!("{{ kind = \"leaky_relu\", slope = {} }}", num(*slope))
+        }
         Activation::Elu { alpha } => format!("{{ kind = \"elu\", alpha = {} }}", num(*alpha)),
         other => quote(other.name()),
     }
@@ -27,15 +29,29 @@ fn activation(a: &Activation) -> String {
 
 fn initializer(i: &Initializer) -> String {
     match i {
-        Initializer::Constant { value } => format!("{{ kind = \"constant\", value = {} }}", num(*value)),
+        Initializer::Constant { value } => {
+            format!("{{ kind = \"constant\", value = {} }}", num(*value))
+        }
         Initializer::Normal { mean, std } => {
-            format!("{{ kind = \"normal\", mean = {}, std = {} }}", num(*mean), num(*std))
+            format!(
+                "{{ kind = \"normal\", mean = {}, std = {} }}",
+                num(*mean),
+                num(*std)
+            )
         }
         Initializer::TruncatedNormal { mean, std } => {
-            format!("{{ kind = \"truncated_normal\", mean = {}, std = {} }}", num(*mean), num(*std))
+            format!(
+                "{{ kind = \"truncated_normal\", mean = {}, std = {} }}",
+                num(*mean),
+                num(*std)
+            )
         }
         Initializer::Uniform { low, high } => {
-            format!("{{ kind = \"uniform\", low = {}, high = {} }}", num(*low), num(*high))
+            format!(
+                "{{ kind = \"uniform\", low = {}, high = {} }}",
+                num(*low),
+                num(*high)
+            )
         }
         other => quote(other.name()),
     }
@@ -43,9 +59,19 @@ fn initializer(i: &Initializer) -> String {
 
 fn distribution(d: &Distribution) -> String {
     match d {
-        Distribution::Normal { mean, std } => format!("{{ kind = \"normal\", mean = {}, std = {} }}", num(*mean), num(*std)),
-        Distribution::Uniform { low, high } => format!("{{ kind = \"uniform\", low = {}, high = {} }}", num(*low), num(*high)),
-        Distribution::Constant { value } => format!("{{ kind = \"constant\", value = {} }}", num(*value)),
+        Distribution::Normal { mean, std } => format!(
+            "{{ kind = \"normal\", mean = {}, std = {} }}",
+            num(*mean),
+            num(*std)
+        ),
+        Distribution::Uniform { low, high } => format!(
+            "{{ kind = \"uniform\", low = {}, high = {} }}",
+            num(*low),
+            num(*high)
+        ),
+        Distribution::Constant { value } => {
+            format!("{{ kind = \"constant\", value = {} }}", num(*value))
+        }
     }
 }
 
@@ -61,7 +87,11 @@ impl Experiment {
     pub fn to_toml(&self) -> String {
         let m = &self.model;
         let mut s = String::new();
-        let _ = writeln!(s, "# Resolved from {} by `gradscope show`.", self.path.display());
+        let _ = writeln!(
+            s,
+            "# Resolved from {} by `gradscope show`.",
+            self.path.display()
+        );
         let _ = writeln!(s, "name = {}", quote(&self.name));
         let _ = writeln!(s, "description = {}", quote(&self.description));
         let _ = writeln!(s, "seed = {}", self.seed);

@@ -67,7 +67,16 @@ impl fmt::Display for ConfigError {
         write!(f, "{}", self.message)?;
         if let Some(snippet) = &self.snippet {
             let gutter = self.line.to_string().len();
-            write!(f, "\n{:gutter$} |\n{} | {}\n{:gutter$} | {:>col$}", "", self.line, snippet, "", "^", col = self.column)?;
+            write!(
+                f,
+                "\n{:gutter$} |\n{} | {}\n{:gutter$} | {:>col$}",
+                "",
+                self.line,
+                snippet,
+                "",
+                "^",
+                col = self.column
+            )?;
         }
         if let Some(hint) = &self.hint {
             write!(f, "\nhint: {hint}")?;
@@ -91,11 +100,19 @@ impl Source {
 
     /// The text of 1-based line `line`.
     pub fn line_text(&self, line: usize) -> Option<&str> {
-        self.text.split('\n').nth(line.checked_sub(1)?).map(|l| l.trim_end_matches('\r'))
+        self.text
+            .split('\n')
+            .nth(line.checked_sub(1)?)
+            .map(|l| l.trim_end_matches('\r'))
     }
 
     /// An error located at `span`, with an explicit key path (or the one found at the span).
-    pub fn error(&self, span: Option<Range<usize>>, key: Option<&str>, message: impl Into<String>) -> ConfigError {
+    pub fn error(
+        &self,
+        span: Option<Range<usize>>,
+        key: Option<&str>,
+        message: impl Into<String>,
+    ) -> ConfigError {
         let (line, column, snippet) = match &span {
             Some(span) => {
                 let (line, column) = self.position(span.start);
@@ -105,7 +122,9 @@ impl Source {
         };
         let key = match key {
             Some(k) => k.to_string(),
-            None => span.map(|s| key_path_at(&self.text, s.start)).unwrap_or_default(),
+            None => span
+                .map(|s| key_path_at(&self.text, s.start))
+                .unwrap_or_default(),
         };
         ConfigError {
             path: self.path.clone(),
@@ -134,10 +153,16 @@ pub fn key_path_at(text: &str, offset: usize) -> String {
     let line_start = text[..offset].rfind('\n').map_or(0, |i| i + 1);
     let mut header = String::new();
     let mut array_counts: Vec<(String, usize)> = Vec::new();
-    let line_end = text[line_start..].find('\n').map_or(text.len(), |i| line_start + i);
+    let line_end = text[line_start..]
+        .find('\n')
+        .map_or(text.len(), |i| line_start + i);
     let this_line = text[line_start..line_end].trim();
     // A header line counts as the table it opens.
-    let upto = if this_line.starts_with('[') { line_end } else { line_start };
+    let upto = if this_line.starts_with('[') {
+        line_end
+    } else {
+        line_start
+    };
     for line in text[..upto].lines() {
         let t = line.trim();
         if let Some(name) = t.strip_prefix("[[").and_then(|r| r.split("]]").next()) {
@@ -160,7 +185,12 @@ pub fn key_path_at(text: &str, offset: usize) -> String {
     let key = if this_line.starts_with('[') {
         ""
     } else {
-        this_line.split('=').next().filter(|_| this_line.contains('=')).unwrap_or("").trim()
+        this_line
+            .split('=')
+            .next()
+            .filter(|_| this_line.contains('='))
+            .unwrap_or("")
+            .trim()
     };
     match (header.is_empty(), key.is_empty()) {
         (true, _) => key.to_string(),
@@ -177,12 +207,17 @@ pub fn table_path_at(text: &str, offset: usize) -> String {
     if text[line_start..].trim_start().starts_with('[') {
         path
     } else {
-        path.rsplit_once('.').map(|(table, _)| table.to_string()).unwrap_or_default()
+        path.rsplit_once('.')
+            .map(|(table, _)| table.to_string())
+            .unwrap_or_default()
     }
 }
 
 /// The closest of `candidates` to `word` by edit distance, if close enough to be a typo.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (edit_distance(word, c), c))
@@ -206,7 +241,9 @@ fn edit_distance(a: &str, b: &str) -> usize {
     for i in 1..=a.len() {
         for j in 1..=b.len() {
             let cost = usize::from(a[i - 1] != b[j - 1]);
-            let mut best = (d[i - 1][j] + 1).min(d[i][j - 1] + 1).min(d[i - 1][j - 1] + cost);
+            let mut best = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
             if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
                 best = best.min(d[i - 2][j - 2] + 1);
             }
@@ -220,7 +257,8 @@ fn edit_distance(a: &str, b: &str) -> usize {
 mod tests {
     use super::*;
 
-    const DOC: &str = "name = \"x\"\n[model]\ninput = 10\n[[inputs]]\nname = \"a\"\n[[inputs]]\nbatch = 0\n";
+    const DOC: &str =
+        "name = \"x\"\n[model]\ninput = 10\n[[inputs]]\nname = \"a\"\n[[inputs]]\nbatch = 0\n";
 
     #[test]
     fn key_path_follows_headers_and_array_tables() {
@@ -233,7 +271,10 @@ mod tests {
 
     #[test]
     fn position_is_one_based_lines_and_char_columns() {
-        let src = Source { path: "f.toml".into(), text: "a = 1\nbé = 2\n".into() };
+        let src = Source {
+            path: "f.toml".into(),
+            text: "a = 1\nbé = 2\n".into(),
+        };
         assert_eq!(src.position(0), (1, 1));
         // 'b' at byte 6, 'é' is two bytes, so '=' of line 2 is byte 10, character column 4.
         assert_eq!(src.position(10), (2, 4));

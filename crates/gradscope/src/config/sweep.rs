@@ -33,7 +33,11 @@ pub struct SweepPoint {
 impl SweepPoint {
     /// `model.depth=8 model.activation="tanh"`.
     pub fn label(&self) -> String {
-        self.settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ")
+        self.settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ")
     }
 }
 
@@ -49,25 +53,37 @@ pub(super) fn expand(src: &Source, sweep: &Spanned<Table>) -> Result<Sweep, Conf
                 .and_then(|n| usize::try_from(n).ok())
                 .ok_or_else(|| err(format!("`trials` must be an integer ≥ 1, found {value}")))?;
         } else if key == "seed" {
-            return Err(err("`seed` cannot be swept; `trials = N` runs seeds seed, seed+1, ...".into()));
+            return Err(err(
+                "`seed` cannot be swept; `trials = N` runs seeds seed, seed+1, ...".into(),
+            ));
         } else if !settable(key) || key.starts_with("inputs") && value.is_table() {
             let mut e = err(format!("unknown key `{key}` in the sweep"));
             if let Some(s) = did_you_mean(key, SETTABLE.iter().copied()) {
-                e = e.with_hint(format!("did you mean `{s}`? (quote dotted keys: \"model.depth\" = [2, 4])"));
+                e = e.with_hint(format!(
+                    "did you mean `{s}`? (quote dotted keys: \"model.depth\" = [2, 4])"
+                ));
             } else {
                 e = e.with_hint("write dotted keys quoted, e.g. \"model.depth\" = [2, 4, 8]");
             }
             return Err(e);
         } else {
             match value {
-                Value::Array(values) if !values.is_empty() => axes.push((key.clone(), values.clone())),
-                _ => return Err(err(format!("`{key}` needs a non-empty list of values, found {value}"))),
+                Value::Array(values) if !values.is_empty() => {
+                    axes.push((key.clone(), values.clone()))
+                }
+                _ => {
+                    return Err(err(format!(
+                        "`{key}` needs a non-empty list of values, found {value}"
+                    )));
+                }
             }
         }
     }
     let n_points: usize = axes.iter().map(|(_, v)| v.len()).product();
     if n_points.saturating_mul(trials) > MAX_TRIALS_TOTAL {
-        return Err(err(format!("{n_points} points x {trials} trials is more than {MAX_TRIALS_TOTAL} runs")));
+        return Err(err(format!(
+            "{n_points} points x {trials} trials is more than {MAX_TRIALS_TOTAL} runs"
+        )));
     }
     let mut base: Table = toml::from_str(&src.text).map_err(|e| err(e.message().to_string()))?;
     base.remove("sweep");
@@ -82,13 +98,31 @@ pub(super) fn expand(src: &Source, sweep: &Spanned<Table>) -> Result<Sweep, Conf
             set_in(&mut table, &path, value.clone()).map_err(|m| err(format!("`{key}`: {m}")))?;
             settings.push((key.clone(), value.to_string()));
         }
-        let label = settings.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(" ");
+        let label = settings
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join(" ");
         let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
-        let experiment = parse(Source { path: src.path.clone(), text }).map_err(|e| {
-            let key = if e.key.is_empty() { String::new() } else { format!("`{}`: ", e.key) };
-            err(format!("the sweep point {label} is invalid: {key}{}", e.message))
+        let experiment = parse(Source {
+            path: src.path.clone(),
+            text,
+        })
+        .map_err(|e| {
+            let key = if e.key.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.key)
+            };
+            err(format!(
+                "the sweep point {label} is invalid: {key}{}",
+                e.message
+            ))
         })?;
-        points.push(SweepPoint { settings, experiment });
+        points.push(SweepPoint {
+            settings,
+            experiment,
+        });
         // Odometer: the last axis varies fastest.
         for a in (0..axes.len()).rev() {
             index[a] += 1;
@@ -98,7 +132,11 @@ pub(super) fn expand(src: &Source, sweep: &Spanned<Table>) -> Result<Sweep, Conf
             index[a] = 0;
         }
     }
-    Ok(Sweep { trials, axes, points })
+    Ok(Sweep {
+        trials,
+        axes,
+        points,
+    })
 }
 
 impl Sweep {

@@ -6,18 +6,37 @@ use std::ops::Range;
 use gradscope_model::{Activation, Initializer, MlpConfig};
 use toml::Spanned;
 
-use super::raw::{NAMED_PARAMS, RawExperiment, RawModel, RawNamed};
-use super::source::{did_you_mean, ConfigError, Source};
 use super::inputs::read_input_file;
+use super::raw::{NAMED_PARAMS, RawExperiment, RawModel, RawNamed};
+use super::source::{ConfigError, Source, did_you_mean};
 use super::{Distribution, Experiment, InputCase, InputSource, Loss};
 use crate::backend::BackendKind;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-const TOP_KEYS: &[&str] = &["name", "description", "seed", "backend", "model", "loss", "inputs", "sweep"];
+const TOP_KEYS: &[&str] = &[
+    "name",
+    "description",
+    "seed",
+    "backend",
+    "model",
+    "loss",
+    "inputs",
+    "sweep",
+];
 const MODEL_KEYS: &[&str] = &[
-    "input", "hidden", "depth", "width", "output", "activation", "activation_overrides", "bias", "kernel_init",
-    "bias_init", "gain", "weights",
+    "input",
+    "hidden",
+    "depth",
+    "width",
+    "output",
+    "activation",
+    "activation_overrides",
+    "bias",
+    "kernel_init",
+    "bias_init",
+    "gain",
+    "weights",
 ];
 /// The deepest stack accepted (a guard against typos such as `depth = 10000000`).
 const MAX_DEPTH: i64 = 10_000;
@@ -39,7 +58,11 @@ fn toml_error(src: &Source, e: &toml::de::Error) -> ConfigError {
     if message.starts_with("missing field") {
         // The span covers the table that lacks the field: name the table, not its first key.
         let span_start = e.span().map_or(0, |s| s.start);
-        err.key = if span_start == 0 { String::new() } else { super::source::table_path_at(&src.text, span_start) };
+        err.key = if span_start == 0 {
+            String::new()
+        } else {
+            super::source::table_path_at(&src.text, span_start)
+        };
     }
     if let Some(unknown) = between(&message, "unknown field `", "`") {
         let known: &[&str] = if message.contains("`kind`") {
@@ -75,7 +98,11 @@ impl Checker<'_> {
     fn width(&self, v: &Spanned<i64>, key: &str) -> Result<usize> {
         let n = *v.get_ref();
         if n < 1 {
-            return Err(self.err(v.span(), key, format!("a width must be at least 1, found {n}")));
+            return Err(self.err(
+                v.span(),
+                key,
+                format!("a width must be at least 1, found {n}"),
+            ));
         }
         usize::try_from(n).map_err(|_| self.err(v.span(), key, format!("{n} is too large")))
     }
@@ -84,20 +111,34 @@ impl Checker<'_> {
         if v.is_finite() {
             Ok(v)
         } else {
-            Err(self.err(span.clone(), key, format!("{what} must be a finite number, found {v}")))
+            Err(self.err(
+                span.clone(),
+                key,
+                format!("{what} must be a finite number, found {v}"),
+            ))
         }
     }
 
     /// Resolve a named choice: the kind must be one of `kinds`, and only the parameters listed
     /// for that kind may be given. Returns the kind's index in `kinds`.
-    fn named(&self, v: &Spanned<RawNamed>, key: &str, what: &str, kinds: &[(&str, &[&str])]) -> Result<usize> {
+    fn named(
+        &self,
+        v: &Spanned<RawNamed>,
+        key: &str,
+        what: &str,
+        kinds: &[(&str, &[&str])],
+    ) -> Result<usize> {
         let raw = v.get_ref();
         let Some(i) = kinds.iter().position(|(k, _)| *k == raw.kind) else {
             let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
             let mut e = self.err(
                 v.span(),
                 key,
-                format!("unknown {what} `{}`, expected one of: {}", raw.kind, names.join(", ")),
+                format!(
+                    "unknown {what} `{}`, expected one of: {}",
+                    raw.kind,
+                    names.join(", ")
+                ),
             );
             if let Some(s) = did_you_mean(&raw.kind, names.iter().copied()) {
                 e = e.with_hint(format!("did you mean `{s}`?"));
@@ -110,9 +151,20 @@ impl Checker<'_> {
                 let takes = if allowed.is_empty() {
                     "no parameters".to_string()
                 } else {
-                    format!("only {}", allowed.iter().map(|a| format!("`{a}`")).collect::<Vec<_>>().join(", "))
+                    format!(
+                        "only {}",
+                        allowed
+                            .iter()
+                            .map(|a| format!("`{a}`"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    )
                 };
-                return Err(self.err(v.span(), key, format!("{what} `{}` takes {takes}, not `{p}`", raw.kind)));
+                return Err(self.err(
+                    v.span(),
+                    key,
+                    format!("{what} `{}` takes {takes}, not `{p}`", raw.kind),
+                ));
             }
             self.finite(*value, &v.span(), &format!("{key}.{p}"), &format!("`{p}`"))?;
         }
@@ -122,7 +174,11 @@ impl Checker<'_> {
     fn std(&self, v: &Spanned<RawNamed>, key: &str, default: f64) -> Result<f64> {
         let std = v.get_ref().get("std").unwrap_or(default);
         if std < 0.0 {
-            return Err(self.err(v.span(), &format!("{key}.std"), format!("`std` must be ≥ 0, found {std}")));
+            return Err(self.err(
+                v.span(),
+                &format!("{key}.std"),
+                format!("`std` must be ≥ 0, found {std}"),
+            ));
         }
         Ok(std)
     }
@@ -131,15 +187,26 @@ impl Checker<'_> {
         let low = v.get_ref().get("low").unwrap_or(default.0);
         let high = v.get_ref().get("high").unwrap_or(default.1);
         if low >= high {
-            return Err(self.err(v.span(), key, format!("`low` must be below `high`, found low = {low}, high = {high}")));
+            return Err(self.err(
+                v.span(),
+                key,
+                format!("`low` must be below `high`, found low = {low}, high = {high}"),
+            ));
         }
         Ok((low, high))
     }
 
     fn required(&self, v: &Spanned<RawNamed>, key: &str, param: &str) -> Result<f64> {
         v.get_ref().get(param).ok_or_else(|| {
-            self.err(v.span(), key, format!("`{}` needs `{param}`", v.get_ref().kind))
-                .with_hint(format!("write it as a table: {{ kind = \"{}\", {param} = ... }}", v.get_ref().kind))
+            self.err(
+                v.span(),
+                key,
+                format!("`{}` needs `{param}`", v.get_ref().kind),
+            )
+            .with_hint(format!(
+                "write it as a table: {{ kind = \"{}\", {param} = ... }}",
+                v.get_ref().kind
+            ))
         })
     }
 
@@ -158,8 +225,12 @@ impl Checker<'_> {
         let raw = v.get_ref();
         Ok(match self.named(v, key, "activation", KINDS)? {
             0 => Activation::Relu,
-            1 => Activation::LeakyRelu { slope: raw.get("slope").unwrap_or(0.01) },
-            2 => Activation::Elu { alpha: raw.get("alpha").unwrap_or(1.0) },
+            1 => Activation::LeakyRelu {
+                slope: raw.get("slope").unwrap_or(0.01),
+            },
+            2 => Activation::Elu {
+                alpha: raw.get("alpha").unwrap_or(1.0),
+            },
             3 => Activation::Gelu,
             4 => Activation::Silu,
             5 => Activation::Softplus,
@@ -188,13 +259,21 @@ impl Checker<'_> {
         // Defaults of Keras's RandomNormal / RandomUniform / TruncatedNormal.
         Ok(match self.named(v, key, "initialiser", KINDS)? {
             0 => Initializer::Zeros,
-            1 => Initializer::Constant { value: self.required(v, key, "value")? },
-            2 => Initializer::Normal { mean: raw.get("mean").unwrap_or(0.0), std: self.std(v, key, 0.05)? },
+            1 => Initializer::Constant {
+                value: self.required(v, key, "value")?,
+            },
+            2 => Initializer::Normal {
+                mean: raw.get("mean").unwrap_or(0.0),
+                std: self.std(v, key, 0.05)?,
+            },
             3 => {
                 let (low, high) = self.bounds(v, key, (-0.05, 0.05))?;
                 Initializer::Uniform { low, high }
             }
-            4 => Initializer::TruncatedNormal { mean: raw.get("mean").unwrap_or(0.0), std: self.std(v, key, 0.05)? },
+            4 => Initializer::TruncatedNormal {
+                mean: raw.get("mean").unwrap_or(0.0),
+                std: self.std(v, key, 0.05)?,
+            },
             5 => Initializer::GlorotUniform,
             6 => Initializer::GlorotNormal,
             7 => Initializer::HeUniform,
@@ -206,28 +285,43 @@ impl Checker<'_> {
     }
 
     fn distribution(&self, v: &Spanned<RawNamed>, key: &str) -> Result<Distribution> {
-        const KINDS: &[(&str, &[&str])] =
-            &[("normal", &["mean", "std"]), ("uniform", &["low", "high"]), ("constant", &["value"])];
+        const KINDS: &[(&str, &[&str])] = &[
+            ("normal", &["mean", "std"]),
+            ("uniform", &["low", "high"]),
+            ("constant", &["value"]),
+        ];
         let raw = v.get_ref();
         Ok(match self.named(v, key, "distribution", KINDS)? {
-            0 => Distribution::Normal { mean: raw.get("mean").unwrap_or(0.0), std: self.std(v, key, 1.0)? },
+            0 => Distribution::Normal {
+                mean: raw.get("mean").unwrap_or(0.0),
+                std: self.std(v, key, 1.0)?,
+            },
             1 => {
                 let (low, high) = self.bounds(v, key, (0.0, 1.0))?;
                 Distribution::Uniform { low, high }
             }
-            _ => Distribution::Constant { value: self.required(v, key, "value")? },
+            _ => Distribution::Constant {
+                value: self.required(v, key, "value")?,
+            },
         })
     }
 
     fn loss(&self, v: &Spanned<RawNamed>) -> Result<Loss> {
-        const KINDS: &[(&str, &[&str])] =
-            &[("sum_squares", &[]), ("mean_squares", &[]), ("sum", &[]), ("mean", &[]), ("mse", &["target"])];
+        const KINDS: &[(&str, &[&str])] = &[
+            ("sum_squares", &[]),
+            ("mean_squares", &[]),
+            ("sum", &[]),
+            ("mean", &[]),
+            ("mse", &["target"]),
+        ];
         Ok(match self.named(v, "loss", "loss", KINDS)? {
             0 => Loss::SumSquares,
             1 => Loss::MeanSquares,
             2 => Loss::Sum,
             3 => Loss::Mean,
-            _ => Loss::Mse { target: v.get_ref().get("target").unwrap_or(0.0) },
+            _ => Loss::Mse {
+                target: v.get_ref().get("target").unwrap_or(0.0),
+            },
         })
     }
 
@@ -237,7 +331,11 @@ impl Checker<'_> {
         let d_output = self.width(&raw.output, "model.output")?;
         let hidden = match (&raw.hidden, &raw.depth, &raw.width) {
             (Some(h), None, None) if h.get_ref().len() > MAX_DEPTH as usize => {
-                return Err(self.err(h.span(), "model.hidden", format!("at most {MAX_DEPTH} hidden layers")));
+                return Err(self.err(
+                    h.span(),
+                    "model.hidden",
+                    format!("at most {MAX_DEPTH} hidden layers"),
+                ));
             }
             (Some(h), None, None) => h
                 .get_ref()
@@ -248,18 +346,29 @@ impl Checker<'_> {
             (None, Some(depth), Some(width)) => {
                 let d = *depth.get_ref();
                 if !(0..=MAX_DEPTH).contains(&d) {
-                    return Err(self.err(depth.span(), "model.depth", format!("depth must be 0 to {MAX_DEPTH}, found {d}")));
+                    return Err(self.err(
+                        depth.span(),
+                        "model.depth",
+                        format!("depth must be 0 to {MAX_DEPTH}, found {d}"),
+                    ));
                 }
                 vec![self.width(width, "model.width")?; d as usize]
             }
             (Some(h), _, _) => {
-                return Err(self.err(h.span(), "model.hidden", "give either `hidden` or `depth` + `width`, not both"));
+                return Err(self.err(
+                    h.span(),
+                    "model.hidden",
+                    "give either `hidden` or `depth` + `width`, not both",
+                ));
             }
             (None, Some(d), None) => {
-                return Err(self.err(d.span(), "model.depth", "`depth` needs `width`")
+                return Err(self
+                    .err(d.span(), "model.depth", "`depth` needs `width`")
                     .with_hint("add `width = N` (on the command line: --set model.width=N)"));
             }
-            (None, None, Some(w)) => return Err(self.err(w.span(), "model.width", "`width` needs `depth`")),
+            (None, None, Some(w)) => {
+                return Err(self.err(w.span(), "model.width", "`width` needs `depth`"));
+            }
             (None, None, None) => {
                 return Err(self.err(m.span(), "model", "missing the hidden layers")
                     .with_hint("add `hidden = [100, 50]`, or `depth = 4` and `width = 256` (`hidden = []` for none)"));
@@ -273,13 +382,20 @@ impl Checker<'_> {
         if let Some(overrides) = &raw.activation_overrides {
             for (layer, a) in overrides.get_ref() {
                 let key = format!("model.activation_overrides.{layer}");
-                let index = layer.parse::<usize>().ok().filter(|i| *i < hidden.len()).ok_or_else(|| {
-                    self.err(
-                        a.span(),
-                        &key,
-                        format!("`{layer}` is not a hidden-layer index; expected 0 to {}", hidden.len().saturating_sub(1)),
-                    )
-                })?;
+                let index = layer
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|i| *i < hidden.len())
+                    .ok_or_else(|| {
+                        self.err(
+                            a.span(),
+                            &key,
+                            format!(
+                                "`{layer}` is not a hidden-layer index; expected 0 to {}",
+                                hidden.len().saturating_sub(1)
+                            ),
+                        )
+                    })?;
                 activations[index] = self.activation(a, &key)?;
             }
         }
@@ -295,7 +411,11 @@ impl Checker<'_> {
             Some(g) => {
                 let v = self.finite(*g.get_ref(), &g.span(), "model.gain", "`gain`")?;
                 if v <= 0.0 {
-                    return Err(self.err(g.span(), "model.gain", format!("`gain` must be > 0, found {v}")));
+                    return Err(self.err(
+                        g.span(),
+                        "model.gain",
+                        format!("`gain` must be > 0, found {v}"),
+                    ));
                 }
                 v
             }
@@ -318,17 +438,30 @@ impl Checker<'_> {
 fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
     let c = Checker { src };
     let name = raw.name.get_ref().trim().to_string();
-    if name.is_empty() || !name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
+    if name.is_empty()
+        || !name
+            .chars()
+            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    {
         return Err(c.err(raw.name.span(), "name", format!("`{name}` is not a valid name"))
             .with_hint("use letters, digits, `-`, `_` and `.` only; the name becomes a directory of run records"));
     }
     let description = raw.description.get_ref().trim().to_string();
     if description.is_empty() || description.contains('\n') {
-        return Err(c.err(raw.description.span(), "description", "the description must be one non-empty line"));
+        return Err(c.err(
+            raw.description.span(),
+            "description",
+            "the description must be one non-empty line",
+        ));
     }
     let seed = *raw.seed.get_ref();
-    let seed = u64::try_from(seed)
-        .map_err(|_| c.err(raw.seed.span(), "seed", format!("the seed must be ≥ 0, found {seed}")))?;
+    let seed = u64::try_from(seed).map_err(|_| {
+        c.err(
+            raw.seed.span(),
+            "seed",
+            format!("the seed must be ≥ 0, found {seed}"),
+        )
+    })?;
     let backend = match &raw.backend {
         Some(b) => Some(BackendKind::parse(b.get_ref()).map_err(|m| {
             let mut e = c.err(b.span(), "backend", m);
@@ -345,7 +478,11 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         None => Loss::SumSquares,
     };
     if raw.inputs.get_ref().is_empty() {
-        return Err(c.err(raw.inputs.span(), "inputs", "at least one input case is needed"));
+        return Err(c.err(
+            raw.inputs.span(),
+            "inputs",
+            "at least one input case is needed",
+        ));
     }
     let mut seen = HashSet::new();
     let mut inputs = Vec::new();
@@ -353,18 +490,35 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         let case = case.get_ref();
         let key = format!("inputs[{i}]");
         let case_name = case.name.get_ref().trim().to_string();
-        if case_name.is_empty() || !case_name.chars().all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch)) {
-            return Err(c.err(case.name.span(), &format!("{key}.name"), format!("`{case_name}` is not a valid case name"))
+        if case_name.is_empty()
+            || !case_name
+                .chars()
+                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        {
+            return Err(c
+                .err(
+                    case.name.span(),
+                    &format!("{key}.name"),
+                    format!("`{case_name}` is not a valid case name"),
+                )
                 .with_hint("use letters, digits, `-`, `_` and `.` only"));
         }
         if !seen.insert(case_name.clone()) {
-            return Err(c.err(case.name.span(), &format!("{key}.name"), format!("duplicate case name `{case_name}`")));
+            return Err(c.err(
+                case.name.span(),
+                &format!("{key}.name"),
+                format!("duplicate case name `{case_name}`"),
+            ));
         }
         let batch = match &case.batch {
             Some(b) => {
                 let n = *b.get_ref();
                 if n < 1 {
-                    return Err(c.err(b.span(), &format!("{key}.batch"), format!("the batch size must be at least 1, found {n}")));
+                    return Err(c.err(
+                        b.span(),
+                        &format!("{key}.batch"),
+                        format!("the batch size must be at least 1, found {n}"),
+                    ));
                 }
                 Some(n as usize)
             }
@@ -373,9 +527,16 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         let (batch, source) = match (&case.distribution, &case.file) {
             (Some(d), None) => {
                 let batch = batch.ok_or_else(|| {
-                    c.err(case.name.span(), &format!("{key}.batch"), "missing `batch` (the number of rows to draw)")
+                    c.err(
+                        case.name.span(),
+                        &format!("{key}.batch"),
+                        "missing `batch` (the number of rows to draw)",
+                    )
                 })?;
-                (batch, InputSource::Distribution(c.distribution(d, &format!("{key}.distribution"))?))
+                (
+                    batch,
+                    InputSource::Distribution(c.distribution(d, &format!("{key}.distribution"))?),
+                )
             }
             (None, Some(f)) => {
                 let fkey = format!("{key}.file");
@@ -384,31 +545,57 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
                 let data = read_input_file(&path).map_err(|m| c.err(f.span(), &fkey, m))?;
                 let (rows, cols) = (data.shape[0], data.shape[1]);
                 if cols != model.d_input {
-                    return Err(c.err(f.span(), &fkey, format!("the file's rows have {cols} values; model.input is {}", model.d_input)));
+                    return Err(c.err(
+                        f.span(),
+                        &fkey,
+                        format!(
+                            "the file's rows have {cols} values; model.input is {}",
+                            model.d_input
+                        ),
+                    ));
                 }
                 if rows == 0 {
                     return Err(c.err(f.span(), &fkey, "the file holds no rows"));
                 }
                 if let Some(b) = batch.filter(|b| *b != rows) {
-                    return Err(c.err(f.span(), &fkey, format!("the file holds {rows} row{}; batch says {b}", if rows == 1 { "" } else { "s" })));
+                    return Err(c.err(
+                        f.span(),
+                        &fkey,
+                        format!(
+                            "the file holds {rows} row{}; batch says {b}",
+                            if rows == 1 { "" } else { "s" }
+                        ),
+                    ));
                 }
                 (rows, InputSource::File { path, data })
             }
             (Some(d), Some(_)) => {
-                return Err(c.err(d.span(), &format!("{key}.distribution"), "give either `distribution` or `file`, not both"));
+                return Err(c.err(
+                    d.span(),
+                    &format!("{key}.distribution"),
+                    "give either `distribution` or `file`, not both",
+                ));
             }
             (None, None) => {
-                return Err(c.err(case.name.span(), &key, "missing `distribution` or `file`")
-                    .with_hint("e.g. distribution = \"normal\" with batch = 1, or file = \"x.npy\""));
+                return Err(c
+                    .err(case.name.span(), &key, "missing `distribution` or `file`")
+                    .with_hint(
+                        "e.g. distribution = \"normal\" with batch = 1, or file = \"x.npy\"",
+                    ));
             }
         };
-        inputs.push(InputCase { name: case_name, batch, source });
+        inputs.push(InputCase {
+            name: case_name,
+            batch,
+            source,
+        });
     }
     let weights = match &raw.model.get_ref().weights {
         Some(w) => {
             let dir = src.path.parent().unwrap_or(std::path::Path::new(""));
             let path = dir.join(w.get_ref());
-            let weights = crate::tensors::read_weights(&path, &model).map_err(|m| c.err(w.span(), "model.weights", m))?;
+            let weights = crate::tensors::read_weights(&path, &model)
+                .map_err(|m| c.err(w.span(), "model.weights", m))?;
             Some(super::LoadedWeights { path, weights })
         }
         None => None,
@@ -417,5 +604,16 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         Some(table) => Some(super::sweep::expand(src, table)?),
         None => None,
     };
-    Ok(Experiment { name, description, seed, backend, model, loss, inputs, weights, sweep, path: src.path.clone() })
+    Ok(Experiment {
+        name,
+        description,
+        seed,
+        backend,
+        model,
+        loss,
+        inputs,
+        weights,
+        sweep,
+        path: src.path.clone(),
+    })
 }

@@ -18,8 +18,20 @@ pub struct OracleResult {
 fn act(a: Activation, z: f64) -> f64 {
     match a {
         Activation::Relu => z.max(0.0),
-        Activation::LeakyRelu { slope } => if z > 0.0 { z } else { slope * z },
-        Activation::Elu { alpha } => if z > 0.0 { z } else { alpha * (z.exp() - 1.0) },
+        Activation::LeakyRelu { slope } => {
+            if z > 0.0 {
+                z
+            } else {
+                slope * z
+            }
+        }
+        Activation::Elu { alpha } => {
+            if z > 0.0 {
+                z
+            } else {
+                alpha * (z.exp() - 1.0)
+            }
+        }
         Activation::Sigmoid => 1.0 / (1.0 + (-z).exp()),
         Activation::Tanh => z.tanh(),
         Activation::Softplus => z.exp().ln_1p(),
@@ -32,9 +44,27 @@ fn act(a: Activation, z: f64) -> f64 {
 /// φ'(z), with ReLU's derivative at 0 taken as 0 (TensorFlow's and Burn's convention).
 fn act_grad(a: Activation, z: f64) -> f64 {
     match a {
-        Activation::Relu => if z > 0.0 { 1.0 } else { 0.0 },
-        Activation::LeakyRelu { slope } => if z > 0.0 { 1.0 } else { slope },
-        Activation::Elu { alpha } => if z > 0.0 { 1.0 } else { alpha * z.exp() },
+        Activation::Relu => {
+            if z > 0.0 {
+                1.0
+            } else {
+                0.0
+            }
+        }
+        Activation::LeakyRelu { slope } => {
+            if z > 0.0 {
+                1.0
+            } else {
+                slope
+            }
+        }
+        Activation::Elu { alpha } => {
+            if z > 0.0 {
+                1.0
+            } else {
+                alpha * z.exp()
+            }
+        }
         Activation::Sigmoid => {
             let s = 1.0 / (1.0 + (-z).exp());
             s * (1.0 - s)
@@ -62,7 +92,12 @@ pub fn layers_of(w: &MlpWeights) -> Layers {
                 Some(b) => b.data.iter().map(|&v| f64::from(v)).collect(),
                 None => vec![0.0; d_out],
             };
-            (l.weight.data.iter().map(|&v| f64::from(v)).collect(), b, d_in, d_out)
+            (
+                l.weight.data.iter().map(|&v| f64::from(v)).collect(),
+                b,
+                d_in,
+                d_out,
+            )
         })
         .collect()
 }
@@ -70,8 +105,14 @@ pub fn layers_of(w: &MlpWeights) -> Layers {
 fn loss_and_grad(loss: Loss, out: &[f64]) -> (f64, Vec<f64>) {
     let n = out.len() as f64;
     match loss {
-        Loss::SumSquares => (out.iter().map(|o| o * o).sum(), out.iter().map(|o| 2.0 * o).collect()),
-        Loss::MeanSquares => (out.iter().map(|o| o * o).sum::<f64>() / n, out.iter().map(|o| 2.0 * o / n).collect()),
+        Loss::SumSquares => (
+            out.iter().map(|o| o * o).sum(),
+            out.iter().map(|o| 2.0 * o).collect(),
+        ),
+        Loss::MeanSquares => (
+            out.iter().map(|o| o * o).sum::<f64>() / n,
+            out.iter().map(|o| 2.0 * o / n).collect(),
+        ),
         Loss::Sum => (out.iter().sum(), vec![1.0; out.len()]),
         Loss::Mean => (out.iter().sum::<f64>() / n, vec![1.0 / n; out.len()]),
         Loss::Mse { target } => (
@@ -82,13 +123,24 @@ fn loss_and_grad(loss: Loss, out: &[f64]) -> (f64, Vec<f64>) {
 }
 
 /// Forward only: the loss for `layers` on input `x` ([batch, d_in] row-major).
-pub fn forward_loss(layers: &Layers, acts: &[Activation], x: &[f64], batch: usize, loss: Loss) -> f64 {
+pub fn forward_loss(
+    layers: &Layers,
+    acts: &[Activation],
+    x: &[f64],
+    batch: usize,
+    loss: Loss,
+) -> f64 {
     let (_, out) = forward(layers, acts, x, batch);
     loss_and_grad(loss, &out).0
 }
 
 /// Returns (per layer: (input a_{l-1}, pre-activation z_l)), output.
-fn forward(layers: &Layers, acts: &[Activation], x: &[f64], batch: usize) -> (Vec<(Vec<f64>, Vec<f64>)>, Vec<f64>) {
+fn forward(
+    layers: &Layers,
+    acts: &[Activation],
+    x: &[f64],
+    batch: usize,
+) -> (Vec<(Vec<f64>, Vec<f64>)>, Vec<f64>) {
     let mut a = x.to_vec();
     let mut tape = Vec::new();
     for (l, (w, b, d_in, d_out)) in layers.iter().enumerate() {
@@ -102,7 +154,11 @@ fn forward(layers: &Layers, acts: &[Activation], x: &[f64], batch: usize) -> (Ve
                 z[r * d_out + j] = s;
             }
         }
-        let next = if l + 1 < layers.len() { z.iter().map(|&v| act(acts[l], v)).collect() } else { z.clone() };
+        let next = if l + 1 < layers.len() {
+            z.iter().map(|&v| act(acts[l], v)).collect()
+        } else {
+            z.clone()
+        };
         tape.push((a, z));
         a = next;
     }
@@ -150,5 +206,10 @@ pub fn oracle(w: &MlpWeights, x: &HostTensor, loss: Loss) -> OracleResult {
             delta = next;
         }
     }
-    OracleResult { loss: loss_value, output: out, grads, deltas }
+    OracleResult {
+        loss: loss_value,
+        output: out,
+        grads,
+        deltas,
+    }
 }
