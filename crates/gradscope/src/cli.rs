@@ -489,6 +489,16 @@ fn run_one_sweep(
             EXIT_BAD_INPUT,
         ));
     }
+    if args.dump.is_some() {
+        return Err(report_error(
+            err,
+            &format!(
+                "{}: --dump writes the tensors of one run; this file is a sweep of many",
+                exp.path.display()
+            ),
+            EXIT_BAD_INPUT,
+        ));
+    }
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
         Err(m) => return Err(report_error(err, &m, EXIT_BAD_INPUT)),

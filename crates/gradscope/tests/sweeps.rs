@@ -344,4 +344,23 @@ fn set_overrides_sweep_lists_and_bad_sweeps_are_bad_input() {
         ));
     }
     insta::assert_snapshot!("bad_sweeps", all);
+    // Flags that only make sense for one run, or only for sweeps, are refused rather than ignored.
+    let o = run_bin(
+        &["run", "s.toml", "--out", "o", "--dump", "d"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(!dir.path().join("d").exists());
+    std::fs::write(
+        dir.path().join("one.toml"),
+        SMALL.split("[sweep]").next().unwrap_or(""),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = run_bin(
+        &["run", "one.toml", "--no-record", "--shard", "1/2"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
 }
