@@ -43,6 +43,25 @@ pub enum Command {
     Show(ShowArgs),
     /// Combine the records of sweep shards into one record and summary.
     Merge(MergeArgs),
+    /// Time the speed workloads on this machine (see benchmarks/README.md).
+    Bench(BenchArgs),
+}
+
+/// `gradscope bench`.
+#[derive(Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Workloads: seed, throughput, sweep, or all (default).
+    #[arg(value_name = "WORKLOAD")]
+    pub workloads: Vec<String>,
+    /// Backend to time.
+    #[arg(long, value_enum, default_value = "ndarray")]
+    pub backend: BackendKind,
+    /// Repetitions; the median is reported.
+    #[arg(long, default_value_t = 5)]
+    pub repeat: usize,
+    /// Directory of the seed configs (workload `seed`).
+    #[arg(long, value_name = "DIR", default_value = "configs")]
+    pub configs: PathBuf,
 }
 
 /// `gradscope merge`.
@@ -168,6 +187,32 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
         Command::Run(args) => run_experiments(&args, out, err),
         Command::Validate(args) => validate(&args, out, err),
         Command::List(args) => list(&args, out, err),
+        Command::Bench(args) => {
+            if let Some(w) = args
+                .workloads
+                .iter()
+                .find(|w| !["seed", "throughput", "sweep", "all"].contains(&w.as_str()))
+            {
+                return report_error(
+                    err,
+                    &format!("unknown workload `{w}`: expected seed, throughput, sweep or all"),
+                    EXIT_BAD_INPUT,
+                );
+            }
+            match backend::open(args.backend, None) {
+                Ok(b) => match crate::bench::run(
+                    &args.workloads,
+                    &b,
+                    args.repeat.max(1),
+                    &args.configs,
+                    out,
+                ) {
+                    Ok(()) => EXIT_OK,
+                    Err(e) => report_error(err, &e, EXIT_FAILURE),
+                },
+                Err(e) => report_error(err, &e, EXIT_BAD_INPUT),
+            }
+        }
         Command::Merge(args) => match crate::sweep::merge(&args.dirs, &args.out) {
             Ok((dir, summary)) => {
                 let _ = writeln!(

@@ -5,6 +5,7 @@
 //! gradients with Burn's autodiff, `stats` and `report` summarise them, `cli` ties it together.
 
 pub mod backend;
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod plot;

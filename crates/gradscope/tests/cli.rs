@@ -519,3 +519,17 @@ fn json_follows_the_documented_schema_for_finite_and_overflowing_runs() {
         check_schema(&v);
     }
 }
+
+#[test]
+fn bench_runs_its_workloads_and_refuses_unknown_ones() {
+    let root = workspace_root();
+    let o = gradscope(&["bench", "seed", "sweep", "--repeat", "1"], &root);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("three seed experiments") && out.contains("trials/s"),
+        "{out}"
+    );
+    let o = gradscope(&["bench", "warp-speed"], &root);
+    assert_eq!(o.status.code(), Some(2));
+}

@@ -1,0 +1,223 @@
+//! `gradscope bench`: the three speed workloads, timed on this machine, medians of several
+//! repetitions.
+//!
+//! 1. `seed`: the three seed experiments end to end, process start to printed report (spawns
+//!    this binary: `run configs/01… 02… 03… --no-record`).
+//! 2. `throughput`: forward + backward of a width-1024, depth-16, batch-512 ReLU MLP with
+//!    loss Σ out², in GFLOP/s counting 6·batch·Σ d_in·d_out.
+//! 3. `sweep`: a 1000-trial sweep of the seed's deep network (10 → 100 → 50 → 25 → 1), one
+//!    N(0,1) input [1, 10] per trial, in trials per second (trial log writes included).
+
+use std::io::Write;
+use std::path::Path;
+use std::time::Instant;
+
+use gradscope_model::{Activation, HostTensor, Initializer, Mlp, MlpConfig};
+
+use crate::backend::Backend;
+use crate::config::{self, Source};
+use crate::report::Thresholds;
+
+/// The median of `v` (sorted in place).
+pub fn median(v: &mut [f64]) -> f64 {
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+/// Workload 1: seconds per run of the three seed experiments, one process each time.
+pub fn seed_suite(
+    exe: &Path,
+    configs: &Path,
+    backend: &Backend,
+    repeat: usize,
+) -> Result<Vec<f64>, String> {
+    let files: Vec<String> = crate::cli::configs_in(configs)
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    if files.is_empty() {
+        return Err(format!("no configs in {}", configs.display()));
+    }
+    (0..repeat)
+        .map(|_| {
+            let t = Instant::now();
+            let o = std::process::Command::new(exe)
+                .arg("run")
+                .args(&files)
+                .args(["--no-record", "--backend", backend.kind.name()])
+                .output()
+                .map_err(|e| e.to_string())?;
+            if !o.status.success() {
+                return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+            }
+            Ok(t.elapsed().as_secs_f64())
+        })
+        .collect()
+}
+
+/// The throughput workload's network and the FLOP one forward + backward pass counts.
+pub fn throughput_model(width: usize, layers: usize, batch: usize) -> (MlpConfig, f64) {
+    let config = MlpConfig {
+        d_input: width,
+        hidden: vec![width; layers - 1],
+        d_output: width,
+        activations: vec![Activation::Relu; layers - 1],
+        bias: true,
+        kernel_init: Initializer::GlorotUniform,
+        bias_init: Initializer::Zeros,
+        gain: 1.0,
+        seed: 0,
+    };
+    let flop = 6.0 * batch as f64 * (layers * width * width) as f64;
+    (config, flop)
+}
+
+/// Workload 2: seconds per forward + backward step (after one warm-up step).
+pub fn throughput(
+    backend: &Backend,
+    width: usize,
+    layers: usize,
+    batch: usize,
+    repeat: usize,
+) -> (Vec<f64>, f64) {
+    let (config, flop) = throughput_model(width, layers, batch);
+    let model: Mlp = config.init(&backend.device);
+    let x = HostTensor::new(
+        vec![batch, width],
+        (0..batch * width)
+            .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
+            .collect(),
+    );
+    let step = || {
+        let input = x.to_device::<2>(&backend.device);
+        let out = model.forward(input);
+        let loss = (out.clone() * out).sum();
+        let grads = loss.backward();
+        // Reading one gradient back waits for the device to finish the step.
+        let g = model.layers[0].weight.val().grad(&grads).map(|g| g.sum());
+        g.map(|g| HostTensor::from_tensor(g).data[0]).unwrap_or(0.0)
+    };
+    step();
+    let times = (0..repeat)
+        .map(|_| {
+            let t = Instant::now();
+            std::hint::black_box(step());
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    (times, flop)
+}
+
+const SWEEP: &str = r#"name = "bench-sweep"
+description = "Workload 3: the seed's deep network over 1000 seeds"
+seed = 1
+[model]
+input = 10
+hidden = [100, 50, 25]
+output = 1
+[[inputs]]
+name = "x"
+batch = 1
+distribution = "normal"
+[sweep]
+trials = 1000
+"model.activation" = ["relu"]
+"#;
+
+/// Workload 3: seconds for the 1000-trial sweep (records go to a temporary directory).
+pub fn sweep(backend: &Backend, repeat: usize) -> Result<Vec<f64>, String> {
+    let exp = config::parse(Source {
+        path: "bench-sweep.toml".into(),
+        text: SWEEP.into(),
+    })
+    .map_err(|e| e.to_string())?;
+    let spec = exp.sweep.clone().ok_or("no sweep")?;
+    (0..repeat)
+        .map(|i| {
+            let out =
+                std::env::temp_dir().join(format!("gradscope-bench-{}-{i}", std::process::id()));
+            let opts = crate::sweep::SweepOptions {
+                out: &out,
+                resume: None,
+                shard: None,
+                thresholds: Thresholds::default(),
+            };
+            let t = Instant::now();
+            let r = crate::sweep::run_sweep(&exp, &spec, backend, &opts, &mut std::io::sink());
+            let dt = t.elapsed().as_secs_f64();
+            let _ = std::fs::remove_dir_all(&out);
+            r.map(|_| dt).map_err(|e| e.to_string())
+        })
+        .collect()
+}
+
+/// Run the workloads named in `which` and print one line each.
+pub fn run(
+    which: &[String],
+    backend: &Backend,
+    repeat: usize,
+    configs: &Path,
+    out: &mut dyn Write,
+) -> Result<(), String> {
+    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+    let _ = writeln!(
+        out,
+        "backend {}  repeat {repeat}  (medians)",
+        backend.kind.name()
+    );
+    let all = which.is_empty() || which.iter().any(|w| w == "all");
+    let wants = |w: &str| all || which.iter().any(|x| x == w);
+    if wants("seed") {
+        let mut t = seed_suite(&exe, configs, backend, repeat)?;
+        let _ = writeln!(
+            out,
+            "seed        {:>10.1} ms  three seed experiments, process start to report",
+            1e3 * median(&mut t)
+        );
+    }
+    if wants("throughput") {
+        let (mut t, flop) = throughput(backend, 1024, 16, 512, repeat);
+        let m = median(&mut t);
+        let _ = writeln!(
+            out,
+            "throughput  {:>10.1} GFLOP/s  width 1024 x depth 16 x batch 512, forward + backward ({:.1} ms/step)",
+            flop / m / 1e9,
+            1e3 * m
+        );
+    }
+    if wants("sweep") {
+        let mut t = sweep(backend, repeat)?;
+        let m = median(&mut t);
+        let _ = writeln!(
+            out,
+            "sweep       {:>10.1} trials/s  1000 trials of the seed's deep network ({:.3} ms/trial)",
+            1000.0 / m,
+            m
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_samples() {
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert!(median(&mut []).is_nan());
+    }
+
+    #[test]
+    fn throughput_flop_count_is_six_batch_sum_of_products() {
+        // 6 · 512 · 16 · 1024² = 51 539 607 552 (issue 7's count).
+        let (config, flop) = throughput_model(1024, 16, 512);
+        assert_eq!(flop, 51_539_607_552.0);
+        assert_eq!(config.widths().len(), 17, "16 Linear layers");
+    }
+}
