@@ -1,0 +1,22 @@
+# Seed example 3 of shared/seed-relu-gradients.md, verbatim but for the seed.
+import tensorflow as tf
+
+tf.random.set_seed(3)
+model = tf.keras.Sequential([
+    tf.keras.layers.Dense(100, activation='relu', input_shape=(10,)),
+    tf.keras.layers.Dense(50, activation='relu'),
+    tf.keras.layers.Dense(25, activation='relu'),
+    tf.keras.layers.Dense(1)
+])
+x1 = tf.random.normal((1, 10))
+x2 = tf.random.uniform((1, 10)) * 2 - 1
+x3 = tf.random.normal((3, 10))
+for x in [x1, x2, x3]:
+    with tf.GradientTape() as tape:
+        output = model(x)
+        loss = tf.reduce_sum(output**2)
+    gradients = tape.gradient(loss, model.trainable_variables)
+    print(f"Input Shape: {x.shape}")
+    for i, grad in enumerate(gradients):
+        print(f"Layer {i+1} Gradient max/min: {tf.reduce_max(grad).numpy():.4f} / {tf.reduce_min(grad).numpy():.4f}")
+    print("---")

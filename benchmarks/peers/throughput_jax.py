@@ -1,0 +1,48 @@
+# Workload 2 in JAX: forward + backward of a width-1024, depth-16 (16 dense layers),
+# batch-512 ReLU MLP, loss sum(out^2), jit-compiled; GFLOP/s counting 6*B*sum(d_in*d_out).
+# Workload 3: 1000 trials of the seed's deep network (10-100-50-25-1), one N(0,1) input
+# [1, 10] per trial, new glorot_uniform weights each trial, gradients read back to the host.
+import statistics, time
+import jax, jax.numpy as jnp
+
+def mlp_loss(params, x):
+    for i, (w, b) in enumerate(params):
+        x = x @ w + b
+        if i < len(params) - 1:
+            x = jax.nn.relu(x)
+    return jnp.sum(x * x)
+
+grad = jax.jit(jax.grad(mlp_loss))
+
+def glorot(key, d_in, d_out):
+    lim = (6.0 / (d_in + d_out)) ** 0.5
+    return jax.random.uniform(key, (d_in, d_out), jnp.float32, -lim, lim)
+
+def init(key, widths):
+    keys = jax.random.split(key, len(widths) - 1)
+    return [(glorot(k, a, b), jnp.zeros((b,), jnp.float32)) for k, a, b in zip(keys, widths[:-1], widths[1:])]
+
+W, D, B = 1024, 16, 512
+params = init(jax.random.PRNGKey(0), [W] * (D + 1))
+x = jax.random.normal(jax.random.PRNGKey(1), (B, W), jnp.float32)
+jax.block_until_ready(grad(params, x))
+times = []
+for _ in range(5):
+    t = time.perf_counter()
+    jax.block_until_ready(grad(params, x))
+    times.append(time.perf_counter() - t)
+m = statistics.median(times)
+print(f"jax throughput {6 * B * D * W * W / m / 1e9:.1f} GFLOP/s ({m * 1e3:.1f} ms/step)")
+
+widths = [10, 100, 50, 25, 1]
+runs = []
+for rep in range(3):
+    t = time.perf_counter()
+    for trial in range(1000):
+        key = jax.random.PRNGKey(trial)
+        p = init(key, widths)
+        xi = jax.random.normal(jax.random.fold_in(key, 1), (1, 10), jnp.float32)
+        jax.block_until_ready(grad(p, xi))
+    runs.append(time.perf_counter() - t)
+m = statistics.median(runs)
+print(f"jax sweep {1000 / m:.1f} trials/s ({m:.3f} ms/trial)")
