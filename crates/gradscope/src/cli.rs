@@ -418,14 +418,14 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         let report = ExperimentReport::new(exp, &backend, &outcome, thresholds);
         if let Some(nb) = &args.notebook {
             let command = regenerate_command(exp, args, nb);
-            if let Err(e) = crate::sweep::write_notebook_page(
+            if let Err(e) = record::write_notebook_page(
                 nb,
                 &exp.name,
                 &command,
                 &render::markdown(&report),
                 None,
             ) {
-                return report_error(err, &e, EXIT_FAILURE);
+                return report_error(err, &notebook_error(nb, &e), EXIT_FAILURE);
             }
         }
         if let Some(dir) = &args.dump {
@@ -568,9 +568,9 @@ fn run_one_sweep(
                 let body = crate::summary::markdown(&summary, &format!("{}.svg", exp.name));
                 let command = regenerate_command(exp, args, nb);
                 if let Err(e) =
-                    crate::sweep::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg))
+                    record::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg))
                 {
-                    return Err(report_error(err, &e, EXIT_FAILURE));
+                    return Err(report_error(err, &notebook_error(nb, &e), EXIT_FAILURE));
                 }
             }
             let code = print_summary(&summary, args.format, out);
@@ -586,6 +586,10 @@ fn run_one_sweep(
         Err(e @ SweepError::BadInput(_)) => Err(report_error(err, &e, EXIT_BAD_INPUT)),
         Err(e) => Err(report_error(err, &e, EXIT_FAILURE)),
     }
+}
+
+fn notebook_error(dir: &Path, e: &std::io::Error) -> String {
+    format!("cannot write the notebook page in {}: {e}", dir.display())
 }
 
 fn report_error(err: &mut dyn Write, e: &dyn std::fmt::Display, code: i32) -> i32 {

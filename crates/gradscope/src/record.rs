@@ -111,6 +111,39 @@ fn write_file(dir: &Path, name: &str, contents: &str, written: &mut usize) -> st
     Ok(())
 }
 
+/// Write `contents` to `path` so that a reader sees the old file or the whole new one, never a
+/// part: written to a hidden `.<name>.partial` beside it, synced, then renamed into place.
+pub fn write_atomic(path: &Path, contents: &[u8]) -> std::io::Result<()> {
+    let name = path
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.partial"));
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(contents)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Write a notebook page `dir/<experiment>.md` (and `dir/<experiment>.svg` for a sweep)
+/// headed by the command that regenerates it; returns the page's path.
+pub fn write_notebook_page(
+    dir: &Path,
+    experiment: &str,
+    command: &str,
+    body: &str,
+    svg: Option<&str>,
+) -> std::io::Result<PathBuf> {
+    std::fs::create_dir_all(dir)?;
+    if let Some(svg) = svg {
+        write_atomic(&dir.join(format!("{experiment}.svg")), svg.as_bytes())?;
+    }
+    let page = dir.join(format!("{experiment}.md"));
+    let text =
+        format!("<!-- Written by gradscope; do not edit. -->\n\nRegenerate: `{command}`\n\n{body}");
+    write_atomic(&page, text.as_bytes())?;
+    Ok(page)
+}
+
 /// `parent/stem`, or `parent/stem-2`, `-3`, ... if taken: two runs in the same second get
 /// their own directories rather than overwriting each other.
 pub fn unused_dir(parent: &Path, stem: &str) -> PathBuf {
@@ -174,6 +207,24 @@ mod tests {
             "2000-02-29T00:00:00Z"
         );
         assert_eq!(utc(UNIX_EPOCH, true), "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn write_atomic_replaces_the_file_whole_and_leaves_no_partial() {
+        let dir = std::env::temp_dir().join(format!("gradscope-atomic-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.join("a.json");
+        for contents in ["first", "second, longer"] {
+            write_atomic(&path, contents.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(std::fs::read_to_string(&path).unwrap_or_default(), contents);
+        }
+        let names: Vec<String> = std::fs::read_dir(&dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.file_name().to_string_lossy().into_owned()))
+            .collect();
+        assert_eq!(names, vec!["a.json"]);
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

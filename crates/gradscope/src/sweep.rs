@@ -86,20 +86,14 @@ pub fn read_trials(dir: &Path) -> Result<Vec<TrialRecord>, SweepError> {
         }
     }
     if good.len() != text.len() {
-        let tmp = dir.join(".trials.jsonl.partial");
-        std::fs::write(&tmp, &good).map_err(io("write", &tmp))?;
-        std::fs::rename(&tmp, &path).map_err(io("replace", &path))?;
+        write_atomic(&path, &good)?;
     }
     Ok(records)
 }
 
+/// `record::write_atomic`, with the error naming the file.
 fn write_atomic(path: &Path, contents: &str) -> Result<(), SweepError> {
-    let tmp = path.with_extension("partial");
-    let mut f = std::fs::File::create(&tmp).map_err(io("create", &tmp))?;
-    f.write_all(contents.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(io("write", &tmp))?;
-    std::fs::rename(&tmp, path).map_err(io("rename", path))
+    crate::record::write_atomic(path, contents.as_bytes()).map_err(io("write", path))
 }
 
 /// The resolved config without its header comment, which names the file it came from.
@@ -289,40 +283,22 @@ pub fn write_summary(
     )
 }
 
-/// Write a notebook page `dir/<experiment>.md` (and `dir/<experiment>.svg` for a sweep) that
-/// says the command that regenerates it.
-pub fn write_notebook_page(
-    dir: &Path,
-    experiment: &str,
-    command: &str,
-    body: &str,
-    svg: Option<&str>,
-) -> Result<PathBuf, SweepError> {
-    std::fs::create_dir_all(dir).map_err(io("create", dir))?;
-    if let Some(svg) = svg {
-        write_atomic(&dir.join(format!("{experiment}.svg")), svg)?;
-    }
-    let page = dir.join(format!("{experiment}.md"));
-    let text =
-        format!("<!-- Written by gradscope; do not edit. -->\n\nRegenerate: `{command}`\n\n{body}");
-    write_atomic(&page, &text)?;
-    Ok(page)
-}
-
 /// Combine sweep records (shards of one sweep) into a new record under `out`; returns its
 /// directory and summary.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), SweepError> {
     let first = dirs
         .first()
         .ok_or_else(|| SweepError::BadInput("merge needs at least one record directory".into()))?;
-    let config_path = first.join("config.toml");
-    let exp = config::load(&config_path)
+    // The first record's config is read once: parsed for the sweep, compared with the others,
+    // and copied into the merged record.
+    let source = config::read_source(&first.join("config.toml"))
+        .map_err(|e| SweepError::BadInput(format!("{}: {e}", first.display())))?;
+    let exp = config::parse(source.clone())
         .map_err(|e| SweepError::BadInput(format!("{}: {e}", first.display())))?;
     let sweep = exp.sweep.clone().ok_or_else(|| {
         SweepError::BadInput(format!("{} is not a sweep record", first.display()))
     })?;
-    let body =
-        config_body(&std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?);
+    let body = config_body(&source.text);
     let mut seen = HashSet::new();
     let mut records = Vec::new();
     for dir in dirs {
@@ -351,10 +327,7 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), Sw
     );
     let dir = crate::record::unused_dir(&out.join(&exp.name), &stem);
     std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-    write_atomic(
-        &dir.join("config.toml"),
-        &std::fs::read_to_string(&config_path).map_err(io("read", &config_path))?,
-    )?;
+    write_atomic(&dir.join("config.toml"), &source.text)?;
     let lines: String = records
         .iter()
         .filter_map(|r| serde_json::to_string(r).ok())

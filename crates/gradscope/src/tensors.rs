@@ -82,9 +82,7 @@ pub fn dump(
         let bytes =
             safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
         let path = dir.join(format!("{}.safetensors", case.name));
-        let partial = dir.join(format!(".{}.safetensors.partial", case.name));
-        std::fs::write(&partial, bytes)?;
-        std::fs::rename(&partial, &path)?;
+        crate::record::write_atomic(&path, &bytes)?;
         written.push(path);
     }
     Ok(written)
