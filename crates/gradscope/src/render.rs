@@ -5,6 +5,7 @@
 use std::fmt::Write as _;
 
 use crate::report::{ExperimentReport, fmt_sci};
+use crate::stats::LayerStats;
 
 fn f4(v: f32) -> String {
     fmt_sci(v, 4)
@@ -13,6 +14,38 @@ fn f4(v: f32) -> String {
 fn pct(v: f32) -> String {
     format!("{:.1}%", 100.0 * v)
 }
+
+/// `wgpu (llvmpipe ...)`, or the backend's name alone.
+fn backend_label(r: &ExperimentReport) -> String {
+    match &r.adapter {
+        Some(a) => format!("{} ({a})", r.backend),
+        None => r.backend.clone(),
+    }
+}
+
+/// A layer's row: layer, width, ‖δ‖, max |δ|, dead fraction, activation mean and std.
+fn layer_cells(l: &LayerStats) -> [String; 7] {
+    [
+        l.layer.to_string(),
+        l.width.to_string(),
+        f4(l.delta_l2),
+        f4(l.delta_max_abs),
+        pct(l.dead_fraction),
+        f4(l.activation_mean),
+        f4(l.activation_std),
+    ]
+}
+
+/// Right-align `cells` in columns of `widths`, two spaces apart, indented by two.
+fn aligned<const N: usize>(cells: [&str; N], widths: [usize; N]) -> String {
+    cells
+        .iter()
+        .zip(widths)
+        .map(|(c, w)| format!("  {c:>w$}"))
+        .collect()
+}
+
+const LAYER_WIDTHS: [usize; 7] = [5, 6, 11, 11, 6, 11, 11];
 
 fn verdict(r: &ExperimentReport) -> String {
     let n_params = r.cases.first().map_or(0, |c| c.params.len());
@@ -80,11 +113,7 @@ pub fn table(r: &ExperimentReport) -> String {
     for line in wrap(&r.description, 100 - 12) {
         let _ = writeln!(s, "            {line}");
     }
-    let backend = match &r.adapter {
-        Some(a) => format!("{} ({a})", r.backend),
-        None => r.backend.clone(),
-    };
-    let _ = writeln!(s, "backend     {backend}");
+    let _ = writeln!(s, "backend     {}", backend_label(r));
     let _ = writeln!(s, "seed        {}    loss {}", r.seed, r.loss);
     let w = r
         .cases
@@ -126,22 +155,21 @@ pub fn table(r: &ExperimentReport) -> String {
                 p.nonfinite
             );
         }
-        let _ = writeln!(
-            s,
-            "  {:>5}  {:>6}  {:>11}  {:>11}  {:>6}  {:>11}  {:>11}",
-            "layer", "width", "||delta||", "max |delta|", "dead", "act mean", "act std"
-        );
+        let header = [
+            "layer",
+            "width",
+            "||delta||",
+            "max |delta|",
+            "dead",
+            "act mean",
+            "act std",
+        ];
+        let _ = writeln!(s, "{}", aligned(header, LAYER_WIDTHS));
         for l in &case.layers {
             let _ = writeln!(
                 s,
-                "  {:>5}  {:>6}  {:>11}  {:>11}  {:>6}  {:>11}  {:>11}",
-                l.layer,
-                l.width,
-                f4(l.delta_l2),
-                f4(l.delta_max_abs),
-                pct(l.dead_fraction),
-                f4(l.activation_mean),
-                f4(l.activation_std)
+                "{}",
+                aligned(layer_cells(l).each_ref().map(String::as_str), LAYER_WIDTHS)
             );
         }
         let _ = writeln!(s, "  {}", flow_line(r, case));
@@ -154,14 +182,12 @@ pub fn table(r: &ExperimentReport) -> String {
 pub fn markdown(r: &ExperimentReport) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## {}\n\n{}\n", r.experiment, r.description);
-    let backend = match &r.adapter {
-        Some(a) => format!("{} ({a})", r.backend),
-        None => r.backend.clone(),
-    };
     let _ = writeln!(
         s,
-        "- backend: {backend}\n- seed: {}\n- loss: {}\n",
-        r.seed, r.loss
+        "- backend: {}\n- seed: {}\n- loss: {}\n",
+        backend_label(r),
+        r.seed,
+        r.loss
     );
     for case in &r.cases {
         let _ = writeln!(
@@ -204,17 +230,7 @@ pub fn markdown(r: &ExperimentReport) -> String {
         );
         let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|");
         for l in &case.layers {
-            let _ = writeln!(
-                s,
-                "| {} | {} | {} | {} | {} | {} | {} |",
-                l.layer,
-                l.width,
-                f4(l.delta_l2),
-                f4(l.delta_max_abs),
-                pct(l.dead_fraction),
-                f4(l.activation_mean),
-                f4(l.activation_std)
-            );
+            let _ = writeln!(s, "| {} |", layer_cells(l).join(" | "));
         }
         let _ = writeln!(s, "\n{}\n", flow_line(r, case).replace("||", "‖"));
     }
@@ -234,8 +250,8 @@ fn shape(s: &[usize]) -> String {
         .join("x")
 }
 
-fn num(v: f32) -> String {
-    // Shortest round-tripping form; NaN/inf spelled as in the JSON.
+/// A float for CSV: its shortest round-tripping form; NaN/inf spelled as in the JSON.
+pub fn csv_num(v: f32) -> String {
     if v.is_finite() {
         format!("{v:?}")
     } else {
@@ -258,13 +274,13 @@ pub fn csv_params(r: &ExperimentReport) -> String {
                 c.input.name,
                 p.name,
                 shape(&p.shape),
-                num(p.max),
-                num(p.min),
-                num(p.max_abs),
-                num(p.l2),
-                num(p.mean_abs),
-                num(p.std),
-                num(p.zero_fraction),
+                csv_num(p.max),
+                csv_num(p.min),
+                csv_num(p.max_abs),
+                csv_num(p.l2),
+                csv_num(p.mean_abs),
+                csv_num(p.std),
+                csv_num(p.zero_fraction),
                 p.nan,
                 p.pos_inf,
                 p.neg_inf
@@ -288,13 +304,13 @@ pub fn csv_layers(r: &ExperimentReport) -> String {
                 c.input.name,
                 l.layer,
                 l.width,
-                num(l.delta_l2),
-                num(l.delta_max_abs),
+                csv_num(l.delta_l2),
+                csv_num(l.delta_max_abs),
                 l.delta_nonfinite,
-                num(l.dead_fraction),
-                num(l.activation_mean),
-                num(l.activation_std),
-                num(c.delta_ratio),
+                csv_num(l.dead_fraction),
+                csv_num(l.activation_mean),
+                csv_num(l.activation_std),
+                csv_num(c.delta_ratio),
                 c.flow.name()
             );
         }

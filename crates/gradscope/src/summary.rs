@@ -8,6 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::sweep::Sweep;
+use crate::render::csv_num;
 use crate::report::{float, fmt_sci};
 
 /// What one trial of one input case produced.
@@ -104,6 +105,18 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
 }
 
 impl Spread {
+    /// Median, q1, q3, min, max for people (4 significant digits).
+    fn cells(&self) -> [String; 5] {
+        [self.median, self.q1, self.q3, self.min, self.max].map(|v| fmt_sci(v, 3))
+    }
+
+    /// Median, q1, q3, min, max for CSV.
+    fn csv(&self) -> String {
+        [self.median, self.q1, self.q3, self.min, self.max]
+            .map(csv_num)
+            .join(",")
+    }
+
     /// The spread of the finite values of `values` (all NaN when there is none).
     pub fn of(values: impl IntoIterator<Item = f32>) -> Self {
         let mut v: Vec<f64> = values
@@ -223,18 +236,18 @@ pub fn table(s: &SweepSummary) -> String {
         "point", "case", "trials", "ratio med", "q1", "q3", "min", "max", "!fin"
     );
     for p in &s.points {
-        let r = &p.ratio;
+        let ratio: String = p
+            .ratio
+            .cells()
+            .iter()
+            .map(|c| format!("  {c:>10}"))
+            .collect();
         let _ = writeln!(
             out,
-            "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}  {}",
+            "{:>5}  {:<8}  {:>6}{ratio}  {:>6}  {}",
             p.point,
             p.case,
             p.trials,
-            fmt_sci(r.median, 3),
-            fmt_sci(r.q1, 3),
-            fmt_sci(r.q3, 3),
-            fmt_sci(r.min, 3),
-            fmt_sci(r.max, 3),
             p.nonfinite_trials,
             p.settings.join(" ")
         );
@@ -264,22 +277,17 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for p in &s.points {
-        let r = &p.ratio;
         let first = p.delta_l2.first().map_or(f32::NAN, |d| d.median);
         let last = p.delta_l2.last().map_or(f32::NAN, |d| d.median);
         let _ = writeln!(
             out,
-            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} |",
             p.point,
             p.settings.join(" "),
             p.case,
             p.trials,
             p.nonfinite_trials,
-            fmt_sci(r.median, 3),
-            fmt_sci(r.q1, 3),
-            fmt_sci(r.q3, 3),
-            fmt_sci(r.min, 3),
-            fmt_sci(r.max, 3),
+            p.ratio.cells().join(" | "),
             fmt_sci(first, 3),
             fmt_sci(last, 3)
         );
@@ -292,13 +300,6 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
 pub fn trials_csv(records: &[TrialRecord]) -> String {
     let mut sorted = records.to_vec();
     sorted.sort_by(|a, b| (a.point, a.trial, &a.case).cmp(&(b.point, b.trial, &b.case)));
-    let n = |v: f32| {
-        if v.is_finite() {
-            format!("{v:?}")
-        } else {
-            fmt_sci(v, 0)
-        }
-    };
     let mut out = String::from("point,trial,seed,case,layer,delta_l2,weight_l2,ratio,nonfinite\n");
     for r in &sorted {
         for (l, d) in r.delta_l2.iter().enumerate() {
@@ -310,9 +311,9 @@ pub fn trials_csv(records: &[TrialRecord]) -> String {
                 r.trial,
                 r.seed,
                 r.case,
-                n(*d),
-                n(w),
-                n(r.ratio),
+                csv_num(*d),
+                csv_num(w),
+                csv_num(r.ratio),
                 r.nonfinite
             );
         }
@@ -325,33 +326,18 @@ pub fn layers_csv(s: &SweepSummary) -> String {
     let mut out = String::from(
         "point,settings,case,trials,nonfinite_trials,layer,delta_median,delta_q1,delta_q3,delta_min,delta_max,weight_median,weight_q1,weight_q3,weight_min,weight_max\n",
     );
-    let n = |v: f32| {
-        if v.is_finite() {
-            format!("{v:?}")
-        } else {
-            fmt_sci(v, 0)
-        }
-    };
     for p in &s.points {
         for (l, (d, w)) in p.delta_l2.iter().zip(&p.weight_l2).enumerate() {
             let _ = writeln!(
                 out,
-                "{},{},{},{},{},{l},{},{},{},{},{},{},{},{},{},{}",
+                "{},{},{},{},{},{l},{},{}",
                 p.point,
                 p.settings.join(" ").replace(',', ";"),
                 p.case,
                 p.trials,
                 p.nonfinite_trials,
-                n(d.median),
-                n(d.q1),
-                n(d.q3),
-                n(d.min),
-                n(d.max),
-                n(w.median),
-                n(w.q1),
-                n(w.q3),
-                n(w.min),
-                n(w.max)
+                d.csv(),
+                w.csv()
             );
         }
     }
