@@ -36,9 +36,8 @@ fn label(settings: &[String], case: &str) -> String {
 
 /// The picture of `s` as an SVG document.
 pub fn svg(s: &SweepSummary) -> String {
-    let h = MIN_H.max(TOP + BOTTOM + LEGEND_ROW * (s.points.len() as f64 + 1.0));
-    #[allow(non_snake_case)]
-    let H = h;
+    // Tall enough for one legend row per line.
+    let height = MIN_H.max(TOP + BOTTOM + LEGEND_ROW * (s.points.len() as f64 + 1.0));
     let layers = s
         .points
         .iter()
@@ -67,14 +66,15 @@ pub fn svg(s: &SweepSummary) -> String {
     let x = |l: usize| LEFT + (W - LEFT - RIGHT) * l as f64 / (layers - 1) as f64;
     let y = |v: f32| {
         let v = f64::from(v);
-        (v.is_finite() && v > 0.0).then(|| TOP + (H - TOP - BOTTOM) * (hi - v.log10()) / (hi - lo))
+        (v.is_finite() && v > 0.0)
+            .then(|| TOP + (height - TOP - BOTTOM) * (hi - v.log10()) / (hi - lo))
     };
     let mut o = String::new();
     let _ = writeln!(
         o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{H}" viewBox="0 0 {W} {H}" font-family="sans-serif" font-size="12">"#
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
     );
-    let _ = writeln!(o, r#"<rect width="{W}" height="{H}" fill="white"/>"#);
+    let _ = writeln!(o, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
     let _ = writeln!(
         o,
         r#"<text x="{}" y="25" font-size="15" text-anchor="middle">{}: ‖δ_l‖ by layer (median and interquartile range over trials)</text>"#,
@@ -82,14 +82,14 @@ pub fn svg(s: &SweepSummary) -> String {
         esc(&s.experiment)
     );
     // Axes, decade grid lines and labels.
-    let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, H - BOTTOM);
+    let (x0, x1, y0, y1) = (LEFT, W - RIGHT, TOP, height - BOTTOM);
     let _ = writeln!(
         o,
         r##"<path d="M{x0},{y0} V{y1} H{x1}" stroke="black" fill="none"/>"##
     );
     let mut e = lo;
     while e <= hi + 1e-9 {
-        let py = TOP + (H - TOP - BOTTOM) * (hi - e) / (hi - lo);
+        let py = TOP + (height - TOP - BOTTOM) * (hi - e) / (hi - lo);
         let _ = writeln!(
             o,
             r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd"/>"##
@@ -116,7 +116,7 @@ pub fn svg(s: &SweepSummary) -> String {
         o,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">layer index l (0 = first; the last is the output layer)</text>"#,
         (x0 + x1) / 2.0,
-        H - 15.0
+        height - 15.0
     );
     let _ = writeln!(
         o,
