@@ -73,28 +73,42 @@ impl Initializer {
     pub fn sample(&self, n: usize, fans: Fans, gain: f64, rng: &mut HostRng) -> Vec<f32> {
         let fan_in = fans.fan_in as f64;
         let fan_avg_2 = (fans.fan_in + fans.fan_out) as f64;
-        let uniform = |bound: f64, rng: &mut HostRng| rng.uniform(-bound, bound) as f32;
-        let truncated = |std: f64, rng: &mut HostRng| {
-            rng.truncated_normal(0.0, std / TRUNCATED_NORMAL_STD) as f32
+        // Scales are computed once per tensor, not per value (the same f64 either way).
+        let mut uniform = |bound: f64| -> Vec<f32> {
+            (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect()
         };
-        (0..n)
-            .map(|_| match *self {
-                Self::Zeros => 0.0,
-                Self::Constant { value } => (gain * value) as f32,
-                Self::Normal { mean, std } => rng.normal(mean, gain * std) as f32,
-                Self::Uniform { low, high } => (gain * rng.uniform(low, high)) as f32,
-                Self::TruncatedNormal { mean, std } => {
-                    rng.truncated_normal(mean, gain * std) as f32
-                }
-                Self::GlorotUniform => uniform(gain * (6.0 / fan_avg_2).sqrt(), rng),
-                Self::GlorotNormal => truncated(gain * (2.0 / fan_avg_2).sqrt(), rng),
-                Self::HeUniform => uniform(gain * (6.0 / fan_in).sqrt(), rng),
-                Self::HeNormal => truncated(gain * (2.0 / fan_in).sqrt(), rng),
-                Self::LecunUniform => uniform(gain * (3.0 / fan_in).sqrt(), rng),
-                Self::LecunNormal => truncated(gain * (1.0 / fan_in).sqrt(), rng),
-                Self::BurnDefault => uniform(gain * (1.0 / fan_in).sqrt(), rng),
-            })
-            .collect()
+        match *self {
+            Self::Zeros => vec![0.0; n],
+            Self::Constant { value } => vec![(gain * value) as f32; n],
+            Self::Normal { mean, std } => {
+                let std = gain * std;
+                (0..n).map(|_| rng.normal(mean, std) as f32).collect()
+            }
+            Self::Uniform { low, high } => (0..n)
+                .map(|_| (gain * rng.uniform(low, high)) as f32)
+                .collect(),
+            Self::TruncatedNormal { mean, std } => {
+                let std = gain * std;
+                (0..n)
+                    .map(|_| rng.truncated_normal(mean, std) as f32)
+                    .collect()
+            }
+            Self::GlorotUniform => uniform(gain * (6.0 / fan_avg_2).sqrt()),
+            Self::HeUniform => uniform(gain * (6.0 / fan_in).sqrt()),
+            Self::LecunUniform => uniform(gain * (3.0 / fan_in).sqrt()),
+            Self::BurnDefault => uniform(gain * (1.0 / fan_in).sqrt()),
+            Self::GlorotNormal | Self::HeNormal | Self::LecunNormal => {
+                let variance = match *self {
+                    Self::GlorotNormal => 2.0 / fan_avg_2,
+                    Self::HeNormal => 2.0 / fan_in,
+                    _ => 1.0 / fan_in,
+                };
+                let std = gain * variance.sqrt() / TRUNCATED_NORMAL_STD;
+                (0..n)
+                    .map(|_| rng.truncated_normal(0.0, std) as f32)
+                    .collect()
+            }
+        }
     }
 
     /// The name used in configs.

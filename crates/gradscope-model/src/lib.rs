@@ -11,6 +11,7 @@ pub mod init;
 pub mod mlp;
 pub mod params;
 pub mod rng;
+pub mod stack;
 
 pub use activation::Activation;
 pub use host::HostTensor;
@@ -18,3 +19,4 @@ pub use init::{Fans, Initializer};
 pub use mlp::{ForwardTrace, LayerWeights, Mlp, MlpConfig, MlpWeights};
 pub use params::{NamedTensor, collect_gradients, collect_parameters};
 pub use rng::HostRng;
+pub use stack::{MlpStack, StackError, StackTrace, split_trials, stack_trials};

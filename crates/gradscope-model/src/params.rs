@@ -17,7 +17,7 @@ pub struct NamedTensor {
 
 struct Collector<'a> {
     path: Vec<String>,
-    grads: Option<&'a Gradients>,
+    grads: Option<&'a mut Gradients>,
     out: Vec<NamedTensor>,
     missing: Vec<String>,
 }
@@ -34,9 +34,9 @@ impl ModuleVisitor for Collector<'_> {
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<D>>) {
         let name = self.path.join(".");
         let value: Tensor<D> = param.val();
-        let tensor = match self.grads {
+        let tensor = match self.grads.as_deref_mut() {
             None => Some(HostTensor::from_tensor(value)),
-            Some(grads) => value.grad(grads).map(HostTensor::from_tensor),
+            Some(grads) => value.grad_remove(grads).map(HostTensor::from_tensor),
         };
         match tensor {
             Some(tensor) => self.out.push(NamedTensor { name, tensor }),
@@ -59,9 +59,12 @@ pub fn collect_parameters<M: Module>(module: &M) -> Vec<NamedTensor> {
 
 /// Every parameter's gradient, in module order. `Err` lists the parameters that have none
 /// (not part of the loss's graph).
+///
+/// The gradients are removed from `grads`: a tensor held only once is read back without a
+/// copy, where ndarray reads a shared one element by element (many times slower).
 pub fn collect_gradients<M: Module>(
     module: &M,
-    grads: &Gradients,
+    grads: &mut Gradients,
 ) -> Result<Vec<NamedTensor>, Vec<String>> {
     let mut c = Collector {
         path: Vec::new(),

@@ -127,8 +127,8 @@ fn hand_derived_gradients_and_deltas() {
     let trace = model.forward_traced(Tensor::<2>::from_data([[2.0f32]], &dev), true);
     let out = trace.output.clone();
     let loss = (out.clone() * out).sum();
-    let grads = loss.backward();
-    let g: Vec<(String, Vec<f32>)> = collect_gradients(&model, &grads)
+    let mut grads = loss.backward();
+    let g: Vec<(String, Vec<f32>)> = collect_gradients(&model, &mut grads)
         .unwrap_or_else(|missing| panic!("no gradient for {missing:?}"))
         .into_iter()
         .map(|n| (n.name, n.tensor.data))

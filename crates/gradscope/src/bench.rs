@@ -129,7 +129,7 @@ trials = 1000
 "#;
 
 /// Workload 3: seconds for the 1000-trial sweep (records go to a temporary directory).
-pub fn sweep(backend: &Backend, repeat: usize) -> Result<Vec<f64>, String> {
+pub fn sweep(backend: &Backend, repeat: usize, stack: Option<usize>) -> Result<Vec<f64>, String> {
     let exp = config::parse(Source {
         path: "bench-sweep.toml".into(),
         text: SWEEP.into(),
@@ -145,6 +145,7 @@ pub fn sweep(backend: &Backend, repeat: usize) -> Result<Vec<f64>, String> {
                 resume: None,
                 shard: None,
                 thresholds: Thresholds::default(),
+                stack,
             };
             let t = Instant::now();
             let r = crate::sweep::run_sweep(&exp, &spec, backend, &opts, &mut std::io::sink());
@@ -161,6 +162,7 @@ pub fn run(
     backend: &Backend,
     repeat: usize,
     configs: &Path,
+    stack: Option<usize>,
     out: &mut dyn Write,
 ) -> Result<(), String> {
     let exe = std::env::current_exe().map_err(|e| e.to_string())?;
@@ -190,7 +192,7 @@ pub fn run(
         );
     }
     if wants("sweep") {
-        let mut t = sweep(backend, repeat)?;
+        let mut t = sweep(backend, repeat, stack)?;
         let m = median(&mut t);
         let _ = writeln!(
             out,

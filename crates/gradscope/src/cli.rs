@@ -62,6 +62,9 @@ pub struct BenchArgs {
     /// Directory of the seed configs (workload `seed`).
     #[arg(long, value_name = "DIR", default_value = "configs")]
     pub configs: PathBuf,
+    /// Workload `sweep`: trials per stacked pass, as `run --stack` (default: chosen by size).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub stack: Option<u32>,
 }
 
 /// `gradscope merge`.
@@ -174,6 +177,11 @@ pub struct RunArgs {
     /// Sweeps: continue the sweep recorded in DIR, skipping its finished trials.
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
+    /// Sweeps: run at most N trials of a grid point as one stacked forward and backward pass
+    /// (default: as many as fit in 64 MiB, at most 250; 1 runs one trial at a time). Results
+    /// do not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub stack: Option<u32>,
     /// Also write the markdown report as a notebook page DIR/<experiment>.md (with
     /// DIR/<experiment>.svg for a sweep), headed by the command that regenerates it.
     #[arg(long, value_name = "DIR")]
@@ -205,6 +213,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     &b,
                     args.repeat.max(1),
                     &args.configs,
+                    args.stack.map(|n| n as usize),
                     out,
                 ) {
                     Ok(()) => EXIT_OK,
@@ -393,11 +402,11 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             }
             continue;
         }
-        if args.shard.is_some() || args.resume.is_some() {
+        if args.shard.is_some() || args.resume.is_some() || args.stack.is_some() {
             return report_error(
                 err,
                 &format!(
-                    "{}: --shard and --resume apply to sweeps; this file has no [sweep]",
+                    "{}: --shard, --resume and --stack apply to sweeps; this file has no [sweep]",
                     exp.path.display()
                 ),
                 EXIT_BAD_INPUT,
@@ -549,6 +558,7 @@ fn run_one_sweep(
         resume: args.resume.as_deref(),
         shard,
         thresholds,
+        stack: args.stack.map(|n| n as usize),
     };
     let result =
         crate::sweep::run_sweep(exp, sweep, backend, &opts, err).and_then(|(dir, records)| {

@@ -3,7 +3,11 @@
 
 use burn::tensor::Tensor;
 use gradscope_model::rng::input_stream;
-use gradscope_model::{HostRng, HostTensor, Mlp, MlpWeights, NamedTensor, collect_gradients};
+use gradscope_model::{
+    HostRng, HostTensor, Mlp, MlpStack, MlpWeights, NamedTensor, collect_gradients, split_trials,
+    stack_trials,
+};
+use rayon::prelude::*;
 
 use crate::backend::Backend;
 use crate::config::{Distribution, Experiment, InputCase, InputSource, Loss};
@@ -42,6 +46,9 @@ pub enum RunError {
     /// Autodiff produced no gradient for some parameters.
     #[error("Burn's autodiff returned no gradient for {0:?}")]
     MissingGradient(Vec<String>),
+    /// Trials that were to run as one stack do not share an architecture.
+    #[error("cannot run these trials as one stack: {0}")]
+    Stack(#[from] gradscope_model::StackError),
 }
 
 /// The input of case `index` of `exp`, drawn on the host from the experiment's seed.
@@ -78,6 +85,24 @@ pub fn loss_of(loss: Loss, output: Tensor<2>) -> Tensor<1> {
     }
 }
 
+/// The loss of each trial's output `[T, batch, d_output]`, as a `[T]` tensor: the same loss
+/// as [`loss_of`] gives each trial's `[batch, d_output]` output.
+pub fn loss_per_trial(loss: Loss, output: Tensor<3>) -> Tensor<1> {
+    let [trials, batch, d_output] = output.dims();
+    let flat: Tensor<2> = output.reshape([trials, batch * d_output]);
+    let per_trial = match loss {
+        Loss::SumSquares => (flat.clone() * flat).sum_dim(1),
+        Loss::MeanSquares => (flat.clone() * flat).mean_dim(1),
+        Loss::Sum => flat.sum_dim(1),
+        Loss::Mean => flat.mean_dim(1),
+        Loss::Mse { target } => {
+            let diff = flat.sub_scalar(target);
+            (diff.clone() * diff).mean_dim(1)
+        }
+    };
+    per_trial.reshape([trials])
+}
+
 /// Run every input case of `exp` on `backend`.
 pub fn execute(exp: &Experiment, backend: &Backend) -> Result<Outcome, RunError> {
     let weights = match &exp.weights {
@@ -101,15 +126,15 @@ fn run_case(
     let x: Tensor<2> = input.to_device(&backend.device);
     let trace = model.forward_traced(x, true);
     let loss = loss_of(exp.loss, trace.output.clone());
-    let grads = loss.backward();
-    let named = collect_gradients(model, &grads).map_err(RunError::MissingGradient)?;
+    let mut grads = loss.backward();
+    let named = collect_gradients(model, &mut grads).map_err(RunError::MissingGradient)?;
     let deltas = trace
         .delta_probes
         .iter()
         .enumerate()
         .map(|(l, probe)| {
             probe
-                .grad(&grads)
+                .grad_remove(&mut grads)
                 .map(HostTensor::from_tensor)
                 .ok_or_else(|| RunError::MissingGradient(vec![format!("delta.layers.{l}")]))
         })
@@ -131,4 +156,83 @@ fn run_case(
         deltas,
         layer_outputs,
     })
+}
+
+/// Run `exps`, experiments that differ only in their seeds (the trials of one sweep point), as
+/// one stack of networks: each input case is one forward and one backward pass over all of
+/// them ([`MlpStack`]). Gives the same outcomes as [`execute`] on each experiment, in order.
+pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outcome>, RunError> {
+    // Trials draw their weights independently: in parallel.
+    let weights: Vec<MlpWeights> = exps
+        .par_iter()
+        .map(|exp| match &exp.weights {
+            Some(loaded) => loaded.weights.clone(),
+            None => exp.model.draw_weights(),
+        })
+        .collect();
+    let refs: Vec<&MlpWeights> = weights.iter().collect();
+    let stack = MlpStack::from_weights(&refs, &backend.device)?;
+    let mut cases: Vec<Vec<CaseOutcome>> = exps.iter().map(|_| Vec::new()).collect();
+    let Some(first) = exps.first() else {
+        return Ok(Vec::new());
+    };
+    for index in 0..first.inputs.len() {
+        let inputs: Vec<HostTensor> = exps.iter().map(|exp| draw_input(exp, index)).collect();
+        let x: Tensor<3> = stack_trials(&inputs).to_device(&backend.device);
+        let trace = stack.forward_traced(x, true);
+        let losses = loss_per_trial(first.loss, trace.output.clone());
+        let mut grads = losses.clone().sum().backward();
+        let named = stack
+            .gradients(&mut grads)
+            .map_err(RunError::MissingGradient)?;
+        let mut deltas: Vec<Vec<HostTensor>> = exps.iter().map(|_| Vec::new()).collect();
+        for (l, probe) in trace.delta_probes.iter().enumerate() {
+            let g = probe
+                .grad_remove(&mut grads)
+                .ok_or_else(|| RunError::MissingGradient(vec![format!("delta.layers.{l}")]))?;
+            for (t, d) in split_trials(HostTensor::from_tensor(g))
+                .into_iter()
+                .enumerate()
+            {
+                deltas[t].push(d);
+            }
+        }
+        let loss_values = HostTensor::from_tensor(losses).data;
+        let outputs = split_trials(HostTensor::from_tensor(trace.output.detach()));
+        let mut layer_outputs: Vec<Vec<HostTensor>> = exps.iter().map(|_| Vec::new()).collect();
+        for a in trace.activations {
+            for (t, a) in split_trials(HostTensor::from_tensor(a.detach()))
+                .into_iter()
+                .enumerate()
+            {
+                layer_outputs[t].push(a);
+            }
+        }
+        let per_trial = inputs
+            .into_iter()
+            .zip(outputs)
+            .zip(named)
+            .zip(deltas)
+            .zip(layer_outputs)
+            .zip(loss_values);
+        for (t, (((((input, output), grads), deltas), mut layer_outputs), loss)) in
+            per_trial.enumerate()
+        {
+            layer_outputs.push(output.clone());
+            cases[t].push(CaseOutcome {
+                name: exps[t].inputs[index].name.clone(),
+                input,
+                output,
+                loss,
+                grads,
+                deltas,
+                layer_outputs,
+            });
+        }
+    }
+    Ok(weights
+        .into_iter()
+        .zip(cases)
+        .map(|(weights, cases)| Outcome { weights, cases })
+        .collect())
 }

@@ -1,9 +1,16 @@
 //! Running sweeps: every (grid point, trial) unit on one backend, each finished trial appended
-//! durably (written and synced) to `trials.jsonl` in the sweep's record directory, so an
-//! interrupted sweep loses no finished trial; `--resume DIR` skips those, `--shard i/n` runs a
-//! disjoint part, and `merge` combines shard records into the summary of the whole sweep.
+//! durably to `trials.jsonl` in the sweep's record directory, so an interrupted sweep loses no
+//! finished trial; `--resume DIR` skips those, `--shard i/n` runs a disjoint part, and `merge`
+//! combines shard records into the summary of the whole sweep.
+//!
+//! The trials of one grid point differ only in their seed, so they run as stacks of networks
+//! ([`run::execute_stack`]): one forward and one backward pass for up to
+//! [`SweepOptions::stack`] trials at a time. Each trial's line is written with one `write`
+//! (whole, or torn and dropped on resume) and the file is synced after every stack.
 
 use std::collections::HashSet;
+
+use rayon::prelude::*;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
@@ -114,6 +121,62 @@ pub struct SweepOptions<'a> {
     pub shard: Option<Shard>,
     /// Thresholds for the per-trial verdicts.
     pub thresholds: Thresholds,
+    /// The most trials run as one stack; `None` chooses from the network's size
+    /// ([`auto_stack`]).
+    pub stack: Option<usize>,
+}
+
+/// Memory one stack of trials may take, in bytes (by [`Experiment::memory_estimate`]).
+pub const STACK_BYTES: u128 = 64 << 20;
+
+/// The most trials one stack runs, whatever their size: a progress bar still moves, and a
+/// killed sweep has synced all but the last stack.
+pub const STACK_MAX: usize = 250;
+
+/// How many trials of `exp` to run as one stack: as many as fit in [`STACK_BYTES`], at least 1
+/// and at most [`STACK_MAX`].
+pub fn auto_stack(exp: &Experiment) -> usize {
+    let each = exp.memory_estimate().max(1);
+    usize::try_from(STACK_BYTES / each)
+        .unwrap_or(STACK_MAX)
+        .clamp(1, STACK_MAX)
+}
+
+/// The trial log lines (one per input case) and records of one finished trial.
+fn trial_lines(
+    point: usize,
+    trial: usize,
+    trial_exp: &Experiment,
+    backend: &Backend,
+    outcome: &run::Outcome,
+    thresholds: Thresholds,
+) -> Result<(String, Vec<TrialRecord>), SweepError> {
+    let report = ExperimentReport::new(trial_exp, backend, outcome, thresholds);
+    let mut lines = String::new();
+    let mut records = Vec::with_capacity(report.cases.len());
+    for case in &report.cases {
+        let record = TrialRecord {
+            point,
+            trial,
+            seed: trial_exp.seed,
+            case: case.input.name.clone(),
+            delta_l2: case.layers.iter().map(|l| l.delta_l2).collect(),
+            weight_l2: case
+                .params
+                .iter()
+                .filter(|p| p.name.ends_with(".weight"))
+                .map(|p| p.l2)
+                .collect(),
+            ratio: case.delta_ratio,
+            nonfinite: case.params.iter().any(|p| p.nonfinite > 0),
+        };
+        lines.push_str(
+            &serde_json::to_string(&record).map_err(|e| SweepError::Failure(e.to_string()))?,
+        );
+        lines.push('\n');
+        records.push(record);
+    }
+    Ok((lines, records))
 }
 
 /// Run `exp`'s sweep on `backend`; returns the record directory and every trial recorded in it.
@@ -194,51 +257,59 @@ pub fn run_sweep(
         bar
     });
     let mut last_point = None;
-    for (i, &(point, trial)) in todo.iter().enumerate() {
-        let mut trial_exp = sweep.points[point].experiment.clone();
-        trial_exp.seed = exp.seed + trial as u64;
-        trial_exp.model.seed = trial_exp.seed;
-        let outcome =
-            run::execute(&trial_exp, backend).map_err(|e| SweepError::Failure(e.to_string()))?;
-        let report = ExperimentReport::new(&trial_exp, backend, &outcome, opts.thresholds);
-        let mut lines = String::new();
-        for case in &report.cases {
-            let record = TrialRecord {
-                point,
-                trial,
-                seed: trial_exp.seed,
-                case: case.input.name.clone(),
-                delta_l2: case.layers.iter().map(|l| l.delta_l2).collect(),
-                weight_l2: case
-                    .params
-                    .iter()
-                    .filter(|p| p.name.ends_with(".weight"))
-                    .map(|p| p.l2)
-                    .collect(),
-                ratio: case.delta_ratio,
-                nonfinite: case.params.iter().any(|p| p.nonfinite > 0),
-            };
-            lines.push_str(
-                &serde_json::to_string(&record).map_err(|e| SweepError::Failure(e.to_string()))?,
-            );
-            lines.push('\n');
-            records.push(record);
+    let mut written = 0usize;
+    let mut start = 0usize;
+    while start < todo.len() {
+        let point = todo[start].0;
+        let base = &sweep.points[point].experiment;
+        let limit = opts.stack.unwrap_or_else(|| auto_stack(base)).max(1);
+        let len = todo[start..]
+            .iter()
+            .take(limit)
+            .take_while(|u| u.0 == point)
+            .count();
+        let units = &todo[start..start + len];
+        let trial_exps: Vec<Experiment> = units
+            .iter()
+            .map(|&(_, trial)| {
+                let mut e = base.clone();
+                e.seed = exp.seed + trial as u64;
+                e.model.seed = e.seed;
+                e
+            })
+            .collect();
+        let outcomes = run::execute_stack(&trial_exps, backend)
+            .map_err(|e| SweepError::Failure(e.to_string()))?;
+        // Statistics per trial, in parallel; then the lines are written in trial order.
+        let lines: Vec<(String, Vec<TrialRecord>)> = units
+            .par_iter()
+            .zip(&trial_exps)
+            .zip(outcomes)
+            .map(|((&(point, trial), trial_exp), outcome)| {
+                trial_lines(point, trial, trial_exp, backend, &outcome, opts.thresholds)
+            })
+            .collect::<Result<_, _>>()?;
+        for (text, trial_records) in lines {
+            // One write per unit: a unit is on disk whole, or (torn) dropped on resume.
+            log.write_all(text.as_bytes())
+                .map_err(io("append to", &log_path))?;
+            records.extend(trial_records);
+            written += 1;
+            if std::env::var(FAULT_ENV)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .is_some_and(|n| written >= n)
+            {
+                std::process::abort();
+            }
         }
-        // One write per unit, then a sync: a unit is on disk whole, or (torn) dropped on resume.
-        log.write_all(lines.as_bytes())
-            .and_then(|()| log.sync_data())
-            .map_err(io("append to", &log_path))?;
-        if std::env::var(FAULT_ENV)
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| i + 1 >= n)
-        {
-            std::process::abort();
-        }
+        // A killed process loses nothing written; the sync bounds what a machine crash loses.
+        log.sync_data().map_err(io("sync", &log_path))?;
+        start += len;
         match &bar {
-            Some(bar) => bar.inc(1),
+            Some(bar) => bar.inc(len as u64),
             None => {
-                let finished_point = todo.get(i + 1).is_none_or(|next| next.0 != point);
+                let finished_point = todo.get(start).is_none_or(|next| next.0 != point);
                 if finished_point && last_point != Some(point) {
                     let _ = writeln!(
                         err,

@@ -51,6 +51,7 @@ trials = 20
         resume: None,
         shard: None,
         thresholds: Thresholds::default(),
+        stack: None,
     };
     let (_, records) = run_sweep(&exp, &sweep, &backend, &opts, &mut std::io::sink())
         .unwrap_or_else(|e| panic!("{e}"));
@@ -211,6 +212,60 @@ fn sharded_and_merged_equals_unsharded_exactly() {
 }
 
 #[test]
+fn trials_per_stack_do_not_change_a_single_bit() {
+    // The default stacks all 7 trials of a point; --stack 3 splits each point 3 + 3 + 1; --stack
+    // 1 runs every trial alone. Every trial's record and
+    // the summary must be byte-identical: a trial's numbers may not depend on its neighbours.
+    // (That a stack of one equals `run` of the same network is checked in
+    // stacked_trials_equal_single_runs.)
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
+    let mut outputs = Vec::new();
+    for (out, stack) in [("auto", None), ("three", Some("3")), ("one", Some("1"))] {
+        let mut args = vec!["run", "s.toml", "--out", out, "--format", "json"];
+        args.extend(stack.iter().flat_map(|n| ["--stack", *n]));
+        let o = run_bin(&args, dir.path(), &[]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let rec = &record_dirs(&dir.path().join(out))[0];
+        outputs.push((
+            out,
+            o.stdout,
+            read(&rec.join("trials.jsonl")),
+            read(&rec.join("summary.json")),
+        ));
+    }
+    let (_, stdout, log, summary) = &outputs[0];
+    assert_eq!(
+        log.lines().count(),
+        4 * 7 * 2,
+        "4 points x 7 trials x 2 cases"
+    );
+    for (name, o, l, s) in &outputs[1..] {
+        assert_eq!(o, stdout, "--stack {name}: report");
+        assert_eq!(l, log, "--stack {name}: trials.jsonl");
+        assert_eq!(s, summary, "--stack {name}: summary.json");
+    }
+    // --stack belongs to sweeps, and must be at least 1.
+    let seed = dir.path().join("seed.toml");
+    std::fs::write(&seed, SMALL.split("[sweep]").next().unwrap_or_default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    let o = run_bin(&["run", "seed.toml", "--stack", "4"], dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("--stack apply to sweeps"),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let o = run_bin(&["run", "s.toml", "--stack", "0"], dir.path(), &[]);
+    assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
 fn a_killed_sweep_resumes_to_the_identical_result() {
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
@@ -363,4 +418,81 @@ fn set_overrides_sweep_lists_and_bad_sweeps_are_bad_input() {
         &[],
     );
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn stacked_trials_equal_single_runs() {
+    // run::execute_stack (a sweep's path) against run::execute (a plain run's path: Burn's
+    // Linear module), trial by trial, for every loss and two input cases of different batch.
+    let base = r#"
+name = "stack-vs-single"
+description = "execute_stack against execute"
+seed = 3
+[model]
+input = 4
+hidden = [6, 5]
+output = 2
+activation = "gelu"
+bias_init = { kind = "uniform", low = -0.5, high = 0.5 }
+[[inputs]]
+name = "a"
+batch = 3
+distribution = "normal"
+[[inputs]]
+name = "b"
+batch = 1
+distribution = { kind = "uniform", low = -2.0, high = 2.0 }
+"#;
+    let backend = backend::open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
+    for loss in [
+        "\"sum_squares\"",
+        "\"mean_squares\"",
+        "\"sum\"",
+        "\"mean\"",
+        "{ kind = \"mse\", target = 0.5 }",
+    ] {
+        let text = base.replacen("seed = 3", &format!("seed = 3\nloss = {loss}"), 1);
+        let exp = config::parse(Source {
+            path: "s.toml".into(),
+            text,
+        })
+        .unwrap_or_else(|e| panic!("{loss}: {e}"));
+        // Trials as a sweep makes them: the same experiment, seeds 3, 4, 5.
+        let trials: Vec<_> = (0..3)
+            .map(|t| {
+                let mut e = exp.clone();
+                e.seed = exp.seed + t;
+                e.model.seed = e.seed;
+                e
+            })
+            .collect();
+        let stacked = gradscope::run::execute_stack(&trials, &backend)
+            .unwrap_or_else(|e| panic!("{loss}: {e}"));
+        assert_eq!(stacked.len(), 3);
+        for (t, (trial, got)) in trials.iter().zip(&stacked).enumerate() {
+            let want =
+                gradscope::run::execute(trial, &backend).unwrap_or_else(|e| panic!("{loss}: {e}"));
+            assert_eq!(got.weights, want.weights, "{loss} trial {t}: weights");
+            assert_eq!(got.cases.len(), 2);
+            for (g, w) in got.cases.iter().zip(&want.cases) {
+                let at = format!("{loss} trial {t} case {}", w.name);
+                assert_eq!(g.name, w.name, "{at}");
+                assert_eq!(g.input, w.input, "{at}: input");
+                // The same f32 operations per trial on ndarray: identical, not merely close.
+                assert_eq!(g.output, w.output, "{at}: output");
+                assert_eq!(g.grads, w.grads, "{at}: gradients");
+                assert_eq!(g.deltas, w.deltas, "{at}: δ");
+                assert_eq!(g.layer_outputs, w.layer_outputs, "{at}: layer outputs");
+                // The loss is reduced over a [T, batch·d_out] row rather than the whole
+                // [batch, d_out] tensor; the summation may associate differently, a few ulps.
+                let tol = 4.0 * f32::EPSILON * w.loss.abs();
+                assert!(
+                    (g.loss - w.loss).abs() <= tol,
+                    "{at}: loss {} vs {}",
+                    g.loss,
+                    w.loss
+                );
+            }
+        }
+    }
 }

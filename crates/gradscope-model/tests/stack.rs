@@ -1,0 +1,173 @@
+//! `MlpStack` against `Mlp`: networks run as one stack give each network exactly what it gives
+//! when run alone (the reference is the one-network path, `Mlp` with Burn's `Linear`).
+
+use burn::tensor::{Device, Tensor};
+use gradscope_model::{
+    Activation, HostRng, HostTensor, Initializer, Mlp, MlpConfig, MlpStack, MlpWeights,
+    NamedTensor, StackError, collect_gradients, split_trials, stack_trials,
+};
+
+#[allow(deprecated)]
+fn ndarray() -> Device {
+    Device::ndarray().autodiff()
+}
+
+fn flex() -> Device {
+    Device::flex().autodiff()
+}
+
+fn config(seed: u64, activation: Activation, bias: bool) -> MlpConfig {
+    MlpConfig {
+        d_input: 5,
+        hidden: vec![7, 6, 4],
+        d_output: 3,
+        activations: vec![activation; 3],
+        bias,
+        kernel_init: Initializer::HeNormal,
+        // Non-zero biases, so that a wrong bias (or bias gradient) cannot go unnoticed.
+        bias_init: Initializer::Uniform {
+            low: -0.5,
+            high: 0.5,
+        },
+        gain: 1.0,
+        seed,
+    }
+}
+
+fn input(seed: u64, batch: usize, width: usize) -> HostTensor {
+    let mut rng = HostRng::new(seed, 1);
+    HostTensor::new(
+        vec![batch, width],
+        (0..batch * width)
+            .map(|_| rng.normal(0.0, 1.0) as f32)
+            .collect(),
+    )
+}
+
+/// One network alone: gradients and δ per layer, loss Σ out².
+fn alone(
+    weights: &MlpWeights,
+    x: &HostTensor,
+    device: &Device,
+) -> (Vec<NamedTensor>, Vec<HostTensor>) {
+    let model = Mlp::from_weights(weights, device);
+    let trace = model.forward_traced(x.to_device(device), true);
+    let out = trace.output.clone();
+    let mut grads = (out.clone() * out).sum().backward();
+    let named = collect_gradients(&model, &mut grads).unwrap_or_else(|m| panic!("{m:?}"));
+    let deltas = trace
+        .delta_probes
+        .iter()
+        .map(|p| HostTensor::from_tensor(p.grad(&grads).unwrap_or_else(|| panic!("no δ"))))
+        .collect();
+    (named, deltas)
+}
+
+/// The same networks as one stack.
+fn stacked(
+    nets: &[MlpWeights],
+    xs: &[HostTensor],
+    device: &Device,
+) -> (Vec<Vec<NamedTensor>>, Vec<Vec<HostTensor>>) {
+    let refs: Vec<&MlpWeights> = nets.iter().collect();
+    let stack = MlpStack::from_weights(&refs, device).unwrap_or_else(|e| panic!("{e}"));
+    let trace = stack.forward_traced(stack_trials(xs).to_device(device), true);
+    let out = trace.output.clone();
+    let mut grads = (out.clone() * out).sum().backward();
+    let named = stack
+        .gradients(&mut grads)
+        .unwrap_or_else(|m| panic!("{m:?}"));
+    let mut deltas: Vec<Vec<HostTensor>> = nets.iter().map(|_| Vec::new()).collect();
+    for p in &trace.delta_probes {
+        let g = HostTensor::from_tensor(p.grad(&grads).unwrap_or_else(|| panic!("no δ")));
+        for (t, d) in split_trials(g).into_iter().enumerate() {
+            deltas[t].push(d);
+        }
+    }
+    (named, deltas)
+}
+
+/// Largest |a − b| / max(|b|, 1e-30) over two tensors of one shape.
+fn rel_diff(a: &HostTensor, b: &HostTensor) -> f32 {
+    assert_eq!(a.shape, b.shape);
+    a.data
+        .iter()
+        .zip(&b.data)
+        .map(|(x, y)| (x - y).abs() / y.abs().max(1e-30))
+        .fold(0.0, f32::max)
+}
+
+fn check(device: &Device, activation: Activation, bias: bool, batch: usize) -> f32 {
+    let nets: Vec<MlpWeights> = (1..=4)
+        .map(|s| config(s, activation, bias).draw_weights())
+        .collect();
+    let xs: Vec<HostTensor> = (1..=4).map(|s| input(100 + s, batch, 5)).collect();
+    let (g_stack, d_stack) = stacked(&nets, &xs, device);
+    let mut worst = 0.0f32;
+    for t in 0..nets.len() {
+        let (g, d) = alone(&nets[t], &xs[t], device);
+        let names: Vec<&str> = g.iter().map(|n| n.name.as_str()).collect();
+        let stack_names: Vec<&str> = g_stack[t].iter().map(|n| n.name.as_str()).collect();
+        assert_eq!(stack_names, names, "parameter names and order");
+        for (a, b) in g_stack[t].iter().zip(&g) {
+            worst = worst.max(rel_diff(&a.tensor, &b.tensor));
+        }
+        assert_eq!(d_stack[t].len(), d.len());
+        for (a, b) in d_stack[t].iter().zip(&d) {
+            worst = worst.max(rel_diff(a, b));
+        }
+    }
+    worst
+}
+
+#[test]
+fn a_stack_gives_each_network_its_own_gradients() {
+    // The stack does the same f32 arithmetic per network (the same matmul per trial, the same
+    // element-wise ops), so on ndarray the results are identical; flex's kernels may block a
+    // batched matmul differently, which moves the last bits only: 1e-5 is ~100 f32 ulps.
+    for (device, name, tol) in [(ndarray(), "ndarray", 0.0), (flex(), "flex", 1e-5)] {
+        for activation in [Activation::Relu, Activation::Tanh, Activation::Gelu] {
+            for bias in [true, false] {
+                for batch in [1, 3] {
+                    let worst = check(&device, activation, bias, batch);
+                    assert!(
+                        worst <= tol,
+                        "{name} {activation:?} bias={bias} batch={batch}: relative difference {worst}"
+                    );
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn networks_of_different_shapes_do_not_stack() {
+    let a = config(1, Activation::Relu, true).draw_weights();
+    let mut b_config = config(2, Activation::Relu, true);
+    b_config.hidden = vec![7, 6, 5];
+    let b = b_config.draw_weights();
+    let c = config(3, Activation::Tanh, true).draw_weights();
+    let d = config(4, Activation::Relu, false).draw_weights();
+    let dev = ndarray();
+    for (other, index) in [(&b, 1), (&c, 1), (&d, 1)] {
+        let err = MlpStack::from_weights(&[&a, other], &dev).err();
+        assert_eq!(err, Some(StackError::Architecture { index }));
+    }
+    let err = MlpStack::from_weights(&[], &dev).err();
+    assert_eq!(err, Some(StackError::Empty));
+}
+
+#[test]
+fn split_undoes_stack() {
+    let parts: Vec<HostTensor> = (0..3)
+        .map(|t| HostTensor::new(vec![2, 2], (0..4).map(|i| (10 * t + i) as f32).collect()))
+        .collect();
+    let stacked = stack_trials(&parts);
+    assert_eq!(stacked.shape, vec![3, 2, 2]);
+    assert_eq!(stacked.data[4..8], [10.0, 11.0, 12.0, 13.0]);
+    assert_eq!(split_trials(stacked), parts);
+    // A stacked output read back from a device splits the same way.
+    let dev = ndarray();
+    let t: Tensor<3> = stack_trials(&parts).to_device(&dev);
+    assert_eq!(split_trials(HostTensor::from_tensor(t)), parts);
+}
