@@ -42,10 +42,10 @@ for b in ndarray flex; do
     $GS bench throughput --backend "$b" --repeat "$REPEAT" | tail -1 | sed "s/^/$b /"
 done
 if cargo build --release -q --features blas 2>/dev/null; then
-    for core in "" SkylakeX; do
-        OPENBLAS_CORETYPE="$core" target/release/gradscope bench throughput --backend ndarray \
-            --repeat "$REPEAT" | tail -1 | sed "s/^/ndarray+openblas${core:+ ($core)} /"
-    done
+    target/release/gradscope bench throughput --backend ndarray --repeat "$REPEAT" | tail -1 |
+        sed "s/^/ndarray+openblas /"
+    OPENBLAS_CORETYPE=SkylakeX target/release/gradscope bench throughput --backend ndarray \
+        --repeat "$REPEAT" | tail -1 | sed "s/^/ndarray+openblas (OPENBLAS_CORETYPE=SkylakeX) /"
     cargo build --release -q
 fi
 

@@ -6,11 +6,6 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use gradscope::cli::{self, Cli, EXIT_BAD_INPUT, EXIT_FAILURE};
 
-/// mimalloc keeps freed pages for reuse; glibc's malloc returns each large tensor's pages to the
-/// OS and faults them in again on the next step.
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 /// Keep Mesa's "error: XDG_RUNTIME_DIR is invalid or not set in the environment." off the
 /// user's stderr. libwayland prints it when asked to connect (drivers probe for a display)
 /// while neither `XDG_RUNTIME_DIR` nor `WAYLAND_DISPLAY` is an absolute path; in that case no
