@@ -218,3 +218,57 @@ fn a_selector_that_matches_no_adapter_is_exit_2() {
     assert!(err.contains("tried adapter `discrete:7`"), "{err}");
     assert!(err.ends_with("hint: install a Vulkan driver (on Debian: mesa-vulkan-drivers) or use --backend ndarray\n"), "{err}");
 }
+
+#[test]
+fn stacked_trials_on_wgpu_match_single_runs_on_ndarray() {
+    // A sweep's path on wgpu (run::execute_stack: batched matmuls, [T, batch, d] tensors)
+    // against the plain path on ndarray, trial by trial: seed config 3 (three cases, batch 1
+    // and 3) as 4 trials with seeds 3..6.
+    let Some(wgpu) = wgpu_or_skip("stack") else {
+        return;
+    };
+    let ndarray = backend::open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
+    let path = seed_configs()
+        .into_iter()
+        .find(|p| p.to_string_lossy().contains("03-"))
+        .unwrap_or_else(|| panic!("seed config 3"));
+    let exp = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    let trials: Vec<_> = (0..4)
+        .map(|t| {
+            let mut e = exp.clone();
+            e.seed = exp.seed + t;
+            e.model.seed = e.seed;
+            e
+        })
+        .collect();
+    let stacked = run::execute_stack(&trials, &wgpu).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(stacked.len(), 4);
+    for (t, (trial, got)) in trials.iter().zip(&stacked).enumerate() {
+        let want = run::execute(trial, &ndarray).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got.weights, want.weights);
+        for (g, w) in got.cases.iter().zip(&want.cases) {
+            let at = |what: &str| format!("trial {t} / {} / {what}: wgpu stack vs ndarray", w.name);
+            let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+            assert_eq!(g.input, w.input, "inputs must be bit-identical");
+            // Issue 3's tolerance, as in the parity test above.
+            close(&at("loss"), &[g.loss], &[f64::from(w.loss)], 1e-4, 1e-6)
+                .unwrap_or_else(|e| panic!("{e}"));
+            for (gg, wg) in g.grads.iter().zip(&w.grads) {
+                assert_eq!((&gg.name, &gg.tensor.shape), (&wg.name, &wg.tensor.shape));
+                close(
+                    &at(&gg.name),
+                    &gg.tensor.data,
+                    &f64s(&wg.tensor.data),
+                    1e-4,
+                    1e-6,
+                )
+                .unwrap_or_else(|e| panic!("{e}"));
+            }
+            assert_eq!(g.deltas.len(), w.deltas.len());
+            for (l, (gd, wd)) in g.deltas.iter().zip(&w.deltas).enumerate() {
+                close(&at(&format!("δ{l}")), &gd.data, &f64s(&wd.data), 1e-4, 1e-6)
+                    .unwrap_or_else(|e| panic!("{e}"));
+            }
+        }
+    }
+}
