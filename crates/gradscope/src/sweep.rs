@@ -9,10 +9,10 @@
 //! (whole, or torn and dropped on resume) and the file is synced after every stack.
 
 use std::collections::HashSet;
-
-use rayon::prelude::*;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
+
+use rayon::prelude::*;
 
 use crate::backend::Backend;
 use crate::config::sweep::Sweep;
