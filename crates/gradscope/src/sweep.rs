@@ -24,6 +24,9 @@ use crate::summary::{SweepSummary, TrialRecord, summarise};
 /// Environment variable for tests: abort the process after this many trials of a sweep run.
 pub const FAULT_ENV: &str = "GRADSCOPE_FAULT_AFTER_TRIALS";
 
+/// The file in a shard's sweep record that says which part it holds (`i/n`).
+pub const SHARD_FILE: &str = "shard.txt";
+
 /// `--shard i/n`: the i-th (1-based) of n disjoint parts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Shard {
@@ -203,6 +206,30 @@ pub fn run_sweep(
                     exp.path.display()
                 )));
             }
+            // A shard's record holds only its own units: resuming it as another part (or as
+            // the whole sweep) would mix parts and break `merge`.
+            let recorded_shard = match std::fs::read_to_string(dir.join(SHARD_FILE)) {
+                Ok(text) => Some(Shard::parse(text.trim()).map_err(|e| {
+                    SweepError::BadInput(format!("--resume {}: {SHARD_FILE}: {e}", dir.display()))
+                })?),
+                Err(_) => None,
+            };
+            if recorded_shard != opts.shard {
+                let what = |s: Option<Shard>| {
+                    s.map_or("the whole sweep".to_string(), |s| {
+                        format!("shard {}/{}", s.index, s.count)
+                    })
+                };
+                return Err(SweepError::BadInput(format!(
+                    "--resume {}: the record is {}, but this run asks for {}; resume it with {}",
+                    dir.display(),
+                    what(recorded_shard),
+                    what(opts.shard),
+                    recorded_shard.map_or("no --shard".to_string(), |s| {
+                        format!("--shard {}/{}", s.index, s.count)
+                    })
+                )));
+            }
             dir.to_path_buf()
         }
         None => {
@@ -217,6 +244,9 @@ pub fn run_sweep(
             let dir = crate::record::unused_dir(&opts.out.join(&exp.name), &stem);
             std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
             write_atomic(&dir.join("config.toml"), &toml)?;
+            if let Some(s) = opts.shard {
+                write_atomic(&dir.join(SHARD_FILE), &format!("{}/{}\n", s.index, s.count))?;
+            }
             dir
         }
     };

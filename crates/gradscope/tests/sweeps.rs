@@ -496,3 +496,49 @@ distribution = { kind = "uniform", low = -2.0, high = 2.0 }
         }
     }
 }
+
+#[test]
+fn a_shard_resumes_only_as_the_same_shard() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&str]| {
+        let o = run_bin(args, dir.path(), &[]);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let (code, stderr) = run(&["run", "s.toml", "--out", "part", "--shard", "2/3"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let (code, stderr) = run(&["run", "s.toml", "--out", "whole"]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let part = record_dirs(&dir.path().join("part"))[0].clone();
+    let whole = record_dirs(&dir.path().join("whole"))[0].clone();
+    assert_eq!(read(&part.join("shard.txt")), "2/3\n");
+    assert!(!whole.join("shard.txt").exists());
+    let part = part.to_string_lossy().into_owned();
+    let whole = whole.to_string_lossy().into_owned();
+    for (args, says) in [
+        (
+            vec!["--resume", &part],
+            "the record is shard 2/3, but this run asks for the whole sweep; resume it with --shard 2/3",
+        ),
+        (
+            vec!["--resume", &part, "--shard", "1/3"],
+            "the record is shard 2/3, but this run asks for shard 1/3",
+        ),
+        (
+            vec!["--resume", &whole, "--shard", "1/2"],
+            "the record is the whole sweep, but this run asks for shard 1/2; resume it with no --shard",
+        ),
+    ] {
+        let mut all = vec!["run", "s.toml"];
+        all.extend(args.iter().copied());
+        let (code, stderr) = run(&all);
+        assert_eq!(code, Some(2), "{all:?}: {stderr}");
+        assert!(stderr.contains(says), "{all:?}: {stderr}");
+    }
+    // The matching part resumes (nothing left to run) and exits 0.
+    let (code, stderr) = run(&["run", "s.toml", "--resume", &part, "--shard", "2/3"]);
+    assert_eq!(code, Some(0), "{stderr}");
+}
