@@ -156,6 +156,31 @@ pub fn unused_dir(parent: &Path, stem: &str) -> PathBuf {
     dir
 }
 
+/// Remove the `.partial-*-<pid>` directories in `parent` left by writers that were killed:
+/// those whose process no longer runs. Where process ids cannot be checked (no `/proc`),
+/// nothing is removed. Returns how many were removed.
+pub fn remove_abandoned_partials(parent: &Path) -> usize {
+    let proc_fs = Path::new("/proc/self");
+    if !proc_fs.exists() {
+        return 0;
+    }
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .filter(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let pid = name
+                .strip_prefix(".partial-")
+                .and_then(|rest| rest.rsplit('-').next())
+                .and_then(|p| p.parse::<u32>().ok());
+            pid.is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists())
+        })
+        .filter(|e| std::fs::remove_dir_all(e.path()).is_ok())
+        .count()
+}
+
 /// Write the record of one run under `out`; returns the record's directory.
 pub fn write(
     out: &Path,
@@ -166,6 +191,7 @@ pub fn write(
 ) -> std::io::Result<PathBuf> {
     let parent = out.join(&exp.name);
     std::fs::create_dir_all(&parent)?;
+    remove_abandoned_partials(&parent);
     let stem = format!("{}-{}", utc(started, false), report.backend);
     let partial = parent.join(format!(".partial-{stem}-{}", std::process::id()));
     std::fs::create_dir_all(&partial)?;
@@ -194,6 +220,27 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn abandoned_partials_are_removed_live_ones_kept() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        // No process has id 4294967295 (Linux's pid_max is at most 2^22); this process lives.
+        let dead = dir
+            .path()
+            .join(".partial-20260101T000000Z-ndarray-4294967295");
+        let live = dir.path().join(format!(
+            ".partial-20260101T000000Z-ndarray-{}",
+            std::process::id()
+        ));
+        let record = dir.path().join("20260101T000000Z-ndarray");
+        for d in [&dead, &live, &record] {
+            std::fs::create_dir_all(d).unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(remove_abandoned_partials(dir.path()), 1);
+        assert!(!dead.exists());
+        assert!(live.exists(), "a running writer's directory is kept");
+        assert!(record.exists(), "records are never touched");
+    }
 
     #[test]
     fn utc_formats_known_instants() {

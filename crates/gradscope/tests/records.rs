@@ -142,9 +142,23 @@ fn a_run_killed_while_writing_leaves_no_partial_record() {
             "after {after} files a record appeared: {records:?}"
         );
     }
-    // A normal run afterwards still writes a complete record.
+    let parent = dir.path().join("experiments/runs/seed-example-1");
+    assert!(
+        !entries(&parent).is_empty(),
+        "the killed writers left their .partial-* directories"
+    );
+    // A normal run afterwards still writes a complete record, and removes the directories
+    // of the killed writers (their processes are gone).
     let o = gradscope(&["run", "seed1.toml"], dir.path(), &[]);
     assert_eq!(o.status.code(), Some(0));
+    let leftovers: Vec<PathBuf> = entries(&parent)
+        .into_iter()
+        .filter(|p| {
+            p.file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with(".partial-"))
+        })
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     let complete: Vec<PathBuf> = entries(&dir.path().join("experiments/runs/seed-example-1"))
         .into_iter()
         .filter(|p| {
