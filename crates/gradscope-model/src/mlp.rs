@@ -117,18 +117,73 @@ pub struct Mlp {
     pub activations: Vec<Activation>,
 }
 
-/// What one forward pass recorded, per layer `l` (0-based, output layer last).
+/// What one forward pass recorded, per layer `l` (0-based, output layer last). `D` is 2 for an
+/// [`Mlp`] (`[batch, d]` tensors) and 3 for an [`MlpStack`](crate::MlpStack) (`[T, batch, d]`).
 #[derive(Debug, Clone)]
-pub struct ForwardTrace {
+pub struct ForwardTrace<const D: usize = 2> {
     /// The network's output, `[batch, d_output]`.
-    pub output: Tensor<2>,
+    pub output: Tensor<D>,
     /// z_l = a_{l-1}·W_l + b_l, `[batch, d_l]`; the last one equals `output`.
-    pub pre_activations: Vec<Tensor<2>>,
+    pub pre_activations: Vec<Tensor<D>>,
     /// a_l = φ(z_l) for each hidden layer.
-    pub activations: Vec<Tensor<2>>,
+    pub activations: Vec<Tensor<D>>,
     /// Zero leaves added to each z_l; their gradients are δ_l = ∂loss/∂z_l. Empty unless
     /// probes were asked for.
-    pub delta_probes: Vec<Tensor<2>>,
+    pub delta_probes: Vec<Tensor<D>>,
+}
+
+impl<const D: usize> ForwardTrace<D> {
+    /// Run `layers` layers on `input`, `linear(l, a)` giving z_l from the previous layer's
+    /// output, with `activations[l]` after every layer but the last, and record the pass. With
+    /// `probes`, a zero leaf requiring grad is added to each pre-activation so that its
+    /// gradient after `backward` is δ_l (Burn cannot `require_grad` an intermediate tensor,
+    /// burn #1802).
+    ///
+    /// # Panics
+    /// Panics if there are fewer activations than hidden layers (a programming error).
+    pub(crate) fn record(
+        input: Tensor<D>,
+        layers: usize,
+        activations: &[Activation],
+        probes: bool,
+        mut linear: impl FnMut(usize, Tensor<D>) -> Tensor<D>,
+    ) -> Self {
+        let last = layers - 1;
+        let device = input.device();
+        let mut trace = Self {
+            output: input.clone(),
+            pre_activations: Vec::with_capacity(layers),
+            activations: Vec::with_capacity(last),
+            delta_probes: Vec::new(),
+        };
+        let mut x = input;
+        assert!(
+            activations.len() >= last,
+            "{layers} layers need {last} activations, got {}",
+            activations.len()
+        );
+        // Each hidden layer's activation, then none after the output layer.
+        let after = activations.iter().take(last).map(Some).chain([None]);
+        for (l, activation) in after.enumerate() {
+            let mut z = linear(l, x);
+            if probes {
+                let probe = Tensor::<D>::zeros(z.shape(), &device).require_grad();
+                z = z + probe.clone();
+                trace.delta_probes.push(probe);
+            }
+            trace.pre_activations.push(z.clone());
+            x = match activation {
+                Some(activation) => {
+                    let a = activation.forward(z);
+                    trace.activations.push(a.clone());
+                    a
+                }
+                None => z,
+            };
+        }
+        trace.output = x;
+        trace
+    }
 }
 
 impl Mlp {
@@ -168,41 +223,18 @@ impl Mlp {
         x
     }
 
-    /// The forward pass, recording pre-activations and activations; with `probes`, a zero
-    /// leaf requiring grad is added to each pre-activation so that its gradient after
-    /// `backward` is δ_l (Burn cannot `require_grad` an intermediate tensor, burn #1802).
+    /// The forward pass, recording pre-activations and activations, and with `probes` the δ
+    /// probes ([`ForwardTrace::record`]).
     ///
     /// # Shapes
     /// - input: `[batch, d_input]`
     pub fn forward_traced(&self, input: Tensor<2>, probes: bool) -> ForwardTrace {
-        let last = self.layers.len() - 1;
-        let device = input.device();
-        let batch = input.dims()[0];
-        let mut trace = ForwardTrace {
-            output: input.clone(),
-            pre_activations: Vec::with_capacity(self.layers.len()),
-            activations: Vec::with_capacity(last),
-            delta_probes: Vec::new(),
-        };
-        let mut x = input;
-        for (i, layer) in self.layers.iter().enumerate() {
-            let mut z = layer.forward(x);
-            if probes {
-                let d_out = layer.weight.dims()[1];
-                let probe = Tensor::<2>::zeros([batch, d_out], &device).require_grad();
-                z = z + probe.clone();
-                trace.delta_probes.push(probe);
-            }
-            trace.pre_activations.push(z.clone());
-            x = if i < last {
-                let a = self.activations[i].forward(z);
-                trace.activations.push(a.clone());
-                a
-            } else {
-                z
-            };
-        }
-        trace.output = x;
-        trace
+        ForwardTrace::record(
+            input,
+            self.layers.len(),
+            &self.activations,
+            probes,
+            |l, x| self.layers[l].forward(x),
+        )
     }
 }

@@ -16,7 +16,7 @@ use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
 use crate::activation::Activation;
 use crate::host::HostTensor;
-use crate::mlp::MlpWeights;
+use crate::mlp::{ForwardTrace, MlpWeights};
 use crate::params::NamedTensor;
 
 /// `T` networks of one architecture on a device, parameters stacked along dimension 0.
@@ -32,17 +32,8 @@ pub struct MlpStack {
     pub trials: usize,
 }
 
-/// What one stacked forward pass recorded, per layer (output layer last).
-#[derive(Debug, Clone)]
-pub struct StackTrace {
-    /// The networks' outputs, `[T, batch, d_output]`.
-    pub output: Tensor<3>,
-    /// a_l = φ(z_l) for each hidden layer, `[T, batch, d_l]`.
-    pub activations: Vec<Tensor<3>>,
-    /// Zero leaves added to each z_l, `[T, batch, d_l]`; their gradients are δ_l. Empty unless
-    /// probes were asked for.
-    pub delta_probes: Vec<Tensor<3>>,
-}
+/// What one stacked forward pass recorded: tensors `[T, batch, d_l]` per layer.
+pub type StackTrace = ForwardTrace<3>;
 
 /// Why networks cannot be stacked.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -109,44 +100,26 @@ impl MlpStack {
         })
     }
 
-    /// The forward pass of every network on its own input, recording activations; with
-    /// `probes`, a zero leaf requiring grad is added to each pre-activation so that its
-    /// gradient after `backward` is δ_l (see [`Mlp::forward_traced`](crate::Mlp::forward_traced)).
+    /// The forward pass of every network on its own input, recording it as
+    /// [`ForwardTrace::record`] does (activations, and with `probes` the δ probes).
     ///
     /// # Shapes
     /// - input: `[T, batch, d_input]`
     /// - output: `[T, batch, d_output]`
     pub fn forward_traced(&self, input: Tensor<3>, probes: bool) -> StackTrace {
-        let last = self.weights.len() - 1;
-        let device = input.device();
-        let [trials, batch, _] = input.dims();
-        let mut trace = StackTrace {
-            output: input.clone(),
-            activations: Vec::with_capacity(last),
-            delta_probes: Vec::new(),
-        };
-        let mut x = input;
-        for (i, (w, b)) in self.weights.iter().zip(&self.biases).enumerate() {
-            let mut z = x.matmul(w.clone());
-            if let Some(b) = b {
-                z = z + b.clone();
-            }
-            if probes {
-                let d_out = w.dims()[2];
-                let probe = Tensor::<3>::zeros([trials, batch, d_out], &device).require_grad();
-                z = z + probe.clone();
-                trace.delta_probes.push(probe);
-            }
-            x = if i < last {
-                let a = self.activations[i].forward(z);
-                trace.activations.push(a.clone());
-                a
-            } else {
-                z
-            };
-        }
-        trace.output = x;
-        trace
+        ForwardTrace::record(
+            input,
+            self.weights.len(),
+            &self.activations,
+            probes,
+            |l, x| {
+                let z = x.matmul(self.weights[l].clone());
+                match &self.biases[l] {
+                    Some(b) => z + b.clone(),
+                    None => z,
+                }
+            },
+        )
     }
 
     /// Every network's parameter gradients, named and ordered as

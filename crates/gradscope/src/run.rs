@@ -103,12 +103,37 @@ pub fn loss_per_trial(loss: Loss, output: Tensor<3>) -> Tensor<1> {
     per_trial.reshape([trials])
 }
 
-/// Run every input case of `exp` on `backend`.
-pub fn execute(exp: &Experiment, backend: &Backend) -> Result<Outcome, RunError> {
-    let weights = match &exp.weights {
+/// The parameters `exp` runs with: loaded from its weights file, or drawn from its seed.
+fn weights_of(exp: &Experiment) -> MlpWeights {
+    match &exp.weights {
         Some(loaded) => loaded.weights.clone(),
         None => exp.model.draw_weights(),
-    };
+    }
+}
+
+/// δ_l, the gradient of probe `l` of a traced pass, read back to the host (and taken out of
+/// `grads`, see [`collect_gradients`]).
+fn delta<const D: usize>(
+    probe: &Tensor<D>,
+    l: usize,
+    grads: &mut burn::tensor::Gradients,
+) -> Result<HostTensor, RunError> {
+    probe
+        .grad_remove(grads)
+        .map(HostTensor::from_tensor)
+        .ok_or_else(|| RunError::MissingGradient(vec![format!("delta.layers.{l}")]))
+}
+
+/// Split a stacked `[T, ...]` host tensor and append trial `t`'s part to `per_trial[t]`.
+fn push_split(per_trial: &mut [Vec<HostTensor>], stacked: HostTensor) {
+    for (t, part) in split_trials(stacked).into_iter().enumerate() {
+        per_trial[t].push(part);
+    }
+}
+
+/// Run every input case of `exp` on `backend`.
+pub fn execute(exp: &Experiment, backend: &Backend) -> Result<Outcome, RunError> {
+    let weights = weights_of(exp);
     let model = Mlp::from_weights(&weights, &backend.device);
     let cases = (0..exp.inputs.len())
         .map(|i| run_case(exp, &model, backend, i))
@@ -132,12 +157,7 @@ fn run_case(
         .delta_probes
         .iter()
         .enumerate()
-        .map(|(l, probe)| {
-            probe
-                .grad_remove(&mut grads)
-                .map(HostTensor::from_tensor)
-                .ok_or_else(|| RunError::MissingGradient(vec![format!("delta.layers.{l}")]))
-        })
+        .map(|(l, probe)| delta(probe, l, &mut grads))
         .collect::<Result<Vec<_>, _>>()?;
     let loss_value = HostTensor::from_tensor(loss).data[0];
     let output = HostTensor::from_tensor(trace.output.detach());
@@ -163,13 +183,7 @@ fn run_case(
 /// them ([`MlpStack`]). Gives the same outcomes as [`execute`] on each experiment, in order.
 pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outcome>, RunError> {
     // Trials draw their weights independently: in parallel.
-    let weights: Vec<MlpWeights> = exps
-        .par_iter()
-        .map(|exp| match &exp.weights {
-            Some(loaded) => loaded.weights.clone(),
-            None => exp.model.draw_weights(),
-        })
-        .collect();
+    let weights: Vec<MlpWeights> = exps.par_iter().map(weights_of).collect();
     let refs: Vec<&MlpWeights> = weights.iter().collect();
     let stack = MlpStack::from_weights(&refs, &backend.device)?;
     let mut cases: Vec<Vec<CaseOutcome>> = exps.iter().map(|_| Vec::new()).collect();
@@ -187,26 +201,13 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
             .map_err(RunError::MissingGradient)?;
         let mut deltas: Vec<Vec<HostTensor>> = exps.iter().map(|_| Vec::new()).collect();
         for (l, probe) in trace.delta_probes.iter().enumerate() {
-            let g = probe
-                .grad_remove(&mut grads)
-                .ok_or_else(|| RunError::MissingGradient(vec![format!("delta.layers.{l}")]))?;
-            for (t, d) in split_trials(HostTensor::from_tensor(g))
-                .into_iter()
-                .enumerate()
-            {
-                deltas[t].push(d);
-            }
+            push_split(&mut deltas, delta(probe, l, &mut grads)?);
         }
         let loss_values = HostTensor::from_tensor(losses).data;
         let outputs = split_trials(HostTensor::from_tensor(trace.output.detach()));
         let mut layer_outputs: Vec<Vec<HostTensor>> = exps.iter().map(|_| Vec::new()).collect();
         for a in trace.activations {
-            for (t, a) in split_trials(HostTensor::from_tensor(a.detach()))
-                .into_iter()
-                .enumerate()
-            {
-                layer_outputs[t].push(a);
-            }
+            push_split(&mut layer_outputs, HostTensor::from_tensor(a.detach()));
         }
         let per_trial = inputs
             .into_iter()

@@ -145,6 +145,15 @@ pub fn auto_stack(exp: &Experiment) -> usize {
         .clamp(1, STACK_MAX)
 }
 
+/// Trial `trial` of a grid point: the point's experiment with seed `seed + trial`, for its
+/// inputs and its weights alike.
+pub fn trial_experiment(point: &Experiment, seed: u64, trial: usize) -> Experiment {
+    let mut e = point.clone();
+    e.seed = seed + trial as u64;
+    e.model.seed = e.seed;
+    e
+}
+
 /// The trial log lines (one per input case) and records of one finished trial.
 fn trial_lines(
     point: usize,
@@ -301,12 +310,7 @@ pub fn run_sweep(
         let units = &todo[start..start + len];
         let trial_exps: Vec<Experiment> = units
             .iter()
-            .map(|&(_, trial)| {
-                let mut e = base.clone();
-                e.seed = exp.seed + trial as u64;
-                e.model.seed = e.seed;
-                e
-            })
+            .map(|&(_, trial)| trial_experiment(base, exp.seed, trial))
             .collect();
         let outcomes = run::execute_stack(&trial_exps, backend)
             .map_err(|e| SweepError::Failure(e.to_string()))?;

@@ -459,12 +459,7 @@ distribution = { kind = "uniform", low = -2.0, high = 2.0 }
         .unwrap_or_else(|e| panic!("{loss}: {e}"));
         // Trials as a sweep makes them: the same experiment, seeds 3, 4, 5.
         let trials: Vec<_> = (0..3)
-            .map(|t| {
-                let mut e = exp.clone();
-                e.seed = exp.seed + t;
-                e.model.seed = e.seed;
-                e
-            })
+            .map(|t| gradscope::sweep::trial_experiment(&exp, exp.seed, t))
             .collect();
         let stacked = gradscope::run::execute_stack(&trials, &backend)
             .unwrap_or_else(|e| panic!("{loss}: {e}"));

@@ -17,6 +17,31 @@ use gradscope::config;
 use gradscope::run;
 use gradscope_model::{Mlp, collect_parameters};
 
+/// `got` agrees with `want` (another backend's run of the same case): identical input; loss,
+/// every gradient and every δ within 1e-4 relative, 1e-6 absolute near zero (issue 3's
+/// tolerance).
+fn assert_case_close(at: &str, got: &run::CaseOutcome, want: &run::CaseOutcome) {
+    let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
+    let check = |what: &str, g: &[f32], w: &[f32]| {
+        close(&format!("{at} / {what}"), g, &f64s(w), 1e-4, 1e-6).unwrap_or_else(|e| panic!("{e}"));
+    };
+    assert_eq!(got.input, want.input, "{at}: inputs must be bit-identical");
+    check("loss", &[got.loss], &[want.loss]);
+    assert_eq!(got.grads.len(), want.grads.len(), "{at}");
+    for (g, w) in got.grads.iter().zip(&want.grads) {
+        assert_eq!(
+            (&g.name, &g.tensor.shape),
+            (&w.name, &w.tensor.shape),
+            "{at}"
+        );
+        check(&g.name, &g.tensor.data, &w.tensor.data);
+    }
+    assert_eq!(got.deltas.len(), want.deltas.len(), "{at}");
+    for (l, (g, w)) in got.deltas.iter().zip(&want.deltas).enumerate() {
+        check(&format!("δ{l}"), &g.data, &w.data);
+    }
+}
+
 fn wgpu_or_skip(test: &str) -> Option<Backend> {
     match backend::open(BackendKind::Wgpu, None) {
         Ok(b) => Some(b),
@@ -75,31 +100,8 @@ fn same_seed_same_weights_inputs_and_gradients_on_every_backend() {
             let other = run::execute(&exp, b).unwrap_or_else(|e| panic!("{e}"));
             assert_eq!(other.weights, reference.weights);
             for (r, o) in reference.cases.iter().zip(&other.cases) {
-                assert_eq!(r.input, o.input, "inputs must be bit-identical");
-                let at = |w: &str| {
-                    format!(
-                        "{} / {} / {w}: ndarray vs {}",
-                        exp.name,
-                        r.name,
-                        b.kind.name()
-                    )
-                };
-                let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
-                // 1e-4 relative, 1e-6 absolute near zero (issue 3's tolerance).
-                close(&at("loss"), &[o.loss], &[f64::from(r.loss)], 1e-4, 1e-6)
-                    .unwrap_or_else(|e| panic!("{e}"));
-                for (rg, og) in r.grads.iter().zip(&o.grads) {
-                    assert_eq!(rg.name, og.name);
-                    assert_eq!(rg.tensor.shape, og.tensor.shape);
-                    close(
-                        &at(&rg.name),
-                        &og.tensor.data,
-                        &f64s(&rg.tensor.data),
-                        1e-4,
-                        1e-6,
-                    )
-                    .unwrap_or_else(|e| panic!("{e}"));
-                }
+                let at = format!("{} / {}: ndarray vs {}", exp.name, r.name, b.kind.name());
+                assert_case_close(&at, o, r);
             }
         }
     }
@@ -234,12 +236,7 @@ fn stacked_trials_on_wgpu_match_single_runs_on_ndarray() {
         .unwrap_or_else(|| panic!("seed config 3"));
     let exp = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
     let trials: Vec<_> = (0..4)
-        .map(|t| {
-            let mut e = exp.clone();
-            e.seed = exp.seed + t;
-            e.model.seed = e.seed;
-            e
-        })
+        .map(|t| gradscope::sweep::trial_experiment(&exp, exp.seed, t))
         .collect();
     let stacked = run::execute_stack(&trials, &wgpu).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stacked.len(), 4);
@@ -247,28 +244,8 @@ fn stacked_trials_on_wgpu_match_single_runs_on_ndarray() {
         let want = run::execute(trial, &ndarray).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(got.weights, want.weights);
         for (g, w) in got.cases.iter().zip(&want.cases) {
-            let at = |what: &str| format!("trial {t} / {} / {what}: wgpu stack vs ndarray", w.name);
-            let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<_>>();
-            assert_eq!(g.input, w.input, "inputs must be bit-identical");
-            // Issue 3's tolerance, as in the parity test above.
-            close(&at("loss"), &[g.loss], &[f64::from(w.loss)], 1e-4, 1e-6)
-                .unwrap_or_else(|e| panic!("{e}"));
-            for (gg, wg) in g.grads.iter().zip(&w.grads) {
-                assert_eq!((&gg.name, &gg.tensor.shape), (&wg.name, &wg.tensor.shape));
-                close(
-                    &at(&gg.name),
-                    &gg.tensor.data,
-                    &f64s(&wg.tensor.data),
-                    1e-4,
-                    1e-6,
-                )
-                .unwrap_or_else(|e| panic!("{e}"));
-            }
-            assert_eq!(g.deltas.len(), w.deltas.len());
-            for (l, (gd, wd)) in g.deltas.iter().zip(&w.deltas).enumerate() {
-                close(&at(&format!("δ{l}")), &gd.data, &f64s(&wd.data), 1e-4, 1e-6)
-                    .unwrap_or_else(|e| panic!("{e}"));
-            }
+            let at = format!("trial {t} / {}: wgpu stack vs ndarray", w.name);
+            assert_case_close(&at, g, w);
         }
     }
 }
