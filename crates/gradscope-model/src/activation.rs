@@ -1,5 +1,6 @@
 //! `Activation`: the element-wise non-linearities applied after each hidden layer, each
-//! computed by Burn's own activation function so that autodiff differentiates it.
+//! computed by Burn's own activation function so that autodiff differentiates it, except gelu
+//! (see [`gelu_exact`]).
 
 use burn::tensor::{Tensor, activation};
 
@@ -39,7 +40,7 @@ impl Activation {
             Self::Relu => activation::relu(x),
             Self::LeakyRelu { slope } => activation::leaky_relu(x, slope),
             Self::Elu { alpha } => activation::elu(x, alpha),
-            Self::Gelu => activation::gelu(x),
+            Self::Gelu => gelu_exact(x),
             Self::Silu => activation::silu(x),
             Self::Softplus => activation::softplus(x, 1.0),
             Self::Sigmoid => activation::sigmoid(x),
@@ -62,4 +63,23 @@ impl Activation {
             Self::Identity => "identity",
         }
     }
+}
+
+/// gelu(x) = x·Φ(x) = x·(1 + erf(x/√2))/2, built from the tensor operations erf, add, mul and
+/// div so that autodiff differentiates it exactly: d/dx = Φ(x) + x·φ(x).
+///
+/// Burn 0.22.1's `activation::gelu` computes this same forward (burn-backend's default
+/// `ActivationOps::gelu` is exactly this sequence of operations), but its default
+/// `gelu_backward` is the derivative of the *tanh approximation* of gelu, off from the exact
+/// derivative by up to 8.7e-4 (at |x| ≈ 2.2). ndarray and wgpu use that default; flex
+/// overrides both with exact formulas. Composing the forward here gives every backend the same,
+/// exact backward through erf's own derivative, 2/√π·exp(−u²) (burn-autodiff `float_erf`).
+/// On ndarray and wgpu the forward values are bit-identical to `activation::gelu`'s.
+pub fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    let cdf_times_two = x
+        .clone()
+        .div_scalar(std::f64::consts::SQRT_2)
+        .erf()
+        .add_scalar(1.0);
+    (x * cdf_times_two).div_scalar(2.0)
 }

@@ -1,6 +1,9 @@
-//! Each activation, as computed by Burn, against its formula written out in f64.
+//! Each activation, as computed by Burn, against its formula written out in f64: the forward
+//! values, and the derivative autodiff takes of them, on both CPU backends (the whole network on
+//! every backend, wgpu included, is checked against the oracle in the gradscope crate's tests).
 
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, Tensor, activation};
+use gradscope_model::activation::gelu_exact;
 use gradscope_model::{Activation, HostTensor};
 
 #[allow(deprecated)]
@@ -8,14 +11,168 @@ fn device() -> Device {
     Device::ndarray()
 }
 
-/// erf by Abramowitz & Stegun 7.1.26 (absolute error ≤ 1.5e-7), enough against f32.
-fn erf(x: f64) -> f64 {
-    let t = 1.0 / (1.0 + 0.3275911 * x.abs());
-    let poly = t
-        * (0.254829592
-            + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))));
-    let y = 1.0 - poly * (-x * x).exp();
-    if x >= 0.0 { y } else { -y }
+/// The CPU backends, as autodiff devices.
+#[allow(deprecated)]
+fn cpu_devices() -> [(&'static str, Device); 2] {
+    [
+        ("ndarray", Device::ndarray().autodiff()),
+        ("flex", Device::flex().autodiff()),
+    ]
+}
+
+/// Every activation, those with a parameter at a non-default value too. The `match` is
+/// exhaustive, so a new variant cannot be left out of these tests.
+fn every_activation() -> Vec<Activation> {
+    let all = vec![
+        Activation::Relu,
+        Activation::LeakyRelu { slope: 0.01 },
+        Activation::LeakyRelu { slope: 0.2 },
+        Activation::Elu { alpha: 1.0 },
+        Activation::Elu { alpha: 0.5 },
+        Activation::Gelu,
+        Activation::Silu,
+        Activation::Softplus,
+        Activation::Sigmoid,
+        Activation::Tanh,
+        Activation::Identity,
+    ];
+    for a in &all {
+        match a {
+            Activation::Relu
+            | Activation::LeakyRelu { .. }
+            | Activation::Elu { .. }
+            | Activation::Gelu
+            | Activation::Silu
+            | Activation::Softplus
+            | Activation::Sigmoid
+            | Activation::Tanh
+            | Activation::Identity => {}
+        }
+    }
+    all
+}
+
+/// φ'(x) in f64. At a kink (x = 0 for relu, leaky_relu and elu) the left derivative, the
+/// convention of Burn and TensorFlow; the test grid avoids 0 for those anyway.
+fn derivative(a: Activation, x: f64) -> f64 {
+    let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+    match a {
+        Activation::Relu => f64::from(u8::from(x > 0.0)),
+        Activation::LeakyRelu { slope } => {
+            if x > 0.0 {
+                1.0
+            } else {
+                slope
+            }
+        }
+        Activation::Elu { alpha } => {
+            if x > 0.0 {
+                1.0
+            } else {
+                alpha * x.exp()
+            }
+        }
+        // Φ(x) + x·φ(x).
+        Activation::Gelu => {
+            0.5 * (1.0 + libm::erf(x / std::f64::consts::SQRT_2))
+                + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt()
+        }
+        Activation::Silu => sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x))),
+        Activation::Softplus => sigmoid(x),
+        Activation::Sigmoid => sigmoid(x) * (1.0 - sigmoid(x)),
+        Activation::Tanh => 1.0 - x.tanh().powi(2),
+        Activation::Identity => 1.0,
+    }
+}
+
+/// The derivative autodiff takes of `f` at each of `xs`, on `device`.
+fn autodiff_derivative(
+    f: impl Fn(Tensor<1>) -> Tensor<1>,
+    xs: &[f32],
+    device: &Device,
+) -> Vec<f32> {
+    let x = Tensor::<1>::from_data(xs, device).require_grad();
+    let grads = f(x.clone()).sum().backward();
+    let g = x
+        .grad(&grads)
+        .unwrap_or_else(|| panic!("no gradient for x"));
+    HostTensor::from_tensor(g).data
+}
+
+/// x from -6 to 6 in steps of 1/16, 0 left out (relu's kink), plus 1/3-offset points.
+fn grid() -> Vec<f32> {
+    (-96..=96)
+        .filter(|&i| i != 0)
+        .map(|i| i as f32 / 16.0)
+        .chain((-18..18).map(|i| i as f32 / 3.0 + 1.0 / 7.0))
+        .collect()
+}
+
+#[test]
+fn every_activations_derivative_is_exact_on_both_cpu_backends() {
+    // Bound: the derivatives are compositions of a handful of f32 operations (exp, erf, tanh,
+    // a division), each within a few ulps (u = 6e-8) of exact: 5e-7 absolute on values of order
+    // 1 is about 8 ulps. The tanh approximation's derivative that Burn's default gelu_backward
+    // computes is off by up to 8.7e-4 (next test), three orders of magnitude above it.
+    let xs = grid();
+    for (backend, device) in cpu_devices() {
+        for a in every_activation() {
+            let got = autodiff_derivative(|x| a.forward(x), &xs, &device);
+            for (&x, &g) in xs.iter().zip(&got) {
+                let want = derivative(a, f64::from(x));
+                assert!(
+                    (f64::from(g) - want).abs() <= 5e-7 * (1.0 + want.abs()),
+                    "{backend}: {}'({x}) = {g}, exactly {want}",
+                    a.name()
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gelu_forward_is_burns_own_on_ndarray() {
+    // gelu_exact performs burn-backend's default gelu forward operation by operation, which is
+    // what ndarray uses: the values must be bit-identical, so only the backward changed.
+    let xs = grid();
+    let dev = device();
+    let ours = HostTensor::from_tensor(gelu_exact(Tensor::<1>::from_data(xs.as_slice(), &dev)));
+    let burns = HostTensor::from_tensor(activation::gelu(Tensor::<1>::from_data(
+        xs.as_slice(),
+        &dev,
+    )));
+    assert_eq!(ours.data, burns.data);
+}
+
+/// Upstream: Burn 0.22.1's default `gelu_backward` (burn-backend, src/backend/ops/activation.rs)
+/// is the derivative of gelu's tanh approximation while the forward is exact. This test shows
+/// the seam on ndarray, so that the day Burn fixes it, it fails and `gelu_exact` can go.
+#[test]
+fn burns_own_gelu_backward_on_ndarray_is_the_tanh_approximation() {
+    // d/dx of 0.5·x·(1 + tanh(u)), u = √(2/π)·(x + 0.044715·x³):
+    //   0.5·(1 + tanh u) + 0.5·x·(1 − tanh² u)·√(2/π)·(1 + 3·0.044715·x²).
+    let tanh_approx = |x: f64| {
+        let k = (2.0 / std::f64::consts::PI).sqrt();
+        let t = (k * (x + 0.044715 * x.powi(3))).tanh();
+        0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * k * (1.0 + 3.0 * 0.044715 * x * x)
+    };
+    let xs = grid();
+    let (_, device) = &cpu_devices()[0];
+    let got = autodiff_derivative(activation::gelu, &xs, device);
+    let mut gap = 0.0f64;
+    for (&x, &g) in xs.iter().zip(&got) {
+        let x64 = f64::from(x);
+        assert!(
+            (f64::from(g) - tanh_approx(x64)).abs() <= 1e-5,
+            "Burn's gelu backward at {x}: {g}, tanh approximation's derivative {}",
+            tanh_approx(x64)
+        );
+        gap = gap.max((f64::from(g) - derivative(Activation::Gelu, x64)).abs());
+    }
+    assert!(
+        gap > 5e-4,
+        "Burn's own gelu backward is now within {gap:e} of the exact derivative: fixed upstream?"
+    );
 }
 
 fn formula(a: Activation, x: f64) -> f64 {
@@ -36,7 +193,7 @@ fn formula(a: Activation, x: f64) -> f64 {
                 alpha * (x.exp() - 1.0)
             }
         }
-        Activation::Gelu => 0.5 * x * (1.0 + erf(x / std::f64::consts::SQRT_2)),
+        Activation::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
         Activation::Silu => x * sigmoid(x),
         Activation::Softplus => x.exp().ln_1p(),
         Activation::Sigmoid => sigmoid(x),
@@ -49,17 +206,7 @@ fn formula(a: Activation, x: f64) -> f64 {
 fn every_activation_matches_its_formula() {
     let xs: Vec<f32> = (-40..=40).map(|i| i as f32 * 0.125).collect();
     let dev = device();
-    for a in [
-        Activation::Relu,
-        Activation::LeakyRelu { slope: 0.1 },
-        Activation::Elu { alpha: 0.7 },
-        Activation::Gelu,
-        Activation::Silu,
-        Activation::Softplus,
-        Activation::Sigmoid,
-        Activation::Tanh,
-        Activation::Identity,
-    ] {
+    for a in every_activation() {
         let x = Tensor::<1>::from_data(xs.as_slice(), &dev);
         let got = HostTensor::from_tensor(a.forward(x)).data;
         for (&x, &g) in xs.iter().zip(&got) {

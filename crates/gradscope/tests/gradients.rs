@@ -5,7 +5,7 @@
 mod common;
 
 use common::oracle::{self, forward_loss, layers_of};
-use common::{close, seed_configs};
+use common::{EVERY_ACTIVATION, activation_experiment, seed_configs};
 use gradscope::backend::{self, BackendKind};
 use gradscope::config::{self, Experiment, Loss, Source};
 use gradscope::run::{self, draw_input};
@@ -23,15 +23,22 @@ fn there_are_three_seed_configs() {
 fn oracle_agrees_with_central_finite_differences() {
     // Central differences in f64 with h = 1e-6: truncation error O(h²) and rounding error
     // O(eps·|loss|/h) ≈ 1e-10·|loss|, far below the 1e-6 tolerance.
+    // The seed configs and every activation's network (gelu's exact derivative included).
     let h = 1e-6;
-    for path in seed_configs() {
-        let exp = load(&path);
+    let experiments = seed_configs()
+        .into_iter()
+        .map(|p| (p.display().to_string(), load(&p)))
+        .chain(EVERY_ACTIVATION.map(|a| (a.to_string(), activation_experiment(a))));
+    for (path, exp) in experiments {
         let weights = exp.model.draw_weights();
         for (ci, _) in exp.inputs.iter().enumerate() {
             let x = draw_input(&exp, ci);
             let xs: Vec<f64> = x.data.iter().map(|&v| f64::from(v)).collect();
             let batch = x.shape[0];
             let want = oracle::oracle(&weights, &x, exp.loss);
+            // Each loss evaluation is off by about eps·|loss| (f64); the difference quotient
+            // divides two of them by 2h: 10 × 2·eps·|loss|/(2h) covers that with margin.
+            let rounding = 10.0 * 2.0 * f64::EPSILON * want.loss.abs() / (2.0 * h);
             let base = layers_of(&weights);
             for l in 0..base.len() {
                 let n_w = base[l].0.len();
@@ -57,9 +64,8 @@ fn oracle_agrees_with_central_finite_differences() {
                         want.grads[l].1[k.1]
                     };
                     assert!(
-                        (fd - an).abs() <= 1e-6 * (1.0 + an.abs()),
-                        "{}: layer {l} {} [{}]: finite difference {fd:e} vs oracle {an:e}",
-                        path.display(),
+                        (fd - an).abs() <= 1e-6 * (1.0 + an.abs()) + rounding,
+                        "{path}: layer {l} {} [{}]: finite difference {fd:e} vs oracle {an:e}",
                         if k.0 == 0 { "weight" } else { "bias" },
                         k.1
                     );
@@ -69,31 +75,11 @@ fn oracle_agrees_with_central_finite_differences() {
     }
 }
 
-/// Compare a Burn run of `exp` on `kind` with the oracle: loss, every gradient and every δ.
+/// Compare a Burn run of `exp` on `kind` with the oracle: loss, every gradient and every δ
+/// within 1e-5 relative (see `close`).
 fn check_against_oracle(exp: &Experiment, kind: BackendKind) {
     let backend = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
-    let outcome = run::execute(exp, &backend).unwrap_or_else(|e| panic!("{e}"));
-    for case in &outcome.cases {
-        let want = oracle::oracle(&outcome.weights, &case.input, exp.loss);
-        let at = |what: &str| format!("{} / {} / {what} on {}", exp.name, case.name, kind.name());
-        close(&at("loss"), &[case.loss], &[want.loss], 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
-        for (l, (gw, gb)) in want.grads.iter().enumerate() {
-            let w = &case.grads[2 * l];
-            let b = &case.grads[2 * l + 1];
-            assert_eq!(w.name, format!("layers.{l}.weight"));
-            assert_eq!(b.name, format!("layers.{l}.bias"));
-            close(&at(&w.name), &w.tensor.data, gw, 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
-            close(&at(&b.name), &b.tensor.data, gb, 1e-5, 0.0).unwrap_or_else(|e| panic!("{e}"));
-            close(
-                &at(&format!("delta.layers.{l}")),
-                &case.deltas[l].data,
-                &want.deltas[l],
-                1e-5,
-                0.0,
-            )
-            .unwrap_or_else(|e| panic!("{e}"));
-        }
-    }
+    common::check_against_oracle(exp, &backend, 1e-5);
 }
 
 #[test]
@@ -108,6 +94,45 @@ fn flex_gradients_match_the_oracle_on_every_seed_config() {
     for path in seed_configs() {
         check_against_oracle(&load(&path), BackendKind::Flex);
     }
+}
+
+/// Issue 11's bound, "within a few f32 roundings": per tensor, Burn's normwise relative error
+/// against the f64 oracle is at most this many times that of a plain f32 evaluation of the same
+/// network, credited with at least 8 ulps (`common::check_within_f32_rounding`). Burn and the
+/// plain evaluation sum in different orders (blocked matrix kernels against a loop), so their
+/// errors differ by small factors either way: measured at most 1.2 on ndarray and flex with
+/// the 8-ulp credit (printed by the tests). So the bound is about 2e-6; Burn's own gelu
+/// backward was off by 6e-4 to 1e-3, 300 times more.
+///
+/// The element-wise check beside it (`check_against_oracle`, 1e-4 relative where |value| ≥ 1 %
+/// of the tensor's scale) catches a single wrong element; its worst case is set by cancellation
+/// in weight gradients (sums over the batch), measured at most 3.5e-5.
+pub const F32_FACTOR: f64 = 4.0;
+
+/// Every activation, on each CPU backend, on a depth-8 network with a batch of 5 and non-zero
+/// biases: every parameter gradient and every δ_l agree with the f64 oracle within a few f32
+/// roundings (wgpu: tests/wgpu.rs).
+fn every_activation_matches_the_oracle_on(kind: BackendKind) {
+    let backend = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
+    for activation in EVERY_ACTIVATION {
+        let exp = activation_experiment(activation);
+        let ratio = common::check_within_f32_rounding(&exp, &backend, F32_FACTOR);
+        let worst = common::check_against_oracle(&exp, &backend, 1e-4);
+        eprintln!(
+            "{} {activation}: worst error {worst:.2e}; at most {ratio:.2} x a plain f32 evaluation's",
+            kind.name()
+        );
+    }
+}
+
+#[test]
+fn every_activation_matches_the_oracle_on_ndarray() {
+    every_activation_matches_the_oracle_on(BackendKind::Ndarray);
+}
+
+#[test]
+fn every_activation_matches_the_oracle_on_flex() {
+    every_activation_matches_the_oracle_on(BackendKind::Flex);
 }
 
 #[test]

@@ -6,6 +6,10 @@ pub mod oracle;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use gradscope::backend::Backend;
+use gradscope::config::{self, Experiment, Source};
+use gradscope::run;
+
 /// Run the gradscope binary with `args` in `cwd`, with extra environment variables.
 pub fn gradscope_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_gradscope"));
@@ -76,4 +80,183 @@ pub fn close(
         }
     }
     Ok(())
+}
+
+/// The worst error of `got` against `want` in `close`'s measure: |got − want| relative to
+/// |want| where |want| ≥ 1 % of the tensor's largest magnitude, relative to that largest
+/// magnitude elsewhere. Infinite when `got` is not finite.
+pub fn worst_error(got: &[f32], want: &[f64]) -> f64 {
+    let scale = want.iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    got.iter().zip(want).fold(0.0, |worst, (&g, &w)| {
+        let g = f64::from(g);
+        let diff = if g.is_finite() {
+            (g - w).abs()
+        } else {
+            f64::INFINITY
+        };
+        let base = if w.abs() >= 1e-2 * scale {
+            w.abs()
+        } else {
+            scale
+        };
+        worst.max(if base > 0.0 { diff / base } else { diff })
+    })
+}
+
+/// The normwise relative error ‖got − want‖₂ / ‖want‖₂ (infinite when `got` holds a non-finite
+/// value; 0 against an all-zero `want` only when `got` is all zero too).
+pub fn normwise_error(got: &[f32], want: &[f64]) -> f64 {
+    let (mut diff, mut norm) = (0.0f64, 0.0f64);
+    for (&g, &w) in got.iter().zip(want) {
+        let g = f64::from(g);
+        if !g.is_finite() {
+            return f64::INFINITY;
+        }
+        diff += (g - w).powi(2);
+        norm += w * w;
+    }
+    if norm > 0.0 {
+        (diff / norm).sqrt()
+    } else if diff > 0.0 {
+        f64::INFINITY
+    } else {
+        0.0
+    }
+}
+
+/// Every activation as a TOML value; those with a parameter also at a non-default value
+/// (leaky_relu's default slope is 0.01, elu's default alpha 1).
+pub const EVERY_ACTIVATION: [&str; 11] = [
+    "\"relu\"",
+    "\"leaky_relu\"",
+    "{ kind = \"leaky_relu\", slope = 0.2 }",
+    "\"elu\"",
+    "{ kind = \"elu\", alpha = 0.5 }",
+    "\"gelu\"",
+    "\"silu\"",
+    "\"softplus\"",
+    "\"sigmoid\"",
+    "\"tanh\"",
+    "\"identity\"",
+];
+
+/// A network deep enough for rounding to compound and for a wrong derivative to show: 8 hidden
+/// layers of width 24 with `activation`, he_normal kernels, N(0, 0.2²) biases (non-zero, so
+/// bias gradients and shifted pre-activations are exercised), a batch of 5 N(0, 1) inputs.
+/// He scaling keeps the pre-activations of order 1-3 at every depth, where gelu's exact
+/// derivative and that of its tanh approximation are furthest apart.
+pub fn activation_experiment(activation: &str) -> Experiment {
+    config::parse(Source {
+        path: "every-activation.toml".into(),
+        text: activation_toml(activation),
+    })
+    .unwrap_or_else(|e| panic!("{activation}: {e}"))
+}
+
+/// The TOML text of [`activation_experiment`].
+pub fn activation_toml(activation: &str) -> String {
+    // The name says which activation: `{ kind = "elu", alpha = 0.5 }` -> `kind-elu-alpha-0.5`.
+    let name = activation
+        .split(|c: char| !(c.is_ascii_alphanumeric() || c == '.' || c == '_'))
+        .filter(|w| !w.is_empty())
+        .collect::<Vec<_>>()
+        .join("-");
+    format!(
+        "name = \"{name}\"\ndescription = \"d\"\nseed = 11\nloss = \"sum_squares\"\n\
+         [model]\ninput = 12\ndepth = 8\nwidth = 24\noutput = 3\nactivation = {activation}\n\
+         kernel_init = \"he_normal\"\nbias_init = {{ kind = \"normal\", std = 0.2 }}\n\
+         [[inputs]]\nname = \"x\"\nbatch = 5\ndistribution = \"normal\"\n"
+    )
+}
+
+/// Every tensor of a Burn case next to the oracle's: (name, Burn's values, the oracle's) for
+/// the loss, each parameter gradient (`layers.{l}.weight`, `layers.{l}.bias`) and each δ_l.
+fn pairs<'a>(
+    case: &'a run::CaseOutcome,
+    want: &'a oracle::OracleResult,
+) -> Vec<(String, &'a [f32], &'a [f64])> {
+    let mut v = vec![(
+        "loss".to_string(),
+        std::slice::from_ref(&case.loss),
+        std::slice::from_ref(&want.loss),
+    )];
+    let mut grads = case.grads.iter();
+    for (l, (gw, gb)) in want.grads.iter().enumerate() {
+        for (suffix, values) in [("weight", gw), ("bias", gb)] {
+            let name = format!("layers.{l}.{suffix}");
+            // Without biases Burn has no bias parameter, and the oracle's bias gradient is unused.
+            if suffix == "bias" && case.grads.len() == want.grads.len() {
+                continue;
+            }
+            let g = grads.next().unwrap_or_else(|| panic!("Burn has no {name}"));
+            assert_eq!(g.name, name);
+            v.push((name, g.tensor.data.as_slice(), values.as_slice()));
+        }
+    }
+    for (l, d) in case.deltas.iter().enumerate() {
+        v.push((
+            format!("delta.layers.{l}"),
+            d.data.as_slice(),
+            want.deltas[l].as_slice(),
+        ));
+    }
+    v
+}
+
+/// Run `exp` on `backend` and compare the loss, every parameter gradient and every δ_l with
+/// the f64 oracle; panics past `rel` (in `close`'s measure), else returns the worst error seen.
+pub fn check_against_oracle(exp: &Experiment, backend: &Backend, rel: f64) -> f64 {
+    let outcome = run::execute(exp, backend).unwrap_or_else(|e| panic!("{e}"));
+    let mut worst = 0.0f64;
+    for case in &outcome.cases {
+        let want = oracle::oracle(&outcome.weights, &case.input, exp.loss);
+        for (what, got, want) in pairs(case, &want) {
+            let at = format!(
+                "{} / {} / {what} on {}",
+                exp.name,
+                case.name,
+                backend.kind.name()
+            );
+            close(&at, got, want, rel, 0.0).unwrap_or_else(|e| panic!("{e}"));
+            worst = worst.max(worst_error(got, want));
+        }
+    }
+    worst
+}
+
+/// The least error a plain f32 evaluation is credited with: 8 units in the last place
+/// (u = 2⁻²⁴). A single value such as the loss can land within one ulp by luck in one
+/// summation order and not in another (measured: Burn 1.4e-7 to 5.7e-7 on the loss, 10 ulps at
+/// most, where the plain loop was within 1 ulp).
+pub const F32_FLOOR: f64 = 8.0 * 5.960464477539063e-8;
+
+/// "Within a few f32 roundings", made concrete: for every tensor (loss, each gradient, each
+/// δ_l), Burn's normwise relative error against the f64 oracle (`normwise_error`) is at most
+/// `factor` times that of a plain f32 evaluation of the same network
+/// (`oracle::oracle_rounded`: the same loops, every operation rounded to f32), which is what
+/// f32 rounding alone does to that tensor; the plain evaluation is credited with at least
+/// [`F32_FLOOR`]. Returns the largest ratio seen.
+pub fn check_within_f32_rounding(exp: &Experiment, backend: &Backend, factor: f64) -> f64 {
+    let outcome = run::execute(exp, backend).unwrap_or_else(|e| panic!("{e}"));
+    let mut largest = 0.0f64;
+    for case in &outcome.cases {
+        let want = oracle::oracle(&outcome.weights, &case.input, exp.loss);
+        let plain = oracle::oracle_rounded(&outcome.weights, &case.input, exp.loss);
+        let plain_pairs = pairs(case, &plain);
+        for ((what, got, want), (_, _, plain)) in pairs(case, &want).into_iter().zip(plain_pairs) {
+            let plain: Vec<f32> = plain.iter().map(|&v| v as f32).collect();
+            let burn_error = normwise_error(got, want);
+            let f32_error = normwise_error(&plain, want).max(F32_FLOOR);
+            assert!(
+                burn_error <= factor * f32_error,
+                "{} / {} / {what} on {}: normwise error {burn_error:.2e} against the f64 oracle, \
+                 more than {factor} x the {f32_error:.2e} of a plain f32 evaluation",
+                exp.name,
+                case.name,
+                backend.kind.name()
+            );
+            largest = largest.max(burn_error / f32_error);
+        }
+    }
+    largest
 }

@@ -1,6 +1,10 @@
 //! An independent oracle: the MLP's forward and backward pass written out by hand in f64,
 //! with no Burn anywhere. Given the same (f32) weights and input as a Burn run, it yields the
 //! loss, the gradient of every parameter and δ_l = ∂loss/∂z_l of every layer.
+//!
+//! [`oracle_rounded`] runs the same loops with the result of every operation rounded to f32:
+//! a plain f32 evaluation of the network, whose distance from the f64 oracle measures how much
+//! f32 rounding alone moves each value (the problem's own conditioning).
 
 use gradscope::config::Loss;
 use gradscope_model::{Activation, HostTensor, MlpWeights};
@@ -15,7 +19,7 @@ pub struct OracleResult {
     pub deltas: Vec<Vec<f64>>,
 }
 
-fn act(a: Activation, z: f64) -> f64 {
+pub fn act(a: Activation, z: f64) -> f64 {
     match a {
         Activation::Relu => z.max(0.0),
         Activation::LeakyRelu { slope } => {
@@ -37,12 +41,13 @@ fn act(a: Activation, z: f64) -> f64 {
         Activation::Softplus => z.exp().ln_1p(),
         Activation::Silu => z / (1.0 + (-z).exp()),
         Activation::Identity => z,
-        Activation::Gelu => unimplemented!("the oracle has no erf"),
+        // x·Φ(x); libm's erf is fdlibm's, within 1 ulp in f64.
+        Activation::Gelu => 0.5 * z * (1.0 + libm::erf(z / std::f64::consts::SQRT_2)),
     }
 }
 
 /// φ'(z), with ReLU's derivative at 0 taken as 0 (TensorFlow's and Burn's convention).
-fn act_grad(a: Activation, z: f64) -> f64 {
+pub fn act_grad(a: Activation, z: f64) -> f64 {
     match a {
         Activation::Relu => {
             if z > 0.0 {
@@ -76,7 +81,12 @@ fn act_grad(a: Activation, z: f64) -> f64 {
             s * (1.0 + z * (1.0 - s))
         }
         Activation::Identity => 1.0,
-        Activation::Gelu => unimplemented!("the oracle has no erf"),
+        // Φ(x) + x·φ(x): the exact derivative (not that of gelu's tanh approximation).
+        Activation::Gelu => {
+            let cdf = 0.5 * (1.0 + libm::erf(z / std::f64::consts::SQRT_2));
+            let pdf = (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+            cdf + z * pdf
+        }
     }
 }
 
@@ -100,6 +110,25 @@ pub fn layers_of(w: &MlpWeights) -> Layers {
             )
         })
         .collect()
+}
+
+/// The precision the oracle's arithmetic rounds to.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Precision {
+    /// f64 throughout: the reference.
+    F64,
+    /// Every operation's result rounded to f32 (each correctly rounded, so as good as f32
+    /// arithmetic gets).
+    F32,
+}
+
+impl Precision {
+    fn q(self, x: f64) -> f64 {
+        match self {
+            Self::F64 => x,
+            Self::F32 => f64::from(x as f32),
+        }
+    }
 }
 
 fn loss_and_grad(loss: Loss, out: &[f64]) -> (f64, Vec<f64>) {
@@ -130,7 +159,7 @@ pub fn forward_loss(
     batch: usize,
     loss: Loss,
 ) -> f64 {
-    let (_, out) = forward(layers, acts, x, batch);
+    let (_, out) = forward(layers, acts, x, batch, Precision::F64);
     loss_and_grad(loss, &out).0
 }
 
@@ -140,6 +169,7 @@ fn forward(
     acts: &[Activation],
     x: &[f64],
     batch: usize,
+    p: Precision,
 ) -> (Vec<(Vec<f64>, Vec<f64>)>, Vec<f64>) {
     let mut a = x.to_vec();
     let mut tape = Vec::new();
@@ -147,15 +177,15 @@ fn forward(
         let mut z = vec![0.0; batch * d_out];
         for r in 0..batch {
             for j in 0..*d_out {
-                let mut s = b[j];
+                let mut s = 0.0;
                 for i in 0..*d_in {
-                    s += a[r * d_in + i] * w[i * d_out + j];
+                    s = p.q(s + p.q(a[r * d_in + i] * w[i * d_out + j]));
                 }
-                z[r * d_out + j] = s;
+                z[r * d_out + j] = p.q(s + b[j]);
             }
         }
         let next = if l + 1 < layers.len() {
-            z.iter().map(|&v| act(acts[l], v)).collect()
+            z.iter().map(|&v| p.q(act(acts[l], v))).collect()
         } else {
             z.clone()
         };
@@ -165,13 +195,26 @@ fn forward(
     (tape, a)
 }
 
-/// The full oracle.
+/// The full oracle, in f64.
 pub fn oracle(w: &MlpWeights, x: &HostTensor, loss: Loss) -> OracleResult {
+    oracle_in(w, x, loss, Precision::F64)
+}
+
+/// The oracle's loops with every operation rounded to f32 (see the module docs).
+pub fn oracle_rounded(w: &MlpWeights, x: &HostTensor, loss: Loss) -> OracleResult {
+    oracle_in(w, x, loss, Precision::F32)
+}
+
+fn oracle_in(w: &MlpWeights, x: &HostTensor, loss: Loss, p: Precision) -> OracleResult {
     let layers = layers_of(w);
     let batch = x.shape[0];
     let xs: Vec<f64> = x.data.iter().map(|&v| f64::from(v)).collect();
-    let (tape, out) = forward(&layers, &w.activations, &xs, batch);
-    let (loss_value, mut delta) = loss_and_grad(loss, &out);
+    let (tape, out) = forward(&layers, &w.activations, &xs, batch, p);
+    let (loss_value, delta) = loss_and_grad(loss, &out);
+    let (loss_value, mut delta) = (
+        p.q(loss_value),
+        delta.into_iter().map(|d| p.q(d)).collect::<Vec<_>>(),
+    );
     let mut grads = vec![(Vec::new(), Vec::new()); layers.len()];
     let mut deltas = vec![Vec::new(); layers.len()];
     for l in (0..layers.len()).rev() {
@@ -183,9 +226,9 @@ pub fn oracle(w: &MlpWeights, x: &HostTensor, loss: Loss) -> OracleResult {
         for r in 0..batch {
             for j in 0..*d_out {
                 let d = delta[r * d_out + j];
-                gb[j] += d;
+                gb[j] = p.q(gb[j] + d);
                 for i in 0..*d_in {
-                    gw[i * d_out + j] += a_prev[r * d_in + i] * d;
+                    gw[i * d_out + j] = p.q(gw[i * d_out + j] + p.q(a_prev[r * d_in + i] * d));
                 }
             }
         }
@@ -198,9 +241,10 @@ pub fn oracle(w: &MlpWeights, x: &HostTensor, loss: Loss) -> OracleResult {
                 for i in 0..*d_in {
                     let mut s = 0.0;
                     for j in 0..*d_out {
-                        s += w_l[i * d_out + j] * delta[r * d_out + j];
+                        s = p.q(s + p.q(w_l[i * d_out + j] * delta[r * d_out + j]));
                     }
-                    next[r * d_in + i] = s * act_grad(w.activations[l - 1], z_prev[r * d_in + i]);
+                    let slope = p.q(act_grad(w.activations[l - 1], z_prev[r * d_in + i]));
+                    next[r * d_in + i] = p.q(s * slope);
                 }
             }
             delta = next;
