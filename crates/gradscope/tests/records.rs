@@ -187,3 +187,129 @@ fn an_unwritable_record_place_is_exit_1_with_a_hint() {
         "{err}"
     );
 }
+
+/// Every file and directory below `dir`, relative to it, sorted.
+fn tree(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for p in entries(&d) {
+            out.push(
+                p.strip_prefix(dir)
+                    .map(|r| r.display().to_string())
+                    .unwrap_or_default(),
+            );
+            if p.is_dir() {
+                stack.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 11: experiment and case names become record directories, notebook pages, dump files
+/// and merged records; a name that would leave the directory it is joined to (`..`), hide
+/// (`.x`), read as a flag (`-x`) or hold a separator is refused with exit 2 and a located
+/// message, by every command, before anything is written anywhere.
+#[test]
+fn unsafe_names_are_refused_wherever_a_name_becomes_a_path() {
+    let seed = std::fs::read_to_string(&common::seed_configs()[0]).unwrap_or_default();
+    let with_name = |name: &str| {
+        seed.replacen(
+            "name = \"seed-example-1\"",
+            &format!("name = \"{name}\""),
+            1,
+        )
+    };
+    let with_case = |name: &str| seed.replacen("name = \"x\"", &format!("name = \"{name}\""), 1);
+    assert_ne!(with_name("z"), seed, "the seed config's name line moved");
+    assert_ne!(with_case("z"), seed, "the seed config's case line moved");
+    for bad in [".", "..", ".hidden", "-rf", "a/b", "../up", ""] {
+        let sweep = format!("{}\n[sweep]\ntrials = 2\n", with_name(bad));
+        // (what, file text, arguments); the file is c.toml in an empty directory.
+        let tries: Vec<(&str, String, Vec<String>)> = vec![
+            (
+                "record",
+                with_name(bad),
+                vec!["run".into(), "c.toml".into(), "--out".into(), "out1".into()],
+            ),
+            (
+                "notebook",
+                with_name(bad),
+                vec![
+                    "run".into(),
+                    "c.toml".into(),
+                    "--no-record".into(),
+                    "--notebook".into(),
+                    "nb".into(),
+                ],
+            ),
+            (
+                "--set",
+                seed.clone(),
+                vec![
+                    "run".into(),
+                    "c.toml".into(),
+                    "--out".into(),
+                    "out1".into(),
+                    "--set".into(),
+                    format!("name=\"{bad}\""),
+                ],
+            ),
+            (
+                "dump case",
+                with_case(bad),
+                vec![
+                    "run".into(),
+                    "c.toml".into(),
+                    "--no-record".into(),
+                    "--dump".into(),
+                    "d".into(),
+                ],
+            ),
+            (
+                "sweep",
+                sweep.clone(),
+                vec!["run".into(), "c.toml".into(), "--out".into(), "out1".into()],
+            ),
+            (
+                "validate",
+                with_name(bad),
+                vec!["validate".into(), "c.toml".into()],
+            ),
+        ];
+        for (what, text, args) in tries {
+            let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+            std::fs::write(dir.path().join("c.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let o = gradscope(&args, dir.path(), &[]);
+            let err = String::from_utf8_lossy(&o.stderr);
+            assert_eq!(o.status.code(), Some(2), "{what} `{bad}`: {err}");
+            assert!(
+                err.contains("c.toml") && err.contains("name") && err.contains(&format!("`{bad}`")),
+                "{what} `{bad}`: the message must name the file, the key and the value: {err}"
+            );
+            assert_eq!(
+                tree(dir.path()),
+                vec!["c.toml"],
+                "{what} `{bad}` wrote something"
+            );
+        }
+        // A sweep record whose config was edited to such a name: merge refuses it too.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let rec = dir.path().join("rec");
+        std::fs::create_dir(&rec).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(rec.join("config.toml"), &sweep).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(rec.join("trials.jsonl"), "").unwrap_or_else(|e| panic!("{e}"));
+        let o = gradscope(&["merge", "rec", "--out", "out1"], dir.path(), &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "merge `{bad}`: {err}");
+        assert!(err.contains(&format!("`{bad}`")), "merge `{bad}`: {err}");
+        assert_eq!(
+            tree(dir.path()),
+            vec!["rec", "rec/config.toml", "rec/trials.jsonl"],
+            "merge `{bad}` wrote something"
+        );
+    }
+}

@@ -13,7 +13,7 @@ use toml::Spanned;
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExperiment {
-    /// Short identifier of the experiment (letters, digits, `-`, `_`, `.`); names its records.
+    /// Short identifier of the experiment (letters, digits, `-`, `_`, `.`; not starting with `.` or `-`); names its records and notebook pages.
     pub name: Spanned<String>,
     /// One line saying what the experiment asks.
     pub description: Spanned<String>,
@@ -70,7 +70,7 @@ pub struct RawModel {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawInput {
-    /// Name of the case, unique in the file.
+    /// Name of the case, unique in the file (letters, digits, `-`, `_`, `.`; not starting with `.` or `-`); names its dump file.
     pub name: Spanned<String>,
     /// Number of rows (≥ 1); the input has shape `[batch, model.input]`. Optional with `file`
     /// (then it must match the file's first dimension).

@@ -435,16 +435,36 @@ impl Checker<'_> {
     }
 }
 
+/// Why `name` cannot be used as one plain file-name component, or `None` when it can.
+/// Experiment and case names become record directories, notebook pages and dump files, so a
+/// name must stay inside the directory it is joined to: letters, digits, `-`, `_` and `.`
+/// only, and not `.` or `..` (they leave it), nor starting with `.` (a hidden file, which
+/// `.partial-*` record directories also use) or `-` (read as a flag by tools given the path).
+pub fn unsafe_file_name(name: &str) -> Option<&'static str> {
+    if name.is_empty() {
+        Some("it is empty")
+    } else if name == "." || name == ".." {
+        Some("`.` and `..` name directories, not files")
+    } else if name.starts_with('.') {
+        Some("a name starting with `.` is a hidden file")
+    } else if name.starts_with('-') {
+        Some("a name starting with `-` reads as a flag in shell commands")
+    } else if !name
+        .chars()
+        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+    {
+        Some("only letters, digits, `-`, `_` and `.` are allowed")
+    } else {
+        None
+    }
+}
+
 fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
     let c = Checker { src };
     let name = raw.name.get_ref().trim().to_string();
-    if name.is_empty()
-        || !name
-            .chars()
-            .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-    {
-        return Err(c.err(raw.name.span(), "name", format!("`{name}` is not a valid name"))
-            .with_hint("use letters, digits, `-`, `_` and `.` only; the name becomes a directory of run records"));
+    if let Some(why) = unsafe_file_name(&name) {
+        return Err(c.err(raw.name.span(), "name", format!("`{name}` is not a valid name: {why}"))
+            .with_hint("use letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a directory of run records and a notebook page"));
     }
     let description = raw.description.get_ref().trim().to_string();
     if description.is_empty() || description.contains('\n') {
@@ -490,18 +510,14 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         let case = case.get_ref();
         let key = format!("inputs[{i}]");
         let case_name = case.name.get_ref().trim().to_string();
-        if case_name.is_empty()
-            || !case_name
-                .chars()
-                .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
-        {
+        if let Some(why) = unsafe_file_name(&case_name) {
             return Err(c
                 .err(
                     case.name.span(),
                     &format!("{key}.name"),
-                    format!("`{case_name}` is not a valid case name"),
+                    format!("`{case_name}` is not a valid case name: {why}"),
                 )
-                .with_hint("use letters, digits, `-`, `_` and `.` only"));
+                .with_hint("use letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a file name of tensor dumps"));
         }
         if !seen.insert(case_name.clone()) {
             return Err(c.err(
