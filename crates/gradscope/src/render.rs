@@ -4,6 +4,8 @@
 
 use std::fmt::Write as _;
 
+use serde::Serialize;
+
 use crate::report::{ExperimentReport, fmt_sci};
 use crate::stats::LayerStats;
 
@@ -238,11 +240,6 @@ pub fn markdown(r: &ExperimentReport) -> String {
     s
 }
 
-/// CSV header of `csv_params`.
-pub const PARAMS_HEADER: &str = "experiment,backend,seed,case,parameter,shape,max,min,max_abs,l2,mean_abs,std,zero_fraction,nan,pos_inf,neg_inf";
-/// CSV header of `csv_layers`.
-pub const LAYERS_HEADER: &str = "experiment,backend,seed,case,layer,width,delta_l2,delta_max_abs,delta_nonfinite,dead_fraction,activation_mean,activation_std,delta_ratio,flow";
-
 fn shape(s: &[usize]) -> String {
     s.iter()
         .map(|d| d.to_string())
@@ -259,63 +256,129 @@ pub fn csv_num(v: f32) -> String {
     }
 }
 
-/// One CSV row per case × parameter (no header). Names are restricted to `[A-Za-z0-9._-]` by
-/// validation, so no field needs quoting.
-pub fn csv_params(r: &ExperimentReport) -> String {
-    let mut s = String::new();
-    for c in &r.cases {
-        for p in &c.params {
-            let _ = writeln!(
-                s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                r.experiment,
-                r.backend,
-                r.seed,
-                c.input.name,
-                p.name,
-                shape(&p.shape),
-                csv_num(p.max),
-                csv_num(p.min),
-                csv_num(p.max_abs),
-                csv_num(p.l2),
-                csv_num(p.mean_abs),
-                csv_num(p.std),
-                csv_num(p.zero_fraction),
-                p.nan,
-                p.pos_inf,
-                p.neg_inf
-            );
-        }
-    }
-    s
+/// Serialise a float field of a CSV row as [`csv_num`] spells it.
+pub fn csv_float<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&csv_num(*v))
 }
 
-/// One CSV row per case × layer (no header).
-pub fn csv_layers(r: &ExperimentReport) -> String {
-    let mut s = String::new();
-    for c in &r.cases {
-        for l in &c.layers {
-            let _ = writeln!(
-                s,
-                "{},{},{},{},{},{},{},{},{},{},{},{},{},{}",
-                r.experiment,
-                r.backend,
-                r.seed,
-                c.input.name,
-                l.layer,
-                l.width,
-                csv_num(l.delta_l2),
-                csv_num(l.delta_max_abs),
-                l.delta_nonfinite,
-                csv_num(l.dead_fraction),
-                csv_num(l.activation_mean),
-                csv_num(l.activation_std),
-                csv_num(c.delta_ratio),
-                c.flow.name()
-            );
-        }
+/// `rows` as CSV: RFC 4180 quoting by the csv crate, and, when `header`, a first line of the
+/// row type's field names, so the header always matches the rows.
+pub fn csv_rows<R: Serialize>(
+    rows: impl IntoIterator<Item = R>,
+    header: bool,
+) -> Result<String, csv::Error> {
+    let mut w = csv::WriterBuilder::new()
+        .has_headers(header)
+        .from_writer(Vec::new());
+    for row in rows {
+        w.serialize(row)?;
     }
-    s
+    let bytes = w
+        .into_inner()
+        .map_err(|e| csv::Error::from(e.into_error()))?;
+    // Every field is a `String`, `&str` or number: the bytes are UTF-8.
+    Ok(String::from_utf8_lossy(&bytes).into_owned())
+}
+
+/// One CSV row of `csv_params`: a case × parameter.
+#[derive(Serialize)]
+struct ParamRow<'a> {
+    experiment: &'a str,
+    backend: &'a str,
+    seed: u64,
+    case: &'a str,
+    parameter: &'a str,
+    shape: String,
+    #[serde(serialize_with = "csv_float")]
+    max: f32,
+    #[serde(serialize_with = "csv_float")]
+    min: f32,
+    #[serde(serialize_with = "csv_float")]
+    max_abs: f32,
+    #[serde(serialize_with = "csv_float")]
+    l2: f32,
+    #[serde(serialize_with = "csv_float")]
+    mean_abs: f32,
+    #[serde(serialize_with = "csv_float")]
+    std: f32,
+    #[serde(serialize_with = "csv_float")]
+    zero_fraction: f32,
+    nan: usize,
+    pos_inf: usize,
+    neg_inf: usize,
+}
+
+/// One CSV row of `csv_layers`: a case × layer.
+#[derive(Serialize)]
+struct LayerRow<'a> {
+    experiment: &'a str,
+    backend: &'a str,
+    seed: u64,
+    case: &'a str,
+    layer: usize,
+    width: usize,
+    #[serde(serialize_with = "csv_float")]
+    delta_l2: f32,
+    #[serde(serialize_with = "csv_float")]
+    delta_max_abs: f32,
+    delta_nonfinite: usize,
+    #[serde(serialize_with = "csv_float")]
+    dead_fraction: f32,
+    #[serde(serialize_with = "csv_float")]
+    activation_mean: f32,
+    #[serde(serialize_with = "csv_float")]
+    activation_std: f32,
+    #[serde(serialize_with = "csv_float")]
+    delta_ratio: f32,
+    flow: &'static str,
+}
+
+/// One CSV row per case × parameter, headed by the column names when `header`.
+pub fn csv_params(r: &ExperimentReport, header: bool) -> Result<String, csv::Error> {
+    let rows = r.cases.iter().flat_map(|c| {
+        c.params.iter().map(move |p| ParamRow {
+            experiment: &r.experiment,
+            backend: &r.backend,
+            seed: r.seed,
+            case: &c.input.name,
+            parameter: &p.name,
+            shape: shape(&p.shape),
+            max: p.max,
+            min: p.min,
+            max_abs: p.max_abs,
+            l2: p.l2,
+            mean_abs: p.mean_abs,
+            std: p.std,
+            zero_fraction: p.zero_fraction,
+            nan: p.nan,
+            pos_inf: p.pos_inf,
+            neg_inf: p.neg_inf,
+        })
+    });
+    csv_rows(rows, header)
+}
+
+/// One CSV row per case × layer, headed by the column names when `header`.
+pub fn csv_layers(r: &ExperimentReport, header: bool) -> Result<String, csv::Error> {
+    let rows = r.cases.iter().flat_map(|c| {
+        c.layers.iter().map(move |l| LayerRow {
+            experiment: &r.experiment,
+            backend: &r.backend,
+            seed: r.seed,
+            case: &c.input.name,
+            layer: l.layer,
+            width: l.width,
+            delta_l2: l.delta_l2,
+            delta_max_abs: l.delta_max_abs,
+            delta_nonfinite: l.delta_nonfinite,
+            dead_fraction: l.dead_fraction,
+            activation_mean: l.activation_mean,
+            activation_std: l.activation_std,
+            delta_ratio: c.delta_ratio,
+            flow: c.flow.name(),
+        })
+    });
+    csv_rows(rows, header)
 }
 
 #[cfg(test)]

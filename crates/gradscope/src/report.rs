@@ -26,8 +26,10 @@ impl Default for Thresholds {
     }
 }
 
-/// The report of one experiment. The JSON schema: these field names are stable.
+/// The report of one experiment. The JSON schema: these field names are stable. Its JSON form
+/// starts with `"kind": "run"`, which tells it from a sweep's summary (`"kind": "sweep"`).
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename = "run")]
 pub struct ExperimentReport {
     /// Experiment name.
     pub experiment: String,

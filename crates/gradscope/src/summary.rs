@@ -8,7 +8,7 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::sweep::Sweep;
-use crate::render::csv_num;
+use crate::render::{csv_float, csv_rows};
 use crate::report::{float, fmt_sci};
 
 /// What one trial of one input case produced.
@@ -110,13 +110,6 @@ impl Spread {
         [self.median, self.q1, self.q3, self.min, self.max].map(|v| fmt_sci(v, 3))
     }
 
-    /// Median, q1, q3, min, max for CSV.
-    fn csv(&self) -> String {
-        [self.median, self.q1, self.q3, self.min, self.max]
-            .map(csv_num)
-            .join(",")
-    }
-
     /// The spread of the finite values of `values` (all NaN when there is none).
     pub fn of(values: impl IntoIterator<Item = f32>) -> Self {
         let mut v: Vec<f64> = values
@@ -157,8 +150,10 @@ pub struct PointSummary {
     pub weight_l2: Vec<Spread>,
 }
 
-/// The summary of a sweep.
+/// The summary of a sweep. Its JSON form starts with `"kind": "sweep"`, which tells it from
+/// a plain run's report (`"kind": "run"`) in one stream.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename = "sweep")]
 pub struct SweepSummary {
     /// Experiment name.
     pub experiment: String,
@@ -295,53 +290,108 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
     out
 }
 
-/// Every trial as CSV, one row per trial × case × layer, with a header (long format: grid
-/// points of different depths have different layer counts).
-pub fn trials_csv(records: &[TrialRecord]) -> String {
-    let mut sorted = records.to_vec();
-    sorted.sort_by(|a, b| (a.point, a.trial, &a.case).cmp(&(b.point, b.trial, &b.case)));
-    let mut out = String::from("point,trial,seed,case,layer,delta_l2,weight_l2,ratio,nonfinite\n");
-    for r in &sorted {
-        for (l, d) in r.delta_l2.iter().enumerate() {
-            let w = r.weight_l2.get(l).copied().unwrap_or(f32::NAN);
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{l},{},{},{},{}",
-                r.point,
-                r.trial,
-                r.seed,
-                r.case,
-                csv_num(*d),
-                csv_num(w),
-                csv_num(r.ratio),
-                r.nonfinite
-            );
-        }
-    }
-    out
+/// One row of `trials_csv`: a trial × case × layer.
+#[derive(Serialize)]
+struct TrialRow<'a> {
+    point: usize,
+    trial: usize,
+    seed: u64,
+    case: &'a str,
+    layer: usize,
+    #[serde(serialize_with = "csv_float")]
+    delta_l2: f32,
+    #[serde(serialize_with = "csv_float")]
+    weight_l2: f32,
+    #[serde(serialize_with = "csv_float")]
+    ratio: f32,
+    nonfinite: bool,
 }
 
-/// One CSV row per point × case × layer, with a header.
-pub fn layers_csv(s: &SweepSummary) -> String {
-    let mut out = String::from(
-        "point,settings,case,trials,nonfinite_trials,layer,delta_median,delta_q1,delta_q3,delta_min,delta_max,weight_median,weight_q1,weight_q3,weight_min,weight_max\n",
-    );
-    for p in &s.points {
-        for (l, (d, w)) in p.delta_l2.iter().zip(&p.weight_l2).enumerate() {
-            let _ = writeln!(
-                out,
-                "{},{},{},{},{},{l},{},{}",
-                p.point,
-                p.settings.join(" ").replace(',', ";"),
-                p.case,
-                p.trials,
-                p.nonfinite_trials,
-                d.csv(),
-                w.csv()
-            );
-        }
-    }
-    out
+/// Every trial as CSV, one row per trial × case × layer, with a header (long format: grid
+/// points of different depths have different layer counts).
+pub fn trials_csv(records: &[TrialRecord]) -> Result<String, csv::Error> {
+    let mut sorted = records.to_vec();
+    sorted.sort_by(|a, b| (a.point, a.trial, &a.case).cmp(&(b.point, b.trial, &b.case)));
+    let rows = sorted.iter().flat_map(|r| {
+        r.delta_l2
+            .iter()
+            .enumerate()
+            .map(move |(layer, &d)| TrialRow {
+                point: r.point,
+                trial: r.trial,
+                seed: r.seed,
+                case: &r.case,
+                layer,
+                delta_l2: d,
+                weight_l2: r.weight_l2.get(layer).copied().unwrap_or(f32::NAN),
+                ratio: r.ratio,
+                nonfinite: r.nonfinite,
+            })
+    });
+    csv_rows(rows, true)
+}
+
+/// One row of `layers_csv`: a point × case × layer, with the spreads across trials.
+#[derive(Serialize)]
+struct PointLayerRow<'a> {
+    experiment: &'a str,
+    point: usize,
+    /// The point's settings, `key=value` separated by spaces (quoted by the csv writer).
+    settings: String,
+    case: &'a str,
+    trials: usize,
+    nonfinite_trials: usize,
+    layer: usize,
+    #[serde(serialize_with = "csv_float")]
+    delta_median: f32,
+    #[serde(serialize_with = "csv_float")]
+    delta_q1: f32,
+    #[serde(serialize_with = "csv_float")]
+    delta_q3: f32,
+    #[serde(serialize_with = "csv_float")]
+    delta_min: f32,
+    #[serde(serialize_with = "csv_float")]
+    delta_max: f32,
+    #[serde(serialize_with = "csv_float")]
+    weight_median: f32,
+    #[serde(serialize_with = "csv_float")]
+    weight_q1: f32,
+    #[serde(serialize_with = "csv_float")]
+    weight_q3: f32,
+    #[serde(serialize_with = "csv_float")]
+    weight_min: f32,
+    #[serde(serialize_with = "csv_float")]
+    weight_max: f32,
+}
+
+/// One CSV row per point × case × layer, headed by the column names when `header`.
+pub fn layers_csv(s: &SweepSummary, header: bool) -> Result<String, csv::Error> {
+    let rows = s.points.iter().flat_map(|p| {
+        p.delta_l2
+            .iter()
+            .zip(&p.weight_l2)
+            .enumerate()
+            .map(move |(layer, (d, w))| PointLayerRow {
+                experiment: &s.experiment,
+                point: p.point,
+                settings: p.settings.join(" "),
+                case: &p.case,
+                trials: p.trials,
+                nonfinite_trials: p.nonfinite_trials,
+                layer,
+                delta_median: d.median,
+                delta_q1: d.q1,
+                delta_q3: d.q3,
+                delta_min: d.min,
+                delta_max: d.max,
+                weight_median: w.median,
+                weight_q1: w.q1,
+                weight_q3: w.q3,
+                weight_min: w.min,
+                weight_max: w.max,
+            })
+    });
+    csv_rows(rows, header)
 }
 
 #[cfg(test)]

@@ -74,6 +74,10 @@ fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> SweepError + use<> 
     move |e| SweepError::Failure(format!("cannot {what} {path}: {e}"))
 }
 
+fn csv_error(e: csv::Error) -> SweepError {
+    SweepError::Failure(format!("cannot write CSV: {e}"))
+}
+
 /// The trials recorded in `dir/trials.jsonl`; a torn last line (from a kill mid-write) is
 /// dropped and the file rewritten without it.
 pub fn read_trials(dir: &Path) -> Result<Vec<TrialRecord>, SweepError> {
@@ -371,14 +375,14 @@ pub fn write_summary(
 ) -> Result<(), SweepError> {
     write_atomic(
         &dir.join("trials.csv"),
-        &crate::summary::trials_csv(records),
+        &crate::summary::trials_csv(records).map_err(csv_error)?,
     )?;
     let json =
         serde_json::to_string_pretty(summary).map_err(|e| SweepError::Failure(e.to_string()))?;
     write_atomic(&dir.join("summary.json"), &format!("{json}\n"))?;
     write_atomic(
         &dir.join("summary.csv"),
-        &crate::summary::layers_csv(summary),
+        &crate::summary::layers_csv(summary, true).map_err(csv_error)?,
     )?;
     write_atomic(&dir.join("summary.txt"), &crate::summary::table(summary))?;
     write_atomic(&dir.join("sweep.svg"), &crate::plot::svg(summary))?;

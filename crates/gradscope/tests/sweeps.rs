@@ -537,3 +537,164 @@ fn a_shard_resumes_only_as_the_same_shard() {
     let (code, stderr) = run(&["run", "s.toml", "--resume", &part, "--shard", "2/3"]);
     assert_eq!(code, Some(0), "{stderr}");
 }
+
+/// Parse `text` as CSV with a header (the csv crate): (header, rows).
+fn csv_table(text: &str) -> (Vec<String>, Vec<Vec<String>>) {
+    let mut r = csv::Reader::from_reader(text.as_bytes());
+    let header = r
+        .headers()
+        .unwrap_or_else(|e| panic!("{e}: {text}"))
+        .iter()
+        .map(String::from)
+        .collect();
+    let rows = r
+        .records()
+        .map(|rec| {
+            rec.unwrap_or_else(|e| panic!("{e}: {text}"))
+                .iter()
+                .map(String::from)
+                .collect()
+        })
+        .collect();
+    (header, rows)
+}
+
+/// A numeric CSV field parses back as f32: a number, or NaN/inf/-inf spelled as in the JSON.
+fn csv_f32(field: &str) -> f32 {
+    match field {
+        "NaN" => f32::NAN,
+        "inf" => f32::INFINITY,
+        "-inf" => f32::NEG_INFINITY,
+        _ => field.parse().unwrap_or_else(|e| panic!("`{field}`: {e}")),
+    }
+}
+
+/// Issue 11: CSV and JSON streams read back with real readers, for plain runs, `--layers`,
+/// sweeps, merges and the files of a sweep record; one header per stream, quoting by RFC 4180,
+/// and a `kind` telling runs from sweeps in one JSON stream.
+#[test]
+fn csv_and_json_outputs_read_back_with_real_readers() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::fs::write(d.join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
+    let seed = common::seed_configs();
+    std::fs::copy(&seed[0], d.join("p1.toml")).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(&seed[2], d.join("p3.toml")).unwrap_or_else(|e| panic!("{e}"));
+    let ok = |args: &[&str]| {
+        let o = run_bin(args, d, &[]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8(o.stdout).unwrap_or_else(|e| panic!("{e}"))
+    };
+
+    // Two plain runs: one header, every case × parameter of both (seed 1: 1 case x 4
+    // parameters; seed 3: 3 cases x 8 parameters).
+    let text = ok(&[
+        "run",
+        "p1.toml",
+        "p3.toml",
+        "--no-record",
+        "--format",
+        "csv",
+    ]);
+    let (header, rows) = csv_table(&text);
+    assert_eq!(
+        header[..5],
+        ["experiment", "backend", "seed", "case", "parameter"]
+    );
+    assert_eq!(header.len(), 16);
+    assert_eq!(rows.len(), 4 + 3 * 8);
+    assert_eq!(text.matches("experiment,").count(), 1, "one header: {text}");
+    for row in &rows {
+        assert_eq!(row.len(), header.len());
+        for field in &row[6..13] {
+            csv_f32(field);
+        }
+    }
+    // The same per layer (seed 1: 2 layers; seed 3: 3 cases x 4 layers).
+    let (header, rows) = csv_table(&ok(&[
+        "run",
+        "p1.toml",
+        "p3.toml",
+        "--no-record",
+        "--format",
+        "csv",
+        "--layers",
+    ]));
+    assert_eq!(header[4..6], ["layer", "width"]);
+    assert_eq!(rows.len(), 2 + 3 * 4);
+
+    // A sweep: its own header first (the plain-run header was once printed before it), the
+    // settings quoted with their quotes doubled, and read back to the original text.
+    let text = ok(&["run", "s.toml", "--out", "whole", "--format", "csv"]);
+    assert!(
+        text.starts_with("experiment,point,settings,case,"),
+        "{text}"
+    );
+    assert!(
+        text.contains(r#""model.activation=""relu"" model.depth=2""#),
+        "{text}"
+    );
+    let (header, rows) = csv_table(&text);
+    assert_eq!(header.len(), 17);
+    // 4 points x 2 cases x (depth + 1) layers: depths 2 and 5 for each activation.
+    assert_eq!(rows.len(), 2 * 2 * (3 + 6));
+    assert_eq!(rows[0][2], r#"model.activation="relu" model.depth=2"#);
+    assert!(rows.iter().all(|r| r[0] == "small-sweep" && r.len() == 17));
+    for row in &rows {
+        for field in &row[7..] {
+            csv_f32(field);
+        }
+    }
+    // The record's CSV files read back the same way, and summary.csv is what was printed.
+    let rec = &record_dirs(&d.join("whole"))[0];
+    assert_eq!(read(&rec.join("summary.csv")), text);
+    let (header, rows) = csv_table(&read(&rec.join("trials.csv")));
+    assert_eq!(header[..4], ["point", "trial", "seed", "case"]);
+    assert_eq!(rows.len(), 7 * 2 * (2 * 3 + 2 * 6));
+    // A merge prints the same CSV.
+    let merged = ok(&[
+        "merge",
+        &rec.to_string_lossy(),
+        "--out",
+        "merged",
+        "--format",
+        "csv",
+    ]);
+    assert_eq!(merged, text);
+
+    // Plain runs and sweeps in one CSV stream would be two tables: refused before any work.
+    let o = run_bin(
+        &[
+            "run", "p1.toml", "s.toml", "--out", "mixed", "--format", "csv",
+        ],
+        d,
+        &[],
+    );
+    assert_eq!(o.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("plain runs and sweeps"));
+    assert!(
+        !d.join("mixed").exists(),
+        "nothing may run before the refusal"
+    );
+
+    // JSON: one stream of a plain run and a sweep; each line parses and says its kind.
+    let text = ok(&["run", "p1.toml", "s.toml", "--out", "j", "--format", "json"]);
+    let kinds: Vec<String> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+            v["kind"].as_str().unwrap_or_default().to_string()
+        })
+        .collect();
+    assert_eq!(kinds, ["run", "sweep"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(&read(&record_dirs(&d.join("j"))[0].join("summary.json")))
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(summary["kind"], "sweep");
+}
