@@ -414,6 +414,7 @@ fn check_schema(v: &serde_json::Value) {
     obj(
         v,
         &[
+            "kind",
             "experiment",
             "description",
             "backend",
@@ -426,6 +427,7 @@ fn check_schema(v: &serde_json::Value) {
             "first_nonfinite",
         ],
     );
+    assert_eq!(v["kind"], "run", "a plain run's report is kind \"run\"");
     assert!(
         matches!(v["experiment"], Str(_))
             && matches!(v["backend"], Str(_))
@@ -532,4 +534,124 @@ fn bench_runs_its_workloads_and_refuses_unknown_ones() {
     );
     let o = gradscope(&["bench", "warp-speed"], &root);
     assert_eq!(o.status.code(), Some(2));
+}
+
+/// A depth-6 gelu network with non-zero biases: rounding differs between ndarray's and flex's
+/// matrix kernels, so the two backends agree closely but not bit for bit.
+const GELU: &str = r#"name = "gelu-deep"
+description = "Depth 6, width 32, gelu, he_normal, normal biases"
+seed = 3
+[model]
+input = 16
+depth = 6
+width = 32
+output = 2
+activation = "gelu"
+kernel_init = "he_normal"
+bias_init = { kind = "normal", std = 0.2 }
+[[inputs]]
+name = "x"
+batch = 4
+distribution = "normal"
+"#;
+
+/// Issue 11: `compare` runs one experiment on several backends from the same weights and
+/// inputs and reports, per tensor, the largest relative difference from the first backend;
+/// every format reads back; past `--tolerance` the exit code is 4.
+#[test]
+fn compare_reports_per_tensor_differences_in_every_format() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("g.toml"), GELU).unwrap_or_else(|e| panic!("{e}"));
+    let args = ["compare", "g.toml", "--backend", "ndarray,flex"];
+    let o = gradscope(&[&args[..], &["--format", "json"]].concat(), dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["kind"], "compare");
+    assert_eq!(v["backends"][0]["name"], "ndarray");
+    assert_eq!(v["backends"][1]["name"], "flex");
+    assert_eq!(v["agree"], true);
+    // One case: loss, output, 7 layers x (weight, bias), 7 δ.
+    let tensors = v["tensors"].as_array().cloned().unwrap_or_default();
+    let names: Vec<&str> = tensors
+        .iter()
+        .filter_map(|t| t["tensor"].as_str())
+        .collect();
+    assert_eq!(names.len(), 2 + 14 + 7, "{names:?}");
+    assert_eq!(names[..3], ["loss", "output", "layers.0.weight"]);
+    assert_eq!(names[names.len() - 1], "delta.layers.6");
+    // The two backends use different matrix kernels: not bit-identical, but within the default
+    // 1e-4 (measured 2.4e-5: the f32 rounding of a depth-6 network in this measure, where each
+    // backend is within 3.5e-5 of the f64 oracle, tests/gradients.rs).
+    let worst = v["max_rel_diff"].as_f64().unwrap_or(f64::NAN);
+    assert!(
+        worst > 0.0 && worst < 1e-4,
+        "largest relative difference {worst}"
+    );
+
+    // Past the tolerance: exit 4, the table marks the tensors and the verdict says so.
+    let o = gradscope(&[&args[..], &["--tolerance", "1e-12"]].concat(), dir.path());
+    assert_eq!(o.status.code(), Some(4), "{}", stderr(&o));
+    let table = stdout(&o);
+    assert!(
+        table.contains("<-") && table.contains("BACKENDS DISAGREE"),
+        "{table}"
+    );
+    assert!(
+        table.contains("reference   ndarray") && table.contains("delta.layers.6"),
+        "{table}"
+    );
+
+    // CSV: one header, a row per tensor, read back by the csv crate.
+    let o = gradscope(&[&args[..], &["--format", "csv"]].concat(), dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let mut r = csv::Reader::from_reader(o.stdout.as_slice());
+    let header: Vec<String> = r
+        .headers()
+        .unwrap_or_else(|e| panic!("{e}"))
+        .iter()
+        .map(String::from)
+        .collect();
+    assert_eq!(header[..4], ["experiment", "seed", "case", "tensor"]);
+    assert_eq!(r.records().count(), names.len());
+
+    let o = gradscope(&[&args[..], &["--format", "markdown"]].concat(), dir.path());
+    assert!(
+        stdout(&o).contains("| case | tensor | flex |"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn compare_refuses_bad_input_before_running() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("g.toml"), GELU).unwrap_or_else(|e| panic!("{e}"));
+    let sweep = format!("{GELU}[sweep]\ntrials = 2\n");
+    std::fs::write(dir.path().join("s.toml"), sweep).unwrap_or_else(|e| panic!("{e}"));
+    for (args, says) in [
+        (
+            vec!["g.toml", "--backend", "ndarray"],
+            "at least two backends",
+        ),
+        (vec!["g.toml", "--backend", "ndarray,ndarray"], "twice"),
+        (
+            vec!["g.toml", "--backend", "ndarray,flex", "--tolerance=-1"],
+            "--tolerance",
+        ),
+        (
+            vec!["g.toml", "--backend", "ndarray,flex", "--tolerance", "NaN"],
+            "--tolerance",
+        ),
+        (
+            vec!["g.toml", "--backend", "ndarray,flex", "--device", "cpu"],
+            "--device",
+        ),
+        (vec!["s.toml", "--backend", "ndarray,flex"], "sweep"),
+        (vec!["g.toml", "--backend", "ndarray,cuda"], "invalid value"),
+    ] {
+        let o = gradscope(&[&["compare"][..], &args].concat(), dir.path());
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
+        assert!(o.stdout.is_empty(), "{args:?} printed a report");
+    }
 }

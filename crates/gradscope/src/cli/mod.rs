@@ -12,6 +12,8 @@ use crate::render;
 use crate::report::{ExperimentReport, Thresholds};
 use crate::run;
 
+mod compare;
+
 /// Exit code: every experiment ran and every gradient value is finite.
 pub const EXIT_OK: i32 = 0;
 /// Exit code: a failure that is not the input's fault (an internal or device error).
@@ -20,11 +22,16 @@ pub const EXIT_FAILURE: i32 = 1;
 pub const EXIT_BAD_INPUT: i32 = 2;
 /// Exit code: some gradient value is NaN or infinite (see `--allow-nonfinite`).
 pub const EXIT_NONFINITE: i32 = 3;
+/// Exit code of `compare`: the backends disagree past `--tolerance`, or a value is finite on one
+/// backend and not on another.
+pub const EXIT_DISAGREE: i32 = 4;
 
 /// Measure how gradients behave in multi-layer networks.
 #[derive(Debug, Parser)]
 #[command(name = "gradscope", version, about, long_about = None)]
-#[command(after_help = "Exit codes: 0 ok, 1 failure, 2 bad input, 3 a gradient is not finite.")]
+#[command(
+    after_help = "Exit codes: 0 ok, 1 failure, 2 bad input, 3 a gradient is not finite, 4 backends disagree (compare)."
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -35,6 +42,9 @@ pub struct Cli {
 pub enum Command {
     /// Run experiments and report per-parameter gradient statistics.
     Run(RunArgs),
+    /// Run experiments on several backends from the same weights and inputs, and report how
+    /// far each backend's loss, output, gradients and δ lie from the first backend's.
+    Compare(compare::CompareArgs),
     /// Check experiment files without running them.
     Validate(ValidateArgs),
     /// List the experiments in a directory: file, name and description.
@@ -193,6 +203,7 @@ pub struct RunArgs {
 pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     match cli.command {
         Command::Run(args) => run_experiments(&args, out, err),
+        Command::Compare(args) => compare::run(&args, out, err),
         Command::Validate(args) => validate(&args, out, err),
         Command::List(args) => list(&args, out, err),
         Command::Bench(args) => {
@@ -229,7 +240,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     "note: merged sweep record written to {}",
                     dir.display()
                 );
-                print_summary(&summary, args.format, out)
+                print_summary(&summary, args.format, true, out)
             }
             Err(e @ crate::sweep::SweepError::BadInput(_)) => report_error(err, &e, EXIT_BAD_INPUT),
             Err(e) => report_error(err, &e, EXIT_FAILURE),
@@ -282,6 +293,7 @@ fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
     code
 }
 
+/// The files `paths` name: files as they are, each directory's `*.toml` in name order.
 fn expand(paths: &[PathBuf], all: bool) -> Result<Vec<PathBuf>, ConfigError> {
     let mut inputs = paths.to_vec();
     if all {
@@ -371,16 +383,16 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             EXIT_BAD_INPUT,
         );
     }
-    if args.format == Format::Csv {
-        let header = if args.layers {
-            render::LAYERS_HEADER
-        } else {
-            render::PARAMS_HEADER
-        };
-        if writeln!(out, "{header}").is_err() {
-            return EXIT_FAILURE;
-        }
+    let sweeps = experiments.iter().filter(|e| e.sweep.is_some()).count();
+    if args.format == Format::Csv && sweeps > 0 && sweeps < experiments.len() {
+        return report_error(
+            err,
+            &"--format csv over plain runs and sweeps together would print two tables with different columns in one stream; run the sweeps and the plain files in separate commands (or use --format json, whose objects carry a \"kind\")",
+            EXIT_BAD_INPUT,
+        );
     }
+    // CSV: one header for the whole stream, written with the first rows.
+    let mut csv_header = true;
     let mut code = EXIT_OK;
     let mut opened: Vec<Backend> = Vec::new();
     for (i, exp) in experiments.iter().enumerate() {
@@ -396,7 +408,8 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             },
         };
         if let Some(sweep) = &exp.sweep {
-            match run_one_sweep(exp, sweep, &backend, args, thresholds, out, err) {
+            let header = std::mem::replace(&mut csv_header, false);
+            match run_one_sweep(exp, sweep, &backend, args, thresholds, header, out, err) {
                 Ok(c) => code = code.max(c),
                 Err(c) => return c,
             }
@@ -466,12 +479,17 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             }
         }
         let sep = if i > 0 { "\n" } else { "" };
+        let header = std::mem::replace(&mut csv_header, false);
         let text = match args.format {
-            Format::Table => format!("{sep}{}", render::table(&report)),
-            Format::Markdown => format!("{sep}{}", render::markdown(&report)),
-            Format::Json => format!("{}\n", report.to_json()),
-            Format::Csv if args.layers => render::csv_layers(&report),
-            Format::Csv => render::csv_params(&report),
+            Format::Table => Ok(format!("{sep}{}", render::table(&report))),
+            Format::Markdown => Ok(format!("{sep}{}", render::markdown(&report))),
+            Format::Json => Ok(format!("{}\n", report.to_json())),
+            Format::Csv if args.layers => render::csv_layers(&report, header),
+            Format::Csv => render::csv_params(&report, header),
+        };
+        let text = match text {
+            Ok(t) => t,
+            Err(e) => return report_error(err, &format!("cannot write CSV: {e}"), EXIT_FAILURE),
         };
         if out
             .write_all(text.as_bytes())
@@ -504,15 +522,20 @@ fn regenerate_command(exp: &Experiment, args: &RunArgs, nb: &Path) -> String {
     c
 }
 
+/// Print a sweep's summary in `format`; with CSV, the header first when `csv_header`.
 fn print_summary(
     summary: &crate::summary::SweepSummary,
     format: Format,
+    csv_header: bool,
     out: &mut dyn Write,
 ) -> i32 {
     let text = match format {
         Format::Table => crate::summary::table(summary),
         Format::Markdown => crate::summary::markdown(summary, "sweep.svg"),
-        Format::Csv => crate::summary::layers_csv(summary),
+        Format::Csv => match crate::summary::layers_csv(summary, csv_header) {
+            Ok(t) => t,
+            Err(_) => return EXIT_FAILURE,
+        },
         Format::Json => format!("{}\n", serde_json::to_string(summary).unwrap_or_default()),
     };
     match out.write_all(text.as_bytes()) {
@@ -522,12 +545,14 @@ fn print_summary(
 }
 
 /// Run one sweep; `Ok(exit code)` to go on with, `Err(exit code)` to stop with.
+#[allow(clippy::too_many_arguments)]
 fn run_one_sweep(
     exp: &Experiment,
     sweep: &crate::config::sweep::Sweep,
     backend: &Backend,
     args: &RunArgs,
     thresholds: Thresholds,
+    csv_header: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<i32, i32> {
@@ -579,7 +604,7 @@ fn run_one_sweep(
                     return Err(report_error(err, &notebook_error(nb, &e), EXIT_FAILURE));
                 }
             }
-            let code = print_summary(&summary, args.format, out);
+            let code = print_summary(&summary, args.format, csv_header, out);
             let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
             Ok(if code != EXIT_OK {
                 code

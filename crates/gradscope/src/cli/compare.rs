@@ -1,0 +1,172 @@
+//! `gradscope compare`: the same experiments on several backends, from the same host-drawn
+//! weights and inputs; every flag is checked and every backend opened before anything runs.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::backend::{self, Backend, BackendKind};
+use crate::compare::{self, BackendInfo};
+use crate::config::{self, Experiment};
+use crate::run;
+
+use super::{EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_FAILURE, EXIT_OK, Format, expand, report_error};
+
+/// `gradscope compare`.
+#[derive(Debug, clap::Args)]
+pub struct CompareArgs {
+    /// Experiment files (TOML), or directories of them; plain experiments, not sweeps.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Backends to compare, the reference first: comma-separated or repeated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_values = ["ndarray", "flex", "wgpu"]
+    )]
+    pub backend: Vec<BackendKind>,
+    /// wgpu adapter: default, cpu, discrete:N, integrated:N or virtual:N.
+    #[arg(long, value_name = "SELECTOR")]
+    pub device: Option<String>,
+    /// Largest relative difference allowed (below 1 % of a tensor's largest value, relative to
+    /// that largest value); past it, or where a value is finite on one backend only, exit 4.
+    #[arg(long, value_name = "REL", default_value_t = 1e-4)]
+    pub tolerance: f64,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Override a config key, e.g. `--set model.activation=gelu` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Run even when the memory estimate exceeds the memory available.
+    #[arg(long)]
+    pub allow_large: bool,
+}
+
+/// The checked plan: experiments and opened backends.
+struct Plan {
+    experiments: Vec<Experiment>,
+    backends: Vec<Backend>,
+}
+
+fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
+    if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
+        return Err(vec![format!(
+            "--tolerance {}: need a finite number ≥ 0",
+            args.tolerance
+        )]);
+    }
+    let mut kinds: Vec<BackendKind> = Vec::new();
+    for &k in &args.backend {
+        if kinds.contains(&k) {
+            return Err(vec![format!("--backend names {} twice", k.name())]);
+        }
+        kinds.push(k);
+    }
+    if args.device.is_some() && !kinds.contains(&BackendKind::Wgpu) {
+        return Err(vec![
+            "--device selects a wgpu adapter; no backend compared is wgpu".into(),
+        ]);
+    }
+    if kinds.len() < 2 {
+        return Err(vec![
+            "compare needs at least two backends, the reference first: e.g. --backend ndarray,flex"
+                .into(),
+        ]);
+    }
+    let files = expand(&args.files, false).map_err(|e| vec![e.to_string()])?;
+    let available = if args.allow_large {
+        None
+    } else {
+        config::available_memory()
+    };
+    let mut errors = Vec::new();
+    let mut experiments = Vec::new();
+    for file in files {
+        match config::sets::load_with_sets(&file, &args.sets)
+            .and_then(|e| config::check_memory(&e, available).map(|()| e))
+        {
+            Ok(e) if e.sweep.is_some() => errors.push(format!(
+                "{}: this file is a sweep; compare runs one experiment on each backend (copy one grid point into a plain file)",
+                file.display()
+            )),
+            Ok(e) => experiments.push(e),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    let mut backends = Vec::new();
+    for k in kinds {
+        let selector = (k == BackendKind::Wgpu)
+            .then_some(args.device.as_deref())
+            .flatten();
+        match backend::open(k, selector) {
+            Ok(b) => backends.push(b),
+            Err(e) => {
+                return Err(vec![format!(
+                    "{e}\nhint: compare the other backends only, e.g. --backend ndarray,flex"
+                )]);
+            }
+        }
+    }
+    Ok(Plan {
+        experiments,
+        backends,
+    })
+}
+
+/// Run `compare`; returns the exit code.
+pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+    let plan = match plan(args) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(err, "error: {e}");
+            }
+            return EXIT_BAD_INPUT;
+        }
+    };
+    let mut code = EXIT_OK;
+    for (i, exp) in plan.experiments.iter().enumerate() {
+        let mut runs = Vec::new();
+        for b in &plan.backends {
+            match run::execute(exp, b) {
+                Ok(o) => runs.push((
+                    BackendInfo {
+                        name: b.kind.name().to_string(),
+                        adapter: b.adapter.clone(),
+                    },
+                    o,
+                )),
+                Err(e) => {
+                    let at = format!("{} on {}: {e}", exp.path.display(), b.kind.name());
+                    return report_error(err, &at, EXIT_FAILURE);
+                }
+            }
+        }
+        let report = compare::compare(&exp.name, exp.seed, &runs, args.tolerance);
+        let sep = if i > 0 { "\n" } else { "" };
+        let text = match args.format {
+            Format::Table => Ok(format!("{sep}{}", report.table())),
+            Format::Markdown => Ok(format!("{sep}{}", report.markdown())),
+            Format::Json => Ok(format!(
+                "{}\n",
+                serde_json::to_string(&report).unwrap_or_default()
+            )),
+            Format::Csv => report.csv(i == 0),
+        };
+        let written = match text {
+            Ok(t) => out.write_all(t.as_bytes()).and_then(|()| out.flush()),
+            Err(e) => return report_error(err, &format!("cannot write CSV: {e}"), EXIT_FAILURE),
+        };
+        if written.is_err() {
+            return EXIT_FAILURE;
+        }
+        if !report.agree {
+            code = EXIT_DISAGREE;
+        }
+    }
+    code
+}
