@@ -1,9 +1,9 @@
 //! Run records: what a run writes, that `--no-record` writes nothing, and that a run killed
 //! while writing leaves no partial record.
 
-mod common;
+use crate::common;
 
-use common::gradscope_env as gradscope;
+use crate::common::gradscope_env as gradscope;
 
 use std::path::{Path, PathBuf};
 

@@ -2,7 +2,7 @@
 //! made is made again with the current code, and its text and numbers must match (numbers to
 //! a relative 1e-4, since they are printed rounded).
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::Command;

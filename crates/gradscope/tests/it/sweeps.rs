@@ -1,9 +1,9 @@
 //! Sweeps: the measured layer-to-layer decay of δ matches mean-field theory; sharded and merged
 //! equals unsharded exactly; a killed sweep resumes to the identical result.
 
-mod common;
+use crate::common;
 
-use common::gradscope_env as run_bin;
+use crate::common::gradscope_env as run_bin;
 
 use std::path::{Path, PathBuf};
 

@@ -2,9 +2,9 @@
 //! `list`, `show` (whose output runs back to the identical report), `--set`, input files and
 //! the memory guard.
 
-mod common;
+use crate::common;
 
-use common::gradscope;
+use crate::common::gradscope;
 
 use std::path::Path;
 
@@ -233,7 +233,7 @@ fn inputs_from_npy_and_safetensors_files() {
     let dir = tempdir();
     let hand = "name = \"hand\"\ndescription = \"d\"\nseed = 0\n[model]\ninput = 2\nhidden = [2]\noutput = 1\n\
                 kernel_init = { kind = \"constant\", value = 0.5 }\n[[inputs]]\nname = \"ones\"\nFILE\n";
-    // Input [[1, 1]]: the hand-derived case of tests/gradients.rs (loss 1, ∂L/∂b2 = 2).
+    // Input [[1, 1]]: the hand-derived case of tests/it/gradients.rs (loss 1, ∂L/∂b2 = 2).
     write(dir.path(), "x.npy", npy(1, 2, &[1.0, 1.0]));
     let header = r#"{"input":{"dtype":"F32","shape":[1,2],"data_offsets":[0,8]}}"#;
     let mut st = (header.len() as u64).to_le_bytes().to_vec();

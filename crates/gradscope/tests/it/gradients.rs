@@ -2,10 +2,10 @@
 //! differences) must agree with what Burn's autodiff computes for every seed config, on both
 //! CPU backends, and hand-derived cases must come out exactly.
 
-mod common;
+use crate::common;
 
-use common::oracle::{self, forward_loss, layers_of};
-use common::{EVERY_ACTIVATION, activation_experiment, seed_configs};
+use crate::common::oracle::{self, forward_loss, layers_of};
+use crate::common::{EVERY_ACTIVATION, activation_experiment, seed_configs};
 use gradscope::backend::{self, BackendKind};
 use gradscope::config::{self, Experiment, Loss, Source};
 use gradscope::run::{self, draw_input};
@@ -111,7 +111,7 @@ pub const F32_FACTOR: f64 = 4.0;
 
 /// Every activation, on each CPU backend, on a depth-8 network with a batch of 5 and non-zero
 /// biases: every parameter gradient and every δ_l agree with the f64 oracle within a few f32
-/// roundings (wgpu: tests/wgpu.rs).
+/// roundings (wgpu: tests/it/wgpu.rs).
 fn every_activation_matches_the_oracle_on(kind: BackendKind) {
     let backend = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
     for activation in EVERY_ACTIVATION {

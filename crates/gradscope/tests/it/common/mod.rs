@@ -22,7 +22,7 @@ pub fn gradscope_env(args: &[&str], cwd: &Path, env: &[(&str, &str)]) -> Output 
 }
 
 /// Run the binary in `cwd`. A `run` without `--out` gets `--no-record`, so no test writes run
-/// records into the source tree; record writing has its own tests (tests/records.rs).
+/// records into the source tree; record writing has its own tests (tests/it/records.rs).
 pub fn gradscope(args: &[&str], cwd: &Path) -> Output {
     let mut args: Vec<&str> = args.to_vec();
     if args.first() == Some(&"run") && !args.contains(&"--out") {
@@ -38,7 +38,7 @@ pub fn configs_dir() -> PathBuf {
 
 /// Every config in `configs/`, sorted.
 pub fn seed_configs() -> Vec<PathBuf> {
-    gradscope::cli::configs_in(&configs_dir())
+    config::configs_in(&configs_dir())
 }
 
 /// Compare `got` (f32, from Burn) with `want` (f64, from the oracle or another backend):

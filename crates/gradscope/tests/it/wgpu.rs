@@ -6,11 +6,13 @@
 //! machine without a Vulkan/GL driver they skip with a printed reason; under CI (`CI` set) a
 //! missing adapter fails instead, because `.ci/run` installs lavapipe.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 
-use common::{EVERY_ACTIVATION, activation_experiment, activation_toml, close, seed_configs};
+use crate::common::{
+    EVERY_ACTIVATION, activation_experiment, activation_toml, close, seed_configs,
+};
 use gradscope::backend::{self, Backend, BackendKind};
 use gradscope::config;
 use gradscope::run;
@@ -225,7 +227,7 @@ fn stacked_trials_on_wgpu_match_single_runs_on_ndarray() {
 
 /// Issue 11 on wgpu: every activation (gelu with its exact derivative), on a depth-8 network
 /// with a batch of 5 and non-zero biases, agrees with the f64 oracle within a few f32 roundings,
-/// with the CPU backends' bounds (tests/gradients.rs says why). wgpu's erf is Abramowitz &
+/// with the CPU backends' bounds (tests/it/gradients.rs says why). wgpu's erf is Abramowitz &
 /// Stegun 7.1.26 (absolute error ≤ 1.5e-7, cubecl-core polyfills.rs), inside them.
 #[test]
 fn every_activation_matches_the_oracle_on_wgpu() {

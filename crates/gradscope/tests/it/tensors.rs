@@ -2,9 +2,9 @@
 //! the bytes by hand, not with the library that wrote them), a dump loads back as weights to
 //! the identical report, and hand-written weight files are read with their shapes checked.
 
-mod common;
+use crate::common;
 
-use common::gradscope;
+use crate::common::gradscope;
 
 /// Parse a safetensors file by the specification: u64 little-endian header length N, N bytes of
 /// JSON `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}`, then data
@@ -143,7 +143,7 @@ const HAND: &str = "name = \"hand\"\ndescription = \"d\"\nseed = 0\n[model]\ninp
 
 #[test]
 fn weights_written_by_hand_from_the_spec_give_the_hand_derived_gradients() {
-    // Kernels 0.5, biases 0, input [1, 1]: loss 1, ∂L/∂W1 = 1, ∂L/∂W2 = 2 (tests/gradients.rs).
+    // Kernels 0.5, biases 0, input [1, 1]: loss 1, ∂L/∂W1 = 1, ∂L/∂W2 = 2 (tests/it/gradients.rs).
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let w = write_by_spec(&[
         ("layers.0.weight", vec![2, 2], vec![0.5; 4]),

@@ -1,9 +1,9 @@
 //! The `gradscope` binary as a user runs it: the README's command, the report formats, exit
 //! codes, and the message for each kind of bad input.
 
-mod common;
+use crate::common;
 
-use common::gradscope;
+use crate::common::gradscope;
 
 use std::process::Output;
 
@@ -68,7 +68,7 @@ fn readme_command_runs_the_three_seed_experiments() {
 
 #[test]
 fn hand_computed_table_snapshot() {
-    // Expected values derived in tests/gradients.rs (hand_derived_gradients_with_constant_weights).
+    // Expected values derived in tests/it/gradients.rs (hand_derived_gradients_with_constant_weights).
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("hand.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
     let o = gradscope(&["run", "hand.toml"], dir.path());
@@ -119,7 +119,7 @@ fn hand_json_values_are_the_derived_ones() {
     let o = gradscope(&["run", "hand.toml", "--format", "json"], dir.path());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
     let params = &v["cases"][0]["params"];
-    // Derivation in tests/gradients.rs: ∂L/∂W1 = 1, ∂L/∂b1 = 1, ∂L/∂W2 = 2, ∂L/∂b2 = 2, loss 1.
+    // Derivation in tests/it/gradients.rs: ∂L/∂W1 = 1, ∂L/∂b1 = 1, ∂L/∂W2 = 2, ∂L/∂b2 = 2, loss 1.
     assert_eq!(v["cases"][0]["loss"], 1.0);
     let got: Vec<(String, f64, f64)> = params
         .as_array()
@@ -581,7 +581,7 @@ fn compare_reports_per_tensor_differences_in_every_format() {
     assert_eq!(names[names.len() - 1], "delta.layers.6");
     // The two backends use different matrix kernels: not bit-identical, but within the default
     // 1e-4 (measured 2.4e-5: the f32 rounding of a depth-6 network in this measure, where each
-    // backend is within 3.5e-5 of the f64 oracle, tests/gradients.rs).
+    // backend is within 3.5e-5 of the f64 oracle, tests/it/gradients.rs).
     let worst = v["max_rel_diff"].as_f64().unwrap_or(f64::NAN);
     assert!(
         worst > 0.0 && worst < 1e-4,
@@ -654,4 +654,29 @@ fn compare_refuses_bad_input_before_running() {
         assert!(stderr(&o).contains(says), "{args:?}: {}", stderr(&o));
         assert!(o.stdout.is_empty(), "{args:?} printed a report");
     }
+}
+
+/// A reader that goes away (`gradscope run ... | head`) ends the run quietly with exit 0, as
+/// ripgrep does, instead of an error about a broken pipe.
+#[test]
+fn a_closed_stdout_pipe_ends_quietly_with_exit_0() {
+    // 30 copies of the three seed configs print about 200 KB of tables, more than a pipe holds
+    // (64 KiB on Linux): once `head` has read its 100 bytes and exited, a write fails (EPIPE).
+    let bin = env!("CARGO_BIN_EXE_gradscope");
+    let script = format!(
+        "{bin} run {}--no-record | head -c 100 >/dev/null; echo \"${{PIPESTATUS[0]}}\"",
+        "configs ".repeat(30)
+    );
+    let o = std::process::Command::new("bash")
+        .args(["-c", &script])
+        .current_dir(workspace_root())
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run bash: {e}"));
+    assert_eq!(
+        stdout(&o),
+        "0\n",
+        "gradscope's exit code; stderr: {}",
+        stderr(&o)
+    );
+    assert_eq!(stderr(&o), "", "nothing to say about a closed pipe");
 }

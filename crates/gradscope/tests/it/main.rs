@@ -1,0 +1,16 @@
+//! gradscope's integration tests, as one test binary with a module per area: every test binary
+//! links Burn (with wgpu) again, so one binary instead of ten saves that many links in CI.
+//! wgpu tests share the process's device (Burn registers a runtime per adapter once).
+
+mod common;
+
+mod cli;
+mod fuzz;
+mod gradients;
+mod language;
+mod notebook;
+mod records;
+mod reference;
+mod sweeps;
+mod tensors;
+mod wgpu;
