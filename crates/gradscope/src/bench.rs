@@ -35,7 +35,7 @@ pub fn seed_suite(
     backend: &Backend,
     repeat: usize,
 ) -> Result<Vec<f64>, String> {
-    let files: Vec<String> = crate::cli::configs_in(configs)
+    let files: Vec<String> = config::configs_in(configs)
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();

@@ -11,7 +11,7 @@
 
 use serde::Serialize;
 
-use crate::report::{float, fmt_sci};
+use crate::floats::{float, fmt_sci};
 use crate::run::Outcome;
 
 /// Where a non-finite class mismatch was, at most this many per tensor are listed (all are
@@ -475,12 +475,12 @@ impl CompareReport {
             tensor: &'a str,
             reference_backend: &'a str,
             backend: &'a str,
-            #[serde(serialize_with = "crate::render::csv_float")]
+            #[serde(serialize_with = "crate::floats::csv_float")]
             max_rel_diff: f32,
             at: String,
-            #[serde(serialize_with = "crate::render::csv_float")]
+            #[serde(serialize_with = "crate::floats::csv_float")]
             reference: f32,
-            #[serde(serialize_with = "crate::render::csv_float")]
+            #[serde(serialize_with = "crate::floats::csv_float")]
             value: f32,
             nonfinite_mismatches: usize,
             nonfinite_both: usize,

@@ -1,15 +1,24 @@
 //! gradscope: run gradient experiments described in TOML on Burn (ndarray, flex or wgpu) and
 //! report per-parameter gradient statistics.
 //!
-//! `config` reads and validates experiments, `backend` opens devices, `run` computes the
-//! gradients with Burn's autodiff, `stats` and `report` summarise them, `compare` measures how
-//! far backends disagree, `cli` ties it together.
+//! Modules depend one way, each only on modules before it in this list (a test,
+//! `reference::modules_depend_one_way`, reads the sources and holds them to it):
+//!
+//! 1. `floats`: how floats are spelled (people, JSON, CSV); `backend`: opening devices;
+//! 2. `config`: reading, validating and overriding experiments, and the files they name;
+//! 3. `run`: drawing weights and inputs and letting Burn's autodiff compute every gradient;
+//! 4. `stats`, `report`: summarising a run; `render`: a report as table, markdown or CSV;
+//! 5. `record`: run records and notebook pages; `tensors`: tensor dumps; `compare`: how far
+//!    backends disagree; `summary`, `plot`: sweep aggregation and its picture;
+//! 6. `sweep`: running, resuming and merging sweeps; `bench`: the speed workloads;
+//! 7. `cli`: flags, commands and exit codes.
 
 pub mod backend;
 pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod floats;
 pub mod plot;
 pub mod record;
 pub mod render;

@@ -6,7 +6,8 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::report::{ExperimentReport, fmt_sci};
+use crate::floats::{csv_float, fmt_sci};
+use crate::report::ExperimentReport;
 use crate::stats::LayerStats;
 
 fn f4(v: f32) -> String {
@@ -245,20 +246,6 @@ fn shape(s: &[usize]) -> String {
         .map(|d| d.to_string())
         .collect::<Vec<_>>()
         .join("x")
-}
-
-/// A float for CSV: its shortest round-tripping form; NaN/inf spelled as in the JSON.
-pub fn csv_num(v: f32) -> String {
-    if v.is_finite() {
-        format!("{v:?}")
-    } else {
-        fmt_sci(v, 0)
-    }
-}
-
-/// Serialise a float field of a CSV row as [`csv_num`] spells it.
-pub fn csv_float<S: serde::Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
-    s.serialize_str(&csv_num(*v))
 }
 
 /// `rows` as CSV: RFC 4180 quoting by the csv crate, and, when `header`, a first line of the

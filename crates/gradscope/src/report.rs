@@ -1,10 +1,11 @@
 //! Reports: the data a run is summarised into (`ExperimentReport`, whose JSON form is the
 //! stable schema), and the verdicts. Rendering for people lives in `render`.
 
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::config::Experiment;
+use crate::floats::float;
 use crate::run::Outcome;
 use crate::stats::{LayerStats, ParamStats};
 
@@ -123,41 +124,6 @@ pub struct InputInfo {
     pub distribution: String,
 }
 
-/// Serialise a float as a JSON number when finite, else as the string `"NaN"`, `"inf"` or
-/// `"-inf"` (JSON has no non-finite numbers; `null` would hide what happened).
-pub fn float<S: Serializer>(v: &f32, s: S) -> Result<S::Ok, S::Error> {
-    if v.is_finite() {
-        s.serialize_f32(*v)
-    } else {
-        s.serialize_str(&fmt_float(*v))
-    }
-}
-
-/// A float for people: 7 significant digits in scientific notation, `NaN`, `inf`, `-inf`.
-pub fn fmt_float(v: f32) -> String {
-    fmt_sci(v, 6)
-}
-
-/// A float in scientific notation with `digits` after the point and a signed two-digit
-/// exponent (`1.500000e+00`), or `NaN`, `inf`, `-inf`.
-pub fn fmt_sci(v: f32, digits: usize) -> String {
-    if v.is_nan() {
-        "NaN".into()
-    } else if v.is_infinite() {
-        if v > 0.0 { "inf".into() } else { "-inf".into() }
-    } else {
-        // Rust writes `1.5e0`; people and numpy expect `1.500000e+00`.
-        let s = format!("{v:.digits$e}");
-        match s.split_once('e') {
-            Some((mantissa, exp)) => {
-                let (sign, digits) = exp.strip_prefix('-').map_or(("+", exp), |d| ("-", d));
-                format!("{mantissa}e{sign}{digits:0>2}")
-            }
-            None => s,
-        }
-    }
-}
-
 impl ExperimentReport {
     /// Summarise `outcome` of `exp` run on `backend`.
     pub fn new(
@@ -234,18 +200,6 @@ impl ExperimentReport {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn floats_print_with_signed_two_digit_exponents_and_named_non_finites() {
-        assert_eq!(fmt_float(3.1323318), "3.132332e+00");
-        assert_eq!(fmt_float(-0.00012345), "-1.234500e-04");
-        assert_eq!(fmt_float(1.5e20), "1.500000e+20");
-        assert_eq!(fmt_float(0.0), "0.000000e+00");
-        assert_eq!(fmt_sci(123.456, 3), "1.235e+02");
-        assert_eq!(fmt_float(f32::NAN), "NaN");
-        assert_eq!(fmt_float(f32::INFINITY), "inf");
-        assert_eq!(fmt_float(f32::NEG_INFINITY), "-inf");
-    }
 
     #[test]
     fn flow_verdicts_follow_the_thresholds() {

@@ -5,7 +5,7 @@
 use gradscope_model::{HostTensor, NamedTensor};
 use serde::Serialize;
 
-use crate::report::float;
+use crate::floats::float;
 
 /// Statistics of one parameter's gradient.
 #[derive(Debug, Clone, PartialEq, Serialize)]

@@ -8,8 +8,8 @@ use std::fmt::Write as _;
 use serde::{Deserialize, Serialize};
 
 use crate::config::sweep::Sweep;
-use crate::render::{csv_float, csv_rows};
-use crate::report::{float, fmt_sci};
+use crate::floats::{csv_float, de_float, de_floats, float, floats, fmt_sci};
+use crate::render::csv_rows;
 
 /// What one trial of one input case produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -33,45 +33,6 @@ pub struct TrialRecord {
     pub ratio: f32,
     /// Whether any gradient value was NaN or infinite.
     pub nonfinite: bool,
-}
-
-fn floats<S: serde::Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> {
-    use serde::ser::SerializeSeq;
-    let mut seq = s.serialize_seq(Some(v.len()))?;
-    for x in v {
-        if x.is_finite() {
-            seq.serialize_element(x)?
-        } else {
-            seq.serialize_element(&fmt_sci(*x, 0))?
-        }
-    }
-    seq.end()
-}
-
-#[derive(Deserialize)]
-#[serde(untagged)]
-enum NumOrText {
-    Num(f32),
-    Text(String),
-}
-
-fn to_f32(v: NumOrText) -> f32 {
-    match v {
-        NumOrText::Num(x) => x,
-        NumOrText::Text(t) => match t.as_str() {
-            "inf" => f32::INFINITY,
-            "-inf" => f32::NEG_INFINITY,
-            _ => f32::NAN,
-        },
-    }
-}
-
-fn de_float<'de, D: serde::Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
-    NumOrText::deserialize(d).map(to_f32)
-}
-
-fn de_floats<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f32>, D::Error> {
-    Vec::<NumOrText>::deserialize(d).map(|v| v.into_iter().map(to_f32).collect())
 }
 
 /// Median, quartiles and range of the finite values of a sample (numpy's linear quantiles).

@@ -1,14 +1,13 @@
-//! Tensor files: `--dump DIR` writes one `<case>.safetensors` per input case (input, output,
-//! weights, gradients, δ per layer, with metadata), and `[model] weights = "file.safetensors"`
-//! reads a network's weights back (Keras `[in, out]` kernel layout), from a dump or from any
-//! tool that writes the same names.
+//! Tensor dumps: `--dump DIR` writes one `<case>.safetensors` per input case (input, output,
+//! weights, gradients, δ per layer, with metadata). `[model] weights = "file.safetensors"`
+//! reads such weights back: `config::inputs::read_weights`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
-use gradscope_model::{HostTensor, LayerWeights, MlpConfig, MlpWeights};
-use safetensors::{Dtype, SafeTensors, View};
+use gradscope_model::{HostTensor, MlpWeights};
+use safetensors::{Dtype, View};
 
 use crate::config::Experiment;
 use crate::run::{CaseOutcome, Outcome};
@@ -86,82 +85,4 @@ pub fn dump(
         written.push(path);
     }
     Ok(written)
-}
-
-/// Read the weights of the network `model` describes from a safetensors file: tensors
-/// `layers.{i}.weight` `[d_in, d_out]` and, with biases, `layers.{i}.bias` `[d_out]` (F32 or
-/// F64). Other tensors (a dump's gradients, say) are ignored. Errors are sentences.
-pub fn read_weights(path: &Path, model: &MlpConfig) -> Result<MlpWeights, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-        format!(
-            "`{}` is not a valid .safetensors file ({e})",
-            path.display()
-        )
-    })?;
-    let get = |name: &str, shape: &[usize]| -> Result<HostTensor, String> {
-        let view = st
-            .tensor(name)
-            .map_err(|_| format!("`{}` has no tensor `{name}`", path.display()))?;
-        if view.shape() != shape {
-            return Err(format!(
-                "`{}`: tensor `{name}` has shape {:?}; the model needs {shape:?}",
-                path.display(),
-                view.shape()
-            ));
-        }
-        let data = match view.dtype() {
-            Dtype::F32 => view
-                .data()
-                .chunks_exact(4)
-                .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect(),
-            Dtype::F64 => view
-                .data()
-                .chunks_exact(8)
-                .map(|c| {
-                    f64::from_le_bytes([c[0], c[1], c[2], c[3], c[4], c[5], c[6], c[7]]) as f32
-                })
-                .collect(),
-            other => {
-                return Err(format!(
-                    "`{}`: tensor `{name}` is {other:?}; expected F32 or F64",
-                    path.display()
-                ));
-            }
-        };
-        Ok(HostTensor::new(shape.to_vec(), data))
-    };
-    let widths = model.widths();
-    let layers = widths
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| {
-            Ok(LayerWeights {
-                weight: get(&format!("layers.{i}.weight"), &[w[0], w[1]])?,
-                bias: if model.bias {
-                    Some(get(&format!("layers.{i}.bias"), &[w[1]])?)
-                } else {
-                    None
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    let n = widths.len() - 1;
-    if let Some(extra) = st.names().into_iter().find(|name| {
-        name.strip_prefix("layers.")
-            .and_then(|r| r.split('.').next())
-            .and_then(|i| i.parse::<usize>().ok())
-            .is_some_and(|i| i >= n)
-    }) {
-        return Err(format!(
-            "`{}` has tensor `{extra}`, but the model has only {n} layers",
-            path.display()
-        ));
-    }
-    Ok(MlpWeights {
-        layers,
-        activations: model.activations.clone(),
-    })
 }

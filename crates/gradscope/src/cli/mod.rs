@@ -302,7 +302,7 @@ fn expand(paths: &[PathBuf], all: bool) -> Result<Vec<PathBuf>, ConfigError> {
     let mut files = Vec::new();
     for path in inputs {
         if path.is_dir() {
-            let found = toml_files(&path)
+            let found = config::toml_files(&path)
                 .map_err(|e| ConfigError::file(&path, format!("cannot list the directory: {e}")))?;
             if found.is_empty() {
                 return Err(ConfigError::file(
@@ -626,20 +626,4 @@ fn notebook_error(dir: &Path, e: &std::io::Error) -> String {
 fn report_error(err: &mut dyn Write, e: &dyn std::fmt::Display, code: i32) -> i32 {
     let _ = writeln!(err, "error: {e}");
     code
-}
-
-/// Every `*.toml` directly in `dir`, sorted by name.
-fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
-        .collect();
-    v.sort();
-    Ok(v)
-}
-
-/// Every `*.toml` directly in `dir`, sorted; none when it cannot be listed (for `bench` and
-/// tests; `run`, `validate` and `list` report that as an error).
-pub fn configs_in(dir: &Path) -> Vec<PathBuf> {
-    toml_files(dir).unwrap_or_default()
 }

@@ -1,9 +1,11 @@
-//! Reading input data from files: NumPy `.npy` (f32 or f64, C order, little-endian) and
-//! `.safetensors` (the tensor named `input`, or the file's only tensor; F32 or F64).
+//! Reading the files a config names: input data from NumPy `.npy` (f32 or f64, C order,
+//! little-endian) and `.safetensors` (the tensor named `input`, or the file's only tensor; F32
+//! or F64), and a network's weights from `.safetensors` (`[model] weights`).
 
 use std::path::Path;
 
-use gradscope_model::HostTensor;
+use gradscope_model::{HostTensor, LayerWeights, MlpConfig, MlpWeights};
+use safetensors::{Dtype, SafeTensors};
 
 /// Read a 2-D input tensor from `path`. Errors are sentences about the file.
 pub fn read_input_file(path: &Path) -> Result<HostTensor, String> {
@@ -26,6 +28,75 @@ pub fn read_input_file(path: &Path) -> Result<HostTensor, String> {
     Ok(tensor)
 }
 
+/// Read the weights of the network `model` describes from a safetensors file: tensors
+/// `layers.{i}.weight` `[d_in, d_out]` and, with biases, `layers.{i}.bias` `[d_out]` (F32 or
+/// F64). Other tensors (a dump's gradients, say) are ignored. Errors are sentences.
+pub fn read_weights(path: &Path, model: &MlpConfig) -> Result<MlpWeights, String> {
+    let bytes =
+        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
+        format!(
+            "`{}` is not a valid .safetensors file ({e})",
+            path.display()
+        )
+    })?;
+    let get = |name: &str, shape: &[usize]| -> Result<HostTensor, String> {
+        let view = st
+            .tensor(name)
+            .map_err(|_| format!("`{}` has no tensor `{name}`", path.display()))?;
+        if view.shape() != shape {
+            return Err(format!(
+                "`{}`: tensor `{name}` has shape {:?}; the model needs {shape:?}",
+                path.display(),
+                view.shape()
+            ));
+        }
+        let data = match view.dtype() {
+            Dtype::F32 => values(view.data(), 4),
+            Dtype::F64 => values(view.data(), 8),
+            other => {
+                return Err(format!(
+                    "`{}`: tensor `{name}` is {other:?}; expected F32 or F64",
+                    path.display()
+                ));
+            }
+        };
+        Ok(HostTensor::new(shape.to_vec(), data))
+    };
+    let widths = model.widths();
+    let layers = widths
+        .windows(2)
+        .enumerate()
+        .map(|(i, w)| {
+            Ok(LayerWeights {
+                weight: get(&format!("layers.{i}.weight"), &[w[0], w[1]])?,
+                bias: if model.bias {
+                    Some(get(&format!("layers.{i}.bias"), &[w[1]])?)
+                } else {
+                    None
+                },
+            })
+        })
+        .collect::<Result<Vec<_>, String>>()?;
+    let n = widths.len() - 1;
+    if let Some(extra) = st.names().into_iter().find(|name| {
+        name.strip_prefix("layers.")
+            .and_then(|r| r.split('.').next())
+            .and_then(|i| i.parse::<usize>().ok())
+            .is_some_and(|i| i >= n)
+    }) {
+        return Err(format!(
+            "`{}` has tensor `{extra}`, but the model has only {n} layers",
+            path.display()
+        ));
+    }
+    Ok(MlpWeights {
+        layers,
+        activations: model.activations.clone(),
+    })
+}
+
+/// Little-endian f32 (`float_bytes` 4) or f64 (8) values as f32.
 fn values(raw: &[u8], float_bytes: usize) -> Vec<f32> {
     match float_bytes {
         4 => raw
@@ -102,7 +173,6 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, String> {
 }
 
 fn read_safetensors(bytes: &[u8]) -> Result<HostTensor, String> {
-    use safetensors::{Dtype, SafeTensors};
     let st = SafeTensors::deserialize(bytes)
         .map_err(|e| format!("not a valid .safetensors file ({e})"))?;
     let names = st.names();

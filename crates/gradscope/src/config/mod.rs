@@ -236,3 +236,19 @@ pub fn check_memory(exp: &Experiment, available: Option<u128>) -> Result<(), Con
         _ => Ok(()),
     }
 }
+
+/// Every `*.toml` directly in `dir`, sorted by name.
+pub fn toml_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+        .collect();
+    v.sort();
+    Ok(v)
+}
+
+/// Every `*.toml` directly in `dir`, sorted; none when it cannot be listed (for `bench` and
+/// tests; `run`, `validate` and `list` report that as an error).
+pub fn configs_in(dir: &Path) -> Vec<PathBuf> {
+    toml_files(dir).unwrap_or_default()
+}

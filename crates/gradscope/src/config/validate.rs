@@ -610,7 +610,7 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         Some(w) => {
             let dir = src.path.parent().unwrap_or(std::path::Path::new(""));
             let path = dir.join(w.get_ref());
-            let weights = crate::tensors::read_weights(&path, &model)
+            let weights = super::inputs::read_weights(&path, &model)
                 .map_err(|m| c.err(w.span(), "model.weights", m))?;
             Some(super::LoadedWeights { path, weights })
         }
