@@ -22,6 +22,33 @@ fn quiet_wayland_probe() {
     }
 }
 
+/// Standard output that remembers whether its reader went away (a write failed with EPIPE, as
+/// in `gradscope run ... | head`). The command then stops at that write, and gradscope exits 0
+/// without a message, as ripgrep does: the reader has all it asked for.
+struct PipeAware<W> {
+    inner: W,
+    closed: bool,
+}
+
+impl<W: std::io::Write> PipeAware<W> {
+    fn note(&mut self, e: std::io::Error) -> std::io::Error {
+        if e.kind() == std::io::ErrorKind::BrokenPipe {
+            self.closed = true;
+        }
+        e
+    }
+}
+
+impl<W: std::io::Write> std::io::Write for PipeAware<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.inner.write(buf).map_err(|e| self.note(e))
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush().map_err(|e| self.note(e))
+    }
+}
+
 fn main() {
     quiet_wayland_probe();
     let cli = match Cli::try_parse() {
@@ -50,10 +77,13 @@ fn main() {
             slot.get_or_insert(format!("{msg}{at}"));
         }
     }));
-    let stdout = std::io::stdout();
     let stderr = std::io::stderr();
+    let mut out = PipeAware {
+        inner: std::io::stdout().lock(),
+        closed: false,
+    };
     let code = catch_unwind(AssertUnwindSafe(|| {
-        cli::run(cli, &mut stdout.lock(), &mut stderr.lock())
+        cli::run(cli, &mut out, &mut stderr.lock())
     }))
     .unwrap_or_else(|_| {
         let msg = panic_message
@@ -64,5 +94,5 @@ fn main() {
         eprintln!("error: internal error (a bug in gradscope; please report it): {msg}");
         EXIT_FAILURE
     });
-    std::process::exit(code);
+    std::process::exit(if out.closed { cli::EXIT_OK } else { code });
 }
