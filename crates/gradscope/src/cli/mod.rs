@@ -391,21 +391,31 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             EXIT_BAD_INPUT,
         );
     }
+    if let Err(m) = check_run_flags(args, &experiments) {
+        return report_error(err, &m, EXIT_BAD_INPUT);
+    }
+    // Every backend the files need, opened before anything runs.
+    let kind_of = |exp: &Experiment| args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
+    let mut opened: Vec<Backend> = Vec::new();
+    for exp in &experiments {
+        let kind = kind_of(exp);
+        if !opened.iter().any(|b| b.kind == kind) {
+            match backend::open(kind, args.device.as_deref()) {
+                Ok(b) => opened.push(b),
+                Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
+            }
+        }
+    }
     // CSV: one header for the whole stream, written with the first rows.
     let mut csv_header = true;
     let mut code = EXIT_OK;
-    let mut opened: Vec<Backend> = Vec::new();
     for (i, exp) in experiments.iter().enumerate() {
-        let kind = args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
-        let backend = match opened.iter().find(|b| b.kind == kind) {
-            Some(b) => b.clone(),
-            None => match backend::open(kind, args.device.as_deref()) {
-                Ok(b) => {
-                    opened.push(b.clone());
-                    b
-                }
-                Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
-            },
+        let Some(backend) = opened.iter().find(|b| b.kind == kind_of(exp)).cloned() else {
+            return report_error(
+                err,
+                &"internal error: a backend was not opened",
+                EXIT_FAILURE,
+            );
         };
         if let Some(sweep) = &exp.sweep {
             let header = std::mem::replace(&mut csv_header, false);
@@ -414,16 +424,6 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 Err(c) => return c,
             }
             continue;
-        }
-        if args.shard.is_some() || args.resume.is_some() || args.stack.is_some() {
-            return report_error(
-                err,
-                &format!(
-                    "{}: --shard, --resume and --stack apply to sweeps; this file has no [sweep]",
-                    exp.path.display()
-                ),
-                EXIT_BAD_INPUT,
-            );
         }
         let started = std::time::SystemTime::now();
         let clock = std::time::Instant::now();
@@ -505,6 +505,32 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
     code
 }
 
+/// The flags that apply to sweeps only, or to plain runs only, checked against every file
+/// before anything runs, so that no file is run and recorded before another is refused.
+fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), String> {
+    if let Some(s) = &args.shard {
+        crate::sweep::Shard::parse(s)?;
+    }
+    for exp in experiments {
+        let path = exp.path.display();
+        if exp.sweep.is_some() {
+            if args.no_record {
+                return Err("a sweep always writes a record (its finished trials are kept there); choose where with --out DIR".into());
+            }
+            if args.dump.is_some() {
+                return Err(format!(
+                    "{path}: --dump writes the tensors of one run; this file is a sweep of many"
+                ));
+            }
+        } else if args.shard.is_some() || args.resume.is_some() || args.stack.is_some() {
+            return Err(format!(
+                "{path}: --shard, --resume and --stack apply to sweeps; this file has no [sweep]"
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The command that writes a notebook page again: the config, its `--set`s and flags that
 /// change what is computed.
 fn regenerate_command(exp: &Experiment, args: &RunArgs, nb: &Path) -> String {
@@ -557,23 +583,6 @@ fn run_one_sweep(
     err: &mut dyn Write,
 ) -> Result<i32, i32> {
     use crate::sweep::{Shard, SweepError, SweepOptions};
-    if args.no_record {
-        return Err(report_error(
-            err,
-            &"a sweep always writes a record (its finished trials are kept there); choose where with --out DIR",
-            EXIT_BAD_INPUT,
-        ));
-    }
-    if args.dump.is_some() {
-        return Err(report_error(
-            err,
-            &format!(
-                "{}: --dump writes the tensors of one run; this file is a sweep of many",
-                exp.path.display()
-            ),
-            EXIT_BAD_INPUT,
-        ));
-    }
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
         Err(m) => return Err(report_error(err, &m, EXIT_BAD_INPUT)),

@@ -698,3 +698,52 @@ fn csv_and_json_outputs_read_back_with_real_readers() {
             .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(summary["kind"], "sweep");
 }
+
+/// Flags that apply to sweeps only, or to plain runs only, are checked against every file
+/// before anything runs: no file is run, printed or recorded before another is refused.
+#[test]
+fn cross_flag_errors_come_before_any_file_runs() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::fs::write(d.join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::copy(&common::seed_configs()[0], d.join("p1.toml")).unwrap_or_else(|e| panic!("{e}"));
+    for (args, says) in [
+        (
+            &["p1.toml", "s.toml", "--dump", "d", "--out", "o"][..],
+            "--dump writes the tensors of one run",
+        ),
+        (
+            &["p1.toml", "s.toml", "--no-record"],
+            "a sweep always writes a record",
+        ),
+        (
+            &["s.toml", "p1.toml", "--stack", "3", "--out", "o"],
+            "apply to sweeps",
+        ),
+        (
+            &["s.toml", "p1.toml", "--shard", "1/2", "--out", "o"],
+            "apply to sweeps",
+        ),
+        (
+            &["s.toml", "--shard", "3/2", "--out", "o"],
+            "invalid --shard",
+        ),
+    ] {
+        let o = run_bin(&[&["run"][..], args].concat(), d, &[]);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+        assert!(
+            o.stdout.is_empty(),
+            "{args:?} printed a report before refusing"
+        );
+        let mut left: Vec<_> = std::fs::read_dir(d)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["p1.toml", "s.toml"], "{args:?} wrote something");
+    }
+}
