@@ -54,19 +54,23 @@ fn verdict(r: &ExperimentReport) -> String {
     let n_params = r.cases.first().map_or(0, |c| c.params.len());
     let cases = r.cases.len();
     let plural = if cases == 1 { "" } else { "s" };
-    match &r.first_nonfinite {
-        None => format!(
-            "verdict: every gradient value is finite ({n_params} parameters x {cases} input case{plural})"
-        ),
-        Some(at) => {
-            let total: usize = r
-                .cases
-                .iter()
-                .flat_map(|c| &c.params)
-                .map(|p| p.nonfinite)
-                .sum();
-            format!("verdict: NOT FINITE: {total} non-finite gradient values; the first in {at}")
-        }
+    let total: usize = r
+        .cases
+        .iter()
+        .flat_map(|c| &c.params)
+        .map(|p| p.nonfinite)
+        .sum();
+    let born = r
+        .origin
+        .as_ref()
+        .map(|o| format!("; the first non-finite value was born {}", o.describe()))
+        .unwrap_or_default();
+    if r.all_finite {
+        format!(
+            "verdict: every gradient value is finite ({n_params} parameters x {cases} input case{plural}){born}"
+        )
+    } else {
+        format!("verdict: NOT FINITE: {total} non-finite gradient values{born}")
     }
 }
 

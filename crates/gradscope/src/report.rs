@@ -6,6 +6,7 @@ use serde::Serialize;
 use crate::backend::Backend;
 use crate::config::Experiment;
 use crate::floats::float;
+use crate::origin::{Origin, origin};
 use crate::run::Outcome;
 use crate::stats::{LayerStats, ParamStats};
 
@@ -50,8 +51,9 @@ pub struct ExperimentReport {
     pub cases: Vec<CaseReport>,
     /// True when every gradient value of every case is finite.
     pub all_finite: bool,
-    /// Where the first non-finite gradient value was, as `case/parameter`.
-    pub first_nonfinite: Option<String>,
+    /// Where the first non-finite value (input, weight, pre-activation, loss, δ or gradient)
+    /// was born, in computation order; `null` when every value is finite.
+    pub origin: Option<Origin>,
 }
 
 /// One input case's results.
@@ -132,19 +134,14 @@ impl ExperimentReport {
         outcome: &Outcome,
         thresholds: Thresholds,
     ) -> Self {
-        let mut first_nonfinite = None;
+        let mut all_finite = true;
         let cases = exp
             .inputs
             .iter()
             .zip(&outcome.cases)
             .map(|(case, out)| {
                 let params: Vec<ParamStats> = out.grads.iter().map(ParamStats::of).collect();
-                if first_nonfinite.is_none() {
-                    first_nonfinite = params
-                        .iter()
-                        .find(|p| p.nonfinite > 0)
-                        .map(|p| format!("{}/{}", case.name, p.name));
-                }
+                all_finite &= params.iter().all(|p| p.nonfinite == 0);
                 let last = out.deltas.len().saturating_sub(1);
                 let layers: Vec<LayerStats> = out
                     .deltas
@@ -186,8 +183,8 @@ impl ExperimentReport {
             loss: exp.loss.name().to_string(),
             thresholds,
             cases,
-            all_finite: first_nonfinite.is_none(),
-            first_nonfinite,
+            all_finite,
+            origin: origin(outcome),
         }
     }
 

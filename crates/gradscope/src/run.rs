@@ -29,6 +29,10 @@ pub struct CaseOutcome {
     pub deltas: Vec<HostTensor>,
     /// Each layer's output: a_l = φ(z_l) for hidden layers, then the network output.
     pub layer_outputs: Vec<HostTensor>,
+    /// z_l, each layer's pre-activation, `[batch, d_l]`: where a non-finite value is born in
+    /// the forward pass. Recorded by [`execute`]; empty from [`execute_stack`] (a sweep keeps
+    /// only whether anything was non-finite).
+    pub pre_activations: Vec<HostTensor>,
 }
 
 /// Everything an experiment produced.
@@ -161,6 +165,11 @@ fn run_case(
         .collect::<Result<Vec<_>, _>>()?;
     let loss_value = HostTensor::from_tensor(loss).data[0];
     let output = HostTensor::from_tensor(trace.output.detach());
+    let pre_activations = trace
+        .pre_activations
+        .into_iter()
+        .map(|z| HostTensor::from_tensor(z.detach()))
+        .collect();
     let mut layer_outputs: Vec<HostTensor> = trace
         .activations
         .into_iter()
@@ -175,6 +184,7 @@ fn run_case(
         grads: named,
         deltas,
         layer_outputs,
+        pre_activations,
     })
 }
 
@@ -228,6 +238,7 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
                 grads,
                 deltas,
                 layer_outputs,
+                pre_activations: Vec::new(),
             });
         }
     }

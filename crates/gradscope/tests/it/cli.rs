@@ -170,7 +170,17 @@ fn overflowing_gradients_exit_3_and_are_shown_as_not_finite() {
     assert_eq!(j.status.code(), Some(0));
     let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["all_finite"], false);
-    assert!(v["first_nonfinite"].is_string());
+    // Input ten ones, every kernel entry 1e20, biases 0: z_0 = 10·1e20 = 1e21 is finite,
+    // z_1 = 10·1e20·1e21 = 1e42 overflows f32 (max 3.4e38) in all 10 units of layer 1.
+    assert_eq!(
+        v["origin"],
+        serde_json::json!({"kind": "forward", "step": null, "case": "ones", "layer": 1,
+                           "tensor": "z.layers.1", "count": 10})
+    );
+    assert!(
+        out.contains("born in the forward pass: z.layers.1 of case ones (10 values)"),
+        "{out}"
+    );
     let counted: u64 = v["cases"][0]["params"]
         .as_array()
         .into_iter()
@@ -424,7 +434,7 @@ fn check_schema(v: &serde_json::Value) {
             "thresholds",
             "cases",
             "all_finite",
-            "first_nonfinite",
+            "origin",
         ],
     );
     assert_eq!(v["kind"], "run", "a plain run's report is kind \"run\"");
@@ -433,7 +443,11 @@ fn check_schema(v: &serde_json::Value) {
             && matches!(v["backend"], Str(_))
             && matches!(v["loss"], Str(_))
     );
-    assert!(matches!(v["adapter"], Str(_) | Null) && matches!(v["first_nonfinite"], Str(_) | Null));
+    assert!(matches!(v["adapter"], Str(_) | Null));
+    match &v["origin"] {
+        Null => assert_eq!(v["all_finite"], true, "no origin, so every value is finite"),
+        o => obj(o, &["kind", "step", "case", "layer", "tensor", "count"]),
+    }
     assert!(v["seed"].is_u64() && matches!(v["all_finite"], Bool(_)));
     obj(&v["thresholds"], &["vanishing", "exploding"]);
     let Array(cases) = &v["cases"] else {

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use crate::common::gradscope;
+use crate::common::{gradscope, npy};
 
 use std::path::Path;
 
@@ -211,21 +211,6 @@ fn validate_and_list() {
         "{}",
         text(&v.stderr)
     );
-}
-
-/// A .npy file built byte by byte from NumPy's format description (version 1.0, '<f4').
-fn npy(rows: usize, cols: usize, values: &[f32]) -> Vec<u8> {
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
-    while (10 + header.len() + 1) % 64 != 0 {
-        header.push(' ');
-    }
-    header.push('\n');
-    let mut out = b"\x93NUMPY\x01\x00".to_vec();
-    out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-    out.extend_from_slice(header.as_bytes());
-    out.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-    out
 }
 
 #[test]

@@ -9,6 +9,7 @@ mod fuzz;
 mod gradients;
 mod language;
 mod notebook;
+mod origin;
 mod records;
 mod reference;
 mod sweeps;

@@ -4,7 +4,7 @@
 
 use crate::common;
 
-use crate::common::gradscope;
+use crate::common::{gradscope, write_by_spec};
 
 /// Parse a safetensors file by the specification: u64 little-endian header length N, N bytes of
 /// JSON `{name: {dtype, shape, data_offsets: [begin, end]}, "__metadata__": {...}}`, then data
@@ -42,25 +42,6 @@ fn read_by_spec(
         out.insert(name.clone(), (shape, values));
     }
     (header, out)
-}
-
-/// Write a safetensors file byte by byte from the specification.
-fn write_by_spec(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
-    let mut header = serde_json::Map::new();
-    let mut data = Vec::new();
-    for (name, shape, values) in tensors {
-        let begin = data.len();
-        data.extend(values.iter().flat_map(|v| v.to_le_bytes()));
-        header.insert(
-            name.to_string(),
-            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [begin, data.len()]}),
-        );
-    }
-    let header = serde_json::Value::Object(header).to_string();
-    let mut out = (header.len() as u64).to_le_bytes().to_vec();
-    out.extend_from_slice(header.as_bytes());
-    out.extend(data);
-    out
 }
 
 #[test]

@@ -1,0 +1,162 @@
+//! Where the first non-finite value was born: a hand-made case for each kind, each derived by
+//! hand, detected with the right kind, layer, tensor and count on every backend.
+
+use std::path::Path;
+
+use gradscope::backend::{self, BackendKind};
+use gradscope::config;
+use gradscope::origin::{Origin, OriginKind, origin};
+use gradscope::run;
+
+use crate::common::{self, npy, write_by_spec};
+
+/// A config: input width `input`, hidden `hidden`, one output, every kernel entry `kernel`,
+/// zero biases, activation `activation`, loss `loss`, one case `x` of batch 1 given by `case`.
+fn config(
+    input: usize,
+    hidden: &str,
+    kernel: f64,
+    activation: &str,
+    loss: &str,
+    case: &str,
+) -> String {
+    format!(
+        "name = \"origin\"\ndescription = \"d\"\nseed = 0\nloss = \"{loss}\"\n[model]\n\
+         input = {input}\nhidden = {hidden}\noutput = 1\nactivation = \"{activation}\"\n\
+         kernel_init = {{ kind = \"constant\", value = {kernel:e} }}\n\
+         [[inputs]]\nname = \"x\"\n{case}\n"
+    )
+}
+
+fn ones() -> &'static str {
+    "batch = 1\ndistribution = { kind = \"constant\", value = 1.0 }"
+}
+
+/// Each case: (what, config text, files to write beside it, the expected origin).
+fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> {
+    let at = |kind, layer, tensor: &str, count| Origin {
+        kind,
+        step: None,
+        case: "x".into(),
+        layer,
+        tensor: tensor.into(),
+        count,
+    };
+    // The issue's example: the network of `weights` below, its file holding one NaN in
+    // layers.1.bias. The weights are checked before the pass: layer 1, one value.
+    let mut weights = config(2, "[2]", 0.5, "relu", "sum_squares", ones());
+    weights = weights.replacen("[model]\n", "[model]\nweights = \"w.safetensors\"\n", 1);
+    let w = write_by_spec(&[
+        ("layers.0.weight", vec![2, 2], vec![0.5; 4]),
+        ("layers.0.bias", vec![2], vec![0.0; 2]),
+        ("layers.1.weight", vec![2, 1], vec![0.5; 2]),
+        ("layers.1.bias", vec![1], vec![f32::NAN]),
+    ]);
+    vec![
+        (
+            // x = [NaN, 1]: the input itself, one value.
+            "input",
+            config(2, "[2]", 0.5, "relu", "sum_squares", "file = \"x.npy\""),
+            vec![("x.npy", npy(1, 2, &[f32::NAN, 1.0]))],
+            at(OriginKind::Input, None, "input", 1),
+        ),
+        (
+            "weights",
+            weights,
+            vec![("w.safetensors", w)],
+            at(OriginKind::Weights, Some(1), "layers.1.bias", 1),
+        ),
+        (
+            // x = [1, 1], kernels 1e20: z_0 = 2e20 (finite), z_1 = 2·1e20·2e20 = 4e40 > f32's
+            // 3.4e38 in both units of layer 1: TensorFlow's "ReluGrad input is not finite".
+            "forward",
+            config(2, "[2, 2]", 1e20, "relu", "sum_squares", ones()),
+            vec![],
+            at(OriginKind::Forward, Some(1), "z.layers.1", 2),
+        ),
+        (
+            // Kernels 1e10: z_0 = 2e10, out = z_1 = 2·1e10·2e10 = 4e20 (finite), but the loss
+            // out² = 1.6e41 overflows.
+            "loss",
+            config(2, "[2]", 1e10, "relu", "sum_squares", ones()),
+            vec![],
+            at(OriginKind::Loss, None, "loss", 1),
+        ),
+        (
+            // Width 1, x = 1e-30, kernels 1e15, identity, loss = out: forward z = 1e-15, 1,
+            // 1e15, 1e30 and the loss 1e30 are finite; backward δ_3 = 1, δ_2 = 1e15,
+            // δ_1 = 1e30, δ_0 = 1e45 overflows: layer 0, counting back from the output.
+            "backward",
+            config(
+                1,
+                "[1, 1, 1]",
+                1e15,
+                "identity",
+                "sum",
+                "batch = 1\ndistribution = { kind = \"constant\", value = 1e-30 }",
+            ),
+            vec![],
+            at(OriginKind::Backward, Some(0), "delta.layers.0", 1),
+        ),
+    ]
+}
+
+fn write_case(dir: &Path, text: &str, files: &[(&str, Vec<u8>)]) {
+    std::fs::write(dir.join("c.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    for (name, bytes) in files {
+        std::fs::write(dir.join(name), bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+}
+
+#[test]
+fn each_kind_of_origin_is_found_where_it_was_born_on_every_backend() {
+    let mut kinds = vec![BackendKind::Ndarray, BackendKind::Flex];
+    match backend::open(BackendKind::Wgpu, None) {
+        Ok(_) => kinds.push(BackendKind::Wgpu),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("wgpu must work in CI: {e}"),
+        Err(e) => eprintln!("origin tests skip wgpu: no adapter on this machine: {e}"),
+    }
+    for (what, text, files, want) in cases() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        write_case(dir.path(), &text, &files);
+        let exp =
+            config::load(&dir.path().join("c.toml")).unwrap_or_else(|e| panic!("{what}: {e}"));
+        for &kind in &kinds {
+            let b = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
+            let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(
+                origin(&outcome),
+                Some(want.clone()),
+                "{what} on {}",
+                kind.name()
+            );
+        }
+    }
+}
+
+#[test]
+fn the_cli_reports_the_origin_in_json_and_words() {
+    let (_, text, files, want) = cases().swap_remove(1);
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write_case(dir.path(), &text, &files);
+    let o = common::gradscope(&["run", "c.toml", "--format", "json"], dir.path());
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["origin"], serde_json::to_value(&want).unwrap_or_default());
+    assert_eq!(
+        v["origin"],
+        serde_json::json!({"kind": "weights", "step": null, "case": "x", "layer": 1,
+                           "tensor": "layers.1.bias", "count": 1})
+    );
+    let o = common::gradscope(&["run", "c.toml"], dir.path());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("born in the weights, before the pass: layers.1.bias (1 value)"),
+        "{out}"
+    );
+}
