@@ -86,7 +86,224 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     Some(&rest[..rest.find(end)?])
 }
 
-struct Checker<'a> {
+/// One named choice: its name in configs, the parameters it takes, and how it is built from
+/// them (the name beside its constructor, so no table can map a name to the wrong kind).
+pub struct Kind<T: 'static> {
+    /// The name configs use.
+    pub name: &'static str,
+    /// The parameters a table may give.
+    pub params: &'static [&'static str],
+    build: fn(&Checker<'_>, &Spanned<RawNamed>, &str) -> Result<T>,
+}
+
+/// A parameter's value, or its default.
+fn param(v: &Spanned<RawNamed>, name: &str, default: f64) -> f64 {
+    v.get_ref().get(name).unwrap_or(default)
+}
+
+/// Activations, in the order error messages list them.
+pub const ACTIVATIONS: &[Kind<Activation>] = &[
+    Kind {
+        name: "relu",
+        params: &[],
+        build: |_, _, _| Ok(Activation::Relu),
+    },
+    Kind {
+        name: "leaky_relu",
+        params: &["slope"],
+        build: |_, v, _| {
+            Ok(Activation::LeakyRelu {
+                slope: param(v, "slope", 0.01),
+            })
+        },
+    },
+    Kind {
+        name: "elu",
+        params: &["alpha"],
+        build: |_, v, _| {
+            Ok(Activation::Elu {
+                alpha: param(v, "alpha", 1.0),
+            })
+        },
+    },
+    Kind {
+        name: "gelu",
+        params: &[],
+        build: |_, _, _| Ok(Activation::Gelu),
+    },
+    Kind {
+        name: "silu",
+        params: &[],
+        build: |_, _, _| Ok(Activation::Silu),
+    },
+    Kind {
+        name: "softplus",
+        params: &[],
+        build: |_, _, _| Ok(Activation::Softplus),
+    },
+    Kind {
+        name: "sigmoid",
+        params: &[],
+        build: |_, _, _| Ok(Activation::Sigmoid),
+    },
+    Kind {
+        name: "tanh",
+        params: &[],
+        build: |_, _, _| Ok(Activation::Tanh),
+    },
+    Kind {
+        name: "identity",
+        params: &[],
+        build: |_, _, _| Ok(Activation::Identity),
+    },
+];
+
+/// Initialisers; `normal`, `uniform` and `truncated_normal` default to Keras's RandomNormal,
+/// RandomUniform and TruncatedNormal.
+pub const INITIALIZERS: &[Kind<Initializer>] = &[
+    Kind {
+        name: "zeros",
+        params: &[],
+        build: |_, _, _| Ok(Initializer::Zeros),
+    },
+    Kind {
+        name: "constant",
+        params: &["value"],
+        build: |c, v, key| {
+            Ok(Initializer::Constant {
+                value: c.required(v, key, "value")?,
+            })
+        },
+    },
+    Kind {
+        name: "normal",
+        params: &["mean", "std"],
+        build: |c, v, key| {
+            Ok(Initializer::Normal {
+                mean: param(v, "mean", 0.0),
+                std: c.std(v, key, 0.05)?,
+            })
+        },
+    },
+    Kind {
+        name: "uniform",
+        params: &["low", "high"],
+        build: |c, v, key| {
+            let (low, high) = c.bounds(v, key, (-0.05, 0.05))?;
+            Ok(Initializer::Uniform { low, high })
+        },
+    },
+    Kind {
+        name: "truncated_normal",
+        params: &["mean", "std"],
+        build: |c, v, key| {
+            let (mean, std) = (param(v, "mean", 0.0), c.std(v, key, 0.05)?);
+            Ok(Initializer::TruncatedNormal { mean, std })
+        },
+    },
+    Kind {
+        name: "glorot_uniform",
+        params: &[],
+        build: |_, _, _| Ok(Initializer::GlorotUniform),
+    },
+    Kind {
+        name: "glorot_normal",
+        params: &[],
+        build: |_, _, _| Ok(Initializer::GlorotNormal),
+    },
+    Kind {
+        name: "he_uniform",
+        params: &[],
+        build: |_, _, _| Ok(Initializer::HeUniform),
+    },
+    Kind {
+        name: "he_normal",
+        params: &[],
+        build: |_, _, _| Ok(Initializer::HeNormal),
+    },
+    Kind {
+        name: "lecun_uniform",
+        params: &[],
+        build: |_, _, _| Ok(Initializer::LecunUniform),
+    },
+    Kind {
+        name: "lecun_normal",
+        params: &[],
+        build: |_, _, _| Ok(Initializer::LecunNormal),
+    },
+    Kind {
+        name: "burn_default",
+        params: &[],
+        build: |_, _, _| Ok(Initializer::BurnDefault),
+    },
+];
+
+/// Input distributions.
+pub const DISTRIBUTIONS: &[Kind<Distribution>] = &[
+    Kind {
+        name: "normal",
+        params: &["mean", "std"],
+        build: |c, v, key| {
+            Ok(Distribution::Normal {
+                mean: param(v, "mean", 0.0),
+                std: c.std(v, key, 1.0)?,
+            })
+        },
+    },
+    Kind {
+        name: "uniform",
+        params: &["low", "high"],
+        build: |c, v, key| {
+            let (low, high) = c.bounds(v, key, (0.0, 1.0))?;
+            Ok(Distribution::Uniform { low, high })
+        },
+    },
+    Kind {
+        name: "constant",
+        params: &["value"],
+        build: |c, v, key| {
+            Ok(Distribution::Constant {
+                value: c.required(v, key, "value")?,
+            })
+        },
+    },
+];
+
+/// Losses.
+pub const LOSSES: &[Kind<Loss>] = &[
+    Kind {
+        name: "sum_squares",
+        params: &[],
+        build: |_, _, _| Ok(Loss::SumSquares),
+    },
+    Kind {
+        name: "mean_squares",
+        params: &[],
+        build: |_, _, _| Ok(Loss::MeanSquares),
+    },
+    Kind {
+        name: "sum",
+        params: &[],
+        build: |_, _, _| Ok(Loss::Sum),
+    },
+    Kind {
+        name: "mean",
+        params: &[],
+        build: |_, _, _| Ok(Loss::Mean),
+    },
+    Kind {
+        name: "mse",
+        params: &["target"],
+        build: |_, v, _| {
+            Ok(Loss::Mse {
+                target: param(v, "target", 0.0),
+            })
+        },
+    },
+];
+
+/// Checks raw config values against the source they came from (for located errors).
+pub struct Checker<'a> {
     src: &'a Source,
 }
 
@@ -120,17 +337,17 @@ impl Checker<'_> {
     }
 
     /// Resolve a named choice: the kind must be one of `kinds`, and only the parameters listed
-    /// for that kind may be given. Returns the kind's index in `kinds`.
-    fn named(
+    /// for that kind may be given; then the kind's constructor builds the value.
+    fn named<T>(
         &self,
         v: &Spanned<RawNamed>,
         key: &str,
         what: &str,
-        kinds: &[(&str, &[&str])],
-    ) -> Result<usize> {
+        kinds: &[Kind<T>],
+    ) -> Result<T> {
         let raw = v.get_ref();
-        let Some(i) = kinds.iter().position(|(k, _)| *k == raw.kind) else {
-            let names: Vec<&str> = kinds.iter().map(|(k, _)| *k).collect();
+        let Some(kind) = kinds.iter().find(|k| k.name == raw.kind) else {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name).collect();
             let mut e = self.err(
                 v.span(),
                 key,
@@ -145,7 +362,7 @@ impl Checker<'_> {
             }
             return Err(e);
         };
-        let allowed = kinds[i].1;
+        let allowed = kind.params;
         for (p, value) in &raw.params {
             if !allowed.contains(&p.as_str()) {
                 let takes = if allowed.is_empty() {
@@ -168,7 +385,7 @@ impl Checker<'_> {
             }
             self.finite(*value, &v.span(), &format!("{key}.{p}"), &format!("`{p}`"))?;
         }
-        Ok(i)
+        (kind.build)(self, v, key)
     }
 
     fn std(&self, v: &Spanned<RawNamed>, key: &str, default: f64) -> Result<f64> {
@@ -211,118 +428,19 @@ impl Checker<'_> {
     }
 
     fn activation(&self, v: &Spanned<RawNamed>, key: &str) -> Result<Activation> {
-        const KINDS: &[(&str, &[&str])] = &[
-            ("relu", &[]),
-            ("leaky_relu", &["slope"]),
-            ("elu", &["alpha"]),
-            ("gelu", &[]),
-            ("silu", &[]),
-            ("softplus", &[]),
-            ("sigmoid", &[]),
-            ("tanh", &[]),
-            ("identity", &[]),
-        ];
-        let raw = v.get_ref();
-        Ok(match self.named(v, key, "activation", KINDS)? {
-            0 => Activation::Relu,
-            1 => Activation::LeakyRelu {
-                slope: raw.get("slope").unwrap_or(0.01),
-            },
-            2 => Activation::Elu {
-                alpha: raw.get("alpha").unwrap_or(1.0),
-            },
-            3 => Activation::Gelu,
-            4 => Activation::Silu,
-            5 => Activation::Softplus,
-            6 => Activation::Sigmoid,
-            7 => Activation::Tanh,
-            _ => Activation::Identity,
-        })
+        self.named(v, key, "activation", ACTIVATIONS)
     }
 
     fn initializer(&self, v: &Spanned<RawNamed>, key: &str) -> Result<Initializer> {
-        const KINDS: &[(&str, &[&str])] = &[
-            ("zeros", &[]),
-            ("constant", &["value"]),
-            ("normal", &["mean", "std"]),
-            ("uniform", &["low", "high"]),
-            ("truncated_normal", &["mean", "std"]),
-            ("glorot_uniform", &[]),
-            ("glorot_normal", &[]),
-            ("he_uniform", &[]),
-            ("he_normal", &[]),
-            ("lecun_uniform", &[]),
-            ("lecun_normal", &[]),
-            ("burn_default", &[]),
-        ];
-        let raw = v.get_ref();
-        // Defaults of Keras's RandomNormal / RandomUniform / TruncatedNormal.
-        Ok(match self.named(v, key, "initialiser", KINDS)? {
-            0 => Initializer::Zeros,
-            1 => Initializer::Constant {
-                value: self.required(v, key, "value")?,
-            },
-            2 => Initializer::Normal {
-                mean: raw.get("mean").unwrap_or(0.0),
-                std: self.std(v, key, 0.05)?,
-            },
-            3 => {
-                let (low, high) = self.bounds(v, key, (-0.05, 0.05))?;
-                Initializer::Uniform { low, high }
-            }
-            4 => Initializer::TruncatedNormal {
-                mean: raw.get("mean").unwrap_or(0.0),
-                std: self.std(v, key, 0.05)?,
-            },
-            5 => Initializer::GlorotUniform,
-            6 => Initializer::GlorotNormal,
-            7 => Initializer::HeUniform,
-            8 => Initializer::HeNormal,
-            9 => Initializer::LecunUniform,
-            10 => Initializer::LecunNormal,
-            _ => Initializer::BurnDefault,
-        })
+        self.named(v, key, "initialiser", INITIALIZERS)
     }
 
     fn distribution(&self, v: &Spanned<RawNamed>, key: &str) -> Result<Distribution> {
-        const KINDS: &[(&str, &[&str])] = &[
-            ("normal", &["mean", "std"]),
-            ("uniform", &["low", "high"]),
-            ("constant", &["value"]),
-        ];
-        let raw = v.get_ref();
-        Ok(match self.named(v, key, "distribution", KINDS)? {
-            0 => Distribution::Normal {
-                mean: raw.get("mean").unwrap_or(0.0),
-                std: self.std(v, key, 1.0)?,
-            },
-            1 => {
-                let (low, high) = self.bounds(v, key, (0.0, 1.0))?;
-                Distribution::Uniform { low, high }
-            }
-            _ => Distribution::Constant {
-                value: self.required(v, key, "value")?,
-            },
-        })
+        self.named(v, key, "distribution", DISTRIBUTIONS)
     }
 
     fn loss(&self, v: &Spanned<RawNamed>) -> Result<Loss> {
-        const KINDS: &[(&str, &[&str])] = &[
-            ("sum_squares", &[]),
-            ("mean_squares", &[]),
-            ("sum", &[]),
-            ("mean", &[]),
-            ("mse", &["target"]),
-        ];
-        Ok(match self.named(v, "loss", "loss", KINDS)? {
-            0 => Loss::SumSquares,
-            1 => Loss::MeanSquares,
-            2 => Loss::Sum,
-            3 => Loss::Mean,
-            _ => Loss::Mse {
-                target: v.get_ref().get("target").unwrap_or(0.0),
-            },
-        })
+        self.named(v, "loss", "loss", LOSSES)
     }
 
     fn model(&self, m: &Spanned<RawModel>, seed: u64) -> Result<MlpConfig> {
@@ -632,4 +750,57 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         sweep,
         path: src.path.clone(),
     })
+}
+
+#[cfg(test)]
+mod kind_tests {
+    use super::*;
+
+    #[derive(serde::Deserialize)]
+    struct One {
+        v: Spanned<RawNamed>,
+    }
+
+    /// Each entry of `kinds` built from a table with its name (and `value = 1.0` where required).
+    fn built<T>(kinds: &[Kind<T>]) -> Vec<(&'static str, T)> {
+        let src = Source {
+            path: "t.toml".into(),
+            text: String::new(),
+        };
+        let c = Checker { src: &src };
+        kinds
+            .iter()
+            .map(|k| {
+                let value = if k.params.contains(&"value") {
+                    ", value = 1.0"
+                } else {
+                    ""
+                };
+                let text = format!("v = {{ kind = \"{}\"{value} }}", k.name);
+                let one: One = toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
+                let v = (k.build)(&c, &one.v, "v").unwrap_or_else(|e| panic!("{text}: {e}"));
+                (k.name, v)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn every_named_choice_builds_the_kind_its_name_says() {
+        for (name, a) in built(ACTIVATIONS) {
+            assert_eq!(a.name(), name);
+        }
+        for (name, i) in built(INITIALIZERS) {
+            assert_eq!(i.name(), name);
+        }
+        for (name, l) in built(LOSSES) {
+            assert_eq!(l.name(), name);
+        }
+        for (name, d) in built(DISTRIBUTIONS) {
+            assert!(
+                d.describe().starts_with(&format!("{name}(")),
+                "{name}: {}",
+                d.describe()
+            );
+        }
+    }
 }
