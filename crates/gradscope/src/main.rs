@@ -4,7 +4,7 @@ use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Arc, Mutex};
 
 use clap::Parser;
-use gradscope::cli::{self, Cli, EXIT_BAD_INPUT, EXIT_FAILURE};
+use gradscope::cli::{self, Cli, ExitStatus};
 
 /// Keep Mesa's "error: XDG_RUNTIME_DIR is invalid or not set in the environment." off the
 /// user's stderr. libwayland prints it when asked to connect (drivers probe for a display)
@@ -55,8 +55,12 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
-            let code = if e.use_stderr() { EXIT_BAD_INPUT } else { 0 };
-            std::process::exit(code);
+            let status = if e.use_stderr() {
+                ExitStatus::BadInput
+            } else {
+                ExitStatus::Ok
+            };
+            std::process::exit(status.code());
         }
     };
     // A panic is a bug: report it in one line and exit 1, without a backtrace.
@@ -82,7 +86,7 @@ fn main() {
         inner: std::io::stdout().lock(),
         closed: false,
     };
-    let code = catch_unwind(AssertUnwindSafe(|| {
+    let status = catch_unwind(AssertUnwindSafe(|| {
         cli::run(cli, &mut out, &mut stderr.lock())
     }))
     .unwrap_or_else(|_| {
@@ -92,7 +96,9 @@ fn main() {
             .and_then(|m| m.clone())
             .unwrap_or_default();
         eprintln!("error: internal error (a bug in gradscope; please report it): {msg}");
-        EXIT_FAILURE
+        ExitStatus::Failure
     });
-    std::process::exit(if out.closed { cli::EXIT_OK } else { code });
+    // The one place a status becomes the process's exit code.
+    let status = if out.closed { ExitStatus::Ok } else { status };
+    std::process::exit(status.code());
 }

@@ -9,7 +9,7 @@ use crate::compare::{self, BackendInfo};
 use crate::config::{self, Experiment};
 use crate::run;
 
-use super::{EXIT_BAD_INPUT, EXIT_DISAGREE, EXIT_FAILURE, EXIT_OK, Format, expand, report_error};
+use super::{ExitStatus, Format, expand, report_error};
 
 /// `gradscope compare`.
 #[derive(Debug, clap::Args)]
@@ -118,17 +118,17 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
 }
 
 /// Run `compare`; returns the exit code.
-pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
     let plan = match plan(args) {
         Ok(p) => p,
         Err(errors) => {
             for e in &errors {
                 let _ = writeln!(err, "error: {e}");
             }
-            return EXIT_BAD_INPUT;
+            return ExitStatus::BadInput;
         }
     };
-    let mut code = EXIT_OK;
+    let mut code = ExitStatus::Ok;
     for (i, exp) in plan.experiments.iter().enumerate() {
         let mut runs = Vec::new();
         for b in &plan.backends {
@@ -142,7 +142,7 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 
                 )),
                 Err(e) => {
                     let at = format!("{} on {}: {e}", exp.path.display(), b.kind.name());
-                    return report_error(err, &at, EXIT_FAILURE);
+                    return report_error(err, &at, ExitStatus::Failure);
                 }
             }
         }
@@ -159,13 +159,15 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 
         };
         let written = match text {
             Ok(t) => out.write_all(t.as_bytes()).and_then(|()| out.flush()),
-            Err(e) => return report_error(err, &format!("cannot write CSV: {e}"), EXIT_FAILURE),
+            Err(e) => {
+                return report_error(err, &format!("cannot write CSV: {e}"), ExitStatus::Failure);
+            }
         };
         if written.is_err() {
-            return EXIT_FAILURE;
+            return ExitStatus::Failure;
         }
         if !report.agree {
-            code = EXIT_DISAGREE;
+            code = ExitStatus::Disagree;
         }
     }
     code

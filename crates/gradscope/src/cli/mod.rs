@@ -14,17 +14,35 @@ use crate::run;
 
 mod compare;
 
-/// Exit code: every experiment ran and every gradient value is finite.
-pub const EXIT_OK: i32 = 0;
-/// Exit code: a failure that is not the input's fault (an internal or device error).
-pub const EXIT_FAILURE: i32 = 1;
-/// Exit code: bad input (command line, config file, unusable backend choice).
-pub const EXIT_BAD_INPUT: i32 = 2;
-/// Exit code: some gradient value is NaN or infinite (see `--allow-nonfinite`).
-pub const EXIT_NONFINITE: i32 = 3;
-/// Exit code of `compare`: the backends disagree past `--tolerance`, or a value is finite on one
-/// backend and not on another.
-pub const EXIT_DISAGREE: i32 = 4;
+/// How a command ended. `main` maps it to the process's exit code, once; where several
+/// experiments end differently, the larger code wins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ExitStatus {
+    /// 0: every experiment ran and every gradient value is finite.
+    Ok,
+    /// 1: a failure that is not the input's fault (an internal or device error).
+    Failure,
+    /// 2: bad input (command line, config file, unusable backend choice).
+    BadInput,
+    /// 3: some gradient value is NaN or infinite (see `--allow-nonfinite`).
+    NonFinite,
+    /// 4: `compare`: the backends disagree past `--tolerance`, or a value is finite on one
+    /// backend and not on another.
+    Disagree,
+}
+
+impl ExitStatus {
+    /// The process exit code.
+    pub fn code(self) -> i32 {
+        match self {
+            Self::Ok => 0,
+            Self::Failure => 1,
+            Self::BadInput => 2,
+            Self::NonFinite => 3,
+            Self::Disagree => 4,
+        }
+    }
+}
 
 /// Measure how gradients behave in multi-layer networks.
 #[derive(Debug, Parser)]
@@ -200,7 +218,7 @@ pub struct RunArgs {
 
 /// Run the parsed command line, writing reports to `out` and diagnostics to `err`; returns the
 /// exit code.
-pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
     match cli.command {
         Command::Run(args) => run_experiments(&args, out, err),
         Command::Compare(args) => compare::run(&args, out, err),
@@ -215,7 +233,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 return report_error(
                     err,
                     &format!("unknown workload `{w}`: expected seed, throughput, sweep or all"),
-                    EXIT_BAD_INPUT,
+                    ExitStatus::BadInput,
                 );
             }
             match backend::open(args.backend, None) {
@@ -227,10 +245,10 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                     args.stack.map(|n| n as usize),
                     out,
                 ) {
-                    Ok(()) => EXIT_OK,
-                    Err(e) => report_error(err, &e, EXIT_FAILURE),
+                    Ok(()) => ExitStatus::Ok,
+                    Err(e) => report_error(err, &e, ExitStatus::Failure),
                 },
-                Err(e) => report_error(err, &e, EXIT_BAD_INPUT),
+                Err(e) => report_error(err, &e, ExitStatus::BadInput),
             }
         }
         Command::Merge(args) => match crate::sweep::merge(&args.dirs, &args.out) {
@@ -242,47 +260,49 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
                 );
                 print_summary(&summary, args.format, true, out)
             }
-            Err(e @ crate::sweep::SweepError::BadInput(_)) => report_error(err, &e, EXIT_BAD_INPUT),
-            Err(e) => report_error(err, &e, EXIT_FAILURE),
+            Err(e @ crate::sweep::SweepError::BadInput(_)) => {
+                report_error(err, &e, ExitStatus::BadInput)
+            }
+            Err(e) => report_error(err, &e, ExitStatus::Failure),
         },
         Command::Show(args) => match config::sets::load_with_sets(&args.file, &args.sets) {
             Ok(exp) => match out.write_all(exp.to_toml().as_bytes()) {
-                Ok(()) => EXIT_OK,
-                Err(_) => EXIT_FAILURE,
+                Ok(()) => ExitStatus::Ok,
+                Err(_) => ExitStatus::Failure,
             },
-            Err(e) => report_error(err, &e, EXIT_BAD_INPUT),
+            Err(e) => report_error(err, &e, ExitStatus::BadInput),
         },
     }
 }
 
-fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn validate(args: &ValidateArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
     let files = match expand(&args.files, false) {
         Ok(f) => f,
-        Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
+        Err(e) => return report_error(err, &e, ExitStatus::BadInput),
     };
-    let mut code = EXIT_OK;
+    let mut code = ExitStatus::Ok;
     for file in files {
         match config::sets::load_with_sets(&file, &args.sets) {
             Ok(exp) => {
                 let _ = writeln!(out, "ok  {}  ({})", file.display(), exp.name);
             }
-            Err(e) => code = report_error(err, &e, EXIT_BAD_INPUT),
+            Err(e) => code = report_error(err, &e, ExitStatus::BadInput),
         }
     }
     code
 }
 
-fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
     let files = match expand(std::slice::from_ref(&args.dir), false) {
         Ok(f) => f,
-        Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
+        Err(e) => return report_error(err, &e, ExitStatus::BadInput),
     };
-    let mut code = EXIT_OK;
+    let mut code = ExitStatus::Ok;
     let mut rows = Vec::new();
     for file in files {
         match config::load(&file) {
             Ok(exp) => rows.push((file.display().to_string(), exp.name, exp.description)),
-            Err(e) => code = report_error(err, &e, EXIT_BAD_INPUT),
+            Err(e) => code = report_error(err, &e, ExitStatus::BadInput),
         }
     }
     let fw = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
@@ -345,10 +365,10 @@ fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<Co
     }
 }
 
-fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> i32 {
+fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
     let files = match expand(&args.files, args.all) {
         Ok(f) => f,
-        Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
+        Err(e) => return report_error(err, &e, ExitStatus::BadInput),
     };
     let experiments = match load_all(&files, args) {
         Ok(e) => e,
@@ -356,7 +376,7 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
             for e in &errors {
                 let _ = writeln!(err, "error: {e}");
             }
-            return EXIT_BAD_INPUT;
+            return ExitStatus::BadInput;
         }
     };
     let thresholds = Thresholds {
@@ -373,14 +393,14 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 "--vanishing {} and --exploding {}: need 0 < vanishing < exploding < inf",
                 args.vanishing, args.exploding
             ),
-            EXIT_BAD_INPUT,
+            ExitStatus::BadInput,
         );
     }
     if args.layers && args.format != Format::Csv {
         return report_error(
             err,
             &"--layers applies to --format csv only",
-            EXIT_BAD_INPUT,
+            ExitStatus::BadInput,
         );
     }
     let sweeps = experiments.iter().filter(|e| e.sweep.is_some()).count();
@@ -388,11 +408,11 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         return report_error(
             err,
             &"--format csv over plain runs and sweeps together would print two tables with different columns in one stream; run the sweeps and the plain files in separate commands (or use --format json, whose objects carry a \"kind\")",
-            EXIT_BAD_INPUT,
+            ExitStatus::BadInput,
         );
     }
     if let Err(m) = check_run_flags(args, &experiments) {
-        return report_error(err, &m, EXIT_BAD_INPUT);
+        return report_error(err, &m, ExitStatus::BadInput);
     }
     // Every backend the files need, opened before anything runs.
     let kind_of = |exp: &Experiment| args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
@@ -402,19 +422,19 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         if !opened.iter().any(|b| b.kind == kind) {
             match backend::open(kind, args.device.as_deref()) {
                 Ok(b) => opened.push(b),
-                Err(e) => return report_error(err, &e, EXIT_BAD_INPUT),
+                Err(e) => return report_error(err, &e, ExitStatus::BadInput),
             }
         }
     }
     // CSV: one header for the whole stream, written with the first rows.
     let mut csv_header = true;
-    let mut code = EXIT_OK;
+    let mut code = ExitStatus::Ok;
     for (i, exp) in experiments.iter().enumerate() {
         let Some(backend) = opened.iter().find(|b| b.kind == kind_of(exp)).cloned() else {
             return report_error(
                 err,
                 &"internal error: a backend was not opened",
-                EXIT_FAILURE,
+                ExitStatus::Failure,
             );
         };
         if let Some(sweep) = &exp.sweep {
@@ -430,7 +450,11 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         let outcome = match run::execute(exp, &backend) {
             Ok(o) => o,
             Err(e) => {
-                return report_error(err, &format!("{}: {e}", exp.path.display()), EXIT_FAILURE);
+                return report_error(
+                    err,
+                    &format!("{}: {e}", exp.path.display()),
+                    ExitStatus::Failure,
+                );
             }
         };
         let report = ExperimentReport::new(exp, &backend, &outcome, thresholds);
@@ -443,7 +467,7 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 &render::markdown(&report),
                 None,
             ) {
-                return report_error(err, &notebook_error(nb, &e), EXIT_FAILURE);
+                return report_error(err, &notebook_error(nb, &e), ExitStatus::Failure);
             }
         }
         if let Some(dir) = &args.dump {
@@ -456,7 +480,7 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                 return report_error(
                     err,
                     &format!("cannot write tensors to {}: {e}", dir.display()),
-                    EXIT_FAILURE,
+                    ExitStatus::Failure,
                 );
             }
         }
@@ -473,7 +497,7 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
                             "cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record",
                             args.out.display()
                         ),
-                        EXIT_FAILURE,
+                        ExitStatus::Failure,
                     );
                 }
             }
@@ -489,17 +513,19 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         };
         let text = match text {
             Ok(t) => t,
-            Err(e) => return report_error(err, &format!("cannot write CSV: {e}"), EXIT_FAILURE),
+            Err(e) => {
+                return report_error(err, &format!("cannot write CSV: {e}"), ExitStatus::Failure);
+            }
         };
         if out
             .write_all(text.as_bytes())
             .and_then(|_| out.flush())
             .is_err()
         {
-            return EXIT_FAILURE;
+            return ExitStatus::Failure;
         }
         if !report.all_finite && !args.allow_nonfinite {
-            code = EXIT_NONFINITE;
+            code = ExitStatus::NonFinite;
         }
     }
     code
@@ -554,19 +580,19 @@ fn print_summary(
     format: Format,
     csv_header: bool,
     out: &mut dyn Write,
-) -> i32 {
+) -> ExitStatus {
     let text = match format {
         Format::Table => crate::summary::table(summary),
         Format::Markdown => crate::summary::markdown(summary, "sweep.svg"),
         Format::Csv => match crate::summary::layers_csv(summary, csv_header) {
             Ok(t) => t,
-            Err(_) => return EXIT_FAILURE,
+            Err(_) => return ExitStatus::Failure,
         },
         Format::Json => format!("{}\n", serde_json::to_string(summary).unwrap_or_default()),
     };
     match out.write_all(text.as_bytes()) {
-        Ok(()) => EXIT_OK,
-        Err(_) => EXIT_FAILURE,
+        Ok(()) => ExitStatus::Ok,
+        Err(_) => ExitStatus::Failure,
     }
 }
 
@@ -581,11 +607,11 @@ fn run_one_sweep(
     csv_header: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> Result<i32, i32> {
+) -> Result<ExitStatus, ExitStatus> {
     use crate::sweep::{Shard, SweepError, SweepOptions};
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
-        Err(m) => return Err(report_error(err, &m, EXIT_BAD_INPUT)),
+        Err(m) => return Err(report_error(err, &m, ExitStatus::BadInput)),
     };
     let opts = SweepOptions {
         out: &args.out,
@@ -610,21 +636,25 @@ fn run_one_sweep(
                 if let Err(e) =
                     record::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg))
                 {
-                    return Err(report_error(err, &notebook_error(nb, &e), EXIT_FAILURE));
+                    return Err(report_error(
+                        err,
+                        &notebook_error(nb, &e),
+                        ExitStatus::Failure,
+                    ));
                 }
             }
             let code = print_summary(&summary, args.format, csv_header, out);
             let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
-            Ok(if code != EXIT_OK {
+            Ok(if code != ExitStatus::Ok {
                 code
             } else if nonfinite && !args.allow_nonfinite {
-                EXIT_NONFINITE
+                ExitStatus::NonFinite
             } else {
-                EXIT_OK
+                ExitStatus::Ok
             })
         }
-        Err(e @ SweepError::BadInput(_)) => Err(report_error(err, &e, EXIT_BAD_INPUT)),
-        Err(e) => Err(report_error(err, &e, EXIT_FAILURE)),
+        Err(e @ SweepError::BadInput(_)) => Err(report_error(err, &e, ExitStatus::BadInput)),
+        Err(e) => Err(report_error(err, &e, ExitStatus::Failure)),
     }
 }
 
@@ -632,7 +662,7 @@ fn notebook_error(dir: &Path, e: &std::io::Error) -> String {
     format!("cannot write the notebook page in {}: {e}", dir.display())
 }
 
-fn report_error(err: &mut dyn Write, e: &dyn std::fmt::Display, code: i32) -> i32 {
+fn report_error(err: &mut dyn Write, e: &dyn std::fmt::Display, code: ExitStatus) -> ExitStatus {
     let _ = writeln!(err, "error: {e}");
     code
 }
