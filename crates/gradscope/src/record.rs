@@ -5,7 +5,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use serde::Serialize;
 
@@ -68,32 +68,29 @@ impl Meta {
 }
 
 fn host_name() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .or_else(|_| std::fs::read_to_string("/etc/hostname"))
-        .map(|s| s.trim().to_string())
-        .unwrap_or_else(|_| "unknown".to_string())
+    let name = gethostname::gethostname()
+        .to_string_lossy()
+        .trim()
+        .to_string();
+    if name.is_empty() {
+        "unknown".to_string()
+    } else {
+        name
+    }
 }
 
-/// A UTC timestamp: `2026-11-29T12:45:01Z` (`iso`) or `20261129T124501Z` (for paths).
+/// A UTC timestamp to the second: `2026-11-29T12:45:01Z` (`iso`) or `20261129T124501Z` (for
+/// paths). A time before 1970 (a wrong clock) reads as 1970-01-01.
 pub fn utc(t: SystemTime, iso: bool) -> String {
-    let secs = t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (H. Hinnant's `civil_from_days`).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    let (h, mi, s) = (rem / 3600, rem % 3600 / 60, rem % 60);
-    if iso {
-        format!("{y:04}-{m:02}-{d:02}T{h:02}:{mi:02}:{s:02}Z")
+    let format = if iso {
+        "%Y-%m-%dT%H:%M:%SZ"
     } else {
-        format!("{y:04}{m:02}{d:02}T{h:02}{mi:02}{s:02}Z")
-    }
+        "%Y%m%dT%H%M%SZ"
+    };
+    jiff::Timestamp::try_from(t)
+        .unwrap_or(jiff::Timestamp::UNIX_EPOCH)
+        .strftime(format)
+        .to_string()
 }
 
 fn write_file(dir: &Path, name: &str, contents: &str, written: &mut usize) -> std::io::Result<()> {
@@ -220,6 +217,7 @@ pub fn write(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::UNIX_EPOCH;
 
     #[test]
     fn abandoned_partials_are_removed_live_ones_kept() {
