@@ -365,20 +365,27 @@ fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<Co
     }
 }
 
-fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
-    let files = match expand(&args.files, args.all) {
-        Ok(f) => f,
-        Err(e) => return report_error(err, &e, ExitStatus::BadInput),
-    };
-    let experiments = match load_all(&files, args) {
-        Ok(e) => e,
-        Err(errors) => {
-            for e in &errors {
-                let _ = writeln!(err, "error: {e}");
-            }
-            return ExitStatus::BadInput;
-        }
-    };
+/// What `run` settled before running anything: every file loaded and checked against the
+/// flags, the thresholds, and every backend the files need, opened.
+struct RunPlan {
+    experiments: Vec<Experiment>,
+    backends: Vec<Backend>,
+    thresholds: Thresholds,
+}
+
+impl RunPlan {
+    fn backend_for(&self, exp: &Experiment, args: &RunArgs) -> Option<&Backend> {
+        let kind = args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
+        self.backends.iter().find(|b| b.kind == kind)
+    }
+}
+
+/// Load, check and open everything `run` needs; every error is the input's (exit 2).
+fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
+    let one = |m: String| vec![m];
+    let files = expand(&args.files, args.all).map_err(|e| one(e.to_string()))?;
+    let experiments = load_all(&files, args)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
     let thresholds = Thresholds {
         vanishing: args.vanishing,
         exploding: args.exploding,
@@ -387,148 +394,150 @@ fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> 
         && thresholds.vanishing < thresholds.exploding
         && thresholds.exploding.is_finite())
     {
-        return report_error(
-            err,
-            &format!(
-                "--vanishing {} and --exploding {}: need 0 < vanishing < exploding < inf",
-                args.vanishing, args.exploding
-            ),
-            ExitStatus::BadInput,
-        );
+        return Err(one(format!(
+            "--vanishing {} and --exploding {}: need 0 < vanishing < exploding < inf",
+            args.vanishing, args.exploding
+        )));
     }
     if args.layers && args.format != Format::Csv {
-        return report_error(
-            err,
-            &"--layers applies to --format csv only",
-            ExitStatus::BadInput,
-        );
+        return Err(one("--layers applies to --format csv only".into()));
     }
     let sweeps = experiments.iter().filter(|e| e.sweep.is_some()).count();
     if args.format == Format::Csv && sweeps > 0 && sweeps < experiments.len() {
-        return report_error(
-            err,
-            &"--format csv over plain runs and sweeps together would print two tables with different columns in one stream; run the sweeps and the plain files in separate commands (or use --format json, whose objects carry a \"kind\")",
-            ExitStatus::BadInput,
-        );
+        return Err(one("--format csv over plain runs and sweeps together would print two tables with different columns in one stream; run the sweeps and the plain files in separate commands (or use --format json, whose objects carry a \"kind\")".into()));
     }
-    if let Err(m) = check_run_flags(args, &experiments) {
-        return report_error(err, &m, ExitStatus::BadInput);
-    }
-    // Every backend the files need, opened before anything runs.
-    let kind_of = |exp: &Experiment| args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
-    let mut opened: Vec<Backend> = Vec::new();
+    check_run_flags(args, &experiments).map_err(one)?;
+    let mut plan = RunPlan {
+        experiments: Vec::new(),
+        backends: Vec::new(),
+        thresholds,
+    };
     for exp in &experiments {
-        let kind = kind_of(exp);
-        if !opened.iter().any(|b| b.kind == kind) {
-            match backend::open(kind, args.device.as_deref()) {
-                Ok(b) => opened.push(b),
-                Err(e) => return report_error(err, &e, ExitStatus::BadInput),
-            }
+        if plan.backend_for(exp, args).is_none() {
+            let kind = args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
+            let b = backend::open(kind, args.device.as_deref()).map_err(|e| one(e.to_string()))?;
+            plan.backends.push(b);
         }
     }
+    plan.experiments = experiments;
+    Ok(plan)
+}
+
+fn run_experiments(args: &RunArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+    let plan = match plan_run(args) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(err, "error: {e}");
+            }
+            return ExitStatus::BadInput;
+        }
+    };
     // CSV: one header for the whole stream, written with the first rows.
     let mut csv_header = true;
     let mut code = ExitStatus::Ok;
-    for (i, exp) in experiments.iter().enumerate() {
-        let Some(backend) = opened.iter().find(|b| b.kind == kind_of(exp)).cloned() else {
-            return report_error(
-                err,
-                &"internal error: a backend was not opened",
-                ExitStatus::Failure,
-            );
+    for (i, exp) in plan.experiments.iter().enumerate() {
+        let Some(backend) = plan.backend_for(exp, args) else {
+            let m = "internal error: a backend was not opened";
+            return report_error(err, &m, ExitStatus::Failure);
         };
-        if let Some(sweep) = &exp.sweep {
-            let header = std::mem::replace(&mut csv_header, false);
-            match run_one_sweep(exp, sweep, &backend, args, thresholds, header, out, err) {
-                Ok(c) => code = code.max(c),
-                Err(c) => return c,
-            }
-            continue;
-        }
-        let started = std::time::SystemTime::now();
-        let clock = std::time::Instant::now();
-        let outcome = match run::execute(exp, &backend) {
-            Ok(o) => o,
-            Err(e) => {
-                return report_error(
-                    err,
-                    &format!("{}: {e}", exp.path.display()),
-                    ExitStatus::Failure,
-                );
-            }
-        };
-        let report = ExperimentReport::new(exp, &backend, &outcome, thresholds);
-        if let Some(nb) = &args.notebook {
-            let command = regenerate_command(exp, args, nb);
-            if let Err(e) = record::write_notebook_page(
-                nb,
-                &exp.name,
-                &command,
-                &render::markdown(&report),
-                None,
-            ) {
-                return report_error(err, &notebook_error(nb, &e), ExitStatus::Failure);
-            }
-        }
-        if let Some(dir) = &args.dump {
-            let dir = if experiments.len() > 1 {
-                dir.join(&exp.name)
-            } else {
-                dir.clone()
-            };
-            if let Err(e) = crate::tensors::dump(&dir, exp, backend.kind.name(), &outcome) {
-                return report_error(
-                    err,
-                    &format!("cannot write tensors to {}: {e}", dir.display()),
-                    ExitStatus::Failure,
-                );
-            }
-        }
-        if !args.no_record {
-            let meta = record::Meta::new(exp, &report, started, clock.elapsed());
-            match record::write(&args.out, exp, &report, &meta, started) {
-                Ok(dir) => {
-                    let _ = writeln!(err, "note: run record written to {}", dir.display());
-                }
-                Err(e) => {
-                    return report_error(
-                        err,
-                        &format!(
-                            "cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record",
-                            args.out.display()
-                        ),
-                        ExitStatus::Failure,
-                    );
-                }
-            }
-        }
-        let sep = if i > 0 { "\n" } else { "" };
         let header = std::mem::replace(&mut csv_header, false);
-        let text = match args.format {
-            Format::Table => Ok(format!("{sep}{}", render::table(&report))),
-            Format::Markdown => Ok(format!("{sep}{}", render::markdown(&report))),
-            Format::Json => Ok(format!("{}\n", report.to_json())),
-            Format::Csv if args.layers => render::csv_layers(&report, header),
-            Format::Csv => render::csv_params(&report, header),
-        };
-        let text = match text {
-            Ok(t) => t,
-            Err(e) => {
-                return report_error(err, &format!("cannot write CSV: {e}"), ExitStatus::Failure);
+        let t = plan.thresholds;
+        let result = match &exp.sweep {
+            Some(sweep) => run_one_sweep(exp, sweep, backend, args, t, header, out, err),
+            None => {
+                let many = plan.experiments.len() > 1;
+                run_plain(exp, backend, args, t, (i, header, many), out, err)
             }
         };
-        if out
-            .write_all(text.as_bytes())
-            .and_then(|_| out.flush())
-            .is_err()
-        {
-            return ExitStatus::Failure;
-        }
-        if !report.all_finite && !args.allow_nonfinite {
-            code = ExitStatus::NonFinite;
+        match result {
+            Ok(c) => code = code.max(c),
+            Err(c) => return c,
         }
     }
     code
+}
+
+/// Run one plain experiment and write what was asked for: notebook page, dump, record, report.
+/// `at`: the experiment's index, whether it prints the CSV header, whether there are several.
+fn run_plain(
+    exp: &Experiment,
+    backend: &Backend,
+    args: &RunArgs,
+    thresholds: Thresholds,
+    at: (usize, bool, bool),
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitStatus, ExitStatus> {
+    let (index, csv_header, many) = at;
+    let started = std::time::SystemTime::now();
+    let clock = std::time::Instant::now();
+    let outcome = run::execute(exp, backend).map_err(|e| {
+        let m = format!("{}: {e}", exp.path.display());
+        report_error(err, &m, ExitStatus::Failure)
+    })?;
+    let report = ExperimentReport::new(exp, backend, &outcome, thresholds);
+    write_plain_files(exp, backend, args, &outcome, &report, many, err)?;
+    if !args.no_record {
+        let meta = record::Meta::new(exp, &report, started, clock.elapsed());
+        let dir = record::write(&args.out, exp, &report, &meta, started).map_err(|e| {
+            let m = format!(
+                "cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record",
+                args.out.display()
+            );
+            report_error(err, &m, ExitStatus::Failure)
+        })?;
+        let _ = writeln!(err, "note: run record written to {}", dir.display());
+    }
+    let sep = if index > 0 { "\n" } else { "" };
+    let text = match args.format {
+        Format::Table => Ok(format!("{sep}{}", render::table(&report))),
+        Format::Markdown => Ok(format!("{sep}{}", render::markdown(&report))),
+        Format::Json => Ok(format!("{}\n", report.to_json())),
+        Format::Csv if args.layers => render::csv_layers(&report, csv_header),
+        Format::Csv => render::csv_params(&report, csv_header),
+    };
+    let text = text
+        .map_err(|e| report_error(err, &format!("cannot write CSV: {e}"), ExitStatus::Failure))?;
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|_| ExitStatus::Failure)?;
+    Ok(if !report.all_finite && !args.allow_nonfinite {
+        ExitStatus::NonFinite
+    } else {
+        ExitStatus::Ok
+    })
+}
+
+/// The notebook page (`--notebook`) and tensor dump (`--dump`) of a plain run.
+fn write_plain_files(
+    exp: &Experiment,
+    backend: &Backend,
+    args: &RunArgs,
+    outcome: &run::Outcome,
+    report: &ExperimentReport,
+    many: bool,
+    err: &mut dyn Write,
+) -> Result<(), ExitStatus> {
+    if let Some(nb) = &args.notebook {
+        let command = regenerate_command(exp, args, nb);
+        let page = render::markdown(report);
+        record::write_notebook_page(nb, &exp.name, &command, &page, None)
+            .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))?;
+    }
+    if let Some(dir) = &args.dump {
+        // Several experiments dump into a directory each.
+        let dir = if many {
+            dir.join(&exp.name)
+        } else {
+            dir.clone()
+        };
+        crate::tensors::dump(&dir, exp, backend.kind.name(), outcome).map_err(|e| {
+            let m = format!("cannot write tensors to {}: {e}", dir.display());
+            report_error(err, &m, ExitStatus::Failure)
+        })?;
+    }
+    Ok(())
 }
 
 /// The flags that apply to sweeps only, or to plain runs only, checked against every file
