@@ -203,104 +203,20 @@ pub fn run_sweep(
     opts: &SweepOptions,
     err: &mut dyn Write,
 ) -> Result<(PathBuf, Vec<TrialRecord>), SweepError> {
-    let toml = exp.to_toml();
-    let dir = match opts.resume {
-        Some(dir) => {
-            let recorded = std::fs::read_to_string(dir.join("config.toml")).map_err(|e| {
-                SweepError::BadInput(format!(
-                    "--resume {}: not a sweep record ({e})",
-                    dir.display()
-                ))
-            })?;
-            if config_body(&recorded) != config_body(&toml) {
-                return Err(SweepError::BadInput(format!(
-                    "--resume {}: the record is of a different config than {}",
-                    dir.display(),
-                    exp.path.display()
-                )));
-            }
-            // A shard's record holds only its own units: resuming it as another part (or as
-            // the whole sweep) would mix parts and break `merge`.
-            let recorded_shard = match std::fs::read_to_string(dir.join(SHARD_FILE)) {
-                Ok(text) => Some(Shard::parse(text.trim()).map_err(|e| {
-                    SweepError::BadInput(format!("--resume {}: {SHARD_FILE}: {e}", dir.display()))
-                })?),
-                Err(_) => None,
-            };
-            if recorded_shard != opts.shard {
-                let what = |s: Option<Shard>| {
-                    s.map_or("the whole sweep".to_string(), |s| {
-                        format!("shard {}/{}", s.index, s.count)
-                    })
-                };
-                return Err(SweepError::BadInput(format!(
-                    "--resume {}: the record is {}, but this run asks for {}; resume it with {}",
-                    dir.display(),
-                    what(recorded_shard),
-                    what(opts.shard),
-                    recorded_shard.map_or("no --shard".to_string(), |s| {
-                        format!("--shard {}/{}", s.index, s.count)
-                    })
-                )));
-            }
-            dir.to_path_buf()
-        }
-        None => {
-            let shard = opts.shard.map_or(String::new(), |s| {
-                format!("-shard-{}-of-{}", s.index, s.count)
-            });
-            let stem = format!(
-                "{}-{}-sweep{shard}",
-                crate::record::utc(std::time::SystemTime::now(), false),
-                backend.kind.name()
-            );
-            let dir = crate::record::unused_dir(&opts.out.join(&exp.name), &stem);
-            std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
-            write_atomic(&dir.join("config.toml"), &toml)?;
-            if let Some(s) = opts.shard {
-                write_atomic(&dir.join(SHARD_FILE), &format!("{}/{}\n", s.index, s.count))?;
-            }
-            dir
-        }
-    };
+    let dir = record_dir(exp, backend, opts)?;
     let mut records = read_trials(&dir)?;
-    let cases = exp.inputs.len();
-    let done: HashSet<(usize, usize)> = {
-        let mut count = std::collections::HashMap::new();
-        for r in &records {
-            *count.entry((r.point, r.trial)).or_insert(0usize) += 1;
-        }
-        count
-            .into_iter()
-            .filter(|(_, c)| *c >= cases)
-            .map(|(k, _)| k)
-            .collect()
-    };
-    // Drop the records of units left half done (some cases only); they are run again.
-    records.retain(|r| done.contains(&(r.point, r.trial)));
-    let todo: Vec<(usize, usize)> = (0..sweep.points.len() * sweep.trials)
-        .filter(|k| opts.shard.is_none_or(|s| s.owns(*k)))
-        .map(|k| (k / sweep.trials, k % sweep.trials))
-        .filter(|u| !done.contains(u))
-        .collect();
+    let todo = pending_units(&mut records, sweep, exp.inputs.len(), opts.shard);
     let log_path = dir.join("trials.jsonl");
-    let mut log = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&log_path)
-        .map_err(io("open", &log_path))?;
-    let bar = std::io::stderr().is_terminal().then(|| {
-        let bar = indicatif::ProgressBar::new(todo.len() as u64);
-        bar.set_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} trials  {per_sec}  eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        bar
-    });
-    let mut last_point = None;
-    let mut written = 0usize;
+    let mut log = TrialLog {
+        file: std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&log_path)
+            .map_err(io("open", &log_path))?,
+        path: log_path,
+        written: 0,
+    };
+    let mut progress = Progress::new(todo.len());
     let mut start = 0usize;
     while start < todo.len() {
         let point = todo[start].0;
@@ -312,43 +228,205 @@ pub fn run_sweep(
             .take_while(|u| u.0 == point)
             .count();
         let units = &todo[start..start + len];
-        let trial_exps: Vec<Experiment> = units
-            .iter()
-            .map(|&(_, trial)| trial_experiment(base, exp.seed, trial))
-            .collect();
-        let outcomes = run::execute_stack(&trial_exps, backend)
-            .map_err(|e| SweepError::Failure(e.to_string()))?;
-        // Statistics per trial, in parallel; then the lines are written in trial order.
-        let lines: Vec<(String, Vec<TrialRecord>)> = units
-            .par_iter()
-            .zip(&trial_exps)
-            .zip(outcomes)
-            .map(|((&(point, trial), trial_exp), outcome)| {
-                trial_lines(point, trial, trial_exp, backend, &outcome, opts.thresholds)
-            })
-            .collect::<Result<_, _>>()?;
-        for (text, trial_records) in lines {
-            // One write per unit: a unit is on disk whole, or (torn) dropped on resume.
-            log.write_all(text.as_bytes())
-                .map_err(io("append to", &log_path))?;
-            records.extend(trial_records);
-            written += 1;
-            if std::env::var(FAULT_ENV)
-                .ok()
-                .and_then(|v| v.parse::<usize>().ok())
-                .is_some_and(|n| written >= n)
-            {
-                std::process::abort();
-            }
-        }
-        // A killed process loses nothing written; the sync bounds what a machine crash loses.
-        log.sync_data().map_err(io("sync", &log_path))?;
+        records.extend(run_units(exp, base, units, backend, opts, &mut log)?);
         start += len;
-        match &bar {
-            Some(bar) => bar.inc(len as u64),
+        let finished_point = todo.get(start).is_none_or(|next| next.0 != point);
+        progress.advance(len, finished_point.then_some(point), sweep, err);
+    }
+    progress.finish();
+    Ok((dir, records))
+}
+
+/// The sweep's record directory: the one `--resume` names, checked to be this sweep's (and
+/// this shard's), or a new one with the config (and shard) written into it.
+fn record_dir(
+    exp: &Experiment,
+    backend: &Backend,
+    opts: &SweepOptions,
+) -> Result<PathBuf, SweepError> {
+    let toml = exp.to_toml();
+    if let Some(dir) = opts.resume {
+        check_resume(dir, exp, opts, &toml)?;
+        return Ok(dir.to_path_buf());
+    }
+    let shard = opts.shard.map_or(String::new(), |s| {
+        format!("-shard-{}-of-{}", s.index, s.count)
+    });
+    let stem = format!(
+        "{}-{}-sweep{shard}",
+        crate::record::utc(std::time::SystemTime::now(), false),
+        backend.kind.name()
+    );
+    let dir = crate::record::unused_dir(&opts.out.join(&exp.name), &stem);
+    std::fs::create_dir_all(&dir).map_err(io("create", &dir))?;
+    write_atomic(&dir.join("config.toml"), &toml)?;
+    if let Some(s) = opts.shard {
+        write_atomic(&dir.join(SHARD_FILE), &format!("{}/{}\n", s.index, s.count))?;
+    }
+    Ok(dir)
+}
+
+/// `--resume DIR` continues only a record of the same config and the same shard.
+fn check_resume(
+    dir: &Path,
+    exp: &Experiment,
+    opts: &SweepOptions,
+    toml: &str,
+) -> Result<(), SweepError> {
+    let recorded = std::fs::read_to_string(dir.join("config.toml")).map_err(|e| {
+        SweepError::BadInput(format!(
+            "--resume {}: not a sweep record ({e})",
+            dir.display()
+        ))
+    })?;
+    if config_body(&recorded) != config_body(toml) {
+        return Err(SweepError::BadInput(format!(
+            "--resume {}: the record is of a different config than {}",
+            dir.display(),
+            exp.path.display()
+        )));
+    }
+    // A shard's record holds only its own units: resuming it as another part (or as the whole
+    // sweep) would mix parts and break `merge`.
+    let recorded_shard = match std::fs::read_to_string(dir.join(SHARD_FILE)) {
+        Ok(text) => Some(Shard::parse(text.trim()).map_err(|e| {
+            SweepError::BadInput(format!("--resume {}: {SHARD_FILE}: {e}", dir.display()))
+        })?),
+        Err(_) => None,
+    };
+    if recorded_shard == opts.shard {
+        return Ok(());
+    }
+    let what = |s: Option<Shard>| {
+        s.map_or("the whole sweep".to_string(), |s| {
+            format!("shard {}/{}", s.index, s.count)
+        })
+    };
+    Err(SweepError::BadInput(format!(
+        "--resume {}: the record is {}, but this run asks for {}; resume it with {}",
+        dir.display(),
+        what(recorded_shard),
+        what(opts.shard),
+        recorded_shard.map_or("no --shard".to_string(), |s| {
+            format!("--shard {}/{}", s.index, s.count)
+        })
+    )))
+}
+
+/// The (point, trial) units still to run, in order: those of this shard not recorded for every
+/// case. Records of units left half done (some cases only) are dropped; they run again.
+fn pending_units(
+    records: &mut Vec<TrialRecord>,
+    sweep: &Sweep,
+    cases: usize,
+    shard: Option<Shard>,
+) -> Vec<(usize, usize)> {
+    let mut count = std::collections::HashMap::new();
+    for r in records.iter() {
+        *count.entry((r.point, r.trial)).or_insert(0usize) += 1;
+    }
+    let done: HashSet<(usize, usize)> = count
+        .into_iter()
+        .filter(|(_, c)| *c >= cases)
+        .map(|(k, _)| k)
+        .collect();
+    records.retain(|r| done.contains(&(r.point, r.trial)));
+    (0..sweep.points.len() * sweep.trials)
+        .filter(|k| shard.is_none_or(|s| s.owns(*k)))
+        .map(|k| (k / sweep.trials, k % sweep.trials))
+        .filter(|u| !done.contains(u))
+        .collect()
+}
+
+/// The trial log, `trials.jsonl`, appended to one unit at a time.
+struct TrialLog {
+    file: std::fs::File,
+    path: PathBuf,
+    written: usize,
+}
+
+/// Run `units` (trials of one point, `base`) as one stack, and append each unit's lines to the
+/// log in trial order; returns their records.
+fn run_units(
+    exp: &Experiment,
+    base: &Experiment,
+    units: &[(usize, usize)],
+    backend: &Backend,
+    opts: &SweepOptions,
+    log: &mut TrialLog,
+) -> Result<Vec<TrialRecord>, SweepError> {
+    let trial_exps: Vec<Experiment> = units
+        .iter()
+        .map(|&(_, trial)| trial_experiment(base, exp.seed, trial))
+        .collect();
+    let outcomes =
+        run::execute_stack(&trial_exps, backend).map_err(|e| SweepError::Failure(e.to_string()))?;
+    // Statistics per trial, in parallel; then the lines are written in trial order.
+    let lines: Vec<(String, Vec<TrialRecord>)> = units
+        .par_iter()
+        .zip(&trial_exps)
+        .zip(outcomes)
+        .map(|((&(point, trial), trial_exp), outcome)| {
+            trial_lines(point, trial, trial_exp, backend, &outcome, opts.thresholds)
+        })
+        .collect::<Result<_, _>>()?;
+    let mut records = Vec::new();
+    for (text, trial_records) in lines {
+        // One write per unit: a unit is on disk whole, or (torn) dropped on resume.
+        log.file
+            .write_all(text.as_bytes())
+            .map_err(io("append to", &log.path))?;
+        records.extend(trial_records);
+        log.written += 1;
+        if std::env::var(FAULT_ENV)
+            .ok()
+            .and_then(|v| v.parse::<usize>().ok())
+            .is_some_and(|n| log.written >= n)
+        {
+            std::process::abort();
+        }
+    }
+    // A killed process loses nothing written; the sync bounds what a machine crash loses.
+    log.file.sync_data().map_err(io("sync", &log.path))?;
+    Ok(records)
+}
+
+/// Progress: a bar on a terminal, else a line per finished grid point on stderr.
+struct Progress {
+    bar: Option<indicatif::ProgressBar>,
+    last_point: Option<usize>,
+}
+
+impl Progress {
+    fn new(units: usize) -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let bar = indicatif::ProgressBar::new(units as u64);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{bar:40} {pos}/{len} trials  {per_sec}  eta {eta}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            bar
+        });
+        Self {
+            bar,
+            last_point: None,
+        }
+    }
+
+    /// `units` more done; `finished`: the grid point whose last unit just ran, if any.
+    fn advance(
+        &mut self,
+        units: usize,
+        finished: Option<usize>,
+        sweep: &Sweep,
+        err: &mut dyn Write,
+    ) {
+        match &self.bar {
+            Some(bar) => bar.inc(units as u64),
             None => {
-                let finished_point = todo.get(start).is_none_or(|next| next.0 != point);
-                if finished_point && last_point != Some(point) {
+                if let Some(point) = finished.filter(|p| self.last_point != Some(*p)) {
                     let _ = writeln!(
                         err,
                         "sweep: point {}/{} done: {}",
@@ -356,15 +434,17 @@ pub fn run_sweep(
                         sweep.points.len(),
                         sweep.points[point].label()
                     );
-                    last_point = Some(point);
+                    self.last_point = Some(point);
                 }
             }
         }
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
+
+    fn finish(self) {
+        if let Some(bar) = self.bar {
+            bar.finish_and_clear();
+        }
     }
-    Ok((dir, records))
 }
 
 /// Write the summary files of a sweep record (`records`: every trial, for `trials.csv`).
