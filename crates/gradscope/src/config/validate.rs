@@ -7,7 +7,7 @@ use gradscope_model::{Activation, Initializer, MlpConfig};
 use toml::Spanned;
 
 use super::inputs::read_input_file;
-use super::raw::{NAMED_PARAMS, RawExperiment, RawModel, RawNamed};
+use super::raw::{NAMED_PARAMS, RawExperiment, RawInput, RawModel, RawNamed};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Distribution, Experiment, InputCase, InputSource, Loss};
 use crate::backend::BackendKind;
@@ -579,11 +579,7 @@ pub fn unsafe_file_name(name: &str) -> Option<&'static str> {
 
 fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
     let c = Checker { src };
-    let name = raw.name.get_ref().trim().to_string();
-    if let Some(why) = unsafe_file_name(&name) {
-        return Err(c.err(raw.name.span(), "name", format!("`{name}` is not a valid name: {why}"))
-            .with_hint("use letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a directory of run records and a notebook page"));
-    }
+    let name = c.name(&raw.name)?;
     let description = raw.description.get_ref().trim().to_string();
     if description.is_empty() || description.contains('\n') {
         return Err(c.err(
@@ -600,140 +596,14 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
             format!("the seed must be ≥ 0, found {seed}"),
         )
     })?;
-    let backend = match &raw.backend {
-        Some(b) => Some(BackendKind::parse(b.get_ref()).map_err(|m| {
-            let mut e = c.err(b.span(), "backend", m);
-            if let Some(s) = did_you_mean(b.get_ref(), BackendKind::NAMES.iter().copied()) {
-                e = e.with_hint(format!("did you mean `{s}`?"));
-            }
-            e
-        })?),
-        None => None,
-    };
+    let backend = raw.backend.as_ref().map(|b| c.backend(b)).transpose()?;
     let model = c.model(&raw.model, seed)?;
     let loss = match &raw.loss {
         Some(l) => c.loss(l)?,
         None => Loss::SumSquares,
     };
-    if raw.inputs.get_ref().is_empty() {
-        return Err(c.err(
-            raw.inputs.span(),
-            "inputs",
-            "at least one input case is needed",
-        ));
-    }
-    let mut seen = HashSet::new();
-    let mut inputs = Vec::new();
-    for (i, case) in raw.inputs.get_ref().iter().enumerate() {
-        let case = case.get_ref();
-        let key = format!("inputs[{i}]");
-        let case_name = case.name.get_ref().trim().to_string();
-        if let Some(why) = unsafe_file_name(&case_name) {
-            return Err(c
-                .err(
-                    case.name.span(),
-                    &format!("{key}.name"),
-                    format!("`{case_name}` is not a valid case name: {why}"),
-                )
-                .with_hint("use letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a file name of tensor dumps"));
-        }
-        if !seen.insert(case_name.clone()) {
-            return Err(c.err(
-                case.name.span(),
-                &format!("{key}.name"),
-                format!("duplicate case name `{case_name}`"),
-            ));
-        }
-        let batch = match &case.batch {
-            Some(b) => {
-                let n = *b.get_ref();
-                if n < 1 {
-                    return Err(c.err(
-                        b.span(),
-                        &format!("{key}.batch"),
-                        format!("the batch size must be at least 1, found {n}"),
-                    ));
-                }
-                Some(n as usize)
-            }
-            None => None,
-        };
-        let (batch, source) = match (&case.distribution, &case.file) {
-            (Some(d), None) => {
-                let batch = batch.ok_or_else(|| {
-                    c.err(
-                        case.name.span(),
-                        &format!("{key}.batch"),
-                        "missing `batch` (the number of rows to draw)",
-                    )
-                })?;
-                (
-                    batch,
-                    InputSource::Distribution(c.distribution(d, &format!("{key}.distribution"))?),
-                )
-            }
-            (None, Some(f)) => {
-                let fkey = format!("{key}.file");
-                let dir = src.path.parent().unwrap_or(std::path::Path::new(""));
-                let path = dir.join(f.get_ref());
-                let data = read_input_file(&path).map_err(|m| c.err(f.span(), &fkey, m))?;
-                let (rows, cols) = (data.shape[0], data.shape[1]);
-                if cols != model.d_input {
-                    return Err(c.err(
-                        f.span(),
-                        &fkey,
-                        format!(
-                            "the file's rows have {cols} values; model.input is {}",
-                            model.d_input
-                        ),
-                    ));
-                }
-                if rows == 0 {
-                    return Err(c.err(f.span(), &fkey, "the file holds no rows"));
-                }
-                if let Some(b) = batch.filter(|b| *b != rows) {
-                    return Err(c.err(
-                        f.span(),
-                        &fkey,
-                        format!(
-                            "the file holds {rows} row{}; batch says {b}",
-                            if rows == 1 { "" } else { "s" }
-                        ),
-                    ));
-                }
-                (rows, InputSource::File { path, data })
-            }
-            (Some(d), Some(_)) => {
-                return Err(c.err(
-                    d.span(),
-                    &format!("{key}.distribution"),
-                    "give either `distribution` or `file`, not both",
-                ));
-            }
-            (None, None) => {
-                return Err(c
-                    .err(case.name.span(), &key, "missing `distribution` or `file`")
-                    .with_hint(
-                        "e.g. distribution = \"normal\" with batch = 1, or file = \"x.npy\"",
-                    ));
-            }
-        };
-        inputs.push(InputCase {
-            name: case_name,
-            batch,
-            source,
-        });
-    }
-    let weights = match &raw.model.get_ref().weights {
-        Some(w) => {
-            let dir = src.path.parent().unwrap_or(std::path::Path::new(""));
-            let path = dir.join(w.get_ref());
-            let weights = super::inputs::read_weights(&path, &model)
-                .map_err(|m| c.err(w.span(), "model.weights", m))?;
-            Some(super::LoadedWeights { path, weights })
-        }
-        None => None,
-    };
+    let inputs = c.inputs(&raw.inputs, &model)?;
+    let weights = c.weights(&raw.model, &model)?;
     let sweep = match &raw.sweep {
         Some(table) => Some(super::sweep::expand(src, table)?),
         None => None,
@@ -750,6 +620,168 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
         sweep,
         path: src.path.clone(),
     })
+}
+
+impl Checker<'_> {
+    /// The experiment's name: a plain file-name component.
+    fn name(&self, raw: &Spanned<String>) -> Result<String> {
+        let name = raw.get_ref().trim().to_string();
+        match unsafe_file_name(&name) {
+            None => Ok(name),
+            Some(why) => Err(self
+                .err(raw.span(), "name", format!("`{name}` is not a valid name: {why}"))
+                .with_hint("use letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a directory of run records and a notebook page")),
+        }
+    }
+
+    fn backend(&self, b: &Spanned<String>) -> Result<BackendKind> {
+        BackendKind::parse(b.get_ref()).map_err(|m| {
+            let mut e = self.err(b.span(), "backend", m);
+            if let Some(s) = did_you_mean(b.get_ref(), BackendKind::NAMES.iter().copied()) {
+                e = e.with_hint(format!("did you mean `{s}`?"));
+            }
+            e
+        })
+    }
+
+    /// The `[[inputs]]`: at least one, names unique.
+    fn inputs(
+        &self,
+        raw: &Spanned<Vec<Spanned<RawInput>>>,
+        model: &MlpConfig,
+    ) -> Result<Vec<InputCase>> {
+        if raw.get_ref().is_empty() {
+            return Err(self.err(raw.span(), "inputs", "at least one input case is needed"));
+        }
+        let mut seen = HashSet::new();
+        let mut inputs = Vec::new();
+        for (i, case) in raw.get_ref().iter().enumerate() {
+            let (key, case) = (format!("inputs[{i}]"), case.get_ref());
+            let name = self.case_name(&key, case)?;
+            if !seen.insert(name.clone()) {
+                let m = format!("duplicate case name `{name}`");
+                return Err(self.err(case.name.span(), &format!("{key}.name"), m));
+            }
+            inputs.push(self.input_case(&key, name, case, model)?);
+        }
+        Ok(inputs)
+    }
+
+    /// An input case's name: a plain file-name component.
+    fn case_name(&self, key: &str, case: &RawInput) -> Result<String> {
+        let name = case.name.get_ref().trim().to_string();
+        if let Some(why) = unsafe_file_name(&name) {
+            return Err(self
+                .err(
+                    case.name.span(),
+                    &format!("{key}.name"),
+                    format!("`{name}` is not a valid case name: {why}"),
+                )
+                .with_hint("use letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a file name of tensor dumps"));
+        }
+        Ok(name)
+    }
+
+    /// One input case named `name`, `key` its place (`inputs[2]`).
+    fn input_case(
+        &self,
+        key: &str,
+        name: String,
+        case: &RawInput,
+        model: &MlpConfig,
+    ) -> Result<InputCase> {
+        let batch = match &case.batch {
+            Some(b) if *b.get_ref() < 1 => {
+                return Err(self.err(
+                    b.span(),
+                    &format!("{key}.batch"),
+                    format!("the batch size must be at least 1, found {}", b.get_ref()),
+                ));
+            }
+            Some(b) => Some(*b.get_ref() as usize),
+            None => None,
+        };
+        let (batch, source) = match (&case.distribution, &case.file) {
+            (Some(d), None) => {
+                let batch = batch.ok_or_else(|| {
+                    self.err(
+                        case.name.span(),
+                        &format!("{key}.batch"),
+                        "missing `batch` (the number of rows to draw)",
+                    )
+                })?;
+                let d = self.distribution(d, &format!("{key}.distribution"))?;
+                (batch, InputSource::Distribution(d))
+            }
+            (None, Some(f)) => self.input_file(&format!("{key}.file"), f, batch, model)?,
+            (Some(d), Some(_)) => {
+                return Err(self.err(
+                    d.span(),
+                    &format!("{key}.distribution"),
+                    "give either `distribution` or `file`, not both",
+                ));
+            }
+            (None, None) => {
+                return Err(self
+                    .err(case.name.span(), key, "missing `distribution` or `file`")
+                    .with_hint(
+                        "e.g. distribution = \"normal\" with batch = 1, or file = \"x.npy\"",
+                    ));
+            }
+        };
+        Ok(InputCase {
+            name,
+            batch,
+            source,
+        })
+    }
+
+    /// An input case's `file` (relative to the config's directory): read, and checked against
+    /// the model's input width and the case's `batch`.
+    fn input_file(
+        &self,
+        fkey: &str,
+        f: &Spanned<String>,
+        batch: Option<usize>,
+        model: &MlpConfig,
+    ) -> Result<(usize, InputSource)> {
+        let dir = self.src.path.parent().unwrap_or(std::path::Path::new(""));
+        let path = dir.join(f.get_ref());
+        let data = read_input_file(&path).map_err(|m| self.err(f.span(), fkey, m))?;
+        let (rows, cols) = (data.shape[0], data.shape[1]);
+        if cols != model.d_input {
+            let m = format!(
+                "the file's rows have {cols} values; model.input is {}",
+                model.d_input
+            );
+            return Err(self.err(f.span(), fkey, m));
+        }
+        if rows == 0 {
+            return Err(self.err(f.span(), fkey, "the file holds no rows"));
+        }
+        if let Some(b) = batch.filter(|b| *b != rows) {
+            let s = if rows == 1 { "" } else { "s" };
+            let m = format!("the file holds {rows} row{s}; batch says {b}");
+            return Err(self.err(f.span(), fkey, m));
+        }
+        Ok((rows, InputSource::File { path, data }))
+    }
+
+    /// `[model] weights`: a weights file (relative to the config's directory) that fits `model`.
+    fn weights(
+        &self,
+        raw: &Spanned<RawModel>,
+        model: &MlpConfig,
+    ) -> Result<Option<super::LoadedWeights>> {
+        let Some(w) = &raw.get_ref().weights else {
+            return Ok(None);
+        };
+        let dir = self.src.path.parent().unwrap_or(std::path::Path::new(""));
+        let path = dir.join(w.get_ref());
+        let weights = super::inputs::read_weights(&path, model)
+            .map_err(|m| self.err(w.span(), "model.weights", m))?;
+        Ok(Some(super::LoadedWeights { path, weights }))
+    }
 }
 
 #[cfg(test)]
