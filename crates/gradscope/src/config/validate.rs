@@ -447,7 +447,37 @@ impl Checker<'_> {
         let raw = m.get_ref();
         let d_input = self.width(&raw.input, "model.input")?;
         let d_output = self.width(&raw.output, "model.output")?;
-        let hidden = match (&raw.hidden, &raw.depth, &raw.width) {
+        let hidden = self.hidden(m)?;
+        let activations = self.activations(raw, hidden.len())?;
+        let kernel_init = match &raw.kernel_init {
+            Some(i) => self.initializer(i, "model.kernel_init")?,
+            None => Initializer::GlorotUniform,
+        };
+        let bias_init = match &raw.bias_init {
+            Some(i) => self.initializer(i, "model.bias_init")?,
+            None => Initializer::Zeros,
+        };
+        let gain = match &raw.gain {
+            Some(g) => self.gain(g)?,
+            None => 1.0,
+        };
+        Ok(MlpConfig {
+            d_input,
+            activations,
+            hidden,
+            d_output,
+            bias: raw.bias.as_ref().is_none_or(|b| *b.get_ref()),
+            kernel_init,
+            bias_init,
+            gain,
+            seed,
+        })
+    }
+
+    /// The hidden widths: `hidden`, or `depth` layers of `width`.
+    fn hidden(&self, m: &Spanned<RawModel>) -> Result<Vec<usize>> {
+        let raw = m.get_ref();
+        Ok(match (&raw.hidden, &raw.depth, &raw.width) {
             (Some(h), None, None) if h.get_ref().len() > MAX_DEPTH as usize => {
                 return Err(self.err(
                     h.span(),
@@ -491,65 +521,47 @@ impl Checker<'_> {
                 return Err(self.err(m.span(), "model", "missing the hidden layers")
                     .with_hint("add `hidden = [100, 50]`, or `depth = 4` and `width = 256` (`hidden = []` for none)"));
             }
-        };
+        })
+    }
+
+    /// One activation per hidden layer: `activation`, with `activation_overrides`.
+    fn activations(&self, raw: &RawModel, layers: usize) -> Result<Vec<Activation>> {
         let activation = match &raw.activation {
             Some(a) => self.activation(a, "model.activation")?,
             None => Activation::Relu,
         };
-        let mut activations = vec![activation; hidden.len()];
-        if let Some(overrides) = &raw.activation_overrides {
-            for (layer, a) in overrides.get_ref() {
-                let key = format!("model.activation_overrides.{layer}");
-                let index = layer
-                    .parse::<usize>()
-                    .ok()
-                    .filter(|i| *i < hidden.len())
-                    .ok_or_else(|| {
-                        self.err(
-                            a.span(),
-                            &key,
-                            format!(
-                                "`{layer}` is not a hidden-layer index; expected 0 to {}",
-                                hidden.len().saturating_sub(1)
-                            ),
-                        )
-                    })?;
-                activations[index] = self.activation(a, &key)?;
-            }
+        let mut activations = vec![activation; layers];
+        for (layer, a) in raw.activation_overrides.iter().flat_map(|o| o.get_ref()) {
+            let key = format!("model.activation_overrides.{layer}");
+            let index = layer
+                .parse::<usize>()
+                .ok()
+                .filter(|i| *i < layers)
+                .ok_or_else(|| {
+                    self.err(
+                        a.span(),
+                        &key,
+                        format!(
+                            "`{layer}` is not a hidden-layer index; expected 0 to {}",
+                            layers.saturating_sub(1)
+                        ),
+                    )
+                })?;
+            activations[index] = self.activation(a, &key)?;
         }
-        let kernel_init = match &raw.kernel_init {
-            Some(i) => self.initializer(i, "model.kernel_init")?,
-            None => Initializer::GlorotUniform,
-        };
-        let bias_init = match &raw.bias_init {
-            Some(i) => self.initializer(i, "model.bias_init")?,
-            None => Initializer::Zeros,
-        };
-        let gain = match &raw.gain {
-            Some(g) => {
-                let v = self.finite(*g.get_ref(), &g.span(), "model.gain", "`gain`")?;
-                if v <= 0.0 {
-                    return Err(self.err(
-                        g.span(),
-                        "model.gain",
-                        format!("`gain` must be > 0, found {v}"),
-                    ));
-                }
-                v
-            }
-            None => 1.0,
-        };
-        Ok(MlpConfig {
-            d_input,
-            activations,
-            hidden,
-            d_output,
-            bias: raw.bias.as_ref().is_none_or(|b| *b.get_ref()),
-            kernel_init,
-            bias_init,
-            gain,
-            seed,
-        })
+        Ok(activations)
+    }
+
+    fn gain(&self, g: &Spanned<f64>) -> Result<f64> {
+        let v = self.finite(*g.get_ref(), &g.span(), "model.gain", "`gain`")?;
+        if v <= 0.0 {
+            return Err(self.err(
+                g.span(),
+                "model.gain",
+                format!("`gain` must be > 0, found {v}"),
+            ));
+        }
+        Ok(v)
     }
 }
 
