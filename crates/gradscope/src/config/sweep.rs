@@ -43,9 +43,46 @@ impl SweepPoint {
 
 pub(super) fn expand(src: &Source, sweep: &Spanned<Table>) -> Result<Sweep, ConfigError> {
     let err = |m: String| src.error(Some(sweep.span()), Some("sweep"), m);
+    let (trials, axes) = axes_of(sweep.get_ref(), &err)?;
+    let n_points: usize = axes.iter().map(|(_, v)| v.len()).product();
+    if n_points.saturating_mul(trials) > MAX_TRIALS_TOTAL {
+        return Err(err(format!(
+            "{n_points} points x {trials} trials is more than {MAX_TRIALS_TOTAL} runs"
+        )));
+    }
+    let mut base: Table = toml::from_str(&src.text).map_err(|e| err(e.message().to_string()))?;
+    base.remove("sweep");
+    let mut points = Vec::with_capacity(n_points);
+    let mut index = vec![0usize; axes.len()];
+    for _ in 0..n_points {
+        points.push(point(src, &base, &axes, &index, &err)?);
+        // Odometer: the last axis varies fastest.
+        for a in (0..axes.len()).rev() {
+            index[a] += 1;
+            if index[a] < axes[a].1.len() {
+                break;
+            }
+            index[a] = 0;
+        }
+    }
+    Ok(Sweep {
+        trials,
+        axes,
+        points,
+    })
+}
+
+/// A swept key and its values.
+type Axis = (String, Vec<Value>);
+
+/// The `[sweep]` table's `trials` (default 1) and its axes, each key checked to be settable.
+fn axes_of(
+    table: &Table,
+    err: &dyn Fn(String) -> ConfigError,
+) -> Result<(usize, Vec<Axis>), ConfigError> {
     let mut trials = 1usize;
     let mut axes = Vec::new();
-    for (key, value) in sweep.get_ref() {
+    for (key, value) in table {
         if key == "trials" {
             trials = value
                 .as_integer()
@@ -79,63 +116,50 @@ pub(super) fn expand(src: &Source, sweep: &Spanned<Table>) -> Result<Sweep, Conf
             }
         }
     }
-    let n_points: usize = axes.iter().map(|(_, v)| v.len()).product();
-    if n_points.saturating_mul(trials) > MAX_TRIALS_TOTAL {
-        return Err(err(format!(
-            "{n_points} points x {trials} trials is more than {MAX_TRIALS_TOTAL} runs"
-        )));
+    Ok((trials, axes))
+}
+
+/// The grid point with value `index[a]` of each axis `a`: the base config with those values
+/// set, validated as a file is.
+fn point(
+    src: &Source,
+    base: &Table,
+    axes: &[Axis],
+    index: &[usize],
+    err: &dyn Fn(String) -> ConfigError,
+) -> Result<SweepPoint, ConfigError> {
+    let mut table = base.clone();
+    let mut settings = Vec::new();
+    for (a, (key, values)) in axes.iter().enumerate() {
+        let value = values[index[a]].clone();
+        let path: Vec<String> = key.split('.').map(str::to_string).collect();
+        set_in(&mut table, &path, value.clone()).map_err(|m| err(format!("`{key}`: {m}")))?;
+        settings.push((key.clone(), value.to_string()));
     }
-    let mut base: Table = toml::from_str(&src.text).map_err(|e| err(e.message().to_string()))?;
-    base.remove("sweep");
-    let mut points = Vec::with_capacity(n_points);
-    let mut index = vec![0usize; axes.len()];
-    for _ in 0..n_points {
-        let mut table = base.clone();
-        let mut settings = Vec::new();
-        for (a, (key, values)) in axes.iter().enumerate() {
-            let value = values[index[a]].clone();
-            let path: Vec<String> = key.split('.').map(str::to_string).collect();
-            set_in(&mut table, &path, value.clone()).map_err(|m| err(format!("`{key}`: {m}")))?;
-            settings.push((key.clone(), value.to_string()));
-        }
-        let label = settings
-            .iter()
-            .map(|(k, v)| format!("{k}={v}"))
-            .collect::<Vec<_>>()
-            .join(" ");
-        let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
-        let experiment = parse(Source {
-            path: src.path.clone(),
-            text,
-        })
-        .map_err(|e| {
-            let key = if e.key.is_empty() {
-                String::new()
-            } else {
-                format!("`{}`: ", e.key)
-            };
-            err(format!(
-                "the sweep point {label} is invalid: {key}{}",
-                e.message
-            ))
-        })?;
-        points.push(SweepPoint {
-            settings,
-            experiment,
-        });
-        // Odometer: the last axis varies fastest.
-        for a in (0..axes.len()).rev() {
-            index[a] += 1;
-            if index[a] < axes[a].1.len() {
-                break;
-            }
-            index[a] = 0;
-        }
-    }
-    Ok(Sweep {
-        trials,
-        axes,
-        points,
+    let label = settings
+        .iter()
+        .map(|(k, v)| format!("{k}={v}"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
+    let experiment = parse(Source {
+        path: src.path.clone(),
+        text,
+    })
+    .map_err(|e| {
+        let key = if e.key.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`: ", e.key)
+        };
+        err(format!(
+            "the sweep point {label} is invalid: {key}{}",
+            e.message
+        ))
+    })?;
+    Ok(SweepPoint {
+        settings,
+        experiment,
     })
 }
 
