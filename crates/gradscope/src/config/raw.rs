@@ -9,6 +9,36 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+/// The field names `T`'s derived `Deserialize` accepts, in declaration order, asked of serde
+/// itself: a derived impl hands them to `deserialize_struct`, which this probe records. So the
+/// key lists of messages and `--set` come from the structs below and cannot drift from them.
+pub fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+    struct Probe(&'static [&'static str]);
+    impl<'de> Deserializer<'de> for &mut Probe {
+        type Error = de::value::Error;
+        fn deserialize_any<V: Visitor<'de>>(self, _: V) -> Result<V::Value, Self::Error> {
+            Err(de::Error::custom("a field-name probe"))
+        }
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _: &'static str,
+            fields: &'static [&'static str],
+            _: V,
+        ) -> Result<V::Value, Self::Error> {
+            self.0 = fields;
+            Err(de::Error::custom("a field-name probe"))
+        }
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+    let mut probe = Probe(&[]);
+    let _ = T::deserialize(&mut probe);
+    probe.0
+}
+
 /// A whole experiment file.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -156,5 +186,32 @@ impl RawNamed {
     /// The value of parameter `name`, if given.
     pub fn get(&self, name: &str) -> Option<f64> {
         self.params.iter().find(|(k, _)| k == name).map(|(_, v)| *v)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_reports_each_structs_fields_in_declaration_order() {
+        assert_eq!(
+            fields_of::<RawInput>(),
+            ["name", "batch", "distribution", "file"]
+        );
+        assert_eq!(
+            fields_of::<RawExperiment>(),
+            [
+                "name",
+                "description",
+                "seed",
+                "backend",
+                "model",
+                "loss",
+                "inputs",
+                "sweep"
+            ]
+        );
+        assert_eq!(fields_of::<RawModel>().len(), 12);
     }
 }

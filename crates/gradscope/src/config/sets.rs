@@ -5,33 +5,30 @@ use std::path::Path;
 
 use toml::{Table, Value};
 
+use super::raw::{RawExperiment, RawInput, RawModel, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Experiment, parse, read_source};
 
-/// Keys `--set` accepts (`N` stands for an index).
-pub const SETTABLE: &[&str] = &[
-    "name",
-    "description",
-    "seed",
-    "backend",
-    "loss",
-    "model.input",
-    "model.hidden",
-    "model.depth",
-    "model.width",
-    "model.output",
-    "model.activation",
-    "model.activation_overrides.N",
-    "model.bias",
-    "model.kernel_init",
-    "model.bias_init",
-    "model.gain",
-    "model.weights",
-    "inputs.N.name",
-    "inputs.N.batch",
-    "inputs.N.distribution",
-    "inputs.N.file",
-];
+/// Keys `--set` and `[sweep]` accept (`N` stands for an index), derived from the `Raw*`
+/// structs: every top-level field but the tables, `model.<field>` (`activation_overrides.N`)
+/// and `inputs.N.<field>`.
+pub fn settable_keys() -> &'static [String] {
+    static KEYS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
+        let top = fields_of::<RawExperiment>()
+            .iter()
+            .filter(|k| !["model", "inputs", "sweep"].contains(k))
+            .map(|k| k.to_string());
+        let model = fields_of::<RawModel>().iter().map(|k| match *k {
+            "activation_overrides" => "model.activation_overrides.N".to_string(),
+            k => format!("model.{k}"),
+        });
+        let inputs = fields_of::<RawInput>()
+            .iter()
+            .map(|k| format!("inputs.N.{k}"));
+        top.chain(model).chain(inputs).collect()
+    });
+    &KEYS
+}
 
 /// One parsed `--set KEY=VALUE`.
 #[derive(Debug, Clone)]
@@ -43,7 +40,8 @@ struct Set {
 
 /// Whether `key` (dotted, indices as numbers) is a key `--set` and `[sweep]` accept.
 pub fn settable(key: &str) -> bool {
-    SETTABLE.contains(&pattern_of(key).as_str())
+    let pattern = pattern_of(key);
+    settable_keys().iter().any(|k| *k == pattern)
 }
 
 fn pattern_of(key: &str) -> String {
@@ -70,10 +68,13 @@ fn parse_set(file: &Path, text: &str) -> Result<Set, ConfigError> {
     let pattern = pattern_of(key.strip_prefix("sweep.").unwrap_or(&key));
     if !known {
         let mut e = bad(format!("unknown key `{key}`"));
-        if let Some(s) = did_you_mean(&pattern, SETTABLE.iter().copied()) {
+        if let Some(s) = did_you_mean(&pattern, settable_keys().iter().map(String::as_str)) {
             e = e.with_hint(format!("did you mean `{s}`?"));
         } else {
-            e = e.with_hint(format!("keys that can be set: {}", SETTABLE.join(", ")));
+            e = e.with_hint(format!(
+                "keys that can be set: {}",
+                settable_keys().join(", ")
+            ));
         }
         return Err(e);
     }

@@ -3,7 +3,7 @@
 
 use toml::{Spanned, Table, Value};
 
-use super::sets::{SETTABLE, set_in, settable};
+use super::sets::{set_in, settable, settable_keys};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Experiment, parse};
 
@@ -95,7 +95,7 @@ fn axes_of(
             ));
         } else if !settable(key) || key.starts_with("inputs") && value.is_table() {
             let mut e = err(format!("unknown key `{key}` in the sweep"));
-            if let Some(s) = did_you_mean(key, SETTABLE.iter().copied()) {
+            if let Some(s) = did_you_mean(key, settable_keys().iter().map(String::as_str)) {
                 e = e.with_hint(format!(
                     "did you mean `{s}`? (quote dotted keys: \"model.depth\" = [2, 4])"
                 ));

@@ -7,40 +7,15 @@ use gradscope_model::{Activation, Initializer, MlpConfig};
 use toml::Spanned;
 
 use super::inputs::read_input_file;
-use super::raw::{NAMED_PARAMS, RawExperiment, RawInput, RawModel, RawNamed};
+use super::raw::{NAMED_PARAMS, RawExperiment, RawInput, RawModel, RawNamed, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Distribution, Experiment, InputCase, InputSource, Loss};
 use crate::backend::BackendKind;
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-const TOP_KEYS: &[&str] = &[
-    "name",
-    "description",
-    "seed",
-    "backend",
-    "model",
-    "loss",
-    "inputs",
-    "sweep",
-];
-const MODEL_KEYS: &[&str] = &[
-    "input",
-    "hidden",
-    "depth",
-    "width",
-    "output",
-    "activation",
-    "activation_overrides",
-    "bias",
-    "kernel_init",
-    "bias_init",
-    "gain",
-    "weights",
-];
 /// The deepest stack accepted (a guard against typos such as `depth = 10000000`).
 const MAX_DEPTH: i64 = 10_000;
-const INPUT_KEYS: &[&str] = &["name", "batch", "distribution", "file"];
 
 pub(super) fn parse(src: &Source) -> Result<Experiment> {
     if src.text.trim().is_empty() {
@@ -68,11 +43,11 @@ fn toml_error(src: &Source, e: &toml::de::Error) -> ConfigError {
         let known: &[&str] = if message.contains("`kind`") {
             NAMED_PARAMS
         } else if err.key.starts_with("model") {
-            MODEL_KEYS
+            fields_of::<RawModel>()
         } else if err.key.starts_with("inputs") {
-            INPUT_KEYS
+            fields_of::<RawInput>()
         } else {
-            TOP_KEYS
+            fields_of::<RawExperiment>()
         };
         if let Some(s) = did_you_mean(unknown, known.iter().copied()) {
             err = err.with_hint(format!("did you mean `{s}`?"));
