@@ -1,0 +1,80 @@
+//! `gradscope validate`, `list` and `show`: experiment files read and checked, never run.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use crate::config;
+
+use super::{ExitStatus, expand, report_error};
+
+/// `gradscope validate`.
+#[derive(Debug, clap::Args)]
+pub struct ValidateArgs {
+    /// Experiment files, or directories of them.
+    #[arg(value_name = "FILE", required = true)]
+    pub files: Vec<PathBuf>,
+    /// Override a config key, e.g. `--set model.depth=32` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+/// `gradscope list`.
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Directory to list (default: ./configs).
+    #[arg(value_name = "DIR", default_value = "configs")]
+    pub dir: PathBuf,
+}
+
+/// `gradscope show`.
+#[derive(Debug, clap::Args)]
+pub struct ShowArgs {
+    /// The experiment file.
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
+    /// Override a config key, e.g. `--set seed=7` (repeatable).
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+}
+
+pub(super) fn validate(
+    args: &ValidateArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> ExitStatus {
+    let files = match expand(&args.files, false) {
+        Ok(f) => f,
+        Err(e) => return report_error(err, &e, ExitStatus::BadInput),
+    };
+    let mut code = ExitStatus::Ok;
+    for file in files {
+        match config::sets::load_with_sets(&file, &args.sets) {
+            Ok(exp) => {
+                let _ = writeln!(out, "ok  {}  ({})", file.display(), exp.name);
+            }
+            Err(e) => code = report_error(err, &e, ExitStatus::BadInput),
+        }
+    }
+    code
+}
+
+pub(super) fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+    let files = match expand(std::slice::from_ref(&args.dir), false) {
+        Ok(f) => f,
+        Err(e) => return report_error(err, &e, ExitStatus::BadInput),
+    };
+    let mut code = ExitStatus::Ok;
+    let mut rows = Vec::new();
+    for file in files {
+        match config::load(&file) {
+            Ok(exp) => rows.push((file.display().to_string(), exp.name, exp.description)),
+            Err(e) => code = report_error(err, &e, ExitStatus::BadInput),
+        }
+    }
+    let fw = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
+    let nw = rows.iter().map(|r| r.1.len()).max().unwrap_or(0);
+    for (file, name, description) in rows {
+        let _ = writeln!(out, "{file:fw$}  {name:nw$}  {description}");
+    }
+    code
+}

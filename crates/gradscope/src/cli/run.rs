@@ -1,0 +1,393 @@
+//! `gradscope run`: every file loaded, every flag checked and every backend opened before
+//! anything runs; then each experiment, plain or sweep, run and written as asked.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use crate::backend::{self, Backend, BackendKind};
+use crate::config::{self, ConfigError, Experiment};
+use crate::record;
+use crate::render;
+use crate::report::{ExperimentReport, Thresholds};
+use crate::run;
+
+use super::{ExitStatus, Format, expand, print_summary, report_error};
+
+/// `gradscope run`.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// Experiment files (TOML), or directories whose `*.toml` files are all run.
+    #[arg(value_name = "FILE", required_unless_present = "all")]
+    pub files: Vec<PathBuf>,
+    /// Run every `*.toml` in ./configs (in name order).
+    #[arg(long)]
+    pub all: bool,
+    /// Backend: overrides the file's `backend`; without either, `ndarray`.
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendKind>,
+    /// wgpu adapter: default, cpu, discrete:N, integrated:N or virtual:N.
+    #[arg(long, value_name = "SELECTOR")]
+    pub device: Option<String>,
+    /// Report format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// With --format csv: one row per case × layer (δ statistics) instead of per parameter.
+    #[arg(long)]
+    pub layers: bool,
+    /// Gradient flow ‖δ_first‖/‖δ_last‖ below this is reported as vanishing.
+    #[arg(long, value_name = "RATIO", default_value_t = 1e-3)]
+    pub vanishing: f64,
+    /// Gradient flow ‖δ_first‖/‖δ_last‖ above this is reported as exploding.
+    #[arg(long, value_name = "RATIO", default_value_t = 1e3)]
+    pub exploding: f64,
+    /// Exit 0 rather than 3 when some gradient value is not finite.
+    #[arg(long)]
+    pub allow_nonfinite: bool,
+    /// Override a config key, e.g. `--set model.depth=32 --set seed=7` (repeatable); applied to
+    /// every file, validated like the file.
+    #[arg(long = "set", value_name = "KEY=VALUE")]
+    pub sets: Vec<String>,
+    /// Run even when the memory estimate exceeds the memory available.
+    #[arg(long)]
+    pub allow_large: bool,
+    /// Where run records go: <DIR>/<experiment>/<UTC time>-<backend>/.
+    #[arg(long, value_name = "DIR", default_value = "experiments/runs")]
+    pub out: PathBuf,
+    /// Write no run record.
+    #[arg(long)]
+    pub no_record: bool,
+    /// Write <DIR>/<case>.safetensors per input case: input, output, weights, gradients
+    /// (`grad.layers.{i}.weight`, ...) and δ (`delta.layers.{i}`).
+    #[arg(long, value_name = "DIR")]
+    pub dump: Option<PathBuf>,
+    /// Sweeps: run only the i-th of n disjoint parts (e.g. 2/3), for job arrays.
+    #[arg(long, value_name = "i/n")]
+    pub shard: Option<String>,
+    /// Sweeps: continue the sweep recorded in DIR, skipping its finished trials.
+    #[arg(long, value_name = "DIR")]
+    pub resume: Option<PathBuf>,
+    /// Sweeps: run at most N trials of a grid point as one stacked forward and backward pass
+    /// (default: as many as fit in 64 MiB, at most 250; 1 runs one trial at a time). Results
+    /// do not depend on it.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub stack: Option<u32>,
+    /// Also write the markdown report as a notebook page DIR/<experiment>.md (with
+    /// DIR/<experiment>.svg for a sweep), headed by the command that regenerates it.
+    #[arg(long, value_name = "DIR")]
+    pub notebook: Option<PathBuf>,
+}
+
+fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<ConfigError>> {
+    let mut errors = Vec::new();
+    let mut experiments = Vec::new();
+    let available = if args.allow_large {
+        None
+    } else {
+        config::available_memory()
+    };
+    for file in files {
+        match config::sets::load_with_sets(file, &args.sets).and_then(|e| {
+            config::check_memory(&e, available)?;
+            for point in e.sweep.iter().flat_map(|s| &s.points) {
+                config::check_memory(&point.experiment, available)?;
+            }
+            Ok(e)
+        }) {
+            Ok(e) => experiments.push(e),
+            Err(e) => errors.push(e),
+        }
+    }
+    if errors.is_empty() {
+        Ok(experiments)
+    } else {
+        Err(errors)
+    }
+}
+
+/// What `run` settled before running anything: every file loaded and checked against the
+/// flags, the thresholds, and every backend the files need, opened.
+struct RunPlan {
+    experiments: Vec<Experiment>,
+    backends: Vec<Backend>,
+    thresholds: Thresholds,
+}
+
+impl RunPlan {
+    fn backend_for(&self, exp: &Experiment, args: &RunArgs) -> Option<&Backend> {
+        let kind = args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
+        self.backends.iter().find(|b| b.kind == kind)
+    }
+}
+
+/// Load, check and open everything `run` needs; every error is the input's (exit 2).
+fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
+    let one = |m: String| vec![m];
+    let files = expand(&args.files, args.all).map_err(|e| one(e.to_string()))?;
+    let experiments = load_all(&files, args)
+        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+    let thresholds = Thresholds {
+        vanishing: args.vanishing,
+        exploding: args.exploding,
+    };
+    if !(thresholds.vanishing > 0.0
+        && thresholds.vanishing < thresholds.exploding
+        && thresholds.exploding.is_finite())
+    {
+        return Err(one(format!(
+            "--vanishing {} and --exploding {}: need 0 < vanishing < exploding < inf",
+            args.vanishing, args.exploding
+        )));
+    }
+    if args.layers && args.format != Format::Csv {
+        return Err(one("--layers applies to --format csv only".into()));
+    }
+    let sweeps = experiments.iter().filter(|e| e.sweep.is_some()).count();
+    if args.format == Format::Csv && sweeps > 0 && sweeps < experiments.len() {
+        return Err(one("--format csv over plain runs and sweeps together would print two tables with different columns in one stream; run the sweeps and the plain files in separate commands (or use --format json, whose objects carry a \"kind\")".into()));
+    }
+    check_run_flags(args, &experiments).map_err(one)?;
+    let mut plan = RunPlan {
+        experiments: Vec::new(),
+        backends: Vec::new(),
+        thresholds,
+    };
+    for exp in &experiments {
+        if plan.backend_for(exp, args).is_none() {
+            let kind = args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
+            let b = backend::open(kind, args.device.as_deref()).map_err(|e| one(e.to_string()))?;
+            plan.backends.push(b);
+        }
+    }
+    plan.experiments = experiments;
+    Ok(plan)
+}
+
+pub(super) fn run_experiments(
+    args: &RunArgs,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> ExitStatus {
+    let plan = match plan_run(args) {
+        Ok(p) => p,
+        Err(errors) => {
+            for e in &errors {
+                let _ = writeln!(err, "error: {e}");
+            }
+            return ExitStatus::BadInput;
+        }
+    };
+    // CSV: one header for the whole stream, written with the first rows.
+    let mut csv_header = true;
+    let mut code = ExitStatus::Ok;
+    for (i, exp) in plan.experiments.iter().enumerate() {
+        let Some(backend) = plan.backend_for(exp, args) else {
+            let m = "internal error: a backend was not opened";
+            return report_error(err, &m, ExitStatus::Failure);
+        };
+        let header = std::mem::replace(&mut csv_header, false);
+        let t = plan.thresholds;
+        let result = match &exp.sweep {
+            Some(sweep) => run_one_sweep(exp, sweep, backend, args, t, header, out, err),
+            None => {
+                let many = plan.experiments.len() > 1;
+                run_plain(exp, backend, args, t, (i, header, many), out, err)
+            }
+        };
+        match result {
+            Ok(c) => code = code.max(c),
+            Err(c) => return c,
+        }
+    }
+    code
+}
+
+/// Run one plain experiment and write what was asked for: notebook page, dump, record, report.
+/// `at`: the experiment's index, whether it prints the CSV header, whether there are several.
+fn run_plain(
+    exp: &Experiment,
+    backend: &Backend,
+    args: &RunArgs,
+    thresholds: Thresholds,
+    at: (usize, bool, bool),
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitStatus, ExitStatus> {
+    let (index, csv_header, many) = at;
+    let started = std::time::SystemTime::now();
+    let clock = std::time::Instant::now();
+    let outcome = run::execute(exp, backend).map_err(|e| {
+        let m = format!("{}: {e}", exp.path.display());
+        report_error(err, &m, ExitStatus::Failure)
+    })?;
+    let report = ExperimentReport::new(exp, backend, &outcome, thresholds);
+    write_plain_files(exp, backend, args, &outcome, &report, many, err)?;
+    if !args.no_record {
+        let meta = record::Meta::new(exp, &report, started, clock.elapsed());
+        let dir = record::write(&args.out, exp, &report, &meta, started).map_err(|e| {
+            let m = format!(
+                "cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record",
+                args.out.display()
+            );
+            report_error(err, &m, ExitStatus::Failure)
+        })?;
+        let _ = writeln!(err, "note: run record written to {}", dir.display());
+    }
+    let sep = if index > 0 { "\n" } else { "" };
+    let text = match args.format {
+        Format::Table => Ok(format!("{sep}{}", render::table(&report))),
+        Format::Markdown => Ok(format!("{sep}{}", render::markdown(&report))),
+        Format::Json => Ok(format!("{}\n", report.to_json())),
+        Format::Csv if args.layers => render::csv_layers(&report, csv_header),
+        Format::Csv => render::csv_params(&report, csv_header),
+    };
+    let text = text
+        .map_err(|e| report_error(err, &format!("cannot write CSV: {e}"), ExitStatus::Failure))?;
+    out.write_all(text.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|_| ExitStatus::Failure)?;
+    Ok(if !report.all_finite && !args.allow_nonfinite {
+        ExitStatus::NonFinite
+    } else {
+        ExitStatus::Ok
+    })
+}
+
+/// The notebook page (`--notebook`) and tensor dump (`--dump`) of a plain run.
+fn write_plain_files(
+    exp: &Experiment,
+    backend: &Backend,
+    args: &RunArgs,
+    outcome: &run::Outcome,
+    report: &ExperimentReport,
+    many: bool,
+    err: &mut dyn Write,
+) -> Result<(), ExitStatus> {
+    if let Some(nb) = &args.notebook {
+        let command = regenerate_command(exp, args, nb);
+        let page = render::markdown(report);
+        record::write_notebook_page(nb, &exp.name, &command, &page, None)
+            .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))?;
+    }
+    if let Some(dir) = &args.dump {
+        // Several experiments dump into a directory each.
+        let dir = if many {
+            dir.join(&exp.name)
+        } else {
+            dir.clone()
+        };
+        crate::tensors::dump(&dir, exp, backend.kind.name(), outcome).map_err(|e| {
+            let m = format!("cannot write tensors to {}: {e}", dir.display());
+            report_error(err, &m, ExitStatus::Failure)
+        })?;
+    }
+    Ok(())
+}
+
+/// The flags that apply to sweeps only, or to plain runs only, checked against every file
+/// before anything runs, so that no file is run and recorded before another is refused.
+fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), String> {
+    if let Some(s) = &args.shard {
+        crate::sweep::Shard::parse(s)?;
+    }
+    for exp in experiments {
+        let path = exp.path.display();
+        if exp.sweep.is_some() {
+            if args.no_record {
+                return Err("a sweep always writes a record (its finished trials are kept there); choose where with --out DIR".into());
+            }
+            if args.dump.is_some() {
+                return Err(format!(
+                    "{path}: --dump writes the tensors of one run; this file is a sweep of many"
+                ));
+            }
+        } else if args.shard.is_some() || args.resume.is_some() || args.stack.is_some() {
+            return Err(format!(
+                "{path}: --shard, --resume and --stack apply to sweeps; this file has no [sweep]"
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The command that writes a notebook page again: the config, its `--set`s and flags that
+/// change what is computed.
+fn regenerate_command(exp: &Experiment, args: &RunArgs, nb: &Path) -> String {
+    let mut c = format!("gradscope run {}", exp.path.display());
+    if let Some(b) = args.backend {
+        c.push_str(&format!(" --backend {}", b.name()));
+    }
+    for s in &args.sets {
+        c.push_str(&format!(" --set '{s}'"));
+    }
+    if args.allow_nonfinite {
+        c.push_str(" --allow-nonfinite");
+    }
+    c.push_str(&format!(" --notebook {}", nb.display()));
+    c
+}
+
+/// Run one sweep; `Ok(exit code)` to go on with, `Err(exit code)` to stop with.
+#[allow(clippy::too_many_arguments)]
+fn run_one_sweep(
+    exp: &Experiment,
+    sweep: &crate::config::sweep::Sweep,
+    backend: &Backend,
+    args: &RunArgs,
+    thresholds: Thresholds,
+    csv_header: bool,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitStatus, ExitStatus> {
+    use crate::sweep::{Shard, SweepError, SweepOptions};
+    let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
+        Ok(s) => s,
+        Err(m) => return Err(report_error(err, &m, ExitStatus::BadInput)),
+    };
+    let opts = SweepOptions {
+        out: &args.out,
+        resume: args.resume.as_deref(),
+        shard,
+        thresholds,
+        stack: args.stack.map(|n| n as usize),
+    };
+    let result =
+        crate::sweep::run_sweep(exp, sweep, backend, &opts, err).and_then(|(dir, records)| {
+            let summary = crate::summary::summarise(&exp.name, sweep, &records);
+            crate::sweep::write_summary(&dir, &summary, &records)?;
+            Ok((dir, summary))
+        });
+    match result {
+        Ok((dir, summary)) => {
+            let _ = writeln!(err, "note: sweep record written to {}", dir.display());
+            if let Some(nb) = &args.notebook {
+                let svg = crate::plot::svg(&summary);
+                let body = crate::summary::markdown(&summary, &format!("{}.svg", exp.name));
+                let command = regenerate_command(exp, args, nb);
+                if let Err(e) =
+                    record::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg))
+                {
+                    return Err(report_error(
+                        err,
+                        &notebook_error(nb, &e),
+                        ExitStatus::Failure,
+                    ));
+                }
+            }
+            let code = print_summary(&summary, args.format, csv_header, out);
+            let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
+            Ok(if code != ExitStatus::Ok {
+                code
+            } else if nonfinite && !args.allow_nonfinite {
+                ExitStatus::NonFinite
+            } else {
+                ExitStatus::Ok
+            })
+        }
+        Err(e @ SweepError::BadInput(_)) => Err(report_error(err, &e, ExitStatus::BadInput)),
+        Err(e) => Err(report_error(err, &e, ExitStatus::Failure)),
+    }
+}
+
+fn notebook_error(dir: &Path, e: &std::io::Error) -> String {
+    format!("cannot write the notebook page in {}: {e}", dir.display())
+}
