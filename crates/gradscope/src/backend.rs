@@ -23,15 +23,12 @@ impl BackendKind {
     pub const NAMES: &'static [&'static str] = &["ndarray", "flex", "wgpu"];
 
     /// Parse a backend name.
-    pub fn parse(name: &str) -> Result<Self, String> {
+    pub fn parse(name: &str) -> Result<Self, BackendError> {
         match name {
             "ndarray" => Ok(Self::Ndarray),
             "flex" => Ok(Self::Flex),
             "wgpu" => Ok(Self::Wgpu),
-            other => Err(format!(
-                "unknown backend `{other}`, expected one of: {}",
-                Self::NAMES.join(", ")
-            )),
+            other => Err(BackendError::Unknown(other.to_string())),
         }
     }
 
@@ -59,6 +56,9 @@ pub struct Backend {
 /// Why a backend could not be opened. All of these are the user's to fix (exit code 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
+    /// A backend name that is not one of [`BackendKind::NAMES`].
+    #[error("unknown backend `{0}`, expected one of: {names}", names = BackendKind::NAMES.join(", "))]
+    Unknown(String),
     /// No wgpu adapter matched, or none could be opened.
     #[error(
         "no usable wgpu adapter: tried adapter `{selector}` on the graphics APIs wgpu offers here: {detail}\n\

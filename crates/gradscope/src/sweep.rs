@@ -36,10 +36,15 @@ pub struct Shard {
     pub count: usize,
 }
 
+/// Text that is not a shard `i/n` with 1 ≤ i ≤ n.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("invalid --shard `{0}`: expected i/n with 1 ≤ i ≤ n, e.g. 2/3")]
+pub struct BadShard(pub String);
+
 impl Shard {
     /// Parse `i/n` with 1 ≤ i ≤ n.
-    pub fn parse(s: &str) -> Result<Self, String> {
-        let bad = || format!("invalid --shard `{s}`: expected i/n with 1 ≤ i ≤ n, e.g. 2/3");
+    pub fn parse(s: &str) -> Result<Self, BadShard> {
+        let bad = || BadShard(s.to_string());
         let (i, n) = s.split_once('/').ok_or_else(bad)?;
         let (index, count) = (
             i.trim().parse::<usize>().map_err(|_| bad())?,
@@ -58,24 +63,125 @@ impl Shard {
     }
 }
 
-/// A failure of a sweep run.
+/// A failure of a sweep run or merge. [`SweepError::is_bad_input`] says which are the
+/// user's input (exit 2); the others are failures (exit 1).
 #[derive(Debug, thiserror::Error)]
 pub enum SweepError {
-    /// The user's input (exit 2).
+    /// `--resume DIR`: DIR holds no readable sweep config.
+    #[error("--resume {}: not a sweep record ({source})", dir.display())]
+    NotARecord {
+        /// The directory named.
+        dir: PathBuf,
+        /// Why its config could not be read.
+        source: std::io::Error,
+    },
+    /// `--resume DIR`: DIR is the record of another config.
+    #[error("--resume {}: the record is of a different config than {}", dir.display(), config.display())]
+    DifferentConfig {
+        /// The directory named.
+        dir: PathBuf,
+        /// The config that was to run.
+        config: PathBuf,
+    },
+    /// `--resume DIR`: DIR's shard file cannot be read as a shard.
+    #[error("--resume {}: {SHARD_FILE}: {source}", dir.display())]
+    BadShardFile {
+        /// The directory named.
+        dir: PathBuf,
+        /// What is wrong with its shard file.
+        source: BadShard,
+    },
+    /// `--resume DIR`: DIR holds another part of the sweep than the run asks for.
+    #[error("--resume {}: the record is {recorded}, but this run asks for {asked}; resume it with {flag}", dir.display())]
+    WrongShard {
+        /// The directory named.
+        dir: PathBuf,
+        /// The part the record holds (`shard 2/3`, `the whole sweep`).
+        recorded: String,
+        /// The part the run asks for.
+        asked: String,
+        /// The flag that resumes it (`--shard 2/3`, `no --shard`).
+        flag: String,
+    },
+    /// `merge` without directories.
+    #[error("merge needs at least one record directory")]
+    NoRecords,
+    /// `merge`: a record's config does not read as an experiment.
+    #[error("{}: {source}", dir.display())]
+    BadRecordConfig {
+        /// The record.
+        dir: PathBuf,
+        /// What is wrong with its config.
+        source: Box<crate::config::ConfigError>,
+    },
+    /// `merge`: a record is not of a sweep.
+    #[error("{} is not a sweep record", dir.display())]
+    NotASweep {
+        /// The record.
+        dir: PathBuf,
+    },
+    /// `merge`: a directory holds no readable config.
+    #[error("{}: not a sweep record ({source})", dir.display())]
+    NoConfig {
+        /// The directory.
+        dir: PathBuf,
+        /// Why its config could not be read.
+        source: std::io::Error,
+    },
+    /// `merge`: records of different sweeps.
+    #[error("{} is a record of a different sweep than {}", dir.display(), first.display())]
+    DifferentSweep {
+        /// The record that differs.
+        dir: PathBuf,
+        /// The first record.
+        first: PathBuf,
+    },
+    /// A file of the record could not be read or written.
+    #[error("cannot {what} {}: {source}", path.display())]
+    Io {
+        /// `read`, `write`, `create`, `open`, `append to`, `sync`.
+        what: &'static str,
+        /// The file or directory.
+        path: PathBuf,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Writing CSV failed.
+    #[error("cannot write CSV: {0}")]
+    Csv(#[from] csv::Error),
+    /// Writing JSON failed.
     #[error("{0}")]
-    BadInput(String),
-    /// Anything else (exit 1).
+    Json(#[from] serde_json::Error),
+    /// Running trials failed.
     #[error("{0}")]
-    Failure(String),
+    Run(#[from] crate::run::RunError),
 }
 
-fn io(what: &str, path: &Path) -> impl Fn(std::io::Error) -> SweepError + use<> {
-    let (what, path) = (what.to_string(), path.display().to_string());
-    move |e| SweepError::Failure(format!("cannot {what} {path}: {e}"))
+impl SweepError {
+    /// The user's input (exit 2) rather than a failure (exit 1).
+    pub fn is_bad_input(&self) -> bool {
+        matches!(
+            self,
+            Self::NotARecord { .. }
+                | Self::DifferentConfig { .. }
+                | Self::BadShardFile { .. }
+                | Self::WrongShard { .. }
+                | Self::NoRecords
+                | Self::BadRecordConfig { .. }
+                | Self::NotASweep { .. }
+                | Self::NoConfig { .. }
+                | Self::DifferentSweep { .. }
+        )
+    }
 }
 
-fn csv_error(e: csv::Error) -> SweepError {
-    SweepError::Failure(format!("cannot write CSV: {e}"))
+fn io(what: &'static str, path: &Path) -> impl Fn(std::io::Error) -> SweepError + use<> {
+    let path = path.to_path_buf();
+    move |source| SweepError::Io {
+        what,
+        path: path.clone(),
+        source,
+    }
 }
 
 /// The trials recorded in `dir/trials.jsonl`; a torn last line (from a kill mid-write) is
@@ -186,9 +292,7 @@ fn trial_lines(
             ratio: case.delta_ratio,
             nonfinite: case.params.iter().any(|p| p.nonfinite > 0),
         };
-        lines.push_str(
-            &serde_json::to_string(&record).map_err(|e| SweepError::Failure(e.to_string()))?,
-        );
+        lines.push_str(&serde_json::to_string(&record)?);
         lines.push('\n');
         records.push(record);
     }
@@ -273,25 +377,27 @@ fn check_resume(
     opts: &SweepOptions,
     toml: &str,
 ) -> Result<(), SweepError> {
-    let recorded = std::fs::read_to_string(dir.join("config.toml")).map_err(|e| {
-        SweepError::BadInput(format!(
-            "--resume {}: not a sweep record ({e})",
-            dir.display()
-        ))
+    let recorded = std::fs::read_to_string(dir.join("config.toml")).map_err(|source| {
+        SweepError::NotARecord {
+            dir: dir.to_path_buf(),
+            source,
+        }
     })?;
     if config_body(&recorded) != config_body(toml) {
-        return Err(SweepError::BadInput(format!(
-            "--resume {}: the record is of a different config than {}",
-            dir.display(),
-            exp.path.display()
-        )));
+        return Err(SweepError::DifferentConfig {
+            dir: dir.to_path_buf(),
+            config: exp.path.clone(),
+        });
     }
     // A shard's record holds only its own units: resuming it as another part (or as the whole
     // sweep) would mix parts and break `merge`.
     let recorded_shard = match std::fs::read_to_string(dir.join(SHARD_FILE)) {
-        Ok(text) => Some(Shard::parse(text.trim()).map_err(|e| {
-            SweepError::BadInput(format!("--resume {}: {SHARD_FILE}: {e}", dir.display()))
-        })?),
+        Ok(text) => Some(
+            Shard::parse(text.trim()).map_err(|source| SweepError::BadShardFile {
+                dir: dir.to_path_buf(),
+                source,
+            })?,
+        ),
         Err(_) => None,
     };
     if recorded_shard == opts.shard {
@@ -302,15 +408,14 @@ fn check_resume(
             format!("shard {}/{}", s.index, s.count)
         })
     };
-    Err(SweepError::BadInput(format!(
-        "--resume {}: the record is {}, but this run asks for {}; resume it with {}",
-        dir.display(),
-        what(recorded_shard),
-        what(opts.shard),
-        recorded_shard.map_or("no --shard".to_string(), |s| {
+    Err(SweepError::WrongShard {
+        dir: dir.to_path_buf(),
+        recorded: what(recorded_shard),
+        asked: what(opts.shard),
+        flag: recorded_shard.map_or("no --shard".to_string(), |s| {
             format!("--shard {}/{}", s.index, s.count)
-        })
-    )))
+        }),
+    })
 }
 
 /// The (point, trial) units still to run, in order: those of this shard not recorded for every
@@ -359,8 +464,7 @@ fn run_units(
         .iter()
         .map(|&(_, trial)| trial_experiment(base, exp.seed, trial))
         .collect();
-    let outcomes =
-        run::execute_stack(&trial_exps, backend).map_err(|e| SweepError::Failure(e.to_string()))?;
+    let outcomes = run::execute_stack(&trial_exps, backend)?;
     // Statistics per trial, in parallel; then the lines are written in trial order.
     let lines: Vec<(String, Vec<TrialRecord>)> = units
         .par_iter()
@@ -455,14 +559,13 @@ pub fn write_summary(
 ) -> Result<(), SweepError> {
     write_atomic(
         &dir.join("trials.csv"),
-        &crate::summary::trials_csv(records).map_err(csv_error)?,
+        &crate::summary::trials_csv(records)?,
     )?;
-    let json =
-        serde_json::to_string_pretty(summary).map_err(|e| SweepError::Failure(e.to_string()))?;
+    let json = serde_json::to_string_pretty(summary)?;
     write_atomic(&dir.join("summary.json"), &format!("{json}\n"))?;
     write_atomic(
         &dir.join("summary.csv"),
-        &crate::summary::layers_csv(summary, true).map_err(csv_error)?,
+        &crate::summary::layers_csv(summary, true)?,
     )?;
     write_atomic(&dir.join("summary.txt"), &crate::summary::table(summary))?;
     write_atomic(&dir.join("sweep.svg"), &crate::plot::svg(summary))?;
@@ -475,32 +578,33 @@ pub fn write_summary(
 /// Combine sweep records (shards of one sweep) into a new record under `out`; returns its
 /// directory and summary.
 pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), SweepError> {
-    let first = dirs
-        .first()
-        .ok_or_else(|| SweepError::BadInput("merge needs at least one record directory".into()))?;
+    let first = dirs.first().ok_or(SweepError::NoRecords)?;
     // The first record's config is read once: parsed for the sweep, compared with the others,
     // and copied into the merged record.
-    let source = config::read_source(&first.join("config.toml"))
-        .map_err(|e| SweepError::BadInput(format!("{}: {e}", first.display())))?;
-    let exp = config::parse(source.clone())
-        .map_err(|e| SweepError::BadInput(format!("{}: {e}", first.display())))?;
-    let sweep = exp.sweep.clone().ok_or_else(|| {
-        SweepError::BadInput(format!("{} is not a sweep record", first.display()))
-    })?;
+    let bad_config = |e| SweepError::BadRecordConfig {
+        dir: first.clone(),
+        source: Box::new(e),
+    };
+    let source = config::read_source(&first.join("config.toml")).map_err(bad_config)?;
+    let exp = config::parse(source.clone()).map_err(bad_config)?;
+    let sweep = exp
+        .sweep
+        .clone()
+        .ok_or_else(|| SweepError::NotASweep { dir: first.clone() })?;
     let body = config_body(&source.text);
     let mut seen = HashSet::new();
     let mut records = Vec::new();
     for dir in dirs {
         let path = dir.join("config.toml");
-        let other = std::fs::read_to_string(&path).map_err(|e| {
-            SweepError::BadInput(format!("{}: not a sweep record ({e})", dir.display()))
+        let other = std::fs::read_to_string(&path).map_err(|source| SweepError::NoConfig {
+            dir: dir.clone(),
+            source,
         })?;
         if config_body(&other) != body {
-            return Err(SweepError::BadInput(format!(
-                "{} is a record of a different sweep than {}",
-                dir.display(),
-                first.display()
-            )));
+            return Err(SweepError::DifferentSweep {
+                dir: dir.clone(),
+                first: first.clone(),
+            });
         }
         for r in read_trials(dir)? {
             if seen.insert((r.point, r.trial, r.case.clone())) {

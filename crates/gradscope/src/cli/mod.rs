@@ -169,9 +169,7 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
                 );
                 print_summary(&summary, args.format, true, out)
             }
-            Err(e @ crate::sweep::SweepError::BadInput(_)) => {
-                report_error(err, &e, ExitStatus::BadInput)
-            }
+            Err(e) if e.is_bad_input() => report_error(err, &e, ExitStatus::BadInput),
             Err(e) => report_error(err, &e, ExitStatus::Failure),
         },
         Command::Show(args) => match config::sets::load_with_sets(&args.file, &args.sets) {

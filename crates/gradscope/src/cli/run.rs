@@ -287,7 +287,7 @@ fn write_plain_files(
 /// before anything runs, so that no file is run and recorded before another is refused.
 fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), String> {
     if let Some(s) = &args.shard {
-        crate::sweep::Shard::parse(s)?;
+        crate::sweep::Shard::parse(s).map_err(|e| e.to_string())?;
     }
     for exp in experiments {
         let path = exp.path.display();
@@ -338,7 +338,7 @@ fn run_one_sweep(
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> Result<ExitStatus, ExitStatus> {
-    use crate::sweep::{Shard, SweepError, SweepOptions};
+    use crate::sweep::{Shard, SweepOptions};
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
         Err(m) => return Err(report_error(err, &m, ExitStatus::BadInput)),
@@ -383,7 +383,7 @@ fn run_one_sweep(
                 ExitStatus::Ok
             })
         }
-        Err(e @ SweepError::BadInput(_)) => Err(report_error(err, &e, ExitStatus::BadInput)),
+        Err(e) if e.is_bad_input() => Err(report_error(err, &e, ExitStatus::BadInput)),
         Err(e) => Err(report_error(err, &e, ExitStatus::Failure)),
     }
 }

@@ -623,7 +623,7 @@ impl Checker<'_> {
 
     fn backend(&self, b: &Spanned<String>) -> Result<BackendKind> {
         BackendKind::parse(b.get_ref()).map_err(|m| {
-            let mut e = self.err(b.span(), "backend", m);
+            let mut e = self.err(b.span(), "backend", m.to_string());
             if let Some(s) = did_you_mean(b.get_ref(), BackendKind::NAMES.iter().copied()) {
                 e = e.with_hint(format!("did you mean `{s}`?"));
             }
