@@ -105,9 +105,12 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
         match backend::open(k, selector) {
             Ok(b) => backends.push(b),
             Err(e) => {
-                return Err(vec![format!(
-                    "{e}\nhint: compare the other backends only, e.g. --backend ndarray,flex"
-                )]);
+                // The backend's own hint names `run`'s flag; compare needs two backends.
+                let m = e.to_string().replace(
+                    "or use --backend ndarray",
+                    "or compare the CPU backends only: --backend ndarray,flex",
+                );
+                return Err(vec![m]);
             }
         }
     }

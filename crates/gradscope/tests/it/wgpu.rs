@@ -286,3 +286,25 @@ fn compare_finds_every_activation_in_agreement_on_all_three_backends() {
         );
     }
 }
+
+/// `compare` with wgpu in its list (the default) on a machine without a graphics driver: exit 2
+/// before anything runs, with a hint that fits compare (two backends), not run's.
+#[test]
+fn compare_without_an_adapter_is_exit_2_with_a_hint_for_compare() {
+    let root = common::configs_dir().join("..");
+    let o = Command::new(env!("CARGO_BIN_EXE_gradscope"))
+        .args(["compare", "configs/01-seed-single-hidden.toml"])
+        .current_dir(&root)
+        .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
+        .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent/egl.json")
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(o.stdout.is_empty());
+    assert!(
+        err.ends_with("or compare the CPU backends only: --backend ndarray,flex\n"),
+        "{err}"
+    );
+}
