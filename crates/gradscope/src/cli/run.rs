@@ -112,9 +112,14 @@ struct RunPlan {
     thresholds: Thresholds,
 }
 
+/// The backend `exp` runs on: `--backend`, then the file's `backend`, then ndarray.
+fn kind_for(exp: &Experiment, args: &RunArgs) -> BackendKind {
+    args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray)
+}
+
 impl RunPlan {
     fn backend_for(&self, exp: &Experiment, args: &RunArgs) -> Option<&Backend> {
-        let kind = args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
+        let kind = kind_for(exp, args);
         self.backends.iter().find(|b| b.kind == kind)
     }
 }
@@ -153,8 +158,8 @@ fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
     };
     for exp in &experiments {
         if plan.backend_for(exp, args).is_none() {
-            let kind = args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray);
-            let b = backend::open(kind, args.device.as_deref()).map_err(|e| one(e.to_string()))?;
+            let b = backend::open(kind_for(exp, args), args.device.as_deref())
+                .map_err(|e| one(e.to_string()))?;
             plan.backends.push(b);
         }
     }
