@@ -235,15 +235,29 @@ pub const F32_FLOOR: f64 = 8.0 * 5.960464477539063e-8;
 /// `factor` times that of a plain f32 evaluation of the same network
 /// (`oracle::oracle_rounded`: the same loops, every operation rounded to f32), which is what
 /// f32 rounding alone does to that tensor; the plain evaluation is credited with at least
-/// [`F32_FLOOR`]. Returns the largest ratio seen.
-pub fn check_within_f32_rounding(exp: &Experiment, backend: &Backend, factor: f64) -> f64 {
+/// [`F32_FLOOR`]. The same run is also held element-wise to `rel` (as `check_against_oracle`).
+/// Returns the worst element-wise error and the largest normwise ratio seen.
+pub fn check_within_f32_rounding(
+    exp: &Experiment,
+    backend: &Backend,
+    factor: f64,
+    rel: f64,
+) -> (f64, f64) {
     let outcome = run::execute(exp, backend).unwrap_or_else(|e| panic!("{e}"));
-    let mut largest = 0.0f64;
+    let (mut worst, mut largest) = (0.0f64, 0.0f64);
     for case in &outcome.cases {
         let want = oracle::oracle(&outcome.weights, &case.input, exp.loss);
         let plain = oracle::oracle_rounded(&outcome.weights, &case.input, exp.loss);
         let plain_pairs = pairs(case, &plain);
         for ((what, got, want), (_, _, plain)) in pairs(case, &want).into_iter().zip(plain_pairs) {
+            let at = format!(
+                "{} / {} / {what} on {}",
+                exp.name,
+                case.name,
+                backend.kind.name()
+            );
+            close(&at, got, want, rel, 0.0).unwrap_or_else(|e| panic!("{e}"));
+            worst = worst.max(worst_error(got, want));
             let plain: Vec<f32> = plain.iter().map(|&v| v as f32).collect();
             let burn_error = normwise_error(got, want);
             let f32_error = normwise_error(&plain, want).max(F32_FLOOR);
@@ -258,7 +272,7 @@ pub fn check_within_f32_rounding(exp: &Experiment, backend: &Backend, factor: f6
             largest = largest.max(burn_error / f32_error);
         }
     }
-    largest
+    (worst, largest)
 }
 
 /// A 2-D little-endian f32 `.npy` file (format version 1), as NumPy writes it.
