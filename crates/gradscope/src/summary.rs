@@ -129,18 +129,14 @@ pub struct SweepSummary {
 /// Summarise `records` (in any order) of `sweep`.
 pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> SweepSummary {
     let mut sorted = records.to_vec();
-    let cases: Vec<String> = sweep
-        .points
-        .first()
-        .map(|p| p.experiment.inputs.iter().map(|c| c.name.clone()).collect())
-        .unwrap_or_default();
+    let cases = &sweep.cases;
     let case_index = |c: &str| cases.iter().position(|x| x == c).unwrap_or(usize::MAX);
     sorted.sort_by(|a, b| {
         (a.point, case_index(&a.case), a.trial).cmp(&(b.point, case_index(&b.case), b.trial))
     });
     let mut points = Vec::new();
-    for (pi, point) in sweep.points.iter().enumerate() {
-        for case in &cases {
+    for pi in 0..sweep.len() {
+        for case in cases {
             let trials: Vec<&TrialRecord> = sorted
                 .iter()
                 .filter(|r| r.point == pi && &r.case == case)
@@ -156,8 +152,8 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
             };
             points.push(PointSummary {
                 point: pi,
-                settings: point
-                    .settings
+                settings: sweep
+                    .settings(pi)
                     .iter()
                     .map(|(k, v)| format!("{k}={v}"))
                     .collect(),

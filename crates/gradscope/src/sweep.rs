@@ -155,6 +155,9 @@ pub enum SweepError {
     /// Running trials failed.
     #[error("{0}")]
     Run(#[from] crate::run::RunError),
+    /// A grid point no longer validates (a file it reads changed since the sweep was loaded).
+    #[error("{0}")]
+    Point(Box<crate::config::ConfigError>),
 }
 
 impl SweepError {
@@ -171,6 +174,7 @@ impl SweepError {
                 | Self::NotASweep { .. }
                 | Self::NoConfig { .. }
                 | Self::DifferentSweep { .. }
+                | Self::Point(_)
         )
     }
 }
@@ -324,15 +328,17 @@ pub fn run_sweep(
     let mut start = 0usize;
     while start < todo.len() {
         let point = todo[start].0;
-        let base = &sweep.points[point].experiment;
-        let limit = opts.stack.unwrap_or_else(|| auto_stack(base)).max(1);
+        let base = sweep
+            .point(point)
+            .map_err(|e| SweepError::Point(Box::new(e)))?;
+        let limit = opts.stack.unwrap_or_else(|| auto_stack(&base)).max(1);
         let len = todo[start..]
             .iter()
             .take(limit)
             .take_while(|u| u.0 == point)
             .count();
         let units = &todo[start..start + len];
-        records.extend(run_units(exp, base, units, backend, opts, &mut log)?);
+        records.extend(run_units(exp, &base, units, backend, opts, &mut log)?);
         start += len;
         let finished_point = todo.get(start).is_none_or(|next| next.0 != point);
         progress.advance(len, finished_point.then_some(point), sweep, err);
@@ -436,7 +442,7 @@ fn pending_units(
         .map(|(k, _)| k)
         .collect();
     records.retain(|r| done.contains(&(r.point, r.trial)));
-    (0..sweep.points.len() * sweep.trials)
+    (0..sweep.len() * sweep.trials)
         .filter(|k| shard.is_none_or(|s| s.owns(*k)))
         .map(|k| (k / sweep.trials, k % sweep.trials))
         .filter(|u| !done.contains(u))
@@ -535,8 +541,8 @@ impl Progress {
                         err,
                         "sweep: point {}/{} done: {}",
                         point + 1,
-                        sweep.points.len(),
-                        sweep.points[point].label()
+                        sweep.len(),
+                        sweep.label(point)
                     );
                     self.last_point = Some(point);
                 }

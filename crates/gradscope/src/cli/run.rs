@@ -88,8 +88,8 @@ fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<Co
     for file in files {
         match config::sets::load_with_sets(file, &args.sets).and_then(|e| {
             config::check_memory(&e, available)?;
-            for point in e.sweep.iter().flat_map(|s| &s.points) {
-                config::check_memory(&point.experiment, available)?;
+            for point in e.sweep.iter().flat_map(|s| s.points()) {
+                config::check_memory(&point?, available)?;
             }
             Ok(e)
         }) {

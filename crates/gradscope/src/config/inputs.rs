@@ -1,67 +1,212 @@
 //! Reading the files a config names: input data from NumPy `.npy` (f32 or f64, C order,
 //! little-endian) and `.safetensors` (the tensor named `input`, or the file's only tensor; F32
 //! or F64), and a network's weights from `.safetensors` (`[model] weights`).
+//!
+//! Files are read through [`Files`], which keeps each file's bytes after the first read: a
+//! sweep's grid points are validated (and later run) from one read of each file.
 
-use std::path::Path;
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use gradscope_model::{HostTensor, LayerWeights, MlpConfig, MlpWeights};
 use safetensors::{Dtype, SafeTensors};
 
-/// Read a 2-D input tensor from `path`. Errors are sentences about the file.
-pub fn read_input_file(path: &Path) -> Result<HostTensor, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
+/// A file a config names could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum FileError {
+    /// The file could not be read.
+    #[error("cannot read `{}`: {source}", path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file was read but its contents do not fit.
+    #[error("`{}`{}{problem}", path.display(), if problem.is_predicate() { " " } else { ": " })]
+    Content {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong with it.
+        problem: Problem,
+    },
+}
+
+/// What is wrong with a file's contents. The messages continue the file's name: "`x.npy`:
+/// holds `<i8` values ...", or, for [`Problem::is_predicate`], "`w.safetensors` has no ...".
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum Problem {
+    /// Neither `.npy` nor `.safetensors`.
+    #[error("expected a `.npy` or `.safetensors` file")]
+    Extension,
+    /// The .npy structure is broken.
+    #[error("not a valid .npy file ({0})")]
+    Npy(&'static str),
+    /// An .npy format version other than 1, 2 and 3.
+    #[error("not a valid .npy file (unknown version {0})")]
+    NpyVersion(u8),
+    /// An .npy file of another element type.
+    #[error("holds `{0}` values; expected little-endian f4 or f8")]
+    NpyType(String),
+    /// An .npy file in Fortran order.
+    #[error("is in Fortran order; save it in C order (numpy.ascontiguousarray)")]
+    FortranOrder,
+    /// An .npy file whose data does not match its shape.
+    #[error("holds {found} data bytes; shape {shape:?} needs {needed}")]
+    DataLength {
+        /// Bytes present.
+        found: usize,
+        /// The header's shape.
+        shape: Vec<usize>,
+        /// Bytes the shape needs.
+        needed: usize,
+    },
+    /// The safetensors structure is broken (input files).
+    #[error("not a valid .safetensors file ({0})")]
+    Safetensors(String),
+    /// The safetensors structure is broken (weights files).
+    #[error("is not a valid .safetensors file ({0})")]
+    WeightsFile(String),
+    /// Several tensors and none named as asked.
+    #[error("holds {count} tensors and none is named `{name}`")]
+    Ambiguous {
+        /// Tensors in the file.
+        count: usize,
+        /// The name looked for.
+        name: &'static str,
+    },
+    /// A tensor of another element type.
+    #[error("tensor `{name}` is {dtype}; expected F32 or F64")]
+    Dtype {
+        /// The tensor.
+        name: String,
+        /// Its type.
+        dtype: String,
+    },
+    /// An array of the wrong rank.
+    #[error("expected a {rank}-D array [{axes}], found shape {found:?}")]
+    Rank {
+        /// The rank needed.
+        rank: usize,
+        /// Its axes, named.
+        axes: &'static str,
+        /// The shape found.
+        found: Vec<usize>,
+    },
+    /// A tensor the model needs is missing.
+    #[error("has no tensor `{0}`")]
+    Missing(String),
+    /// A tensor has another shape than the model needs.
+    #[error("tensor `{name}` has shape {found:?}; the model needs {needed:?}")]
+    Shape {
+        /// The tensor.
+        name: String,
+        /// Its shape.
+        found: Vec<usize>,
+        /// The shape needed.
+        needed: Vec<usize>,
+    },
+    /// A tensor of a layer the model does not have.
+    #[error("has tensor `{name}`, but the model has only {layers} layers")]
+    ExtraLayer {
+        /// The tensor.
+        name: String,
+        /// The model's layers.
+        layers: usize,
+    },
+}
+
+impl Problem {
+    /// Whether the message reads as a predicate of the file's name (joined by a space, not
+    /// a colon).
+    fn is_predicate(&self) -> bool {
+        matches!(
+            self,
+            Self::WeightsFile(_) | Self::Missing(_) | Self::ExtraLayer { .. }
+        )
+    }
+
+    fn at(self, path: &Path) -> FileError {
+        FileError::Content {
+            path: path.to_path_buf(),
+            problem: self,
+        }
+    }
+}
+
+/// Files read so far, by path: each is read from disk once. Clones share the cache.
+#[derive(Debug, Default, Clone)]
+pub struct Files(Arc<Mutex<HashMap<PathBuf, Arc<[u8]>>>>);
+
+impl Files {
+    /// The bytes of `path`, read now or earlier.
+    pub fn read(&self, path: &Path) -> Result<Arc<[u8]>, FileError> {
+        let mut cache = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some(bytes) = cache.get(path) {
+            return Ok(bytes.clone());
+        }
+        let bytes: Arc<[u8]> = std::fs::read(path)
+            .map_err(|source| FileError::Read {
+                path: path.to_path_buf(),
+                source,
+            })?
+            .into();
+        cache.insert(path.to_path_buf(), bytes.clone());
+        Ok(bytes)
+    }
+}
+
+/// Read a 2-D input tensor from `path` through `files`.
+pub fn read_input(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
+    let bytes = files.read(path)?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     let tensor = match ext {
         "npy" => read_npy(&bytes),
         "safetensors" => read_safetensors(&bytes),
-        _ => Err("expected a `.npy` or `.safetensors` file".to_string()),
+        _ => Err(Problem::Extension),
     }
-    .map_err(|e| format!("`{}`: {e}", path.display()))?;
+    .map_err(|p| p.at(path))?;
     if tensor.shape.len() != 2 {
-        return Err(format!(
-            "`{}`: expected a 2-D array [batch, input], found shape {:?}",
-            path.display(),
-            tensor.shape
-        ));
+        return Err(Problem::Rank {
+            rank: 2,
+            axes: "batch, input",
+            found: tensor.shape,
+        }
+        .at(path));
     }
     Ok(tensor)
 }
 
 /// Read the weights of the network `model` describes from a safetensors file: tensors
 /// `layers.{i}.weight` `[d_in, d_out]` and, with biases, `layers.{i}.bias` `[d_out]` (F32 or
-/// F64). Other tensors (a dump's gradients, say) are ignored. Errors are sentences.
-pub fn read_weights(path: &Path, model: &MlpConfig) -> Result<MlpWeights, String> {
-    let bytes =
-        std::fs::read(path).map_err(|e| format!("cannot read `{}`: {e}", path.display()))?;
-    let st = SafeTensors::deserialize(&bytes).map_err(|e| {
-        format!(
-            "`{}` is not a valid .safetensors file ({e})",
-            path.display()
-        )
-    })?;
-    let get = |name: &str, shape: &[usize]| -> Result<HostTensor, String> {
+/// F64), read through `files`. Other tensors (a dump's gradients, say) are ignored.
+pub fn read_weights(
+    path: &Path,
+    model: &MlpConfig,
+    files: &Files,
+) -> Result<MlpWeights, FileError> {
+    let bytes = files.read(path)?;
+    weights_of(&bytes, model).map_err(|p| p.at(path))
+}
+
+fn weights_of(bytes: &[u8], model: &MlpConfig) -> Result<MlpWeights, Problem> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Problem::WeightsFile(e.to_string()))?;
+    let get = |name: &str, shape: &[usize]| -> Result<HostTensor, Problem> {
         let view = st
             .tensor(name)
-            .map_err(|_| format!("`{}` has no tensor `{name}`", path.display()))?;
+            .map_err(|_| Problem::Missing(name.to_string()))?;
         if view.shape() != shape {
-            return Err(format!(
-                "`{}`: tensor `{name}` has shape {:?}; the model needs {shape:?}",
-                path.display(),
-                view.shape()
-            ));
+            return Err(Problem::Shape {
+                name: name.to_string(),
+                found: view.shape().to_vec(),
+                needed: shape.to_vec(),
+            });
         }
-        let data = match view.dtype() {
-            Dtype::F32 => values(view.data(), 4),
-            Dtype::F64 => values(view.data(), 8),
-            other => {
-                return Err(format!(
-                    "`{}`: tensor `{name}` is {other:?}; expected F32 or F64",
-                    path.display()
-                ));
-            }
-        };
-        Ok(HostTensor::new(shape.to_vec(), data))
+        Ok(HostTensor::new(shape.to_vec(), floats_of(name, &view)?))
     };
     let widths = model.widths();
     let layers = widths
@@ -77,7 +222,7 @@ pub fn read_weights(path: &Path, model: &MlpConfig) -> Result<MlpWeights, String
                 },
             })
         })
-        .collect::<Result<Vec<_>, String>>()?;
+        .collect::<Result<Vec<_>, Problem>>()?;
     let n = widths.len() - 1;
     if let Some(extra) = st.names().into_iter().find(|name| {
         name.strip_prefix("layers.")
@@ -85,15 +230,27 @@ pub fn read_weights(path: &Path, model: &MlpConfig) -> Result<MlpWeights, String
             .and_then(|i| i.parse::<usize>().ok())
             .is_some_and(|i| i >= n)
     }) {
-        return Err(format!(
-            "`{}` has tensor `{extra}`, but the model has only {n} layers",
-            path.display()
-        ));
+        return Err(Problem::ExtraLayer {
+            name: extra.to_string(),
+            layers: n,
+        });
     }
     Ok(MlpWeights {
         layers,
         activations: model.activations.clone(),
     })
+}
+
+/// A safetensors view's F32 or F64 values as f32.
+fn floats_of(name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>, Problem> {
+    match view.dtype() {
+        Dtype::F32 => Ok(values(view.data(), 4)),
+        Dtype::F64 => Ok(values(view.data(), 8)),
+        other => Err(Problem::Dtype {
+            name: name.to_string(),
+            dtype: format!("{other:?}"),
+        }),
+    }
 }
 
 /// Little-endian f32 (`float_bytes` 4) or f64 (8) values as f32.
@@ -112,8 +269,8 @@ fn values(raw: &[u8], float_bytes: usize) -> Vec<f32> {
 
 /// NumPy's format: magic `\x93NUMPY`, version (2 bytes), header length (u16 in v1, u32 in v2
 /// and v3), a Python dict literal header, then the data.
-fn read_npy(bytes: &[u8]) -> Result<HostTensor, String> {
-    let malformed = |what: &str| format!("not a valid .npy file ({what})");
+fn read_npy(bytes: &[u8]) -> Result<HostTensor, Problem> {
+    let malformed = Problem::Npy;
     if bytes.len() < 10 || &bytes[..6] != b"\x93NUMPY" {
         return Err(malformed("no NUMPY magic"));
     }
@@ -123,7 +280,7 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, String> {
             u32::from_le_bytes([bytes[8], bytes[9], bytes[10], bytes[11]]) as usize,
             12,
         ),
-        v => return Err(malformed(&format!("unknown version {v}"))),
+        v => return Err(Problem::NpyVersion(v)),
     };
     let header = bytes
         .get(start..start + header_len)
@@ -140,15 +297,11 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, String> {
     let float_bytes = match descr {
         Some("<f4") => 4,
         Some("<f8") => 8,
-        Some(other) => {
-            return Err(format!(
-                "holds `{other}` values; expected little-endian f4 or f8"
-            ));
-        }
+        Some(other) => return Err(Problem::NpyType(other.to_string())),
         None => return Err(malformed("no descr")),
     };
     if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
-        return Err("is in Fortran order; save it in C order (numpy.ascontiguousarray)".into());
+        return Err(Problem::FortranOrder);
     }
     let shape_text = field("shape")
         .and_then(|r| r.strip_prefix('('))
@@ -163,38 +316,34 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, String> {
     let n: usize = shape.iter().product();
     let data = &bytes[start + header_len..];
     if data.len() != n * float_bytes {
-        return Err(format!(
-            "holds {} data bytes; shape {shape:?} needs {}",
-            data.len(),
-            n * float_bytes
-        ));
+        return Err(Problem::DataLength {
+            found: data.len(),
+            shape,
+            needed: n * float_bytes,
+        });
     }
     Ok(HostTensor::new(shape, values(data, float_bytes)))
 }
 
-fn read_safetensors(bytes: &[u8]) -> Result<HostTensor, String> {
-    let st = SafeTensors::deserialize(bytes)
-        .map_err(|e| format!("not a valid .safetensors file ({e})"))?;
+fn read_safetensors(bytes: &[u8]) -> Result<HostTensor, Problem> {
+    let st = SafeTensors::deserialize(bytes).map_err(|e| Problem::Safetensors(e.to_string()))?;
     let names = st.names();
     let name = if names.iter().any(|n| *n == "input") {
         "input".to_string()
     } else if names.len() == 1 {
         names[0].to_string()
     } else {
-        return Err(format!(
-            "holds {} tensors and none is named `input`",
-            names.len()
-        ));
+        return Err(Problem::Ambiguous {
+            count: names.len(),
+            name: "input",
+        });
     };
-    let view = st.tensor(&name).map_err(|e| e.to_string())?;
-    let float_bytes = match view.dtype() {
-        Dtype::F32 => 4,
-        Dtype::F64 => 8,
-        other => return Err(format!("tensor `{name}` is {other:?}; expected F32 or F64")),
-    };
+    let view = st
+        .tensor(&name)
+        .map_err(|e| Problem::Safetensors(e.to_string()))?;
     Ok(HostTensor::new(
         view.shape().to_vec(),
-        values(view.data(), float_bytes),
+        floats_of(&name, &view)?,
     ))
 }
 
@@ -235,9 +384,19 @@ mod tests {
 
     #[test]
     fn npy_problems_are_named() {
-        assert!(read_npy(b"hello").is_err_and(|e| e.contains("magic")));
-        assert!(read_npy(&npy("<i8", "(1, 1)", &[0; 8])).is_err_and(|e| e.contains("<i8")));
-        assert!(read_npy(&npy("<f4", "(2, 3)", &[0; 8])).is_err_and(|e| e.contains("data bytes")));
+        assert_eq!(read_npy(b"hello"), Err(Problem::Npy("no NUMPY magic")));
+        assert_eq!(
+            read_npy(&npy("<i8", "(1, 1)", &[0; 8])),
+            Err(Problem::NpyType("<i8".into()))
+        );
+        assert_eq!(
+            read_npy(&npy("<f4", "(2, 3)", &[0; 8])),
+            Err(Problem::DataLength {
+                found: 8,
+                shape: vec![2, 3],
+                needed: 24
+            })
+        );
     }
 
     #[test]

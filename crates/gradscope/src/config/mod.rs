@@ -181,7 +181,7 @@ pub fn read_source(path: &Path) -> Result<Source, ConfigError> {
 
 /// Validate the experiment held in `source`.
 pub fn parse(source: Source) -> Result<Experiment, ConfigError> {
-    validate::parse(&source)
+    validate::parse(&source, &inputs::Files::default())
 }
 
 impl Experiment {

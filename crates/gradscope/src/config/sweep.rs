@@ -1,47 +1,139 @@
 //! `[sweep]`: lists of values for config keys span a grid; every point is the base config with
 //! those keys set (by the `--set` machinery, so validated like a file), run for `trials` seeds.
+//!
+//! A [`Sweep`] is a plan: the base config and the axes. A point's [`Experiment`] is built when
+//! it is asked for ([`Sweep::point`]), from the files read once for the whole sweep.
+//! Loading checks every point once, so that a bad point is refused before anything runs.
+
+use std::ops::Range;
 
 use toml::{Spanned, Table, Value};
 
+use super::Experiment;
+use super::inputs::Files;
 use super::sets::{set_in, settable, settable_keys};
 use super::source::{ConfigError, Source, did_you_mean};
-use super::{Experiment, parse};
 
 /// The largest grid accepted (points × trials).
 pub const MAX_TRIALS_TOTAL: usize = 10_000_000;
 
-/// A validated sweep.
-#[derive(Debug, Clone, PartialEq)]
+/// A swept key and its values.
+pub type Axis = (String, Vec<Value>);
+
+/// A validated sweep: the plan its points are built from.
+#[derive(Debug, Clone)]
 pub struct Sweep {
     /// Seeds per grid point: the experiment's seed, seed + 1, ..., seed + trials − 1.
     pub trials: usize,
-    /// The swept keys and their values, in key order.
-    pub axes: Vec<(String, Vec<Value>)>,
-    /// Every grid point, the last axis varying fastest.
-    pub points: Vec<SweepPoint>,
+    /// The swept keys and their values, in key order; the last axis varies fastest.
+    pub axes: Vec<Axis>,
+    /// The input cases' names (those of the first point).
+    pub cases: Vec<String>,
+    /// The config without its `[sweep]` table.
+    base: Table,
+    /// The config file, for located errors.
+    source: Source,
+    /// The `[sweep]` table's place in the file.
+    span: Range<usize>,
+    /// The files the points read, each read once.
+    files: Files,
 }
 
-/// One grid point: its settings and the experiment they make (with the base seed).
-#[derive(Debug, Clone, PartialEq)]
-pub struct SweepPoint {
-    /// `(key, value as TOML)` for each axis.
-    pub settings: Vec<(String, String)>,
-    /// The experiment at this point.
-    pub experiment: Experiment,
+impl PartialEq for Sweep {
+    fn eq(&self, other: &Self) -> bool {
+        (self.trials, &self.axes, &self.base) == (other.trials, &other.axes, &other.base)
+    }
 }
 
-impl SweepPoint {
-    /// `model.depth=8 model.activation="tanh"`.
-    pub fn label(&self) -> String {
-        self.settings
+impl Sweep {
+    /// The number of grid points.
+    pub fn len(&self) -> usize {
+        self.axes.iter().map(|(_, v)| v.len()).product()
+    }
+
+    /// Whether the grid has no points (never, for a validated sweep).
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Point `i`'s index along each axis (odometer order: the last axis varies fastest).
+    fn index(&self, mut i: usize) -> Vec<usize> {
+        let mut index = vec![0; self.axes.len()];
+        for (a, (_, values)) in self.axes.iter().enumerate().rev() {
+            index[a] = i % values.len();
+            i /= values.len();
+        }
+        index
+    }
+
+    /// Point `i`'s settings: `(key, value as TOML)` for each axis.
+    pub fn settings(&self, i: usize) -> Vec<(String, String)> {
+        self.axes
+            .iter()
+            .zip(self.index(i))
+            .map(|((key, values), v)| (key.clone(), values[v].to_string()))
+            .collect()
+    }
+
+    /// Point `i`'s label: `model.depth=8 model.activation="tanh"`.
+    pub fn label(&self, i: usize) -> String {
+        self.settings(i)
             .iter()
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<Vec<_>>()
             .join(" ")
     }
+
+    /// The experiment at point `i` (with the base seed), validated as a file is.
+    pub fn point(&self, i: usize) -> Result<Experiment, ConfigError> {
+        let err = |m: String| self.source.error(Some(self.span.clone()), Some("sweep"), m);
+        let mut table = self.base.clone();
+        for ((key, values), v) in self.axes.iter().zip(self.index(i)) {
+            let path: Vec<String> = key.split('.').map(str::to_string).collect();
+            set_in(&mut table, &path, values[v].clone())
+                .map_err(|m| err(format!("`{key}`: {m}")))?;
+        }
+        let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
+        let source = Source {
+            path: self.source.path.clone(),
+            text,
+        };
+        super::validate::parse(&source, &self.files).map_err(|e| {
+            let key = if e.key.is_empty() {
+                String::new()
+            } else {
+                format!("`{}`: ", e.key)
+            };
+            err(format!(
+                "the sweep point {} is invalid: {key}{}",
+                self.label(i),
+                e.message
+            ))
+        })
+    }
+
+    /// Every point's experiment, built one at a time.
+    pub fn points(&self) -> impl Iterator<Item = Result<Experiment, ConfigError>> + '_ {
+        (0..self.len()).map(|i| self.point(i))
+    }
+
+    /// The `[sweep]` table as TOML.
+    pub fn to_toml(&self) -> String {
+        let mut s = format!("\n[sweep]\ntrials = {}\n", self.trials);
+        for (key, values) in &self.axes {
+            let list: Vec<String> = values.iter().map(Value::to_string).collect();
+            s.push_str(&format!("\"{key}\" = [{}]\n", list.join(", ")));
+        }
+        s
+    }
 }
 
-pub(super) fn expand(src: &Source, sweep: &Spanned<Table>) -> Result<Sweep, ConfigError> {
+/// The plan of `src`'s `[sweep]` table, every point checked.
+pub(super) fn plan(
+    src: &Source,
+    sweep: &Spanned<Table>,
+    files: &Files,
+) -> Result<Sweep, ConfigError> {
     let err = |m: String| src.error(Some(sweep.span()), Some("sweep"), m);
     let (trials, axes) = axes_of(sweep.get_ref(), &err)?;
     let n_points: usize = axes.iter().map(|(_, v)| v.len()).product();
@@ -52,28 +144,22 @@ pub(super) fn expand(src: &Source, sweep: &Spanned<Table>) -> Result<Sweep, Conf
     }
     let mut base: Table = toml::from_str(&src.text).map_err(|e| err(e.message().to_string()))?;
     base.remove("sweep");
-    let mut points = Vec::with_capacity(n_points);
-    let mut index = vec![0usize; axes.len()];
-    for _ in 0..n_points {
-        points.push(point(src, &base, &axes, &index, &err)?);
-        // Odometer: the last axis varies fastest.
-        for a in (0..axes.len()).rev() {
-            index[a] += 1;
-            if index[a] < axes[a].1.len() {
-                break;
-            }
-            index[a] = 0;
-        }
-    }
-    Ok(Sweep {
+    let mut plan = Sweep {
         trials,
         axes,
-        points,
-    })
+        cases: Vec::new(),
+        base,
+        source: src.clone(),
+        span: sweep.span(),
+        files: files.clone(),
+    };
+    let first = plan.point(0)?;
+    plan.cases = first.inputs.iter().map(|c| c.name.clone()).collect();
+    for i in 1..plan.len() {
+        plan.point(i)?;
+    }
+    Ok(plan)
 }
-
-/// A swept key and its values.
-type Axis = (String, Vec<Value>);
 
 /// The `[sweep]` table's `trials` (default 1) and its axes, each key checked to be settable.
 fn axes_of(
@@ -94,15 +180,7 @@ fn axes_of(
                 "`seed` cannot be swept; `trials = N` runs seeds seed, seed+1, ...".into(),
             ));
         } else if !settable(key) || key.starts_with("inputs") && value.is_table() {
-            let mut e = err(format!("unknown key `{key}` in the sweep"));
-            if let Some(s) = did_you_mean(key, settable_keys().iter().map(String::as_str)) {
-                e = e.with_hint(format!(
-                    "did you mean `{s}`? (quote dotted keys: \"model.depth\" = [2, 4])"
-                ));
-            } else {
-                e = e.with_hint("write dotted keys quoted, e.g. \"model.depth\" = [2, 4, 8]");
-            }
-            return Err(e);
+            return Err(unknown_key(key, err));
         } else {
             match value {
                 Value::Array(values) if !values.is_empty() => {
@@ -119,58 +197,69 @@ fn axes_of(
     Ok((trials, axes))
 }
 
-/// The grid point with value `index[a]` of each axis `a`: the base config with those values
-/// set, validated as a file is.
-fn point(
-    src: &Source,
-    base: &Table,
-    axes: &[Axis],
-    index: &[usize],
-    err: &dyn Fn(String) -> ConfigError,
-) -> Result<SweepPoint, ConfigError> {
-    let mut table = base.clone();
-    let mut settings = Vec::new();
-    for (a, (key, values)) in axes.iter().enumerate() {
-        let value = values[index[a]].clone();
-        let path: Vec<String> = key.split('.').map(str::to_string).collect();
-        set_in(&mut table, &path, value.clone()).map_err(|m| err(format!("`{key}`: {m}")))?;
-        settings.push((key.clone(), value.to_string()));
+fn unknown_key(key: &str, err: &dyn Fn(String) -> ConfigError) -> ConfigError {
+    let e = err(format!("unknown key `{key}` in the sweep"));
+    match did_you_mean(key, settable_keys().iter().map(String::as_str)) {
+        Some(s) => e.with_hint(format!(
+            "did you mean `{s}`? (quote dotted keys: \"model.depth\" = [2, 4])"
+        )),
+        None => e.with_hint("write dotted keys quoted, e.g. \"model.depth\" = [2, 4, 8]"),
     }
-    let label = settings
-        .iter()
-        .map(|(k, v)| format!("{k}={v}"))
-        .collect::<Vec<_>>()
-        .join(" ");
-    let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
-    let experiment = parse(Source {
-        path: src.path.clone(),
-        text,
-    })
-    .map_err(|e| {
-        let key = if e.key.is_empty() {
-            String::new()
-        } else {
-            format!("`{}`: ", e.key)
-        };
-        err(format!(
-            "the sweep point {label} is invalid: {key}{}",
-            e.message
-        ))
-    })?;
-    Ok(SweepPoint {
-        settings,
-        experiment,
-    })
 }
 
-impl Sweep {
-    /// The `[sweep]` table as TOML.
-    pub fn to_toml(&self) -> String {
-        let mut s = format!("\n[sweep]\ntrials = {}\n", self.trials);
-        for (key, values) in &self.axes {
-            let list: Vec<String> = values.iter().map(Value::to_string).collect();
-            s.push_str(&format!("\"{key}\" = [{}]\n", list.join(", ")));
+#[cfg(test)]
+mod tests {
+    /// A .npy file of `rows` × 2 f32 zeros (NumPy's format, version 1.0).
+    fn npy(rows: usize) -> Vec<u8> {
+        let mut header =
+            format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, 2), }}");
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(' ');
         }
-        s
+        header.push('\n');
+        let mut out = b"\x93NUMPY\x01\x00".to_vec();
+        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        out.extend_from_slice(header.as_bytes());
+        out.extend(std::iter::repeat_n(0u8, rows * 2 * 4));
+        out
+    }
+
+    /// The grid is built point by point, from files read once: after loading, the input file
+    /// can go and every point still builds (with its data); the points come in odometer order.
+    #[test]
+    fn points_are_built_lazily_from_files_read_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let data = dir.path().join("x.npy");
+        std::fs::write(&data, npy(3)).unwrap_or_else(|e| panic!("{e}"));
+        let config = dir.path().join("s.toml");
+        std::fs::write(
+            &config,
+            "name = \"s\"\ndescription = \"d\"\nseed = 1\n[model]\ninput = 2\nhidden = [3]\n\
+             output = 1\nactivation = \"relu\"\n[[inputs]]\nname = \"x\"\nfile = \"x.npy\"\n\
+             [sweep]\n\"model.hidden\" = [[3], [3, 3]]\n\"model.activation\" = [\"relu\", \"tanh\", \"elu\"]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let exp = super::super::load(&config).unwrap_or_else(|e| panic!("{e}"));
+        let sweep = exp.sweep.unwrap_or_else(|| panic!("no sweep"));
+        std::fs::remove_file(&data).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(sweep.len(), 6);
+        assert_eq!(sweep.cases, ["x"]);
+        // Keys in TOML order (sorted), the last varying fastest.
+        assert_eq!(
+            sweep.label(3),
+            "model.activation=\"tanh\" model.hidden=[3, 3]"
+        );
+        for (i, point) in sweep.points().enumerate() {
+            let point = point.unwrap_or_else(|e| panic!("point {i}: {e}"));
+            assert_eq!(
+                point.model.activations[0].name(),
+                ["relu", "tanh", "elu"][i / 2]
+            );
+            assert_eq!(
+                point.model.widths().len() - 2,
+                1 + i % 2,
+                "depth of point {i}"
+            );
+        }
     }
 }

@@ -6,7 +6,7 @@ use std::ops::Range;
 use gradscope_model::{Activation, Initializer, MlpConfig};
 use toml::Spanned;
 
-use super::inputs::read_input_file;
+use super::inputs::{Files, read_input, read_weights};
 use super::raw::{NAMED_PARAMS, RawExperiment, RawInput, RawModel, RawNamed, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Distribution, Experiment, InputCase, InputSource, Loss};
@@ -17,13 +17,13 @@ type Result<T> = std::result::Result<T, ConfigError>;
 /// The deepest stack accepted (a guard against typos such as `depth = 10000000`).
 const MAX_DEPTH: i64 = 10_000;
 
-pub(super) fn parse(src: &Source) -> Result<Experiment> {
+pub(super) fn parse(src: &Source, files: &Files) -> Result<Experiment> {
     if src.text.trim().is_empty() {
         return Err(ConfigError::file(&src.path, "the file is empty")
             .with_hint("an experiment needs at least `name`, `description`, `seed`, `[model]` and `[[inputs]]`; see configs/"));
     }
     let raw: RawExperiment = toml::from_str(&src.text).map_err(|e| toml_error(src, &e))?;
-    validate(src, raw)
+    validate(src, raw, files)
 }
 
 /// Turn a TOML/serde error into a located `ConfigError` with a did-you-mean hint.
@@ -280,6 +280,7 @@ pub const LOSSES: &[Kind<Loss>] = &[
 /// Checks raw config values against the source they came from (for located errors).
 pub struct Checker<'a> {
     src: &'a Source,
+    files: &'a Files,
 }
 
 impl Checker<'_> {
@@ -564,8 +565,8 @@ pub fn unsafe_file_name(name: &str) -> Option<&'static str> {
     }
 }
 
-fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
-    let c = Checker { src };
+fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experiment> {
+    let c = Checker { src, files };
     let name = c.name(&raw.name)?;
     let description = raw.description.get_ref().trim().to_string();
     if description.is_empty() || description.contains('\n') {
@@ -592,7 +593,7 @@ fn validate(src: &Source, raw: RawExperiment) -> Result<Experiment> {
     let inputs = c.inputs(&raw.inputs, &model)?;
     let weights = c.weights(&raw.model, &model)?;
     let sweep = match &raw.sweep {
-        Some(table) => Some(super::sweep::expand(src, table)?),
+        Some(table) => Some(super::sweep::plan(src, table, files)?),
         None => None,
     };
     Ok(Experiment {
@@ -734,7 +735,8 @@ impl Checker<'_> {
     ) -> Result<(usize, InputSource)> {
         let dir = self.src.path.parent().unwrap_or(std::path::Path::new(""));
         let path = dir.join(f.get_ref());
-        let data = read_input_file(&path).map_err(|m| self.err(f.span(), fkey, m))?;
+        let data =
+            read_input(&path, self.files).map_err(|e| self.err(f.span(), fkey, e.to_string()))?;
         let (rows, cols) = (data.shape[0], data.shape[1]);
         if cols != model.d_input {
             let m = format!(
@@ -765,8 +767,8 @@ impl Checker<'_> {
         };
         let dir = self.src.path.parent().unwrap_or(std::path::Path::new(""));
         let path = dir.join(w.get_ref());
-        let weights = super::inputs::read_weights(&path, model)
-            .map_err(|m| self.err(w.span(), "model.weights", m))?;
+        let weights = read_weights(&path, model, self.files)
+            .map_err(|e| self.err(w.span(), "model.weights", e.to_string()))?;
         Ok(Some(super::LoadedWeights { path, weights }))
     }
 }
@@ -786,7 +788,11 @@ mod kind_tests {
             path: "t.toml".into(),
             text: String::new(),
         };
-        let c = Checker { src: &src };
+        let files = Files::default();
+        let c = Checker {
+            src: &src,
+            files: &files,
+        };
         kinds
             .iter()
             .map(|k| {

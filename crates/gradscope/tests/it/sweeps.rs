@@ -68,12 +68,11 @@ trials = 20
         ratios.iter().sum::<f64>() / ratios.len() as f64
     };
     let point = |act: &str, init: &str| {
-        sweep
-            .points
-            .iter()
-            .position(|p| {
-                p.settings.iter().any(|(_, v)| v == &format!("\"{act}\""))
-                    && p.settings.iter().any(|(_, v)| v == &format!("\"{init}\""))
+        (0..sweep.len())
+            .position(|i| {
+                let settings = sweep.settings(i);
+                settings.iter().any(|(_, v)| v == &format!("\"{act}\""))
+                    && settings.iter().any(|(_, v)| v == &format!("\"{init}\""))
             })
             .unwrap_or_else(|| panic!("no point {act}/{init}"))
     };
