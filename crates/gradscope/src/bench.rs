@@ -18,6 +18,31 @@ use crate::backend::Backend;
 use crate::config::{self, Source};
 use crate::report::Thresholds;
 
+/// A workload that could not be timed.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// `seed`: the configs directory holds no experiment.
+    #[error("no configs in {}", .0.display())]
+    NoConfigs(std::path::PathBuf),
+    /// This binary could not be found or started.
+    #[error("cannot start {}: {source}", exe.display())]
+    Spawn {
+        /// The binary.
+        exe: std::path::PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `seed`: a run of the seed experiments failed; its standard error.
+    #[error("the seed experiments failed: {0}")]
+    SeedRun(String),
+    /// `sweep`: the built-in sweep config does not validate (a bug).
+    #[error("the benchmark sweep: {0}")]
+    Config(Box<crate::config::ConfigError>),
+    /// `sweep`: the sweep failed.
+    #[error("the benchmark sweep: {0}")]
+    Sweep(#[from] crate::sweep::SweepError),
+}
+
 /// The median of `v` (sorted in place).
 pub fn median(v: &mut [f64]) -> f64 {
     v.sort_by(f64::total_cmp);
@@ -34,13 +59,13 @@ pub fn seed_suite(
     configs: &Path,
     backend: &Backend,
     repeat: usize,
-) -> Result<Vec<f64>, String> {
+) -> Result<Vec<f64>, BenchError> {
     let files: Vec<String> = config::configs_in(configs)
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect();
     if files.is_empty() {
-        return Err(format!("no configs in {}", configs.display()));
+        return Err(BenchError::NoConfigs(configs.to_path_buf()));
     }
     (0..repeat)
         .map(|_| {
@@ -50,9 +75,13 @@ pub fn seed_suite(
                 .args(&files)
                 .args(["--no-record", "--backend", backend.kind.name()])
                 .output()
-                .map_err(|e| e.to_string())?;
+                .map_err(|source| BenchError::Spawn {
+                    exe: exe.to_path_buf(),
+                    source,
+                })?;
             if !o.status.success() {
-                return Err(String::from_utf8_lossy(&o.stderr).into_owned());
+                let stderr = String::from_utf8_lossy(&o.stderr).trim().to_string();
+                return Err(BenchError::SeedRun(stderr));
             }
             Ok(t.elapsed().as_secs_f64())
         })
@@ -129,13 +158,19 @@ trials = 1000
 "#;
 
 /// Workload 3: seconds for the 1000-trial sweep (records go to a temporary directory).
-pub fn sweep(backend: &Backend, repeat: usize, stack: Option<usize>) -> Result<Vec<f64>, String> {
+pub fn sweep(
+    backend: &Backend,
+    repeat: usize,
+    stack: Option<usize>,
+) -> Result<Vec<f64>, BenchError> {
     let exp = config::parse(Source {
         path: "bench-sweep.toml".into(),
         text: SWEEP.into(),
     })
-    .map_err(|e| e.to_string())?;
-    let spec = exp.sweep.clone().ok_or("no sweep")?;
+    .map_err(|e| BenchError::Config(Box::new(e)))?;
+    let Some(spec) = exp.sweep.clone() else {
+        unreachable!("SWEEP has a [sweep] table")
+    };
     (0..repeat)
         .map(|i| {
             let out =
@@ -151,7 +186,7 @@ pub fn sweep(backend: &Backend, repeat: usize, stack: Option<usize>) -> Result<V
             let r = crate::sweep::run_sweep(&exp, &spec, backend, &opts, &mut std::io::sink());
             let dt = t.elapsed().as_secs_f64();
             let _ = std::fs::remove_dir_all(&out);
-            r.map(|_| dt).map_err(|e| e.to_string())
+            Ok(r.map(|_| dt)?)
         })
         .collect()
 }
@@ -164,8 +199,11 @@ pub fn run(
     configs: &Path,
     stack: Option<usize>,
     out: &mut dyn Write,
-) -> Result<(), String> {
-    let exe = std::env::current_exe().map_err(|e| e.to_string())?;
+) -> Result<(), BenchError> {
+    let exe = std::env::current_exe().map_err(|source| BenchError::Spawn {
+        exe: "gradscope".into(),
+        source,
+    })?;
     let _ = writeln!(
         out,
         "backend {}  repeat {repeat}  (medians)",
