@@ -2,6 +2,7 @@
 //! locating every problem (`source`).
 
 pub mod inputs;
+pub mod kinds;
 pub mod raw;
 pub mod sets;
 mod show;

@@ -5,7 +5,8 @@ use std::fmt::Write as _;
 
 use gradscope_model::{Activation, Initializer};
 
-use super::{Distribution, Experiment, InputSource, Loss};
+use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES, kind_of};
+use super::{Experiment, InputSource};
 
 /// A TOML float literal (Rust's `{:?}` of a finite f64 always has a `.` or an exponent).
 fn num(v: f64) -> String {
@@ -17,69 +18,30 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
-fn activation(a: &Activation) -> String {
-    match a {
-        Activation::LeakyRelu { slope } => {
-            format!("{{ kind = \"leaky_relu\", slope = {} }}", num(*slope))
-        }
-        Activation::Elu { alpha } => format!("{{ kind = \"elu\", alpha = {} }}", num(*alpha)),
-        other => quote(other.name()),
+/// A named choice as written in configs: its bare name, or an inline table with `kind` and its
+/// parameters in the order the kind lists them.
+fn named<T>(kinds: &[Kind<T>], value: &T) -> String {
+    let Some((kind, values)) = kind_of(kinds, value) else {
+        unreachable!("every value has a kind in its table (tested)")
+    };
+    if kind.params.is_empty() {
+        return quote(kind.name);
     }
+    let params: Vec<String> = kind
+        .params
+        .iter()
+        .zip(values)
+        .map(|(p, v)| format!("{} = {}", p.name, num(v)))
+        .collect();
+    format!("{{ kind = {}, {} }}", quote(kind.name), params.join(", "))
+}
+
+fn activation(a: &Activation) -> String {
+    named(ACTIVATIONS, a)
 }
 
 fn initializer(i: &Initializer) -> String {
-    match i {
-        Initializer::Constant { value } => {
-            format!("{{ kind = \"constant\", value = {} }}", num(*value))
-        }
-        Initializer::Normal { mean, std } => {
-            format!(
-                "{{ kind = \"normal\", mean = {}, std = {} }}",
-                num(*mean),
-                num(*std)
-            )
-        }
-        Initializer::TruncatedNormal { mean, std } => {
-            format!(
-                "{{ kind = \"truncated_normal\", mean = {}, std = {} }}",
-                num(*mean),
-                num(*std)
-            )
-        }
-        Initializer::Uniform { low, high } => {
-            format!(
-                "{{ kind = \"uniform\", low = {}, high = {} }}",
-                num(*low),
-                num(*high)
-            )
-        }
-        other => quote(other.name()),
-    }
-}
-
-fn distribution(d: &Distribution) -> String {
-    match d {
-        Distribution::Normal { mean, std } => format!(
-            "{{ kind = \"normal\", mean = {}, std = {} }}",
-            num(*mean),
-            num(*std)
-        ),
-        Distribution::Uniform { low, high } => format!(
-            "{{ kind = \"uniform\", low = {}, high = {} }}",
-            num(*low),
-            num(*high)
-        ),
-        Distribution::Constant { value } => {
-            format!("{{ kind = \"constant\", value = {} }}", num(*value))
-        }
-    }
-}
-
-fn loss(l: &Loss) -> String {
-    match l {
-        Loss::Mse { target } => format!("{{ kind = \"mse\", target = {} }}", num(*target)),
-        other => quote(other.name()),
-    }
+    named(INITIALIZERS, i)
 }
 
 impl Experiment {
@@ -98,7 +60,7 @@ impl Experiment {
         if let Some(b) = self.backend {
             let _ = writeln!(s, "backend = {}", quote(b.name()));
         }
-        let _ = writeln!(s, "loss = {}", loss(&self.loss));
+        let _ = writeln!(s, "loss = {}", named(LOSSES, &self.loss));
         let _ = writeln!(s, "\n[model]");
         let _ = writeln!(s, "input = {}", m.d_input);
         let hidden: Vec<String> = m.hidden.iter().map(|h| h.to_string()).collect();
@@ -130,7 +92,7 @@ impl Experiment {
             let _ = writeln!(s, "batch = {}", case.batch);
             match &case.source {
                 InputSource::Distribution(d) => {
-                    let _ = writeln!(s, "distribution = {}", distribution(d));
+                    let _ = writeln!(s, "distribution = {}", named(DISTRIBUTIONS, d));
                 }
                 InputSource::File { path, .. } => {
                     let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());

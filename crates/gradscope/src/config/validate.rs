@@ -7,6 +7,7 @@ use gradscope_model::{Activation, Initializer, MlpConfig};
 use toml::Spanned;
 
 use super::inputs::{Files, read_input, read_weights};
+use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES};
 use super::raw::{NAMED_PARAMS, RawExperiment, RawInput, RawModel, RawNamed, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Distribution, Experiment, InputCase, InputSource, Loss};
@@ -60,222 +61,6 @@ fn between<'a>(s: &'a str, start: &str, end: &str) -> Option<&'a str> {
     let rest = &s[s.find(start)? + start.len()..];
     Some(&rest[..rest.find(end)?])
 }
-
-/// One named choice: its name in configs, the parameters it takes, and how it is built from
-/// them (the name beside its constructor, so no table can map a name to the wrong kind).
-pub struct Kind<T: 'static> {
-    /// The name configs use.
-    pub name: &'static str,
-    /// The parameters a table may give.
-    pub params: &'static [&'static str],
-    build: fn(&Checker<'_>, &Spanned<RawNamed>, &str) -> Result<T>,
-}
-
-/// A parameter's value, or its default.
-fn param(v: &Spanned<RawNamed>, name: &str, default: f64) -> f64 {
-    v.get_ref().get(name).unwrap_or(default)
-}
-
-/// Activations, in the order error messages list them.
-pub const ACTIVATIONS: &[Kind<Activation>] = &[
-    Kind {
-        name: "relu",
-        params: &[],
-        build: |_, _, _| Ok(Activation::Relu),
-    },
-    Kind {
-        name: "leaky_relu",
-        params: &["slope"],
-        build: |_, v, _| {
-            Ok(Activation::LeakyRelu {
-                slope: param(v, "slope", 0.01),
-            })
-        },
-    },
-    Kind {
-        name: "elu",
-        params: &["alpha"],
-        build: |_, v, _| {
-            Ok(Activation::Elu {
-                alpha: param(v, "alpha", 1.0),
-            })
-        },
-    },
-    Kind {
-        name: "gelu",
-        params: &[],
-        build: |_, _, _| Ok(Activation::Gelu),
-    },
-    Kind {
-        name: "silu",
-        params: &[],
-        build: |_, _, _| Ok(Activation::Silu),
-    },
-    Kind {
-        name: "softplus",
-        params: &[],
-        build: |_, _, _| Ok(Activation::Softplus),
-    },
-    Kind {
-        name: "sigmoid",
-        params: &[],
-        build: |_, _, _| Ok(Activation::Sigmoid),
-    },
-    Kind {
-        name: "tanh",
-        params: &[],
-        build: |_, _, _| Ok(Activation::Tanh),
-    },
-    Kind {
-        name: "identity",
-        params: &[],
-        build: |_, _, _| Ok(Activation::Identity),
-    },
-];
-
-/// Initialisers; `normal`, `uniform` and `truncated_normal` default to Keras's RandomNormal,
-/// RandomUniform and TruncatedNormal.
-pub const INITIALIZERS: &[Kind<Initializer>] = &[
-    Kind {
-        name: "zeros",
-        params: &[],
-        build: |_, _, _| Ok(Initializer::Zeros),
-    },
-    Kind {
-        name: "constant",
-        params: &["value"],
-        build: |c, v, key| {
-            Ok(Initializer::Constant {
-                value: c.required(v, key, "value")?,
-            })
-        },
-    },
-    Kind {
-        name: "normal",
-        params: &["mean", "std"],
-        build: |c, v, key| {
-            Ok(Initializer::Normal {
-                mean: param(v, "mean", 0.0),
-                std: c.std(v, key, 0.05)?,
-            })
-        },
-    },
-    Kind {
-        name: "uniform",
-        params: &["low", "high"],
-        build: |c, v, key| {
-            let (low, high) = c.bounds(v, key, (-0.05, 0.05))?;
-            Ok(Initializer::Uniform { low, high })
-        },
-    },
-    Kind {
-        name: "truncated_normal",
-        params: &["mean", "std"],
-        build: |c, v, key| {
-            let (mean, std) = (param(v, "mean", 0.0), c.std(v, key, 0.05)?);
-            Ok(Initializer::TruncatedNormal { mean, std })
-        },
-    },
-    Kind {
-        name: "glorot_uniform",
-        params: &[],
-        build: |_, _, _| Ok(Initializer::GlorotUniform),
-    },
-    Kind {
-        name: "glorot_normal",
-        params: &[],
-        build: |_, _, _| Ok(Initializer::GlorotNormal),
-    },
-    Kind {
-        name: "he_uniform",
-        params: &[],
-        build: |_, _, _| Ok(Initializer::HeUniform),
-    },
-    Kind {
-        name: "he_normal",
-        params: &[],
-        build: |_, _, _| Ok(Initializer::HeNormal),
-    },
-    Kind {
-        name: "lecun_uniform",
-        params: &[],
-        build: |_, _, _| Ok(Initializer::LecunUniform),
-    },
-    Kind {
-        name: "lecun_normal",
-        params: &[],
-        build: |_, _, _| Ok(Initializer::LecunNormal),
-    },
-    Kind {
-        name: "burn_default",
-        params: &[],
-        build: |_, _, _| Ok(Initializer::BurnDefault),
-    },
-];
-
-/// Input distributions.
-pub const DISTRIBUTIONS: &[Kind<Distribution>] = &[
-    Kind {
-        name: "normal",
-        params: &["mean", "std"],
-        build: |c, v, key| {
-            Ok(Distribution::Normal {
-                mean: param(v, "mean", 0.0),
-                std: c.std(v, key, 1.0)?,
-            })
-        },
-    },
-    Kind {
-        name: "uniform",
-        params: &["low", "high"],
-        build: |c, v, key| {
-            let (low, high) = c.bounds(v, key, (0.0, 1.0))?;
-            Ok(Distribution::Uniform { low, high })
-        },
-    },
-    Kind {
-        name: "constant",
-        params: &["value"],
-        build: |c, v, key| {
-            Ok(Distribution::Constant {
-                value: c.required(v, key, "value")?,
-            })
-        },
-    },
-];
-
-/// Losses.
-pub const LOSSES: &[Kind<Loss>] = &[
-    Kind {
-        name: "sum_squares",
-        params: &[],
-        build: |_, _, _| Ok(Loss::SumSquares),
-    },
-    Kind {
-        name: "mean_squares",
-        params: &[],
-        build: |_, _, _| Ok(Loss::MeanSquares),
-    },
-    Kind {
-        name: "sum",
-        params: &[],
-        build: |_, _, _| Ok(Loss::Sum),
-    },
-    Kind {
-        name: "mean",
-        params: &[],
-        build: |_, _, _| Ok(Loss::Mean),
-    },
-    Kind {
-        name: "mse",
-        params: &["target"],
-        build: |_, v, _| {
-            Ok(Loss::Mse {
-                target: param(v, "target", 0.0),
-            })
-        },
-    },
-];
 
 /// Checks raw config values against the source they came from (for located errors).
 pub struct Checker<'a> {
@@ -338,7 +123,7 @@ impl Checker<'_> {
             }
             return Err(e);
         };
-        let allowed = kind.params;
+        let allowed: Vec<&str> = kind.params.iter().map(|p| p.name).collect();
         for (p, value) in &raw.params {
             if !allowed.contains(&p.as_str()) {
                 let takes = if allowed.is_empty() {
@@ -361,11 +146,15 @@ impl Checker<'_> {
             }
             self.finite(*value, &v.span(), &format!("{key}.{p}"), &format!("`{p}`"))?;
         }
-        (kind.build)(self, v, key)
+        kind.build(self, v, key)
     }
 
-    fn std(&self, v: &Spanned<RawNamed>, key: &str, default: f64) -> Result<f64> {
-        let std = v.get_ref().get("std").unwrap_or(default);
+    pub(super) fn non_negative_std(
+        &self,
+        v: &Spanned<RawNamed>,
+        key: &str,
+        std: f64,
+    ) -> Result<f64> {
         if std < 0.0 {
             return Err(self.err(
                 v.span(),
@@ -376,9 +165,13 @@ impl Checker<'_> {
         Ok(std)
     }
 
-    fn bounds(&self, v: &Spanned<RawNamed>, key: &str, default: (f64, f64)) -> Result<(f64, f64)> {
-        let low = v.get_ref().get("low").unwrap_or(default.0);
-        let high = v.get_ref().get("high").unwrap_or(default.1);
+    pub(super) fn ordered_bounds(
+        &self,
+        v: &Spanned<RawNamed>,
+        key: &str,
+        low: f64,
+        high: f64,
+    ) -> Result<(f64, f64)> {
         if low >= high {
             return Err(self.err(
                 v.span(),
@@ -389,18 +182,16 @@ impl Checker<'_> {
         Ok((low, high))
     }
 
-    fn required(&self, v: &Spanned<RawNamed>, key: &str, param: &str) -> Result<f64> {
-        v.get_ref().get(param).ok_or_else(|| {
-            self.err(
-                v.span(),
-                key,
-                format!("`{}` needs `{param}`", v.get_ref().kind),
-            )
-            .with_hint(format!(
-                "write it as a table: {{ kind = \"{}\", {param} = ... }}",
-                v.get_ref().kind
-            ))
-        })
+    pub(super) fn required(&self, v: &Spanned<RawNamed>, key: &str, param: &str) -> ConfigError {
+        self.err(
+            v.span(),
+            key,
+            format!("`{}` needs `{param}`", v.get_ref().kind),
+        )
+        .with_hint(format!(
+            "write it as a table: {{ kind = \"{}\", {param} = ... }}",
+            v.get_ref().kind
+        ))
     }
 
     fn activation(&self, v: &Spanned<RawNamed>, key: &str) -> Result<Activation> {
@@ -796,17 +587,42 @@ mod kind_tests {
         kinds
             .iter()
             .map(|k| {
-                let value = if k.params.contains(&"value") {
+                let value = if k.params.iter().any(|p| p.name == "value") {
                     ", value = 1.0"
                 } else {
                     ""
                 };
                 let text = format!("v = {{ kind = \"{}\"{value} }}", k.name);
                 let one: One = toml::from_str(&text).unwrap_or_else(|e| panic!("{text}: {e}"));
-                let v = (k.build)(&c, &one.v, "v").unwrap_or_else(|e| panic!("{text}: {e}"));
+                let v = k
+                    .build(&c, &one.v, "v")
+                    .unwrap_or_else(|e| panic!("{text}: {e}"));
                 (k.name, v)
             })
             .collect()
+    }
+
+    /// `show` reads a value's kind and parameters back through the same tables: every value
+    /// built from a table is found again, with the values it was built from.
+    #[test]
+    fn every_built_value_reads_back_as_its_kind_with_its_parameters() {
+        fn check<T>(kinds: &[Kind<T>]) {
+            for (name, v) in built(kinds) {
+                let (kind, values) = super::super::kinds::kind_of(kinds, &v)
+                    .unwrap_or_else(|| panic!("{name} not found"));
+                assert_eq!(kind.name, name);
+                let given: Vec<f64> = kind
+                    .params
+                    .iter()
+                    .map(|p| p.default.unwrap_or(1.0))
+                    .collect();
+                assert_eq!(values, given, "{name}");
+            }
+        }
+        check(ACTIVATIONS);
+        check(INITIALIZERS);
+        check(DISTRIBUTIONS);
+        check(LOSSES);
     }
 
     #[test]

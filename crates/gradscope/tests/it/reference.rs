@@ -70,6 +70,17 @@ const MODULE_ORDER: [&str; 17] = [
 ];
 
 /// Every `crate::name` a source file uses outside its tests, for each top-level module.
+/// The README's named-choices table is the one generated from the kind tables (names,
+/// parameters, defaults and notes written once, in `config::kinds`).
+#[test]
+fn the_readme_named_choices_table_is_generated_from_the_kind_tables() {
+    let table = gradscope::config::kinds::reference_table();
+    assert!(
+        README.contains(&table),
+        "README.md's named choices table is out of date; replace it with:\n\n{table}"
+    );
+}
+
 fn module_uses() -> Vec<(String, Vec<String>)> {
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
     let mut files = vec![];

@@ -1,0 +1,351 @@
+//! The named choices (activations, initialisers, input distributions, losses), each written
+//! once: its name in configs, its parameters with their defaults, how it is built from a
+//! table, how its parameters are read back from a value (for `gradscope show`), and the note
+//! the README's reference gives it ([`reference_table`], checked against the README by a test).
+
+use gradscope_model::{Activation, Initializer};
+use toml::Spanned;
+
+use super::raw::RawNamed;
+use super::source::ConfigError;
+use super::validate::Checker;
+use super::{Distribution, Loss};
+
+type Result<T> = std::result::Result<T, ConfigError>;
+
+/// A parameter of a named choice.
+#[derive(Debug, Clone, Copy)]
+pub struct Param {
+    /// Its key in the table.
+    pub name: &'static str,
+    /// Its value when not given; `None`: it must be given.
+    pub default: Option<f64>,
+}
+
+const fn p(name: &'static str, default: f64) -> Param {
+    Param {
+        name,
+        default: Some(default),
+    }
+}
+
+const fn required(name: &'static str) -> Param {
+    Param {
+        name,
+        default: None,
+    }
+}
+
+/// One named choice: the name beside its constructor, so no table can map a name to the
+/// wrong kind.
+pub struct Kind<T: 'static> {
+    /// The name configs use.
+    pub name: &'static str,
+    /// The parameters a table may give, in the order `show` writes them.
+    pub params: &'static [Param],
+    /// What the README says of it beyond its parameters.
+    pub note: &'static str,
+    build: fn(&Args<'_>) -> Result<T>,
+    /// The parameters' values (in `params` order) when a value is of this kind.
+    values: fn(&T) -> Option<Vec<f64>>,
+}
+
+impl<T> Kind<T> {
+    /// Build the value from its table (`v`, at `key`), defaults filled in.
+    pub(super) fn build(&self, c: &Checker<'_>, v: &Spanned<RawNamed>, key: &str) -> Result<T> {
+        (self.build)(&Args {
+            c,
+            v,
+            key,
+            params: self.params,
+        })
+    }
+}
+
+/// The kind of `value` among `kinds`, and its parameters' values.
+pub fn kind_of<'k, T>(kinds: &'k [Kind<T>], value: &T) -> Option<(&'k Kind<T>, Vec<f64>)> {
+    kinds.iter().find_map(|k| (k.values)(value).map(|v| (k, v)))
+}
+
+/// What a constructor reads from: the table, where it is, and the kind's parameters.
+pub(super) struct Args<'a> {
+    c: &'a Checker<'a>,
+    v: &'a Spanned<RawNamed>,
+    key: &'a str,
+    params: &'static [Param],
+}
+
+impl Args<'_> {
+    /// Parameter `name`: as given, else its default; a required one must be given.
+    fn get(&self, name: &str) -> Result<f64> {
+        let default = self
+            .params
+            .iter()
+            .find(|p| p.name == name)
+            .and_then(|p| p.default);
+        match (self.v.get_ref().get(name), default) {
+            (Some(v), _) => Ok(v),
+            (None, Some(d)) => Ok(d),
+            (None, None) => Err(self.c.required(self.v, self.key, name)),
+        }
+    }
+
+    /// `std`, which must be ≥ 0.
+    fn std(&self) -> Result<f64> {
+        let std = self.get("std")?;
+        self.c.non_negative_std(self.v, self.key, std)
+    }
+
+    /// `low` and `high`, with low < high.
+    fn bounds(&self) -> Result<(f64, f64)> {
+        let (low, high) = (self.get("low")?, self.get("high")?);
+        self.c.ordered_bounds(self.v, self.key, low, high)
+    }
+}
+
+/// A kind without parameters.
+macro_rules! plain {
+    ($name:literal, $note:literal, $value:expr) => {
+        Kind {
+            name: $name,
+            params: &[],
+            note: $note,
+            build: |_| Ok($value),
+            values: |v| (*v == $value).then(Vec::new),
+        }
+    };
+}
+
+/// Activations, in the order error messages list them.
+pub const ACTIVATIONS: &[Kind<Activation>] = &[
+    plain!("relu", "", Activation::Relu),
+    Kind {
+        name: "leaky_relu",
+        params: &[p("slope", 0.01)],
+        note: "",
+        build: |a| {
+            Ok(Activation::LeakyRelu {
+                slope: a.get("slope")?,
+            })
+        },
+        values: |v| match v {
+            Activation::LeakyRelu { slope } => Some(vec![*slope]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "elu",
+        params: &[p("alpha", 1.0)],
+        note: "",
+        build: |a| {
+            Ok(Activation::Elu {
+                alpha: a.get("alpha")?,
+            })
+        },
+        values: |v| match v {
+            Activation::Elu { alpha } => Some(vec![*alpha]),
+            _ => None,
+        },
+    },
+    plain!("gelu", "exact, erf", Activation::Gelu),
+    plain!("silu", "", Activation::Silu),
+    plain!("softplus", "", Activation::Softplus),
+    plain!("sigmoid", "", Activation::Sigmoid),
+    plain!("tanh", "", Activation::Tanh),
+    plain!("identity", "", Activation::Identity),
+];
+
+/// Initialisers; `normal`, `uniform` and `truncated_normal` default to Keras's RandomNormal,
+/// RandomUniform and TruncatedNormal.
+pub const INITIALIZERS: &[Kind<Initializer>] = &[
+    plain!("zeros", "", Initializer::Zeros),
+    Kind {
+        name: "constant",
+        params: &[required("value")],
+        note: "",
+        build: |a| {
+            Ok(Initializer::Constant {
+                value: a.get("value")?,
+            })
+        },
+        values: |v| match v {
+            Initializer::Constant { value } => Some(vec![*value]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "normal",
+        params: &[p("mean", 0.0), p("std", 0.05)],
+        note: "",
+        build: |a| {
+            Ok(Initializer::Normal {
+                mean: a.get("mean")?,
+                std: a.std()?,
+            })
+        },
+        values: |v| match v {
+            Initializer::Normal { mean, std } => Some(vec![*mean, *std]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "uniform",
+        params: &[p("low", -0.05), p("high", 0.05)],
+        note: "",
+        build: |a| {
+            let (low, high) = a.bounds()?;
+            Ok(Initializer::Uniform { low, high })
+        },
+        values: |v| match v {
+            Initializer::Uniform { low, high } => Some(vec![*low, *high]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "truncated_normal",
+        params: &[p("mean", 0.0), p("std", 0.05)],
+        note: "cut at ±2 std",
+        build: |a| {
+            let (mean, std) = (a.get("mean")?, a.std()?);
+            Ok(Initializer::TruncatedNormal { mean, std })
+        },
+        values: |v| match v {
+            Initializer::TruncatedNormal { mean, std } => Some(vec![*mean, *std]),
+            _ => None,
+        },
+    },
+    plain!(
+        "glorot_uniform",
+        "U(±√(6/(fan_in+fan_out)))",
+        Initializer::GlorotUniform
+    ),
+    plain!(
+        "glorot_normal",
+        "truncated normal, std √(2/(fan_in+fan_out))/0.87962566 as in Keras",
+        Initializer::GlorotNormal
+    ),
+    plain!("he_uniform", "U(±√(6/fan_in))", Initializer::HeUniform),
+    plain!(
+        "he_normal",
+        "truncated normal, std √(2/fan_in)/0.87962566",
+        Initializer::HeNormal
+    ),
+    plain!(
+        "lecun_uniform",
+        "U(±√(3/fan_in))",
+        Initializer::LecunUniform
+    ),
+    plain!(
+        "lecun_normal",
+        "truncated normal, std √(1/fan_in)/0.87962566",
+        Initializer::LecunNormal
+    ),
+    plain!(
+        "burn_default",
+        "Burn's `LinearConfig` default, U(±√(1/fan_in)) for kernel and bias",
+        Initializer::BurnDefault
+    ),
+];
+
+/// Input distributions.
+pub const DISTRIBUTIONS: &[Kind<Distribution>] = &[
+    Kind {
+        name: "normal",
+        params: &[p("mean", 0.0), p("std", 1.0)],
+        note: "",
+        build: |a| {
+            Ok(Distribution::Normal {
+                mean: a.get("mean")?,
+                std: a.std()?,
+            })
+        },
+        values: |v| match v {
+            Distribution::Normal { mean, std } => Some(vec![*mean, *std]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "uniform",
+        params: &[p("low", 0.0), p("high", 1.0)],
+        note: "",
+        build: |a| {
+            let (low, high) = a.bounds()?;
+            Ok(Distribution::Uniform { low, high })
+        },
+        values: |v| match v {
+            Distribution::Uniform { low, high } => Some(vec![*low, *high]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "constant",
+        params: &[required("value")],
+        note: "",
+        build: |a| {
+            Ok(Distribution::Constant {
+                value: a.get("value")?,
+            })
+        },
+        values: |v| match v {
+            Distribution::Constant { value } => Some(vec![*value]),
+            _ => None,
+        },
+    },
+];
+
+/// Losses.
+pub const LOSSES: &[Kind<Loss>] = &[
+    plain!("sum_squares", "Σ out², the seed's", Loss::SumSquares),
+    plain!("mean_squares", "mean(out²)", Loss::MeanSquares),
+    plain!("sum", "Σ out", Loss::Sum),
+    plain!("mean", "mean(out)", Loss::Mean),
+    Kind {
+        name: "mse",
+        params: &[p("target", 0.0)],
+        note: "mean((out − target)²)",
+        build: |a| {
+            Ok(Loss::Mse {
+                target: a.get("target")?,
+            })
+        },
+        values: |v| match v {
+            Loss::Mse { target } => Some(vec![*target]),
+            _ => None,
+        },
+    },
+];
+
+/// One choice as the README lists it: `` `normal` (`mean` 0, `std` 0.05) ``, then its note.
+fn choice<T>(k: &Kind<T>) -> String {
+    let mut s = format!("`{}`", k.name);
+    let params: Vec<String> = k
+        .params
+        .iter()
+        .map(|p| match p.default {
+            Some(d) => format!("`{}` {d}", p.name),
+            None => format!("`{}` required", p.name),
+        })
+        .collect();
+    if !params.is_empty() {
+        s.push_str(&format!(" ({})", params.join(", ")));
+    }
+    if !k.note.is_empty() {
+        s.push_str(&format!(": {}", k.note));
+    }
+    s
+}
+
+fn row<T>(keys: &str, kinds: &[Kind<T>]) -> String {
+    let choices: Vec<String> = kinds.iter().map(choice).collect();
+    format!("| {keys} | {} |\n", choices.join("; "))
+}
+
+/// The README's table of named choices (markdown), generated from the tables above.
+pub fn reference_table() -> String {
+    let mut s = String::from("| key | choices (parameters and defaults): notes |\n|---|---|\n");
+    s.push_str(&row("`model.activation`", ACTIVATIONS));
+    s.push_str(&row("`model.kernel_init`, `model.bias_init`", INITIALIZERS));
+    s.push_str(&row("`inputs.distribution`", DISTRIBUTIONS));
+    s.push_str(&row("`loss`", LOSSES));
+    s
+}
