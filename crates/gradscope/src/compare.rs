@@ -87,23 +87,21 @@ fn unravel(mut flat: usize, shape: &[usize]) -> Vec<usize> {
     index
 }
 
-/// Compare `other` with `reference` (same shape) in the measure of the module docs.
-pub fn diff(
-    case: &str,
-    tensor: &str,
-    backend: &str,
-    shape: &[usize],
-    reference: &[f32],
-    other: &[f32],
-    tolerance: f64,
-) -> TensorDiff {
-    let scale = reference
-        .iter()
-        .filter(|v| v.is_finite())
-        .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
-    // Where the whole reference is zero, any other value is a difference: measure it against
-    // the smallest normal f32.
-    let scale = scale.max(f64::from(f32::MIN_POSITIVE));
+/// What one pass over a tensor pair finds.
+struct Scan {
+    /// The largest relative difference between finite pairs, and where.
+    worst: Option<(f64, usize)>,
+    /// Elements finite in one and not the other (or non-finite differently).
+    mismatches: usize,
+    /// Elements non-finite alike in both.
+    both: usize,
+    /// The first mismatches' places.
+    places: Vec<Place>,
+}
+
+/// Compare `other` with `reference` element by element; differences are relative to the
+/// element, or to `scale` where the element is under 1 % of it.
+fn scan(shape: &[usize], reference: &[f32], other: &[f32], scale: f64) -> Scan {
     let mut worst: Option<(f64, usize)> = None;
     let mut mismatches = 0;
     let mut both = 0;
@@ -135,6 +133,37 @@ pub fn diff(
             worst = Some((d, i));
         }
     }
+    Scan {
+        worst,
+        mismatches,
+        both,
+        places,
+    }
+}
+
+/// Compare `other` with `reference` (same shape) in the measure of the module docs.
+pub fn diff(
+    case: &str,
+    tensor: &str,
+    backend: &str,
+    shape: &[usize],
+    reference: &[f32],
+    other: &[f32],
+    tolerance: f64,
+) -> TensorDiff {
+    let scale = reference
+        .iter()
+        .filter(|v| v.is_finite())
+        .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+    // Where the whole reference is zero, any other value is a difference: measure it against
+    // the smallest normal f32.
+    let scale = scale.max(f64::from(f32::MIN_POSITIVE));
+    let Scan {
+        worst,
+        mismatches,
+        both,
+        places,
+    } = scan(shape, reference, other, scale);
     // As reported (f32), and as judged: the verdict counts what the report shows.
     let max_rel_diff = worst.map_or(0.0, |(d, _)| d) as f32;
     let (at, r, o) = match worst {

@@ -13,6 +13,7 @@
 //!
 //! Training runs add `update` (gradients finite, the updated weights not) and a step.
 
+use gradscope_model::MlpWeights;
 use serde::Serialize;
 
 use crate::run::{CaseOutcome, Outcome};
@@ -107,22 +108,8 @@ fn origin_of_case(outcome: &Outcome, case: &CaseOutcome) -> Option<Origin> {
     if n > 0 {
         return Some(at(OriginKind::Input, None, "input".into(), n));
     }
-    for (l, layer) in outcome.weights.layers.iter().enumerate() {
-        let parts = [
-            ("weight", Some(&layer.weight)),
-            ("bias", layer.bias.as_ref()),
-        ];
-        for (what, tensor) in parts {
-            let n = tensor.map_or(0, |t| nonfinite(&t.data));
-            if n > 0 {
-                return Some(at(
-                    OriginKind::Weights,
-                    Some(l),
-                    format!("layers.{l}.{what}"),
-                    n,
-                ));
-            }
-        }
+    if let Some((l, tensor, n)) = nonfinite_weight(&outcome.weights) {
+        return Some(at(OriginKind::Weights, Some(l), tensor, n));
     }
     for (l, z) in case.pre_activations.iter().enumerate() {
         let n = nonfinite(&z.data);
@@ -164,4 +151,20 @@ pub fn origin(outcome: &Outcome) -> Option<Origin> {
         .cases
         .iter()
         .find_map(|c| origin_of_case(outcome, c))
+}
+
+/// The first parameter (in layer order, weight before bias) holding a non-finite value: its
+/// layer, name and count.
+pub fn nonfinite_weight(weights: &MlpWeights) -> Option<(usize, String, usize)> {
+    weights.layers.iter().enumerate().find_map(|(l, layer)| {
+        [
+            ("weight", Some(&layer.weight)),
+            ("bias", layer.bias.as_ref()),
+        ]
+        .into_iter()
+        .find_map(|(what, tensor)| {
+            let n = tensor.map_or(0, |t| nonfinite(&t.data));
+            (n > 0).then(|| (l, format!("layers.{l}.{what}"), n))
+        })
+    })
 }

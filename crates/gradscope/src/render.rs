@@ -138,30 +138,7 @@ pub fn table(r: &ExperimentReport) -> String {
             case.input.distribution,
             fmt_sci(case.loss, 6)
         );
-        let _ = writeln!(
-            s,
-            "  {:w$}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}  {:>6}  {:>6}",
-            "parameter", "shape", "max", "min", "max |g|", "L2", "zero", "!fin"
-        );
-        for p in &case.params {
-            let flag = if p.nonfinite > 0 {
-                "  <- not finite"
-            } else {
-                ""
-            };
-            let _ = writeln!(
-                s,
-                "  {:w$}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}  {:>6}  {:>6}{flag}",
-                p.name,
-                format!("{:?}", p.shape),
-                f4(p.max),
-                f4(p.min),
-                f4(p.max_abs),
-                f4(p.l2),
-                pct(p.zero_fraction),
-                p.nonfinite
-            );
-        }
+        param_rows(&mut s, &case.params, w);
         let header = [
             "layer",
             "width",
@@ -183,6 +160,34 @@ pub fn table(r: &ExperimentReport) -> String {
     }
     let _ = writeln!(s, "\n{}", verdict(r));
     s
+}
+
+/// A case's parameter table: a header and one row per parameter, names padded to `w`.
+fn param_rows(s: &mut String, params: &[crate::stats::ParamStats], w: usize) {
+    let _ = writeln!(
+        s,
+        "  {:w$}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}  {:>6}  {:>6}",
+        "parameter", "shape", "max", "min", "max |g|", "L2", "zero", "!fin"
+    );
+    for p in params {
+        let flag = if p.nonfinite > 0 {
+            "  <- not finite"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            s,
+            "  {:w$}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}  {:>6}  {:>6}{flag}",
+            p.name,
+            format!("{:?}", p.shape),
+            f4(p.max),
+            f4(p.min),
+            f4(p.max_abs),
+            f4(p.l2),
+            pct(p.zero_fraction),
+            p.nonfinite
+        );
+    }
 }
 
 /// The report as markdown (for notebooks and the lab notebook in `experiments/`).

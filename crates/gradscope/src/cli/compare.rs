@@ -50,6 +50,39 @@ struct Plan {
 }
 
 fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
+    let kinds = backend_kinds(args)?;
+    let files = expand(&args.files, false).map_err(|e| vec![e.to_string()])?;
+    let available = if args.allow_large {
+        None
+    } else {
+        config::available_memory()
+    };
+    let mut errors = Vec::new();
+    let mut experiments = Vec::new();
+    for file in files {
+        match config::sets::load_with_sets(&file, &args.sets)
+            .and_then(|e| config::check_memory(&e, available).map(|()| e))
+        {
+            Ok(e) if e.sweep.is_some() => errors.push(format!(
+                "{}: this file is a sweep; compare runs one experiment on each backend (copy one grid point into a plain file)",
+                file.display()
+            )),
+            Ok(e) => experiments.push(e),
+            Err(e) => errors.push(e.to_string()),
+        }
+    }
+    if !errors.is_empty() {
+        return Err(errors);
+    }
+    Ok(Plan {
+        experiments,
+        backends: open_backends(kinds, args.device.as_deref())?,
+    })
+}
+
+/// The backends to compare, checked: distinct, at least two, and wgpu among them with
+/// `--device`; and a usable `--tolerance`.
+fn backend_kinds(args: &CompareArgs) -> Result<Vec<BackendKind>, Vec<String>> {
     if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
         return Err(vec![format!(
             "--tolerance {}: need a finite number ≥ 0",
@@ -74,34 +107,17 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
                 .into(),
         ]);
     }
-    let files = expand(&args.files, false).map_err(|e| vec![e.to_string()])?;
-    let available = if args.allow_large {
-        None
-    } else {
-        config::available_memory()
-    };
-    let mut errors = Vec::new();
-    let mut experiments = Vec::new();
-    for file in files {
-        match config::sets::load_with_sets(&file, &args.sets)
-            .and_then(|e| config::check_memory(&e, available).map(|()| e))
-        {
-            Ok(e) if e.sweep.is_some() => errors.push(format!(
-                "{}: this file is a sweep; compare runs one experiment on each backend (copy one grid point into a plain file)",
-                file.display()
-            )),
-            Ok(e) => experiments.push(e),
-            Err(e) => errors.push(e.to_string()),
-        }
-    }
-    if !errors.is_empty() {
-        return Err(errors);
-    }
+    Ok(kinds)
+}
+
+/// Open each backend (wgpu on `device`, if given).
+fn open_backends(
+    kinds: Vec<BackendKind>,
+    device: Option<&str>,
+) -> Result<Vec<crate::backend::Backend>, Vec<String>> {
     let mut backends = Vec::new();
     for k in kinds {
-        let selector = (k == BackendKind::Wgpu)
-            .then_some(args.device.as_deref())
-            .flatten();
+        let selector = (k == BackendKind::Wgpu).then_some(device).flatten();
         match backend::open(k, selector) {
             Ok(b) => backends.push(b),
             Err(e) => {
@@ -114,10 +130,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
             }
         }
     }
-    Ok(Plan {
-        experiments,
-        backends,
-    })
+    Ok(backends)
 }
 
 /// Run `compare`; returns the exit code.
