@@ -124,14 +124,15 @@ pub struct RawNamed {
     pub params: Vec<(String, f64)>,
 }
 
-/// Parameter names a named table may hold (besides `kind`).
-pub const NAMED_PARAMS: &[&str] = &[
-    "mean", "std", "low", "high", "value", "slope", "alpha", "target",
-];
+/// Parameter names a named table may hold (besides `kind`): `RawNamedTable`'s fields, which
+/// a test holds equal to the parameters of the kinds in `config::kinds`.
+pub fn named_params() -> &'static [&'static str] {
+    &fields_of::<RawNamedTable>()[1..]
+}
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
-struct RawNamedTable {
+pub(super) struct RawNamedTable {
     kind: String,
     mean: Option<f64>,
     std: Option<f64>,

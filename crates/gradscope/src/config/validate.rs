@@ -8,7 +8,7 @@ use toml::Spanned;
 
 use super::inputs::{Files, read_input, read_weights};
 use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES};
-use super::raw::{NAMED_PARAMS, RawExperiment, RawInput, RawModel, RawNamed, fields_of};
+use super::raw::{RawExperiment, RawInput, RawModel, RawNamed, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Distribution, Experiment, InputCase, InputSource, Loss};
 use crate::backend::BackendKind;
@@ -42,7 +42,7 @@ fn toml_error(src: &Source, e: &toml::de::Error) -> ConfigError {
     }
     if let Some(unknown) = between(&message, "unknown field `", "`") {
         let known: &[&str] = if message.contains("`kind`") {
-            NAMED_PARAMS
+            super::raw::named_params()
         } else if err.key.starts_with("model") {
             fields_of::<RawModel>()
         } else if err.key.starts_with("inputs") {
@@ -623,6 +623,24 @@ mod kind_tests {
         check(INITIALIZERS);
         check(DISTRIBUTIONS);
         check(LOSSES);
+    }
+
+    /// The parameter keys serde accepts in a named table are exactly those some kind takes.
+    #[test]
+    fn named_tables_accept_exactly_the_kinds_parameters() {
+        let mut taken: Vec<&str> = ACTIVATIONS
+            .iter()
+            .flat_map(|k| k.params)
+            .chain(INITIALIZERS.iter().flat_map(|k| k.params))
+            .chain(DISTRIBUTIONS.iter().flat_map(|k| k.params))
+            .chain(LOSSES.iter().flat_map(|k| k.params))
+            .map(|p| p.name)
+            .collect();
+        taken.sort_unstable();
+        taken.dedup();
+        let mut accepted = super::super::raw::named_params().to_vec();
+        accepted.sort_unstable();
+        assert_eq!(taken, accepted);
     }
 
     #[test]
