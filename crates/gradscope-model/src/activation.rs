@@ -49,6 +49,34 @@ impl Activation {
         }
     }
 
+    /// The activation of one value in f64 (a teacher network's host forward pass).
+    pub fn apply_f64(&self, x: f64) -> f64 {
+        let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
+        match *self {
+            Self::Relu => x.max(0.0),
+            Self::LeakyRelu { slope } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    slope * x
+                }
+            }
+            Self::Elu { alpha } => {
+                if x > 0.0 {
+                    x
+                } else {
+                    alpha * x.exp_m1()
+                }
+            }
+            Self::Gelu => 0.5 * x * (1.0 + libm::erf(x / std::f64::consts::SQRT_2)),
+            Self::Silu => x * sigmoid(x),
+            Self::Softplus => x.max(0.0) + (-x.abs()).exp().ln_1p(),
+            Self::Sigmoid => sigmoid(x),
+            Self::Tanh => x.tanh(),
+            Self::Identity => x,
+        }
+    }
+
     /// The activation's name as written in configs.
     pub fn name(&self) -> &'static str {
         match self {

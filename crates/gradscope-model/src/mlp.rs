@@ -64,7 +64,12 @@ impl MlpConfig {
     /// Draw the parameters from `self.seed`: layer by layer, kernel then bias, from one stream.
     /// The same config gives bit-identical weights on every machine and backend.
     pub fn draw_weights(&self) -> MlpWeights {
-        let mut rng = HostRng::new(self.seed, PARAMETER_STREAM);
+        self.draw_weights_on(PARAMETER_STREAM)
+    }
+
+    /// Draw the parameters from the seed's `stream` (a teacher network uses its own).
+    pub fn draw_weights_on(&self, stream: u64) -> MlpWeights {
+        let mut rng = HostRng::new(self.seed, stream);
         let widths = self.widths();
         let layers = widths
             .windows(2)

@@ -16,6 +16,14 @@ pub fn input_stream(index: usize) -> u64 {
     1 + index as u64
 }
 
+/// Stream of a training run's teacher network.
+pub const TEACHER_STREAM: u64 = 1 << 40;
+
+/// Stream of a training run's batch at `step` (counting from 0).
+pub fn batch_stream(step: usize) -> u64 {
+    (1 << 41) + step as u64
+}
+
 /// A seeded, portable random number generator.
 #[derive(Debug, Clone)]
 pub struct HostRng {

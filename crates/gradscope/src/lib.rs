@@ -30,3 +30,4 @@ pub mod stats;
 pub mod summary;
 pub mod sweep;
 pub mod tensors;
+pub mod train;

@@ -78,24 +78,33 @@ impl Origin {
             .unwrap_or_default();
         let plural = if self.count == 1 { "" } else { "s" };
         let count = format!("({} value{plural})", self.count);
-        let (kind, tensor, case) = (self.kind.phrase(), &self.tensor, &self.case);
+        let (kind, tensor) = (self.kind.phrase(), &self.tensor);
+        // A training run has one batch per step: no case to name.
+        let case = match self.step {
+            Some(_) => String::new(),
+            None => format!(" of case {}", self.case),
+        };
         match self.kind {
-            OriginKind::Input => format!("in the input of case {case}{step} {count}"),
-            OriginKind::Loss => format!("in the loss of case {case}{step}"),
+            OriginKind::Input if self.step.is_some() => {
+                format!("in the {tensor} of the batch{step} {count}")
+            }
+            OriginKind::Input => format!("in the input{case}{step} {count}"),
+            OriginKind::Loss => format!("in the loss{case}{step}"),
             OriginKind::Weights | OriginKind::Update => format!("{kind}{step}: {tensor} {count}"),
             OriginKind::Forward | OriginKind::Backward => {
-                format!("{kind}{step}: {tensor} of case {case} {count}")
+                format!("{kind}{step}: {tensor}{case} {count}")
             }
         }
     }
 }
 
-fn nonfinite(values: &[f32]) -> usize {
+pub fn nonfinite(values: &[f32]) -> usize {
     values.iter().filter(|v| !v.is_finite()).count()
 }
 
 /// The first failing tensor of one case, in computation order (see the module docs).
-fn origin_of_case(outcome: &Outcome, case: &CaseOutcome) -> Option<Origin> {
+/// The origin in one case of a pass over `weights`, if anything in it is non-finite.
+pub fn origin_of_case(weights: &MlpWeights, case: &CaseOutcome) -> Option<Origin> {
     let at = |kind, layer, tensor: String, count| Origin {
         kind,
         step: None,
@@ -108,7 +117,7 @@ fn origin_of_case(outcome: &Outcome, case: &CaseOutcome) -> Option<Origin> {
     if n > 0 {
         return Some(at(OriginKind::Input, None, "input".into(), n));
     }
-    if let Some((l, tensor, n)) = nonfinite_weight(&outcome.weights) {
+    if let Some((l, tensor, n)) = nonfinite_weight(weights) {
         return Some(at(OriginKind::Weights, Some(l), tensor, n));
     }
     for (l, z) in case.pre_activations.iter().enumerate() {
@@ -150,7 +159,7 @@ pub fn origin(outcome: &Outcome) -> Option<Origin> {
     outcome
         .cases
         .iter()
-        .find_map(|c| origin_of_case(outcome, c))
+        .find_map(|c| origin_of_case(&outcome.weights, c))
 }
 
 /// The first parameter (in layer order, weight before bias) holding a non-finite value: its

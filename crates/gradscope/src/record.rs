@@ -214,6 +214,66 @@ pub fn write(
     result
 }
 
+/// A training run's record, written as it runs: `config.toml` first, then one line of
+/// `steps.jsonl` per finished step (flushed, so a killed run keeps its finished steps), then
+/// `report.json` and `report.md` at the end.
+pub struct StepLog {
+    dir: PathBuf,
+    file: std::io::BufWriter<std::fs::File>,
+}
+
+impl StepLog {
+    /// Create `<out>/<name>/<stamp>-<backend>-train[-N]/` with the config in it.
+    pub fn create(
+        out: &Path,
+        exp: &Experiment,
+        stamp: &str,
+        backend: &str,
+    ) -> std::io::Result<Self> {
+        let parent = out.join(&exp.name);
+        std::fs::create_dir_all(&parent)?;
+        let dir = unused_dir(&parent, &format!("{stamp}-{backend}-train"));
+        std::fs::create_dir_all(&dir)?;
+        write_atomic(&dir.join("config.toml"), exp.to_toml().as_bytes())?;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(dir.join("steps.jsonl"))?;
+        Ok(Self {
+            dir,
+            file: std::io::BufWriter::new(file),
+        })
+    }
+
+    /// Append one step's line.
+    pub fn append(&mut self, step: &crate::train::StepRecord) -> std::io::Result<()> {
+        use std::io::Write as _;
+        let line = serde_json::to_string(step).map_err(std::io::Error::other)?;
+        writeln!(self.file, "{line}")?;
+        self.file.flush()
+    }
+
+    /// Write the summary files; returns the record's directory.
+    pub fn finish(
+        mut self,
+        report: &crate::train::TrainReport,
+        text: &str,
+    ) -> std::io::Result<PathBuf> {
+        use std::io::Write as _;
+        self.file.flush()?;
+        self.file.get_ref().sync_all()?;
+        write_atomic(
+            &self.dir.join("report.json"),
+            format!("{}\n", report.to_json()).as_bytes(),
+        )?;
+        write_atomic(
+            &self.dir.join("report.md"),
+            format!("```\n{text}```\n").as_bytes(),
+        )?;
+        Ok(self.dir)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

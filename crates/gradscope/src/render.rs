@@ -391,3 +391,76 @@ mod tests {
         assert_eq!(wrap("", 5), vec![""]);
     }
 }
+
+/// A training run for a terminal: the setting, a table of steps (about 10, evenly spaced,
+/// and the last), and the verdict: "finite for all N steps", or where the first non-finite
+/// value was born and how the layer grew before it.
+pub fn training(r: &crate::train::TrainReport, steps: &[crate::train::StepRecord]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "experiment  {}", r.experiment);
+    let _ = writeln!(s, "backend     {}", r.backend);
+    let _ = writeln!(
+        s,
+        "training    {} steps of {}, learning rate {}, batch {}, clip {}, loss {}, seed {}",
+        r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss, r.seed
+    );
+    let _ = writeln!(
+        s,
+        "\n  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
+        "step", "loss", "|grad|", "max |z|", "||delta_0||", "max update"
+    );
+    let every = steps.len().div_ceil(10).max(1);
+    for (i, st) in steps.iter().enumerate() {
+        if i % every != 0 && i + 1 != steps.len() {
+            continue;
+        }
+        let z = st.layers.iter().map(|l| l.z_max_abs).fold(0.0, f64::max);
+        let up = st.layers.iter().map(|l| l.update_ratio).fold(0.0, f64::max);
+        let d0 = st.layers.first().map_or(f64::NAN, |l| l.delta_l2);
+        let _ = writeln!(
+            s,
+            "  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
+            st.step,
+            sci(st.loss),
+            sci(st.grad_norm),
+            sci(z),
+            sci(d0),
+            sci(up)
+        );
+    }
+    match &r.origin {
+        None => {
+            let _ = writeln!(
+                s,
+                "\nfinite for all {} steps; loss {} -> {}",
+                r.steps_run,
+                sci(r.first_loss),
+                sci(r.last_loss)
+            );
+        }
+        Some(o) => {
+            let _ = writeln!(s, "\nNOT FINITE: {}", o.describe());
+            if let Some(g) = &r.growth {
+                let _ = writeln!(
+                    s,
+                    "growth of layer {} before it (max |z|, ||delta||):",
+                    g.layer
+                );
+                for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
+                    let _ = writeln!(s, "  step {step:>7}  {:>11}  {:>11}", sci(*z), sci(*d));
+                }
+                let _ = writeln!(
+                    s,
+                    "  max |z| grew by x{} per step",
+                    sci(g.z_factor_per_step)
+                );
+            }
+        }
+    }
+    s
+}
+
+/// An f64 in the report's scientific style (4 significant digits; inf and nan spelled).
+fn sci(v: f64) -> String {
+    fmt_sci(v as f32, 4)
+}

@@ -86,6 +86,9 @@ pub fn loss_of(loss: Loss, output: Tensor<2>) -> Tensor<1> {
             let diff = output.sub_scalar(target);
             (diff.clone() * diff).mean()
         }
+        Loss::CrossEntropy | Loss::CrossEntropyNaive => {
+            unreachable!("validation refuses label losses without [train]")
+        }
     }
 }
 
@@ -102,6 +105,9 @@ pub fn loss_per_trial(loss: Loss, output: Tensor<3>) -> Tensor<1> {
         Loss::Mse { target } => {
             let diff = flat.sub_scalar(target);
             (diff.clone() * diff).mean_dim(1)
+        }
+        Loss::CrossEntropy | Loss::CrossEntropyNaive => {
+            unreachable!("validation refuses label losses without [train]")
         }
     };
     per_trial.reshape([trials])

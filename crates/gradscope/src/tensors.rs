@@ -86,3 +86,40 @@ pub fn dump(
     }
     Ok(written)
 }
+
+/// A training run's dump: `<dir>/step-<N>.safetensors` for the last finite step and the
+/// failing one, each with the weights before the step (load them with `[model] weights =` to
+/// replay it), the batch (`input`, `targets`), z (`z.layers.i`), δ and the gradients.
+pub fn write_training_dump(
+    dir: &Path,
+    exp: &Experiment,
+    outcome: &crate::train::TrainOutcome,
+) -> std::io::Result<Vec<PathBuf>> {
+    std::fs::create_dir_all(dir)?;
+    let mut written = Vec::new();
+    for st in &outcome.dumps {
+        let metadata = HashMap::from([
+            ("experiment".to_string(), exp.name.clone()),
+            ("step".to_string(), st.step.to_string()),
+            ("loss".to_string(), exp.loss.name().to_string()),
+            ("seed".to_string(), exp.seed.to_string()),
+            ("kernel_layout".to_string(), "[in, out]".to_string()),
+        ]);
+        let mut tensors: Vec<(String, F32View)> = case_tensors(&st.weights, &st.pass)
+            .into_iter()
+            .map(|(n, t)| (n, F32View(t)))
+            .collect();
+        for (i, z) in st.pass.pre_activations.iter().enumerate() {
+            tensors.push((format!("z.layers.{i}"), F32View(z)));
+        }
+        if !st.batch.targets.data.is_empty() {
+            tensors.push(("targets".into(), F32View(&st.batch.targets)));
+        }
+        let bytes =
+            safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
+        let path = dir.join(format!("step-{}.safetensors", st.step));
+        crate::record::write_atomic(&path, &bytes)?;
+        written.push(path);
+    }
+    Ok(written)
+}

@@ -193,6 +193,7 @@ pub(super) fn run_experiments(
         let t = plan.thresholds;
         let result = match &exp.sweep {
             Some(sweep) => run_one_sweep(exp, sweep, backend, args, t, header, out, err),
+            None if exp.train.is_some() => run_training(exp, backend, args, i, out, err),
             None => {
                 let many = plan.experiments.len() > 1;
                 run_plain(exp, backend, args, t, (i, header, many), out, err)
@@ -296,6 +297,18 @@ fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), Str
     }
     for exp in experiments {
         let path = exp.path.display();
+        if exp.train.is_some() {
+            if exp.sweep.is_some() {
+                return Err(format!(
+                    "{path}: sweeps over training runs are not supported yet; run each setting with --set train.KEY=VALUE"
+                ));
+            }
+            if args.format == Format::Csv || args.notebook.is_some() {
+                return Err(format!(
+                    "{path}: a training run prints a table, markdown or JSON and writes no notebook page yet; its steps are in the record's steps.jsonl"
+                ));
+            }
+        }
         if exp.sweep.is_some() {
             if args.no_record {
                 return Err("a sweep always writes a record (its finished trials are kept there); choose where with --out DIR".into());
@@ -395,4 +408,63 @@ fn run_one_sweep(
 
 fn notebook_error(dir: &Path, e: &std::io::Error) -> String {
     format!("cannot write the notebook page in {}: {e}", dir.display())
+}
+
+/// Run one training experiment: steps appended to the record's `steps.jsonl` as they finish,
+/// then the summary (`report.json`, `report.md`) and the report on stdout. Exit 3 when a step
+/// went non-finite (unless `--allow-nonfinite`).
+fn run_training(
+    exp: &Experiment,
+    backend: &Backend,
+    args: &RunArgs,
+    index: usize,
+    out: &mut dyn Write,
+    err: &mut dyn Write,
+) -> Result<ExitStatus, ExitStatus> {
+    let fail = |err: &mut dyn Write, m: String| report_error(err, &m, ExitStatus::Failure);
+    let mut log = if args.no_record {
+        None
+    } else {
+        let stamp = record::utc(std::time::SystemTime::now(), false);
+        let l = record::StepLog::create(&args.out, exp, &stamp, backend.kind.name())
+            .map_err(|e| fail(err, format!("cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record", args.out.display())))?;
+        Some(l)
+    };
+    let mut write_error = None;
+    let outcome = crate::train::train(exp, backend, &mut |step| {
+        if let Some(l) = log.as_mut() {
+            if let Err(e) = l.append(step) {
+                write_error.get_or_insert(e);
+            }
+        }
+    })
+    .map_err(|e| fail(err, format!("{}: {e}", exp.path.display())))?;
+    if let Some(e) = write_error {
+        return Err(fail(err, format!("cannot append to steps.jsonl: {e}")));
+    }
+    let report = crate::train::TrainReport::new(exp, backend, &outcome);
+    let text = render::training(&report, &outcome.steps);
+    if let Some(l) = log {
+        let dir = l
+            .finish(&report, &text)
+            .map_err(|e| fail(err, format!("cannot finish the run record: {e}")))?;
+        let _ = writeln!(err, "note: run record written to {}", dir.display());
+    }
+    if let Some(dir) = &args.dump {
+        crate::tensors::write_training_dump(dir, exp, &outcome)
+            .map_err(|e| fail(err, format!("cannot write the dump: {e}")))?;
+    }
+    let sep = if index > 0 { "\n" } else { "" };
+    let shown = match args.format {
+        Format::Json => format!("{}\n", report.to_json()),
+        _ => format!("{sep}{text}"),
+    };
+    out.write_all(shown.as_bytes())
+        .and_then(|_| out.flush())
+        .map_err(|_| ExitStatus::Failure)?;
+    Ok(if !report.finite && !args.allow_nonfinite {
+        ExitStatus::NonFinite
+    } else {
+        ExitStatus::Ok
+    })
 }

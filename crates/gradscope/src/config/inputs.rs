@@ -160,16 +160,21 @@ impl Files {
     }
 }
 
-/// Read a 2-D input tensor from `path` through `files`.
-pub fn read_input(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
+/// Read an array of any rank from a `.npy` or `.safetensors` file through `files`.
+pub fn read_array(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
     let bytes = files.read(path)?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let tensor = match ext {
+    match ext {
         "npy" => read_npy(&bytes),
         "safetensors" => read_safetensors(&bytes),
         _ => Err(Problem::Extension),
     }
-    .map_err(|p| p.at(path))?;
+    .map_err(|p| p.at(path))
+}
+
+/// Read a 2-D input tensor from `path` through `files`.
+pub fn read_input(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
+    let tensor = read_array(path, files)?;
     if tensor.shape.len() != 2 {
         return Err(Problem::Rank {
             rank: 2,

@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::raw::RawNamed;
 use super::source::ConfigError;
 use super::validate::Checker;
-use super::{Distribution, Loss};
+use super::{Clip, Distribution, Loss, Optimizer};
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -313,6 +313,79 @@ pub const LOSSES: &[Kind<Loss>] = &[
             _ => None,
         },
     },
+    plain!(
+        "cross_entropy",
+        "mean of −log_softmax(out)[label], stable; training with labels",
+        Loss::CrossEntropy
+    ),
+    plain!(
+        "cross_entropy_naive",
+        "−mean Σ onehot·log(softmax(out)), as classic tutorials wrote it: log(0) = −inf",
+        Loss::CrossEntropyNaive
+    ),
+];
+
+/// Optimisers (`train.optimizer`), with PyTorch's update rules.
+pub const OPTIMIZERS: &[Kind<Optimizer>] = &[
+    Kind {
+        name: "sgd",
+        params: &[p("momentum", 0.0)],
+        note: "b ← μb + g, w ← w − lr·b",
+        build: |a| {
+            Ok(Optimizer::Sgd {
+                momentum: a.get("momentum")?,
+            })
+        },
+        values: |v| match v {
+            Optimizer::Sgd { momentum } => Some(vec![*momentum]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "adam",
+        params: &[p("beta1", 0.9), p("beta2", 0.999), p("epsilon", 1e-8)],
+        note: "bias-corrected, ε added to √v̂",
+        build: |a| {
+            Ok(Optimizer::Adam {
+                beta1: a.get("beta1")?,
+                beta2: a.get("beta2")?,
+                epsilon: a.get("epsilon")?,
+            })
+        },
+        values: |v| match v {
+            Optimizer::Adam {
+                beta1,
+                beta2,
+                epsilon,
+            } => Some(vec![*beta1, *beta2, *epsilon]),
+            _ => None,
+        },
+    },
+];
+
+/// Gradient clipping (`train.clip`).
+pub const CLIPS: &[Kind<Clip>] = &[
+    plain!("none", "", Clip::None),
+    Kind {
+        name: "norm",
+        params: &[required("max")],
+        note: "global norm over all parameters, as PyTorch's `clip_grad_norm_`",
+        build: |a| Ok(Clip::Norm { max: a.get("max")? }),
+        values: |v| match v {
+            Clip::Norm { max } => Some(vec![*max]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "value",
+        params: &[required("max")],
+        note: "each element clamped to [−max, max]",
+        build: |a| Ok(Clip::Value { max: a.get("max")? }),
+        values: |v| match v {
+            Clip::Value { max } => Some(vec![*max]),
+            _ => None,
+        },
+    },
 ];
 
 /// One choice as the README lists it: `` `normal` (`mean` 0, `std` 0.05) ``, then its note.
@@ -322,7 +395,7 @@ fn choice<T>(k: &Kind<T>) -> String {
         .params
         .iter()
         .map(|p| match p.default {
-            Some(d) => format!("`{}` {d}", p.name),
+            Some(d) => format!("`{}` {d:?}", p.name),
             None => format!("`{}` required", p.name),
         })
         .collect();
@@ -347,5 +420,43 @@ pub fn reference_table() -> String {
     s.push_str(&row("`model.kernel_init`, `model.bias_init`", INITIALIZERS));
     s.push_str(&row("`inputs.distribution`", DISTRIBUTIONS));
     s.push_str(&row("`loss`", LOSSES));
+    s.push_str(&row("`train.optimizer`", OPTIMIZERS));
+    s.push_str(&row("`train.clip`", CLIPS));
     s
+}
+
+/// A value as configs write it: its bare name, or an inline table with `kind` and its
+/// parameters in the order the kind lists them.
+pub fn show_named<T>(kinds: &[Kind<T>], value: &T) -> String {
+    let Some((kind, values)) = kind_of(kinds, value) else {
+        unreachable!("every value has a kind in its table (tested)")
+    };
+    let quote = |s: &str| format!("\"{s}\"");
+    if kind.params.is_empty() {
+        return quote(kind.name);
+    }
+    let params: Vec<String> = kind
+        .params
+        .iter()
+        .zip(values)
+        .map(|(p, v)| format!("{} = {v:?}", p.name))
+        .collect();
+    format!("{{ kind = {}, {} }}", quote(kind.name), params.join(", "))
+}
+
+/// A value for people: `sgd(momentum=0.9)`, `none`.
+pub fn describe_named<T>(kinds: &[Kind<T>], value: &T) -> String {
+    let Some((kind, values)) = kind_of(kinds, value) else {
+        unreachable!("every value has a kind in its table (tested)")
+    };
+    if kind.params.is_empty() {
+        return kind.name.to_string();
+    }
+    let params: Vec<String> = kind
+        .params
+        .iter()
+        .zip(values)
+        .map(|(p, v)| format!("{}={v:?}", p.name))
+        .collect();
+    format!("{}({})", kind.name, params.join(", "))
 }

@@ -8,6 +8,7 @@ pub mod sets;
 mod show;
 pub mod source;
 pub mod sweep;
+mod train;
 mod validate;
 
 use std::path::{Path, PathBuf};
@@ -37,10 +38,99 @@ pub struct Experiment {
     pub inputs: Vec<InputCase>,
     /// Weights read from a file instead of drawn from the seed.
     pub weights: Option<LoadedWeights>,
+    /// Training, when the file has a `[train]` table.
+    pub train: Option<Train>,
     /// The sweep, when the file has a `[sweep]` table.
     pub sweep: Option<sweep::Sweep>,
     /// The file it was read from.
     pub path: PathBuf,
+}
+
+/// `[train]`: optimisation on fresh batches.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Train {
+    /// Optimisation steps.
+    pub steps: usize,
+    /// Examples per step.
+    pub batch: usize,
+    /// The optimiser.
+    pub optimizer: Optimizer,
+    /// Step size.
+    pub learning_rate: f64,
+    /// Gradient clipping.
+    pub clip: Clip,
+    /// Where batches come from.
+    pub data: Data,
+}
+
+/// An optimiser, with PyTorch's update rules.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Optimizer {
+    /// b ← μ·b + g (b = g at the first step), w ← w − lr·b; plain SGD for μ = 0.
+    Sgd {
+        /// μ.
+        momentum: f64,
+    },
+    /// Adam (Kingma & Ba), bias-corrected, ε added to √v̂.
+    Adam {
+        /// β₁.
+        beta1: f64,
+        /// β₂.
+        beta2: f64,
+        /// ε.
+        epsilon: f64,
+    },
+}
+
+/// Gradient clipping before the update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Clip {
+    /// None.
+    None,
+    /// Scale every gradient by max / (‖g‖ + 10⁻⁶) when the global norm ‖g‖ over all
+    /// parameters exceeds `max` (PyTorch's `clip_grad_norm_`).
+    Norm {
+        /// The largest global norm.
+        max: f64,
+    },
+    /// Clamp every element to [−max, max].
+    Value {
+        /// The bound.
+        max: f64,
+    },
+}
+
+/// Where a training run's batches come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Data {
+    /// Inputs from the first `[[inputs]]` case's distribution; targets from a teacher network
+    /// (the model's architecture, Glorot-uniform kernels, zero biases) drawn from the seed's
+    /// teacher stream: with `classes`, labels (the argmax of its output), else its output.
+    Teacher {
+        /// The number of classes (= `model.output`), for labels.
+        classes: Option<usize>,
+    },
+    /// Rows drawn (with replacement, from the seed's batch stream) from files.
+    Files {
+        /// The inputs file.
+        inputs_path: PathBuf,
+        /// `[N, model.input]`.
+        inputs: HostTensor,
+        /// The targets file.
+        targets_path: PathBuf,
+        /// `[N]` labels (classification) or `[N, model.output]` values.
+        targets: HostTensor,
+    },
+}
+
+impl Data {
+    /// Whether the targets are class labels.
+    pub fn labels(&self) -> bool {
+        match self {
+            Self::Teacher { classes } => classes.is_some(),
+            Self::Files { targets, .. } => targets.shape.len() == 1,
+        }
+    }
 }
 
 /// Weights read from a file (`[model] weights`).
@@ -122,23 +212,29 @@ pub enum Loss {
     Sum,
     /// mean(output).
     Mean,
-    /// mean((output − target)²).
+    /// mean((output − target)²); in training, the data's targets.
     Mse {
-        /// The constant target.
+        /// The constant target (plain runs).
         target: f64,
     },
+    /// mean over the batch of −log_softmax(output)[label], computed stably (log-sum-exp
+    /// with the maximum subtracted). Training with labels only.
+    CrossEntropy,
+    /// −mean over the batch of Σ_k onehot_k · log(softmax(output)_k), as classic tutorials
+    /// wrote it: log(0) = −inf once a probability underflows, and 0·(−inf) = NaN. Training
+    /// with labels only.
+    CrossEntropyNaive,
 }
 
 impl Loss {
     /// The name used in configs.
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::SumSquares => "sum_squares",
-            Self::MeanSquares => "mean_squares",
-            Self::Sum => "sum",
-            Self::Mean => "mean",
-            Self::Mse { .. } => "mse",
-        }
+        kinds::kind_of(kinds::LOSSES, self).map_or("?", |(k, _)| k.name)
+    }
+
+    /// Whether the loss compares the output with class labels.
+    pub fn needs_labels(&self) -> bool {
+        matches!(self, Self::CrossEntropy | Self::CrossEntropyNaive)
     }
 }
 

@@ -57,6 +57,9 @@ pub struct RawExperiment {
     pub loss: Option<Spanned<RawNamed>>,
     /// The input cases, each run through the same network (`[[inputs]]` tables).
     pub inputs: Spanned<Vec<Spanned<RawInput>>>,
+    /// Train the network instead of measuring one gradient: `[train]` with `steps`,
+    /// `learning_rate` and optionally `batch`, `optimizer`, `clip`, `data`.
+    pub train: Option<Spanned<RawTrain>>,
     /// A sweep: `trials = N` seeds (seed, seed+1, ...) at every point of the grid spanned by
     /// lists of values for config keys, e.g. `"model.depth" = [2, 4, 8]`.
     pub sweep: Option<Spanned<toml::Table>>,
@@ -94,6 +97,43 @@ pub struct RawModel {
     /// `layers.{i}.weight` `[d_in, d_out]` and `layers.{i}.bias` (a `--dump` file works);
     /// relative to the config file's directory.
     pub weights: Option<Spanned<String>>,
+}
+
+/// `[train]`: optimisation steps on fresh batches, each step checked for non-finite values.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawTrain {
+    /// Optimisation steps (≥ 1).
+    pub steps: Spanned<i64>,
+    /// Examples per step (≥ 1). Default 32.
+    pub batch: Option<Spanned<i64>>,
+    /// `"sgd"` or `{ kind = "sgd", momentum = 0.9 }` (PyTorch's SGD), or `"adam"` or
+    /// `{ kind = "adam", beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 }`. Default `sgd`.
+    pub optimizer: Option<Spanned<RawNamed>>,
+    /// Step size (finite, > 0).
+    pub learning_rate: Spanned<f64>,
+    /// `"none"` (default), `{ kind = "norm", max = 1.0 }` (the global norm of all gradients,
+    /// as PyTorch's `clip_grad_norm_`) or `{ kind = "value", max = 1.0 }` (each element).
+    pub clip: Option<Spanned<RawNamed>>,
+    /// `{ kind = "teacher", classes = 10 }` (labels: the argmax of a teacher network;
+    /// without `classes`, its outputs as regression targets) or `{ kind = "files", inputs =
+    /// "x.npy", targets = "y.npy" }` (targets `[N]` labels or `[N, output]` values). Default
+    /// `teacher` with `classes = model.output` for the cross-entropy losses.
+    pub data: Option<Spanned<RawData>>,
+}
+
+/// `train.data`: where the batches come from.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawData {
+    /// `teacher` or `files`.
+    pub kind: String,
+    /// `teacher`: the number of classes (= `model.output`).
+    pub classes: Option<i64>,
+    /// `files`: the inputs file, `[N, model.input]`.
+    pub inputs: Option<String>,
+    /// `files`: the targets file, `[N]` labels or `[N, model.output]`.
+    pub targets: Option<String>,
 }
 
 /// `[[inputs]]`: one input case.
@@ -142,6 +182,11 @@ pub(super) struct RawNamedTable {
     slope: Option<f64>,
     alpha: Option<f64>,
     target: Option<f64>,
+    momentum: Option<f64>,
+    beta1: Option<f64>,
+    beta2: Option<f64>,
+    epsilon: Option<f64>,
+    max: Option<f64>,
 }
 
 impl<'de> Deserialize<'de> for RawNamed {
@@ -169,6 +214,11 @@ impl<'de> Deserialize<'de> for RawNamed {
                     ("slope", t.slope),
                     ("alpha", t.alpha),
                     ("target", t.target),
+                    ("momentum", t.momentum),
+                    ("beta1", t.beta1),
+                    ("beta2", t.beta2),
+                    ("epsilon", t.epsilon),
+                    ("max", t.max),
                 ]
                 .into_iter()
                 .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
@@ -210,9 +260,21 @@ mod tests {
                 "model",
                 "loss",
                 "inputs",
+                "train",
                 "sweep"
             ]
         );
         assert_eq!(fields_of::<RawModel>().len(), 12);
+        assert_eq!(
+            fields_of::<RawTrain>(),
+            [
+                "steps",
+                "batch",
+                "optimizer",
+                "learning_rate",
+                "clip",
+                "data"
+            ]
+        );
     }
 }

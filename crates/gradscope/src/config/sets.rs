@@ -5,7 +5,7 @@ use std::path::Path;
 
 use toml::{Table, Value};
 
-use super::raw::{RawExperiment, RawInput, RawModel, fields_of};
+use super::raw::{RawExperiment, RawInput, RawModel, RawTrain, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Experiment, parse, read_source};
 
@@ -16,7 +16,7 @@ pub fn settable_keys() -> &'static [String] {
     static KEYS: std::sync::LazyLock<Vec<String>> = std::sync::LazyLock::new(|| {
         let top = fields_of::<RawExperiment>()
             .iter()
-            .filter(|k| !["model", "inputs", "sweep"].contains(k))
+            .filter(|k| !["model", "inputs", "train", "sweep"].contains(k))
             .map(|k| k.to_string());
         let model = fields_of::<RawModel>().iter().map(|k| match *k {
             "activation_overrides" => "model.activation_overrides.N".to_string(),
@@ -25,7 +25,8 @@ pub fn settable_keys() -> &'static [String] {
         let inputs = fields_of::<RawInput>()
             .iter()
             .map(|k| format!("inputs.N.{k}"));
-        top.chain(model).chain(inputs).collect()
+        let train = fields_of::<RawTrain>().iter().map(|k| format!("train.{k}"));
+        top.chain(model).chain(inputs).chain(train).collect()
     });
     &KEYS
 }

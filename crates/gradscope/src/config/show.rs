@@ -5,8 +5,9 @@ use std::fmt::Write as _;
 
 use gradscope_model::{Activation, Initializer};
 
-use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES, kind_of};
-use super::{Experiment, InputSource};
+use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES};
+use super::kinds::{CLIPS, OPTIMIZERS};
+use super::{Data, Experiment, InputSource, Train};
 
 /// A TOML float literal (Rust's `{:?}` of a finite f64 always has a `.` or an exponent).
 fn num(v: f64) -> String {
@@ -18,22 +19,9 @@ fn quote(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_else(|_| format!("\"{s}\""))
 }
 
-/// A named choice as written in configs: its bare name, or an inline table with `kind` and its
-/// parameters in the order the kind lists them.
+/// A named choice as written in configs.
 fn named<T>(kinds: &[Kind<T>], value: &T) -> String {
-    let Some((kind, values)) = kind_of(kinds, value) else {
-        unreachable!("every value has a kind in its table (tested)")
-    };
-    if kind.params.is_empty() {
-        return quote(kind.name);
-    }
-    let params: Vec<String> = kind
-        .params
-        .iter()
-        .zip(values)
-        .map(|(p, v)| format!("{} = {}", p.name, num(v)))
-        .collect();
-    format!("{{ kind = {}, {} }}", quote(kind.name), params.join(", "))
+    super::kinds::show_named(kinds, value)
 }
 
 fn activation(a: &Activation) -> String {
@@ -100,9 +88,41 @@ impl Experiment {
                 }
             }
         }
+        if let Some(t) = &self.train {
+            s.push_str(&train_toml(t));
+        }
         if let Some(sweep) = &self.sweep {
             s.push_str(&sweep.to_toml());
         }
         s
     }
+}
+
+/// The `[train]` table, every default written out.
+fn train_toml(t: &Train) -> String {
+    let shown = |p: &std::path::Path| {
+        let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+        quote(&p.to_string_lossy())
+    };
+    let data = match &t.data {
+        Data::Teacher { classes: Some(k) } => format!("{{ kind = \"teacher\", classes = {k} }}"),
+        Data::Teacher { classes: None } => "{ kind = \"teacher\" }".to_string(),
+        Data::Files {
+            inputs_path,
+            targets_path,
+            ..
+        } => format!(
+            "{{ kind = \"files\", inputs = {}, targets = {} }}",
+            shown(inputs_path),
+            shown(targets_path)
+        ),
+    };
+    format!(
+        "\n[train]\nsteps = {}\nbatch = {}\noptimizer = {}\nlearning_rate = {}\nclip = {}\ndata = {data}\n",
+        t.steps,
+        t.batch,
+        named(OPTIMIZERS, &t.optimizer),
+        num(t.learning_rate),
+        named(CLIPS, &t.clip),
+    )
 }

@@ -69,7 +69,22 @@ pub struct Checker<'a> {
 }
 
 impl Checker<'_> {
-    fn err(&self, span: Range<usize>, key: &str, message: impl Into<String>) -> ConfigError {
+    /// The config file's directory (files it names are relative to it).
+    pub(super) fn dir(&self) -> &std::path::Path {
+        self.src.path.parent().unwrap_or(std::path::Path::new(""))
+    }
+
+    /// The files read so far.
+    pub(super) fn files(&self) -> &Files {
+        self.files
+    }
+
+    pub(super) fn err(
+        &self,
+        span: Range<usize>,
+        key: &str,
+        message: impl Into<String>,
+    ) -> ConfigError {
         self.src.error(Some(span), Some(key), message)
     }
 
@@ -85,7 +100,7 @@ impl Checker<'_> {
         usize::try_from(n).map_err(|_| self.err(v.span(), key, format!("{n} is too large")))
     }
 
-    fn finite(&self, v: f64, span: &Range<usize>, key: &str, what: &str) -> Result<f64> {
+    pub(super) fn finite(&self, v: f64, span: &Range<usize>, key: &str, what: &str) -> Result<f64> {
         if v.is_finite() {
             Ok(v)
         } else {
@@ -99,7 +114,7 @@ impl Checker<'_> {
 
     /// Resolve a named choice: the kind must be one of `kinds`, and only the parameters listed
     /// for that kind may be given; then the kind's constructor builds the value.
-    fn named<T>(
+    pub(super) fn named<T>(
         &self,
         v: &Spanned<RawNamed>,
         key: &str,
@@ -383,6 +398,21 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
     };
     let inputs = c.inputs(&raw.inputs, &model)?;
     let weights = c.weights(&raw.model, &model)?;
+    let train = match &raw.train {
+        Some(t) => Some(c.train(t, &model, &loss, &inputs)?),
+        None => None,
+    };
+    if train.is_none() && loss.needs_labels() {
+        let span = raw.loss.as_ref().map_or(0..0, Spanned::span);
+        return Err(c.err(
+            span,
+            "loss",
+            format!(
+                "the loss `{}` compares the output with class labels, which come with training: add a [train] table",
+                loss.name()
+            ),
+        ));
+    }
     let sweep = match &raw.sweep {
         Some(table) => Some(super::sweep::plan(src, table, files)?),
         None => None,
@@ -396,6 +426,7 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         loss,
         inputs,
         weights,
+        train,
         sweep,
         path: src.path.clone(),
     })
@@ -634,6 +665,12 @@ mod kind_tests {
             .chain(INITIALIZERS.iter().flat_map(|k| k.params))
             .chain(DISTRIBUTIONS.iter().flat_map(|k| k.params))
             .chain(LOSSES.iter().flat_map(|k| k.params))
+            .chain(
+                super::super::kinds::OPTIMIZERS
+                    .iter()
+                    .flat_map(|k| k.params),
+            )
+            .chain(super::super::kinds::CLIPS.iter().flat_map(|k| k.params))
             .map(|p| p.name)
             .collect();
         taken.sort_unstable();

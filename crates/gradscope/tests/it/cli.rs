@@ -284,11 +284,7 @@ const BAD: &[(&str, &str, &str)] = &[
         "kind = \"constant\", value = 1.0",
         "kind = \"gaussian\"",
     ),
-    (
-        "unknown_loss",
-        "seed = 0",
-        "seed = 0\nloss = \"cross_entropy\"",
-    ),
+    ("unknown_loss", "seed = 0", "seed = 0\nloss = \"hinge\""),
     (
         "unknown_backend",
         "seed = 0",

@@ -14,4 +14,5 @@ mod records;
 mod reference;
 mod sweeps;
 mod tensors;
+mod training;
 mod wgpu;

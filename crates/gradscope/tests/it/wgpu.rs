@@ -11,7 +11,7 @@ use crate::common;
 use std::process::Command;
 
 use crate::common::{
-    EVERY_ACTIVATION, activation_experiment, activation_toml, close, seed_configs,
+    EVERY_ACTIVATION, activation_experiment, activation_toml, close, seed_configs, wgpu_or_skip,
 };
 use gradscope::backend::{self, Backend, BackendKind};
 use gradscope::config;
@@ -40,17 +40,6 @@ fn assert_case_close(at: &str, got: &run::CaseOutcome, want: &run::CaseOutcome) 
     assert_eq!(got.deltas.len(), want.deltas.len(), "{at}");
     for (l, (g, w)) in got.deltas.iter().zip(&want.deltas).enumerate() {
         check(&format!("δ{l}"), &g.data, &w.data);
-    }
-}
-
-fn wgpu_or_skip(test: &str) -> Option<Backend> {
-    match backend::open(BackendKind::Wgpu, None) {
-        Ok(b) => Some(b),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("{test}: wgpu must work in CI: {e}"),
-        Err(e) => {
-            eprintln!("skipping {test}: no wgpu adapter on this machine: {e}");
-            None
-        }
     }
 }
 

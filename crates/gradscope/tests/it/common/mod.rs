@@ -277,8 +277,13 @@ pub fn check_within_f32_rounding(
 
 /// A 2-D little-endian f32 `.npy` file (format version 1), as NumPy writes it.
 pub fn npy(rows: usize, cols: usize, values: &[f32]) -> Vec<u8> {
-    let mut header =
-        format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, {cols}), }}");
+    npy_of(&format!("({rows}, {cols})"), values)
+}
+
+/// A version-1.0 .npy file of f32 `values` with the shape written as Python does
+/// (`(3,)`, `(2, 4)`).
+pub fn npy_of(shape: &str, values: &[f32]) -> Vec<u8> {
+    let mut header = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
     while (10 + header.len() + 1) % 64 != 0 {
         header.push(' ');
     }
@@ -309,4 +314,29 @@ pub fn write_by_spec(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     out.extend_from_slice(header.as_bytes());
     out.extend(data);
     out
+}
+
+/// The wgpu backend, or `None` with a printed reason where this machine has no adapter; under
+/// CI (`CI` set) a missing adapter fails instead, because `.ci/run` installs lavapipe.
+pub fn wgpu_or_skip(test: &str) -> Option<gradscope::backend::Backend> {
+    use gradscope::backend::{self, BackendKind};
+    match backend::open(BackendKind::Wgpu, None) {
+        Ok(b) => Some(b),
+        Err(e) if std::env::var_os("CI").is_some() => panic!("{test}: wgpu must work in CI: {e}"),
+        Err(e) => {
+            eprintln!("skipping {test}: no wgpu adapter on this machine: {e}");
+            None
+        }
+    }
+}
+
+/// ndarray, flex and (where there is an adapter) wgpu.
+pub fn every_backend(test: &str) -> Vec<gradscope::backend::Backend> {
+    use gradscope::backend::{self, BackendKind};
+    let mut b: Vec<_> = [BackendKind::Ndarray, BackendKind::Flex]
+        .into_iter()
+        .map(|k| backend::open(k, None).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    b.extend(wgpu_or_skip(test));
+    b
 }

@@ -148,6 +148,9 @@ fn loss_and_grad(loss: Loss, out: &[f64]) -> (f64, Vec<f64>) {
             out.iter().map(|o| (o - target).powi(2)).sum::<f64>() / n,
             out.iter().map(|o| 2.0 * (o - target) / n).collect(),
         ),
+        Loss::CrossEntropy | Loss::CrossEntropyNaive => {
+            panic!("the label losses need labels: training tests compute them themselves")
+        }
     }
 }
 
@@ -206,11 +209,28 @@ pub fn oracle_rounded(w: &MlpWeights, x: &HostTensor, loss: Loss) -> OracleResul
 }
 
 fn oracle_in(w: &MlpWeights, x: &HostTensor, loss: Loss, p: Precision) -> OracleResult {
-    let layers = layers_of(w);
+    oracle_layers(
+        &layers_of(w),
+        &w.activations,
+        x,
+        &|out| loss_and_grad(loss, out),
+        p,
+    )
+}
+
+/// The oracle on f64 `layers` with the loss (and ∂loss/∂output) `loss_grad` gives for the
+/// output `[batch, d_out]`.
+pub fn oracle_layers(
+    layers: &Layers,
+    activations: &[Activation],
+    x: &HostTensor,
+    loss_grad: &dyn Fn(&[f64]) -> (f64, Vec<f64>),
+    p: Precision,
+) -> OracleResult {
     let batch = x.shape[0];
     let xs: Vec<f64> = x.data.iter().map(|&v| f64::from(v)).collect();
-    let (tape, out) = forward(&layers, &w.activations, &xs, batch, p);
-    let (loss_value, delta) = loss_and_grad(loss, &out);
+    let (tape, out) = forward(layers, activations, &xs, batch, p);
+    let (loss_value, delta) = loss_grad(&out);
     let (loss_value, mut delta) = (
         p.q(loss_value),
         delta.into_iter().map(|d| p.q(d)).collect::<Vec<_>>(),
@@ -243,7 +263,7 @@ fn oracle_in(w: &MlpWeights, x: &HostTensor, loss: Loss, p: Precision) -> Oracle
                     for j in 0..*d_out {
                         s = p.q(s + p.q(w_l[i * d_out + j] * delta[r * d_out + j]));
                     }
-                    let slope = p.q(act_grad(w.activations[l - 1], z_prev[r * d_in + i]));
+                    let slope = p.q(act_grad(activations[l - 1], z_prev[r * d_in + i]));
                     next[r * d_in + i] = p.q(s * slope);
                 }
             }

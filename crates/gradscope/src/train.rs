@@ -1,0 +1,676 @@
+//! Training runs (`[train]`): optimisation steps on fresh batches, every step measured and
+//! checked, in the order the computation runs, for the first non-finite value.
+//!
+//! The forward and backward passes run on the backend (Burn's autodiff); batches, targets,
+//! clipping and the optimiser step run on the host, element by element in f64 and stored as
+//! f32. So every backend gets the same batches and the same update rule, and only the passes
+//! differ. The update rules are PyTorch's (`torch.optim.SGD`, `torch.optim.Adam`,
+//! `clip_grad_norm_`); Burn's optimisers are not used because its norm clipping is per
+//! tensor, not global, and because the `update` origin and the update ratio need the step
+//! before it is applied.
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::{log_softmax, softmax};
+use gradscope_model::rng::{TEACHER_STREAM, batch_stream};
+use gradscope_model::{
+    HostRng, HostTensor, Initializer, Mlp, MlpConfig, MlpWeights, NamedTensor, collect_gradients,
+};
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::config::kinds::{CLIPS, OPTIMIZERS, describe_named};
+use crate::config::{Clip, Data, Distribution, Experiment, InputSource, Loss, Optimizer, Train};
+use crate::origin::{Origin, OriginKind, nonfinite, origin_of_case};
+use crate::run::{CaseOutcome, RunError, loss_of};
+
+/// One batch: inputs `[batch, d_input]` and targets (`[batch]` labels as f32, or
+/// `[batch, d_output]` values; empty for losses without targets).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Batch {
+    /// The inputs.
+    pub inputs: HostTensor,
+    /// The targets.
+    pub targets: HostTensor,
+}
+
+/// What one layer did in one step.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct LayerStep {
+    /// max |z_l| (NaN or inf when z_l holds such values; null in JSON).
+    pub z_max_abs: f64,
+    /// ‖z_l‖₂.
+    pub z_l2: f64,
+    /// ‖δ_l‖₂.
+    pub delta_l2: f64,
+    /// ‖∂L/∂W_l‖₂ (the kernel's gradient, before clipping).
+    pub grad_l2: f64,
+    /// ‖W_l‖₂ before the step.
+    pub weight_l2: f64,
+    /// ‖ΔW_l‖₂ / ‖W_l‖₂: the relative size of the step's update of the kernel.
+    pub update_ratio: f64,
+    /// Fraction of units whose activation is 0 for every example of the batch (hidden layers).
+    pub dead_fraction: f64,
+    /// Non-finite values in z_l, δ_l and the layer's gradients.
+    pub nonfinite: usize,
+}
+
+/// One line of `steps.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct StepRecord {
+    /// The step, from 0.
+    pub step: usize,
+    /// The loss of the batch before the update.
+    pub loss: f64,
+    /// The global gradient norm over all parameters, before clipping.
+    pub grad_norm: f64,
+    /// The same after clipping.
+    pub grad_norm_clipped: f64,
+    /// Per layer, input first.
+    pub layers: Vec<LayerStep>,
+}
+
+/// The tensors of one step, for `--dump`.
+#[derive(Debug, Clone)]
+pub struct StepTensors {
+    /// The step.
+    pub step: usize,
+    /// The parameters before the step.
+    pub weights: MlpWeights,
+    /// The batch.
+    pub batch: Batch,
+    /// The pass: z, δ, gradients.
+    pub pass: CaseOutcome,
+}
+
+/// A whole training run.
+#[derive(Debug, Clone)]
+pub struct TrainOutcome {
+    /// One record per step run (the failing step is the last).
+    pub steps: Vec<StepRecord>,
+    /// Where the first non-finite value was born, if anywhere.
+    pub origin: Option<Origin>,
+    /// The parameters after the last step.
+    pub weights: MlpWeights,
+    /// The last finite step and the failing one (with a failure).
+    pub dumps: Vec<StepTensors>,
+}
+
+/// The teacher network: the model's architecture with Glorot-uniform kernels and zero biases,
+/// drawn from the seed's teacher stream.
+pub fn teacher(exp: &Experiment) -> MlpWeights {
+    let config = MlpConfig {
+        kernel_init: Initializer::GlorotUniform,
+        bias_init: Initializer::Zeros,
+        gain: 1.0,
+        ..exp.model.clone()
+    };
+    config.draw_weights_on(TEACHER_STREAM)
+}
+
+/// A host forward pass in f64 (for the teacher's targets: the same on every backend).
+fn host_forward(w: &MlpWeights, x: &HostTensor) -> Vec<Vec<f64>> {
+    let rows = x.shape[0];
+    let mut a: Vec<Vec<f64>> = (0..rows)
+        .map(|r| {
+            x.data[r * x.shape[1]..(r + 1) * x.shape[1]]
+                .iter()
+                .map(|&v| f64::from(v))
+                .collect()
+        })
+        .collect();
+    let last = w.layers.len() - 1;
+    for (l, layer) in w.layers.iter().enumerate() {
+        let (d_in, d_out) = (layer.weight.shape[0], layer.weight.shape[1]);
+        a = a
+            .iter()
+            .map(|row| {
+                (0..d_out)
+                    .map(|j| {
+                        let b = layer.bias.as_ref().map_or(0.0, |b| f64::from(b.data[j]));
+                        let z = (0..d_in).fold(b, |s, i| {
+                            s + row[i] * f64::from(layer.weight.data[i * d_out + j])
+                        });
+                        if l < last {
+                            w.activations[l].apply_f64(z)
+                        } else {
+                            z
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+    }
+    a
+}
+
+/// The batch of `step`, drawn from the seed's batch stream.
+pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&MlpWeights>, step: usize) -> Batch {
+    let mut rng = HostRng::new(exp.seed, batch_stream(step));
+    let b = train.batch;
+    match &train.data {
+        Data::Files {
+            inputs, targets, ..
+        } => {
+            let n = inputs.shape[0];
+            let rows: Vec<usize> = (0..b)
+                .map(|_| ((rng.unit() * n as f64) as usize).min(n - 1))
+                .collect();
+            let pick = |t: &HostTensor| {
+                let w = t.shape.get(1).copied().unwrap_or(1);
+                let data = rows
+                    .iter()
+                    .flat_map(|&r| t.data[r * w..(r + 1) * w].iter().copied())
+                    .collect();
+                let mut shape = t.shape.clone();
+                shape[0] = b;
+                HostTensor::new(shape, data)
+            };
+            Batch {
+                inputs: pick(inputs),
+                targets: pick(targets),
+            }
+        }
+        Data::Teacher { classes } => {
+            let d = exp.model.d_input;
+            let dist = match exp.inputs.first().map(|c| &c.source) {
+                Some(InputSource::Distribution(d)) => *d,
+                _ => Distribution::Normal {
+                    mean: 0.0,
+                    std: 1.0,
+                },
+            };
+            let data = (0..b * d)
+                .map(|_| match dist {
+                    Distribution::Normal { mean, std } => rng.normal(mean, std) as f32,
+                    Distribution::Uniform { low, high } => rng.uniform(low, high) as f32,
+                    Distribution::Constant { value } => value as f32,
+                })
+                .collect();
+            let inputs = HostTensor::new(vec![b, d], data);
+            let targets = match (teacher, exp.loss) {
+                (Some(t), _) if classes.is_some() => {
+                    let out = host_forward(t, &inputs);
+                    let labels = out.iter().map(|row| argmax(row) as f32).collect();
+                    HostTensor::new(vec![b], labels)
+                }
+                (Some(t), Loss::Mse { .. }) => {
+                    let out = host_forward(t, &inputs);
+                    let k = exp.model.d_output;
+                    let data = out.iter().flatten().map(|&v| v as f32).collect();
+                    HostTensor::new(vec![b, k], data)
+                }
+                _ => HostTensor::new(vec![0], Vec::new()),
+            };
+            Batch { inputs, targets }
+        }
+    }
+}
+
+fn argmax(row: &[f64]) -> usize {
+    row.iter()
+        .enumerate()
+        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+            if v > bv { (i, v) } else { (bi, bv) }
+        })
+        .0
+}
+
+/// The training loss of `output` `[batch, k]` against the batch's targets.
+pub fn train_loss(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<1> {
+    let device = output.device();
+    let [b, k] = output.dims();
+    let onehot = || {
+        let mut data = vec![0.0f32; b * k];
+        for (r, &label) in targets.data.iter().enumerate() {
+            data[r * k + label as usize] = 1.0;
+        }
+        HostTensor::new(vec![b, k], data).to_device::<2>(&device)
+    };
+    match loss {
+        Loss::CrossEntropy => (log_softmax(output, 1) * onehot())
+            .sum()
+            .neg()
+            .div_scalar(b as f64),
+        Loss::CrossEntropyNaive => (softmax(output, 1).log() * onehot())
+            .sum()
+            .neg()
+            .div_scalar(b as f64),
+        Loss::Mse { .. } if targets.shape == [b, k] => {
+            let diff = output - targets.to_device::<2>(&device);
+            (diff.clone() * diff).mean()
+        }
+        other => loss_of(other, output),
+    }
+}
+
+/// Optimiser state: one buffer (SGD momentum) or two (Adam) per parameter tensor.
+struct OptimizerState {
+    first: Vec<Vec<f32>>,
+    second: Vec<Vec<f32>>,
+    steps: i32,
+}
+
+/// Parameters in collection order (`layers.0.weight`, `layers.0.bias`, ...), mutable.
+fn params_mut(w: &mut MlpWeights) -> Vec<&mut HostTensor> {
+    w.layers
+        .iter_mut()
+        .flat_map(|l| std::iter::once(&mut l.weight).chain(l.bias.as_mut()))
+        .collect()
+}
+
+/// The global L2 norm of `grads`.
+fn global_norm(grads: &[NamedTensor]) -> f64 {
+    grads
+        .iter()
+        .flat_map(|g| &g.tensor.data)
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// Clip `grads` in place; returns the global norm after clipping.
+pub fn clip(grads: &mut [NamedTensor], clip: Clip) -> f64 {
+    match clip {
+        Clip::None => {}
+        Clip::Norm { max } => {
+            let norm = global_norm(grads);
+            // PyTorch's clip_grad_norm_: coefficient max / (norm + 1e-6), clamped to 1.
+            let coef = (max / (norm + 1e-6)).min(1.0);
+            if coef < 1.0 {
+                for v in grads.iter_mut().flat_map(|g| g.tensor.data.iter_mut()) {
+                    *v = (f64::from(*v) * coef) as f32;
+                }
+            }
+        }
+        Clip::Value { max } => {
+            let m = max as f32;
+            for v in grads.iter_mut().flat_map(|g| g.tensor.data.iter_mut()) {
+                *v = v.clamp(-m, m);
+            }
+        }
+    }
+    global_norm(grads)
+}
+
+impl OptimizerState {
+    fn new(w: &MlpWeights) -> Self {
+        let zeros: Vec<Vec<f32>> = w
+            .layers
+            .iter()
+            .flat_map(|l| std::iter::once(&l.weight).chain(l.bias.as_ref()))
+            .map(|t| vec![0.0; t.data.len()])
+            .collect();
+        Self {
+            first: zeros.clone(),
+            second: zeros,
+            steps: 0,
+        }
+    }
+
+    /// One step of `train`'s optimiser on `w` with `grads` (in parameter order).
+    fn step(&mut self, train: &Train, w: &mut MlpWeights, grads: &[NamedTensor]) {
+        self.steps += 1;
+        let lr = train.learning_rate;
+        let t = self.steps;
+        for (i, p) in params_mut(w).into_iter().enumerate() {
+            let g = &grads[i].tensor.data;
+            let (m, v) = (&mut self.first[i], &mut self.second[i]);
+            for j in 0..p.data.len() {
+                let gj = f64::from(g[j]);
+                let wj = f64::from(p.data[j]);
+                p.data[j] = match train.optimizer {
+                    Optimizer::Sgd { momentum } => {
+                        // PyTorch: the buffer starts as the first gradient.
+                        let b = if t == 1 {
+                            gj
+                        } else {
+                            momentum * f64::from(m[j]) + gj
+                        };
+                        m[j] = b as f32;
+                        wj - lr * b
+                    }
+                    Optimizer::Adam {
+                        beta1,
+                        beta2,
+                        epsilon,
+                    } => {
+                        let mj = beta1 * f64::from(m[j]) + (1.0 - beta1) * gj;
+                        let vj = beta2 * f64::from(v[j]) + (1.0 - beta2) * gj * gj;
+                        m[j] = mj as f32;
+                        v[j] = vj as f32;
+                        let c1 = 1.0 - beta1.powi(t);
+                        let c2 = 1.0 - beta2.powi(t);
+                        let denom = f64::from(v[j]).sqrt() / c2.sqrt() + epsilon;
+                        wj - (lr / c1) * f64::from(m[j]) / denom
+                    }
+                } as f32;
+            }
+        }
+    }
+}
+
+/// ‖values‖₂ and max |values|: NaN when a value is NaN, else inf when a value is ±inf.
+fn norms(values: &[f32]) -> (f64, f64) {
+    let (sum, max) = values.iter().fold((0.0, 0.0f64), |(s, m), &v| {
+        let v = f64::from(v);
+        let m = if v.is_nan() || m.is_nan() {
+            f64::NAN
+        } else {
+            m.max(v.abs())
+        };
+        (s + v * v, m)
+    });
+    (sum.sqrt(), max)
+}
+
+/// One forward + backward pass of `w` on `batch`.
+fn pass(
+    exp: &Experiment,
+    backend: &Backend,
+    w: &MlpWeights,
+    batch: &Batch,
+) -> Result<CaseOutcome, RunError> {
+    let model = Mlp::from_weights(w, &backend.device);
+    let x: Tensor<2> = batch.inputs.to_device(&backend.device);
+    let trace = model.forward_traced(x, true);
+    let loss = train_loss(exp.loss, trace.output.clone(), &batch.targets);
+    let mut grads = loss.backward();
+    let named = collect_gradients(&model, &mut grads).map_err(RunError::MissingGradient)?;
+    let deltas = trace
+        .delta_probes
+        .iter()
+        .enumerate()
+        .map(|(l, probe)| {
+            probe
+                .grad_remove(&mut grads)
+                .map(HostTensor::from_tensor)
+                .ok_or_else(|| RunError::MissingGradient(vec![format!("delta.layers.{l}")]))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let output = HostTensor::from_tensor(trace.output.detach());
+    let mut layer_outputs: Vec<HostTensor> = trace
+        .activations
+        .into_iter()
+        .map(|a| HostTensor::from_tensor(a.detach()))
+        .collect();
+    layer_outputs.push(output.clone());
+    Ok(CaseOutcome {
+        name: "train".into(),
+        input: batch.inputs.clone(),
+        output,
+        loss: HostTensor::from_tensor(loss).data[0],
+        grads: named,
+        deltas,
+        layer_outputs,
+        pre_activations: trace
+            .pre_activations
+            .into_iter()
+            .map(|z| HostTensor::from_tensor(z.detach()))
+            .collect(),
+    })
+}
+
+/// The step's record from its pass, the weights before and after it, and the norms.
+fn record(
+    step: usize,
+    pass: &CaseOutcome,
+    before: &MlpWeights,
+    after: &MlpWeights,
+    grad_norms: (f64, f64),
+) -> StepRecord {
+    let layers = before.layers.len();
+    let layers = (0..layers)
+        .map(|l| {
+            let z = &pass.pre_activations[l];
+            let (z_l2, z_max_abs) = norms(&z.data);
+            let (delta_l2, _) = norms(&pass.deltas[l].data);
+            let grads: Vec<&NamedTensor> = pass
+                .grads
+                .iter()
+                .filter(|g| g.name.starts_with(&format!("layers.{l}.")))
+                .collect();
+            let kernel = grads.iter().find(|g| g.name.ends_with(".weight"));
+            let (grad_l2, _) = kernel.map_or((0.0, 0.0), |g| norms(&g.tensor.data));
+            let w0 = &before.layers[l].weight.data;
+            let w1 = &after.layers[l].weight.data;
+            let (weight_l2, _) = norms(w0);
+            let diff: f64 = w0
+                .iter()
+                .zip(w1)
+                .map(|(a, b)| (f64::from(*b) - f64::from(*a)).powi(2))
+                .sum::<f64>()
+                .sqrt();
+            let hidden = l + 1 < before.layers.len();
+            let width = z.shape[1];
+            let rows = z.shape[0];
+            let a = &pass.layer_outputs[l];
+            let dead = if hidden {
+                (0..width)
+                    .filter(|&j| (0..rows).all(|r| a.data[r * width + j] == 0.0))
+                    .count() as f64
+                    / width as f64
+            } else {
+                0.0
+            };
+            LayerStep {
+                z_max_abs,
+                z_l2,
+                delta_l2,
+                grad_l2,
+                weight_l2,
+                update_ratio: diff / weight_l2,
+                dead_fraction: dead,
+                nonfinite: nonfinite(&z.data)
+                    + nonfinite(&pass.deltas[l].data)
+                    + grads
+                        .iter()
+                        .map(|g| nonfinite(&g.tensor.data))
+                        .sum::<usize>(),
+            }
+        })
+        .collect();
+    StepRecord {
+        step,
+        loss: f64::from(pass.loss),
+        grad_norm: grad_norms.0,
+        grad_norm_clipped: grad_norms.1,
+        layers,
+    }
+}
+
+/// The first parameter an update made non-finite.
+fn update_origin(step: usize, after: &MlpWeights) -> Option<Origin> {
+    crate::origin::nonfinite_weight(after).map(|(l, tensor, count)| Origin {
+        kind: OriginKind::Update,
+        step: Some(step as u64),
+        case: "train".into(),
+        layer: Some(l),
+        tensor,
+        count,
+    })
+}
+
+/// Train `exp` on `backend`, calling `on_step` with each step's record as it finishes (to
+/// append it to `steps.jsonl`). Stops at the first step with a non-finite value.
+pub fn train(
+    exp: &Experiment,
+    backend: &Backend,
+    on_step: &mut dyn FnMut(&StepRecord),
+) -> Result<TrainOutcome, RunError> {
+    let Some(train) = &exp.train else {
+        unreachable!("train() is called for experiments with [train]")
+    };
+    let mut weights = match &exp.weights {
+        Some(loaded) => loaded.weights.clone(),
+        None => exp.model.draw_weights(),
+    };
+    let teacher = matches!(train.data, Data::Teacher { .. }).then(|| teacher(exp));
+    let mut state = OptimizerState::new(&weights);
+    let mut steps = Vec::with_capacity(train.steps.min(1 << 20));
+    let mut last: Option<StepTensors> = None;
+    for step in 0..train.steps {
+        let batch = batch(exp, train, teacher.as_ref(), step);
+        let targets_bad = nonfinite(&batch.targets.data);
+        let pass = pass(exp, backend, &weights, &batch)?;
+        let mut origin = if targets_bad > 0 {
+            Some(Origin {
+                kind: OriginKind::Input,
+                step: None,
+                case: "train".into(),
+                layer: None,
+                tensor: "targets".into(),
+                count: targets_bad,
+            })
+        } else {
+            None
+        };
+        if nonfinite(&batch.inputs.data) > 0 || origin.is_none() {
+            origin = origin_of_case(&weights, &pass).or(origin);
+        }
+        let before = weights.clone();
+        let mut grads = pass.grads.clone();
+        let norm = global_norm(&grads);
+        let clipped = clip(&mut grads, train.clip);
+        if origin.is_none() {
+            state.step(train, &mut weights, &grads);
+            origin = update_origin(step, &weights);
+        }
+        let record = record(step, &pass, &before, &weights, (norm, clipped));
+        on_step(&record);
+        steps.push(record);
+        let tensors = StepTensors {
+            step,
+            weights: before,
+            batch,
+            pass,
+        };
+        if let Some(mut o) = origin {
+            o.step = Some(step as u64);
+            let dumps = last.into_iter().chain([tensors]).collect();
+            return Ok(TrainOutcome {
+                steps,
+                origin: Some(o),
+                weights,
+                dumps,
+            });
+        }
+        last = Some(tensors);
+    }
+    Ok(TrainOutcome {
+        steps,
+        origin: None,
+        weights,
+        dumps: Vec::new(),
+    })
+}
+
+/// The growth of one layer before a failure: max |z_l| and ‖δ_l‖ over the last steps.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Growth {
+    /// The layer.
+    pub layer: usize,
+    /// The steps covered (at most the last 10 before the failing one, and it).
+    pub steps: Vec<usize>,
+    /// max |z_l| at each.
+    pub z_max_abs: Vec<f64>,
+    /// ‖δ_l‖₂ at each.
+    pub delta_l2: Vec<f64>,
+    /// The geometric mean factor per step of max |z_l| over the finite values covered.
+    pub z_factor_per_step: f64,
+}
+
+/// A training run's summary: what `report.json` holds and the text report shows.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "kind", rename = "train")]
+pub struct TrainReport {
+    /// The experiment's name.
+    pub experiment: String,
+    /// The backend.
+    pub backend: String,
+    /// The seed.
+    pub seed: u64,
+    /// The loss.
+    pub loss: String,
+    /// The optimiser, as in the config.
+    pub optimizer: String,
+    /// The learning rate.
+    pub learning_rate: f64,
+    /// The clipping, as in the config.
+    pub clip: String,
+    /// The batch size.
+    pub batch: usize,
+    /// Steps asked for.
+    pub steps: usize,
+    /// Steps run (fewer when a step went non-finite).
+    pub steps_run: usize,
+    /// The first step's loss.
+    pub first_loss: f64,
+    /// The last step's loss.
+    pub last_loss: f64,
+    /// Whether every step stayed finite.
+    pub finite: bool,
+    /// Where the first non-finite value was born.
+    pub origin: Option<Origin>,
+    /// The growth of the origin's layer before the failure.
+    pub growth: Option<Growth>,
+}
+
+impl TrainReport {
+    /// Summarise `outcome` of `exp` on `backend`.
+    pub fn new(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome) -> Self {
+        let Some(t) = &exp.train else {
+            unreachable!("a training report is of an experiment with [train]")
+        };
+        let growth = outcome
+            .origin
+            .as_ref()
+            // The origin's layer; the output layer for the loss (and the inputs).
+            .map(|o| o.layer.unwrap_or(outcome.weights.layers.len() - 1))
+            .map(|layer| growth(&outcome.steps, layer));
+        Self {
+            experiment: exp.name.clone(),
+            backend: backend.kind.name().to_string(),
+            seed: exp.seed,
+            loss: exp.loss.name().to_string(),
+            optimizer: describe_named(OPTIMIZERS, &t.optimizer),
+            learning_rate: t.learning_rate,
+            clip: describe_named(CLIPS, &t.clip),
+            batch: t.batch,
+            steps: t.steps,
+            steps_run: outcome.steps.len(),
+            first_loss: outcome.steps.first().map_or(f64::NAN, |s| s.loss),
+            last_loss: outcome.steps.last().map_or(f64::NAN, |s| s.loss),
+            finite: outcome.origin.is_none(),
+            origin: outcome.origin.clone(),
+            growth,
+        }
+    }
+
+    /// The report as JSON (non-finite numbers as null).
+    pub fn to_json(&self) -> String {
+        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+    }
+}
+
+fn growth(steps: &[StepRecord], layer: usize) -> Growth {
+    let from = steps.len().saturating_sub(11);
+    let window = &steps[from..];
+    let z: Vec<f64> = window.iter().map(|s| s.layers[layer].z_max_abs).collect();
+    let finite: Vec<(usize, f64)> = z
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, v)| v.is_finite() && *v > 0.0)
+        .collect();
+    let factor = match (finite.first(), finite.last()) {
+        (Some(&(i, a)), Some(&(j, b))) if j > i => (b / a).powf(1.0 / (j - i) as f64),
+        _ => f64::NAN,
+    };
+    Growth {
+        layer,
+        steps: window.iter().map(|s| s.step).collect(),
+        z_max_abs: z,
+        delta_l2: window.iter().map(|s| s.layers[layer].delta_l2).collect(),
+        z_factor_per_step: factor,
+    }
+}

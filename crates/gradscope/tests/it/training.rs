@@ -1,0 +1,401 @@
+//! Training runs: the trajectory against an f64 oracle of PyTorch's SGD (with momentum) and
+//! Adam, the origin of the first non-finite value for each kind, on every backend, and bad
+//! `[train]` input.
+
+use gradscope::config::{self, Clip, Experiment, Optimizer, Source};
+use gradscope::train::{self, StepRecord};
+
+use crate::common::every_backend;
+use crate::common::oracle::{Layers, Precision, layers_of, oracle_layers};
+
+fn experiment(text: &str) -> Experiment {
+    config::parse(Source {
+        path: "training.toml".into(),
+        text: text.into(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// A small classifier: 8 → 16 → 16 → 4, batch 16, cross-entropy on a teacher's labels.
+fn classifier(activation: &str, optimizer: &str, lr: f64, clip: &str, steps: usize) -> Experiment {
+    experiment(&format!(
+        "name = \"t\"\ndescription = \"d\"\nseed = 5\nloss = \"cross_entropy\"\n\
+         [model]\ninput = 8\nhidden = [16, 16]\noutput = 4\nactivation = \"{activation}\"\n\
+         kernel_init = \"he_normal\"\nbias_init = {{ kind = \"normal\", std = 0.1 }}\n\
+         [[inputs]]\nname = \"x\"\nbatch = 1\ndistribution = \"normal\"\n\
+         [train]\nsteps = {steps}\nbatch = 16\noptimizer = {optimizer}\nlearning_rate = {lr}\n\
+         clip = {clip}\ndata = {{ kind = \"teacher\", classes = 4 }}\n"
+    ))
+}
+
+/// Stable cross-entropy in f64: the mean over rows of logsumexp(z) − z[label], and its
+/// gradient (softmax − onehot) / batch.
+fn cross_entropy(out: &[f64], labels: &[usize], k: usize) -> (f64, Vec<f64>) {
+    let b = labels.len();
+    let mut loss = 0.0;
+    let mut grad = vec![0.0; out.len()];
+    for (r, &label) in labels.iter().enumerate() {
+        let z = &out[r * k..(r + 1) * k];
+        let m = z.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+        let sum: f64 = z.iter().map(|v| (v - m).exp()).sum();
+        loss += m + sum.ln() - z[label];
+        for j in 0..k {
+            let p = (z[j] - m).exp() / sum;
+            grad[r * k + j] = (p - if j == label { 1.0 } else { 0.0 }) / b as f64;
+        }
+    }
+    (loss / b as f64, grad)
+}
+
+/// The run in f64 from the same initial weights and batches: the oracle's gradients, then
+/// PyTorch's clipping and update rules (torch.optim.SGD, torch.optim.Adam,
+/// clip_grad_norm_). Returns each step's loss and the final weights.
+fn reference(exp: &Experiment) -> (Vec<f64>, Layers) {
+    let t = exp.train.as_ref().unwrap_or_else(|| panic!("no [train]"));
+    let w0 = exp.model.draw_weights();
+    let teacher = train::teacher(exp);
+    let mut layers = layers_of(&w0);
+    let k = exp.model.d_output;
+    let n_params = 2 * layers.len();
+    let mut m: Vec<Vec<f64>> = vec![Vec::new(); n_params];
+    let mut v: Vec<Vec<f64>> = vec![Vec::new(); n_params];
+    let mut losses = Vec::new();
+    for step in 0..t.steps {
+        let batch = train::batch(exp, t, Some(&teacher), step);
+        let labels: Vec<usize> = batch.targets.data.iter().map(|&l| l as usize).collect();
+        let r = oracle_layers(
+            &layers,
+            &w0.activations,
+            &batch.inputs,
+            &|out| cross_entropy(out, &labels, k),
+            Precision::F64,
+        );
+        losses.push(r.loss);
+        let mut grads: Vec<Vec<f64>> = r.grads.into_iter().flat_map(|(w, b)| [w, b]).collect();
+        if let Clip::Norm { max } = t.clip {
+            let norm = grads.iter().flatten().map(|g| g * g).sum::<f64>().sqrt();
+            let coef = (max / (norm + 1e-6)).min(1.0);
+            grads.iter_mut().flatten().for_each(|g| *g *= coef);
+        }
+        let tn = (step + 1) as i32;
+        for (i, g) in grads.iter().enumerate() {
+            let (l, is_bias) = (i / 2, i % 2 == 1);
+            let p = if is_bias {
+                &mut layers[l].1
+            } else {
+                &mut layers[l].0
+            };
+            if m[i].is_empty() {
+                m[i] = vec![0.0; g.len()];
+                v[i] = vec![0.0; g.len()];
+            }
+            for j in 0..g.len() {
+                match t.optimizer {
+                    Optimizer::Sgd { momentum } => {
+                        m[i][j] = if tn == 1 {
+                            g[j]
+                        } else {
+                            momentum * m[i][j] + g[j]
+                        };
+                        p[j] -= t.learning_rate * m[i][j];
+                    }
+                    Optimizer::Adam {
+                        beta1,
+                        beta2,
+                        epsilon,
+                    } => {
+                        m[i][j] = beta1 * m[i][j] + (1.0 - beta1) * g[j];
+                        v[i][j] = beta2 * v[i][j] + (1.0 - beta2) * g[j] * g[j];
+                        let c1 = 1.0 - beta1.powi(tn);
+                        let c2 = 1.0 - beta2.powi(tn);
+                        p[j] -=
+                            t.learning_rate / c1 * m[i][j] / (v[i][j].sqrt() / c2.sqrt() + epsilon);
+                    }
+                }
+            }
+        }
+    }
+    (losses, layers)
+}
+
+/// ‖got − want‖ / ‖want‖ over every parameter.
+fn weights_error(got: &gradscope_model::MlpWeights, want: &Layers) -> f64 {
+    let got = layers_of(got);
+    let (mut diff, mut norm) = (0.0, 0.0);
+    for ((gw, gb, ..), (ww, wb, ..)) in got.iter().zip(want) {
+        for (g, w) in gw.iter().chain(gb).zip(ww.iter().chain(wb)) {
+            diff += (g - w).powi(2);
+            norm += w * w;
+        }
+    }
+    (diff / norm).sqrt()
+}
+
+#[test]
+fn sgd_with_momentum_and_adam_follow_the_f64_oracle_on_every_backend() {
+    let cases = [
+        (
+            "tanh",
+            "{ kind = \"sgd\", momentum = 0.9 }",
+            0.05,
+            "\"none\"",
+        ),
+        (
+            "relu",
+            "{ kind = \"sgd\", momentum = 0.9 }",
+            0.05,
+            "{ kind = \"norm\", max = 0.5 }",
+        ),
+        ("tanh", "{ kind = \"adam\" }", 0.01, "\"none\""),
+        (
+            "relu",
+            "{ kind = \"adam\", beta1 = 0.8, beta2 = 0.99 }",
+            0.01,
+            "\"none\"",
+        ),
+    ];
+    for backend in every_backend("training oracle") {
+        for (act, opt, lr, clip) in cases {
+            let exp = classifier(act, opt, lr, clip, 30);
+            let (losses, want) = reference(&exp);
+            let mut got: Vec<StepRecord> = Vec::new();
+            let outcome = train::train(&exp, &backend, &mut |s| got.push(s.clone()))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert!(
+                outcome.origin.is_none(),
+                "{act} {opt}: {:?}",
+                outcome.origin
+            );
+            let worst_loss = got
+                .iter()
+                .zip(&losses)
+                .map(|(g, w)| (g.loss - w).abs() / w.abs())
+                .fold(0.0, f64::max);
+            let werr = weights_error(&outcome.weights, &want);
+            eprintln!(
+                "{} {act} {opt} clip {clip}: loss {worst_loss:.2e}, weights {werr:.2e}",
+                backend.kind.name()
+            );
+            // Measured over 30 steps: at most 1.7e-7 (loss) and 1.5e-7 (weights, normwise) on
+            // ndarray, flex and wgpu, about one f32 rounding (the weights are stored in f32).
+            // Over 300 steps the same runs reach 3.6e-6 and 5.3e-7: the error grows about as
+            // √steps. The bounds leave a factor of ~7.
+            assert!(worst_loss < 1e-6, "{act} {opt}: loss off by {worst_loss:e}");
+            assert!(werr < 1e-6, "{act} {opt}: weights off by {werr:e}");
+        }
+    }
+}
+
+/// Write `files` and the config `text` into a temporary directory and load it.
+fn load_with_files(text: &str, files: &[(&str, Vec<u8>)]) -> (tempfile::TempDir, Experiment) {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (name, bytes) in files {
+        std::fs::write(dir.path().join(name), bytes).unwrap_or_else(|e| panic!("{e}"));
+    }
+    let path = dir.path().join("t.toml");
+    std::fs::write(&path, text).unwrap_or_else(|e| panic!("{e}"));
+    let exp = config::load(&path).unwrap_or_else(|e| panic!("{e}"));
+    (dir, exp)
+}
+
+/// 8 → 16 → 16 → 4 with `activation`, `model_extra` and `train_extra` lines added.
+fn small(loss: &str, activation: &str, model_extra: &str, train_extra: &str) -> String {
+    format!(
+        "name = \"o\"\ndescription = \"d\"\nseed = 3\nloss = \"{loss}\"\n\
+         [model]\ninput = 8\nhidden = [16, 16]\noutput = 4\nactivation = \"{activation}\"\n{model_extra}\n\
+         [[inputs]]\nname = \"x\"\nbatch = 1\ndistribution = {{ kind = \"constant\", value = 1.0 }}\n\
+         [train]\nsteps = 5\nbatch = 4\n{train_extra}\n"
+    )
+}
+
+/// The weights of `small` as a safetensors file: kernel `l` filled with `kernels[l]`, zero
+/// biases except `bias_1_0` at `layers.1.bias[0]`.
+fn weights_file(kernels: [f32; 3], bias_1_0: f32) -> Vec<u8> {
+    let widths = [8usize, 16, 16, 4];
+    let mut tensors: Vec<(String, Vec<usize>, Vec<f32>)> = Vec::new();
+    for l in 0..3 {
+        let (i, o) = (widths[l], widths[l + 1]);
+        tensors.push((
+            format!("layers.{l}.weight"),
+            vec![i, o],
+            vec![kernels[l]; i * o],
+        ));
+        let mut b = vec![0.0; o];
+        if l == 1 {
+            b[0] = bias_1_0;
+        }
+        tensors.push((format!("layers.{l}.bias"), vec![o], b));
+    }
+    let refs: Vec<(&str, Vec<usize>, Vec<f32>)> = tensors
+        .iter()
+        .map(|(n, s, v)| (n.as_str(), s.clone(), v.clone()))
+        .collect();
+    crate::common::write_by_spec(&refs)
+}
+
+/// (kind, step, layer, tensor, count) of a run's origin.
+type Seen = (String, Option<u64>, Option<usize>, String, usize);
+
+fn origin_on(exp: &Experiment, backend: &gradscope::backend::Backend) -> Option<Seen> {
+    let outcome = train::train(exp, backend, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+    outcome.origin.map(|o| {
+        let kind = serde_json::to_value(o.kind)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        (kind, o.step, o.layer, o.tensor, o.count)
+    })
+}
+
+/// One hand-made run per origin kind, each with the kind, step, layer, tensor and count
+/// derived by hand, on every backend.
+#[test]
+fn each_origin_kind_is_found_where_it_was_made_on_every_backend() {
+    let nan = f32::NAN;
+    let mut inputs = vec![1.0f32; 6 * 8];
+    inputs[2 * 8 + 5] = nan;
+    let labels = |bad: f32| crate::common::npy_of("(6,)", &[0.0, 1.0, 2.0, 3.0, bad, 1.0]);
+    let files_data =
+        "data = { kind = \"files\", inputs = \"x.npy\", targets = \"y.npy\" }\nlearning_rate = 0.1";
+    let cases: Vec<(&str, String, Vec<(&str, Vec<u8>)>, Seen)> = vec![
+        (
+            // Row 2 of the inputs holds a NaN. Batch rows are drawn with replacement, so the
+            // count is the number of times row 2 was drawn at the first step that drew it.
+            "input",
+            small("cross_entropy", "relu", "", files_data),
+            vec![
+                ("x.npy", crate::common::npy(6, 8, &inputs)),
+                ("y.npy", labels(0.0)),
+            ],
+            ("input".into(), None, None, "input".into(), 0),
+        ),
+        (
+            // One NaN in layers.1.bias of the weights file: born before the first step.
+            "weights",
+            small(
+                "mean",
+                "tanh",
+                "weights = \"w.safetensors\"",
+                "learning_rate = 0.1",
+            ),
+            vec![("w.safetensors", weights_file([0.1, 0.1, 0.1], nan))],
+            (
+                "weights".into(),
+                Some(0),
+                Some(1),
+                "layers.1.bias".into(),
+                1,
+            ),
+        ),
+        (
+            // Kernels of 1e25 on inputs of 1: z_0 = 8e25 (finite), z_1 = 16 · 8e25 · 1e25 =
+            // 1.3e52 > f32::MAX: every element of z_1, 4 rows × 16, at step 0.
+            "forward",
+            small(
+                "mean",
+                "relu",
+                "weights = \"w.safetensors\"",
+                "learning_rate = 0.1",
+            ),
+            vec![("w.safetensors", weights_file([1e25, 1e25, 1e25], 0.0))],
+            ("forward".into(), Some(0), Some(1), "z.layers.1".into(), 64),
+        ),
+        (
+            // Kernels of 1e-30, 1e25, 1e25 and loss mean: z_2 = 8e-30 · 16e25 · 16e25 = 2e23
+            // (finite); δ_2 = 1/16, δ_1 = 4 · 1e25/16 = 2.5e24, δ_0 = 16 · 2.5e24 · 1e25 =
+            // 4e50 = inf, every element (4 × 16). Identity activations keep every slope 1.
+            "backward",
+            small(
+                "mean",
+                "identity",
+                "weights = \"w.safetensors\"",
+                "learning_rate = 0.1",
+            ),
+            vec![("w.safetensors", weights_file([1e-30, 1e25, 1e25], 0.0))],
+            (
+                "backward".into(),
+                Some(0),
+                Some(0),
+                "delta.layers.0".into(),
+                64,
+            ),
+        ),
+        (
+            // Adam's first step moves every parameter with a non-zero gradient by the
+            // learning rate (m̂/√v̂ = ±1): 1e39 overflows f32, first in layers.0.weight, all
+            // 8 × 16 of its elements (tanh: no zero gradient).
+            "update",
+            small(
+                "mean",
+                "tanh",
+                "kernel_init = \"glorot_uniform\"",
+                "learning_rate = 1e39\noptimizer = \"adam\"",
+            ),
+            vec![],
+            (
+                "update".into(),
+                Some(0),
+                Some(0),
+                "layers.0.weight".into(),
+                128,
+            ),
+        ),
+    ];
+    for backend in every_backend("training origins") {
+        for (what, text, files, want) in &cases {
+            let (_dir, exp) = load_with_files(text, files);
+            let got = origin_on(&exp, &backend)
+                .unwrap_or_else(|| panic!("{}: {what}: no origin", backend.kind.name()));
+            let want = if *what == "input" {
+                // The first step whose batch drew row 2, and how often: from the batches.
+                let t = exp.train.as_ref().unwrap_or_else(|| panic!("no train"));
+                let (step, count) = (0..t.steps)
+                    .map(|s| (s, train::batch(&exp, t, None, s)))
+                    .map(|(s, b)| (s, b.inputs.data.iter().filter(|v| v.is_nan()).count()))
+                    .find(|(_, n)| *n > 0)
+                    .unwrap_or_else(|| panic!("no batch drew row 2"));
+                (
+                    "input".to_string(),
+                    Some(step as u64),
+                    None,
+                    "input".to_string(),
+                    count,
+                )
+            } else {
+                want.clone()
+            };
+            assert_eq!(got, want, "{} {what}", backend.kind.name());
+        }
+    }
+}
+
+/// The naive cross-entropy of the tutorials goes NaN in the loss (log 0 times a zero of the
+/// one-hot) where the stable one stays finite on the same logits.
+#[test]
+fn naive_cross_entropy_is_born_non_finite_in_the_loss_where_the_stable_one_is_not() {
+    let text = |loss: &str| {
+        small(
+            loss,
+            "relu",
+            "kernel_init = { kind = \"normal\", std = 30.0 }",
+            "learning_rate = 1e-9",
+        )
+    };
+    for backend in every_backend("naive cross-entropy") {
+        let (_d, naive) = load_with_files(&text("cross_entropy_naive"), &[]);
+        let got = origin_on(&naive, &backend);
+        assert_eq!(
+            got,
+            Some(("loss".into(), Some(0), None, "loss".into(), 1)),
+            "{}",
+            backend.kind.name()
+        );
+        let (_d, stable) = load_with_files(&text("cross_entropy"), &[]);
+        assert_eq!(
+            origin_on(&stable, &backend),
+            None,
+            "{}",
+            backend.kind.name()
+        );
+    }
+}
