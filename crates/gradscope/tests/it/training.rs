@@ -399,3 +399,96 @@ fn naive_cross_entropy_is_born_non_finite_in_the_loss_where_the_stable_one_is_no
         );
     }
 }
+
+/// Bad `[train]` input: exit 2, a message located at the key, nothing run, no panic.
+#[test]
+fn bad_train_input_exits_2_with_a_located_message() {
+    let classifier = |train: &str| {
+        format!(
+            "name = \"b\"\ndescription = \"d\"\nseed = 1\nloss = \"cross_entropy\"\n\
+             [model]\ninput = 8\nhidden = [16]\noutput = 4\n\
+             [[inputs]]\nname = \"x\"\nbatch = 1\ndistribution = \"normal\"\n\
+             [train]\n{train}\n"
+        )
+    };
+    let files = "data = { kind = \"files\", inputs = \"x.npy\", targets = \"y.npy\" }";
+    let x = crate::common::npy(6, 8, &[0.5; 48]);
+    let cases: Vec<(&str, String, Vec<u8>, &str)> = vec![
+        ("lr 0", classifier("steps = 5\nlearning_rate = 0.0"), vec![], "`train.learning_rate`: the learning rate must be a finite number > 0, found 0"),
+        ("lr < 0", classifier("steps = 5\nlearning_rate = -0.1"), vec![], "found -0.1"),
+        ("lr nan", classifier("steps = 5\nlearning_rate = nan"), vec![], "found NaN"),
+        ("lr inf", classifier("steps = 5\nlearning_rate = inf"), vec![], "found inf"),
+        ("steps 0", classifier("steps = 0\nlearning_rate = 0.1"), vec![], "`train.steps`: steps must be between 1 and"),
+        ("optimiser", classifier("steps = 5\nlearning_rate = 0.1\noptimizer = \"rmsprop\""), vec![], "`train.optimizer`: unknown optimiser `rmsprop`, expected one of: sgd, adam"),
+        ("classes", classifier("steps = 5\nlearning_rate = 0.1\ndata = { kind = \"teacher\", classes = 3 }"), vec![], "`train.data`: `classes` must equal model.output (4)"),
+        ("label", classifier(&format!("steps = 5\nlearning_rate = 0.1\n{files}")), crate::common::npy_of("(6,)", &[0.0, 1.0, 2.0, 3.0, 4.0, 0.0]), "`y.npy` row 4 holds the label 4; labels are the classes 0..3"),
+        ("targets shape", classifier(&format!("steps = 5\nlearning_rate = 0.1\n{files}")), crate::common::npy(6, 3, &[0.0; 18]), "`y.npy` has shape [6, 3]; the targets need [6] (labels) or [6, 4] (values)"),
+        ("labels for mse", classifier(&format!("steps = 5\nlearning_rate = 0.1\n{files}")).replace("\"cross_entropy\"", "\"mse\""), crate::common::npy_of("(6,)", &[0.0; 6]), "class labels need the loss `cross_entropy` or `cross_entropy_naive`, not `mse`"),
+        ("no labels", classifier("steps = 5\nlearning_rate = 0.1\ndata = { kind = \"teacher\" }"), vec![], "the loss `cross_entropy` needs class labels"),
+    ];
+    for (what, text, targets, message) in cases {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("x.npy"), &x).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("y.npy"), &targets).unwrap_or_else(|e| panic!("{e}"));
+        std::fs::write(dir.path().join("b.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+        let o = crate::common::gradscope(&["run", "b.toml", "--out", "records"], dir.path());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{what}: {err}");
+        assert!(err.contains("b.toml:"), "{what}: not located: {err}");
+        assert!(err.contains(message), "{what}: {err}");
+        assert!(!err.contains("panicked"), "{what}: {err}");
+        assert!(!dir.path().join("records").exists(), "{what}: something was recorded");
+    }
+}
+
+/// The CLI: exit 3 with the origin named, `steps.jsonl` holding one line per step run, the
+/// JSON report's origin object, and exit 0 with "finite for all N steps".
+#[test]
+fn a_failing_run_exits_3_and_records_every_step_it_ran() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let text = small(
+        "cross_entropy_naive",
+        "relu",
+        "kernel_init = { kind = \"normal\", std = 30.0 }",
+        "learning_rate = 0.1",
+    );
+    std::fs::write(dir.path().join("f.toml"), &text).unwrap_or_else(|e| panic!("{e}"));
+    let o = crate::common::gradscope(
+        &["run", "f.toml", "--out", "rec", "--dump", "dump"],
+        dir.path(),
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{out}");
+    assert!(out.contains("NOT FINITE: in the loss at step 0"), "{out}");
+    let record = std::fs::read_dir(dir.path().join("rec/o"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .next()
+        .unwrap_or_else(|| panic!("no record"))
+        .path();
+    let steps = std::fs::read_to_string(record.join("steps.jsonl")).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(steps.lines().count(), 1, "one step ran");
+    let line: serde_json::Value = serde_json::from_str(steps.lines().next().unwrap_or(""))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(line["step"], 0);
+    assert!(line["loss"].is_null(), "a NaN loss is null in JSON: {line}");
+    assert_eq!(line["layers"].as_array().map(Vec::len), Some(3));
+    let report: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(record.join("report.json")).unwrap_or_else(|e| panic!("{e}")),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report["kind"], "train");
+    assert_eq!(
+        report["origin"],
+        serde_json::json!({"kind": "loss", "step": 0, "case": "train", "layer": null, "tensor": "loss", "count": 1})
+    );
+    // The failing step's tensors, to replay: step 0 has no finite step before it.
+    assert!(dir.path().join("dump/step-0.safetensors").exists());
+
+    let finite = text.replace("cross_entropy_naive", "cross_entropy").replace("std = 30.0", "std = 0.3");
+    std::fs::write(dir.path().join("g.toml"), finite).unwrap_or_else(|e| panic!("{e}"));
+    let o = crate::common::gradscope(&["run", "g.toml"], dir.path());
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(0), "{out}");
+    assert!(out.contains("finite for all 5 steps"), "{out}");
+}
