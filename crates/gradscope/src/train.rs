@@ -96,55 +96,70 @@ pub struct TrainOutcome {
 }
 
 /// The teacher network: the model's architecture with Glorot-uniform kernels and zero biases,
-/// drawn from the seed's teacher stream.
-pub fn teacher(exp: &Experiment) -> MlpWeights {
+/// drawn from the seed's teacher stream, held in f64 for its host forward pass.
+pub struct Teacher {
+    /// Per layer: kernel `[d_in, d_out]` row-major, bias, d_out.
+    layers: Vec<(Vec<f64>, Vec<f64>, usize)>,
+    activations: Vec<gradscope_model::Activation>,
+}
+
+/// The teacher of `exp`.
+pub fn teacher(exp: &Experiment) -> Teacher {
     let config = MlpConfig {
         kernel_init: Initializer::GlorotUniform,
         bias_init: Initializer::Zeros,
         gain: 1.0,
+        bias: true,
         ..exp.model.clone()
     };
-    config.draw_weights_on(TEACHER_STREAM)
+    let w = config.draw_weights_on(TEACHER_STREAM);
+    let f64s = |t: &HostTensor| t.data.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
+    Teacher {
+        layers: w
+            .layers
+            .iter()
+            .map(|l| {
+                let d_out = l.weight.shape[1];
+                let bias = l.bias.as_ref().map_or(vec![0.0; d_out], f64s);
+                (f64s(&l.weight), bias, d_out)
+            })
+            .collect(),
+        activations: w.activations,
+    }
 }
 
-/// A host forward pass in f64 (for the teacher's targets: the same on every backend).
-fn host_forward(w: &MlpWeights, x: &HostTensor) -> Vec<Vec<f64>> {
-    let rows = x.shape[0];
-    let mut a: Vec<Vec<f64>> = (0..rows)
-        .map(|r| {
-            x.data[r * x.shape[1]..(r + 1) * x.shape[1]]
-                .iter()
-                .map(|&v| f64::from(v))
-                .collect()
-        })
-        .collect();
-    let last = w.layers.len() - 1;
-    for (l, layer) in w.layers.iter().enumerate() {
-        let (d_in, d_out) = (layer.weight.shape[0], layer.weight.shape[1]);
-        a = a
-            .iter()
-            .map(|row| {
-                (0..d_out)
-                    .map(|j| {
-                        let b = layer.bias.as_ref().map_or(0.0, |b| f64::from(b.data[j]));
-                        let z = (0..d_in).fold(b, |s, i| {
-                            s + row[i] * f64::from(layer.weight.data[i * d_out + j])
-                        });
-                        if l < last {
-                            w.activations[l].apply_f64(z)
-                        } else {
-                            z
-                        }
-                    })
-                    .collect()
-            })
+impl Teacher {
+    /// The forward pass of `x` `[batch, d_input]` in f64 (the same on every backend). Each
+    /// row's z_l is accumulated input by input, over contiguous kernel rows.
+    fn forward(&self, x: &HostTensor) -> Vec<Vec<f64>> {
+        let d = x.shape[1];
+        let mut a: Vec<Vec<f64>> = x
+            .data
+            .chunks(d)
+            .map(|row| row.iter().map(|&v| f64::from(v)).collect())
             .collect();
+        let last = self.layers.len() - 1;
+        for (l, (kernel, bias, d_out)) in self.layers.iter().enumerate() {
+            for row in &mut a {
+                let mut z = bias.clone();
+                for (i, &ai) in row.iter().enumerate() {
+                    for (zj, wij) in z.iter_mut().zip(&kernel[i * d_out..(i + 1) * d_out]) {
+                        *zj += ai * wij;
+                    }
+                }
+                if l < last {
+                    z.iter_mut()
+                        .for_each(|v| *v = self.activations[l].apply_f64(*v));
+                }
+                *row = z;
+            }
+        }
+        a
     }
-    a
 }
 
 /// The batch of `step`, drawn from the seed's batch stream.
-pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&MlpWeights>, step: usize) -> Batch {
+pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: usize) -> Batch {
     let mut rng = HostRng::new(exp.seed, batch_stream(step));
     let b = train.batch;
     match &train.data {
@@ -189,12 +204,12 @@ pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&MlpWeights>, step
             let inputs = HostTensor::new(vec![b, d], data);
             let targets = match (teacher, exp.loss) {
                 (Some(t), _) if classes.is_some() => {
-                    let out = host_forward(t, &inputs);
+                    let out = t.forward(&inputs);
                     let labels = out.iter().map(|row| argmax(row) as f32).collect();
                     HostTensor::new(vec![b], labels)
                 }
                 (Some(t), Loss::Mse { .. }) => {
-                    let out = host_forward(t, &inputs);
+                    let out = t.forward(&inputs);
                     let k = exp.model.d_output;
                     let data = out.iter().flatten().map(|&v| v as f32).collect();
                     HostTensor::new(vec![b, k], data)
