@@ -37,6 +37,18 @@ pub enum OriginKind {
 }
 
 impl OriginKind {
+    /// The kind's name, as JSON writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Weights => "weights",
+            Self::Forward => "forward",
+            Self::Loss => "loss",
+            Self::Backward => "backward",
+            Self::Update => "update",
+        }
+    }
+
     /// What the kind means, for people.
     pub fn phrase(&self) -> &'static str {
         match self {

@@ -31,8 +31,18 @@ pub struct TrialRecord {
     /// ‖δ_first‖ / ‖δ_last‖.
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub ratio: f32,
-    /// Whether any gradient value was NaN or infinite.
+    /// Whether any gradient value was NaN or infinite (training: whether any step went
+    /// non-finite).
     pub nonfinite: bool,
+    /// Training trials: the step of the first non-finite value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_nonfinite_step: Option<u64>,
+    /// Training trials: the kind of the origin (`forward`, `loss`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Training trials: the loss of the last step run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_loss: Option<f64>,
 }
 
 /// Median, quartiles and range of the finite values of a sample (numpy's linear quantiles).
@@ -109,6 +119,67 @@ pub struct PointSummary {
     pub delta_l2: Vec<Spread>,
     /// ‖∂L/∂W_l‖ per layer across trials.
     pub weight_l2: Vec<Spread>,
+    /// Training sweeps: how the runs ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSpread>,
+}
+
+/// How the training runs of one grid point ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TrainingSpread {
+    /// The fraction of trials that went non-finite.
+    pub diverged_fraction: f64,
+    /// The first non-finite step across the trials that went non-finite.
+    pub first_nonfinite_step: Spread,
+    /// Trials by the kind of their origin (`forward`, `loss`, ...).
+    pub origins: std::collections::BTreeMap<String, usize>,
+    /// The last step's loss across the trials that stayed finite.
+    pub final_loss: Spread,
+}
+
+impl TrainingSpread {
+    /// Of `trials`, when they are training trials.
+    fn of(trials: &[&TrialRecord]) -> Option<Self> {
+        if trials
+            .iter()
+            .all(|t| t.final_loss.is_none() && t.origin.is_none())
+        {
+            return None;
+        }
+        let diverged: Vec<&&TrialRecord> = trials.iter().filter(|t| t.origin.is_some()).collect();
+        let mut origins = std::collections::BTreeMap::new();
+        for t in &diverged {
+            let kind = t.origin.clone().unwrap_or_default();
+            *origins.entry(kind).or_insert(0) += 1;
+        }
+        Some(Self {
+            diverged_fraction: diverged.len() as f64 / trials.len() as f64,
+            first_nonfinite_step: Spread::of(
+                diverged
+                    .iter()
+                    .filter_map(|t| t.first_nonfinite_step.map(|s| s as f32)),
+            ),
+            origins,
+            final_loss: Spread::of(
+                trials
+                    .iter()
+                    .filter(|t| t.origin.is_none())
+                    .filter_map(|t| t.final_loss.map(|l| l as f32)),
+            ),
+        })
+    }
+
+    /// `loss 12, forward 3`.
+    pub fn origins_text(&self) -> String {
+        if self.origins.is_empty() {
+            return "-".into();
+        }
+        self.origins
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// The summary of a sweep. Its JSON form starts with `"kind": "sweep"`, which tells it from
@@ -163,6 +234,7 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
                 ratio: Spread::of(trials.iter().map(|t| t.ratio)),
                 delta_l2: per_layer(&|t| &t.delta_l2),
                 weight_l2: per_layer(&|t| &t.weight_l2),
+                training: TrainingSpread::of(&trials),
             });
         }
     }
@@ -182,6 +254,10 @@ pub fn table(s: &SweepSummary) -> String {
         "sweep {}: {} trial records, {} per point",
         s.experiment, s.trials_done, s.trials_per_point
     );
+    if s.points.iter().any(|p| p.training.is_some()) {
+        training_table(&mut out, s);
+        return out;
+    }
     let _ = writeln!(
         out,
         "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}  settings",
@@ -205,6 +281,36 @@ pub fn table(s: &SweepSummary) -> String {
         );
     }
     out
+}
+
+/// A training sweep's rows: how many trials diverged, when (median and IQR of the first
+/// non-finite step), where (counts by origin), and the final loss of the others.
+fn training_table(out: &mut String, s: &SweepSummary) {
+    let _ = writeln!(
+        out,
+        "{:>5}  {:>6}  {:>8}  {:>21}  {:<24}  {:>10}  settings",
+        "point", "trials", "diverged", "first step med [IQR]", "origins", "final loss"
+    );
+    for p in &s.points {
+        let Some(t) = &p.training else { continue };
+        let f = &t.first_nonfinite_step;
+        let step = if f.median.is_nan() {
+            "-".to_string()
+        } else {
+            format!("{} [{}, {}]", f.median, f.q1, f.q3)
+        };
+        let _ = writeln!(
+            out,
+            "{:>5}  {:>6}  {:>7.0}%  {:>21}  {:<24}  {:>10}  {}",
+            p.point,
+            p.trials,
+            100.0 * t.diverged_fraction,
+            step,
+            t.origins_text(),
+            fmt_sci(t.final_loss.median, 3),
+            p.settings.join(" ")
+        );
+    }
 }
 
 /// The summary as markdown, with the picture `svg` (a path relative to the page) embedded.
@@ -384,6 +490,9 @@ mod tests {
             weight_l2: vec![f32::NAN, 0.25],
             ratio: f32::NEG_INFINITY,
             nonfinite: true,
+            first_nonfinite_step: None,
+            origin: None,
+            final_loss: None,
         };
         let line = serde_json::to_string(&r).unwrap_or_default();
         let back: TrialRecord =

@@ -295,6 +295,9 @@ fn trial_lines(
                 .collect(),
             ratio: case.delta_ratio,
             nonfinite: case.params.iter().any(|p| p.nonfinite > 0),
+            first_nonfinite_step: None,
+            origin: None,
+            final_loss: None,
         };
         lines.push_str(&serde_json::to_string(&record)?);
         lines.push('\n');
@@ -313,7 +316,7 @@ pub fn run_sweep(
 ) -> Result<(PathBuf, Vec<TrialRecord>), SweepError> {
     let dir = record_dir(exp, backend, opts)?;
     let mut records = read_trials(&dir)?;
-    let todo = pending_units(&mut records, sweep, exp.inputs.len(), opts.shard);
+    let todo = pending_units(&mut records, sweep, sweep.cases.len(), opts.shard);
     let log_path = dir.join("trials.jsonl");
     let mut log = TrialLog {
         file: std::fs::OpenOptions::new()
@@ -470,6 +473,14 @@ fn run_units(
         .iter()
         .map(|&(_, trial)| trial_experiment(base, exp.seed, trial))
         .collect();
+    if base.train.is_some() {
+        let lines = units
+            .iter()
+            .zip(&trial_exps)
+            .map(|(&(point, trial), trial_exp)| training_line(point, trial, trial_exp, backend))
+            .collect::<Result<Vec<_>, _>>()?;
+        return log.append(lines);
+    }
     let outcomes = run::execute_stack(&trial_exps, backend)?;
     // Statistics per trial, in parallel; then the lines are written in trial order.
     let lines: Vec<(String, Vec<TrialRecord>)> = units
@@ -480,25 +491,71 @@ fn run_units(
             trial_lines(point, trial, trial_exp, backend, &outcome, opts.thresholds)
         })
         .collect::<Result<_, _>>()?;
-    let mut records = Vec::new();
-    for (text, trial_records) in lines {
-        // One write per unit: a unit is on disk whole, or (torn) dropped on resume.
-        log.file
-            .write_all(text.as_bytes())
-            .map_err(io("append to", &log.path))?;
-        records.extend(trial_records);
-        log.written += 1;
-        if std::env::var(FAULT_ENV)
-            .ok()
-            .and_then(|v| v.parse::<usize>().ok())
-            .is_some_and(|n| log.written >= n)
-        {
-            std::process::abort();
+    log.append(lines)
+}
+
+/// One training trial, run to its end or its first non-finite step, as its log line and
+/// record (case `train`; ‖δ_l‖ and ‖∂L/∂W_l‖ of the last step run).
+fn training_line(
+    point: usize,
+    trial: usize,
+    trial_exp: &Experiment,
+    backend: &Backend,
+) -> Result<(String, Vec<TrialRecord>), SweepError> {
+    let outcome = crate::train::train(trial_exp, backend, &mut |_| {})?;
+    let last = outcome.steps.last();
+    let per_layer = |f: &dyn Fn(&crate::train::LayerStep) -> f64| -> Vec<f32> {
+        last.map_or(Vec::new(), |s| {
+            s.layers.iter().map(|l| f(l) as f32).collect()
+        })
+    };
+    let delta_l2 = per_layer(&|l| l.delta_l2);
+    let record = TrialRecord {
+        point,
+        trial,
+        seed: trial_exp.seed,
+        case: "train".into(),
+        ratio: match (delta_l2.first(), delta_l2.last()) {
+            (Some(a), Some(b)) => a / b,
+            _ => f32::NAN,
+        },
+        delta_l2,
+        weight_l2: per_layer(&|l| l.grad_l2),
+        nonfinite: outcome.origin.is_some(),
+        first_nonfinite_step: outcome.origin.as_ref().and_then(|o| o.step),
+        origin: outcome.origin.as_ref().map(|o| o.kind.name().to_string()),
+        final_loss: last.map(|s| s.loss),
+    };
+    let line = format!("{}\n", serde_json::to_string(&record)?);
+    Ok((line, vec![record]))
+}
+
+impl TrialLog {
+    /// Append each unit's lines (one write per unit: a unit is on disk whole, or torn and
+    /// dropped on resume), then sync; returns the units' records.
+    fn append(
+        &mut self,
+        lines: Vec<(String, Vec<TrialRecord>)>,
+    ) -> Result<Vec<TrialRecord>, SweepError> {
+        let mut records = Vec::new();
+        for (text, trial_records) in lines {
+            self.file
+                .write_all(text.as_bytes())
+                .map_err(io("append to", &self.path))?;
+            records.extend(trial_records);
+            self.written += 1;
+            if std::env::var(FAULT_ENV)
+                .ok()
+                .and_then(|v| v.parse::<usize>().ok())
+                .is_some_and(|n| self.written >= n)
+            {
+                std::process::abort();
+            }
         }
+        // A killed process loses nothing written; the sync bounds what a machine crash loses.
+        self.file.sync_data().map_err(io("sync", &self.path))?;
+        Ok(records)
     }
-    // A killed process loses nothing written; the sync bounds what a machine crash loses.
-    log.file.sync_data().map_err(io("sync", &log.path))?;
-    Ok(records)
 }
 
 /// Progress: a bar on a terminal, else a line per finished grid point on stderr.

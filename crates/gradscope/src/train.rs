@@ -130,7 +130,7 @@ pub fn teacher(exp: &Experiment) -> Teacher {
 
 impl Teacher {
     /// The forward pass of `x` `[batch, d_input]` in f64 (the same on every backend). Each
-    /// row's z_l is accumulated input by input, over contiguous kernel rows.
+    /// z_l is accumulated input by input; every kernel row is read once per batch.
     fn forward(&self, x: &HostTensor) -> Vec<Vec<f64>> {
         let d = x.shape[1];
         let mut a: Vec<Vec<f64>> = x
@@ -140,19 +140,21 @@ impl Teacher {
             .collect();
         let last = self.layers.len() - 1;
         for (l, (kernel, bias, d_out)) in self.layers.iter().enumerate() {
-            for row in &mut a {
-                let mut z = bias.clone();
-                for (i, &ai) in row.iter().enumerate() {
-                    for (zj, wij) in z.iter_mut().zip(&kernel[i * d_out..(i + 1) * d_out]) {
+            let mut z: Vec<Vec<f64>> = a.iter().map(|_| bias.clone()).collect();
+            for (i, w_row) in kernel.chunks(*d_out).enumerate() {
+                for (z_r, a_r) in z.iter_mut().zip(&a) {
+                    let ai = a_r[i];
+                    for (zj, wij) in z_r.iter_mut().zip(w_row) {
                         *zj += ai * wij;
                     }
                 }
-                if l < last {
-                    z.iter_mut()
-                        .for_each(|v| *v = self.activations[l].apply_f64(*v));
-                }
-                *row = z;
             }
+            if l < last {
+                z.iter_mut()
+                    .flatten()
+                    .for_each(|v| *v = self.activations[l].apply_f64(*v));
+            }
+            a = z;
         }
         a
     }
@@ -366,16 +368,30 @@ impl OptimizerState {
 
 /// ‖values‖₂ and max |values|: NaN when a value is NaN, else inf when a value is ±inf.
 fn norms(values: &[f32]) -> (f64, f64) {
-    let (sum, max) = values.iter().fold((0.0, 0.0f64), |(s, m), &v| {
-        let v = f64::from(v);
-        let m = if v.is_nan() || m.is_nan() {
-            f64::NAN
-        } else {
-            m.max(v.abs())
-        };
-        (s + v * v, m)
-    });
+    let (mut sum, mut max) = (0.0f64, 0.0f32);
+    for &v in values {
+        sum += f64::from(v) * f64::from(v);
+        let a = v.abs();
+        max = if a > max { a } else { max };
+    }
+    // Squares are ≥ 0: the sum is NaN exactly when a value is.
+    let max = if sum.is_nan() {
+        f64::NAN
+    } else {
+        f64::from(max)
+    };
     (sum.sqrt(), max)
+}
+
+/// ‖before‖₂ and ‖after − before‖₂ in one pass.
+fn norm_and_change(before: &[f32], after: &[f32]) -> (f64, f64) {
+    let (mut norm, mut change) = (0.0f64, 0.0f64);
+    for (&b, &a) in before.iter().zip(after) {
+        let (b, a) = (f64::from(b), f64::from(a));
+        norm += b * b;
+        change += (a - b) * (a - b);
+    }
+    (norm.sqrt(), change.sqrt())
 }
 
 /// One forward + backward pass of `w` on `batch`.
@@ -446,15 +462,8 @@ fn record(
                 .collect();
             let kernel = grads.iter().find(|g| g.name.ends_with(".weight"));
             let (grad_l2, _) = kernel.map_or((0.0, 0.0), |g| norms(&g.tensor.data));
-            let w0 = &before.layers[l].weight.data;
-            let w1 = &after.layers[l].weight.data;
-            let (weight_l2, _) = norms(w0);
-            let diff: f64 = w0
-                .iter()
-                .zip(w1)
-                .map(|(a, b)| (f64::from(*b) - f64::from(*a)).powi(2))
-                .sum::<f64>()
-                .sqrt();
+            let (weight_l2, diff) =
+                norm_and_change(&before.layers[l].weight.data, &after.layers[l].weight.data);
             let hidden = l + 1 < before.layers.len();
             let width = z.shape[1];
             let rows = z.shape[0];

@@ -297,12 +297,7 @@ fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), Str
     }
     for exp in experiments {
         let path = exp.path.display();
-        if exp.train.is_some() {
-            if exp.sweep.is_some() {
-                return Err(format!(
-                    "{path}: sweeps over training runs are not supported yet; run each setting with --set train.KEY=VALUE"
-                ));
-            }
+        if exp.train.is_some() && exp.sweep.is_none() {
             if args.format == Format::Csv || args.notebook.is_some() {
                 return Err(format!(
                     "{path}: a training run prints a table, markdown or JSON and writes no notebook page yet; its steps are in the record's steps.jsonl"

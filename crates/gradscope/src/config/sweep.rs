@@ -27,7 +27,8 @@ pub struct Sweep {
     pub trials: usize,
     /// The swept keys and their values, in key order; the last axis varies fastest.
     pub axes: Vec<Axis>,
-    /// The input cases' names (those of the first point).
+    /// The input cases' names (those of the first point); `train` for a training sweep,
+    /// whose trials have one record each.
     pub cases: Vec<String>,
     /// The config without its `[sweep]` table.
     base: Table,
@@ -154,7 +155,10 @@ pub(super) fn plan(
         files: files.clone(),
     };
     let first = plan.point(0)?;
-    plan.cases = first.inputs.iter().map(|c| c.name.clone()).collect();
+    plan.cases = match first.train {
+        Some(_) => vec!["train".to_string()],
+        None => first.inputs.iter().map(|c| c.name.clone()).collect(),
+    };
     for i in 1..plan.len() {
         plan.point(i)?;
     }
