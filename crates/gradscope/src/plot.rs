@@ -266,6 +266,7 @@ mod tests {
             ratio: spread(1.0),
             delta_l2: values.iter().map(|v| spread(*v)).collect(),
             weight_l2: values.iter().map(|v| spread(*v)).collect(),
+            training: None,
         };
         let s = SweepSummary {
             experiment: "e<1>".into(),

@@ -175,18 +175,32 @@ fn validate_and_list() {
             .count(),
         common::seed_configs().len()
     );
-    // The predefined sweeps and counterexamples are valid too.
-    let o = gradscope(
-        &["validate", "configs/sweeps", "configs/counterexamples"],
-        &root,
-    );
+    // The predefined sweeps, counterexamples and training runs are valid too: every file.
+    let dirs = [
+        "configs/sweeps",
+        "configs/counterexamples",
+        "configs/training",
+    ];
+    let o = gradscope(&[&["validate"][..], &dirs[..]].concat(), &root);
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let files: usize = dirs
+        .iter()
+        .map(|d| {
+            gradscope::config::toml_files(&root.join(d))
+                .unwrap_or_else(|e| panic!("{d}: {e}"))
+                .len()
+        })
+        .sum();
+    assert!(
+        files >= 9,
+        "2 sweeps, a counterexample, 5 training runs and a training sweep"
+    );
     assert_eq!(
         text(&o.stdout)
             .lines()
             .filter(|l| l.starts_with("ok  "))
             .count(),
-        3
+        files
     );
     let l = gradscope(&["list"], &root);
     assert_eq!(l.status.code(), Some(0));
