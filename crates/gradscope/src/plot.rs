@@ -97,6 +97,9 @@ impl Frame {
 
 /// The picture of `s` as an SVG document.
 pub fn svg(s: &SweepSummary) -> String {
+    if s.points.iter().any(|p| p.training.is_some()) {
+        return training_sweep_svg(s);
+    }
     let f = Frame::of(s);
     let (height, x1) = (f.height, W - RIGHT);
     let mut o = String::new();
@@ -293,4 +296,374 @@ mod tests {
             "decade labels"
         );
     }
+}
+
+/// Viridis, sampled: a sequential, colour-blind-safe scale for the layers of a network. It
+/// stops short of viridis's last yellows, which are too light to read on white.
+const SEQUENTIAL: &[&str] = &[
+    "#440154", "#482878", "#3e4989", "#31688e", "#26828e", "#1f9e89", "#35b779", "#6ece58",
+    "#a8db34",
+];
+
+/// One log-y panel of a training picture: series of (step, value) drawn against the step.
+struct Panel {
+    top: f64,
+    height: f64,
+    steps: usize,
+    lo: f64,
+    hi: f64,
+}
+
+impl Panel {
+    fn new(top: f64, height: f64, steps: usize, values: impl Iterator<Item = f64>) -> Self {
+        let logs: Vec<f64> = values
+            .filter(|v| v.is_finite() && *v > 0.0)
+            .map(f64::log10)
+            .collect();
+        let lo = logs.iter().copied().fold(f64::INFINITY, f64::min).floor();
+        let hi = logs
+            .iter()
+            .copied()
+            .fold(f64::NEG_INFINITY, f64::max)
+            .ceil();
+        let (lo, hi) = match (lo.is_finite() && hi.is_finite(), hi > lo) {
+            (true, true) => (lo, hi),
+            (true, false) => (lo - 1.0, hi + 1.0),
+            _ => (-1.0, 1.0),
+        };
+        Self {
+            top,
+            height,
+            steps: steps.max(2),
+            lo,
+            hi,
+        }
+    }
+
+    fn x(&self, step: usize) -> f64 {
+        LEFT + (W - LEFT - RIGHT) * step as f64 / (self.steps - 1) as f64
+    }
+
+    fn y(&self, v: f64) -> Option<f64> {
+        (v.is_finite() && v > 0.0)
+            .then(|| self.top + self.height * (self.hi - v.log10()) / (self.hi - self.lo))
+    }
+
+    /// Axes, decade grid, step ticks and the y label.
+    fn axes(&self, o: &mut String, ylabel: &str) {
+        let (x0, x1, y0, y1) = (LEFT, W - RIGHT, self.top, self.top + self.height);
+        let _ = writeln!(
+            o,
+            r##"<path d="M{x0},{y0} V{y1} H{x1}" stroke="black" fill="none"/>"##
+        );
+        let every = ((self.hi - self.lo) / 6.0).ceil().max(1.0);
+        let mut e = self.lo;
+        while e <= self.hi + 1e-9 {
+            let py = self.y(10f64.powf(e)).unwrap_or(y1);
+            let _ = writeln!(
+                o,
+                r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd"/>"##
+            );
+            let _ = writeln!(
+                o,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end">1e{}</text>"#,
+                x0 - 6.0,
+                py + 4.0,
+                e as i64
+            );
+            e += every;
+        }
+        let tick = nice_step(self.steps);
+        for s in (0..self.steps).step_by(tick) {
+            let _ = writeln!(
+                o,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{s}</text>"#,
+                self.x(s),
+                y1 + 16.0
+            );
+        }
+        let mid = (y0 + y1) / 2.0;
+        let _ = writeln!(
+            o,
+            r#"<text x="18" y="{mid:.1}" transform="rotate(-90 18 {mid:.1})" text-anchor="middle">{}</text>"#,
+            esc(ylabel)
+        );
+    }
+
+    /// A polyline through the drawable points of `values` (one per step), broken where a
+    /// value cannot be drawn.
+    fn line(&self, o: &mut String, values: &[f64], color: &str) {
+        let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
+        for (s, v) in values.iter().enumerate() {
+            match self.y(*v) {
+                Some(y) => runs
+                    .last_mut()
+                    .into_iter()
+                    .for_each(|r| r.push((self.x(s), y))),
+                None => runs.push(Vec::new()),
+            }
+            if !v.is_finite() {
+                // A non-finite value: a cross at the top edge, in the series' colour.
+                let (x, y) = (self.x(s), self.top);
+                let _ = writeln!(
+                    o,
+                    r#"<path d="M{:.1},{:.1} l8,8 m0,-8 l-8,8" stroke="{color}" stroke-width="2"/>"#,
+                    x - 4.0,
+                    y - 4.0
+                );
+            }
+        }
+        for run in runs.iter().filter(|r| !r.is_empty()) {
+            let pts: Vec<String> = run.iter().map(|(x, y)| format!("{x:.1},{y:.1}")).collect();
+            if run.len() == 1 {
+                let (x, y) = run[0];
+                let _ = writeln!(
+                    o,
+                    r#"<circle cx="{x:.1}" cy="{y:.1}" r="2.5" fill="{color}"/>"#
+                );
+            } else {
+                let _ = writeln!(
+                    o,
+                    r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.6"/>"#,
+                    pts.join(" ")
+                );
+            }
+        }
+    }
+}
+
+/// A step between ticks giving at most about 10 ticks: 1, 2, 5, 10, 20, 50, ...
+fn nice_step(steps: usize) -> usize {
+    let mut unit = 1;
+    loop {
+        for m in [1, 2, 5] {
+            if steps / (unit * m) <= 10 {
+                return unit * m;
+            }
+        }
+        unit *= 10;
+    }
+}
+
+/// A training run's picture: the loss (top) and ‖δ_l‖ of every layer (bottom) against the
+/// step, log y axes, and the step of the first non-finite value marked in both panels.
+pub fn training_svg(
+    title: &str,
+    steps: &[crate::train::StepRecord],
+    origin: Option<&crate::origin::Origin>,
+) -> String {
+    let (height, panel_h) = (640.0, 210.0);
+    let n = steps.len();
+    let layers = steps.first().map_or(0, |s| s.layers.len());
+    let loss: Vec<f64> = steps.iter().map(|s| s.loss).collect();
+    let delta: Vec<Vec<f64>> = (0..layers)
+        .map(|l| steps.iter().map(|s| s.layers[l].delta_l2).collect())
+        .collect();
+    let top = Panel::new(TOP + 10.0, panel_h, n, loss.iter().copied());
+    let bottom = Panel::new(
+        TOP + panel_h + 90.0,
+        panel_h,
+        n,
+        delta.iter().flatten().copied(),
+    );
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(o, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="28" font-size="15" text-anchor="middle">{}: loss and ‖δ_l‖ per step</text>"#,
+        (W - RIGHT + LEFT) / 2.0,
+        esc(title)
+    );
+    top.axes(&mut o, "loss (log scale)");
+    bottom.axes(&mut o, "‖δ_l‖ = ‖∂loss/∂z_l‖ (log scale)");
+    top.line(&mut o, &loss, "#000000");
+    for (l, d) in delta.iter().enumerate() {
+        let color = SEQUENTIAL[(l * (SEQUENTIAL.len() - 1)) / layers.saturating_sub(1).max(1)];
+        bottom.line(&mut o, d, color);
+        let ly = bottom.top + 14.0 * l as f64 + 6.0;
+        let x1 = W - RIGHT;
+        let _ = writeln!(
+            o,
+            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"/>"#,
+            x1 + 15.0,
+            x1 + 35.0
+        );
+        let last = if l + 1 == layers { " (output)" } else { "" };
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11">layer {l}{last}</text>"#,
+            x1 + 40.0,
+            ly + 4.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">step</text>"#,
+        (LEFT + W - RIGHT) / 2.0,
+        bottom.top + panel_h + 38.0
+    );
+    let _ = writeln!(
+        o,
+        r##"<text x="{LEFT}" y="{:.1}" font-size="11" fill="#555">Gaps: values of 0 (every unit of a layer dead), which a log scale cannot show; × at the top: a non-finite value.</text>"##,
+        bottom.top + panel_h + 62.0
+    );
+    if let Some(origin) = origin {
+        let step = origin.step.unwrap_or(0) as usize;
+        let x = top.x(step);
+        for p in [&top, &bottom] {
+            let _ = writeln!(
+                o,
+                r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="5,4"/>"##,
+                p.top,
+                p.top + p.height
+            );
+        }
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" fill="#d62728" font-size="12">first non-finite value: {}</text>"##,
+            W - RIGHT + 15.0,
+            top.top + 20.0,
+            esc(origin.kind.name())
+        );
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" fill="#d62728" font-size="12">step {step}, {}</text>"##,
+            W - RIGHT + 15.0,
+            top.top + 36.0,
+            esc(&origin.tensor)
+        );
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
+/// A training sweep's picture: one bar per grid point, the fraction of its trials that went
+/// non-finite, split by the origin's kind, with the median first non-finite step.
+pub fn training_sweep_svg(s: &SweepSummary) -> String {
+    const KINDS: [(&str, &str); 6] = [
+        ("input", "#7f7f7f"),
+        ("weights", "#8c564b"),
+        ("forward", "#d55e00"),
+        ("loss", "#0072b2"),
+        ("backward", "#cc79a7"),
+        ("update", "#009e73"),
+    ];
+    let (left, bar_w, row) = (430.0, 360.0, 26.0);
+    let rows = s.points.len() as f64;
+    let height = TOP + 40.0 + row * rows + 70.0;
+    let mut o = String::new();
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(o, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="28" font-size="15" text-anchor="middle">{}: trials that went non-finite, by where the first non-finite value was born</text>"#,
+        W / 2.0,
+        esc(&s.experiment)
+    );
+    let y0 = TOP + 20.0;
+    for f in [0.0, 0.25, 0.5, 0.75, 1.0] {
+        let x = left + bar_w * f;
+        let _ = writeln!(
+            o,
+            r##"<line x1="{x:.1}" y1="{y0:.1}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##,
+            y0 + row * rows
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{:.0} %</text>"#,
+            y0 + row * rows + 16.0,
+            100.0 * f
+        );
+    }
+    for (i, p) in s.points.iter().enumerate() {
+        let Some(t) = &p.training else { continue };
+        let y = y0 + row * i as f64;
+        let label: Vec<String> = p.settings.iter().map(|k| compact(k)).collect();
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"#,
+            left - 8.0,
+            y + row / 2.0 + 4.0,
+            esc(&label.join("  "))
+        );
+        let mut x = left;
+        for (kind, color) in KINDS {
+            let n = t.origins.get(kind).copied().unwrap_or(0);
+            let w = bar_w * n as f64 / p.trials.max(1) as f64;
+            if w > 0.0 {
+                let _ = writeln!(
+                    o,
+                    r#"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{color}"/>"#,
+                    y + 4.0,
+                    row - 8.0
+                );
+            }
+            x += w;
+        }
+        let f = &t.first_nonfinite_step;
+        let note = if p.nonfinite_trials == 0 {
+            format!("0 of {}", p.trials)
+        } else {
+            format!(
+                "{} of {}, median step {}",
+                p.nonfinite_trials, p.trials, f.median
+            )
+        };
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+            left + bar_w + 8.0,
+            y + row / 2.0 + 4.0,
+            esc(&note)
+        );
+    }
+    let ly = y0 + row * rows + 42.0;
+    for (k, (kind, color)) in KINDS.iter().enumerate() {
+        let x = left + 95.0 * k as f64 - 240.0;
+        let _ = writeln!(
+            o,
+            r#"<rect x="{x:.1}" y="{:.1}" width="14" height="12" fill="{color}"/>"#,
+            ly - 10.0
+        );
+        let _ = writeln!(o, r#"<text x="{:.1}" y="{ly:.1}">{kind}</text>"#, x + 19.0);
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
+/// A setting for a legend: no `model.`/`train.` prefix, no quotes, and an inline table
+/// `{ kind = "norm", max = 1.0 }` written `norm(max=1.0)`.
+fn compact(setting: &str) -> String {
+    let (key, value) = setting.split_once('=').unwrap_or((setting, ""));
+    let key = key
+        .trim_start_matches("model.")
+        .trim_start_matches("train.");
+    let value = value.replace('"', "");
+    let value = match value
+        .trim()
+        .strip_prefix('{')
+        .and_then(|v| v.strip_suffix('}'))
+    {
+        Some(inner) => {
+            let mut kind = String::new();
+            let mut params = Vec::new();
+            for part in inner.split(',') {
+                let (k, v) = part.split_once('=').unwrap_or((part, ""));
+                match k.trim() {
+                    "kind" => kind = v.trim().to_string(),
+                    k => params.push(format!("{k}={}", v.trim())),
+                }
+            }
+            format!("{kind}({})", params.join(","))
+        }
+        None => value,
+    };
+    format!("{key}={value}")
 }

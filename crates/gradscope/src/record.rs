@@ -257,19 +257,19 @@ impl StepLog {
     pub fn finish(
         mut self,
         report: &crate::train::TrainReport,
-        text: &str,
+        steps: &[crate::train::StepRecord],
     ) -> std::io::Result<PathBuf> {
         use std::io::Write as _;
         self.file.flush()?;
         self.file.get_ref().sync_all()?;
+        let svg = crate::plot::training_svg(&report.experiment, steps, report.origin.as_ref());
+        write_atomic(&self.dir.join("train.svg"), svg.as_bytes())?;
         write_atomic(
             &self.dir.join("report.json"),
             format!("{}\n", report.to_json()).as_bytes(),
         )?;
-        write_atomic(
-            &self.dir.join("report.md"),
-            format!("```\n{text}```\n").as_bytes(),
-        )?;
+        let md = render::training_markdown(report, steps, "train.svg");
+        write_atomic(&self.dir.join("report.md"), md.as_bytes())?;
         Ok(self.dir)
     }
 }

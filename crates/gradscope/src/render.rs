@@ -464,3 +464,71 @@ pub fn training(r: &crate::train::TrainReport, steps: &[crate::train::StepRecord
 fn sci(v: f64) -> String {
     fmt_sci(v as f32, 4)
 }
+
+/// A training run as markdown, with its picture `svg` (a path relative to the page).
+pub fn training_markdown(
+    r: &crate::train::TrainReport,
+    steps: &[crate::train::StepRecord],
+    svg: &str,
+) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "## {}\n", r.experiment);
+    let _ = writeln!(s, "{}\n", r.description);
+    let _ = writeln!(s, "- backend: {}", r.backend);
+    let _ = writeln!(s, "- seed: {}", r.seed);
+    let _ = writeln!(
+        s,
+        "- training: {} steps of {}, learning rate {}, batch {}, clip {}, loss {}\n",
+        r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss
+    );
+    let verdict = match &r.origin {
+        None => format!(
+            "**finite for all {} steps**; loss {} → {}",
+            r.steps_run,
+            sci(r.first_loss),
+            sci(r.last_loss)
+        ),
+        Some(o) => format!("**NOT FINITE**: {}", o.describe()),
+    };
+    let _ = writeln!(s, "Verdict: {verdict}\n");
+    let _ = writeln!(s, "![loss and ‖δ_l‖ per step]({svg})\n");
+    let _ = writeln!(
+        s,
+        "| step | loss | ‖g‖ | ‖g‖ clipped | max \\|z\\| | ‖δ_0‖ | ‖δ_last‖ | max update ratio |"
+    );
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let every = steps.len().div_ceil(10).max(1);
+    for (i, st) in steps.iter().enumerate() {
+        if i % every != 0 && i + 1 != steps.len() {
+            continue;
+        }
+        let z = st.layers.iter().map(|l| l.z_max_abs).fold(0.0, f64::max);
+        let up = st.layers.iter().map(|l| l.update_ratio).fold(0.0, f64::max);
+        let d = |l: Option<&crate::train::LayerStep>| sci(l.map_or(f64::NAN, |l| l.delta_l2));
+        let _ = writeln!(
+            s,
+            "| {} | {} | {} | {} | {} | {} | {} | {} |",
+            st.step,
+            sci(st.loss),
+            sci(st.grad_norm),
+            sci(st.grad_norm_clipped),
+            sci(z),
+            d(st.layers.first()),
+            d(st.layers.last()),
+            sci(up)
+        );
+    }
+    if let Some(g) = &r.growth {
+        let _ = writeln!(
+            s,
+            "\nLayer {} before the failure (max |z| grew by ×{} per step):\n",
+            g.layer,
+            sci(g.z_factor_per_step)
+        );
+        let _ = writeln!(s, "| step | max \\|z\\| | ‖δ‖ |\n|---:|---:|---:|");
+        for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
+            let _ = writeln!(s, "| {step} | {} | {} |", sci(*z), sci(*d));
+        }
+    }
+    s
+}

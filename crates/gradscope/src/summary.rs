@@ -315,6 +315,9 @@ fn training_table(out: &mut String, s: &SweepSummary) {
 
 /// The summary as markdown, with the picture `svg` (a path relative to the page) embedded.
 pub fn markdown(s: &SweepSummary, svg: &str) -> String {
+    if s.points.iter().any(|p| p.training.is_some()) {
+        return training_markdown(s, svg);
+    }
     let mut out = String::new();
     let _ = writeln!(out, "## {} (sweep)\n", s.experiment);
     let _ = writeln!(
@@ -348,6 +351,53 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
             p.ratio.cells().join(" | "),
             fmt_sci(first, 3),
             fmt_sci(last, 3)
+        );
+    }
+    out
+}
+
+/// A training sweep as markdown: per point, the fraction of trials that went non-finite,
+/// when, where, and the final loss of the others.
+fn training_markdown(s: &SweepSummary, svg: &str) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "## {} (training sweep)\n", s.experiment);
+    let _ = writeln!(
+        out,
+        "{} trial records, {} trials per grid point.\n",
+        s.trials_done, s.trials_per_point
+    );
+    let _ = writeln!(
+        out,
+        "![trials that went non-finite, per grid point]({svg})\n"
+    );
+    let _ = writeln!(
+        out,
+        "| point | settings | trials | non-finite | first non-finite step: median | q1 | q3 | origins | final loss (finite runs): median |"
+    );
+    let _ = writeln!(out, "|---:|---|---:|---:|---:|---:|---:|---|---:|");
+    for p in &s.points {
+        let Some(t) = &p.training else { continue };
+        let f = &t.first_nonfinite_step;
+        let step = |v: f32| {
+            if v.is_nan() {
+                "-".to_string()
+            } else {
+                v.to_string()
+            }
+        };
+        let _ = writeln!(
+            out,
+            "| {} | `{}` | {} | {} ({:.0} %) | {} | {} | {} | {} | {} |",
+            p.point,
+            p.settings.join(" "),
+            p.trials,
+            p.nonfinite_trials,
+            100.0 * t.diverged_fraction,
+            step(f.median),
+            step(f.q1),
+            step(f.q3),
+            t.origins_text(),
+            fmt_sci(t.final_loss.median, 3)
         );
     }
     out

@@ -474,11 +474,24 @@ fn run_units(
         .map(|&(_, trial)| trial_experiment(base, exp.seed, trial))
         .collect();
     if base.train.is_some() {
-        let lines = units
-            .iter()
-            .zip(&trial_exps)
-            .map(|(&(point, trial), trial_exp)| training_line(point, trial, trial_exp, backend))
-            .collect::<Result<Vec<_>, _>>()?;
+        // Training trials are independent runs: in parallel on the CPU backends (a GPU queue
+        // gains nothing from it). The lines are written in trial order all the same.
+        let run = |(&(point, trial), trial_exp): (&(usize, usize), &Experiment)| {
+            training_line(point, trial, trial_exp, backend)
+        };
+        let lines = if backend.kind == crate::backend::BackendKind::Wgpu {
+            units
+                .iter()
+                .zip(&trial_exps)
+                .map(run)
+                .collect::<Result<Vec<_>, _>>()?
+        } else {
+            units
+                .par_iter()
+                .zip(&trial_exps)
+                .map(run)
+                .collect::<Result<Vec<_>, _>>()?
+        };
         return log.append(lines);
     }
     let outcomes = run::execute_stack(&trial_exps, backend)?;

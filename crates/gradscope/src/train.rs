@@ -609,6 +609,8 @@ pub struct Growth {
 pub struct TrainReport {
     /// The experiment's name.
     pub experiment: String,
+    /// Its description.
+    pub description: String,
     /// The backend.
     pub backend: String,
     /// The seed.
@@ -653,6 +655,7 @@ impl TrainReport {
             .map(|layer| growth(&outcome.steps, layer));
         Self {
             experiment: exp.name.clone(),
+            description: exp.description.clone(),
             backend: backend.kind.name().to_string(),
             seed: exp.seed,
             loss: exp.loss.name().to_string(),

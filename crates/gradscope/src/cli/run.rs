@@ -298,9 +298,9 @@ fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), Str
     for exp in experiments {
         let path = exp.path.display();
         if exp.train.is_some() && exp.sweep.is_none() {
-            if args.format == Format::Csv || args.notebook.is_some() {
+            if args.format == Format::Csv {
                 return Err(format!(
-                    "{path}: a training run prints a table, markdown or JSON and writes no notebook page yet; its steps are in the record's steps.jsonl"
+                    "{path}: a training run prints a table, markdown or JSON; its steps, one JSON object per line, are in the record's steps.jsonl"
                 ));
             }
         }
@@ -441,7 +441,7 @@ fn run_training(
     let text = render::training(&report, &outcome.steps);
     if let Some(l) = log {
         let dir = l
-            .finish(&report, &text)
+            .finish(&report, &outcome.steps)
             .map_err(|e| fail(err, format!("cannot finish the run record: {e}")))?;
         let _ = writeln!(err, "note: run record written to {}", dir.display());
     }
@@ -449,9 +449,21 @@ fn run_training(
         crate::tensors::write_training_dump(dir, exp, &outcome)
             .map_err(|e| fail(err, format!("cannot write the dump: {e}")))?;
     }
+    if let Some(nb) = &args.notebook {
+        let command = regenerate_command(exp, args, nb);
+        let svg_name = format!("{}.svg", exp.name);
+        let page = render::training_markdown(&report, &outcome.steps, &svg_name);
+        let svg = crate::plot::training_svg(&exp.name, &outcome.steps, report.origin.as_ref());
+        record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
+            .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))?;
+    }
     let sep = if index > 0 { "\n" } else { "" };
     let shown = match args.format {
         Format::Json => format!("{}\n", report.to_json()),
+        Format::Markdown => format!(
+            "{sep}{}",
+            render::training_markdown(&report, &outcome.steps, "train.svg")
+        ),
         _ => format!("{sep}{text}"),
     };
     out.write_all(shown.as_bytes())
