@@ -7,10 +7,11 @@
 //! 1. `floats`: how floats are spelled (people, JSON, CSV); `backend`: opening devices;
 //! 2. `config`: reading, validating and overriding experiments, and the files they name;
 //! 3. `run`: drawing weights and inputs and letting Burn's autodiff compute every gradient;
-//! 4. `stats`, `origin` (where a non-finite value was born), `report`: summarising a run;
-//!    `render`: a report as table, markdown or CSV;
+//! 4. `stats`, `origin` (where a non-finite value was born), `train` (training runs, step by
+//!    step), `report`: summarising a run; `render`: a report as table, markdown or CSV;
+//!    `summary`, `plot`: sweep aggregation and the pictures;
 //! 5. `record`: run records and notebook pages; `tensors`: tensor dumps; `compare`: how far
-//!    backends disagree; `summary`, `plot`: sweep aggregation and its picture;
+//!    backends disagree;
 //! 6. `sweep`: running, resuming and merging sweeps; `bench`: the speed workloads;
 //! 7. `cli`: flags, commands and exit codes.
 
