@@ -555,6 +555,33 @@ fn a_failing_run_exits_3_and_records_every_step_it_ran() {
     let out = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(0), "{out}");
     assert!(out.contains("finite for all 5 steps"), "{out}");
+    // --set reaches every train.* key, named choices included.
+    let o = crate::common::gradscope(
+        &[
+            "run",
+            "g.toml",
+            "--format",
+            "json",
+            "--set",
+            "train.steps=2",
+            "--set",
+            "train.optimizer={ kind = \"adam\", beta1 = 0.5 }",
+            "--set",
+            "train.clip={ kind = \"value\", max = 0.25 }",
+            "--set",
+            "train.batch=3",
+        ],
+        dir.path(),
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report["steps_run"], 2);
+    assert_eq!(report["batch"], 3);
+    assert_eq!(
+        report["optimizer"],
+        "adam(beta1=0.5, beta2=0.999, epsilon=1e-8)"
+    );
+    assert_eq!(report["clip"], "value(max=0.25)");
 }
 
 /// The shipped training configs (configs/training/) fail at the same step with the same origin
@@ -609,4 +636,124 @@ fn shipped_training_configs_fail_alike_on_every_backend() {
             }
         }
     }
+}
+
+/// A training sweep small enough to run often: 4 points (learning rate × clipping, naive
+/// cross-entropy) × 4 seeds, 20 steps each; the high learning rate diverges.
+const TRAIN_SWEEP: &str = "name = \"ts\"\ndescription = \"d\"\nseed = 2\nloss = \"cross_entropy_naive\"\n\
+[model]\ninput = 8\nhidden = [16, 16]\noutput = 4\nkernel_init = \"he_normal\"\n\
+[[inputs]]\nname = \"x\"\nbatch = 1\ndistribution = \"normal\"\n\
+[train]\nsteps = 20\nbatch = 8\nlearning_rate = 0.1\n\
+[sweep]\ntrials = 4\n\"train.learning_rate\" = [0.05, 40.0]\n\"train.clip\" = [\"none\", { kind = \"norm\", max = 1.0 }]\n";
+
+fn sweep_records(base: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(base.join("ts"))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+fn read(p: &std::path::Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+/// Killed after 6 of 16 trials and resumed, a training sweep gives the summary of an
+/// uninterrupted run byte for byte; so do two shards merged. The summary says what diverged.
+#[test]
+fn a_killed_training_sweep_resumes_and_shards_merge_to_the_identical_summary() {
+    use crate::common::gradscope_env;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::fs::write(d.join("s.toml"), TRAIN_SWEEP).unwrap_or_else(|e| panic!("{e}"));
+    let whole = gradscope_env(
+        &["run", "s.toml", "--out", "whole", "--format", "json"],
+        d,
+        &[],
+    );
+    assert_eq!(
+        whole.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let summary: serde_json::Value =
+        serde_json::from_slice(&whole.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let points = summary["points"].as_array().cloned().unwrap_or_default();
+    assert_eq!(points.len(), 4);
+    for p in &points {
+        let t = &p["training"];
+        let settings = p["settings"].to_string();
+        let diverged = t["diverged_fraction"].as_f64().unwrap_or(-1.0);
+        if settings.contains("40.0") && settings.contains("none") {
+            assert_eq!(diverged, 1.0, "{settings}: every run diverges");
+            assert!(t["first_nonfinite_step"]["median"].as_f64().is_some());
+            let counted: u64 = t["origins"].as_object().map_or(0, |o| {
+                o.values().filter_map(serde_json::Value::as_u64).sum()
+            });
+            assert_eq!(counted, 4, "{settings}: every diverged trial has an origin");
+        }
+        if settings.contains("0.05") {
+            assert_eq!(diverged, 0.0, "{settings}");
+        }
+    }
+    let killed = gradscope_env(
+        &["run", "s.toml", "--out", "killed"],
+        d,
+        &[("GRADSCOPE_FAULT_AFTER_TRIALS", "6")],
+    );
+    assert_ne!(killed.status.code(), Some(0));
+    let rec = sweep_records(&d.join("killed"))[0].clone();
+    assert_eq!(read(&rec.join("trials.jsonl")).lines().count(), 6);
+    let resumed = gradscope_env(
+        &[
+            "run",
+            "s.toml",
+            "--resume",
+            &rec.to_string_lossy(),
+            "--format",
+            "json",
+        ],
+        d,
+        &[],
+    );
+    assert_eq!(
+        resumed.stdout,
+        whole.stdout,
+        "{}",
+        String::from_utf8_lossy(&resumed.stderr)
+    );
+    let w = &sweep_records(&d.join("whole"))[0];
+    assert_eq!(
+        read(&w.join("summary.json")),
+        read(&rec.join("summary.json"))
+    );
+    for shard in ["1/2", "2/2"] {
+        gradscope_env(
+            &["run", "s.toml", "--out", "shards", "--shard", shard],
+            d,
+            &[],
+        );
+    }
+    let shards: Vec<String> = sweep_records(&d.join("shards"))
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(shards.len(), 2);
+    let mut args = vec!["merge"];
+    args.extend(shards.iter().map(String::as_str));
+    args.extend(["--out", "merged"]);
+    let merged = gradscope_env(&args, d, &[]);
+    // merge runs nothing: exit 0 (README, exit codes), whatever the trials found.
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let m = &sweep_records(&d.join("merged"))[0];
+    assert_eq!(read(&w.join("summary.json")), read(&m.join("summary.json")));
 }
