@@ -7,6 +7,9 @@
 //!    loss Σ out², in GFLOP/s counting 6·batch·Σ d_in·d_out.
 //! 3. `sweep`: a 1000-trial sweep of the seed's deep network (10 → 100 → 50 → 25 → 1), one
 //!    N(0,1) input [1, 10] per trial, in trials per second (trial log writes included).
+//! 4. `train`: 1000 SGD steps of the seed's deep network with 10 classes (10 → 100 → 50 → 25
+//!    → 10), batch 32, stable cross-entropy on a teacher's labels, in steps per second; once
+//!    with the per-step statistics and once without, to say what they cost.
 
 use std::io::Write;
 use std::path::Path;
@@ -191,6 +194,46 @@ pub fn sweep(
         .collect()
 }
 
+/// Workload 4's experiment.
+const TRAIN: &str = r#"
+name = "bench-train"
+description = "1000 SGD steps of the seed's deep network, 10 classes, batch 32"
+seed = 1
+loss = "cross_entropy"
+[model]
+input = 10
+hidden = [100, 50, 25]
+output = 10
+activation = "relu"
+[[inputs]]
+name = "x"
+batch = 1
+distribution = "normal"
+[train]
+steps = 1000
+batch = 32
+optimizer = "sgd"
+learning_rate = 0.01
+data = { kind = "teacher", classes = 10 }
+"#;
+
+/// Workload 4: seconds for 1000 steps, with the per-step statistics (`stats`) or without.
+pub fn train(backend: &Backend, repeat: usize, stats: bool) -> Result<Vec<f64>, BenchError> {
+    let exp = config::parse(Source {
+        path: "bench-train.toml".into(),
+        text: TRAIN.into(),
+    })
+    .map_err(|e| BenchError::Config(Box::new(e)))?;
+    (0..repeat)
+        .map(|_| {
+            let t = Instant::now();
+            crate::train::train_with(&exp, backend, stats, &mut |_| {})
+                .map_err(|e| BenchError::Sweep(crate::sweep::SweepError::Run(e)))?;
+            Ok(t.elapsed().as_secs_f64())
+        })
+        .collect()
+}
+
 /// Run the workloads named in `which` and print one line each.
 pub fn run(
     which: &[String],
@@ -237,6 +280,23 @@ pub fn run(
             "sweep       {:>10.1} trials/s  1000 trials of the seed's deep network ({:.3} ms/trial)",
             1000.0 / m,
             m
+        );
+    }
+    if wants("train") {
+        // Alternated, so that both see the same machine state.
+        let (mut with, mut without) = (Vec::new(), Vec::new());
+        for _ in 0..repeat {
+            with.extend(train(backend, 1, true)?);
+            without.extend(train(backend, 1, false)?);
+        }
+        let (w, wo) = (median(&mut with), median(&mut without));
+        let _ = writeln!(
+            out,
+            "train       {:>10.1} steps/s  1000 SGD steps, 10-100-50-25-10, batch 32 ({:.3} ms/step; without per-step statistics {:.3} ms: they cost {:.1} % of a step)",
+            1000.0 / w,
+            w,
+            wo,
+            100.0 * (w - wo) / w
         );
     }
     Ok(())

@@ -96,10 +96,12 @@ pub struct TrainOutcome {
 }
 
 /// The teacher network: the model's architecture with Glorot-uniform kernels and zero biases,
-/// drawn from the seed's teacher stream, held in f64 for its host forward pass.
+/// drawn from the seed's teacher stream. Its forward pass runs on the host in f32, in one fixed
+/// order of operations (no backend, no fused multiply-add), so its labels are the same on every
+/// machine and backend.
 pub struct Teacher {
     /// Per layer: kernel `[d_in, d_out]` row-major, bias, d_out.
-    layers: Vec<(Vec<f64>, Vec<f64>, usize)>,
+    layers: Vec<(Vec<f32>, Vec<f32>, usize)>,
     activations: Vec<gradscope_model::Activation>,
 }
 
@@ -113,15 +115,14 @@ pub fn teacher(exp: &Experiment) -> Teacher {
         ..exp.model.clone()
     };
     let w = config.draw_weights_on(TEACHER_STREAM);
-    let f64s = |t: &HostTensor| t.data.iter().map(|&v| f64::from(v)).collect::<Vec<f64>>();
     Teacher {
         layers: w
             .layers
-            .iter()
+            .into_iter()
             .map(|l| {
                 let d_out = l.weight.shape[1];
-                let bias = l.bias.as_ref().map_or(vec![0.0; d_out], f64s);
-                (f64s(&l.weight), bias, d_out)
+                let bias = l.bias.map_or(vec![0.0; d_out], |b| b.data);
+                (l.weight.data, bias, d_out)
             })
             .collect(),
         activations: w.activations,
@@ -129,32 +130,37 @@ pub fn teacher(exp: &Experiment) -> Teacher {
 }
 
 impl Teacher {
-    /// The forward pass of `x` `[batch, d_input]` in f64 (the same on every backend). Each
-    /// z_l is accumulated input by input; every kernel row is read once per batch.
-    fn forward(&self, x: &HostTensor) -> Vec<Vec<f64>> {
-        let d = x.shape[1];
-        let mut a: Vec<Vec<f64>> = x
-            .data
-            .chunks(d)
-            .map(|row| row.iter().map(|&v| f64::from(v)).collect())
-            .collect();
+    /// The forward pass of `x` `[batch, d_input]`: the output `[batch, d_output]`, row-major.
+    /// Each z_l is accumulated input by input; every kernel row is read once per batch.
+    fn forward(&self, x: &HostTensor) -> Vec<f32> {
+        let (rows, mut d) = (x.shape[0], x.shape[1]);
+        let mut a: Vec<f32> = x.data.clone();
+        let mut z: Vec<f32> = Vec::new();
         let last = self.layers.len() - 1;
         for (l, (kernel, bias, d_out)) in self.layers.iter().enumerate() {
-            let mut z: Vec<Vec<f64>> = a.iter().map(|_| bias.clone()).collect();
-            for (i, w_row) in kernel.chunks(*d_out).enumerate() {
-                for (z_r, a_r) in z.iter_mut().zip(&a) {
+            z.clear();
+            for _ in 0..rows {
+                z.extend_from_slice(bias);
+            }
+            for (i, w_row) in kernel.chunks_exact(*d_out).enumerate() {
+                for (z_r, a_r) in z.chunks_exact_mut(*d_out).zip(a.chunks_exact(d)) {
                     let ai = a_r[i];
+                    if ai == 0.0 {
+                        // A dead ReLU unit adds exactly 0: z starts from the bias.
+                        continue;
+                    }
                     for (zj, wij) in z_r.iter_mut().zip(w_row) {
                         *zj += ai * wij;
                     }
                 }
             }
             if l < last {
+                let act = self.activations[l];
                 z.iter_mut()
-                    .flatten()
-                    .for_each(|v| *v = self.activations[l].apply_f64(*v));
+                    .for_each(|v| *v = act.apply_f64(f64::from(*v)) as f32);
             }
-            a = z;
+            std::mem::swap(&mut a, &mut z);
+            d = *d_out;
         }
         a
     }
@@ -207,14 +213,14 @@ pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: u
             let targets = match (teacher, exp.loss) {
                 (Some(t), _) if classes.is_some() => {
                     let out = t.forward(&inputs);
-                    let labels = out.iter().map(|row| argmax(row) as f32).collect();
+                    let k = exp.model.d_output;
+                    let labels = out.chunks_exact(k).map(|row| argmax(row) as f32).collect();
                     HostTensor::new(vec![b], labels)
                 }
                 (Some(t), Loss::Mse { .. }) => {
                     let out = t.forward(&inputs);
                     let k = exp.model.d_output;
-                    let data = out.iter().flatten().map(|&v| v as f32).collect();
-                    HostTensor::new(vec![b, k], data)
+                    HostTensor::new(vec![b, k], out)
                 }
                 _ => HostTensor::new(vec![0], Vec::new()),
             };
@@ -223,10 +229,11 @@ pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: u
     }
 }
 
-fn argmax(row: &[f64]) -> usize {
+/// The index of the largest value (the first of equals; NaN never wins).
+fn argmax(row: &[f32]) -> usize {
     row.iter()
         .enumerate()
-        .fold((0, f64::NEG_INFINITY), |(bi, bv), (i, &v)| {
+        .fold((0, f32::NEG_INFINITY), |(bi, bv), (i, &v)| {
             if v > bv { (i, v) } else { (bi, bv) }
         })
         .0
@@ -366,21 +373,19 @@ impl OptimizerState {
     }
 }
 
-/// ‖values‖₂ and max |values|: NaN when a value is NaN, else inf when a value is ±inf.
-fn norms(values: &[f32]) -> (f64, f64) {
-    let (mut sum, mut max) = (0.0f64, 0.0f32);
+/// ‖values‖₂, max |values| (NaN when a value is NaN, else inf when a value is ±inf) and the
+/// count of non-finite values, in one pass.
+fn scan(values: &[f32]) -> (f64, f64, usize) {
+    let (mut sum, mut max, mut bad) = (0.0f64, 0.0f32, 0usize);
     for &v in values {
         sum += f64::from(v) * f64::from(v);
         let a = v.abs();
         max = if a > max { a } else { max };
+        bad += usize::from(!v.is_finite());
     }
     // Squares are ≥ 0: the sum is NaN exactly when a value is.
-    let max = if sum.is_nan() {
-        f64::NAN
-    } else {
-        f64::from(max)
-    };
-    (sum.sqrt(), max)
+    let max = if sum.is_nan() { f64::NAN } else { f64::from(max) };
+    (sum.sqrt(), max, bad)
 }
 
 /// ‖before‖₂ and ‖after − before‖₂ in one pass.
@@ -449,30 +454,27 @@ fn record(
     after: &MlpWeights,
     grad_norms: (f64, f64),
 ) -> StepRecord {
-    let layers = before.layers.len();
-    let layers = (0..layers)
+    let n = before.layers.len();
+    let mut grads = pass.grads.iter();
+    let layers = (0..n)
         .map(|l| {
             let z = &pass.pre_activations[l];
-            let (z_l2, z_max_abs) = norms(&z.data);
-            let (delta_l2, _) = norms(&pass.deltas[l].data);
-            let grads: Vec<&NamedTensor> = pass
-                .grads
-                .iter()
-                .filter(|g| g.name.starts_with(&format!("layers.{l}.")))
-                .collect();
-            let kernel = grads.iter().find(|g| g.name.ends_with(".weight"));
-            let (grad_l2, _) = kernel.map_or((0.0, 0.0), |g| norms(&g.tensor.data));
+            let (z_l2, z_max_abs, z_bad) = scan(&z.data);
+            let (delta_l2, _, delta_bad) = scan(&pass.deltas[l].data);
+            // Gradients come in parameter order: the kernel, then the bias if any.
+            let n_params = 1 + usize::from(before.layers[l].bias.is_some());
+            let (mut grad_l2, mut grad_bad) = (0.0, 0);
+            for (i, g) in grads.by_ref().take(n_params).enumerate() {
+                let (l2, _, bad) = scan(&g.tensor.data);
+                if i == 0 {
+                    grad_l2 = l2;
+                }
+                grad_bad += bad;
+            }
             let (weight_l2, diff) =
                 norm_and_change(&before.layers[l].weight.data, &after.layers[l].weight.data);
-            let hidden = l + 1 < before.layers.len();
-            let width = z.shape[1];
-            let rows = z.shape[0];
-            let a = &pass.layer_outputs[l];
-            let dead = if hidden {
-                (0..width)
-                    .filter(|&j| (0..rows).all(|r| a.data[r * width + j] == 0.0))
-                    .count() as f64
-                    / width as f64
+            let dead = if l + 1 < n {
+                dead_fraction(&pass.layer_outputs[l])
             } else {
                 0.0
             };
@@ -484,12 +486,7 @@ fn record(
                 weight_l2,
                 update_ratio: diff / weight_l2,
                 dead_fraction: dead,
-                nonfinite: nonfinite(&z.data)
-                    + nonfinite(&pass.deltas[l].data)
-                    + grads
-                        .iter()
-                        .map(|g| nonfinite(&g.tensor.data))
-                        .sum::<usize>(),
+                nonfinite: z_bad + delta_bad + grad_bad,
             }
         })
         .collect();
@@ -500,6 +497,18 @@ fn record(
         grad_norm_clipped: grad_norms.1,
         layers,
     }
+}
+
+/// The fraction of units (columns of `a`, `[batch, width]`) that are 0 for every example.
+fn dead_fraction(a: &HostTensor) -> f64 {
+    let width = a.shape[1];
+    let mut alive = vec![false; width];
+    for row in a.data.chunks(width) {
+        for (alive, v) in alive.iter_mut().zip(row) {
+            *alive |= *v != 0.0;
+        }
+    }
+    alive.iter().filter(|a| !**a).count() as f64 / width.max(1) as f64
 }
 
 /// The first parameter an update made non-finite.
@@ -519,6 +528,18 @@ fn update_origin(step: usize, after: &MlpWeights) -> Option<Origin> {
 pub fn train(
     exp: &Experiment,
     backend: &Backend,
+    on_step: &mut dyn FnMut(&StepRecord),
+) -> Result<TrainOutcome, RunError> {
+    train_with(exp, backend, true, on_step)
+}
+
+/// [`train`], with the per-layer statistics of each step (`stats`) or without them (the
+/// records then hold the step, loss and gradient norms only): the benchmark measures what
+/// the statistics cost. The checks for non-finite values run either way.
+pub fn train_with(
+    exp: &Experiment,
+    backend: &Backend,
+    stats: bool,
     on_step: &mut dyn FnMut(&StepRecord),
 ) -> Result<TrainOutcome, RunError> {
     let Some(train) = &exp.train else {
@@ -552,14 +573,29 @@ pub fn train(
             origin = origin_of_case(&weights, &pass).or(origin);
         }
         let before = weights.clone();
-        let mut grads = pass.grads.clone();
-        let norm = global_norm(&grads);
-        let clipped = clip(&mut grads, train.clip);
+        let norm = global_norm(&pass.grads);
+        // Clipping works on a copy; without it the pass's gradients are used as they are.
+        let mut clipped_grads = None;
+        let clipped = match train.clip {
+            Clip::None => norm,
+            c => clip(clipped_grads.insert(pass.grads.clone()), c),
+        };
+        let grads = clipped_grads.as_deref().unwrap_or(&pass.grads);
         if origin.is_none() {
-            state.step(train, &mut weights, &grads);
+            state.step(train, &mut weights, grads);
             origin = update_origin(step, &weights);
         }
-        let record = record(step, &pass, &before, &weights, (norm, clipped));
+        let record = if stats {
+            record(step, &pass, &before, &weights, (norm, clipped))
+        } else {
+            StepRecord {
+                step,
+                loss: f64::from(pass.loss),
+                grad_norm: norm,
+                grad_norm_clipped: clipped,
+                layers: Vec::new(),
+            }
+        };
         on_step(&record);
         steps.push(record);
         let tensors = StepTensors {

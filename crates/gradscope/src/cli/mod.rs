@@ -81,7 +81,7 @@ pub enum Command {
 /// `gradscope bench`.
 #[derive(Debug, clap::Args)]
 pub struct BenchArgs {
-    /// Workloads: seed, throughput, sweep, or all (default).
+    /// Workloads: seed, throughput, sweep, train, or all (default).
     #[arg(value_name = "WORKLOAD")]
     pub workloads: Vec<String>,
     /// Backend to time.
@@ -137,11 +137,13 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
             if let Some(w) = args
                 .workloads
                 .iter()
-                .find(|w| !["seed", "throughput", "sweep", "all"].contains(&w.as_str()))
+                .find(|w| !["seed", "throughput", "sweep", "train", "all"].contains(&w.as_str()))
             {
                 return report_error(
                     err,
-                    &format!("unknown workload `{w}`: expected seed, throughput, sweep or all"),
+                    &format!(
+                        "unknown workload `{w}`: expected seed, throughput, sweep, train or all"
+                    ),
                     ExitStatus::BadInput,
                 );
             }
