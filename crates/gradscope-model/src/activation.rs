@@ -49,6 +49,51 @@ impl Activation {
         }
     }
 
+    /// φ'(x) element-wise, written out from tensor operations (for a backward pass written by
+    /// hand, without autodiff). At the kinks (x = 0 for relu, leaky_relu, elu) the left
+    /// derivative, as Burn's autodiff and TensorFlow take it.
+    pub fn derivative<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
+        match *self {
+            Self::Relu => x.greater_elem(0.0).float(),
+            Self::LeakyRelu { slope } => {
+                let positive = x.greater_elem(0.0).float();
+                positive.mul_scalar(1.0 - slope).add_scalar(slope)
+            }
+            Self::Elu { alpha } => {
+                let positive = x.clone().greater_elem(0.0);
+                x.exp().mul_scalar(alpha).mask_fill(positive, 1.0)
+            }
+            // Φ(x) + x·φ(x).
+            Self::Gelu => {
+                let cdf = x
+                    .clone()
+                    .div_scalar(std::f64::consts::SQRT_2)
+                    .erf()
+                    .add_scalar(1.0)
+                    .mul_scalar(0.5);
+                let pdf = x
+                    .clone()
+                    .square()
+                    .mul_scalar(-0.5)
+                    .exp()
+                    .div_scalar((2.0 * std::f64::consts::PI).sqrt());
+                cdf + x * pdf
+            }
+            Self::Silu => {
+                let s = activation::sigmoid(x.clone());
+                let one_minus = s.clone().neg().add_scalar(1.0);
+                s * (x * one_minus).add_scalar(1.0)
+            }
+            Self::Softplus => activation::sigmoid(x),
+            Self::Sigmoid => {
+                let s = activation::sigmoid(x);
+                s.clone() * s.neg().add_scalar(1.0)
+            }
+            Self::Tanh => activation::tanh(x).square().neg().add_scalar(1.0),
+            Self::Identity => x.ones_like(),
+        }
+    }
+
     /// The activation of one value in f64 (a teacher network's host forward pass).
     pub fn apply_f64(&self, x: f64) -> f64 {
         let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());

@@ -49,6 +49,8 @@ pub struct Backend {
     pub kind: BackendKind,
     /// The autodiff device tensors are created on.
     pub device: Device,
+    /// The same device without autodiff (training's backward pass is written out by hand).
+    pub plain: Device,
     /// The adapter's name as the driver reports it (wgpu only), e.g. `llvmpipe (LLVM 15.0.6, 256 bits)`.
     pub adapter: Option<String>,
 }
@@ -108,6 +110,7 @@ pub fn open(kind: BackendKind, selector: Option<&str>) -> Result<Backend, Backen
             Ok(Backend {
                 kind,
                 device: cpu_device(kind).autodiff(),
+                plain: cpu_device(kind),
                 adapter: None,
             })
         }
@@ -117,6 +120,7 @@ pub fn open(kind: BackendKind, selector: Option<&str>) -> Result<Backend, Backen
             let (device, adapter) = open_wgpu(selector, device_kind)?;
             Ok(Backend {
                 kind,
+                plain: device.clone(),
                 device: device.autodiff(),
                 adapter,
             })

@@ -130,6 +130,27 @@ fn every_activations_derivative_is_exact_on_both_cpu_backends() {
     }
 }
 
+/// The derivative written out from tensor operations (`Activation::derivative`, for a backward
+/// pass without autodiff) against the same f64 formula and bound, on both CPU backends.
+#[test]
+fn every_written_out_derivative_is_exact_on_both_cpu_backends() {
+    let xs = grid();
+    for (backend, device) in cpu_devices() {
+        for a in every_activation() {
+            let x = Tensor::<1>::from_data(xs.as_slice(), &device);
+            let got = HostTensor::from_tensor(a.derivative(x)).data;
+            for (&x, &g) in xs.iter().zip(&got) {
+                let want = derivative(a, f64::from(x));
+                assert!(
+                    (f64::from(g) - want).abs() <= 5e-7 * (1.0 + want.abs()),
+                    "{backend}: {}'({x}) = {g}, exactly {want}",
+                    a.name()
+                );
+            }
+        }
+    }
+}
+
 #[test]
 fn gelu_forward_is_burns_own_on_ndarray() {
     // gelu_exact performs burn-backend's default gelu forward operation by operation, which is

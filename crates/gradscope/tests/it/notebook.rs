@@ -114,7 +114,11 @@ fn every_notebook_page_regenerates_to_the_same_numbers() {
         if SUBSETS.iter().any(|(p, _)| *p == name) {
             let all = rows_by_settings(&committed);
             let made = rows_by_settings(&fresh);
-            assert!(made.len() >= 2, "{name}: the subset made {} rows", made.len());
+            assert!(
+                made.len() >= 2,
+                "{name}: the subset made {} rows",
+                made.len()
+            );
             for (settings, cells) in made {
                 let Some((_, want)) = all.iter().find(|(s, _)| *s == settings) else {
                     panic!("{name}: no committed row {settings}");
