@@ -59,6 +59,15 @@ if [ -x "$PY" ]; then
     "$PY" benchmarks/peers/throughput_tf.py 2>/dev/null
 fi
 
+echo "## 4. 1000 SGD steps of the seed's deep network, 10 classes, batch 32"
+for b in ndarray flex; do
+    $GS bench train --backend "$b" --repeat "$REPEAT" | tail -1 | sed "s/^/$b /"
+done
+if [ -x "$PY" ]; then
+    "$PY" benchmarks/peers/train_jax.py 2>/dev/null
+    "$PY" benchmarks/peers/train_tf.py 2>/dev/null
+fi
+
 echo "## wgpu seed suite (Mesa shader cache warm, then cold)"
 if $GS bench seed --backend wgpu --repeat 1 >/dev/null 2>&1; then
     $GS bench seed --backend wgpu --repeat 3 | tail -1 | sed "s/^/wgpu warm /"
