@@ -176,10 +176,10 @@ pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: u
         Data::Files {
             inputs, targets, ..
         } => {
+            // In file order, wrapping around: step s takes rows s·b, s·b + 1, ... (mod N). A
+            // dump's batch, given as both files with `batch` = its rows, is replayed exactly.
             let n = inputs.shape[0];
-            let rows: Vec<usize> = (0..b)
-                .map(|_| ((rng.unit() * n as f64) as usize).min(n - 1))
-                .collect();
+            let rows: Vec<usize> = (0..b).map(|i| (step * b + i) % n).collect();
             let pick = |t: &HostTensor| {
                 let w = t.shape.get(1).copied().unwrap_or(1);
                 let data = rows

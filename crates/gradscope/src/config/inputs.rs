@@ -160,13 +160,14 @@ impl Files {
     }
 }
 
-/// Read an array of any rank from a `.npy` or `.safetensors` file through `files`.
-pub fn read_array(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
+/// Read an array of any rank from a `.npy` or `.safetensors` file (there the tensor named
+/// `name`, or the file's only tensor) through `files`.
+pub fn read_array(path: &Path, name: &'static str, files: &Files) -> Result<HostTensor, FileError> {
     let bytes = files.read(path)?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
         "npy" => read_npy(&bytes),
-        "safetensors" => read_safetensors(&bytes),
+        "safetensors" => read_safetensors(&bytes, name),
         _ => Err(Problem::Extension),
     }
     .map_err(|p| p.at(path))
@@ -174,7 +175,7 @@ pub fn read_array(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
 
 /// Read a 2-D input tensor from `path` through `files`.
 pub fn read_input(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
-    let tensor = read_array(path, files)?;
+    let tensor = read_array(path, "input", files)?;
     if tensor.shape.len() != 2 {
         return Err(Problem::Rank {
             rank: 2,
@@ -330,17 +331,17 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, Problem> {
     Ok(HostTensor::new(shape, values(data, float_bytes)))
 }
 
-fn read_safetensors(bytes: &[u8]) -> Result<HostTensor, Problem> {
+fn read_safetensors(bytes: &[u8], wanted: &'static str) -> Result<HostTensor, Problem> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Problem::Safetensors(e.to_string()))?;
     let names = st.names();
-    let name = if names.iter().any(|n| *n == "input") {
-        "input".to_string()
+    let name = if names.iter().any(|n| *n == wanted) {
+        wanted.to_string()
     } else if names.len() == 1 {
         names[0].to_string()
     } else {
         return Err(Problem::Ambiguous {
             count: names.len(),
-            name: "input",
+            name: wanted,
         });
     };
     let view = st
@@ -412,7 +413,7 @@ mod tests {
         bytes.extend_from_slice(header.as_bytes());
         bytes.extend_from_slice(&3.0f32.to_le_bytes());
         bytes.extend_from_slice(&(-1.0f32).to_le_bytes());
-        let t = read_safetensors(&bytes).unwrap_or_else(|e| panic!("{e}"));
+        let t = read_safetensors(&bytes, "input").unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((t.shape, t.data), (vec![1, 2], vec![3.0, -1.0]));
     }
 }

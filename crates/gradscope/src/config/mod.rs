@@ -110,7 +110,9 @@ pub enum Data {
         /// The number of classes (= `model.output`), for labels.
         classes: Option<usize>,
     },
-    /// Rows drawn (with replacement, from the seed's batch stream) from files.
+    /// Rows taken in file order from files, wrapping around: step s takes rows s·batch, ...
+    /// (mod N). Safetensors files give their tensors `input` and `targets` (or their only
+    /// tensor), so a training dump replays its step.
     Files {
         /// The inputs file.
         inputs_path: PathBuf,

@@ -130,9 +130,11 @@ pub struct RawData {
     pub kind: String,
     /// `teacher`: the number of classes (= `model.output`).
     pub classes: Option<i64>,
-    /// `files`: the inputs file, `[N, model.input]`.
+    /// `files`: the inputs file, `[N, model.input]` (.npy, or .safetensors: its tensor `input`
+    /// or its only tensor); batches take its rows in order, wrapping around.
     pub inputs: Option<String>,
-    /// `files`: the targets file, `[N]` labels or `[N, model.output]`.
+    /// `files`: the targets file, `[N]` labels or `[N, model.output]` (.safetensors: its tensor
+    /// `targets` or its only tensor); a training dump serves as both files.
     pub targets: Option<String>,
 }
 

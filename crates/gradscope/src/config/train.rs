@@ -199,9 +199,13 @@ impl Checker<'_> {
         };
         let dir = self.dir();
         let (inputs_path, targets_path) = (dir.join(x), dir.join(y));
-        let read =
-            |p: &std::path::Path| read_array(p, self.files()).map_err(|e| err(e.to_string()));
-        let (inputs, targets) = (read(&inputs_path)?, read(&targets_path)?);
+        let read = |p: &std::path::Path, name| {
+            read_array(p, name, self.files()).map_err(|e| err(e.to_string()))
+        };
+        let (inputs, targets) = (
+            read(&inputs_path, "input")?,
+            read(&targets_path, "targets")?,
+        );
         if inputs.shape.len() != 2 || inputs.shape[1] != model.d_input || inputs.shape[0] == 0 {
             return Err(err(format!(
                 "`{x}` has shape {:?}; the inputs need [N, {}] with N ≥ 1",

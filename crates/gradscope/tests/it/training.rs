@@ -778,3 +778,73 @@ fn a_killed_training_sweep_resumes_and_shards_merge_to_the_identical_summary() {
     let m = &sweep_records(&d.join("merged"))[0];
     assert_eq!(read(&w.join("summary.json")), read(&m.join("summary.json")));
 }
+
+/// A dump replays its steps: config (b) fails at step 36 in the forward pass; its dump's
+/// weights and batch, run for one step, fail the same way at step 0, and the last finite
+/// step (35) replays to the loss steps.jsonl recorded for it, bit for bit.
+#[test]
+fn a_training_dump_replays_the_failing_and_the_last_finite_step() {
+    use crate::common::gradscope;
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let config = crate::common::configs_dir().join("training/b-stable-cross-entropy-high-lr.toml");
+    let o = gradscope(
+        &[
+            "run",
+            &config.to_string_lossy(),
+            "--out",
+            "rec",
+            "--dump",
+            "dump",
+            "--format",
+            "json",
+        ],
+        d,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(3),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let report: serde_json::Value =
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(report["origin"]["step"], 36, "{report}");
+    let steps = std::fs::read_dir(d.join("rec/train-b-stable-ce-high-lr"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.path().join("steps.jsonl"))
+        .next()
+        .unwrap_or_else(|| panic!("no record"));
+    let recorded: Vec<serde_json::Value> = read(&steps)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}")))
+        .collect();
+    let replay = |step: usize| {
+        let file = format!("dump/step-{step}.safetensors");
+        let text = format!(
+            "name = \"replay\"\ndescription = \"d\"\nseed = 1\nloss = \"cross_entropy\"\n\
+             [model]\ninput = 784\nhidden = [256, 256]\noutput = 10\nweights = \"{file}\"\n\
+             [[inputs]]\nname = \"x\"\nbatch = 1\ndistribution = \"normal\"\n\
+             [train]\nsteps = 1\nbatch = 32\nlearning_rate = 0.5\n\
+             data = {{ kind = \"files\", inputs = \"{file}\", targets = \"{file}\" }}\n"
+        );
+        std::fs::write(d.join("replay.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+        let o = gradscope(&["run", "replay.toml", "--format", "json"], d);
+        let r: serde_json::Value = serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&o.stderr)));
+        r
+    };
+    let failing = replay(36);
+    assert_eq!(
+        failing["origin"],
+        serde_json::json!({"kind": "forward", "step": 0, "case": "train", "layer": 2, "tensor": "z.layers.2", "count": report["origin"]["count"]})
+    );
+    let finite = replay(35);
+    assert!(finite["origin"].is_null(), "{finite}");
+    assert_eq!(
+        finite["first_loss"], recorded[35]["loss"],
+        "step 35 replays bit for bit"
+    );
+}
