@@ -234,6 +234,26 @@ pub fn train(backend: &Backend, repeat: usize, stats: bool) -> Result<Vec<f64>, 
         .collect()
 }
 
+/// Workload 4's line: steps per second with the per-step statistics, and what they cost (runs
+/// with and without them alternated, so that both see the same machine state).
+fn train_line(backend: &Backend, repeat: usize, out: &mut dyn Write) -> Result<(), BenchError> {
+    let (mut with, mut without) = (Vec::new(), Vec::new());
+    for _ in 0..repeat {
+        with.extend(train(backend, 1, true)?);
+        without.extend(train(backend, 1, false)?);
+    }
+    let (w, wo) = (median(&mut with), median(&mut without));
+    let _ = writeln!(
+        out,
+        "train       {:>10.1} steps/s  1000 SGD steps, 10-100-50-25-10, batch 32 ({:.3} ms/step; without per-step statistics {:.3} ms: they cost {:.1} % of a step)",
+        1000.0 / w,
+        w,
+        wo,
+        100.0 * (w - wo) / w
+    );
+    Ok(())
+}
+
 /// Run the workloads named in `which` and print one line each.
 pub fn run(
     which: &[String],
@@ -283,21 +303,7 @@ pub fn run(
         );
     }
     if wants("train") {
-        // Alternated, so that both see the same machine state.
-        let (mut with, mut without) = (Vec::new(), Vec::new());
-        for _ in 0..repeat {
-            with.extend(train(backend, 1, true)?);
-            without.extend(train(backend, 1, false)?);
-        }
-        let (w, wo) = (median(&mut with), median(&mut without));
-        let _ = writeln!(
-            out,
-            "train       {:>10.1} steps/s  1000 SGD steps, 10-100-50-25-10, batch 32 ({:.3} ms/step; without per-step statistics {:.3} ms: they cost {:.1} % of a step)",
-            1000.0 / w,
-            w,
-            wo,
-            100.0 * (w - wo) / w
-        );
+        train_line(backend, repeat, out)?;
     }
     Ok(())
 }

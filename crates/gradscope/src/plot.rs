@@ -445,6 +445,21 @@ fn nice_step(steps: usize) -> usize {
     }
 }
 
+/// The start of a picture: the document, a white ground and the title.
+fn open_svg(o: &mut String, height: f64, title: &str) {
+    let _ = writeln!(
+        o,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(o, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="28" font-size="15" text-anchor="middle">{}</text>"#,
+        W / 2.0,
+        esc(title)
+    );
+}
+
 /// A training run's picture: the loss (top) and ‖δ_l‖ of every layer (bottom) against the
 /// step, log y axes, and the step of the first non-finite value marked in both panels.
 pub fn training_svg(
@@ -467,37 +482,19 @@ pub fn training_svg(
         delta.iter().flatten().copied(),
     );
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(o, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
-    let _ = writeln!(
-        o,
-        r#"<text x="{:.1}" y="28" font-size="15" text-anchor="middle">{}: loss and ‖δ_l‖ per step</text>"#,
-        (W - RIGHT + LEFT) / 2.0,
-        esc(title)
-    );
+    open_svg(&mut o, height, &format!("{title}: loss and ‖δ_l‖ per step"));
     top.axes(&mut o, "loss (log scale)");
     bottom.axes(&mut o, "‖δ_l‖ = ‖∂loss/∂z_l‖ (log scale)");
     top.line(&mut o, &loss, "#000000");
     for (l, d) in delta.iter().enumerate() {
         let color = SEQUENTIAL[(l * (SEQUENTIAL.len() - 1)) / layers.saturating_sub(1).max(1)];
         bottom.line(&mut o, d, color);
-        let ly = bottom.top + 14.0 * l as f64 + 6.0;
-        let x1 = W - RIGHT;
-        let _ = writeln!(
-            o,
-            r#"<line x1="{:.1}" y1="{ly:.1}" x2="{:.1}" y2="{ly:.1}" stroke="{color}" stroke-width="3"/>"#,
-            x1 + 15.0,
-            x1 + 35.0
-        );
         let last = if l + 1 == layers { " (output)" } else { "" };
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11">layer {l}{last}</text>"#,
-            x1 + 40.0,
-            ly + 4.0
+        legend_row(
+            &mut o,
+            bottom.top + 14.0 * l as f64 + 6.0,
+            color,
+            &format!("layer {l}{last}"),
         );
     }
     let _ = writeln!(
@@ -512,60 +509,82 @@ pub fn training_svg(
         bottom.top + panel_h + 62.0
     );
     if let Some(origin) = origin {
-        let step = origin.step.unwrap_or(0) as usize;
-        let x = top.x(step);
-        for p in [&top, &bottom] {
-            let _ = writeln!(
-                o,
-                r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="5,4"/>"##,
-                p.top,
-                p.top + p.height
-            );
-        }
-        let _ = writeln!(
-            o,
-            r##"<text x="{:.1}" y="{:.1}" fill="#d62728" font-size="12">first non-finite value: {}</text>"##,
-            W - RIGHT + 15.0,
-            top.top + 20.0,
-            esc(origin.kind.name())
-        );
-        let _ = writeln!(
-            o,
-            r##"<text x="{:.1}" y="{:.1}" fill="#d62728" font-size="12">step {step}, {}</text>"##,
-            W - RIGHT + 15.0,
-            top.top + 36.0,
-            esc(&origin.tensor)
-        );
+        failure_marker(&mut o, &[&top, &bottom], origin);
     }
     o.push_str("</svg>\n");
     o
 }
 
+/// A legend row right of the plot: a short line in `color` and its label.
+fn legend_row(o: &mut String, y: f64, color: &str, label: &str) {
+    let x1 = W - RIGHT;
+    let _ = writeln!(
+        o,
+        r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="3"/>"#,
+        x1 + 15.0,
+        x1 + 35.0
+    );
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+        x1 + 40.0,
+        y + 4.0,
+        esc(label)
+    );
+}
+
+/// The failing step: a dashed red line across `panels`, and what was born there.
+fn failure_marker(o: &mut String, panels: &[&Panel], origin: &crate::origin::Origin) {
+    let step = origin.step.unwrap_or(0) as usize;
+    for p in panels {
+        let x = p.x(step);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{x:.1}" y1="{:.1}" x2="{x:.1}" y2="{:.1}" stroke="#d62728" stroke-width="1.5" stroke-dasharray="5,4"/>"##,
+            p.top,
+            p.top + p.height
+        );
+    }
+    let top = panels.first().map_or(TOP, |p| p.top);
+    let lines = [
+        format!("first non-finite value: {}", origin.kind.name()),
+        format!("step {step}, {}", origin.tensor),
+    ];
+    for (i, text) in lines.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" fill="#d62728" font-size="12">{}</text>"##,
+            W - RIGHT + 15.0,
+            top + 20.0 + 16.0 * i as f64,
+            esc(text)
+        );
+    }
+}
+
+/// The colours of the origin kinds in a training sweep's picture (Okabe–Ito, colour-blind
+/// safe).
+const ORIGIN_COLORS: [(&str, &str); 6] = [
+    ("input", "#7f7f7f"),
+    ("weights", "#8c564b"),
+    ("forward", "#d55e00"),
+    ("loss", "#0072b2"),
+    ("backward", "#cc79a7"),
+    ("update", "#009e73"),
+];
+
 /// A training sweep's picture: one bar per grid point, the fraction of its trials that went
 /// non-finite, split by the origin's kind, with the median first non-finite step.
 pub fn training_sweep_svg(s: &SweepSummary) -> String {
-    const KINDS: [(&str, &str); 6] = [
-        ("input", "#7f7f7f"),
-        ("weights", "#8c564b"),
-        ("forward", "#d55e00"),
-        ("loss", "#0072b2"),
-        ("backward", "#cc79a7"),
-        ("update", "#009e73"),
-    ];
     let (left, bar_w, row) = (430.0, 360.0, 26.0);
     let rows = s.points.len() as f64;
-    let height = TOP + 40.0 + row * rows + 70.0;
     let mut o = String::new();
-    let _ = writeln!(
-        o,
-        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{W}" height="{height}" viewBox="0 0 {W} {height}" font-family="sans-serif" font-size="12">"#
-    );
-    let _ = writeln!(o, r#"<rect width="{W}" height="{height}" fill="white"/>"#);
-    let _ = writeln!(
-        o,
-        r#"<text x="{:.1}" y="28" font-size="15" text-anchor="middle">{}: trials that went non-finite, by where the first non-finite value was born</text>"#,
-        W / 2.0,
-        esc(&s.experiment)
+    open_svg(
+        &mut o,
+        TOP + 40.0 + row * rows + 70.0,
+        &format!(
+            "{}: trials that went non-finite, by where the first non-finite value was born",
+            s.experiment
+        ),
     );
     let y0 = TOP + 20.0;
     for f in [0.0, 0.25, 0.5, 0.75, 1.0] {
@@ -583,49 +602,10 @@ pub fn training_sweep_svg(s: &SweepSummary) -> String {
         );
     }
     for (i, p) in s.points.iter().enumerate() {
-        let Some(t) = &p.training else { continue };
-        let y = y0 + row * i as f64;
-        let label: Vec<String> = p.settings.iter().map(|k| compact(k)).collect();
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"#,
-            left - 8.0,
-            y + row / 2.0 + 4.0,
-            esc(&label.join("  "))
-        );
-        let mut x = left;
-        for (kind, color) in KINDS {
-            let n = t.origins.get(kind).copied().unwrap_or(0);
-            let w = bar_w * n as f64 / p.trials.max(1) as f64;
-            if w > 0.0 {
-                let _ = writeln!(
-                    o,
-                    r#"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{color}"/>"#,
-                    y + 4.0,
-                    row - 8.0
-                );
-            }
-            x += w;
-        }
-        let f = &t.first_nonfinite_step;
-        let note = if p.nonfinite_trials == 0 {
-            format!("0 of {}", p.trials)
-        } else {
-            format!(
-                "{} of {}, median step {}",
-                p.nonfinite_trials, p.trials, f.median
-            )
-        };
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
-            left + bar_w + 8.0,
-            y + row / 2.0 + 4.0,
-            esc(&note)
-        );
+        sweep_bar(&mut o, p, (left, bar_w), y0 + row * i as f64, row);
     }
     let ly = y0 + row * rows + 42.0;
-    for (k, (kind, color)) in KINDS.iter().enumerate() {
+    for (k, (kind, color)) in ORIGIN_COLORS.iter().enumerate() {
         let x = left + 95.0 * k as f64 - 240.0;
         let _ = writeln!(
             o,
@@ -636,6 +616,54 @@ pub fn training_sweep_svg(s: &SweepSummary) -> String {
     }
     o.push_str("</svg>\n");
     o
+}
+
+/// One grid point's row: its settings, its bar split by origin kind, and its counts.
+fn sweep_bar(
+    o: &mut String,
+    p: &crate::summary::PointSummary,
+    (left, bar_w): (f64, f64),
+    y: f64,
+    row: f64,
+) {
+    let Some(t) = &p.training else { return };
+    let label: Vec<String> = p.settings.iter().map(|k| compact(k)).collect();
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"#,
+        left - 8.0,
+        y + row / 2.0 + 4.0,
+        esc(&label.join("  "))
+    );
+    let mut x = left;
+    for (kind, color) in ORIGIN_COLORS {
+        let n = t.origins.get(kind).copied().unwrap_or(0);
+        let w = bar_w * n as f64 / p.trials.max(1) as f64;
+        if w > 0.0 {
+            let _ = writeln!(
+                o,
+                r#"<rect x="{x:.1}" y="{:.1}" width="{w:.1}" height="{:.1}" fill="{color}"/>"#,
+                y + 4.0,
+                row - 8.0
+            );
+        }
+        x += w;
+    }
+    let note = if p.nonfinite_trials == 0 {
+        format!("0 of {}", p.trials)
+    } else {
+        format!(
+            "{} of {}, median step {}",
+            p.nonfinite_trials, p.trials, t.first_nonfinite_step.median
+        )
+    };
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" font-size="11">{}</text>"#,
+        left + bar_w + 8.0,
+        y + row / 2.0 + 4.0,
+        esc(&note)
+    );
 }
 
 /// A setting for a legend: no `model.`/`train.` prefix, no quotes, and an inline table

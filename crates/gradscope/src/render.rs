@@ -409,55 +409,66 @@ pub fn training(r: &crate::train::TrainReport, steps: &[crate::train::StepRecord
         "\n  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
         "step", "loss", "|grad|", "max |z|", "||delta_0||", "max update"
     );
-    let every = steps.len().div_ceil(10).max(1);
-    for (i, st) in steps.iter().enumerate() {
-        if i % every != 0 && i + 1 != steps.len() {
-            continue;
-        }
-        let z = st.layers.iter().map(|l| l.z_max_abs).fold(0.0, f64::max);
-        let up = st.layers.iter().map(|l| l.update_ratio).fold(0.0, f64::max);
-        let d0 = st.layers.first().map_or(f64::NAN, |l| l.delta_l2);
+    for st in sampled(steps) {
         let _ = writeln!(
             s,
             "  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
             st.step,
             sci(st.loss),
             sci(st.grad_norm),
-            sci(z),
-            sci(d0),
-            sci(up)
+            sci(max_z(st)),
+            sci(st.layers.first().map_or(f64::NAN, |l| l.delta_l2)),
+            sci(max_update(st))
         );
     }
-    match &r.origin {
-        None => {
-            let _ = writeln!(
-                s,
-                "\nfinite for all {} steps; loss {} -> {}",
-                r.steps_run,
-                sci(r.first_loss),
-                sci(r.last_loss)
-            );
+    let Some(o) = &r.origin else {
+        let _ = writeln!(
+            s,
+            "\nfinite for all {} steps; loss {} -> {}",
+            r.steps_run,
+            sci(r.first_loss),
+            sci(r.last_loss)
+        );
+        return s;
+    };
+    let _ = writeln!(s, "\nNOT FINITE: {}", o.describe());
+    if let Some(g) = &r.growth {
+        let _ = writeln!(
+            s,
+            "growth of layer {} before it (max |z|, ||delta||):",
+            g.layer
+        );
+        for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
+            let _ = writeln!(s, "  step {step:>7}  {:>11}  {:>11}", sci(*z), sci(*d));
         }
-        Some(o) => {
-            let _ = writeln!(s, "\nNOT FINITE: {}", o.describe());
-            if let Some(g) = &r.growth {
-                let _ = writeln!(
-                    s,
-                    "growth of layer {} before it (max |z|, ||delta||):",
-                    g.layer
-                );
-                for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
-                    let _ = writeln!(s, "  step {step:>7}  {:>11}  {:>11}", sci(*z), sci(*d));
-                }
-                let _ = writeln!(
-                    s,
-                    "  max |z| grew by x{} per step",
-                    sci(g.z_factor_per_step)
-                );
-            }
-        }
+        let _ = writeln!(
+            s,
+            "  max |z| grew by x{} per step",
+            sci(g.z_factor_per_step)
+        );
     }
     s
+}
+
+/// The steps a report shows: about ten, evenly spaced, and the last.
+fn sampled(steps: &[crate::train::StepRecord]) -> impl Iterator<Item = &crate::train::StepRecord> {
+    let every = steps.len().div_ceil(10).max(1);
+    let last = steps.len().saturating_sub(1);
+    steps
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| i % every == 0 || *i == last)
+        .map(|(_, st)| st)
+}
+
+/// The largest max |z_l| of a step over its layers.
+fn max_z(st: &crate::train::StepRecord) -> f64 {
+    st.layers.iter().map(|l| l.z_max_abs).fold(0.0, f64::max)
+}
+
+/// The largest update ratio of a step over its layers.
+fn max_update(st: &crate::train::StepRecord) -> f64 {
+    st.layers.iter().map(|l| l.update_ratio).fold(0.0, f64::max)
 }
 
 /// An f64 in the report's scientific style (4 significant digits; inf and nan spelled).
@@ -497,13 +508,7 @@ pub fn training_markdown(
         "| step | loss | ‖g‖ | ‖g‖ clipped | max \\|z\\| | ‖δ_0‖ | ‖δ_last‖ | max update ratio |"
     );
     let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
-    let every = steps.len().div_ceil(10).max(1);
-    for (i, st) in steps.iter().enumerate() {
-        if i % every != 0 && i + 1 != steps.len() {
-            continue;
-        }
-        let z = st.layers.iter().map(|l| l.z_max_abs).fold(0.0, f64::max);
-        let up = st.layers.iter().map(|l| l.update_ratio).fold(0.0, f64::max);
+    for st in sampled(steps) {
         let d = |l: Option<&crate::train::LayerStep>| sci(l.map_or(f64::NAN, |l| l.delta_l2));
         let _ = writeln!(
             s,
@@ -512,23 +517,28 @@ pub fn training_markdown(
             sci(st.loss),
             sci(st.grad_norm),
             sci(st.grad_norm_clipped),
-            sci(z),
+            sci(max_z(st)),
             d(st.layers.first()),
             d(st.layers.last()),
-            sci(up)
+            sci(max_update(st))
         );
     }
     if let Some(g) = &r.growth {
-        let _ = writeln!(
-            s,
-            "\nLayer {} before the failure (max |z| grew by ×{} per step):\n",
-            g.layer,
-            sci(g.z_factor_per_step)
-        );
-        let _ = writeln!(s, "| step | max \\|z\\| | ‖δ‖ |\n|---:|---:|---:|");
-        for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
-            let _ = writeln!(s, "| {step} | {} | {} |", sci(*z), sci(*d));
-        }
+        growth_markdown(&mut s, g);
     }
     s
+}
+
+/// The growth of the failing layer before the failure, as a markdown table.
+fn growth_markdown(s: &mut String, g: &crate::train::Growth) {
+    let _ = writeln!(
+        s,
+        "\nLayer {} before the failure (max |z| grew by ×{} per step):\n",
+        g.layer,
+        sci(g.z_factor_per_step)
+    );
+    let _ = writeln!(s, "| step | max \\|z\\| | ‖δ‖ |\n|---:|---:|---:|");
+    for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
+        let _ = writeln!(s, "| {step} | {} | {} |", sci(*z), sci(*d));
+    }
 }

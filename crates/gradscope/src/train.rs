@@ -170,7 +170,6 @@ impl Teacher {
 
 /// The batch of `step`, drawn from the seed's batch stream.
 pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: usize) -> Batch {
-    let mut rng = HostRng::new(exp.seed, batch_stream(step));
     let b = train.batch;
     match &train.data {
         Data::Files {
@@ -196,39 +195,42 @@ pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: u
             }
         }
         Data::Teacher { classes } => {
-            let d = exp.model.d_input;
-            let dist = match exp.inputs.first().map(|c| &c.source) {
-                Some(InputSource::Distribution(d)) => *d,
-                _ => Distribution::Normal {
-                    mean: 0.0,
-                    std: 1.0,
-                },
-            };
-            let data = (0..b * d)
-                .map(|_| match dist {
-                    Distribution::Normal { mean, std } => rng.normal(mean, std) as f32,
-                    Distribution::Uniform { low, high } => rng.uniform(low, high) as f32,
-                    Distribution::Constant { value } => value as f32,
-                })
-                .collect();
-            let inputs = HostTensor::new(vec![b, d], data);
+            let inputs = teacher_inputs(exp, b, step);
+            let k = exp.model.d_output;
             let targets = match (teacher, exp.loss) {
                 (Some(t), _) if classes.is_some() => {
                     let out = t.forward(&inputs);
-                    let k = exp.model.d_output;
                     let labels = out.chunks_exact(k).map(|row| argmax(row) as f32).collect();
                     HostTensor::new(vec![b], labels)
                 }
-                (Some(t), Loss::Mse { .. }) => {
-                    let out = t.forward(&inputs);
-                    let k = exp.model.d_output;
-                    HostTensor::new(vec![b, k], out)
-                }
+                (Some(t), Loss::Mse { .. }) => HostTensor::new(vec![b, k], t.forward(&inputs)),
                 _ => HostTensor::new(vec![0], Vec::new()),
             };
             Batch { inputs, targets }
         }
     }
+}
+
+/// Teacher data's inputs at `step`: `rows` × `model.input` values of the first input case's
+/// distribution, from the seed's batch stream for that step.
+fn teacher_inputs(exp: &Experiment, rows: usize, step: usize) -> HostTensor {
+    let mut rng = HostRng::new(exp.seed, batch_stream(step));
+    let d = exp.model.d_input;
+    let dist = match exp.inputs.first().map(|c| &c.source) {
+        Some(InputSource::Distribution(d)) => *d,
+        _ => Distribution::Normal {
+            mean: 0.0,
+            std: 1.0,
+        },
+    };
+    let data = (0..rows * d)
+        .map(|_| match dist {
+            Distribution::Normal { mean, std } => rng.normal(mean, std) as f32,
+            Distribution::Uniform { low, high } => rng.uniform(low, high) as f32,
+            Distribution::Constant { value } => value as f32,
+        })
+        .collect();
+    HostTensor::new(vec![rows, d], data)
 }
 
 /// The index of the largest value (the first of equals; NaN never wins).
@@ -416,30 +418,68 @@ fn pass(
     batch: &Batch,
 ) -> Result<CaseOutcome, RunError> {
     let device = &backend.plain;
-    let n = w.layers.len();
-    let x: Tensor<2> = batch.inputs.to_device(device);
-    // Forward: z_l and, for hidden layers, a_l = φ(z_l).
-    let mut inputs = vec![x];
-    let mut zs: Vec<Tensor<2>> = Vec::with_capacity(n);
     let kernels: Vec<Tensor<2>> = w
         .layers
         .iter()
         .map(|l| l.weight.to_device(device))
         .collect();
+    let (inputs, zs) = forward(w, &kernels, batch.inputs.to_device(device));
+    let output = zs[zs.len() - 1].clone();
+    let loss = train_loss(exp.loss, output.clone(), &batch.targets);
+    let delta = loss_gradient(exp.loss, output.clone(), &batch.targets);
+    let (deltas, grads) = backward(w, &kernels, &inputs, &zs, delta);
+    let output = HostTensor::from_tensor(output);
+    let mut layer_outputs: Vec<HostTensor> = inputs
+        .into_iter()
+        .skip(1)
+        .map(HostTensor::from_tensor)
+        .collect();
+    layer_outputs.push(output.clone());
+    Ok(CaseOutcome {
+        name: "train".into(),
+        input: batch.inputs.clone(),
+        output,
+        loss: HostTensor::from_tensor(loss).data[0],
+        grads,
+        deltas,
+        layer_outputs,
+        pre_activations: zs.into_iter().map(HostTensor::from_tensor).collect(),
+    })
+}
+
+/// The forward pass: each layer's input (x, then a_l = φ(z_l) of the hidden layers) and z_l.
+fn forward(
+    w: &MlpWeights,
+    kernels: &[Tensor<2>],
+    x: Tensor<2>,
+) -> (Vec<Tensor<2>>, Vec<Tensor<2>>) {
+    let n = w.layers.len();
+    let device = x.device();
+    let mut inputs = vec![x];
+    let mut zs: Vec<Tensor<2>> = Vec::with_capacity(n);
     for (l, layer) in w.layers.iter().enumerate() {
         let mut z = inputs[l].clone().matmul(kernels[l].clone());
         if let Some(b) = &layer.bias {
-            z = z + b.to_device::<1>(device).unsqueeze::<2>();
+            z = z + b.to_device::<1>(&device).unsqueeze::<2>();
         }
         if l + 1 < n {
             inputs.push(w.activations[l].forward(z.clone()));
         }
         zs.push(z);
     }
-    let output = zs[n - 1].clone();
-    let loss = train_loss(exp.loss, output.clone(), &batch.targets);
-    let mut delta = loss_gradient(exp.loss, output.clone(), &batch.targets);
-    // Backward, output layer first.
+    (inputs, zs)
+}
+
+/// The backward pass from δ of the output layer: every δ_l and every parameter's gradient (in
+/// parameter order), read back to the host.
+fn backward(
+    w: &MlpWeights,
+    kernels: &[Tensor<2>],
+    inputs: &[Tensor<2>],
+    zs: &[Tensor<2>],
+    mut delta: Tensor<2>,
+) -> (Vec<HostTensor>, Vec<NamedTensor>) {
+    let n = w.layers.len();
     let mut deltas: Vec<Option<HostTensor>> = vec![None; n];
     let mut grads: Vec<Vec<NamedTensor>> = vec![Vec::new(); n];
     for l in (0..n).rev() {
@@ -455,32 +495,16 @@ fn pass(
                 tensor: HostTensor::from_tensor(grad_b),
             });
         }
-        let next = (l > 0).then(|| {
-            let back = delta.clone().matmul(kernels[l].clone().transpose());
-            back * w.activations[l - 1].derivative(zs[l - 1].clone())
-        });
         deltas[l] = Some(HostTensor::from_tensor(delta.clone()));
-        if let Some(d) = next {
-            delta = d;
+        if l > 0 {
+            let back = delta.matmul(kernels[l].clone().transpose());
+            delta = back * w.activations[l - 1].derivative(zs[l - 1].clone());
         }
     }
-    let output = HostTensor::from_tensor(output);
-    let mut layer_outputs: Vec<HostTensor> = inputs
-        .into_iter()
-        .skip(1)
-        .map(HostTensor::from_tensor)
-        .collect();
-    layer_outputs.push(output.clone());
-    Ok(CaseOutcome {
-        name: "train".into(),
-        input: batch.inputs.clone(),
-        output,
-        loss: HostTensor::from_tensor(loss).data[0],
-        grads: grads.into_iter().flatten().collect(),
-        deltas: deltas.into_iter().flatten().collect(),
-        layer_outputs,
-        pre_activations: zs.into_iter().map(HostTensor::from_tensor).collect(),
-    })
+    (
+        deltas.into_iter().flatten().collect(),
+        grads.into_iter().flatten().collect(),
+    )
 }
 
 /// ∂loss/∂output for `output` `[batch, k]`, written out per loss as the autodiff of
@@ -628,46 +652,16 @@ pub fn train_with(
     let mut last: Option<StepTensors> = None;
     for step in 0..train.steps {
         let batch = batch(exp, train, teacher.as_ref(), step);
-        let targets_bad = nonfinite(&batch.targets.data);
         let pass = pass(exp, backend, &weights, &batch)?;
-        let mut origin = if targets_bad > 0 {
-            Some(Origin {
-                kind: OriginKind::Input,
-                step: None,
-                case: "train".into(),
-                layer: None,
-                tensor: "targets".into(),
-                count: targets_bad,
-            })
-        } else {
-            None
-        };
-        if nonfinite(&batch.inputs.data) > 0 || origin.is_none() {
-            origin = origin_of_case(&weights, &pass).or(origin);
-        }
         let before = weights.clone();
-        let norm = global_norm(&pass.grads);
-        // Clipping works on a copy; without it the pass's gradients are used as they are.
-        let mut clipped_grads = None;
-        let clipped = match train.clip {
-            Clip::None => norm,
-            c => clip(clipped_grads.insert(pass.grads.clone()), c),
-        };
-        let grads = clipped_grads.as_deref().unwrap_or(&pass.grads);
+        let mut origin = pass_origin(&weights, &batch, &pass);
+        let norms = update(train, &mut state, &mut weights, &pass, origin.is_none());
         if origin.is_none() {
-            state.step(train, &mut weights, grads);
             origin = update_origin(step, &weights);
         }
-        let record = if stats {
-            record(step, &pass, &before, &weights, (norm, clipped))
-        } else {
-            StepRecord {
-                step,
-                loss: f64::from(pass.loss),
-                grad_norm: norm,
-                grad_norm_clipped: clipped,
-                layers: Vec::new(),
-            }
+        let record = match stats {
+            true => record(step, &pass, &before, &weights, norms),
+            false => record_without_layers(step, &pass, norms),
         };
         on_step(&record);
         steps.push(record);
@@ -695,6 +689,60 @@ pub fn train_with(
         weights,
         dumps: Vec::new(),
     })
+}
+
+/// A step's record without the per-layer statistics.
+fn record_without_layers(step: usize, pass: &CaseOutcome, norms: (f64, f64)) -> StepRecord {
+    StepRecord {
+        step,
+        loss: f64::from(pass.loss),
+        grad_norm: norms.0,
+        grad_norm_clipped: norms.1,
+        layers: Vec::new(),
+    }
+}
+
+/// The first non-finite value of a pass, in the order the computation runs: the batch
+/// (inputs, then targets), the weights, z, the loss, δ and the gradients.
+fn pass_origin(weights: &MlpWeights, batch: &Batch, pass: &CaseOutcome) -> Option<Origin> {
+    let targets_bad = nonfinite(&batch.targets.data);
+    if targets_bad > 0 && nonfinite(&batch.inputs.data) == 0 {
+        return Some(Origin {
+            kind: OriginKind::Input,
+            step: None,
+            case: "train".into(),
+            layer: None,
+            tensor: "targets".into(),
+            count: targets_bad,
+        });
+    }
+    origin_of_case(weights, pass)
+}
+
+/// Clip the pass's gradients and, with `apply`, take the optimiser's step; returns the global
+/// gradient norm before and after clipping.
+fn update(
+    train: &Train,
+    state: &mut OptimizerState,
+    weights: &mut MlpWeights,
+    pass: &CaseOutcome,
+    apply: bool,
+) -> (f64, f64) {
+    let norm = global_norm(&pass.grads);
+    // Clipping works on a copy; without it the pass's gradients are used as they are.
+    let mut clipped_grads = None;
+    let clipped = match train.clip {
+        Clip::None => norm,
+        c => clip(clipped_grads.insert(pass.grads.clone()), c),
+    };
+    if apply {
+        state.step(
+            train,
+            weights,
+            clipped_grads.as_deref().unwrap_or(&pass.grads),
+        );
+    }
+    (norm, clipped)
 }
 
 /// The growth of one layer before a failure: max |z_l| and ‖δ_l‖ over the last steps.

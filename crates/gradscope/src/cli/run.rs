@@ -449,14 +449,7 @@ fn run_training(
         crate::tensors::write_training_dump(dir, exp, &outcome)
             .map_err(|e| fail(err, format!("cannot write the dump: {e}")))?;
     }
-    if let Some(nb) = &args.notebook {
-        let command = regenerate_command(exp, args, nb);
-        let svg_name = format!("{}.svg", exp.name);
-        let page = render::training_markdown(&report, &outcome.steps, &svg_name);
-        let svg = crate::plot::training_svg(&exp.name, &outcome.steps, report.origin.as_ref());
-        record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
-            .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))?;
-    }
+    write_training_page(exp, args, &report, &outcome.steps, err)?;
     let sep = if index > 0 { "\n" } else { "" };
     let shown = match args.format {
         Format::Json => format!("{}\n", report.to_json()),
@@ -474,4 +467,23 @@ fn run_training(
     } else {
         ExitStatus::Ok
     })
+}
+
+/// A training run's notebook page (`--notebook`) and its picture.
+fn write_training_page(
+    exp: &Experiment,
+    args: &RunArgs,
+    report: &crate::train::TrainReport,
+    steps: &[crate::train::StepRecord],
+    err: &mut dyn Write,
+) -> Result<(), ExitStatus> {
+    let Some(nb) = &args.notebook else {
+        return Ok(());
+    };
+    let command = regenerate_command(exp, args, nb);
+    let page = render::training_markdown(report, steps, &format!("{}.svg", exp.name));
+    let svg = crate::plot::training_svg(&exp.name, steps, report.origin.as_ref());
+    record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
+        .map(|_| ())
+        .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))
 }

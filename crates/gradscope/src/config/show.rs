@@ -35,7 +35,6 @@ fn initializer(i: &Initializer) -> String {
 impl Experiment {
     /// The resolved experiment as TOML, every default written out.
     pub fn to_toml(&self) -> String {
-        let m = &self.model;
         let mut s = String::new();
         let _ = writeln!(
             s,
@@ -49,6 +48,36 @@ impl Experiment {
             let _ = writeln!(s, "backend = {}", quote(b.name()));
         }
         let _ = writeln!(s, "loss = {}", named(LOSSES, &self.loss));
+        s.push_str(&self.model_toml());
+        for case in &self.inputs {
+            let _ = writeln!(s, "\n[[inputs]]");
+            let _ = writeln!(s, "name = {}", quote(&case.name));
+            let _ = writeln!(s, "batch = {}", case.batch);
+            match &case.source {
+                InputSource::Distribution(d) => {
+                    let _ = writeln!(s, "distribution = {}", named(DISTRIBUTIONS, d));
+                }
+                InputSource::File { path, .. } => {
+                    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
+                    let _ = writeln!(s, "file = {}", quote(&shown.to_string_lossy()));
+                }
+            }
+        }
+        if let Some(t) = &self.train {
+            s.push_str(&train_toml(t));
+        }
+        if let Some(sweep) = &self.sweep {
+            s.push_str(&sweep.to_toml());
+        }
+        s
+    }
+}
+
+impl Experiment {
+    /// The `[model]` table, every default written out.
+    fn model_toml(&self) -> String {
+        let m = &self.model;
+        let mut s = String::new();
         let _ = writeln!(s, "\n[model]");
         let _ = writeln!(s, "input = {}", m.d_input);
         let hidden: Vec<String> = m.hidden.iter().map(|h| h.to_string()).collect();
@@ -73,26 +102,6 @@ impl Experiment {
         if let Some(w) = &self.weights {
             let shown = std::fs::canonicalize(&w.path).unwrap_or_else(|_| w.path.clone());
             let _ = writeln!(s, "weights = {}", quote(&shown.to_string_lossy()));
-        }
-        for case in &self.inputs {
-            let _ = writeln!(s, "\n[[inputs]]");
-            let _ = writeln!(s, "name = {}", quote(&case.name));
-            let _ = writeln!(s, "batch = {}", case.batch);
-            match &case.source {
-                InputSource::Distribution(d) => {
-                    let _ = writeln!(s, "distribution = {}", named(DISTRIBUTIONS, d));
-                }
-                InputSource::File { path, .. } => {
-                    let shown = std::fs::canonicalize(path).unwrap_or_else(|_| path.clone());
-                    let _ = writeln!(s, "file = {}", quote(&shown.to_string_lossy()));
-                }
-            }
-        }
-        if let Some(t) = &self.train {
-            s.push_str(&train_toml(t));
-        }
-        if let Some(sweep) = &self.sweep {
-            s.push_str(&sweep.to_toml());
         }
         s
     }
