@@ -318,16 +318,11 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
     if s.points.iter().any(|p| p.training.is_some()) {
         return training_markdown(s, svg);
     }
-    let mut out = String::new();
-    let _ = writeln!(out, "## {} (sweep)\n", s.experiment);
-    let _ = writeln!(
-        out,
-        "{} trial records, {} trials per grid point.\n",
-        s.trials_done, s.trials_per_point
-    );
-    let _ = writeln!(
-        out,
-        "![‖δ_l‖ by layer: median and interquartile range over trials]({svg})\n"
+    let mut out = markdown_head(
+        s,
+        "sweep",
+        "‖δ_l‖ by layer: median and interquartile range over trials",
+        svg,
     );
     let _ = writeln!(
         out,
@@ -356,19 +351,27 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
     out
 }
 
-/// A training sweep as markdown: per point, the fraction of trials that went non-finite,
-/// when, where, and the final loss of the others.
-fn training_markdown(s: &SweepSummary, svg: &str) -> String {
+/// A sweep page's heading, its counts and its picture.
+fn markdown_head(s: &SweepSummary, kind: &str, alt: &str, svg: &str) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "## {} (training sweep)\n", s.experiment);
+    let _ = writeln!(out, "## {} ({kind})\n", s.experiment);
     let _ = writeln!(
         out,
         "{} trial records, {} trials per grid point.\n",
         s.trials_done, s.trials_per_point
     );
-    let _ = writeln!(
-        out,
-        "![trials that went non-finite, per grid point]({svg})\n"
+    let _ = writeln!(out, "![{alt}]({svg})\n");
+    out
+}
+
+/// A training sweep as markdown: per point, the fraction of trials that went non-finite,
+/// when, where, and the final loss of the others.
+fn training_markdown(s: &SweepSummary, svg: &str) -> String {
+    let mut out = markdown_head(
+        s,
+        "training sweep",
+        "trials that went non-finite, per grid point",
+        svg,
     );
     let _ = writeln!(
         out,

@@ -243,17 +243,21 @@ fn argmax(row: &[f32]) -> usize {
         .0
 }
 
+/// The labels `targets` `[batch]` as one-hot rows `[batch, k]` on `device`.
+fn onehot(targets: &HostTensor, k: usize, device: &burn::tensor::Device) -> Tensor<2> {
+    let b = targets.data.len();
+    let mut data = vec![0.0f32; b * k];
+    for (r, &label) in targets.data.iter().enumerate() {
+        data[r * k + label as usize] = 1.0;
+    }
+    HostTensor::new(vec![b, k], data).to_device::<2>(device)
+}
+
 /// The training loss of `output` `[batch, k]` against the batch's targets.
 pub fn train_loss(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<1> {
     let device = output.device();
     let [b, k] = output.dims();
-    let onehot = || {
-        let mut data = vec![0.0f32; b * k];
-        for (r, &label) in targets.data.iter().enumerate() {
-            data[r * k + label as usize] = 1.0;
-        }
-        HostTensor::new(vec![b, k], data).to_device::<2>(&device)
-    };
+    let onehot = || onehot(targets, k, &device);
     match loss {
         Loss::CrossEntropy => (log_softmax(output, 1) * onehot())
             .sum()
@@ -515,13 +519,7 @@ fn loss_gradient(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<
     let device = output.device();
     let [b, k] = output.dims();
     let (bf, n) = (b as f64, (b * k) as f64);
-    let onehot = || {
-        let mut data = vec![0.0f32; b * k];
-        for (r, &label) in targets.data.iter().enumerate() {
-            data[r * k + label as usize] = 1.0;
-        }
-        HostTensor::new(vec![b, k], data).to_device::<2>(&device)
-    };
+    let onehot = || onehot(targets, k, &device);
     match loss {
         Loss::CrossEntropy => (softmax(output, 1) - onehot()).div_scalar(bf),
         Loss::CrossEntropyNaive => {

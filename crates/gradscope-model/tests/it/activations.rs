@@ -118,15 +118,20 @@ fn every_activations_derivative_is_exact_on_both_cpu_backends() {
     for (backend, device) in cpu_devices() {
         for a in every_activation() {
             let got = autodiff_derivative(|x| a.forward(x), &xs, &device);
-            for (&x, &g) in xs.iter().zip(&got) {
-                let want = derivative(a, f64::from(x));
-                assert!(
-                    (f64::from(g) - want).abs() <= 5e-7 * (1.0 + want.abs()),
-                    "{backend}: {}'({x}) = {g}, exactly {want}",
-                    a.name()
-                );
-            }
+            assert_exact_derivative(backend, a, &xs, &got);
         }
+    }
+}
+
+/// `got[i]` is φ'(xs[i]) within the bound above.
+fn assert_exact_derivative(backend: &str, a: Activation, xs: &[f32], got: &[f32]) {
+    for (&x, &g) in xs.iter().zip(got) {
+        let want = derivative(a, f64::from(x));
+        assert!(
+            (f64::from(g) - want).abs() <= 5e-7 * (1.0 + want.abs()),
+            "{backend}: {}'({x}) = {g}, exactly {want}",
+            a.name()
+        );
     }
 }
 
@@ -139,14 +144,7 @@ fn every_written_out_derivative_is_exact_on_both_cpu_backends() {
         for a in every_activation() {
             let x = Tensor::<1>::from_data(xs.as_slice(), &device);
             let got = HostTensor::from_tensor(a.derivative(x)).data;
-            for (&x, &g) in xs.iter().zip(&got) {
-                let want = derivative(a, f64::from(x));
-                assert!(
-                    (f64::from(g) - want).abs() <= 5e-7 * (1.0 + want.abs()),
-                    "{backend}: {}'({x}) = {g}, exactly {want}",
-                    a.name()
-                );
-            }
+            assert_exact_derivative(backend, a, &xs, &got);
         }
     }
 }

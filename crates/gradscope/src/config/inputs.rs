@@ -354,11 +354,11 @@ fn read_safetensors(bytes: &[u8], wanted: &'static str) -> Result<HostTensor, Pr
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A .npy file built byte by byte from NumPy's format description (version 1.0).
-    fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
+    pub(in crate::config) fn npy(descr: &str, shape: &str, data: &[u8]) -> Vec<u8> {
         let mut header =
             format!("{{'descr': '{descr}', 'fortran_order': False, 'shape': {shape}, }}");
         while (10 + header.len() + 1) % 64 != 0 {

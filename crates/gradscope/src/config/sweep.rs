@@ -213,19 +213,10 @@ fn unknown_key(key: &str, err: &dyn Fn(String) -> ConfigError) -> ConfigError {
 
 #[cfg(test)]
 mod tests {
-    /// A .npy file of `rows` × 2 f32 zeros (NumPy's format, version 1.0).
+    /// A .npy file of `rows` × 2 f32 zeros.
     fn npy(rows: usize) -> Vec<u8> {
-        let mut header =
-            format!("{{'descr': '<f4', 'fortran_order': False, 'shape': ({rows}, 2), }}");
-        while (10 + header.len() + 1) % 64 != 0 {
-            header.push(' ');
-        }
-        header.push('\n');
-        let mut out = b"\x93NUMPY\x01\x00".to_vec();
-        out.extend_from_slice(&(header.len() as u16).to_le_bytes());
-        out.extend_from_slice(header.as_bytes());
-        out.extend(std::iter::repeat_n(0u8, rows * 2 * 4));
-        out
+        let zeros = vec![0u8; rows * 2 * 4];
+        super::super::inputs::tests::npy("<f4", &format!("({rows}, 2)"), &zeros)
     }
 
     /// The grid is built point by point, from files read once: after loading, the input file

@@ -115,19 +115,10 @@ trials = 7
 "#;
 
 fn record_dirs(base: &Path) -> Vec<PathBuf> {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(base.join("small-sweep"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    v.sort();
-    v
+    common::record_dirs_of(base, "small-sweep")
 }
 
-fn read(p: &Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+use crate::common::read_text as read;
 
 #[test]
 fn sharded_and_merged_equals_unsharded_exactly() {

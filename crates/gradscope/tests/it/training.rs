@@ -668,19 +668,10 @@ const TRAIN_SWEEP: &str = "name = \"ts\"\ndescription = \"d\"\nseed = 2\nloss = 
 [sweep]\ntrials = 4\n\"train.learning_rate\" = [0.05, 40.0]\n\"train.clip\" = [\"none\", { kind = \"norm\", max = 1.0 }]\n";
 
 fn sweep_records(base: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(base.join("ts"))
-        .into_iter()
-        .flatten()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| p.is_dir())
-        .collect();
-    v.sort();
-    v
+    crate::common::record_dirs_of(base, "ts")
 }
 
-fn read(p: &std::path::Path) -> String {
-    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
-}
+use crate::common::read_text as read;
 
 /// Killed after 6 of 16 trials and resumed, a training sweep gives the summary of an
 /// uninterrupted run byte for byte; so do two shards merged. The summary says what diverged.

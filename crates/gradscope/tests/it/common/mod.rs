@@ -340,3 +340,20 @@ pub fn every_backend(test: &str) -> Vec<gradscope::backend::Backend> {
     b.extend(wgpu_or_skip(test));
     b
 }
+
+/// The record directories of experiment `name` under `base`, sorted.
+pub fn record_dirs_of(base: &Path, name: &str) -> Vec<PathBuf> {
+    let mut v: Vec<PathBuf> = std::fs::read_dir(base.join(name))
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.is_dir())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A file's text (the test fails, naming the file, when it cannot be read).
+pub fn read_text(p: &Path) -> String {
+    std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
