@@ -220,7 +220,12 @@ pub fn write(
 pub struct StepLog {
     dir: PathBuf,
     file: std::io::BufWriter<std::fs::File>,
+    lines: usize,
 }
+
+/// Steps between syncs of `steps.jsonl` (a killed process loses nothing flushed; a sync bounds
+/// what a machine crash loses, as a sweep's sync per stack of trials does).
+const STEPS_PER_SYNC: usize = 100;
 
 impl StepLog {
     /// Create `<out>/<name>/<stamp>-<backend>-train[-N]/` with the config in it.
@@ -242,6 +247,7 @@ impl StepLog {
         Ok(Self {
             dir,
             file: std::io::BufWriter::new(file),
+            lines: 0,
         })
     }
 
@@ -250,7 +256,12 @@ impl StepLog {
         use std::io::Write as _;
         let line = serde_json::to_string(step).map_err(std::io::Error::other)?;
         writeln!(self.file, "{line}")?;
-        self.file.flush()
+        self.file.flush()?;
+        self.lines += 1;
+        if self.lines % STEPS_PER_SYNC == 0 {
+            self.file.get_ref().sync_data()?;
+        }
+        Ok(())
     }
 
     /// Write the summary files; returns the record's directory.
