@@ -6,6 +6,7 @@
 //!
 //! 1. `floats`: how floats are spelled (people, JSON, CSV); `backend`: opening devices;
 //! 2. `config`: reading, validating and overriding experiments, and the files they name;
+//!    `theory`: what mean-field theory predicts from a config;
 //! 3. `run`: drawing weights and inputs and letting Burn's autodiff compute every gradient;
 //! 4. `stats`, `origin` (where a non-finite value was born), `train` (training runs, step by
 //!    step), `report`: summarising a run; `render`: a report as table, markdown or CSV;
@@ -31,4 +32,5 @@ pub mod stats;
 pub mod summary;
 pub mod sweep;
 pub mod tensors;
+pub mod theory;
 pub mod train;

@@ -95,6 +95,25 @@ fn flow_line(r: &ExperimentReport, c: &crate::report::CaseReport) -> String {
     )
 }
 
+/// Mean-field theory's prediction for a case, beside the measured ratio: `None` without one.
+fn theory_line(c: &crate::report::CaseReport) -> Option<String> {
+    let t = c.theory.as_ref()?;
+    let mean_chi = if t.chi.is_empty() {
+        1.0
+    } else {
+        (t.chi.iter().map(|x| x.ln()).sum::<f64>() / t.chi.len() as f64).exp()
+    };
+    let phase = serde_json::to_value(t.phase)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_default();
+    Some(format!(
+        "mean-field theory predicts {}: {phase}, chi = {} per layer (geometric mean)",
+        f4(t.delta_ratio as f32),
+        f4(mean_chi as f32)
+    ))
+}
+
 /// Split `text` into lines of at most `width` characters at spaces (a longer word stays whole).
 fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
@@ -157,6 +176,9 @@ pub fn table(r: &ExperimentReport) -> String {
             );
         }
         let _ = writeln!(s, "  {}", flow_line(r, case));
+        if let Some(t) = theory_line(case) {
+            let _ = writeln!(s, "  {t}");
+        }
     }
     let _ = writeln!(s, "\n{}", verdict(r));
     s
@@ -210,32 +232,7 @@ pub fn markdown(r: &ExperimentReport) -> String {
             case.input.distribution,
             fmt_sci(case.loss, 6)
         );
-        let _ = writeln!(
-            s,
-            "| parameter | shape | max | min | max \\|g\\| | L2 | mean \\|g\\| | std | zero | NaN | +inf | −inf |"
-        );
-        let _ = writeln!(
-            s,
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
-        );
-        for p in &case.params {
-            let _ = writeln!(
-                s,
-                "| `{}` | {:?} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
-                p.name,
-                p.shape,
-                f4(p.max),
-                f4(p.min),
-                f4(p.max_abs),
-                f4(p.l2),
-                f4(p.mean_abs),
-                f4(p.std),
-                pct(p.zero_fraction),
-                p.nan,
-                p.pos_inf,
-                p.neg_inf
-            );
-        }
+        param_table_markdown(&mut s, &case.params);
         let _ = writeln!(
             s,
             "\n| layer | width | ‖δ‖ | max \\|δ\\| | dead | activation mean | activation std |"
@@ -245,9 +242,42 @@ pub fn markdown(r: &ExperimentReport) -> String {
             let _ = writeln!(s, "| {} |", layer_cells(l).join(" | "));
         }
         let _ = writeln!(s, "\n{}\n", flow_line(r, case).replace("||", "‖"));
+        if let Some(t) = theory_line(case) {
+            let _ = writeln!(s, "{}\n", t.replace("chi", "χ"));
+        }
     }
     let _ = writeln!(s, "**{}**", verdict(r));
     s
+}
+
+/// A case's parameter table in markdown.
+fn param_table_markdown(s: &mut String, params: &[crate::stats::ParamStats]) {
+    let _ = writeln!(
+        s,
+        "| parameter | shape | max | min | max \\|g\\| | L2 | mean \\|g\\| | std | zero | NaN | +inf | −inf |"
+    );
+    let _ = writeln!(
+        s,
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    );
+    for p in params {
+        let _ = writeln!(
+            s,
+            "| `{}` | {:?} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+            p.name,
+            p.shape,
+            f4(p.max),
+            f4(p.min),
+            f4(p.max_abs),
+            f4(p.l2),
+            f4(p.mean_abs),
+            f4(p.std),
+            pct(p.zero_fraction),
+            p.nan,
+            p.pos_inf,
+            p.neg_inf
+        );
+    }
 }
 
 fn shape(s: &[usize]) -> String {

@@ -74,6 +74,9 @@ pub struct CaseReport {
     pub delta_ratio: f32,
     /// `ok`, `vanishing`, `exploding`, or `undefined` (ratio not finite).
     pub flow: Flow,
+    /// What mean-field theory predicts from the config for this case (`null` when the weights
+    /// come from a file: theory describes the initialiser, not given weights).
+    pub theory: Option<crate::theory::Theory>,
 }
 
 /// The gradient-flow verdict of one case.
@@ -126,6 +129,51 @@ pub struct InputInfo {
     pub distribution: String,
 }
 
+impl CaseReport {
+    /// Summarise the outcome `out` of input case `case` of `exp`.
+    fn new(
+        exp: &Experiment,
+        case: &crate::config::InputCase,
+        out: &crate::run::CaseOutcome,
+        thresholds: Thresholds,
+    ) -> Self {
+        let params: Vec<ParamStats> = out.grads.iter().map(ParamStats::of).collect();
+        let last = out.deltas.len().saturating_sub(1);
+        let layers: Vec<LayerStats> = out
+            .deltas
+            .iter()
+            .zip(&out.layer_outputs)
+            .enumerate()
+            .map(|(l, (d, a))| LayerStats::of(l, d, a, l < last))
+            .collect();
+        // A δ holding NaN or inf has no meaningful norm: the ratio is then undefined (its
+        // finite part alone could read as "vanishing").
+        let ratio = match (layers.first(), layers.last()) {
+            (Some(f), Some(l))
+                if l.delta_l2 > 0.0 && f.delta_nonfinite == 0 && l.delta_nonfinite == 0 =>
+            {
+                f64::from(f.delta_l2) / f64::from(l.delta_l2)
+            }
+            _ => f64::NAN,
+        };
+        Self {
+            input: InputInfo {
+                name: case.name.clone(),
+                shape: out.input.shape.clone(),
+                distribution: case.source.describe(),
+            },
+            loss: out.loss,
+            params,
+            layers,
+            delta_ratio: ratio as f32,
+            flow: Flow::of(ratio, thresholds),
+            theory: exp.weights.is_none().then(|| {
+                crate::theory::predict(&exp.model, crate::theory::input_second_moment(case))
+            }),
+        }
+    }
+}
+
 impl ExperimentReport {
     /// Summarise `outcome` of `exp` run on `backend`.
     pub fn new(
@@ -134,46 +182,15 @@ impl ExperimentReport {
         outcome: &Outcome,
         thresholds: Thresholds,
     ) -> Self {
-        let mut all_finite = true;
-        let cases = exp
+        let cases: Vec<CaseReport> = exp
             .inputs
             .iter()
             .zip(&outcome.cases)
-            .map(|(case, out)| {
-                let params: Vec<ParamStats> = out.grads.iter().map(ParamStats::of).collect();
-                all_finite &= params.iter().all(|p| p.nonfinite == 0);
-                let last = out.deltas.len().saturating_sub(1);
-                let layers: Vec<LayerStats> = out
-                    .deltas
-                    .iter()
-                    .zip(&out.layer_outputs)
-                    .enumerate()
-                    .map(|(l, (d, a))| LayerStats::of(l, d, a, l < last))
-                    .collect();
-                // A δ holding NaN or inf has no meaningful norm: the ratio is then undefined
-                // (its finite part alone could read as "vanishing").
-                let ratio = match (layers.first(), layers.last()) {
-                    (Some(f), Some(l))
-                        if l.delta_l2 > 0.0 && f.delta_nonfinite == 0 && l.delta_nonfinite == 0 =>
-                    {
-                        f64::from(f.delta_l2) / f64::from(l.delta_l2)
-                    }
-                    _ => f64::NAN,
-                };
-                CaseReport {
-                    input: InputInfo {
-                        name: case.name.clone(),
-                        shape: out.input.shape.clone(),
-                        distribution: case.source.describe(),
-                    },
-                    loss: out.loss,
-                    params,
-                    layers,
-                    delta_ratio: ratio as f32,
-                    flow: Flow::of(ratio, thresholds),
-                }
-            })
+            .map(|(case, out)| CaseReport::new(exp, case, out, thresholds))
             .collect();
+        let all_finite = cases
+            .iter()
+            .all(|c| c.params.iter().all(|p| p.nonfinite == 0));
         Self {
             experiment: exp.name.clone(),
             description: exp.description.clone(),

@@ -452,8 +452,37 @@ fn check_schema(v: &serde_json::Value) {
     for c in cases {
         obj(
             c,
-            &["input", "loss", "params", "layers", "delta_ratio", "flow"],
+            &[
+                "input",
+                "loss",
+                "params",
+                "layers",
+                "delta_ratio",
+                "flow",
+                "theory",
+            ],
         );
+        match &c["theory"] {
+            Null => {}
+            t => {
+                obj(t, &["q", "chi", "delta_ratio", "phase"]);
+                let layers = c["layers"].as_array().map_or(0, Vec::len);
+                assert_eq!(
+                    t["q"].as_array().map(Vec::len),
+                    Some(layers),
+                    "one q per layer"
+                );
+                assert_eq!(
+                    t["chi"].as_array().map(Vec::len),
+                    Some(layers - 1),
+                    "one chi per layer after the first"
+                );
+                assert!(matches!(
+                    t["phase"].as_str(),
+                    Some("ordered" | "critical" | "chaotic")
+                ));
+            }
+        }
         obj(&c["input"], &["name", "shape", "distribution"]);
         assert!(is_float(&c["loss"]) && is_float(&c["delta_ratio"]));
         assert!(matches!(

@@ -115,7 +115,23 @@ fn dump_holds_the_named_tensors_and_loads_back_to_the_identical_report() {
         "{}",
         String::from_utf8_lossy(&second.stderr)
     );
-    assert_eq!(first.stdout, second.stdout);
+    // Identical but for the mean-field prediction, which describes the initialiser and so is
+    // null for given weights.
+    let without_theory = |out: &[u8]| {
+        let mut v: serde_json::Value =
+            serde_json::from_slice(out).unwrap_or_else(|e| panic!("{e}"));
+        for c in v["cases"].as_array_mut().into_iter().flatten() {
+            c.as_object_mut().map(|c| c.remove("theory"));
+        }
+        v
+    };
+    let second_json: serde_json::Value =
+        serde_json::from_slice(&second.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert!(second_json["cases"][0]["theory"].is_null());
+    assert_eq!(
+        without_theory(&first.stdout),
+        without_theory(&second.stdout)
+    );
 }
 
 const HAND: &str = "name = \"hand\"\ndescription = \"d\"\nseed = 0\n[model]\ninput = 2\nhidden = [2]\noutput = 1\n\
