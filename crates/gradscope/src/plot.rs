@@ -115,11 +115,19 @@ pub fn svg(s: &SweepSummary) -> String {
         esc(&s.experiment)
     );
     axes(&mut o, &f);
+    if s.points.iter().any(|p| p.theory.is_some()) {
+        let _ = writeln!(
+            o,
+            r##"<text x="{LEFT}" y="{:.1}" font-size="11" fill="#555">Solid: measured median, band: interquartile range; dashed: mean-field theory, anchored at the output layer's median.</text>"##,
+            f.height - 2.0
+        );
+    }
     // One band and one line per point × case; a non-finite or zero value breaks them.
     for (i, p) in s.points.iter().enumerate() {
         let color = COLORS[i % COLORS.len()];
         band(&mut o, &f, p, color);
         median_line(&mut o, &f, p, color);
+        theory_line(&mut o, &f, p, color);
         let ly = TOP + LEGEND_ROW * i as f64;
         let label = label(&p.settings, &p.case);
         let _ = writeln!(
@@ -243,6 +251,36 @@ fn median_line(o: &mut String, f: &Frame, p: &crate::summary::PointSummary, colo
     }
 }
 
+/// Mean-field theory's ‖δ_l‖ for a point, dashed: anchored at the measured median of the
+/// output layer and carried back by √χ per layer.
+fn theory_line(o: &mut String, f: &Frame, p: &crate::summary::PointSummary, color: &str) {
+    let (Some(t), Some(last)) = (&p.theory, p.delta_l2.last()) else {
+        return;
+    };
+    let n = p.delta_l2.len();
+    if t.chi.len() + 1 != n {
+        return;
+    }
+    let mut value = f64::from(last.median);
+    let mut points = vec![(n - 1, value)];
+    for l in (0..n - 1).rev() {
+        value *= t.chi[l].sqrt();
+        points.push((l, value));
+    }
+    let d: Vec<String> = points
+        .iter()
+        .rev()
+        .filter_map(|(l, v)| f.y(*v as f32).map(|y| format!("{:.1},{y:.1}", f.x(*l))))
+        .collect();
+    if d.len() >= 2 {
+        let _ = writeln!(
+            o,
+            r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.2" stroke-dasharray="6,4"/>"#,
+            d.join(" ")
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -270,6 +308,7 @@ mod tests {
             delta_l2: values.iter().map(|v| spread(*v)).collect(),
             weight_l2: values.iter().map(|v| spread(*v)).collect(),
             training: None,
+            theory: None,
         };
         let s = SweepSummary {
             experiment: "e<1>".into(),

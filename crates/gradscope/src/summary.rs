@@ -122,6 +122,38 @@ pub struct PointSummary {
     /// Training sweeps: how the runs ended.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub training: Option<TrainingSpread>,
+    /// What mean-field theory predicts at this point (absent for training sweeps and given
+    /// weights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theory: Option<PointTheory>,
+}
+
+/// Mean-field theory at one grid point: the predicted ratio and the gain per layer.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PointTheory {
+    /// The predicted ‖δ_first‖/‖δ_last‖.
+    #[serde(serialize_with = "float64")]
+    pub delta_ratio: f64,
+    /// χ_1, χ_2, ... (‖δ_{l−1}‖² ≈ χ_l·‖δ_l‖²).
+    pub chi: Vec<f64>,
+}
+
+fn float64<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    float(&(*v as f32), s)
+}
+
+/// Theory at point `pi` for input case `case` of `sweep`, where it applies.
+fn point_theory(sweep: &Sweep, pi: usize, case: &str) -> Option<PointTheory> {
+    let exp = sweep.point(pi).ok()?;
+    if exp.train.is_some() || exp.weights.is_some() {
+        return None;
+    }
+    let input = exp.inputs.iter().find(|c| c.name == case)?;
+    let t = crate::theory::predict(&exp.model, crate::theory::input_second_moment(input));
+    Some(PointTheory {
+        delta_ratio: t.delta_ratio,
+        chi: t.chi,
+    })
 }
 
 /// How the training runs of one grid point ended.
@@ -235,6 +267,7 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
                 delta_l2: per_layer(&|t| &t.delta_l2),
                 weight_l2: per_layer(&|t| &t.weight_l2),
                 training: TrainingSpread::of(&trials),
+                theory: point_theory(sweep, pi, case),
             });
         }
     }
@@ -260,8 +293,8 @@ pub fn table(s: &SweepSummary) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}  settings",
-        "point", "case", "trials", "ratio med", "q1", "q3", "min", "max", "!fin"
+        "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}  settings",
+        "point", "case", "trials", "ratio med", "q1", "q3", "min", "max", "theory", "!fin"
     );
     for p in &s.points {
         let ratio: String = p
@@ -272,10 +305,11 @@ pub fn table(s: &SweepSummary) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{:>5}  {:<8}  {:>6}{ratio}  {:>6}  {}",
+            "{:>5}  {:<8}  {:>6}{ratio}  {:>10}  {:>6}  {}",
             p.point,
             p.case,
             p.trials,
+            theory_cell(p),
             p.nonfinite_trials,
             p.settings.join(" ")
         );
@@ -326,29 +360,37 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
     );
     let _ = writeln!(
         out,
-        "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | ‖δ_first‖ median | ‖δ_last‖ median |"
+        "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | mean-field theory | ‖δ_first‖ median | ‖δ_last‖ median |"
     );
     let _ = writeln!(
         out,
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     );
     for p in &s.points {
         let first = p.delta_l2.first().map_or(f32::NAN, |d| d.median);
         let last = p.delta_l2.last().map_or(f32::NAN, |d| d.median);
         let _ = writeln!(
             out,
-            "| {} | `{}` | {} | {} | {} | {} | {} | {} |",
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
             p.point,
             p.settings.join(" "),
             p.case,
             p.trials,
             p.nonfinite_trials,
             p.ratio.cells().join(" | "),
+            theory_cell(p),
             fmt_sci(first, 3),
             fmt_sci(last, 3)
         );
     }
     out
+}
+
+/// The predicted ratio of a point, or `-` without one.
+fn theory_cell(p: &PointSummary) -> String {
+    p.theory
+        .as_ref()
+        .map_or("-".to_string(), |t| fmt_sci(t.delta_ratio as f32, 3))
 }
 
 /// A sweep page's heading, its counts and its picture.

@@ -102,6 +102,28 @@ trials = 20
             "{act}/{init}: measured {measured}, mean-field theory {predicted}"
         );
     }
+    // The summary carries the same prediction per point: relu/he_normal is critical (every
+    // χ exactly 1, so the predicted ratio is 1); relu/glorot_uniform halves ‖δ‖² per layer
+    // between the width-256 layers (the last gain, into the width-1 output, is
+    // 256·2/257·½ = 0.996).
+    let summary = gradscope::summary::summarise(&exp.name, &sweep, &records);
+    let theory_at = |at: usize| {
+        summary
+            .points
+            .iter()
+            .find(|p| p.point == at)
+            .and_then(|p| p.theory.clone())
+            .unwrap_or_else(|| panic!("no theory at point {at}"))
+    };
+    let he = theory_at(point("relu", "he_normal"));
+    assert!((he.delta_ratio - 1.0).abs() < 1e-12 && he.chi.iter().all(|c| (c - 1.0).abs() < 1e-12));
+    let glorot = theory_at(point("relu", "glorot_uniform"));
+    assert!(
+        glorot.chi[..15].iter().all(|c| (c - 0.5).abs() < 1e-12)
+            && (glorot.chi[15] - 256.0 / 257.0).abs() < 1e-12,
+        "{:?}",
+        glorot.chi
+    );
     let relu_he = mean_ratio(point("relu", "he_normal"));
     let relu_glorot = mean_ratio(point("relu", "glorot_uniform"));
     let tanh_glorot = mean_ratio(point("tanh", "glorot_uniform"));

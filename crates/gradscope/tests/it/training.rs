@@ -697,6 +697,10 @@ fn a_killed_training_sweep_resumes_and_shards_merge_to_the_identical_summary() {
     let points = summary["points"].as_array().cloned().unwrap_or_default();
     assert_eq!(points.len(), 4);
     for p in &points {
+        assert!(
+            p.get("theory").is_none(),
+            "no mean-field prediction for training"
+        );
         let t = &p["training"];
         let settings = p["settings"].to_string();
         let diverged = t["diverged_fraction"].as_f64().unwrap_or(-1.0);
