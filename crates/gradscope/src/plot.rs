@@ -100,6 +100,9 @@ pub fn svg(s: &SweepSummary) -> String {
     if s.points.iter().any(|p| p.training.is_some()) {
         return training_sweep_svg(s);
     }
+    if is_grid(s) {
+        return phase_svg(s);
+    }
     let f = Frame::of(s);
     let (height, x1) = (f.height, W - RIGHT);
     let mut o = String::new();
@@ -334,6 +337,55 @@ mod tests {
             svg.contains(">1e-4<") || svg.contains(">1e-3<"),
             "decade labels"
         );
+    }
+
+    /// A two-axis grid is drawn as a phase diagram: one cell per point, coloured from the
+    /// measured median (blue below 1, red above), and theory's χ = 1 where the mean log χ
+    /// changes sign between neighbouring cells (here between gain 1 and gain 2 of each row).
+    #[test]
+    fn two_axis_grids_are_phase_diagrams_with_the_chi_curve() {
+        let point = |i: usize, bias: &str, gain: f64, ratio: f32, chi: f64| PointSummary {
+            point: i,
+            settings: vec![
+                format!("model.bias_init={bias}"),
+                format!("model.gain={gain}"),
+            ],
+            case: "x".into(),
+            trials: 3,
+            nonfinite_trials: 0,
+            ratio: spread(ratio),
+            delta_l2: vec![spread(1.0), spread(1.0)],
+            weight_l2: vec![spread(1.0), spread(1.0)],
+            training: None,
+            theory: Some(crate::summary::PointTheory {
+                delta_ratio: chi.sqrt(),
+                chi: vec![chi],
+            }),
+        };
+        let mut points = Vec::new();
+        for (b, bias) in ["a", "b", "c"].iter().enumerate() {
+            for (g, (gain, ratio, chi)) in [(0.5, 1e-3, 0.25), (1.0, 0.5, 0.5), (2.0, 1e3, 2.0)]
+                .into_iter()
+                .enumerate()
+            {
+                points.push(point(3 * b + g, bias, gain, ratio, chi));
+            }
+        }
+        let s = SweepSummary {
+            experiment: "grid".into(),
+            trials_per_point: 3,
+            trials_done: 27,
+            points,
+        };
+        assert!(is_grid(&s));
+        let svg = svg(&s);
+        // 9 cells, and the legend's 56 colour steps.
+        assert_eq!(svg.matches("<rect x=").count(), 9 + 56);
+        assert!(svg.contains(&diverging(-3.0, 3.0)) && svg.contains(&diverging(3.0, 3.0)));
+        // ln 0.5 = −0.69 and ln 2 = 0.69: the crossing is halfway between the gain-1 and
+        // gain-2 cells, at x = 200 + (560/3)·(2 − 0.5 + 0.5) in every row.
+        let x = 200.0 + 560.0 / 3.0 * 2.0;
+        assert_eq!(svg.matches(&format!("{x:.1},")).count(), 3, "{svg}");
     }
 }
 
@@ -733,4 +785,236 @@ fn compact(setting: &str) -> String {
         None => value,
     };
     format!("{key}={value}")
+}
+
+/// Whether `s` is a two-axis grid (each axis with at least 3 values, one input case, not
+/// training): drawn as a phase diagram.
+fn is_grid(s: &SweepSummary) -> bool {
+    let distinct = |i: usize| {
+        let mut v: Vec<&String> = s.points.iter().filter_map(|p| p.settings.get(i)).collect();
+        v.dedup();
+        v.sort();
+        v.dedup();
+        v.len()
+    };
+    s.points
+        .iter()
+        .all(|p| p.settings.len() == 2 && p.training.is_none())
+        && s.points.windows(2).all(|w| w[0].case == w[1].case)
+        && distinct(0) >= 3
+        && distinct(1) >= 3
+}
+
+/// A diverging, colour-blind-safe scale (blue: vanishing, white: 1, red: exploding) for a
+/// log10 ratio clamped to ±`span` decades.
+fn diverging(log_ratio: f64, span: f64) -> String {
+    let t = (log_ratio / span).clamp(-1.0, 1.0);
+    let (r, g, b) = if t < 0.0 {
+        // white → #2166ac
+        let u = -t;
+        (
+            255.0 - u * (255.0 - 33.0),
+            255.0 - u * (255.0 - 102.0),
+            255.0 - u * (255.0 - 172.0),
+        )
+    } else {
+        // white → #b2182b
+        (
+            255.0 - t * (255.0 - 178.0),
+            255.0 - t * (255.0 - 24.0),
+            255.0 - t * (255.0 - 43.0),
+        )
+    };
+    format!("#{:02x}{:02x}{:02x}", r as u8, g as u8, b as u8)
+}
+
+/// A two-axis sweep as a phase diagram: one cell per grid point coloured by the measured
+/// log10 of the median ‖δ_first‖/‖δ_last‖, and mean-field theory's χ = 1 (the edge of chaos)
+/// drawn over it where the geometric mean of χ crosses 1 between neighbouring cells.
+pub fn phase_svg(s: &SweepSummary) -> String {
+    let value_of = |p: &crate::summary::PointSummary, i: usize| compact(&p.settings[i]);
+    let mut xs: Vec<String> = Vec::new();
+    let mut ys: Vec<String> = Vec::new();
+    for p in &s.points {
+        if !xs.contains(&value_of(p, 1)) {
+            xs.push(value_of(p, 1));
+        }
+        if !ys.contains(&value_of(p, 0)) {
+            ys.push(value_of(p, 0));
+        }
+    }
+    let (left, top, cell_w, cell_h) = (
+        200.0,
+        70.0,
+        560.0 / xs.len() as f64,
+        340.0 / ys.len() as f64,
+    );
+    let height = top + cell_h * ys.len() as f64 + 130.0;
+    let mut o = String::new();
+    open_svg(
+        &mut o,
+        height,
+        &format!(
+            "{}: measured ‖δ_first‖/‖δ_last‖ (median) and theory's χ = 1",
+            s.experiment
+        ),
+    );
+    let span = s
+        .points
+        .iter()
+        .map(|p| f64::from(p.ratio.median).log10().abs())
+        .filter(|v| v.is_finite())
+        .fold(1.0, f64::max)
+        .ceil();
+    // mean log χ per cell, for the χ = 1 curve.
+    let mut log_chi = vec![vec![f64::NAN; xs.len()]; ys.len()];
+    for p in &s.points {
+        let (Some(i), Some(j)) = (
+            ys.iter().position(|y| *y == value_of(p, 0)),
+            xs.iter().position(|x| *x == value_of(p, 1)),
+        ) else {
+            continue;
+        };
+        let (x, y) = (left + cell_w * j as f64, top + cell_h * i as f64);
+        let log_ratio = f64::from(p.ratio.median).log10();
+        let fill = if log_ratio.is_finite() {
+            diverging(log_ratio, span)
+        } else {
+            "#bbbbbb".to_string()
+        };
+        let _ = writeln!(
+            o,
+            r##"<rect x="{x:.1}" y="{y:.1}" width="{cell_w:.1}" height="{cell_h:.1}" fill="{fill}" stroke="#fff"/>"##
+        );
+        if let Some(t) = &p.theory {
+            log_chi[i][j] = t.chi.iter().map(|c| c.ln()).sum::<f64>() / t.chi.len().max(1) as f64;
+        }
+    }
+    chi_curve(&mut o, &log_chi, (left, top, cell_w, cell_h));
+    phase_axes(&mut o, &xs, &ys, (left, top, cell_w, cell_h), s);
+    phase_legend(&mut o, span, top + cell_h * ys.len() as f64 + 70.0);
+    o.push_str("</svg>\n");
+    o
+}
+
+/// Theory's χ = 1: in each row, the point between neighbouring cells where the mean log χ
+/// changes sign (linear interpolation), joined from row to row.
+fn chi_curve(
+    o: &mut String,
+    log_chi: &[Vec<f64>],
+    (left, top, cell_w, cell_h): (f64, f64, f64, f64),
+) {
+    let mut points = Vec::new();
+    for (i, row) in log_chi.iter().enumerate() {
+        for j in 1..row.len() {
+            let (a, b) = (row[j - 1], row[j]);
+            if a.is_finite() && b.is_finite() && (a < 0.0) != (b < 0.0) {
+                let t = a / (a - b);
+                let x = left + cell_w * (j as f64 - 0.5 + t);
+                points.push(format!("{x:.1},{:.1}", top + cell_h * (i as f64 + 0.5)));
+                break;
+            }
+        }
+    }
+    if !points.is_empty() {
+        let _ = writeln!(
+            o,
+            r##"<polyline points="{}" fill="none" stroke="#000" stroke-width="2.5" stroke-dasharray="8,5"/>"##,
+            points.join(" ")
+        );
+    }
+}
+
+/// The axes of a phase diagram: value labels, axis names, and the case.
+fn phase_axes(
+    o: &mut String,
+    xs: &[String],
+    ys: &[String],
+    (left, top, cell_w, cell_h): (f64, f64, f64, f64),
+    s: &SweepSummary,
+) {
+    let bottom = top + cell_h * ys.len() as f64;
+    let value = |v: &str| {
+        v.split_once('=')
+            .map_or(v.to_string(), |(_, v)| v.to_string())
+    };
+    for (j, x) in xs.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{}</text>"#,
+            left + cell_w * (j as f64 + 0.5),
+            bottom + 16.0,
+            esc(&value(x))
+        );
+    }
+    for (i, y) in ys.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="11">{}</text>"#,
+            left - 6.0,
+            top + cell_h * (i as f64 + 0.5) + 4.0,
+            esc(&value(y))
+        );
+    }
+    let key = |v: &str| {
+        v.split_once('=')
+            .map_or(String::new(), |(k, _)| k.to_string())
+    };
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+        left + cell_w * xs.len() as f64 / 2.0,
+        bottom + 36.0,
+        esc(&key(&xs[0]))
+    );
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" transform="rotate(-90 {:.1} {:.1})">{}</text>"#,
+        40.0,
+        top + cell_h * ys.len() as f64 / 2.0,
+        40.0,
+        top + cell_h * ys.len() as f64 / 2.0,
+        esc(&key(&ys[0]))
+    );
+    let case = s.points.first().map_or("", |p| p.case.as_str());
+    let _ = writeln!(
+        o,
+        r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#555">input case {}; grey: no finite median; dashed: mean-field theory's χ = 1 (geometric mean over layers)</text>"##,
+        left,
+        bottom + 56.0,
+        esc(case)
+    );
+}
+
+/// The colour scale: log10 of the ratio from −span to +span decades.
+fn phase_legend(o: &mut String, span: f64, y: f64) {
+    let (x0, w) = (200.0, 560.0);
+    for k in 0..56 {
+        let t = -1.0 + 2.0 * (k as f64 + 0.5) / 56.0;
+        let _ = writeln!(
+            o,
+            r#"<rect x="{:.1}" y="{y:.1}" width="{:.1}" height="12" fill="{}"/>"#,
+            x0 + w * k as f64 / 56.0,
+            w / 56.0 + 0.5,
+            diverging(t * span, span)
+        );
+    }
+    for (t, label) in [
+        (0.0, format!("1e-{span}")),
+        (0.5, "1".to_string()),
+        (1.0, format!("1e{span}")),
+    ] {
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">{label}</text>"#,
+            x0 + w * t,
+            y + 26.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">measured ‖δ_first‖/‖δ_last‖ (blue: vanishing, red: exploding)</text>"#,
+        x0 + w / 2.0,
+        y + 42.0
+    );
 }
