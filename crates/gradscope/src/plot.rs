@@ -34,12 +34,15 @@ fn label(settings: &[String], case: &str) -> String {
     format!("{} [{case}]", s.join(" "))
 }
 
-/// The plotting area: its height, the layer count and the log10 range of the y axis.
+/// The plotting area: the picture's height, the layer count, the log10 range of the y axis,
+/// and the area's corners (x0, x1, y0, y1) in the picture.
+#[derive(Clone, Copy)]
 struct Frame {
     height: f64,
     layers: usize,
     lo: f64,
     hi: f64,
+    area: (f64, f64, f64, f64),
 }
 
 impl Frame {
@@ -76,16 +79,19 @@ impl Frame {
             layers,
             lo,
             hi,
+            area: (LEFT, W - RIGHT, TOP, height - BOTTOM),
         }
     }
 
     fn x(&self, l: usize) -> f64 {
-        LEFT + (W - LEFT - RIGHT) * l as f64 / (self.layers - 1) as f64
+        let (x0, x1, ..) = self.area;
+        x0 + (x1 - x0) * l as f64 / (self.layers - 1) as f64
     }
 
     /// The y of a decade exponent `e`.
     fn y_log(&self, e: f64) -> f64 {
-        TOP + (self.height - TOP - BOTTOM) * (self.hi - e) / (self.hi - self.lo)
+        let (.., y0, y1) = self.area;
+        y0 + (y1 - y0) * (self.hi - e) / (self.hi - self.lo)
     }
 
     /// The y of a value; `None` for zero, negative or non-finite values (not drawable).
@@ -102,6 +108,9 @@ pub fn svg(s: &SweepSummary) -> String {
     }
     if is_grid(s) {
         return phase_svg(s);
+    }
+    if let Some(depth) = depth_axis(s) {
+        return small_multiples_svg(s, depth);
     }
     let f = Frame::of(s);
     let (height, x1) = (f.height, W - RIGHT);
@@ -270,10 +279,14 @@ fn theory_line(o: &mut String, f: &Frame, p: &crate::summary::PointSummary, colo
         value *= t.chi[l].sqrt();
         points.push((l, value));
     }
+    // Points beyond the y range (theory below f32's underflow, say) are left out.
+    let (.., y0, y1) = f.area;
     let d: Vec<String> = points
         .iter()
         .rev()
-        .filter_map(|(l, v)| f.y(*v as f32).map(|y| format!("{:.1},{y:.1}", f.x(*l))))
+        .filter_map(|(l, v)| f.y(*v as f32).map(|y| (f.x(*l), y)))
+        .filter(|(_, y)| (y0..=y1).contains(y))
+        .map(|(x, y)| format!("{x:.1},{y:.1}"))
         .collect();
     if d.len() >= 2 {
         let _ = writeln!(
@@ -787,6 +800,150 @@ fn compact(setting: &str) -> String {
     format!("{key}={value}")
 }
 
+/// The index of the `model.depth` axis of a sweep with at least one other axis, one case.
+fn depth_axis(s: &SweepSummary) -> Option<usize> {
+    let first = s.points.first()?;
+    let at = first
+        .settings
+        .iter()
+        .position(|k| k.starts_with("model.depth="))?;
+    (first.settings.len() >= 2 && s.points.windows(2).all(|w| w[0].case == w[1].case)).then_some(at)
+}
+
+/// A depth sweep as small multiples: one panel per combination of the other axes (e.g.
+/// activation × initialiser), one line per depth on viridis (no colour repeats within a
+/// panel), the interquartile band, theory dashed, and shared log axes.
+fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
+    let others = |p: &crate::summary::PointSummary| -> String {
+        p.settings
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != depth)
+            .map(|(_, k)| compact(k))
+            .collect::<Vec<_>>()
+            .join("  ")
+    };
+    let mut panels: Vec<String> = Vec::new();
+    let mut depths: Vec<String> = Vec::new();
+    for p in &s.points {
+        if !panels.contains(&others(p)) {
+            panels.push(others(p));
+        }
+        if !depths.contains(&p.settings[depth]) {
+            depths.push(p.settings[depth].clone());
+        }
+    }
+    let cols = (panels.len() as f64).sqrt().ceil().max(1.0) as usize;
+    let rows = panels.len().div_ceil(cols);
+    let (left, top, gap) = (80.0, 90.0, 40.0);
+    let pw = (W - left - 20.0 - gap * (cols as f64 - 1.0)) / cols as f64;
+    let ph = 210.0;
+    let height = top + rows as f64 * (ph + 60.0) + 50.0;
+    let shared = Frame::of(s);
+    let mut o = String::new();
+    open_svg(
+        &mut o,
+        height,
+        &format!(
+            "{}: ‖δ_l‖ by layer, median over trials (band: IQR; dashed: mean-field theory)",
+            s.experiment
+        ),
+    );
+    for (k, d) in depths.iter().enumerate() {
+        let color =
+            SEQUENTIAL[(k * (SEQUENTIAL.len() - 1)) / depths.len().saturating_sub(1).max(1)];
+        let x = left + 105.0 * k as f64;
+        let _ = writeln!(
+            o,
+            r#"<line x1="{x:.1}" y1="52" x2="{:.1}" y2="52" stroke="{color}" stroke-width="3"/>"#,
+            x + 20.0
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="56" font-size="11">{}</text>"#,
+            x + 25.0,
+            esc(&compact(d))
+        );
+    }
+    for (n, name) in panels.iter().enumerate() {
+        let (c, r) = (n % cols, n / cols);
+        let (x0, y0) = (left + c as f64 * (pw + gap), top + r as f64 * (ph + 60.0));
+        let f = Frame {
+            area: (x0, x0 + pw, y0, y0 + ph),
+            ..shared
+        };
+        panel_frame(&mut o, &f, name, c == 0, r + 1 == rows);
+        for p in s.points.iter().filter(|p| others(p) == *name) {
+            let k = depths
+                .iter()
+                .position(|d| *d == p.settings[depth])
+                .unwrap_or(0);
+            let color =
+                SEQUENTIAL[(k * (SEQUENTIAL.len() - 1)) / depths.len().saturating_sub(1).max(1)];
+            band(&mut o, &f, p, color);
+            median_line(&mut o, &f, p, color);
+            theory_line(&mut o, &f, p, color);
+        }
+    }
+    o.push_str("</svg>\n");
+    o
+}
+
+/// One panel's box, decade grid and title; decade labels on the first column and layer ticks
+/// on the last row.
+fn panel_frame(o: &mut String, f: &Frame, title: &str, y_labels: bool, x_labels: bool) {
+    let (x0, x1, y0, y1) = f.area;
+    let _ = writeln!(
+        o,
+        r##"<rect x="{x0:.1}" y="{y0:.1}" width="{:.1}" height="{:.1}" fill="none" stroke="#999"/>"##,
+        x1 - x0,
+        y1 - y0
+    );
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">{}</text>"#,
+        (x0 + x1) / 2.0,
+        y0 - 8.0,
+        esc(title)
+    );
+    let step = ((f.hi - f.lo) / 6.0).ceil().max(1.0);
+    let mut e = f.lo;
+    while e <= f.hi + 1e-9 {
+        let py = f.y_log(e);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{x0:.1}" y1="{py:.1}" x2="{x1:.1}" y2="{py:.1}" stroke="#eee"/>"##
+        );
+        if y_labels {
+            let _ = writeln!(
+                o,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="end" font-size="10">1e{}</text>"#,
+                x0 - 4.0,
+                py + 3.0,
+                e as i64
+            );
+        }
+        e += step;
+    }
+    if x_labels {
+        let tick = nice_step(f.layers);
+        for l in (0..f.layers).step_by(tick) {
+            let _ = writeln!(
+                o,
+                r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">{l}</text>"#,
+                f.x(l),
+                y1 + 13.0
+            );
+        }
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="10">layer l</text>"#,
+            (x0 + x1) / 2.0,
+            y1 + 27.0
+        );
+    }
+}
+
 /// Whether `s` is a two-axis grid (each axis with at least 3 values, one input case, not
 /// training): drawn as a phase diagram.
 fn is_grid(s: &SweepSummary) -> bool {
@@ -1016,5 +1173,158 @@ fn phase_legend(o: &mut String, span: f64, y: f64) {
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="11">measured ‖δ_first‖/‖δ_last‖ (blue: vanishing, red: exploding)</text>"#,
         x0 + w / 2.0,
         y + 42.0
+    );
+}
+
+/// Paul Tol's "muted" scheme: nine colours distinguishable with every common colour-vision
+/// deficiency.
+const MUTED: &[&str] = &[
+    "#332288", "#88ccee", "#44aa99", "#117733", "#999933", "#ddcc77", "#cc6677", "#882255",
+    "#aa4499",
+];
+
+/// A depth sweep's summary picture: the median ‖δ_first‖/‖δ_last‖ against depth, one line per
+/// combination of the other axes with its interquartile band, and theory's prediction as
+/// open circles; `None` for a sweep without a depth axis.
+pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
+    let depth = depth_axis(s)?;
+    let depth_of = |p: &crate::summary::PointSummary| -> f64 {
+        p.settings[depth]
+            .split_once('=')
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or(f64::NAN)
+    };
+    let mut depths: Vec<f64> = s
+        .points
+        .iter()
+        .map(depth_of)
+        .filter(|d| d.is_finite())
+        .collect();
+    depths.sort_by(f64::total_cmp);
+    depths.dedup();
+    let mut series: Vec<(String, Vec<&crate::summary::PointSummary>)> = Vec::new();
+    for p in &s.points {
+        let name: Vec<String> = p
+            .settings
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != depth)
+            .map(|(_, k)| compact(k))
+            .collect();
+        let name = name.join(" ");
+        match series.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push(p),
+            None => series.push((name, vec![p])),
+        }
+    }
+    let logs = s
+        .points
+        .iter()
+        .flat_map(|p| [p.ratio.q1, p.ratio.q3, p.ratio.median])
+        .map(f64::from)
+        .chain(
+            s.points
+                .iter()
+                .filter_map(|p| p.theory.as_ref().map(|t| t.delta_ratio)),
+        )
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(f64::log10);
+    let panel = Panel::new(TOP + 20.0, 420.0, depths.len(), logs.map(|e| 10f64.powf(e)));
+    let mut o = String::new();
+    open_svg(
+        &mut o,
+        TOP + 540.0,
+        &format!(
+            "{}: ‖δ_first‖/‖δ_last‖ against depth (median, IQR band; ○ mean-field theory)",
+            s.experiment
+        ),
+    );
+    ratio_axes(&mut o, &panel, &depths);
+    for (k, (name, points)) in series.iter().enumerate() {
+        let color = MUTED[k % MUTED.len()];
+        let at = |p: &&crate::summary::PointSummary| depths.iter().position(|d| *d == depth_of(p));
+        let mut med = vec![f64::NAN; depths.len()];
+        for p in points {
+            if let Some(i) = at(p) {
+                med[i] = f64::from(p.ratio.median);
+                ratio_band(&mut o, &panel, i, p, color);
+                if let Some(y) = p.theory.as_ref().and_then(|t| panel.y(t.delta_ratio)) {
+                    let _ = writeln!(
+                        o,
+                        r#"<circle cx="{:.1}" cy="{y:.1}" r="4" fill="none" stroke="{color}" stroke-width="1.5"/>"#,
+                        panel.x(i)
+                    );
+                }
+            }
+        }
+        panel.line(&mut o, &med, color);
+        legend_row(&mut o, panel.top + 16.0 * k as f64 + 6.0, color, name);
+    }
+    o.push_str("</svg>\n");
+    Some(o)
+}
+
+/// The interquartile range of one point's ratio, as a short vertical bar.
+fn ratio_band(
+    o: &mut String,
+    panel: &Panel,
+    i: usize,
+    p: &crate::summary::PointSummary,
+    color: &str,
+) {
+    if let (Some(a), Some(b)) = (
+        panel.y(f64::from(p.ratio.q1)),
+        panel.y(f64::from(p.ratio.q3)),
+    ) {
+        let x = panel.x(i);
+        let _ = writeln!(
+            o,
+            r#"<line x1="{x:.1}" y1="{a:.1}" x2="{x:.1}" y2="{b:.1}" stroke="{color}" stroke-width="5" stroke-opacity="0.35"/>"#
+        );
+    }
+}
+
+/// Axes of the ratio picture: the log y grid and label, and the depths on x.
+fn ratio_axes(o: &mut String, panel: &Panel, depths: &[f64]) {
+    let (x0, x1, y0, y1) = (LEFT, W - RIGHT, panel.top, panel.top + panel.height);
+    let _ = writeln!(
+        o,
+        r##"<path d="M{x0},{y0} V{y1} H{x1}" stroke="black" fill="none"/>"##
+    );
+    let every = ((panel.hi - panel.lo) / 8.0).ceil().max(1.0);
+    let mut e = panel.lo;
+    while e <= panel.hi + 1e-9 {
+        let py = panel.y(10f64.powf(e)).unwrap_or(y1);
+        let _ = writeln!(
+            o,
+            r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd"/>"##
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">1e{}</text>"#,
+            x0 - 6.0,
+            py + 4.0,
+            e as i64
+        );
+        e += every;
+    }
+    for (i, d) in depths.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{d}</text>"#,
+            panel.x(i),
+            y1 + 16.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">depth (hidden layers)</text>"#,
+        (x0 + x1) / 2.0,
+        y1 + 36.0
+    );
+    let mid = (y0 + y1) / 2.0;
+    let _ = writeln!(
+        o,
+        r#"<text x="18" y="{mid:.1}" transform="rotate(-90 18 {mid:.1})" text-anchor="middle">‖δ_first‖ / ‖δ_last‖ (log scale)</text>"#
     );
 }

@@ -358,6 +358,17 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
         "‖δ_l‖ by layer: median and interquartile range over trials",
         svg,
     );
+    // A depth sweep also has the ratio against depth (plot::ratio_svg), beside the picture.
+    let has_depth_axis = s.points.first().is_some_and(|p| {
+        p.settings.len() >= 2 && p.settings.iter().any(|k| k.starts_with("model.depth="))
+    });
+    if has_depth_axis {
+        let ratio = svg.strip_suffix(".svg").unwrap_or(svg);
+        let _ = writeln!(
+            out,
+            "![‖δ_first‖/‖δ_last‖ against depth: median, interquartile range, theory]({ratio}-ratio.svg)\n"
+        );
+    }
     let _ = writeln!(
         out,
         "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | mean-field theory | ‖δ_first‖ median | ‖δ_last‖ median |"

@@ -645,6 +645,9 @@ pub fn write_summary(
     )?;
     write_atomic(&dir.join("summary.txt"), &crate::summary::table(summary))?;
     write_atomic(&dir.join("sweep.svg"), &crate::plot::svg(summary))?;
+    if let Some(ratio) = crate::plot::ratio_svg(summary) {
+        write_atomic(&dir.join("sweep-ratio.svg"), &ratio)?;
+    }
     write_atomic(
         &dir.join("report.md"),
         &crate::summary::markdown(summary, "sweep.svg"),

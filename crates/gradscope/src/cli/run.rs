@@ -376,8 +376,14 @@ fn run_one_sweep(
                 let svg = crate::plot::svg(&summary);
                 let body = crate::summary::markdown(&summary, &format!("{}.svg", exp.name));
                 let command = regenerate_command(exp, args, nb);
+                let ratio = crate::plot::ratio_svg(&summary).map(|r| {
+                    let path = nb.join(format!("{}-ratio.svg", exp.name));
+                    std::fs::create_dir_all(nb)
+                        .and_then(|()| record::write_atomic(&path, r.as_bytes()))
+                });
                 if let Err(e) =
                     record::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg))
+                        .and(ratio.unwrap_or(Ok(())))
                 {
                     return Err(report_error(
                         err,
