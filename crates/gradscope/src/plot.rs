@@ -400,6 +400,61 @@ mod tests {
         let x = 200.0 + 560.0 / 3.0 * 2.0;
         assert_eq!(svg.matches(&format!("{x:.1},")).count(), 3, "{svg}");
     }
+
+    /// A depth sweep: one panel per (activation, initialiser), one colour per depth and no
+    /// colour twice in a panel, theory dashed; and the ratio picture, which a sweep without a
+    /// depth axis does not get.
+    #[test]
+    fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
+        let mut points = Vec::new();
+        for act in ["relu", "tanh"] {
+            for init in ["he_normal", "glorot_uniform"] {
+                for depth in [2, 4, 8] {
+                    points.push(PointSummary {
+                        point: points.len(),
+                        settings: vec![
+                            format!("model.activation={act}"),
+                            format!("model.depth={depth}"),
+                            format!("model.kernel_init={init}"),
+                        ],
+                        case: "x".into(),
+                        trials: 3,
+                        nonfinite_trials: 0,
+                        ratio: spread(0.5),
+                        delta_l2: vec![spread(0.5); depth + 1],
+                        weight_l2: vec![spread(1.0); depth + 1],
+                        training: None,
+                        theory: Some(crate::summary::PointTheory {
+                            delta_ratio: 0.5,
+                            chi: vec![0.9; depth],
+                        }),
+                    });
+                }
+            }
+        }
+        let s = SweepSummary {
+            experiment: "depths".into(),
+            trials_per_point: 3,
+            trials_done: 36,
+            points,
+        };
+        let svg = svg(&s);
+        // Four panels, each titled by its activation and initialiser.
+        assert_eq!(svg.matches(r##"fill="none" stroke="#999""##).count(), 4);
+        assert!(svg.contains(">activation=tanh  kernel_init=glorot_uniform<"));
+        // Three depths: three colours, each used once per panel for the median line.
+        for k in [0, 4, 8] {
+            let solid = format!(r#"stroke="{}" stroke-width="1.8""#, SEQUENTIAL[k]);
+            assert_eq!(svg.matches(&solid).count(), 4, "{}", SEQUENTIAL[k]);
+        }
+        assert_eq!(svg.matches("stroke-dasharray=\"6,4\"").count(), 12, "theory per point");
+        let ratio = ratio_svg(&s).unwrap_or_else(|| panic!("no ratio picture"));
+        assert_eq!(ratio.matches("<circle").count(), 12, "theory at every point");
+        let mut flat = s.clone();
+        flat.points.iter_mut().for_each(|p| p.settings.truncate(1));
+        assert!(ratio_svg(&flat).is_none());
+    }
+
 }
 
 /// Viridis, sampled: a sequential, colour-blind-safe scale for the layers of a network. It
