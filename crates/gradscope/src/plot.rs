@@ -447,14 +447,21 @@ mod tests {
             let solid = format!(r#"stroke="{}" stroke-width="1.8""#, SEQUENTIAL[k]);
             assert_eq!(svg.matches(&solid).count(), 4, "{}", SEQUENTIAL[k]);
         }
-        assert_eq!(svg.matches("stroke-dasharray=\"6,4\"").count(), 12, "theory per point");
+        assert_eq!(
+            svg.matches("stroke-dasharray=\"6,4\"").count(),
+            12,
+            "theory per point"
+        );
         let ratio = ratio_svg(&s).unwrap_or_else(|| panic!("no ratio picture"));
-        assert_eq!(ratio.matches("<circle").count(), 12, "theory at every point");
+        assert_eq!(
+            ratio.matches("<circle").count(),
+            12,
+            "theory at every point"
+        );
         let mut flat = s.clone();
         flat.points.iter_mut().for_each(|p| p.settings.truncate(1));
         assert!(ratio_svg(&flat).is_none());
     }
-
 }
 
 /// Viridis, sampled: a sequential, colour-blind-safe scale for the layers of a network. It

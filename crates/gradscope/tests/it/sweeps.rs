@@ -785,3 +785,78 @@ fn cross_flag_errors_come_before_any_file_runs() {
         assert_eq!(left, ["p1.toml", "s.toml"], "{args:?} wrote something");
     }
 }
+
+/// The README's GNU parallel line, run as written (the binary's path put in for `gradscope`,
+/// and `--will-cite`, which only silences parallel's citation notice):
+/// four shards of the notebook's sweep in parallel, merged, give the unsharded summary byte for
+/// byte. Skips with a printed reason where `parallel` is missing, except in CI.
+#[test]
+fn the_readme_gnu_parallel_line_merges_to_the_unsharded_summary() {
+    let has_parallel = std::process::Command::new("parallel")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_parallel {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test: .ci/run installs GNU parallel"
+        );
+        eprintln!("skipping: GNU parallel is not installed (apt-get install parallel)");
+        return;
+    }
+    let readme = include_str!("../../../../README.md");
+    let line = readme
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("`parallel gradscope run"))
+        .and_then(|l| l.strip_suffix('`'))
+        .unwrap_or_else(|| panic!("the README has no GNU parallel line"));
+    let bin = env!("CARGO_BIN_EXE_gradscope");
+    let command = format!("parallel --will-cite {bin} run{line}");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::os::unix::fs::symlink(common::configs_dir(), d.join("configs"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    let o = std::process::Command::new("bash")
+        .args(["-c", &command])
+        .current_dir(d)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        o.status.success(),
+        "{command}: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let shards = common::record_dirs_of(&d.join("shards"), "activation-init-depth");
+    assert_eq!(shards.len(), 4, "{shards:?}");
+    let mut args = vec!["merge".to_string(), "--out".into(), "merged".into()];
+    args.extend(shards.iter().map(|p| p.to_string_lossy().into_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let merged = run_bin(&args, d, &[]);
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let whole = run_bin(
+        &[
+            "run",
+            "configs/sweeps/10-sweep-activation-init-depth.toml",
+            "--out",
+            "whole",
+        ],
+        d,
+        &[],
+    );
+    assert_eq!(
+        whole.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let summary = |base: &str| {
+        let dirs = common::record_dirs_of(&d.join(base), "activation-init-depth");
+        read(&dirs[0].join("summary.json"))
+    };
+    assert_eq!(summary("merged"), summary("whole"));
+}
