@@ -860,3 +860,87 @@ fn the_readme_gnu_parallel_line_merges_to_the_unsharded_summary() {
     };
     assert_eq!(summary("merged"), summary("whole"));
 }
+
+/// The README's Slurm array script, run as written on a one-node Slurm (`.ci/slurm-up`) with
+/// `sbatch --wait` (the binary's path put in for `gradscope`): its 8 shards, merged as its last
+/// line says, give the unsharded summary.json byte for byte. Skips with a printed reason
+/// where no Slurm answers, except in CI.
+#[test]
+fn the_readme_slurm_script_merges_to_the_unsharded_summary() {
+    let up = std::process::Command::new("sinfo")
+        .args(["-h", "-o", "%t"])
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).contains("idle"));
+    if !up {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must run this test: .ci/run starts a one-node Slurm (.ci/slurm-up)"
+        );
+        eprintln!("skipping: no Slurm node answers here (bash .ci/slurm-up starts one, as root)");
+        return;
+    }
+    let readme = include_str!("../../../../README.md");
+    let script: String = readme
+        .split("With Slurm:")
+        .nth(1)
+        .and_then(|rest| rest.split("```sh").nth(1))
+        .and_then(|block| block.split("```").next())
+        .unwrap_or_else(|| panic!("the README has no Slurm script"))
+        .trim()
+        .lines()
+        .map(str::trim)
+        .collect::<Vec<_>>()
+        .join("\n");
+    let bin = env!("CARGO_BIN_EXE_gradscope");
+    let script = script.replacen("\ngradscope run", &format!("\n{bin} run"), 1);
+    assert!(script.contains(bin), "{script}");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::os::unix::fs::symlink(common::configs_dir(), d.join("configs"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(d.join("job.sh"), &script).unwrap_or_else(|e| panic!("{e}"));
+    let o = std::process::Command::new("sbatch")
+        .args(["--wait", "--output=slurm-%A_%a.out", "job.sh"])
+        .current_dir(d)
+        .output()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(
+        o.status.success(),
+        "sbatch: {}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The script's last line: gradscope merge shards/activation-init-depth/*-sweep-shard-*
+    let shards = common::record_dirs_of(&d.join("shards"), "activation-init-depth");
+    assert_eq!(shards.len(), 8, "{shards:?}");
+    let mut args = vec!["merge".to_string(), "--out".into(), "merged".into()];
+    args.extend(shards.iter().map(|p| p.to_string_lossy().into_owned()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let merged = run_bin(&args, d, &[]);
+    assert_eq!(
+        merged.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&merged.stderr)
+    );
+    let whole = run_bin(
+        &[
+            "run",
+            "configs/sweeps/10-sweep-activation-init-depth.toml",
+            "--out",
+            "whole",
+        ],
+        d,
+        &[],
+    );
+    assert_eq!(
+        whole.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&whole.stderr)
+    );
+    let summary = |base: &str| {
+        let dirs = common::record_dirs_of(&d.join(base), "activation-init-depth");
+        read(&dirs[0].join("summary.json"))
+    };
+    assert_eq!(summary("merged"), summary("whole"));
+}
