@@ -31,19 +31,35 @@ fn split_numbers(text: &str) -> (String, Vec<f64>) {
     (shape, numbers)
 }
 
-/// Pages too slow to make again whole on every test run, and the `--set`s that make a subset
-/// of their grid points again: each row made is compared with the committed row of the same
+/// Pages too slow to make again whole on every test run (20 seeds per point), and the `--set`s
+/// that make a subset of their grid points again: each row made is compared with the committed row of the same
 /// settings. The training sweep's two rows at learning rate 0.5 without clipping are its
 /// costliest and its answer (the naive loss: every trial non-finite; the stable loss: a few).
-const SUBSETS: &[(&str, &[&str])] = &[(
-    "sweep-training-lr-loss-clip.md",
-    &[
-        "--set",
-        "sweep.train.learning_rate=[0.5]",
-        "--set",
-        "sweep.train.clip=[\"none\"]",
-    ],
-)];
+const SUBSETS: &[(&str, &[&str])] = &[
+    (
+        "sweep-training-lr-loss-clip.md",
+        &[
+            "--set",
+            "sweep.train.learning_rate=[0.5]",
+            "--set",
+            "sweep.train.clip=[\"none\"]",
+        ],
+    ),
+    // 20 seeds per point: the shallow points, every activation and initialiser.
+    (
+        "activation-init-depth.md",
+        &["--set", "sweep.model.depth=[2, 4]"],
+    ),
+    // The cells on either side of relu's edge, and tanh's, at every bias scale.
+    (
+        "phase-diagram-relu.md",
+        &["--set", "sweep.model.gain=[1.25, 1.5]"],
+    ),
+    (
+        "phase-diagram-tanh.md",
+        &["--set", "sweep.model.gain=[1.25]"],
+    ),
+];
 
 /// The table rows of a sweep page by their settings cell, without the point index (which a
 /// subset numbers anew).

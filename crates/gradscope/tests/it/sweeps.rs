@@ -838,27 +838,11 @@ fn the_readme_gnu_parallel_line_merges_to_the_unsharded_summary() {
         "{}",
         String::from_utf8_lossy(&merged.stderr)
     );
-    let whole = run_bin(
-        &[
-            "run",
-            "configs/sweeps/10-sweep-activation-init-depth.toml",
-            "--out",
-            "whole",
-        ],
-        d,
-        &[],
-    );
+    let dirs = common::record_dirs_of(&d.join("merged"), "activation-init-depth");
     assert_eq!(
-        whole.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&whole.stderr)
+        read(&dirs[0].join("summary.json")),
+        unsharded_notebook_summary()
     );
-    let summary = |base: &str| {
-        let dirs = common::record_dirs_of(&d.join(base), "activation-init-depth");
-        read(&dirs[0].join("summary.json"))
-    };
-    assert_eq!(summary("merged"), summary("whole"));
 }
 
 /// The README's Slurm array script, run as written on a one-node Slurm (`.ci/slurm-up`) with
@@ -922,25 +906,31 @@ fn the_readme_slurm_script_merges_to_the_unsharded_summary() {
         "{}",
         String::from_utf8_lossy(&merged.stderr)
     );
-    let whole = run_bin(
-        &[
-            "run",
-            "configs/sweeps/10-sweep-activation-init-depth.toml",
-            "--out",
-            "whole",
-        ],
-        d,
-        &[],
-    );
+    let dirs = common::record_dirs_of(&d.join("merged"), "activation-init-depth");
     assert_eq!(
-        whole.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&whole.stderr)
+        read(&dirs[0].join("summary.json")),
+        unsharded_notebook_summary()
     );
-    let summary = |base: &str| {
-        let dirs = common::record_dirs_of(&d.join(base), "activation-init-depth");
+}
+
+/// The notebook sweep's summary.json run whole, once for the tests that compare shards with it.
+fn unsharded_notebook_summary() -> &'static str {
+    static SUMMARY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    SUMMARY.get_or_init(|| {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = common::configs_dir().join("sweeps/10-sweep-activation-init-depth.toml");
+        let whole = run_bin(
+            &["run", &config.to_string_lossy(), "--out", "whole"],
+            dir.path(),
+            &[],
+        );
+        assert_eq!(
+            whole.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&whole.stderr)
+        );
+        let dirs = common::record_dirs_of(&dir.path().join("whole"), "activation-init-depth");
         read(&dirs[0].join("summary.json"))
-    };
-    assert_eq!(summary("merged"), summary("whole"));
+    })
 }
