@@ -10,7 +10,7 @@
 //! 3. `run`: drawing weights and inputs and letting Burn's autodiff compute every gradient;
 //! 4. `stats`, `origin` (where a non-finite value was born), `train` (training runs, step by
 //!    step), `report`: summarising a run; `render`: a report as table, markdown or CSV;
-//!    `summary`, `plot`: sweep aggregation and the pictures;
+//!    `summary`, `plot`: sweep aggregation and the pictures; `html`: a record as one page;
 //! 5. `record`: run records and notebook pages; `tensors`: tensor dumps; `compare`: how far
 //!    backends disagree;
 //! 6. `sweep`: running, resuming and merging sweeps; `bench`: the speed workloads;
@@ -22,6 +22,7 @@ pub mod cli;
 pub mod compare;
 pub mod config;
 pub mod floats;
+pub mod html;
 pub mod origin;
 pub mod plot;
 pub mod record;

@@ -206,6 +206,8 @@ pub fn write(
         write_file(&partial, "meta.json", &format!("{meta}\n"), &mut n)?;
         let target = unused_dir(&parent, &stem);
         std::fs::rename(&partial, &target)?;
+        // The page names the record's final place, so it is written once the record has one.
+        crate::html::write(&target)?;
         Ok(target)
     })();
     if result.is_err() {
@@ -281,6 +283,7 @@ impl StepLog {
         )?;
         let md = render::training_markdown(report, steps, "train.svg");
         write_atomic(&self.dir.join("report.md"), md.as_bytes())?;
+        crate::html::write(&self.dir)?;
         Ok(self.dir)
     }
 }

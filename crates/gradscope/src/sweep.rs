@@ -651,7 +651,8 @@ pub fn write_summary(
     write_atomic(
         &dir.join("report.md"),
         &crate::summary::markdown(summary, "sweep.svg"),
-    )
+    )?;
+    crate::html::write(dir).map_err(io("write", &dir.join("report.html")))
 }
 
 /// Combine sweep records (shards of one sweep) into a new record under `out`; returns its

@@ -76,6 +76,16 @@ pub enum Command {
     Merge(MergeArgs),
     /// Time the speed workloads on this machine (see benchmarks/README.md).
     Bench(BenchArgs),
+    /// Rebuild the HTML report (report.html) of existing run, sweep or training records.
+    Report(ReportArgs),
+}
+
+/// `gradscope report`.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Record directories (of `run`, a sweep, a training run, or `merge`).
+    #[arg(value_name = "DIR", required = true)]
+    pub dirs: Vec<PathBuf>,
 }
 
 /// `gradscope bench`.
@@ -161,6 +171,26 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
                 },
                 Err(e) => report_error(err, &e, ExitStatus::BadInput),
             }
+        }
+        Command::Report(args) => {
+            for dir in &args.dirs {
+                let is_record = ["report.json", "summary.json"]
+                    .iter()
+                    .any(|f| dir.join(f).is_file());
+                if !is_record {
+                    let m = format!(
+                        "{}: not a record directory (it holds no report.json or summary.json)",
+                        dir.display()
+                    );
+                    return report_error(err, &m, ExitStatus::BadInput);
+                }
+                if let Err(e) = crate::html::write(dir) {
+                    let m = format!("{}: cannot write report.html: {e}", dir.display());
+                    return report_error(err, &m, ExitStatus::Failure);
+                }
+                let _ = writeln!(out, "{}", dir.join("report.html").display());
+            }
+            ExitStatus::Ok
         }
         Command::Merge(args) => match crate::sweep::merge(&args.dirs, &args.out) {
             Ok((dir, summary)) => {

@@ -7,6 +7,7 @@ mod common;
 mod cli;
 mod fuzz;
 mod gradients;
+mod html;
 mod language;
 mod notebook;
 mod origin;

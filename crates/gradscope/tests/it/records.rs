@@ -51,7 +51,13 @@ fn a_run_writes_a_complete_record_that_reproduces_the_report() {
         .collect();
     assert_eq!(
         files,
-        vec!["config.toml", "meta.json", "report.json", "report.md"]
+        vec![
+            "config.toml",
+            "meta.json",
+            "report.html",
+            "report.json",
+            "report.md"
+        ]
     );
     let report = std::fs::read(rec.join("report.json")).unwrap_or_default();
     assert_eq!(
@@ -167,7 +173,11 @@ fn a_run_killed_while_writing_leaves_no_partial_record() {
         })
         .collect();
     assert_eq!(complete.len(), 1);
-    assert_eq!(entries(&complete[0]).len(), 4);
+    assert_eq!(
+        entries(&complete[0]).len(),
+        5,
+        "the record's four files and report.html"
+    );
 }
 
 #[test]
