@@ -812,10 +812,8 @@ fn the_readme_gnu_parallel_line_merges_to_the_unsharded_summary() {
         .unwrap_or_else(|| panic!("the README has no GNU parallel line"));
     let bin = env!("CARGO_BIN_EXE_gradscope");
     let command = format!("parallel --will-cite {bin} run{line}");
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = dir_with_configs();
     let d = dir.path();
-    std::os::unix::fs::symlink(common::configs_dir(), d.join("configs"))
-        .unwrap_or_else(|e| panic!("{e}"));
     let o = std::process::Command::new("bash")
         .args(["-c", &command])
         .current_dir(d)
@@ -826,23 +824,7 @@ fn the_readme_gnu_parallel_line_merges_to_the_unsharded_summary() {
         "{command}: {}",
         String::from_utf8_lossy(&o.stderr)
     );
-    let shards = common::record_dirs_of(&d.join("shards"), "activation-init-depth");
-    assert_eq!(shards.len(), 4, "{shards:?}");
-    let mut args = vec!["merge".to_string(), "--out".into(), "merged".into()];
-    args.extend(shards.iter().map(|p| p.to_string_lossy().into_owned()));
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let merged = run_bin(&args, d, &[]);
-    assert_eq!(
-        merged.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&merged.stderr)
-    );
-    let dirs = common::record_dirs_of(&d.join("merged"), "activation-init-depth");
-    assert_eq!(
-        read(&dirs[0].join("summary.json")),
-        unsharded_notebook_summary()
-    );
+    merge_shards_and_compare(d, 4);
 }
 
 /// The README's Slurm array script, run as written on a one-node Slurm (`.ci/slurm-up`) with
@@ -878,10 +860,8 @@ fn the_readme_slurm_script_merges_to_the_unsharded_summary() {
     let bin = env!("CARGO_BIN_EXE_gradscope");
     let script = script.replacen("\ngradscope run", &format!("\n{bin} run"), 1);
     assert!(script.contains(bin), "{script}");
-    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let dir = dir_with_configs();
     let d = dir.path();
-    std::os::unix::fs::symlink(common::configs_dir(), d.join("configs"))
-        .unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(d.join("job.sh"), &script).unwrap_or_else(|e| panic!("{e}"));
     let o = std::process::Command::new("sbatch")
         .args(["--wait", "--output=slurm-%A_%a.out", "job.sh"])
@@ -894,8 +874,23 @@ fn the_readme_slurm_script_merges_to_the_unsharded_summary() {
         String::from_utf8_lossy(&o.stderr)
     );
     // The script's last line: gradscope merge shards/activation-init-depth/*-sweep-shard-*
+    merge_shards_and_compare(d, 8);
+}
+
+/// A temporary directory with `configs` linked to the repository's, where the README's
+/// commands run as written.
+fn dir_with_configs() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::os::unix::fs::symlink(common::configs_dir(), dir.path().join("configs"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    dir
+}
+
+/// Merge the `count` shard records under `d/shards` and check the merged summary.json equals
+/// the unsharded run's byte for byte.
+fn merge_shards_and_compare(d: &Path, count: usize) {
     let shards = common::record_dirs_of(&d.join("shards"), "activation-init-depth");
-    assert_eq!(shards.len(), 8, "{shards:?}");
+    assert_eq!(shards.len(), count, "{shards:?}");
     let mut args = vec!["merge".to_string(), "--out".into(), "merged".into()];
     args.extend(shards.iter().map(|p| p.to_string_lossy().into_owned()));
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
