@@ -1306,10 +1306,11 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
         let color = MUTED[k % MUTED.len()];
         let at = |p: &&crate::summary::PointSummary| depths.iter().position(|d| *d == depth_of(p));
         let mut med = vec![f64::NAN; depths.len()];
+        let mut quartiles = vec![(f64::NAN, f64::NAN); depths.len()];
         for p in points {
             if let Some(i) = at(p) {
                 med[i] = f64::from(p.ratio.median);
-                ratio_band(&mut o, &panel, i, p, color);
+                quartiles[i] = (f64::from(p.ratio.q1), f64::from(p.ratio.q3));
                 if let Some(y) = p.theory.as_ref().and_then(|t| panel.y(t.delta_ratio)) {
                     let _ = writeln!(
                         o,
@@ -1319,6 +1320,7 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
                 }
             }
         }
+        ratio_band(&mut o, &panel, &quartiles, color);
         panel.line(&mut o, &med, color);
         legend_row(&mut o, panel.top + 16.0 * k as f64 + 6.0, color, name);
     }
@@ -1326,22 +1328,34 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
     Some(o)
 }
 
-/// The interquartile range of one point's ratio, as a short vertical bar.
-fn ratio_band(
-    o: &mut String,
-    panel: &Panel,
-    i: usize,
-    p: &crate::summary::PointSummary,
-    color: &str,
-) {
-    if let (Some(a), Some(b)) = (
-        panel.y(f64::from(p.ratio.q1)),
-        panel.y(f64::from(p.ratio.q3)),
-    ) {
-        let x = panel.x(i);
+/// The interquartile band of one series (q1, q3 per depth), in runs of depths where both
+/// quartiles can be drawn.
+fn ratio_band(o: &mut String, panel: &Panel, quartiles: &[(f64, f64)], color: &str) {
+    let mut runs: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new()];
+    for (i, (q1, q3)) in quartiles.iter().enumerate() {
+        match (panel.y(*q1), panel.y(*q3)) {
+            (Some(bottom), Some(top)) => runs
+                .last_mut()
+                .into_iter()
+                .for_each(|r| r.push((panel.x(i), bottom, top))),
+            _ => runs.push(Vec::new()),
+        }
+    }
+    for run in runs.iter().filter(|r| r.len() >= 2) {
+        let top: Vec<String> = run
+            .iter()
+            .map(|(x, _, t)| format!("{x:.1},{t:.1}"))
+            .collect();
+        let bottom: Vec<String> = run
+            .iter()
+            .rev()
+            .map(|(x, b, _)| format!("{x:.1},{b:.1}"))
+            .collect();
         let _ = writeln!(
             o,
-            r#"<line x1="{x:.1}" y1="{a:.1}" x2="{x:.1}" y2="{b:.1}" stroke="{color}" stroke-width="5" stroke-opacity="0.35"/>"#
+            r#"<polygon points="{} {}" fill="{color}" fill-opacity="0.15" stroke="none"/>"#,
+            top.join(" "),
+            bottom.join(" ")
         );
     }
 }
