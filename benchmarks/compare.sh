@@ -68,6 +68,13 @@ if [ -x "$PY" ]; then
     "$PY" benchmarks/peers/train_tf.py 2>/dev/null
 fi
 
+echo "## 5. the notebook's sweep (configs/sweeps/10), 20 trials per point, whole process"
+for b in flex ndarray; do
+    /usr/bin/time -f "$b %e s, peak %M KB" $GS run configs/sweeps/10-sweep-activation-init-depth.toml \
+        --backend "$b" --out "$(mktemp -d)" 2>&1 >/dev/null | tail -1
+done
+[ -x "$PY" ] && "$PY" benchmarks/peers/sweep_notebook_jax.py 20 2>/dev/null
+
 echo "## wgpu seed suite (Mesa shader cache warm, then cold)"
 if $GS bench seed --backend wgpu --repeat 1 >/dev/null 2>&1; then
     $GS bench seed --backend wgpu --repeat 3 | tail -1 | sed "s/^/wgpu warm /"
