@@ -515,14 +515,10 @@ impl Panel {
             .then(|| self.top + self.height * (self.hi - v.log10()) / (self.hi - self.lo))
     }
 
-    /// Axes, decade grid, step ticks and the y label.
-    fn axes(&self, o: &mut String, ylabel: &str) {
-        let (x0, x1, y0, y1) = (LEFT, W - RIGHT, self.top, self.top + self.height);
-        let _ = writeln!(
-            o,
-            r##"<path d="M{x0},{y0} V{y1} H{x1}" stroke="black" fill="none"/>"##
-        );
-        let every = ((self.hi - self.lo) / 6.0).ceil().max(1.0);
+    /// Grid lines and `1eN` labels at whole decades, about `lines` of them across the panel.
+    fn decade_grid(&self, o: &mut String, lines: f64) {
+        let (x0, x1, y1) = (LEFT, W - RIGHT, self.top + self.height);
+        let every = ((self.hi - self.lo) / lines).ceil().max(1.0);
         let mut e = self.lo;
         while e <= self.hi + 1e-9 {
             let py = self.y(10f64.powf(e)).unwrap_or(y1);
@@ -539,6 +535,16 @@ impl Panel {
             );
             e += every;
         }
+    }
+
+    /// Axes, decade grid, step ticks and the y label.
+    fn axes(&self, o: &mut String, ylabel: &str) {
+        let (x0, x1, y0, y1) = (LEFT, W - RIGHT, self.top, self.top + self.height);
+        let _ = writeln!(
+            o,
+            r##"<path d="M{x0},{y0} V{y1} H{x1}" stroke="black" fill="none"/>"##
+        );
+        self.decade_grid(o, 6.0);
         let tick = nice_step(self.steps);
         for s in (0..self.steps).step_by(tick) {
             let _ = writeln!(
@@ -1367,23 +1373,7 @@ fn ratio_axes(o: &mut String, panel: &Panel, depths: &[f64]) {
         o,
         r##"<path d="M{x0},{y0} V{y1} H{x1}" stroke="black" fill="none"/>"##
     );
-    let every = ((panel.hi - panel.lo) / 8.0).ceil().max(1.0);
-    let mut e = panel.lo;
-    while e <= panel.hi + 1e-9 {
-        let py = panel.y(10f64.powf(e)).unwrap_or(y1);
-        let _ = writeln!(
-            o,
-            r##"<line x1="{x0}" y1="{py:.1}" x2="{x1}" y2="{py:.1}" stroke="#ddd"/>"##
-        );
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">1e{}</text>"#,
-            x0 - 6.0,
-            py + 4.0,
-            e as i64
-        );
-        e += every;
-    }
+    panel.decade_grid(o, 8.0);
     for (i, d) in depths.iter().enumerate() {
         let _ = writeln!(
             o,
