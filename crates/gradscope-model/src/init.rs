@@ -81,17 +81,13 @@ impl Initializer {
             Self::Zeros => vec![0.0; n],
             Self::Constant { value } => vec![(gain * value) as f32; n],
             Self::Normal { mean, std } => {
-                let std = gain * std;
-                (0..n).map(|_| rng.normal(mean, std) as f32).collect()
+                rng.normals_f32(n, mean, gain * std)
             }
             Self::Uniform { low, high } => (0..n)
                 .map(|_| (gain * rng.uniform(low, high)) as f32)
                 .collect(),
             Self::TruncatedNormal { mean, std } => {
-                let std = gain * std;
-                (0..n)
-                    .map(|_| rng.truncated_normal(mean, std) as f32)
-                    .collect()
+                rng.truncated_normals_f32(n, mean, gain * std)
             }
             Self::GlorotUniform => uniform(gain * (6.0 / fan_avg_2).sqrt()),
             Self::HeUniform => uniform(gain * (6.0 / fan_in).sqrt()),
@@ -103,10 +99,7 @@ impl Initializer {
                     Self::HeNormal => 2.0 / fan_in,
                     _ => 1.0 / fan_in,
                 };
-                let std = gain * variance.sqrt() / TRUNCATED_NORMAL_STD;
-                (0..n)
-                    .map(|_| rng.truncated_normal(0.0, std) as f32)
-                    .collect()
+                rng.truncated_normals_f32(n, 0.0, gain * variance.sqrt() / TRUNCATED_NORMAL_STD)
             }
         }
     }

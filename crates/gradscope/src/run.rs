@@ -64,13 +64,13 @@ pub fn draw_input(exp: &Experiment, index: usize) -> HostTensor {
     };
     let mut rng = HostRng::new(exp.seed, input_stream(index));
     let n = case.batch * exp.model.d_input;
-    let data = (0..n)
-        .map(|_| match distribution {
-            Distribution::Normal { mean, std } => rng.normal(mean, std) as f32,
-            Distribution::Uniform { low, high } => rng.uniform(low, high) as f32,
-            Distribution::Constant { value } => value as f32,
-        })
-        .collect();
+    let data = match distribution {
+        Distribution::Normal { mean, std } => rng.normals_f32(n, mean, std),
+        Distribution::Uniform { low, high } => (0..n)
+            .map(|_| rng.uniform(low, high) as f32)
+            .collect(),
+        Distribution::Constant { value } => vec![value as f32; n],
+    };
     HostTensor::new(vec![case.batch, exp.model.d_input], data)
 }
 

@@ -223,13 +223,13 @@ fn teacher_inputs(exp: &Experiment, rows: usize, step: usize) -> HostTensor {
             std: 1.0,
         },
     };
-    let data = (0..rows * d)
-        .map(|_| match dist {
-            Distribution::Normal { mean, std } => rng.normal(mean, std) as f32,
-            Distribution::Uniform { low, high } => rng.uniform(low, high) as f32,
-            Distribution::Constant { value } => value as f32,
-        })
-        .collect();
+    let data = match dist {
+        Distribution::Normal { mean, std } => rng.normals_f32(rows * d, mean, std),
+        Distribution::Uniform { low, high } => (0..rows * d)
+            .map(|_| rng.uniform(low, high) as f32)
+            .collect(),
+        Distribution::Constant { value } => vec![value as f32; rows * d],
+    };
     HostTensor::new(vec![rows, d], data)
 }
 
