@@ -45,26 +45,63 @@ pub struct ParamStats {
     pub neg_inf: usize,
 }
 
-/// Moments of the finite values of a slice, accumulated in f64.
-#[derive(Debug, Clone, Copy, Default)]
+/// Moments of the finite values of a slice, accumulated in f64, and counts of the rest: one
+/// pass over the values (the sums in order, so the same f64s as one pass per quantity).
+#[derive(Debug, Clone, Copy)]
 struct Moments {
     n: usize,
     sum: f64,
     sum_abs: f64,
     sum_sq: f64,
     max_abs: f64,
+    /// Largest and smallest value, ±inf included (NaN aside).
+    hi: f32,
+    lo: f32,
+    zeros: usize,
+    nan: usize,
+    pos_inf: usize,
+    neg_inf: usize,
 }
 
 impl Moments {
     fn of(values: &[f32]) -> Self {
-        let mut m = Self::default();
-        for &v in values.iter().filter(|v| v.is_finite()) {
-            let v = f64::from(v);
-            m.n += 1;
-            m.sum += v;
-            m.sum_abs += v.abs();
-            m.sum_sq += v * v;
-            m.max_abs = m.max_abs.max(v.abs());
+        let mut m = Self {
+            n: 0,
+            sum: 0.0,
+            sum_abs: 0.0,
+            sum_sq: 0.0,
+            max_abs: 0.0,
+            hi: f32::NEG_INFINITY,
+            lo: f32::INFINITY,
+            zeros: 0,
+            nan: 0,
+            pos_inf: 0,
+            neg_inf: 0,
+        };
+        for &v in values {
+            if v.is_finite() {
+                m.hi = m.hi.max(v);
+                m.lo = m.lo.min(v);
+                m.zeros += usize::from(v == 0.0);
+                let v = f64::from(v);
+                m.n += 1;
+                m.sum += v;
+                m.sum_abs += v.abs();
+                m.sum_sq += v * v;
+                m.max_abs = m.max_abs.max(v.abs());
+            } else if v.is_nan() {
+                m.nan += 1;
+            } else if v > 0.0 {
+                m.pos_inf += 1;
+            } else {
+                m.neg_inf += 1;
+            }
+        }
+        if m.pos_inf > 0 {
+            m.hi = f32::INFINITY;
+        }
+        if m.neg_inf > 0 {
+            m.lo = f32::NEG_INFINITY;
         }
         m
     }
@@ -93,20 +130,13 @@ impl ParamStats {
     /// Compute the statistics of `grad`.
     pub fn of(grad: &NamedTensor) -> Self {
         let values = &grad.tensor.data;
-        let nan = values.iter().filter(|v| v.is_nan()).count();
-        let pos_inf = values.iter().filter(|v| **v == f32::INFINITY).count();
-        let neg_inf = values.iter().filter(|v| **v == f32::NEG_INFINITY).count();
+        let m = Moments::of(values);
+        let (nan, pos_inf, neg_inf, zeros) = (m.nan, m.pos_inf, m.neg_inf, m.zeros);
         let (max, min) = if nan > 0 {
             (f32::NAN, f32::NAN)
         } else {
-            values
-                .iter()
-                .fold((f32::NEG_INFINITY, f32::INFINITY), |(hi, lo), &v| {
-                    (hi.max(v), lo.min(v))
-                })
+            (m.hi, m.lo)
         };
-        let m = Moments::of(values);
-        let zeros = values.iter().filter(|v| **v == 0.0).count();
         Self {
             name: grad.name.clone(),
             shape: grad.tensor.shape.clone(),
@@ -197,6 +227,65 @@ mod tests {
         NamedTensor {
             name: "p".into(),
             tensor: HostTensor::new(vec![values.len()], values),
+        }
+    }
+
+    /// The statistics one quantity at a time, as plainly as they are defined: an independent
+    /// computation for the one-pass [`ParamStats::of`].
+    fn plain(values: &[f32]) -> (f32, f32, usize, usize, usize, usize, f64, f64, f64) {
+        let nan = values.iter().filter(|v| v.is_nan()).count();
+        let pos_inf = values.iter().filter(|v| **v == f32::INFINITY).count();
+        let neg_inf = values.iter().filter(|v| **v == f32::NEG_INFINITY).count();
+        let (max, min) = if nan > 0 {
+            (f32::NAN, f32::NAN)
+        } else {
+            values.iter().fold((f32::NEG_INFINITY, f32::INFINITY), |(hi, lo), &v| {
+                (hi.max(v), lo.min(v))
+            })
+        };
+        let finite = values.iter().filter(|v| v.is_finite()).map(|v| f64::from(*v));
+        // Sums from +0 (std's `sum` of f64 starts at -0).
+        let sum_sq = finite.clone().fold(0.0, |a, v| a + v * v);
+        let sum_abs = finite.clone().fold(0.0, |a, v| a + v.abs());
+        let max_abs = finite.fold(0.0, |m: f64, v| m.max(v.abs()));
+        let zeros = values.iter().filter(|v| **v == 0.0).count();
+        (max, min, nan, pos_inf, neg_inf, zeros, sum_sq.sqrt(), sum_abs, max_abs)
+    }
+
+    #[test]
+    fn one_pass_statistics_equal_the_plain_definitions_bit_for_bit() {
+        // Mixtures of ordinary values, ±0, ±inf, NaN and subnormals, from a fixed xorshift.
+        let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40, -3.5];
+        let mut x = 0x853C_49E6_748F_EA9B_u64;
+        for len in [0, 1, 2, 7, 100, 4096] {
+            for special_share in [0, 3, 50] {
+                let values: Vec<f32> = (0..len)
+                    .map(|_| {
+                        x ^= x << 13;
+                        x ^= x >> 7;
+                        x ^= x << 17;
+                        if (x % 100) < special_share {
+                            specials[(x >> 8) as usize % specials.len()]
+                        } else {
+                            ((x >> 11) as f64 / (1u64 << 53) as f64 * 20.0 - 10.0) as f32
+                        }
+                    })
+                    .collect();
+                let s = ParamStats::of(&named(values.clone()));
+                let (max, min, nan, pos_inf, neg_inf, zeros, l2, sum_abs, max_abs) = plain(&values);
+                let n = values.iter().filter(|v| v.is_finite()).count();
+                let mean_abs = if n == 0 { 0.0 } else { (sum_abs / n as f64) as f32 };
+                let what = format!("len {len}, share {special_share}");
+                assert_eq!(s.max.to_bits(), max.to_bits(), "{what}");
+                assert_eq!(s.min.to_bits(), min.to_bits(), "{what}");
+                assert_eq!((s.nan, s.pos_inf, s.neg_inf), (nan, pos_inf, neg_inf), "{what}");
+                assert_eq!(s.nonfinite, nan + pos_inf + neg_inf, "{what}");
+                let zero_fraction = if len == 0 { 0.0 } else { zeros as f32 / len as f32 };
+                assert_eq!(s.zero_fraction.to_bits(), zero_fraction.to_bits(), "{what}");
+                assert_eq!(s.l2.to_bits(), (l2 as f32).to_bits(), "{what}");
+                assert_eq!(s.mean_abs.to_bits(), mean_abs.to_bits(), "{what}");
+                assert_eq!(s.max_abs.to_bits(), (max_abs as f32).to_bits(), "{what}");
+            }
         }
     }
 
