@@ -1,6 +1,7 @@
 //! Reports: the data a run is summarised into (`ExperimentReport`, whose JSON form is the
 //! stable schema), and the verdicts. Rendering for people lives in `render`.
 
+use rayon::prelude::*;
 use serde::Serialize;
 
 use crate::backend::Backend;
@@ -137,11 +138,12 @@ impl CaseReport {
         out: &crate::run::CaseOutcome,
         thresholds: Thresholds,
     ) -> Self {
-        let params: Vec<ParamStats> = out.grads.iter().map(ParamStats::of).collect();
+        // One tensor each, in parallel (a deep network's trial is otherwise one core's work).
+        let params: Vec<ParamStats> = out.grads.par_iter().map(ParamStats::of).collect();
         let last = out.deltas.len().saturating_sub(1);
         let layers: Vec<LayerStats> = out
             .deltas
-            .iter()
+            .par_iter()
             .zip(&out.layer_outputs)
             .enumerate()
             .map(|(l, (d, a))| LayerStats::of(l, d, a, l < last))
