@@ -75,7 +75,8 @@ impl Initializer {
         let fan_avg_2 = (fans.fan_in + fans.fan_out) as f64;
         // Scales are computed once per tensor, not per value (the same f64 either way).
         let mut uniform = |bound: f64| -> Vec<f32> {
-            (0..n).map(|_| rng.uniform(-bound, bound) as f32).collect()
+            // rng.uniform(-bound, bound), value by value.
+            rng.units_f32(n, |u| (-bound + (bound + bound) * u) as f32)
         };
         match *self {
             Self::Zeros => vec![0.0; n],
@@ -83,9 +84,9 @@ impl Initializer {
             Self::Normal { mean, std } => {
                 rng.normals_f32(n, mean, gain * std)
             }
-            Self::Uniform { low, high } => (0..n)
-                .map(|_| (gain * rng.uniform(low, high)) as f32)
-                .collect(),
+            Self::Uniform { low, high } => {
+                rng.units_f32(n, |u| (gain * (low + (high - low) * u)) as f32)
+            }
             Self::TruncatedNormal { mean, std } => {
                 rng.truncated_normals_f32(n, mean, gain * std)
             }

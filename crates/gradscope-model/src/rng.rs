@@ -7,6 +7,7 @@
 
 use rand_chacha::ChaCha8Rng;
 use rand_chacha::rand_core::{RngCore, SeedableRng};
+use rayon::prelude::*;
 
 mod fast;
 
@@ -86,22 +87,86 @@ impl HostRng {
         self.normals_f32_with(n, mean, std, true)
     }
 
-    /// Normals in blocks: the Box–Muller transform of a block is computed with vectorised
-    /// polynomials ([`fast::block`]), good to [`fast::ERROR_BOUND`] relative. A value is kept
-    /// as computed when every value within that bound rounds to the same f32 (and, truncated,
-    /// lies on the same side of ±2); otherwise, about once in 30 000 draws, it is computed
-    /// again with the scalar formula. Each candidate takes two 64-bit draws whether kept or
-    /// not, and a block never holds more candidates than values still wanted, so the
-    /// generator ends where the one-at-a-time loop would.
+    /// `n` values of `f(unit())`, drawn in turn: the same values and the same state
+    /// afterwards. Each takes one 64-bit draw, so chunks of the stream are drawn in parallel.
+    pub fn units_f32(&mut self, n: usize, f: impl Fn(f64) -> f32 + Sync) -> Vec<f32> {
+        let f = &f;
+        let out = self.in_chunks(n, 1, |rng, len| {
+            let mut bytes = vec![0u8; 8 * len];
+            rng.inner.fill_bytes(&mut bytes);
+            bytes
+                .chunks_exact(8)
+                .map(|b| f(fast::unit_of(u64::from_le_bytes(b.try_into().unwrap_or_default()))))
+                .collect()
+        });
+        self.skip_u64(n);
+        out
+    }
+
+    /// Normals, `n` kept: each round draws as many candidates as values are still wanted (so
+    /// never one too many), in parallel chunks of the stream ([`Self::candidates`]), and moves
+    /// the generator past them.
     fn normals_f32_with(&mut self, n: usize, mean: f64, std: f64, truncated: bool) -> Vec<f32> {
-        const BLOCK: usize = 256;
         let mut out = Vec::with_capacity(n);
+        while out.len() < n {
+            let want = n - out.len();
+            let round = self.in_chunks(want, 2, |rng, len| rng.candidates(len, mean, std, truncated));
+            out.extend(round);
+            self.skip_u64(2 * want);
+        }
+        out
+    }
+
+    /// The values `task(rng, len)` gives for consecutive chunks of `count` items of the stream,
+    /// concatenated in order: `task` gets a copy of this generator moved to its chunk's first
+    /// item (`per_item` 64-bit draws each) and must take `len` items. Chunks run in parallel;
+    /// this generator does not move.
+    fn in_chunks(
+        &self,
+        count: usize,
+        per_item: usize,
+        task: impl Fn(&mut HostRng, usize) -> Vec<f32> + Sync,
+    ) -> Vec<f32> {
+        // Items per task: large enough that a task is worth its scheduling (a 256-wide layer
+        // is 8 tasks), small enough to share out a single layer.
+        const CHUNK: usize = 8192;
+        let run = |j: usize| {
+            let mut rng = self.clone();
+            let first = j * CHUNK;
+            rng.skip_u64(first * per_item);
+            task(&mut rng, CHUNK.min(count - first))
+        };
+        if count <= CHUNK {
+            return if count == 0 { Vec::new() } else { run(0) };
+        }
+        let parts: Vec<Vec<f32>> = (0..count.div_ceil(CHUNK)).into_par_iter().map(run).collect();
+        parts.concat()
+    }
+
+    /// Move past `k` 64-bit draws.
+    fn skip_u64(&mut self, k: usize) {
+        let pos = self.inner.get_word_pos();
+        self.inner.set_word_pos(pos + 2 * k as u128);
+    }
+
+    /// The values `len` candidates of `normal(mean, std) as f32` (`truncated`: of
+    /// `truncated_normal`) give, in blocks: the Box–Muller transform of a block is computed
+    /// with vectorised polynomials ([`fast::block`]), good to [`fast::ERROR_BOUND`]
+    /// relative. A value is kept as computed when every value within that bound rounds to the
+    /// same f32 (and, truncated, lies on the same side of ±2); otherwise, about once in 30 000
+    /// draws, it is computed again with the scalar formula. Each candidate takes two 64-bit
+    /// draws, kept or not.
+    fn candidates(&mut self, len: usize, mean: f64, std: f64, truncated: bool) -> Vec<f32> {
+        const BLOCK: usize = 256;
+        let mut out = Vec::with_capacity(len);
         let mut bytes = [0u8; 16 * BLOCK];
         let mut bits = [0u64; 2 * BLOCK];
         let mut value = [0.0f32; BLOCK];
         let mut flags = [0u8; BLOCK];
-        while out.len() < n {
-            let k = (n - out.len()).min(BLOCK);
+        let mut done = 0;
+        while done < len {
+            let k = (len - done).min(BLOCK);
+            done += k;
             // The generator's words in order, little-endian: the next_u64 sequence (every draw
             // here takes 64 bits, so a draw never starts on an odd word).
             self.inner.fill_bytes(&mut bytes[..16 * k]);
@@ -167,6 +232,7 @@ mod tests {
             (2, 255, 0.0, 0.1005),
             (3, 256, 3.0, 2.0),
             (4, 257, -1.0, 1e-3),
+            (6, 8193, 0.0, 0.1005),
             (5, 600_000, 0.0, 0.1005),
         ] {
             for truncated in [false, true] {
@@ -193,6 +259,25 @@ mod tests {
                 assert!(got == want, "seed {seed}, n {n}, truncated {truncated}");
                 assert_eq!(bulk.unit(), one.unit(), "state after seed {seed}, n {n}");
             }
+        }
+    }
+
+    #[test]
+    fn bulk_uniforms_are_the_one_at_a_time_values_and_leave_the_same_state() {
+        // Below, at and across the parallel chunk of 8192, and many chunks.
+        for (seed, n) in [(1, 1), (2, 8192), (3, 8193), (4, 100_000)] {
+            let mut one = HostRng::new(seed, 0);
+            let want: Vec<u32> = (0..n)
+                .map(|_| (one.uniform(-0.25, 0.5) as f32).to_bits())
+                .collect();
+            let mut bulk = HostRng::new(seed, 0);
+            let got: Vec<u32> = bulk
+                .units_f32(n, |u| (-0.25 + (0.5 - -0.25) * u) as f32)
+                .into_iter()
+                .map(f32::to_bits)
+                .collect();
+            assert!(got == want, "seed {seed}, n {n}");
+            assert_eq!(bulk.unit(), one.unit(), "state after seed {seed}, n {n}");
         }
     }
 
