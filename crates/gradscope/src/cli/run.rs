@@ -67,8 +67,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DIR")]
     pub resume: Option<PathBuf>,
     /// Sweeps: run at most N trials of a grid point as one stacked forward and backward pass
-    /// (default: as many as fit in 64 MiB, at most 250; 1 runs one trial at a time). Results
-    /// do not depend on it.
+    /// (default: as many as fit in a quarter of the available memory, within 64–512 MiB, at
+    /// most 250; 1 runs one trial at a time). Results do not depend on it.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub stack: Option<u32>,
     /// Also write the markdown report as a notebook page DIR/<experiment>.md (with
