@@ -73,7 +73,13 @@ for b in flex ndarray; do
     /usr/bin/time -f "$b %e s, peak %M KB" $GS run configs/sweeps/10-sweep-activation-init-depth.toml \
         --backend "$b" --out "$(mktemp -d)" 2>&1 >/dev/null | tail -1
 done
-[ -x "$PY" ] && "$PY" benchmarks/peers/sweep_notebook_jax.py 20 2>/dev/null
+if [ -x "$PY" ]; then
+    # JAX's default random generator (threefry) with both ways of organising the jit, then
+    # the faster one with the `rbg` generator: the fastest of the three is the peer.
+    "$PY" benchmarks/peers/sweep_notebook_jax.py 20 fused 2>/dev/null
+    "$PY" benchmarks/peers/sweep_notebook_jax.py 20 split 2>/dev/null
+    JAX_DEFAULT_PRNG_IMPL=rbg "$PY" benchmarks/peers/sweep_notebook_jax.py 20 split 2>/dev/null
+fi
 
 echo "## wgpu seed suite (Mesa shader cache warm, then cold)"
 if $GS bench seed --backend wgpu --repeat 1 >/dev/null 2>&1; then

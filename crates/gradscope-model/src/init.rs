@@ -81,15 +81,11 @@ impl Initializer {
         match *self {
             Self::Zeros => vec![0.0; n],
             Self::Constant { value } => vec![(gain * value) as f32; n],
-            Self::Normal { mean, std } => {
-                rng.normals_f32(n, mean, gain * std)
-            }
+            Self::Normal { mean, std } => rng.normals_f32(n, mean, gain * std),
             Self::Uniform { low, high } => {
                 rng.units_f32(n, |u| (gain * (low + (high - low) * u)) as f32)
             }
-            Self::TruncatedNormal { mean, std } => {
-                rng.truncated_normals_f32(n, mean, gain * std)
-            }
+            Self::TruncatedNormal { mean, std } => rng.truncated_normals_f32(n, mean, gain * std),
             Self::GlorotUniform => uniform(gain * (6.0 / fan_avg_2).sqrt()),
             Self::HeUniform => uniform(gain * (6.0 / fan_in).sqrt()),
             Self::LecunUniform => uniform(gain * (3.0 / fan_in).sqrt()),

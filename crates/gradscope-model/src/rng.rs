@@ -96,7 +96,11 @@ impl HostRng {
             rng.inner.fill_bytes(&mut bytes);
             bytes
                 .chunks_exact(8)
-                .map(|b| f(fast::unit_of(u64::from_le_bytes(b.try_into().unwrap_or_default()))))
+                .map(|b| {
+                    f(fast::unit_of(u64::from_le_bytes(
+                        b.try_into().unwrap_or_default(),
+                    )))
+                })
                 .collect()
         });
         self.skip_u64(n);
@@ -110,7 +114,9 @@ impl HostRng {
         let mut out = Vec::with_capacity(n);
         while out.len() < n {
             let want = n - out.len();
-            let round = self.in_chunks(want, 2, |rng, len| rng.candidates(len, mean, std, truncated));
+            let round = self.in_chunks(want, 2, |rng, len| {
+                rng.candidates(len, mean, std, truncated)
+            });
             out.extend(round);
             self.skip_u64(2 * want);
         }
@@ -139,7 +145,10 @@ impl HostRng {
         if count <= CHUNK {
             return if count == 0 { Vec::new() } else { run(0) };
         }
-        let parts: Vec<Vec<f32>> = (0..count.div_ceil(CHUNK)).into_par_iter().map(run).collect();
+        let parts: Vec<Vec<f32>> = (0..count.div_ceil(CHUNK))
+            .into_par_iter()
+            .map(run)
+            .collect();
         parts.concat()
     }
 
@@ -293,7 +302,10 @@ mod tests {
         for truncated in [false, true] {
             fast::block(&bits, 0.0, 0.1005, truncated, &mut value, &mut flags);
             let slow = flags.iter().filter(|f| *f & fast::SURE == 0).count();
-            assert!((5..1000).contains(&slow), "{slow} settled by the scalar formula");
+            assert!(
+                (5..1000).contains(&slow),
+                "{slow} settled by the scalar formula"
+            );
         }
     }
 

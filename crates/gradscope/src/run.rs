@@ -66,9 +66,9 @@ pub fn draw_input(exp: &Experiment, index: usize) -> HostTensor {
     let n = case.batch * exp.model.d_input;
     let data = match distribution {
         Distribution::Normal { mean, std } => rng.normals_f32(n, mean, std),
-        Distribution::Uniform { low, high } => (0..n)
-            .map(|_| rng.uniform(low, high) as f32)
-            .collect(),
+        Distribution::Uniform { low, high } => {
+            (0..n).map(|_| rng.uniform(low, high) as f32).collect()
+        }
         Distribution::Constant { value } => vec![value as f32; n],
     };
     HostTensor::new(vec![case.batch, exp.model.d_input], data)

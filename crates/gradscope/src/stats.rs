@@ -239,23 +239,46 @@ mod tests {
         let (max, min) = if nan > 0 {
             (f32::NAN, f32::NAN)
         } else {
-            values.iter().fold((f32::NEG_INFINITY, f32::INFINITY), |(hi, lo), &v| {
-                (hi.max(v), lo.min(v))
-            })
+            values
+                .iter()
+                .fold((f32::NEG_INFINITY, f32::INFINITY), |(hi, lo), &v| {
+                    (hi.max(v), lo.min(v))
+                })
         };
-        let finite = values.iter().filter(|v| v.is_finite()).map(|v| f64::from(*v));
+        let finite = values
+            .iter()
+            .filter(|v| v.is_finite())
+            .map(|v| f64::from(*v));
         // Sums from +0 (std's `sum` of f64 starts at -0).
         let sum_sq = finite.clone().fold(0.0, |a, v| a + v * v);
         let sum_abs = finite.clone().fold(0.0, |a, v| a + v.abs());
         let max_abs = finite.fold(0.0, |m: f64, v| m.max(v.abs()));
         let zeros = values.iter().filter(|v| **v == 0.0).count();
-        (max, min, nan, pos_inf, neg_inf, zeros, sum_sq.sqrt(), sum_abs, max_abs)
+        (
+            max,
+            min,
+            nan,
+            pos_inf,
+            neg_inf,
+            zeros,
+            sum_sq.sqrt(),
+            sum_abs,
+            max_abs,
+        )
     }
 
     #[test]
     fn one_pass_statistics_equal_the_plain_definitions_bit_for_bit() {
         // Mixtures of ordinary values, ±0, ±inf, NaN and subnormals, from a fixed xorshift.
-        let specials = [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40, -3.5];
+        let specials = [
+            0.0,
+            -0.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+            f32::NAN,
+            1e-40,
+            -3.5,
+        ];
         let mut x = 0x853C_49E6_748F_EA9B_u64;
         for len in [0, 1, 2, 7, 100, 4096] {
             for special_share in [0, 3, 50] {
@@ -274,13 +297,25 @@ mod tests {
                 let s = ParamStats::of(&named(values.clone()));
                 let (max, min, nan, pos_inf, neg_inf, zeros, l2, sum_abs, max_abs) = plain(&values);
                 let n = values.iter().filter(|v| v.is_finite()).count();
-                let mean_abs = if n == 0 { 0.0 } else { (sum_abs / n as f64) as f32 };
+                let mean_abs = if n == 0 {
+                    0.0
+                } else {
+                    (sum_abs / n as f64) as f32
+                };
                 let what = format!("len {len}, share {special_share}");
                 assert_eq!(s.max.to_bits(), max.to_bits(), "{what}");
                 assert_eq!(s.min.to_bits(), min.to_bits(), "{what}");
-                assert_eq!((s.nan, s.pos_inf, s.neg_inf), (nan, pos_inf, neg_inf), "{what}");
+                assert_eq!(
+                    (s.nan, s.pos_inf, s.neg_inf),
+                    (nan, pos_inf, neg_inf),
+                    "{what}"
+                );
                 assert_eq!(s.nonfinite, nan + pos_inf + neg_inf, "{what}");
-                let zero_fraction = if len == 0 { 0.0 } else { zeros as f32 / len as f32 };
+                let zero_fraction = if len == 0 {
+                    0.0
+                } else {
+                    zeros as f32 / len as f32
+                };
                 assert_eq!(s.zero_fraction.to_bits(), zero_fraction.to_bits(), "{what}");
                 assert_eq!(s.l2.to_bits(), (l2 as f32).to_bits(), "{what}");
                 assert_eq!(s.mean_abs.to_bits(), mean_abs.to_bits(), "{what}");

@@ -351,7 +351,10 @@ pub fn run_sweep(
         let base = sweep
             .point(point)
             .map_err(|e| SweepError::Point(Box::new(e)))?;
-        let limit = opts.stack.unwrap_or_else(|| auto_stack(&base, budget)).max(1);
+        let limit = opts
+            .stack
+            .unwrap_or_else(|| auto_stack(&base, budget))
+            .max(1);
         let len = todo[start..]
             .iter()
             .take(limit)
@@ -750,8 +753,16 @@ mod tests {
     fn the_stack_budget_is_a_quarter_of_the_available_memory_within_its_bounds() {
         const MIB: u128 = 1 << 20;
         assert_eq!(stack_budget(None), 64 * MIB, "unknown: the minimum");
-        assert_eq!(stack_budget(Some(100 * MIB)), 64 * MIB, "a quarter is below the minimum");
-        assert_eq!(stack_budget(Some(1024 * MIB)), 256 * MIB, "a quarter of 1 GiB");
+        assert_eq!(
+            stack_budget(Some(100 * MIB)),
+            64 * MIB,
+            "a quarter is below the minimum"
+        );
+        assert_eq!(
+            stack_budget(Some(1024 * MIB)),
+            256 * MIB,
+            "a quarter of 1 GiB"
+        );
         assert_eq!(stack_budget(Some(24 * 1024 * MIB)), 512 * MIB, "capped");
     }
 }

@@ -41,7 +41,14 @@ pub const SURE: u8 = 2;
 /// With 256-bit vectors where the CPU has AVX2 (four lanes instead of SSE2's two; the same
 /// operations, so the same values), otherwise [`block_portable`].
 #[allow(unsafe_code)]
-pub fn block(bits: &[u64], mean: f64, std: f64, truncated: bool, value: &mut [f32], flags: &mut [u8]) {
+pub fn block(
+    bits: &[u64],
+    mean: f64,
+    std: f64,
+    truncated: bool,
+    value: &mut [f32],
+    flags: &mut [u8],
+) {
     #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
@@ -53,7 +60,14 @@ pub fn block(bits: &[u64], mean: f64, std: f64, truncated: bool, value: &mut [f3
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-fn block_avx2(bits: &[u64], mean: f64, std: f64, truncated: bool, value: &mut [f32], flags: &mut [u8]) {
+fn block_avx2(
+    bits: &[u64],
+    mean: f64,
+    std: f64,
+    truncated: bool,
+    value: &mut [f32],
+    flags: &mut [u8],
+) {
     block_portable(bits, mean, std, truncated, value, flags);
 }
 
@@ -67,7 +81,10 @@ pub fn block_portable(
     value: &mut [f32],
     flags: &mut [u8],
 ) {
-    let candidates = value.iter_mut().zip(flags.iter_mut()).zip(bits.chunks_exact(2));
+    let candidates = value
+        .iter_mut()
+        .zip(flags.iter_mut())
+        .zip(bits.chunks_exact(2));
     for ((value, flags), pair) in candidates {
         let z = box_muller(pair[0], pair[1]);
         let v = mean + std * z;
@@ -192,6 +209,19 @@ fn cos(x: f64) -> f64 {
 mod tests {
     use super::*;
 
+    /// `n` words of Marsaglia's xorshift64 from the state `s` (the values' source does not matter
+    /// to these tests, only that they cover the range).
+    fn xorshift(mut s: u64, n: usize) -> Vec<u64> {
+        (0..n)
+            .map(|_| {
+                s ^= s << 13;
+                s ^= s >> 7;
+                s ^= s << 17;
+                s
+            })
+            .collect()
+    }
+
     /// Relative difference, with an absolute floor of the smallest normal f64.
     fn rel(a: f64, b: f64) -> f64 {
         (a - b).abs() / b.abs().max(f64::MIN_POSITIVE)
@@ -214,7 +244,10 @@ mod tests {
         assert_eq!(ln(1.0), 0.0);
         let below_one = 1.0 - f64::EPSILON / 2.0;
         worst = worst.max(rel(ln(below_one), below_one.ln()));
-        assert!(worst < 8.0 * f64::EPSILON, "ln: worst relative error {worst:e}");
+        assert!(
+            worst < 8.0 * f64::EPSILON,
+            "ln: worst relative error {worst:e}"
+        );
     }
 
     #[test]
@@ -244,41 +277,30 @@ mod tests {
             let x = std::f64::consts::FRAC_PI_4 * (2 * k + 1) as f64;
             worst = worst.max(rel(cos(x), x.cos()));
         }
-        assert!(worst < 8.0 * f64::EPSILON, "cos: worst relative error {worst:e}");
+        assert!(
+            worst < 8.0 * f64::EPSILON,
+            "cos: worst relative error {worst:e}"
+        );
     }
 
     #[test]
     fn box_muller_stays_within_its_bound_of_the_scalar_formula() {
-        // 1e6 pairs from a simple xorshift (the values' source does not matter here).
-        let mut s = 0x9E37_79B9_7F4A_7C15_u64;
-        let bits: Vec<u64> = (0..2_000_000)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s
-            })
-            .collect();
+        let bits = xorshift(0x9E37_79B9_7F4A_7C15, 2_000_000);
         let worst = bits
             .chunks_exact(2)
             .map(|p| rel(box_muller(p[0], p[1]), exact(p[0], p[1])))
             .fold(0.0, f64::max);
         // 16 ulp: far inside ERROR_BOUND (2^-40 ≈ 9.1e-13), which the callers rely on.
-        assert!(worst < 16.0 * f64::EPSILON, "worst relative error {worst:e}");
+        assert!(
+            worst < 16.0 * f64::EPSILON,
+            "worst relative error {worst:e}"
+        );
     }
 
     #[test]
     fn both_code_paths_give_the_same_values_and_flags() {
         // The AVX2 path (where the CPU has it) and the portable one run the same operations.
-        let mut s = 0x2545_F491_4F6C_DD1D_u64;
-        let bits: Vec<u64> = (0..200_000)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 7;
-                s ^= s << 17;
-                s
-            })
-            .collect();
+        let bits = xorshift(0x2545_F491_4F6C_DD1D, 200_000);
         for truncated in [false, true] {
             let (mut v1, mut f1) = (vec![0.0; 100_000], vec![0; 100_000]);
             let (mut v2, mut f2) = (vec![0.0; 100_000], vec![0; 100_000]);
