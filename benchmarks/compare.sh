@@ -15,7 +15,7 @@ REPEAT="${REPEAT:-5}"
 
 echo "# $(date -u +%Y-%m-%dT%H:%MZ)  $(nproc) cores  $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 cargo build --release -q || exit 1
-GS=target/release/gradscope
+GS="${CARGO_TARGET_DIR:-target}/release/gradscope"
 
 peak() { # peak resident memory of a command, in MB
     /usr/bin/time -f %M "$@" 2>&1 >/dev/null | tail -1 | awk '{printf "%.1f MB", $1 / 1024}'
@@ -42,7 +42,7 @@ for b in ndarray flex; do
     $GS bench throughput --backend "$b" --repeat "$REPEAT" | tail -1 | sed "s/^/$b /"
 done
 if cargo build --release -q --features blas 2>/dev/null; then
-    target/release/gradscope bench throughput --backend ndarray --repeat "$REPEAT" | tail -1 |
+    $GS bench throughput --backend ndarray --repeat "$REPEAT" | tail -1 |
         sed "s/^/ndarray+openblas /"
     OPENBLAS_CORETYPE=SkylakeX target/release/gradscope bench throughput --backend ndarray \
         --repeat "$REPEAT" | tail -1 | sed "s/^/ndarray+openblas (OPENBLAS_CORETYPE=SkylakeX) /"
