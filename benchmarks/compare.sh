@@ -44,7 +44,7 @@ done
 if cargo build --release -q --features blas 2>/dev/null; then
     $GS bench throughput --backend ndarray --repeat "$REPEAT" | tail -1 |
         sed "s/^/ndarray+openblas /"
-    OPENBLAS_CORETYPE=SkylakeX target/release/gradscope bench throughput --backend ndarray \
+    OPENBLAS_CORETYPE=SkylakeX $GS bench throughput --backend ndarray \
         --repeat "$REPEAT" | tail -1 | sed "s/^/ndarray+openblas (OPENBLAS_CORETYPE=SkylakeX) /"
     cargo build --release -q
 fi
