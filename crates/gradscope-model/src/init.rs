@@ -186,6 +186,28 @@ mod tests {
         xs.iter().sum::<f64>() / xs.len() as f64
     }
 
+    /// The random initialisers with their expected std and bound on |x − mean| for fans
+    /// (fi, fo), from their formulas.
+    #[rustfmt::skip]
+    fn formula_cases(fi: f64, fo: f64) -> [(Initializer, f64, f64); 10] {
+        let t = TRUNCATED_NORMAL_STD;
+        let glorot = (6.0 / (fi + fo)).sqrt();
+        // (initialiser, expected std, bound on |x - mean|); a uniform's std is its bound / √3.
+        [
+            (Initializer::GlorotUniform, glorot / 3f64.sqrt(), glorot),
+            (Initializer::GlorotNormal, (2.0 / (fi + fo)).sqrt(), 2.0 * (2.0 / (fi + fo)).sqrt() / t),
+            (Initializer::HeUniform, (6.0 / fi).sqrt() / 3f64.sqrt(), (6.0 / fi).sqrt()),
+            (Initializer::HeNormal, (2.0 / fi).sqrt(), 2.0 * (2.0 / fi).sqrt() / t),
+            (Initializer::LecunUniform, (3.0 / fi).sqrt() / 3f64.sqrt(), (3.0 / fi).sqrt()),
+            (Initializer::LecunNormal, (1.0 / fi).sqrt(), 2.0 * (1.0 / fi).sqrt() / t),
+            (Initializer::BurnDefault, (1.0 / fi).sqrt() / 3f64.sqrt(), (1.0 / fi).sqrt()),
+            // Std of N truncated at ±2σ is σ·0.8796 (the constant Keras divides by).
+            (Initializer::TruncatedNormal { mean: 0.5, std: 0.2 }, 0.2 * t, 0.4),
+            (Initializer::Normal { mean: -1.0, std: 0.3 }, 0.3, f64::INFINITY),
+            (Initializer::Uniform { low: -0.2, high: 0.6 }, 0.8 / 12f64.sqrt(), 0.4),
+        ]
+    }
+
     /// Each random initialiser's sample std (100 000 draws, so ±1 % is about 4 standard
     /// errors) and bounds against its formula, for a 64 x 32 kernel.
     #[test]
@@ -194,71 +216,7 @@ mod tests {
             fan_in: 64,
             fan_out: 32,
         };
-        let (fi, fo) = (64.0f64, 32.0f64);
-        let t = TRUNCATED_NORMAL_STD;
-        // (initialiser, expected std, bound on |x - mean|)
-        let cases = [
-            (
-                Initializer::GlorotUniform,
-                (6.0 / (fi + fo)).sqrt() / 3f64.sqrt(),
-                (6.0 / (fi + fo)).sqrt(),
-            ),
-            (
-                Initializer::GlorotNormal,
-                (2.0 / (fi + fo)).sqrt(),
-                2.0 * (2.0 / (fi + fo)).sqrt() / t,
-            ),
-            (
-                Initializer::HeUniform,
-                (6.0 / fi).sqrt() / 3f64.sqrt(),
-                (6.0 / fi).sqrt(),
-            ),
-            (
-                Initializer::HeNormal,
-                (2.0 / fi).sqrt(),
-                2.0 * (2.0 / fi).sqrt() / t,
-            ),
-            (
-                Initializer::LecunUniform,
-                (3.0 / fi).sqrt() / 3f64.sqrt(),
-                (3.0 / fi).sqrt(),
-            ),
-            (
-                Initializer::LecunNormal,
-                (1.0 / fi).sqrt(),
-                2.0 * (1.0 / fi).sqrt() / t,
-            ),
-            (
-                Initializer::BurnDefault,
-                (1.0 / fi).sqrt() / 3f64.sqrt(),
-                (1.0 / fi).sqrt(),
-            ),
-            // Std of N truncated at ±2σ is σ·0.8796 (the constant Keras divides by).
-            (
-                Initializer::TruncatedNormal {
-                    mean: 0.5,
-                    std: 0.2,
-                },
-                0.2 * t,
-                0.4,
-            ),
-            (
-                Initializer::Normal {
-                    mean: -1.0,
-                    std: 0.3,
-                },
-                0.3,
-                f64::INFINITY,
-            ),
-            (
-                Initializer::Uniform {
-                    low: -0.2,
-                    high: 0.6,
-                },
-                0.8 / 12f64.sqrt(),
-                0.4,
-            ),
-        ];
+        let cases = formula_cases(64.0, 32.0);
         for (init, std, bound) in cases {
             let xs = draw(init, fans);
             let expected_mean = match init {

@@ -163,46 +163,51 @@ fn run_body(v: &Value) -> String {
     };
     verdict(&mut s, ok, &text);
     for case in v["cases"].as_array().into_iter().flatten() {
-        let _ = writeln!(s, "<h2>Input {}</h2>", esc(&cell(&case["input"]["name"])));
-        let theory = &case["theory"];
-        let _ = writeln!(
-            s,
-            "<p>‖δ_first‖/‖δ_last‖ measured {} ({}); mean-field theory {} ({})</p>",
-            cell(&case["delta_ratio"]),
-            cell(&case["flow"]),
-            cell(&theory["delta_ratio"]),
-            cell(&theory["phase"])
-        );
-        let params: Vec<&Value> = case["params"].as_array().into_iter().flatten().collect();
-        table(
-            &mut s,
-            &params,
-            &[
-                ("l2", "L2"),
-                ("name", "parameter"),
-                ("max", "max"),
-                ("min", "min"),
-                ("max_abs", "max |g|"),
-                ("zero_fraction", "zero"),
-                ("nonfinite", "non-finite"),
-            ],
-        );
-        let layers: Vec<&Value> = case["layers"].as_array().into_iter().flatten().collect();
-        table(
-            &mut s,
-            &layers,
-            &[
-                ("layer", "layer"),
-                ("width", "width"),
-                ("delta_l2", "‖δ‖"),
-                ("delta_max_abs", "max |δ|"),
-                ("dead_fraction", "dead"),
-                ("activation_mean", "activation mean"),
-                ("activation_std", "activation std"),
-            ],
-        );
+        run_case(&mut s, case);
     }
     s
+}
+
+/// One input case of a plain run: its ratio beside theory, its parameter and layer tables.
+fn run_case(s: &mut String, case: &Value) {
+    let _ = writeln!(s, "<h2>Input {}</h2>", esc(&cell(&case["input"]["name"])));
+    let theory = &case["theory"];
+    let _ = writeln!(
+        s,
+        "<p>‖δ_first‖/‖δ_last‖ measured {} ({}); mean-field theory {} ({})</p>",
+        cell(&case["delta_ratio"]),
+        cell(&case["flow"]),
+        cell(&theory["delta_ratio"]),
+        cell(&theory["phase"])
+    );
+    let params: Vec<&Value> = case["params"].as_array().into_iter().flatten().collect();
+    table(
+        s,
+        &params,
+        &[
+            ("l2", "L2"),
+            ("name", "parameter"),
+            ("max", "max"),
+            ("min", "min"),
+            ("max_abs", "max |g|"),
+            ("zero_fraction", "zero"),
+            ("nonfinite", "non-finite"),
+        ],
+    );
+    let layers: Vec<&Value> = case["layers"].as_array().into_iter().flatten().collect();
+    table(
+        s,
+        &layers,
+        &[
+            ("layer", "layer"),
+            ("width", "width"),
+            ("delta_l2", "‖δ‖"),
+            ("delta_max_abs", "max |δ|"),
+            ("dead_fraction", "dead"),
+            ("activation_mean", "activation mean"),
+            ("activation_std", "activation std"),
+        ],
+    );
 }
 
 /// A sweep: how many trials, and per point the ratio's spread beside theory (or, training, how

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::summary::SweepSummary;
+use crate::summary::{PointSummary, SweepSummary};
 
 const W: f64 = 1000.0;
 const MIN_H: f64 = 520.0;
@@ -209,7 +209,7 @@ fn axes(o: &mut String, f: &Frame) {
 
 /// The interquartile band of `p`, in runs of consecutive layers where both quartiles can be
 /// drawn.
-fn band(o: &mut String, f: &Frame, p: &crate::summary::PointSummary, color: &str) {
+fn band(o: &mut String, f: &Frame, p: &PointSummary, color: &str) {
     let mut runs: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new()];
     for (l, d) in p.delta_l2.iter().enumerate() {
         match (f.y(d.q1), f.y(d.q3)) {
@@ -237,7 +237,7 @@ fn band(o: &mut String, f: &Frame, p: &crate::summary::PointSummary, color: &str
 }
 
 /// The median line of `p`, lifted over values that cannot be drawn.
-fn median_line(o: &mut String, f: &Frame, p: &crate::summary::PointSummary, color: &str) {
+fn median_line(o: &mut String, f: &Frame, p: &PointSummary, color: &str) {
     let mut d = String::new();
     let mut pen_up = true;
     for (l, spread) in p.delta_l2.iter().enumerate() {
@@ -265,7 +265,7 @@ fn median_line(o: &mut String, f: &Frame, p: &crate::summary::PointSummary, colo
 
 /// Mean-field theory's ‖δ_l‖ for a point, dashed: anchored at the measured median of the
 /// output layer and carried back by √χ per layer.
-fn theory_line(o: &mut String, f: &Frame, p: &crate::summary::PointSummary, color: &str) {
+fn theory_line(o: &mut String, f: &Frame, p: &PointSummary, color: &str) {
     let (Some(t), Some(last)) = (&p.theory, p.delta_l2.last()) else {
         return;
     };
@@ -791,13 +791,7 @@ pub fn training_sweep_svg(s: &SweepSummary) -> String {
 }
 
 /// One grid point's row: its settings, its bar split by origin kind, and its counts.
-fn sweep_bar(
-    o: &mut String,
-    p: &crate::summary::PointSummary,
-    (left, bar_w): (f64, f64),
-    y: f64,
-    row: f64,
-) {
+fn sweep_bar(o: &mut String, p: &PointSummary, (left, bar_w): (f64, f64), y: f64, row: f64) {
     let Some(t) = &p.training else { return };
     let label: Vec<String> = p.settings.iter().map(|k| compact(k)).collect();
     let _ = writeln!(
@@ -882,7 +876,7 @@ fn depth_axis(s: &SweepSummary) -> Option<usize> {
 /// activation × initialiser), one line per depth on viridis (no colour repeats within a
 /// panel), the interquartile band, theory dashed, and shared log axes.
 fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
-    let others = |p: &crate::summary::PointSummary| -> String {
+    let others = |p: &PointSummary| -> String {
         p.settings
             .iter()
             .enumerate()
@@ -917,22 +911,7 @@ fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
             s.experiment
         ),
     );
-    for (k, d) in depths.iter().enumerate() {
-        let color =
-            SEQUENTIAL[(k * (SEQUENTIAL.len() - 1)) / depths.len().saturating_sub(1).max(1)];
-        let x = left + 105.0 * k as f64;
-        let _ = writeln!(
-            o,
-            r#"<line x1="{x:.1}" y1="52" x2="{:.1}" y2="52" stroke="{color}" stroke-width="3"/>"#,
-            x + 20.0
-        );
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="56" font-size="11">{}</text>"#,
-            x + 25.0,
-            esc(&compact(d))
-        );
-    }
+    depth_legend(&mut o, &depths, left);
     for (n, name) in panels.iter().enumerate() {
         let (c, r) = (n % cols, n / cols);
         let (x0, y0) = (left + c as f64 * (pw + gap), top + r as f64 * (ph + 60.0));
@@ -946,8 +925,7 @@ fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
                 .iter()
                 .position(|d| *d == p.settings[depth])
                 .unwrap_or(0);
-            let color =
-                SEQUENTIAL[(k * (SEQUENTIAL.len() - 1)) / depths.len().saturating_sub(1).max(1)];
+            let color = depth_colour(k, depths.len());
             band(&mut o, &f, p, color);
             median_line(&mut o, &f, p, color);
             theory_line(&mut o, &f, p, color);
@@ -955,6 +933,30 @@ fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
     }
     o.push_str("</svg>\n");
     o
+}
+
+/// The colour of the `k`-th of `n` depths: spread over the whole viridis scale.
+fn depth_colour(k: usize, n: usize) -> &'static str {
+    SEQUENTIAL[(k * (SEQUENTIAL.len() - 1)) / n.saturating_sub(1).max(1)]
+}
+
+/// The small multiples' legend: one coloured dash and label per depth, in a row from `left`.
+fn depth_legend(o: &mut String, depths: &[String], left: f64) {
+    for (k, d) in depths.iter().enumerate() {
+        let color = depth_colour(k, depths.len());
+        let x = left + 105.0 * k as f64;
+        let _ = writeln!(
+            o,
+            r#"<line x1="{x:.1}" y1="52" x2="{:.1}" y2="52" stroke="{color}" stroke-width="3"/>"#,
+            x + 20.0
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="56" font-size="11">{}</text>"#,
+            x + 25.0,
+            esc(&compact(d))
+        );
+    }
 }
 
 /// One panel's box, decade grid and title; decade labels on the first column and layer ticks
@@ -1057,17 +1059,8 @@ fn diverging(log_ratio: f64, span: f64) -> String {
 /// log10 of the median ‖δ_first‖/‖δ_last‖, and mean-field theory's χ = 1 (the edge of chaos)
 /// drawn over it where the geometric mean of χ crosses 1 between neighbouring cells.
 pub fn phase_svg(s: &SweepSummary) -> String {
-    let value_of = |p: &crate::summary::PointSummary, i: usize| compact(&p.settings[i]);
-    let mut xs: Vec<String> = Vec::new();
-    let mut ys: Vec<String> = Vec::new();
-    for p in &s.points {
-        if !xs.contains(&value_of(p, 1)) {
-            xs.push(value_of(p, 1));
-        }
-        if !ys.contains(&value_of(p, 0)) {
-            ys.push(value_of(p, 0));
-        }
-    }
+    let value_of = |p: &PointSummary, i: usize| compact(&p.settings[i]);
+    let (xs, ys) = (axis_values(s, 1), axis_values(s, 0));
     let (left, top, cell_w, cell_h) = (
         200.0,
         70.0,
@@ -1120,6 +1113,18 @@ pub fn phase_svg(s: &SweepSummary) -> String {
     phase_legend(&mut o, span, top + cell_h * ys.len() as f64 + 70.0);
     o.push_str("</svg>\n");
     o
+}
+
+/// The values of axis `i` in order of first appearance, as the phase diagram labels them.
+fn axis_values(s: &SweepSummary, i: usize) -> Vec<String> {
+    let mut values: Vec<String> = Vec::new();
+    for p in &s.points {
+        let v = compact(&p.settings[i]);
+        if !values.contains(&v) {
+            values.push(v);
+        }
+    }
+    values
 }
 
 /// Theory's χ = 1: in each row, the point between neighbouring cells where the mean log χ
@@ -1256,7 +1261,7 @@ const MUTED: &[&str] = &[
 /// open circles; `None` for a sweep without a depth axis.
 pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
     let depth = depth_axis(s)?;
-    let depth_of = |p: &crate::summary::PointSummary| -> f64 {
+    let depth_of = |p: &PointSummary| -> f64 {
         p.settings[depth]
             .split_once('=')
             .and_then(|(_, v)| v.parse().ok())
@@ -1270,34 +1275,8 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
         .collect();
     depths.sort_by(f64::total_cmp);
     depths.dedup();
-    let mut series: Vec<(String, Vec<&crate::summary::PointSummary>)> = Vec::new();
-    for p in &s.points {
-        let name: Vec<String> = p
-            .settings
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| *i != depth)
-            .map(|(_, k)| compact(k))
-            .collect();
-        let name = name.join(" ");
-        match series.iter_mut().find(|(n, _)| *n == name) {
-            Some((_, v)) => v.push(p),
-            None => series.push((name, vec![p])),
-        }
-    }
-    let logs = s
-        .points
-        .iter()
-        .flat_map(|p| [p.ratio.q1, p.ratio.q3, p.ratio.median])
-        .map(f64::from)
-        .chain(
-            s.points
-                .iter()
-                .filter_map(|p| p.theory.as_ref().map(|t| t.delta_ratio)),
-        )
-        .filter(|v| v.is_finite() && *v > 0.0)
-        .map(f64::log10);
-    let panel = Panel::new(TOP + 20.0, 420.0, depths.len(), logs.map(|e| 10f64.powf(e)));
+    let series = series_across(s, depth);
+    let panel = ratio_panel(s, depths.len());
     let mut o = String::new();
     open_svg(
         &mut o,
@@ -1310,7 +1289,7 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
     ratio_axes(&mut o, &panel, &depths);
     for (k, (name, points)) in series.iter().enumerate() {
         let color = MUTED[k % MUTED.len()];
-        let at = |p: &&crate::summary::PointSummary| depths.iter().position(|d| *d == depth_of(p));
+        let at = |p: &&PointSummary| depths.iter().position(|d| *d == depth_of(p));
         let mut med = vec![f64::NAN; depths.len()];
         let mut quartiles = vec![(f64::NAN, f64::NAN); depths.len()];
         for p in points {
@@ -1332,6 +1311,44 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
     }
     o.push_str("</svg>\n");
     Some(o)
+}
+
+/// The ratio picture's panel: its log axis spans every quartile, median and theory's ratio.
+fn ratio_panel(s: &SweepSummary, depths: usize) -> Panel {
+    let logs = s
+        .points
+        .iter()
+        .flat_map(|p| [p.ratio.q1, p.ratio.q3, p.ratio.median])
+        .map(f64::from)
+        .chain(
+            s.points
+                .iter()
+                .filter_map(|p| p.theory.as_ref().map(|t| t.delta_ratio)),
+        )
+        .filter(|v| v.is_finite() && *v > 0.0)
+        .map(f64::log10);
+    Panel::new(TOP + 20.0, 420.0, depths, logs.map(|e| 10f64.powf(e)))
+}
+
+/// The points of `s` grouped by their settings other than axis `depth`, each group named by
+/// those settings, in order of first appearance: the lines of [`ratio_svg`].
+fn series_across(s: &SweepSummary, depth: usize) -> Vec<(String, Vec<&PointSummary>)> {
+    let mut series: Vec<(String, Vec<&PointSummary>)> = Vec::new();
+    for p in &s.points {
+        let name: Vec<String> = p
+            .settings
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != depth)
+            .map(|(_, k)| compact(k))
+            .collect();
+        let name = name.join(" ");
+        match series.iter_mut().find(|(n, _)| *n == name) {
+            Some((_, v)) => v.push(p),
+            None => series.push((name, vec![p])),
+        }
+    }
+    series
 }
 
 /// The interquartile band of one series (q1, q3 per depth), in runs of depths where both

@@ -143,55 +143,8 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
         Command::Compare(args) => compare::run(&args, out, err),
         Command::Validate(args) => inspect::validate(&args, out, err),
         Command::List(args) => inspect::list(&args, out, err),
-        Command::Bench(args) => {
-            if let Some(w) = args
-                .workloads
-                .iter()
-                .find(|w| !["seed", "throughput", "sweep", "train", "all"].contains(&w.as_str()))
-            {
-                return report_error(
-                    err,
-                    &format!(
-                        "unknown workload `{w}`: expected seed, throughput, sweep, train or all"
-                    ),
-                    ExitStatus::BadInput,
-                );
-            }
-            match backend::open(args.backend, None) {
-                Ok(b) => match crate::bench::run(
-                    &args.workloads,
-                    &b,
-                    args.repeat.max(1),
-                    &args.configs,
-                    args.stack.map(|n| n as usize),
-                    out,
-                ) {
-                    Ok(()) => ExitStatus::Ok,
-                    Err(e) => report_error(err, &e, ExitStatus::Failure),
-                },
-                Err(e) => report_error(err, &e, ExitStatus::BadInput),
-            }
-        }
-        Command::Report(args) => {
-            for dir in &args.dirs {
-                let is_record = ["report.json", "summary.json"]
-                    .iter()
-                    .any(|f| dir.join(f).is_file());
-                if !is_record {
-                    let m = format!(
-                        "{}: not a record directory (it holds no report.json or summary.json)",
-                        dir.display()
-                    );
-                    return report_error(err, &m, ExitStatus::BadInput);
-                }
-                if let Err(e) = crate::html::write(dir) {
-                    let m = format!("{}: cannot write report.html: {e}", dir.display());
-                    return report_error(err, &m, ExitStatus::Failure);
-                }
-                let _ = writeln!(out, "{}", dir.join("report.html").display());
-            }
-            ExitStatus::Ok
-        }
+        Command::Bench(args) => bench(&args, out, err),
+        Command::Report(args) => report(&args, out, err),
         Command::Merge(args) => match crate::sweep::merge(&args.dirs, &args.out) {
             Ok((dir, summary)) => {
                 let _ = writeln!(
@@ -212,6 +165,57 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
             Err(e) => report_error(err, &e, ExitStatus::BadInput),
         },
     }
+}
+
+/// `gradscope bench`: the named workloads, timed.
+fn bench(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+    if let Some(w) = args
+        .workloads
+        .iter()
+        .find(|w| !["seed", "throughput", "sweep", "train", "all"].contains(&w.as_str()))
+    {
+        return report_error(
+            err,
+            &format!("unknown workload `{w}`: expected seed, throughput, sweep, train or all"),
+            ExitStatus::BadInput,
+        );
+    }
+    match backend::open(args.backend, None) {
+        Ok(b) => match crate::bench::run(
+            &args.workloads,
+            &b,
+            args.repeat.max(1),
+            &args.configs,
+            args.stack.map(|n| n as usize),
+            out,
+        ) {
+            Ok(()) => ExitStatus::Ok,
+            Err(e) => report_error(err, &e, ExitStatus::Failure),
+        },
+        Err(e) => report_error(err, &e, ExitStatus::BadInput),
+    }
+}
+
+/// `gradscope report`: each record directory's report.html written anew.
+fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+    for dir in &args.dirs {
+        let is_record = ["report.json", "summary.json"]
+            .iter()
+            .any(|f| dir.join(f).is_file());
+        if !is_record {
+            let m = format!(
+                "{}: not a record directory (it holds no report.json or summary.json)",
+                dir.display()
+            );
+            return report_error(err, &m, ExitStatus::BadInput);
+        }
+        if let Err(e) = crate::html::write(dir) {
+            let m = format!("{}: cannot write report.html: {e}", dir.display());
+            return report_error(err, &m, ExitStatus::Failure);
+        }
+        let _ = writeln!(out, "{}", dir.join("report.html").display());
+    }
+    ExitStatus::Ok
 }
 
 /// The files `paths` name: files as they are, each directory's `*.toml` in name order.

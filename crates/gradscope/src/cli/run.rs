@@ -373,18 +373,7 @@ fn run_one_sweep(
         Ok((dir, summary)) => {
             let _ = writeln!(err, "note: sweep record written to {}", dir.display());
             if let Some(nb) = &args.notebook {
-                let svg = crate::plot::svg(&summary);
-                let body = crate::summary::markdown(&summary, &format!("{}.svg", exp.name));
-                let command = regenerate_command(exp, args, nb);
-                let ratio = crate::plot::ratio_svg(&summary).map(|r| {
-                    let path = nb.join(format!("{}-ratio.svg", exp.name));
-                    std::fs::create_dir_all(nb)
-                        .and_then(|()| record::write_atomic(&path, r.as_bytes()))
-                });
-                if let Err(e) =
-                    record::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg))
-                        .and(ratio.unwrap_or(Ok(())))
-                {
+                if let Err(e) = sweep_notebook_page(exp, args, nb, &summary) {
                     return Err(report_error(
                         err,
                         &notebook_error(nb, &e),
@@ -405,6 +394,25 @@ fn run_one_sweep(
         Err(e) if e.is_bad_input() => Err(report_error(err, &e, ExitStatus::BadInput)),
         Err(e) => Err(report_error(err, &e, ExitStatus::Failure)),
     }
+}
+
+/// A sweep's notebook page in `nb`: the markdown summary with its picture, and the ratio
+/// picture where the sweep has a depth axis.
+fn sweep_notebook_page(
+    exp: &Experiment,
+    args: &RunArgs,
+    nb: &Path,
+    summary: &crate::summary::SweepSummary,
+) -> std::io::Result<()> {
+    let svg = crate::plot::svg(summary);
+    let body = crate::summary::markdown(summary, &format!("{}.svg", exp.name));
+    let command = regenerate_command(exp, args, nb);
+    let ratio = crate::plot::ratio_svg(summary).map(|r| {
+        let path = nb.join(format!("{}-ratio.svg", exp.name));
+        std::fs::create_dir_all(nb).and_then(|()| record::write_atomic(&path, r.as_bytes()))
+    });
+    record::write_notebook_page(nb, &exp.name, &command, &body, Some(&svg))
+        .and(ratio.unwrap_or(Ok(())))
 }
 
 fn notebook_error(dir: &Path, e: &std::io::Error) -> String {
