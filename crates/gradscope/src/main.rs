@@ -51,6 +51,13 @@ impl<W: std::io::Write> std::io::Write for PipeAware<W> {
 
 fn main() {
     quiet_wayland_probe();
+    if let Some(n) = cli::pool_threads(
+        std::env::var("RAYON_NUM_THREADS").ok().as_deref(),
+        std::env::var("SLURM_CPUS_PER_TASK").ok().as_deref(),
+    ) {
+        // Fails only if a pool exists already, which it cannot this early.
+        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -167,6 +167,18 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
     }
 }
 
+/// Threads for the work pool where gradscope should choose them: a Slurm task's
+/// `SLURM_CPUS_PER_TASK` (`#SBATCH --cpus-per-task`), so that array tasks sharing a node do
+/// not each start a thread per core of the whole node (Slurm without CPU binding lets every
+/// task see them all). `None` leaves it to rayon: where `RAYON_NUM_THREADS` is set (the
+/// user's choice wins), or outside Slurm (one thread per core this process may use).
+pub fn pool_threads(rayon: Option<&str>, slurm_cpus_per_task: Option<&str>) -> Option<usize> {
+    if rayon.is_some() {
+        return None;
+    }
+    slurm_cpus_per_task?.trim().parse().ok().filter(|n| *n > 0)
+}
+
 /// `gradscope bench`: the named workloads, timed.
 fn bench(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
     if let Some(w) = args
@@ -268,4 +280,18 @@ fn print_summary(
 fn report_error(err: &mut dyn Write, e: &dyn std::fmt::Display, code: ExitStatus) -> ExitStatus {
     let _ = writeln!(err, "error: {e}");
     code
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pool_threads;
+
+    #[test]
+    fn a_slurm_task_gets_its_cpus_unless_the_user_chose() {
+        assert_eq!(pool_threads(None, Some("2")), Some(2), "--cpus-per-task=2");
+        assert_eq!(pool_threads(Some("8"), Some("2")), None, "RAYON_NUM_THREADS wins");
+        assert_eq!(pool_threads(None, None), None, "outside Slurm: rayon's default");
+        assert_eq!(pool_threads(None, Some("0")), None);
+        assert_eq!(pool_threads(None, Some("two")), None);
+    }
 }
