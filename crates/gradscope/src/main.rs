@@ -56,7 +56,9 @@ fn main() {
         std::env::var("SLURM_CPUS_PER_TASK").ok().as_deref(),
     ) {
         // Fails only if a pool exists already, which it cannot this early.
-        let _ = rayon::ThreadPoolBuilder::new().num_threads(n).build_global();
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global();
     }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,

@@ -289,8 +289,16 @@ mod tests {
     #[test]
     fn a_slurm_task_gets_its_cpus_unless_the_user_chose() {
         assert_eq!(pool_threads(None, Some("2")), Some(2), "--cpus-per-task=2");
-        assert_eq!(pool_threads(Some("8"), Some("2")), None, "RAYON_NUM_THREADS wins");
-        assert_eq!(pool_threads(None, None), None, "outside Slurm: rayon's default");
+        assert_eq!(
+            pool_threads(Some("8"), Some("2")),
+            None,
+            "RAYON_NUM_THREADS wins"
+        );
+        assert_eq!(
+            pool_threads(None, None),
+            None,
+            "outside Slurm: rayon's default"
+        );
         assert_eq!(pool_threads(None, Some("0")), None);
         assert_eq!(pool_threads(None, Some("two")), None);
     }

@@ -428,7 +428,11 @@ mod tests {
     fn a_control_group_limit_leaves_its_headroom() {
         // 1 GiB limit, 256 MiB used: 768 MiB left.
         assert_eq!(headroom("1073741824\n", "268435456\n"), Some(805_306_368));
-        assert_eq!(headroom("100", "150"), Some(0), "over the limit: nothing left");
+        assert_eq!(
+            headroom("100", "150"),
+            Some(0),
+            "over the limit: nothing left"
+        );
         // No limit: cgroup v2 writes `max`, v1 a page-rounded 2^63 - 1 (this machine's).
         assert_eq!(headroom("max\n", "5\n"), None);
         assert_eq!(headroom("9223372036854771712\n", "2631950336\n"), None);
