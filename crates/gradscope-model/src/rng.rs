@@ -92,16 +92,9 @@ impl HostRng {
     pub fn units_f32(&mut self, n: usize, f: impl Fn(f64) -> f32 + Sync) -> Vec<f32> {
         let f = &f;
         let out = self.in_chunks(n, 1, |rng, len| {
-            let mut bytes = vec![0u8; 8 * len];
-            rng.inner.fill_bytes(&mut bytes);
-            bytes
-                .chunks_exact(8)
-                .map(|b| {
-                    f(fast::unit_of(u64::from_le_bytes(
-                        b.try_into().unwrap_or_default(),
-                    )))
-                })
-                .collect()
+            let mut bits = vec![0u64; len];
+            rng.fill_u64(&mut bits);
+            bits.into_iter().map(|b| f(fast::unit_of(b))).collect()
         });
         self.skip_u64(n);
         out
@@ -143,13 +136,27 @@ impl HostRng {
             task(&mut rng, CHUNK.min(count - first))
         };
         if count <= CHUNK {
-            return if count == 0 { Vec::new() } else { run(0) };
+            return run(0);
         }
         let parts: Vec<Vec<f32>> = (0..count.div_ceil(CHUNK))
             .into_par_iter()
             .map(run)
             .collect();
         parts.concat()
+    }
+
+    /// The next `out.len()` 64-bit draws, as `next_u64` would give them, read in bulk: the
+    /// generator's words in order, little-endian (every draw here takes 64 bits, so a draw
+    /// never starts on an odd word).
+    fn fill_u64(&mut self, out: &mut [u64]) {
+        let mut bytes = [0u8; 8 * 512];
+        for part in out.chunks_mut(512) {
+            let bytes = &mut bytes[..8 * part.len()];
+            self.inner.fill_bytes(bytes);
+            for (b, word) in part.iter_mut().zip(bytes.chunks_exact(8)) {
+                *b = u64::from_le_bytes(word.try_into().unwrap_or_default());
+            }
+        }
     }
 
     /// Move past `k` 64-bit draws.
@@ -168,7 +175,6 @@ impl HostRng {
     fn candidates(&mut self, len: usize, mean: f64, std: f64, truncated: bool) -> Vec<f32> {
         const BLOCK: usize = 256;
         let mut out = Vec::with_capacity(len);
-        let mut bytes = [0u8; 16 * BLOCK];
         let mut bits = [0u64; 2 * BLOCK];
         let mut value = [0.0f32; BLOCK];
         let mut flags = [0u8; BLOCK];
@@ -176,13 +182,9 @@ impl HostRng {
         while done < len {
             let k = (len - done).min(BLOCK);
             done += k;
-            // The generator's words in order, little-endian: the next_u64 sequence (every draw
-            // here takes 64 bits, so a draw never starts on an odd word).
-            self.inner.fill_bytes(&mut bytes[..16 * k]);
-            for (b, chunk) in bits.iter_mut().zip(bytes[..16 * k].chunks_exact(8)) {
-                *b = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
-            }
-            let bits = &bits[..2 * k];
+            let bits = &mut bits[..2 * k];
+            self.fill_u64(bits);
+            let bits = &*bits;
             fast::block(bits, mean, std, truncated, &mut value[..k], &mut flags[..k]);
             for ((&v, &f), pair) in value.iter().zip(&flags[..k]).zip(bits.chunks_exact(2)) {
                 if f & fast::SURE == 0 {
