@@ -111,10 +111,10 @@ fn write_case(dir: &Path, text: &str, files: &[(&str, Vec<u8>)]) {
 #[test]
 fn each_kind_of_origin_is_found_where_it_was_born_on_every_backend() {
     let mut kinds = vec![BackendKind::Ndarray, BackendKind::Flex];
-    match backend::open(BackendKind::Wgpu, None) {
-        Ok(_) => kinds.push(BackendKind::Wgpu),
-        Err(e) if std::env::var_os("CI").is_some() => panic!("wgpu must work in CI: {e}"),
-        Err(e) => eprintln!("origin tests skip wgpu: no adapter on this machine: {e}"),
+    if common::wgpu_or_skip("each_kind_of_origin_is_found_where_it_was_born_on_every_backend")
+        .is_some()
+    {
+        kinds.push(BackendKind::Wgpu);
     }
     for (what, text, files, want) in cases() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));

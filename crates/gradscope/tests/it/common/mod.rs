@@ -316,6 +316,20 @@ pub fn write_by_spec(tensors: &[(&str, Vec<usize>, Vec<f32>)]) -> Vec<u8> {
     out
 }
 
+/// Whether a real part a test needs (a program, a running service) is `present`; where it is
+/// not, the test skips with `why` printed, except under CI (`CI` set), where it fails: `.ci/run`
+/// provides every part (`provided` says how).
+pub fn part_or_skip(test: &str, present: bool, provided: &str, why: &str) -> bool {
+    if !present {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "{test}: CI must run this test: {provided}"
+        );
+        eprintln!("skipping {test}: {why}");
+    }
+    present
+}
+
 /// The wgpu backend, or `None` with a printed reason where this machine has no adapter; under
 /// CI (`CI` set) a missing adapter fails instead, because `.ci/run` installs lavapipe.
 pub fn wgpu_or_skip(test: &str) -> Option<gradscope::backend::Backend> {
