@@ -179,6 +179,21 @@ pub fn pool_threads(rayon: Option<&str>, slurm_cpus_per_task: Option<&str>) -> O
     slurm_cpus_per_task?.trim().parse().ok().filter(|n| *n > 0)
 }
 
+/// glibc malloc settings gradscope asks for at start: `(M_MMAP_THRESHOLD, M_TRIM_THRESHOLD)`
+/// in bytes, or `None` where the user set malloc tunables of their own in `GLIBC_TUNABLES`
+/// (theirs win). Tensors of a few MiB are allocated and freed on every layer of every pass;
+/// with glibc's defaults each one is a fresh `mmap` (or heap growth) that the kernel then
+/// zero-fills page by page and takes back with a TLB shootdown on every core, which halved
+/// one weight-gradient product and cost the whole forward + backward step about 5 %
+/// (benchmarks/README.md). Blocks up to 32 MiB (glibc's largest mmap threshold on 64-bit)
+/// come from the heap instead, and up to 128 MiB of freed heap is kept for the next pass.
+pub fn malloc_settings(glibc_tunables: Option<&str>) -> Option<(i32, i32)> {
+    const MMAP_THRESHOLD: i32 = 32 << 20;
+    const TRIM_THRESHOLD: i32 = 128 << 20;
+    let theirs = glibc_tunables.is_some_and(|t| t.contains("glibc.malloc."));
+    (!theirs).then_some((MMAP_THRESHOLD, TRIM_THRESHOLD))
+}
+
 /// `gradscope bench`: the named workloads, timed.
 fn bench(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
     if let Some(w) = args
@@ -284,7 +299,24 @@ fn report_error(err: &mut dyn Write, e: &dyn std::fmt::Display, code: ExitStatus
 
 #[cfg(test)]
 mod tests {
-    use super::pool_threads;
+    use super::{malloc_settings, pool_threads};
+
+    #[test]
+    fn malloc_settings_step_aside_for_the_users_tunables() {
+        // 32 MiB is glibc's DEFAULT_MMAP_THRESHOLD_MAX on 64-bit (4 MiB * sizeof(long)):
+        // mallopt refuses anything larger.
+        assert_eq!(malloc_settings(None), Some((32 << 20, 128 << 20)));
+        assert_eq!(
+            malloc_settings(Some("glibc.cpu.hwcaps=-AVX512F")),
+            Some((32 << 20, 128 << 20)),
+            "tunables of other kinds leave malloc to gradscope"
+        );
+        assert_eq!(
+            malloc_settings(Some("glibc.malloc.arena_max=1")),
+            None,
+            "the user's malloc tunables win"
+        );
+    }
 
     #[test]
     fn a_slurm_task_gets_its_cpus_unless_the_user_chose() {
