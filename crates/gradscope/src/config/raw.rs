@@ -166,31 +166,6 @@ pub struct RawNamed {
     pub params: Vec<(String, f64)>,
 }
 
-/// Parameter names a named table may hold (besides `kind`): `RawNamedTable`'s fields, which
-/// a test holds equal to the parameters of the kinds in `config::kinds`.
-pub fn named_params() -> &'static [&'static str] {
-    &fields_of::<RawNamedTable>()[1..]
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(super) struct RawNamedTable {
-    kind: String,
-    mean: Option<f64>,
-    std: Option<f64>,
-    low: Option<f64>,
-    high: Option<f64>,
-    value: Option<f64>,
-    slope: Option<f64>,
-    alpha: Option<f64>,
-    target: Option<f64>,
-    momentum: Option<f64>,
-    beta1: Option<f64>,
-    beta2: Option<f64>,
-    epsilon: Option<f64>,
-    max: Option<f64>,
-}
-
 impl<'de> Deserialize<'de> for RawNamed {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         struct NamedVisitor;
@@ -205,30 +180,21 @@ impl<'de> Deserialize<'de> for RawNamed {
                     params: Vec::new(),
                 })
             }
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<RawNamed, A::Error> {
-                let t = RawNamedTable::deserialize(de::value::MapAccessDeserializer::new(map))?;
-                let params = [
-                    ("mean", t.mean),
-                    ("std", t.std),
-                    ("low", t.low),
-                    ("high", t.high),
-                    ("value", t.value),
-                    ("slope", t.slope),
-                    ("alpha", t.alpha),
-                    ("target", t.target),
-                    ("momentum", t.momentum),
-                    ("beta1", t.beta1),
-                    ("beta2", t.beta2),
-                    ("epsilon", t.epsilon),
-                    ("max", t.max),
-                ]
-                .into_iter()
-                .filter_map(|(k, v)| v.map(|v| (k.to_string(), v)))
-                .collect();
-                Ok(RawNamed {
-                    kind: t.kind,
-                    params,
-                })
+            // Every key but `kind` is taken as a parameter, whatever its name: whether the
+            // kind takes it is `Checker::named`'s question, which can then say which ones
+            // that kind takes (serde's unknown-field list would name every kind's).
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawNamed, A::Error> {
+                let mut kind = None;
+                let mut params = Vec::new();
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "kind" {
+                        kind = Some(map.next_value::<String>()?);
+                    } else {
+                        params.push((key, map.next_value::<f64>()?));
+                    }
+                }
+                let kind = kind.ok_or_else(|| de::Error::missing_field("kind"))?;
+                Ok(RawNamed { kind, params })
             }
         }
         deserializer.deserialize_any(NamedVisitor)
