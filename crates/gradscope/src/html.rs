@@ -116,6 +116,16 @@ pub fn for_record(dir: &Path) -> std::io::Result<String> {
         (v, body)
     };
     let mut pictures = String::new();
+    if !dir.join("summary.json").exists() && data["kind"].as_str() != Some("train") {
+        // A plain run's picture is drawn from report.json, so that `gradscope report`
+        // gives it to records written before there was one.
+        let title = data["experiment"].as_str().unwrap_or("");
+        let svg = crate::plot::run_svg(title, &crate::plot::RunCase::from_report(&data));
+        let _ = write!(
+            pictures,
+            "<figure>{svg}<figcaption>activations and ‖δ_l‖ by layer</figcaption></figure>\n"
+        );
+    }
     for name in ["sweep.svg", "sweep-ratio.svg", "train.svg"] {
         if let Ok(svg) = read(name) {
             let svg = svg.trim_start_matches("<?xml version=\"1.0\"?>");

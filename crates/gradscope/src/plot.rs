@@ -313,6 +313,86 @@ mod tests {
     }
 
     #[test]
+    fn a_run_case_reads_its_report_and_marks_non_finite_deltas() {
+        let report = serde_json::json!({"cases": [{
+            "input": {"name": "x", "distribution": "normal(mean=0, std=1)"},
+            "layers": [
+                {"activation_mean": 3.0, "activation_std": 4.0, "delta_l2": 0.0, "delta_nonfinite": 2},
+                {"activation_mean": 0.5, "activation_std": 0.0, "delta_l2": 0.25, "delta_nonfinite": 0},
+            ],
+            "theory": {"chi": [4.0]},
+        }, {
+            "input": {"name": "overflowing norm"},
+            "layers": [{"activation_mean": "inf", "activation_std": 0.0, "delta_l2": "inf", "delta_nonfinite": 0}],
+            "theory": null,
+        }, {
+            "input": {"name": "given weights"},
+            "layers": [{"activation_mean": 1.0, "activation_std": 0.0, "delta_l2": 1.0, "delta_nonfinite": 0}],
+            "theory": null,
+        }]});
+        let cases = RunCase::from_report(&report);
+        assert_eq!(cases.len(), 3);
+        assert_eq!(cases[0].name, "x: normal(mean=0, std=1)");
+        assert_eq!(cases[2].name, "given weights");
+        // A norm that overflowed though every element is finite.
+        assert_eq!(cases[1].delta_l2, vec![f64::INFINITY]);
+        assert_eq!(cases[1].activation_rms, vec![f64::INFINITY]);
+        // √(3² + 4²) = 5: the root mean square from the mean and the population std.
+        assert_eq!(cases[0].activation_rms, vec![5.0, 0.5]);
+        // A layer whose δ held a non-finite value is drawn as one, not as its finite part.
+        assert_eq!(cases[0].delta_l2, vec![f64::INFINITY, 0.25]);
+        // Anchored at the output layer's 0.25 and carried back by √χ = 2.
+        assert_eq!(cases[0].theory(), vec![0.5, 0.25]);
+        assert_eq!(cases[2].chi, None);
+        assert!(cases[2].theory().is_empty());
+    }
+
+    #[test]
+    fn run_svg_draws_each_case_in_both_panels_with_theory_and_the_f32_limit() {
+        let case = |name: &str, delta: Vec<f64>, chi: Option<Vec<f64>>| RunCase {
+            name: name.into(),
+            activation_rms: vec![1.0, 10.0, 100.0],
+            delta_l2: delta,
+            chi,
+        };
+        let calm = run_svg(
+            "t",
+            &[
+                case("a", vec![0.1, 0.2, 0.4], Some(vec![0.25, 0.25])),
+                case("b", vec![0.3, 0.0, 0.5], None),
+            ],
+        );
+        assert!(calm.starts_with("<svg") && calm.ends_with("</svg>\n"));
+        // a: one line per panel; b: one in the top panel, and in the bottom two runs
+        // either side of its 0 (a gap on a log scale).
+        assert_eq!(calm.matches("stroke-width=\"1.6\"").count(), 2 + 1);
+        assert_eq!(
+            calm.matches("<circle").count(),
+            2,
+            "b's lone points beside the gap"
+        );
+        assert_eq!(
+            calm.matches("stroke-dasharray=\"6,4\"").count(),
+            1 + 1,
+            "a's theory and its legend"
+        );
+        assert!(calm.contains("input a") && calm.contains("input b"));
+        assert!(!calm.contains("f32 overflows"), "nothing near 3.4e38");
+        assert!(!calm.contains("l8,8"), "no non-finite marker");
+        // Past f32's range: the overflow line, and a × for the non-finite layer.
+        let wild = run_svg(
+            "t",
+            &[case(
+                "a",
+                vec![f64::INFINITY, 1e37, 1e30],
+                Some(vec![1e16, 1e14]),
+            )],
+        );
+        assert!(wild.contains("f32 overflows above 3.4e38"));
+        assert_eq!(wild.matches("l8,8").count(), 1);
+    }
+
+    #[test]
     fn svg_has_one_line_and_band_per_point_and_breaks_at_non_finite_values() {
         let point = |i: usize, values: &[f32]| PointSummary {
             point: i,
@@ -602,6 +682,47 @@ impl Panel {
             }
         }
     }
+
+    /// Where the panel reaches f32's largest value, a red dotted line there: values past it
+    /// overflow to infinity.
+    fn f32_limit(&self, o: &mut String) {
+        let Some(y) = self.y(f64::from(f32::MAX)) else {
+            return;
+        };
+        if !(self.top..=self.top + self.height).contains(&y) {
+            return;
+        }
+        let _ = writeln!(
+            o,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#d62728" stroke-width="1" stroke-dasharray="2,3"/>"##,
+            W - RIGHT
+        );
+        let _ = writeln!(
+            o,
+            r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#d62728" text-anchor="end">f32 overflows above 3.4e38</text>"##,
+            W - RIGHT - 4.0,
+            y - 4.0
+        );
+    }
+
+    /// A dashed polyline through the values (one per step) that lie inside the panel.
+    fn dashed(&self, o: &mut String, values: &[f64], color: &str) {
+        let inside = self.top..=self.top + self.height;
+        let pts: Vec<String> = values
+            .iter()
+            .enumerate()
+            .filter_map(|(s, v)| self.y(*v).map(|y| (self.x(s), y)))
+            .filter(|(_, y)| inside.contains(y))
+            .map(|(x, y)| format!("{x:.1},{y:.1}"))
+            .collect();
+        if pts.len() >= 2 {
+            let _ = writeln!(
+                o,
+                r#"<polyline points="{}" fill="none" stroke="{color}" stroke-width="1.2" stroke-dasharray="6,4"/>"#,
+                pts.join(" ")
+            );
+        }
+    }
 }
 
 /// A step between ticks giving at most about 10 ticks: 1, 2, 5, 10, 20, 50, ...
@@ -683,6 +804,149 @@ pub fn training_svg(
     if let Some(origin) = origin {
         failure_marker(&mut o, &[&top, &bottom], origin);
     }
+    o.push_str("</svg>\n");
+    o
+}
+
+/// One input case of a plain run as its picture draws it: per layer (output layer last), the
+/// activations' root mean square √(mean² + std²) and ‖δ_l‖, `inf` where the layer's δ held a
+/// non-finite value; mean-field theory's χ_l where it applies.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RunCase {
+    /// The input case: its name, and where its values came from.
+    pub name: String,
+    /// √(mean² + std²) of each layer's activations (the output layer: the output).
+    pub activation_rms: Vec<f64>,
+    /// ‖δ_l‖ per layer; `inf` where δ_l held a non-finite value.
+    pub delta_l2: Vec<f64>,
+    /// χ_1, χ_2, ...: ‖δ_{l−1}‖² ≈ χ_l·‖δ_l‖².
+    pub chi: Option<Vec<f64>>,
+}
+
+impl RunCase {
+    /// The cases of a plain run's `report.json`.
+    pub fn from_report(report: &serde_json::Value) -> Vec<RunCase> {
+        // Non-finite values are written as the strings "inf", "-inf" and "NaN".
+        let num = |v: &serde_json::Value| {
+            v.as_f64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .unwrap_or(f64::NAN)
+        };
+        let cases = report["cases"].as_array().into_iter().flatten();
+        cases
+            .map(|case| {
+                let layers: Vec<&serde_json::Value> =
+                    case["layers"].as_array().into_iter().flatten().collect();
+                let input = &case["input"];
+                let name = input["name"].as_str().unwrap_or("");
+                RunCase {
+                    name: match input["distribution"].as_str() {
+                        Some(d) => format!("{name}: {d}"),
+                        None => name.to_string(),
+                    },
+                    activation_rms: layers
+                        .iter()
+                        .map(|l| num(&l["activation_mean"]).hypot(num(&l["activation_std"])))
+                        .collect(),
+                    delta_l2: layers
+                        .iter()
+                        .map(|l| match l["delta_nonfinite"].as_u64() {
+                            Some(n) if n > 0 => f64::INFINITY,
+                            _ => num(&l["delta_l2"]),
+                        })
+                        .collect(),
+                    chi: case["theory"]["chi"]
+                        .as_array()
+                        .map(|c| c.iter().map(num).collect()),
+                }
+            })
+            .collect()
+    }
+
+    /// Theory's ‖δ_l‖, anchored at the measured output layer's and carried back by √χ per
+    /// layer; empty where theory does not apply or the anchor is not drawable.
+    fn theory(&self) -> Vec<f64> {
+        let (Some(chi), Some(&last)) = (&self.chi, self.delta_l2.last()) else {
+            return Vec::new();
+        };
+        if chi.len() + 1 != self.delta_l2.len() || !(last.is_finite() && last > 0.0) {
+            return Vec::new();
+        }
+        let mut values = vec![last; self.delta_l2.len()];
+        for l in (0..chi.len()).rev() {
+            values[l] = values[l + 1] * chi[l].sqrt();
+        }
+        values
+    }
+}
+
+/// A plain run's picture: the activations' scale (top) and ‖δ_l‖ (bottom) against the layer,
+/// log y axes, one colour per input case, mean-field theory dashed beside ‖δ_l‖.
+pub fn run_svg(title: &str, cases: &[RunCase]) -> String {
+    let (panel_h, gap) = (210.0, 90.0);
+    let height = TOP + 10.0 + 2.0 * panel_h + gap + 80.0;
+    let layers = cases.iter().map(|c| c.delta_l2.len()).max().unwrap_or(0);
+    let theory: Vec<Vec<f64>> = cases.iter().map(RunCase::theory).collect();
+    let rms = cases.iter().flat_map(|c| c.activation_rms.iter().copied());
+    let top = Panel::new(TOP + 10.0, panel_h, layers, rms);
+    let deltas = cases.iter().flat_map(|c| c.delta_l2.iter().copied());
+    let bottom = Panel::new(
+        TOP + 10.0 + panel_h + gap,
+        panel_h,
+        layers,
+        deltas.chain(theory.iter().flatten().copied()),
+    );
+    let mut o = String::new();
+    open_svg(
+        &mut o,
+        height,
+        &format!("{title}: activations and ‖δ_l‖ by layer"),
+    );
+    top.axes(&mut o, "activation rms (log scale)");
+    bottom.axes(&mut o, "‖δ_l‖ = ‖∂loss/∂z_l‖ (log scale)");
+    for (i, (case, theory)) in cases.iter().zip(&theory).enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        top.line(&mut o, &case.activation_rms, color);
+        bottom.line(&mut o, &case.delta_l2, color);
+        bottom.dashed(&mut o, theory, color);
+        legend_row(
+            &mut o,
+            top.top + 14.0 * i as f64 + 6.0,
+            color,
+            &format!("input {}", case.name),
+        );
+    }
+    if theory.iter().any(|t| !t.is_empty()) {
+        legend_row(&mut o, bottom.top + 6.0, "#000000", "solid: measured");
+        let _ = writeln!(
+            o,
+            r##"<line x1="{:.1}" y1="{:.1}" x2="{:.1}" y2="{:.1}" stroke="#000000" stroke-width="1.2" stroke-dasharray="6,4"/>"##,
+            W - RIGHT + 15.0,
+            bottom.top + 20.0,
+            W - RIGHT + 35.0,
+            bottom.top + 20.0
+        );
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11">dashed: mean-field theory, anchored at the output layer</text>"#,
+            W - RIGHT + 40.0,
+            bottom.top + 24.0
+        );
+    }
+    for panel in [&top, &bottom] {
+        panel.f32_limit(&mut o);
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">layer index l (0 = first; the last is the output layer)</text>"#,
+            (LEFT + W - RIGHT) / 2.0,
+            panel.top + panel_h + 34.0
+        );
+    }
+    let _ = writeln!(
+        o,
+        r##"<text x="{LEFT}" y="{:.1}" font-size="11" fill="#555">Gaps: values of 0, which a log scale cannot show (a layer whose every unit is dead has δ = 0); × at the top: a layer holding a non-finite value.</text>"##,
+        height - 12.0
+    );
     o.push_str("</svg>\n");
     o
 }

@@ -214,6 +214,16 @@ fn param_rows(s: &mut String, params: &[crate::stats::ParamStats], w: usize) {
 
 /// The report as markdown (for notebooks and the lab notebook in `experiments/`).
 pub fn markdown(r: &ExperimentReport) -> String {
+    page(r, None)
+}
+
+/// The report as a notebook page, with the picture `svg` (a path relative to the page,
+/// `plot::run_svg`) under its heading.
+pub fn markdown_with_picture(r: &ExperimentReport, svg: &str) -> String {
+    page(r, Some(svg))
+}
+
+fn page(r: &ExperimentReport, svg: Option<&str>) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "## {}\n\n{}\n", r.experiment, r.description);
     let _ = writeln!(
@@ -223,6 +233,10 @@ pub fn markdown(r: &ExperimentReport) -> String {
         r.seed,
         r.loss
     );
+    if let Some(svg) = svg {
+        let alt = "activation scale and ‖δ_l‖ by layer, with mean-field theory";
+        let _ = writeln!(s, "![{alt}]({svg})\n");
+    }
     for case in &r.cases {
         let _ = writeln!(
             s,

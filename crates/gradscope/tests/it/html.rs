@@ -140,7 +140,7 @@ fn reports_load_in_a_real_browser_with_their_pictures_and_sortable_tables() {
         .unwrap_or_else(|e| panic!("{e}"));
     let rows = check_page(browser, &sweep.join("report.html"), 1);
     assert_eq!(rows, vec![json["points"].as_array().map_or(0, Vec::len)]);
-    // A plain run: per case, a row per parameter and one per layer; no pictures.
+    // A plain run: per case, a row per parameter and one per layer; its picture.
     run("03-seed-inputs.toml", &[]);
     let plain = only_record(&d.join("rec"), "seed-example-3");
     let json: serde_json::Value = serde_json::from_str(&read_text(&plain.join("report.json")))
@@ -156,7 +156,7 @@ fn reports_load_in_a_real_browser_with_their_pictures_and_sortable_tables() {
             ]
         })
         .collect();
-    assert_eq!(check_page(browser, &plain.join("report.html"), 0), want);
+    assert_eq!(check_page(browser, &plain.join("report.html"), 1), want);
     // A training run that fails: its picture and summary row.
     run("training/a-naive-cross-entropy-high-lr.toml", &[]);
     let train = only_record(&d.join("rec"), "train-a-naive-ce-high-lr");
