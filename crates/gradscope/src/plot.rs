@@ -683,6 +683,17 @@ impl Panel {
         }
     }
 
+    /// The x axis's label, `dy` below the panel.
+    fn x_label(&self, o: &mut String, text: &str, dy: f64) {
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            (LEFT + W - RIGHT) / 2.0,
+            self.top + self.height + dy,
+            esc(text)
+        );
+    }
+
     /// Where the panel reaches f32's largest value, a red dotted line there: values past it
     /// overflow to infinity.
     fn f32_limit(&self, o: &mut String) {
@@ -790,16 +801,11 @@ pub fn training_svg(
             &format!("layer {l}{last}"),
         );
     }
-    let _ = writeln!(
-        o,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">step</text>"#,
-        (LEFT + W - RIGHT) / 2.0,
-        bottom.top + panel_h + 38.0
-    );
-    let _ = writeln!(
-        o,
-        r##"<text x="{LEFT}" y="{:.1}" font-size="11" fill="#555">Gaps: values of 0 (every unit of a layer dead), which a log scale cannot show; × at the top: a non-finite value.</text>"##,
-        bottom.top + panel_h + 62.0
+    bottom.x_label(&mut o, "step", 38.0);
+    footnote(
+        &mut o,
+        bottom.top + panel_h + 62.0,
+        "Gaps: values of 0 (every unit of a layer dead), which a log scale cannot show; × at the top: a non-finite value.",
     );
     if let Some(origin) = origin {
         failure_marker(&mut o, &[&top, &bottom], origin);
@@ -935,20 +941,28 @@ pub fn run_svg(title: &str, cases: &[RunCase]) -> String {
     }
     for panel in [&top, &bottom] {
         panel.f32_limit(&mut o);
-        let _ = writeln!(
-            o,
-            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">layer index l (0 = first; the last is the output layer)</text>"#,
-            (LEFT + W - RIGHT) / 2.0,
-            panel.top + panel_h + 34.0
+        panel.x_label(
+            &mut o,
+            "layer index l (0 = first; the last is the output layer)",
+            34.0,
         );
     }
-    let _ = writeln!(
-        o,
-        r##"<text x="{LEFT}" y="{:.1}" font-size="11" fill="#555">Gaps: values of 0, which a log scale cannot show (a layer whose every unit is dead has δ = 0); × at the top: a layer holding a non-finite value.</text>"##,
-        height - 12.0
+    footnote(
+        &mut o,
+        height - 12.0,
+        "Gaps: values of 0, which a log scale cannot show (a layer whose every unit is dead has δ = 0); × at the top: a layer holding a non-finite value.",
     );
     o.push_str("</svg>\n");
     o
+}
+
+/// A grey note at the foot of a picture.
+fn footnote(o: &mut String, y: f64, text: &str) {
+    let _ = writeln!(
+        o,
+        r##"<text x="{LEFT}" y="{y:.1}" font-size="11" fill="#555">{}</text>"##,
+        esc(text)
+    );
 }
 
 /// A legend row right of the plot: a short line in `color` and its label.
