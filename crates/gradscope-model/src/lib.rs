@@ -6,6 +6,7 @@
 //! parameters by name. It does no TOML, CLI or printing.
 
 pub mod activation;
+pub mod dense;
 pub mod host;
 pub mod init;
 pub mod mlp;
