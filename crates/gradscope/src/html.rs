@@ -121,9 +121,9 @@ pub fn for_record(dir: &Path) -> std::io::Result<String> {
         // gives it to records written before there was one.
         let title = data["experiment"].as_str().unwrap_or("");
         let svg = crate::plot::run_svg(title, &crate::plot::RunCase::from_report(&data));
-        let _ = write!(
+        let _ = writeln!(
             pictures,
-            "<figure>{svg}<figcaption>activations and ‖δ_l‖ by layer</figcaption></figure>\n"
+            "<figure>{svg}<figcaption>activations and ‖δ_l‖ by layer</figcaption></figure>"
         );
     }
     for name in ["sweep.svg", "sweep-ratio.svg", "train.svg"] {
