@@ -103,6 +103,7 @@ pub fn for_record(dir: &Path) -> std::io::Result<String> {
         serde_json::from_str(&read(name)?).map_err(std::io::Error::other)
     };
     let config = read("config.toml").unwrap_or_default();
+    let mut pictures = String::new();
     let (data, body) = if dir.join("summary.json").exists() {
         let v = json("summary.json")?;
         let body = sweep_body(&v);
@@ -111,21 +112,20 @@ pub fn for_record(dir: &Path) -> std::io::Result<String> {
         let v = json("report.json")?;
         let body = match v["kind"].as_str() {
             Some("train") => train_body(&v),
-            _ => run_body(&v),
+            _ => {
+                // A plain run's picture is drawn from report.json, so that `gradscope
+                // report` gives it to records written before there was one.
+                let title = v["experiment"].as_str().unwrap_or("");
+                let svg = crate::plot::run_svg(title, &crate::plot::RunCase::from_report(&v));
+                let _ = writeln!(
+                    pictures,
+                    "<figure>{svg}<figcaption>activations and ‖δ_l‖ by layer</figcaption></figure>"
+                );
+                run_body(&v)
+            }
         };
         (v, body)
     };
-    let mut pictures = String::new();
-    if !dir.join("summary.json").exists() && data["kind"].as_str() != Some("train") {
-        // A plain run's picture is drawn from report.json, so that `gradscope report`
-        // gives it to records written before there was one.
-        let title = data["experiment"].as_str().unwrap_or("");
-        let svg = crate::plot::run_svg(title, &crate::plot::RunCase::from_report(&data));
-        let _ = writeln!(
-            pictures,
-            "<figure>{svg}<figcaption>activations and ‖δ_l‖ by layer</figcaption></figure>"
-        );
-    }
     for name in ["sweep.svg", "sweep-ratio.svg", "train.svg"] {
         if let Ok(svg) = read(name) {
             let svg = svg.trim_start_matches("<?xml version=\"1.0\"?>");

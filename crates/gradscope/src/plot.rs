@@ -263,28 +263,35 @@ fn median_line(o: &mut String, f: &Frame, p: &PointSummary, color: &str) {
     }
 }
 
+/// Mean-field theory's ‖δ_l‖ for each of `layers` layers, anchored at `last`, the output
+/// layer's measured value, and carried back by √χ per layer; `None` unless there is one χ per
+/// layer but the last.
+fn theory_deltas(chi: &[f64], last: f64, layers: usize) -> Option<Vec<f64>> {
+    if chi.len() + 1 != layers {
+        return None;
+    }
+    let mut values = vec![last; layers];
+    for l in (0..chi.len()).rev() {
+        values[l] = values[l + 1] * chi[l].sqrt();
+    }
+    Some(values)
+}
+
 /// Mean-field theory's ‖δ_l‖ for a point, dashed: anchored at the measured median of the
 /// output layer and carried back by √χ per layer.
 fn theory_line(o: &mut String, f: &Frame, p: &PointSummary, color: &str) {
     let (Some(t), Some(last)) = (&p.theory, p.delta_l2.last()) else {
         return;
     };
-    let n = p.delta_l2.len();
-    if t.chi.len() + 1 != n {
+    let Some(values) = theory_deltas(&t.chi, f64::from(last.median), p.delta_l2.len()) else {
         return;
-    }
-    let mut value = f64::from(last.median);
-    let mut points = vec![(n - 1, value)];
-    for l in (0..n - 1).rev() {
-        value *= t.chi[l].sqrt();
-        points.push((l, value));
-    }
+    };
     // Points beyond the y range (theory below f32's underflow, say) are left out.
     let (.., y0, y1) = f.area;
-    let d: Vec<String> = points
+    let d: Vec<String> = values
         .iter()
-        .rev()
-        .filter_map(|(l, v)| f.y(*v as f32).map(|y| (f.x(*l), y)))
+        .enumerate()
+        .filter_map(|(l, v)| f.y(*v as f32).map(|y| (f.x(l), y)))
         .filter(|(_, y)| (y0..=y1).contains(y))
         .map(|(x, y)| format!("{x:.1},{y:.1}"))
         .collect();
@@ -634,11 +641,16 @@ impl Panel {
                 y1 + 16.0
             );
         }
-        let mid = (y0 + y1) / 2.0;
+        self.y_label(o, ylabel);
+    }
+
+    /// The y axis's label, turned upright beside the panel.
+    fn y_label(&self, o: &mut String, text: &str) {
+        let mid = self.top + self.height / 2.0;
         let _ = writeln!(
             o,
             r#"<text x="18" y="{mid:.1}" transform="rotate(-90 18 {mid:.1})" text-anchor="middle">{}</text>"#,
-            esc(ylabel)
+            esc(text)
         );
     }
 
@@ -832,11 +844,10 @@ pub struct RunCase {
 impl RunCase {
     /// The cases of a plain run's `report.json`.
     pub fn from_report(report: &serde_json::Value) -> Vec<RunCase> {
-        // Non-finite values are written as the strings "inf", "-inf" and "NaN".
+        // Non-finite values are written as the strings "inf", "-inf" and "NaN" (floats.rs).
         let num = |v: &serde_json::Value| {
             v.as_f64()
-                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                .unwrap_or(f64::NAN)
+                .unwrap_or_else(|| crate::floats::de_float(v).map_or(f64::NAN, f64::from))
         };
         let cases = report["cases"].as_array().into_iter().flatten();
         cases
@@ -875,14 +886,10 @@ impl RunCase {
         let (Some(chi), Some(&last)) = (&self.chi, self.delta_l2.last()) else {
             return Vec::new();
         };
-        if chi.len() + 1 != self.delta_l2.len() || !(last.is_finite() && last > 0.0) {
+        if !(last.is_finite() && last > 0.0) {
             return Vec::new();
         }
-        let mut values = vec![last; self.delta_l2.len()];
-        for l in (0..chi.len()).rev() {
-            values[l] = values[l + 1] * chi[l].sqrt();
-        }
-        values
+        theory_deltas(chi, last, self.delta_l2.len()).unwrap_or_default()
     }
 }
 
@@ -1677,15 +1684,6 @@ fn ratio_axes(o: &mut String, panel: &Panel, depths: &[f64]) {
             y1 + 16.0
         );
     }
-    let _ = writeln!(
-        o,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">depth (hidden layers)</text>"#,
-        (x0 + x1) / 2.0,
-        y1 + 36.0
-    );
-    let mid = (y0 + y1) / 2.0;
-    let _ = writeln!(
-        o,
-        r#"<text x="18" y="{mid:.1}" transform="rotate(-90 18 {mid:.1})" text-anchor="middle">‖δ_first‖ / ‖δ_last‖ (log scale)</text>"#
-    );
+    panel.x_label(o, "depth (hidden layers)", 36.0);
+    panel.y_label(o, "‖δ_first‖ / ‖δ_last‖ (log scale)");
 }

@@ -271,7 +271,7 @@ fn write_plain_files(
     if let Some(nb) = &args.notebook {
         let command = regenerate_command(exp, args, nb);
         let page = render::markdown_with_picture(report, &format!("{}.svg", exp.name));
-        let json = serde_json::from_str(&report.to_json()).unwrap_or_default();
+        let json = serde_json::to_value(report).unwrap_or_default();
         let svg = crate::plot::run_svg(&exp.name, &crate::plot::RunCase::from_report(&json));
         record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
             .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))?;
