@@ -279,3 +279,31 @@ fn the_seed_configs_mirror_the_seed_scripts() {
         ]
     );
 }
+
+/// A network wide enough for flex's own dense route (gradscope-model's dense.rs takes it when
+/// batch·d_in·d_out ≥ 192³: here 128·256·256 = 8.4 M per layer): every parameter gradient and
+/// every δ_l against the f64 oracle within a few f32 roundings, on every backend. dense.rs's
+/// own tests hold that route to Burn's bit for bit; this holds both to the f64 oracle.
+#[test]
+fn a_network_wide_enough_for_flex_s_dense_route_matches_the_oracle() {
+    let (batch, width) = (128, 256);
+    assert!(batch * width * width >= gradscope_model::dense::FLEX_OWN_ROUTE_MIN);
+    let exp = config::parse(Source {
+        path: "wide.toml".into(),
+        text: format!(
+            "name = \"wide\"\ndescription = \"d\"\nseed = 5\nloss = \"sum_squares\"\n\
+             [model]\ninput = {width}\ndepth = 3\nwidth = {width}\noutput = {width}\n\
+             activation = \"tanh\"\nkernel_init = \"glorot_uniform\"\n\
+             bias_init = {{ kind = \"normal\", std = 0.2 }}\n\
+             [[inputs]]\nname = \"x\"\nbatch = {batch}\ndistribution = \"normal\"\n"
+        ),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    for backend in common::every_backend("a_network_wide_enough_for_flex_s_dense_route") {
+        let (worst, ratio) = common::check_within_f32_rounding(&exp, &backend, F32_FACTOR, 1e-4);
+        eprintln!(
+            "{}: worst error {worst:.2e}; at most {ratio:.2} x a plain f32 evaluation's",
+            backend.kind.name()
+        );
+    }
+}
