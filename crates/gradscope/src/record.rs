@@ -7,10 +7,9 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+pub use gradscope_report::Meta;
 
 use crate::config::Experiment;
-use crate::render;
 use crate::report::ExperimentReport;
 
 /// The Burn version gradscope is built against (pinned in the workspace `Cargo.toml`).
@@ -19,51 +18,25 @@ pub const BURN_VERSION: &str = "0.22.1";
 /// Environment variable for tests: abort the process after writing this many record files.
 pub const FAULT_ENV: &str = "GRADSCOPE_FAULT_AFTER_RECORD_FILES";
 
-/// `meta.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct Meta {
-    /// gradscope's version.
-    pub gradscope_version: String,
-    /// Burn's version.
-    pub burn_version: String,
-    /// Backend name.
-    pub backend: String,
-    /// wgpu adapter, if any.
-    pub adapter: Option<String>,
-    /// The seed.
-    pub seed: u64,
-    /// When the run started, UTC, ISO 8601.
-    pub started_utc: String,
-    /// Wall time of the run in seconds.
-    pub wall_time_s: f64,
-    /// The machine's host name.
-    pub host: String,
-    /// The config file the experiment came from.
-    pub config_path: String,
-    /// The command line.
-    pub command: Vec<String>,
-}
-
-impl Meta {
-    /// Describe a run that started at `started` and took `wall`.
-    pub fn new(
-        exp: &Experiment,
-        report: &ExperimentReport,
-        started: SystemTime,
-        wall: Duration,
-    ) -> Self {
-        Self {
-            gradscope_version: env!("CARGO_PKG_VERSION").to_string(),
-            burn_version: BURN_VERSION.to_string(),
-            backend: report.backend.clone(),
-            adapter: report.adapter.clone(),
-            seed: exp.seed,
-            started_utc: utc(started, true),
-            wall_time_s: wall.as_secs_f64(),
-            host: host_name(),
-            config_path: exp.path.display().to_string(),
-            command: std::env::args().collect(),
-        }
+/// Describe a run of `exp` that started at `started` and took `wall`.
+pub fn meta(
+    exp: &Experiment,
+    report: &ExperimentReport,
+    started: SystemTime,
+    wall: Duration,
+) -> Meta {
+    Meta {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        gradscope_version: env!("CARGO_PKG_VERSION").to_string(),
+        burn_version: BURN_VERSION.to_string(),
+        backend: report.backend.clone(),
+        adapter: report.adapter.clone(),
+        seed: exp.seed,
+        started_utc: utc(started, true),
+        wall_time_s: wall.as_secs_f64(),
+        host: host_name(),
+        config_path: exp.path.display().to_string(),
+        command: std::env::args().collect(),
     }
 }
 
@@ -178,36 +151,29 @@ pub fn remove_abandoned_partials(parent: &Path) -> usize {
         .count()
 }
 
-/// Write the record of one run under `out`; returns the record's directory.
+/// Write the record of one run of `exp` on `backend` under `out`: `config.toml`, then `files`
+/// (name, contents) in order, whole or not at all; returns the record's directory.
 pub fn write(
     out: &Path,
     exp: &Experiment,
-    report: &ExperimentReport,
-    meta: &Meta,
+    backend: &str,
+    files: &[(&str, String)],
     started: SystemTime,
 ) -> std::io::Result<PathBuf> {
     let parent = out.join(&exp.name);
     std::fs::create_dir_all(&parent)?;
     remove_abandoned_partials(&parent);
-    let stem = format!("{}-{}", utc(started, false), report.backend);
+    let stem = format!("{}-{backend}", utc(started, false));
     let partial = parent.join(format!(".partial-{stem}-{}", std::process::id()));
     std::fs::create_dir_all(&partial)?;
     let result = (|| {
         let mut n = 0;
         write_file(&partial, "config.toml", &exp.to_toml(), &mut n)?;
-        write_file(
-            &partial,
-            "report.json",
-            &format!("{}\n", report.to_json()),
-            &mut n,
-        )?;
-        write_file(&partial, "report.md", &render::markdown(report), &mut n)?;
-        let meta = serde_json::to_string_pretty(meta).map_err(std::io::Error::other)?;
-        write_file(&partial, "meta.json", &format!("{meta}\n"), &mut n)?;
+        for (name, contents) in files {
+            write_file(&partial, name, contents, &mut n)?;
+        }
         let target = unused_dir(&parent, &stem);
         std::fs::rename(&partial, &target)?;
-        // The page names the record's final place, so it is written once the record has one.
-        crate::html::write(&target)?;
         Ok(target)
     })();
     if result.is_err() {
@@ -254,7 +220,7 @@ impl StepLog {
     }
 
     /// Append one step's line.
-    pub fn append(&mut self, step: &crate::train::StepRecord) -> std::io::Result<()> {
+    pub fn append(&mut self, step: &gradscope_report::StepRecord) -> std::io::Result<()> {
         use std::io::Write as _;
         let line = serde_json::to_string(step).map_err(std::io::Error::other)?;
         writeln!(self.file, "{line}")?;
@@ -266,24 +232,15 @@ impl StepLog {
         Ok(())
     }
 
-    /// Write the summary files; returns the record's directory.
-    pub fn finish(
-        mut self,
-        report: &crate::train::TrainReport,
-        steps: &[crate::train::StepRecord],
-    ) -> std::io::Result<PathBuf> {
+    /// Close `steps.jsonl` and write the summary `files` (name, contents), each whole;
+    /// returns the record's directory.
+    pub fn finish(mut self, files: &[(&str, String)]) -> std::io::Result<PathBuf> {
         use std::io::Write as _;
         self.file.flush()?;
         self.file.get_ref().sync_all()?;
-        let svg = crate::plot::training_svg(&report.experiment, steps, report.origin.as_ref());
-        write_atomic(&self.dir.join("train.svg"), svg.as_bytes())?;
-        write_atomic(
-            &self.dir.join("report.json"),
-            format!("{}\n", report.to_json()).as_bytes(),
-        )?;
-        let md = render::training_markdown(report, steps, "train.svg");
-        write_atomic(&self.dir.join("report.md"), md.as_bytes())?;
-        crate::html::write(&self.dir)?;
+        for (name, contents) in files {
+            write_atomic(&self.dir.join(name), contents.as_bytes())?;
+        }
         Ok(self.dir)
     }
 }

@@ -1,230 +1,90 @@
-//! Reports: the data a run is summarised into (`ExperimentReport`, whose JSON form is the
-//! stable schema), and the verdicts. Rendering for people lives in `render`.
+//! Reports: a plain run's outcome summarised into the schema's `ExperimentReport`
+//! (`gradscope_report::run`), with its statistics, verdicts and theory. Rendering for people
+//! lives in `gradscope-render`.
 
 use rayon::prelude::*;
-use serde::Serialize;
+
+pub use gradscope_report::{CaseReport, ExperimentReport, Flow, InputInfo, Thresholds};
+use gradscope_report::{LayerStats, ParamStats};
 
 use crate::backend::Backend;
 use crate::config::Experiment;
-use crate::floats::float;
-use crate::origin::{Origin, origin};
+use crate::origin::origin;
 use crate::run::Outcome;
-use crate::stats::{LayerStats, ParamStats};
+use crate::stats::{layer_stats, param_stats};
 
-/// Where the ratio ‖δ_first‖ / ‖δ_last‖ counts as vanishing or exploding.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
-pub struct Thresholds {
-    /// Below this ratio the gradient signal is called vanishing (default 1e-3).
-    pub vanishing: f64,
-    /// Above this ratio it is called exploding (default 1e3).
-    pub exploding: f64,
-}
-
-impl Default for Thresholds {
-    fn default() -> Self {
-        Self {
-            vanishing: 1e-3,
-            exploding: 1e3,
+/// Summarise the outcome `out` of input case `case` of `exp`.
+fn case_report(
+    exp: &Experiment,
+    case: &crate::config::InputCase,
+    out: &crate::run::CaseOutcome,
+    thresholds: Thresholds,
+) -> CaseReport {
+    // One tensor each, in parallel (a deep network's trial is otherwise one core's work).
+    let params: Vec<ParamStats> = out.grads.par_iter().map(param_stats).collect();
+    let last = out.deltas.len().saturating_sub(1);
+    let layers: Vec<LayerStats> = out
+        .deltas
+        .par_iter()
+        .zip(&out.layer_outputs)
+        .enumerate()
+        .map(|(l, (d, a))| layer_stats(l, d, a, l < last))
+        .collect();
+    // A δ holding NaN or inf has no meaningful norm: the ratio is then undefined (its
+    // finite part alone could read as "vanishing").
+    let ratio = match (layers.first(), layers.last()) {
+        (Some(f), Some(l))
+            if l.delta_l2 > 0.0 && f.delta_nonfinite == 0 && l.delta_nonfinite == 0 =>
+        {
+            f64::from(f.delta_l2) / f64::from(l.delta_l2)
         }
+        _ => f64::NAN,
+    };
+    CaseReport {
+        input: InputInfo {
+            name: case.name.clone(),
+            shape: out.input.shape.clone(),
+            distribution: case.source.describe(),
+        },
+        loss: out.loss,
+        params,
+        layers,
+        delta_ratio: ratio as f32,
+        flow: Flow::of(ratio, thresholds),
+        theory: exp
+            .weights
+            .is_none()
+            .then(|| crate::theory::predict(&exp.model, crate::theory::input_second_moment(case))),
     }
 }
 
-/// The report of one experiment. The JSON schema: these field names are stable. Its JSON form
-/// starts with `"kind": "run"`, which tells it from a sweep's summary (`"kind": "sweep"`).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename = "run")]
-pub struct ExperimentReport {
-    /// Experiment name.
-    pub experiment: String,
-    /// Its one-line description.
-    pub description: String,
-    /// Backend name: `ndarray`, `flex` or `wgpu`.
-    pub backend: String,
-    /// The wgpu adapter the run used (`null` on CPU backends).
-    pub adapter: Option<String>,
-    /// The seed.
-    pub seed: u64,
-    /// Loss name.
-    pub loss: String,
-    /// The thresholds the gradient-flow verdicts used.
-    pub thresholds: Thresholds,
-    /// One entry per input case.
-    pub cases: Vec<CaseReport>,
-    /// True when every gradient value of every case is finite.
-    pub all_finite: bool,
-    /// Where the first non-finite value (input, weight, pre-activation, loss, δ or gradient)
-    /// was born, in computation order; `null` when every value is finite.
-    pub origin: Option<Origin>,
-}
-
-/// One input case's results.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct CaseReport {
-    /// The input.
-    pub input: InputInfo,
-    /// The loss value.
-    #[serde(serialize_with = "float")]
-    pub loss: f32,
-    /// Per-parameter statistics, in parameter order.
-    pub params: Vec<ParamStats>,
-    /// Per-layer statistics, input side first.
-    pub layers: Vec<LayerStats>,
-    /// ‖δ_first‖ / ‖δ_last‖: how much the backpropagated signal shrinks (< 1) or grows (> 1)
-    /// from the output layer back to the first layer. NaN when undefined (‖δ_last‖ = 0).
-    #[serde(serialize_with = "float")]
-    pub delta_ratio: f32,
-    /// `ok`, `vanishing`, `exploding`, or `undefined` (ratio not finite).
-    pub flow: Flow,
-    /// What mean-field theory predicts from the config for this case (`null` when the weights
-    /// come from a file: theory describes the initialiser, not given weights).
-    pub theory: Option<crate::theory::Theory>,
-}
-
-/// The gradient-flow verdict of one case.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Flow {
-    /// Within the thresholds.
-    Ok,
-    /// Below the vanishing threshold.
-    Vanishing,
-    /// Above the exploding threshold.
-    Exploding,
-    /// The ratio is not a finite number.
-    Undefined,
-}
-
-impl Flow {
-    /// The verdict's name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            Self::Ok => "ok",
-            Self::Vanishing => "vanishing",
-            Self::Exploding => "exploding",
-            Self::Undefined => "undefined",
-        }
-    }
-
-    /// The verdict for `ratio` under `t`.
-    pub fn of(ratio: f64, t: Thresholds) -> Self {
-        if !ratio.is_finite() {
-            Self::Undefined
-        } else if ratio < t.vanishing {
-            Self::Vanishing
-        } else if ratio > t.exploding {
-            Self::Exploding
-        } else {
-            Self::Ok
-        }
-    }
-}
-
-/// What went into the network.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct InputInfo {
-    /// Case name.
-    pub name: String,
-    /// `[batch, d_input]`.
-    pub shape: Vec<usize>,
-    /// The distribution the values were drawn from, or the file they came from.
-    pub distribution: String,
-}
-
-impl CaseReport {
-    /// Summarise the outcome `out` of input case `case` of `exp`.
-    fn new(
-        exp: &Experiment,
-        case: &crate::config::InputCase,
-        out: &crate::run::CaseOutcome,
-        thresholds: Thresholds,
-    ) -> Self {
-        // One tensor each, in parallel (a deep network's trial is otherwise one core's work).
-        let params: Vec<ParamStats> = out.grads.par_iter().map(ParamStats::of).collect();
-        let last = out.deltas.len().saturating_sub(1);
-        let layers: Vec<LayerStats> = out
-            .deltas
-            .par_iter()
-            .zip(&out.layer_outputs)
-            .enumerate()
-            .map(|(l, (d, a))| LayerStats::of(l, d, a, l < last))
-            .collect();
-        // A δ holding NaN or inf has no meaningful norm: the ratio is then undefined (its
-        // finite part alone could read as "vanishing").
-        let ratio = match (layers.first(), layers.last()) {
-            (Some(f), Some(l))
-                if l.delta_l2 > 0.0 && f.delta_nonfinite == 0 && l.delta_nonfinite == 0 =>
-            {
-                f64::from(f.delta_l2) / f64::from(l.delta_l2)
-            }
-            _ => f64::NAN,
-        };
-        Self {
-            input: InputInfo {
-                name: case.name.clone(),
-                shape: out.input.shape.clone(),
-                distribution: case.source.describe(),
-            },
-            loss: out.loss,
-            params,
-            layers,
-            delta_ratio: ratio as f32,
-            flow: Flow::of(ratio, thresholds),
-            theory: exp.weights.is_none().then(|| {
-                crate::theory::predict(&exp.model, crate::theory::input_second_moment(case))
-            }),
-        }
-    }
-}
-
-impl ExperimentReport {
-    /// Summarise `outcome` of `exp` run on `backend`.
-    pub fn new(
-        exp: &Experiment,
-        backend: &Backend,
-        outcome: &Outcome,
-        thresholds: Thresholds,
-    ) -> Self {
-        let cases: Vec<CaseReport> = exp
-            .inputs
-            .iter()
-            .zip(&outcome.cases)
-            .map(|(case, out)| CaseReport::new(exp, case, out, thresholds))
-            .collect();
-        let all_finite = cases
-            .iter()
-            .all(|c| c.params.iter().all(|p| p.nonfinite == 0));
-        Self {
-            experiment: exp.name.clone(),
-            description: exp.description.clone(),
-            backend: backend.kind.name().to_string(),
-            adapter: backend.adapter.clone(),
-            seed: exp.seed,
-            loss: exp.loss.name().to_string(),
-            thresholds,
-            cases,
-            all_finite,
-            origin: origin(outcome),
-        }
-    }
-
-    /// The report as one line of JSON.
-    pub fn to_json(&self) -> String {
-        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn flow_verdicts_follow_the_thresholds() {
-        let t = Thresholds::default();
-        assert_eq!(Flow::of(1.0, t), Flow::Ok);
-        assert_eq!(Flow::of(1e-3, t), Flow::Ok);
-        assert_eq!(Flow::of(9.9e-4, t), Flow::Vanishing);
-        assert_eq!(Flow::of(1.01e3, t), Flow::Exploding);
-        assert_eq!(Flow::of(f64::NAN, t), Flow::Undefined);
-        assert_eq!(Flow::of(f64::INFINITY, t), Flow::Undefined);
+/// Summarise `outcome` of `exp` run on `backend`.
+pub fn build(
+    exp: &Experiment,
+    backend: &Backend,
+    outcome: &Outcome,
+    thresholds: Thresholds,
+) -> ExperimentReport {
+    let cases: Vec<CaseReport> = exp
+        .inputs
+        .iter()
+        .zip(&outcome.cases)
+        .map(|(case, out)| case_report(exp, case, out, thresholds))
+        .collect();
+    let all_finite = cases
+        .iter()
+        .all(|c| c.params.iter().all(|p| p.nonfinite == 0));
+    ExperimentReport {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        experiment: exp.name.clone(),
+        description: exp.description.clone(),
+        backend: backend.kind.name().to_string(),
+        adapter: backend.adapter.clone(),
+        seed: exp.seed,
+        loss: exp.loss.name().to_string(),
+        thresholds,
+        cases,
+        all_finite,
+        origin: origin(outcome),
     }
 }

@@ -3,47 +3,7 @@
 //! activations). Non-finite values are counted apart and never enter a norm or a mean.
 
 use gradscope_model::{HostTensor, NamedTensor};
-use serde::Serialize;
-
-use crate::floats::float;
-
-/// Statistics of one parameter's gradient.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct ParamStats {
-    /// Parameter name, e.g. `layers.0.weight`.
-    pub name: String,
-    /// Gradient shape (the parameter's shape).
-    pub shape: Vec<usize>,
-    /// Largest value; NaN when any value is NaN.
-    #[serde(serialize_with = "float")]
-    pub max: f32,
-    /// Smallest value; NaN when any value is NaN.
-    #[serde(serialize_with = "float")]
-    pub min: f32,
-    /// Number of NaN, +inf and −inf values.
-    pub nonfinite: usize,
-    /// Largest |g| over the finite values.
-    #[serde(serialize_with = "float")]
-    pub max_abs: f32,
-    /// L2 norm √Σg² over the finite values (accumulated in f64).
-    #[serde(serialize_with = "float")]
-    pub l2: f32,
-    /// Mean |g| over the finite values.
-    #[serde(serialize_with = "float")]
-    pub mean_abs: f32,
-    /// Population standard deviation over the finite values.
-    #[serde(serialize_with = "float")]
-    pub std: f32,
-    /// Fraction of all values that are exactly 0.
-    #[serde(serialize_with = "float")]
-    pub zero_fraction: f32,
-    /// Number of NaN values.
-    pub nan: usize,
-    /// Number of +inf values.
-    pub pos_inf: usize,
-    /// Number of −inf values.
-    pub neg_inf: usize,
-}
+pub use gradscope_report::{LayerStats, ParamStats};
 
 /// Moments of the finite values of a slice, accumulated in f64, and counts of the rest: one
 /// pass over the values (the sums in order, so the same f64s as one pass per quantity).
@@ -126,96 +86,70 @@ impl Moments {
     }
 }
 
-impl ParamStats {
-    /// Compute the statistics of `grad`.
-    pub fn of(grad: &NamedTensor) -> Self {
-        let values = &grad.tensor.data;
-        let m = Moments::of(values);
-        let (nan, pos_inf, neg_inf, zeros) = (m.nan, m.pos_inf, m.neg_inf, m.zeros);
-        let (max, min) = if nan > 0 {
-            (f32::NAN, f32::NAN)
+/// The statistics of `grad`.
+pub fn param_stats(grad: &NamedTensor) -> ParamStats {
+    let values = &grad.tensor.data;
+    let m = Moments::of(values);
+    let (nan, pos_inf, neg_inf, zeros) = (m.nan, m.pos_inf, m.neg_inf, m.zeros);
+    let (max, min) = if nan > 0 {
+        (f32::NAN, f32::NAN)
+    } else {
+        (m.hi, m.lo)
+    };
+    ParamStats {
+        name: grad.name.clone(),
+        shape: grad.tensor.shape.clone(),
+        max,
+        min,
+        nonfinite: nan + pos_inf + neg_inf,
+        max_abs: m.max_abs as f32,
+        l2: m.l2() as f32,
+        mean_abs: if m.n == 0 {
+            0.0
         } else {
-            (m.hi, m.lo)
-        };
-        Self {
-            name: grad.name.clone(),
-            shape: grad.tensor.shape.clone(),
-            max,
-            min,
-            nonfinite: nan + pos_inf + neg_inf,
-            max_abs: m.max_abs as f32,
-            l2: m.l2() as f32,
-            mean_abs: if m.n == 0 {
-                0.0
-            } else {
-                (m.sum_abs / m.n as f64) as f32
-            },
-            std: m.std() as f32,
-            zero_fraction: if values.is_empty() {
-                0.0
-            } else {
-                zeros as f32 / values.len() as f32
-            },
-            nan,
-            pos_inf,
-            neg_inf,
-        }
+            (m.sum_abs / m.n as f64) as f32
+        },
+        std: m.std() as f32,
+        zero_fraction: if values.is_empty() {
+            0.0
+        } else {
+            zeros as f32 / values.len() as f32
+        },
+        nan,
+        pos_inf,
+        neg_inf,
     }
 }
 
-/// Statistics of one layer `l`: δ_l = ∂loss/∂z_l and, for hidden layers, a_l = φ(z_l).
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LayerStats {
-    /// Layer index from 0 (the output layer is last).
-    pub layer: usize,
-    /// Units in the layer.
-    pub width: usize,
-    /// ‖δ_l‖₂ over the finite values of the batch.
-    #[serde(serialize_with = "float")]
-    pub delta_l2: f32,
-    /// max |δ_l| over the finite values.
-    #[serde(serialize_with = "float")]
-    pub delta_max_abs: f32,
-    /// Non-finite values in δ_l.
-    pub delta_nonfinite: usize,
-    /// Fraction of units whose activation is 0 for every example of the batch (hidden layers;
-    /// 0 for the output layer, which has no activation).
-    #[serde(serialize_with = "float")]
-    pub dead_fraction: f32,
-    /// Mean of the layer's output (a_l for hidden layers, the network output for the last).
-    #[serde(serialize_with = "float")]
-    pub activation_mean: f32,
-    /// Standard deviation of the layer's output.
-    #[serde(serialize_with = "float")]
-    pub activation_std: f32,
-}
-
-impl LayerStats {
-    /// Statistics of layer `layer` from its δ `[batch, width]` and its output `[batch, width]`;
-    /// `hidden` says whether the output went through an activation.
-    pub fn of(layer: usize, delta: &HostTensor, output: &HostTensor, hidden: bool) -> Self {
-        let width = delta.shape.get(1).copied().unwrap_or(0);
-        let batch = delta.shape.first().copied().unwrap_or(0);
-        let d = Moments::of(&delta.data);
-        let a = Moments::of(&output.data);
-        let dead = if hidden && width > 0 {
-            let dead_units = (0..width)
-                .filter(|&j| (0..batch).all(|r| output.data[r * width + j] == 0.0))
-                .count();
-            dead_units as f32 / width as f32
-        } else {
-            0.0
-        };
-        Self {
-            layer,
-            width,
-            delta_l2: d.l2() as f32,
-            delta_max_abs: d.max_abs as f32,
-            delta_nonfinite: delta.data.iter().filter(|v| !v.is_finite()).count(),
-            dead_fraction: dead,
-            activation_mean: a.mean() as f32,
-            activation_std: a.std() as f32,
-        }
+/// Statistics of layer `layer` from its δ `[batch, width]` and its output `[batch, width]`;
+/// `hidden` says whether the output went through an activation.
+pub fn layer_stats(
+    layer: usize,
+    delta: &HostTensor,
+    output: &HostTensor,
+    hidden: bool,
+) -> LayerStats {
+    let width = delta.shape.get(1).copied().unwrap_or(0);
+    let batch = delta.shape.first().copied().unwrap_or(0);
+    let d = Moments::of(&delta.data);
+    let a = Moments::of(&output.data);
+    let dead = if hidden && width > 0 {
+        let dead_units = (0..width)
+            .filter(|&j| (0..batch).all(|r| output.data[r * width + j] == 0.0))
+            .count();
+        dead_units as f32 / width as f32
+    } else {
+        0.0
+    };
+    LayerStats {
+        layer,
+        width,
+        delta_l2: d.l2() as f32,
+        delta_max_abs: d.max_abs as f32,
+        delta_nonfinite: delta.data.iter().filter(|v| !v.is_finite()).count(),
+        dead_fraction: dead,
+        activation_mean: a.mean() as f32,
+        activation_std: a.std() as f32,
     }
 }
 
@@ -231,7 +165,7 @@ mod tests {
     }
 
     /// The statistics one quantity at a time, as plainly as they are defined: an independent
-    /// computation for the one-pass [`ParamStats::of`].
+    /// computation for the one-pass [`param_stats`].
     fn plain(values: &[f32]) -> (f32, f32, usize, usize, usize, usize, f64, f64, f64) {
         let nan = values.iter().filter(|v| v.is_nan()).count();
         let pos_inf = values.iter().filter(|v| **v == f32::INFINITY).count();
@@ -294,7 +228,7 @@ mod tests {
                         }
                     })
                     .collect();
-                let s = ParamStats::of(&named(values.clone()));
+                let s = param_stats(&named(values.clone()));
                 let (max, min, nan, pos_inf, neg_inf, zeros, l2, sum_abs, max_abs) = plain(&values);
                 let n = values.iter().filter(|v| v.is_finite()).count();
                 let mean_abs = if n == 0 {
@@ -328,7 +262,7 @@ mod tests {
     fn statistics_of_finite_values_against_hand_computation() {
         // g = [3, -4, 0, 0]: max 3, min -4, max|g| 4, ‖g‖ = √(9 + 16) = 5, mean|g| = 7/4,
         // mean = -1/4, variance = (9 + 16)/4 - 1/16 = 6.1875, zero fraction 1/2.
-        let s = ParamStats::of(&named(vec![3.0, -4.0, 0.0, 0.0]));
+        let s = param_stats(&named(vec![3.0, -4.0, 0.0, 0.0]));
         assert_eq!(
             (s.max, s.min, s.max_abs, s.l2, s.mean_abs),
             (3.0, -4.0, 4.0, 5.0, 1.75)
@@ -343,7 +277,7 @@ mod tests {
     #[test]
     fn nan_poisons_max_and_min_and_is_counted_but_not_averaged() {
         // Finite part [1, -1]: ‖·‖ = √2, mean|·| = 1.
-        let s = ParamStats::of(&named(vec![1.0, f32::NAN, -1.0]));
+        let s = param_stats(&named(vec![1.0, f32::NAN, -1.0]));
         assert!(s.max.is_nan() && s.min.is_nan());
         assert_eq!((s.nonfinite, s.nan), (1, 1));
         assert_eq!((s.l2, s.mean_abs, s.max_abs), (2f32.sqrt(), 1.0, 1.0));
@@ -351,7 +285,7 @@ mod tests {
 
     #[test]
     fn infinities_are_extremes_and_counted_by_sign() {
-        let s = ParamStats::of(&named(vec![
+        let s = param_stats(&named(vec![
             1.0,
             f32::INFINITY,
             f32::NEG_INFINITY,
@@ -366,7 +300,7 @@ mod tests {
     #[test]
     fn large_values_do_not_overflow_the_norm() {
         // 3e30² overflows f32 but not the f64 accumulator: ‖[3e30, 4e30]‖ = 5e30.
-        let s = ParamStats::of(&named(vec![3e30, 4e30]));
+        let s = param_stats(&named(vec![3e30, 4e30]));
         assert!((s.l2 / 5e30 - 1.0).abs() < 1e-6, "{}", s.l2);
     }
 
@@ -375,11 +309,11 @@ mod tests {
         // Batch of 2, width 3: unit 0 is zero in both rows (dead), unit 1 only in one.
         let a = HostTensor::new(vec![2, 3], vec![0.0, 0.0, 1.0, 0.0, 2.0, 3.0]);
         let d = HostTensor::new(vec![2, 3], vec![0.0, 3.0, 0.0, 0.0, 4.0, 0.0]);
-        let s = LayerStats::of(0, &d, &a, true);
+        let s = layer_stats(0, &d, &a, true);
         assert_eq!((s.width, s.delta_l2, s.delta_max_abs), (3, 5.0, 4.0));
         assert!((s.dead_fraction - 1.0 / 3.0).abs() < 1e-7);
         assert_eq!(s.activation_mean, 1.0);
         // Output layer: no activation, so nothing is "dead".
-        assert_eq!(LayerStats::of(1, &d, &a, false).dead_fraction, 0.0);
+        assert_eq!(layer_stats(1, &d, &a, false).dead_fraction, 0.0);
     }
 }

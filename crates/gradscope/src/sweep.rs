@@ -17,7 +17,7 @@ use rayon::prelude::*;
 use crate::backend::Backend;
 use crate::config::sweep::Sweep;
 use crate::config::{self, Experiment};
-use crate::report::{ExperimentReport, Thresholds};
+use crate::report::Thresholds;
 use crate::run;
 use crate::summary::{SweepSummary, TrialRecord, summarise};
 
@@ -293,7 +293,7 @@ fn trial_lines(
     outcome: &run::Outcome,
     thresholds: Thresholds,
 ) -> Result<(String, Vec<TrialRecord>), SweepError> {
-    let report = ExperimentReport::new(trial_exp, backend, outcome, thresholds);
+    let report = crate::report::build(trial_exp, backend, outcome, thresholds);
     let mut lines = String::new();
     let mut records = Vec::with_capacity(report.cases.len());
     for case in &report.cases {
@@ -655,24 +655,30 @@ pub fn write_summary(
 ) -> Result<(), SweepError> {
     write_atomic(
         &dir.join("trials.csv"),
-        &crate::summary::trials_csv(records)?,
+        &gradscope_render::sweep::trials_csv(records)?,
     )?;
     let json = serde_json::to_string_pretty(summary)?;
     write_atomic(&dir.join("summary.json"), &format!("{json}\n"))?;
     write_atomic(
         &dir.join("summary.csv"),
-        &crate::summary::layers_csv(summary, true)?,
+        &gradscope_render::sweep::layers_csv(summary, true)?,
     )?;
-    write_atomic(&dir.join("summary.txt"), &crate::summary::table(summary))?;
-    write_atomic(&dir.join("sweep.svg"), &crate::plot::svg(summary))?;
-    if let Some(ratio) = crate::plot::ratio_svg(summary) {
+    write_atomic(
+        &dir.join("summary.txt"),
+        &gradscope_render::sweep::table(summary),
+    )?;
+    write_atomic(
+        &dir.join("sweep.svg"),
+        &gradscope_render::plot::svg(summary),
+    )?;
+    if let Some(ratio) = gradscope_render::plot::ratio_svg(summary) {
         write_atomic(&dir.join("sweep-ratio.svg"), &ratio)?;
     }
     write_atomic(
         &dir.join("report.md"),
-        &crate::summary::markdown(summary, "sweep.svg"),
+        &gradscope_render::sweep::markdown(summary, "sweep.svg"),
     )?;
-    crate::html::write(dir).map_err(io("write", &dir.join("report.html")))
+    crate::page::write(dir).map_err(io("write", &dir.join("report.html")))
 }
 
 /// Combine sweep records (shards of one sweep) into a new record under `out`; returns its

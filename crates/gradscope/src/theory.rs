@@ -16,38 +16,9 @@
 //! theory and measurement part (see the notebook).
 
 use gradscope_model::{Activation, Fans, Initializer, MlpConfig};
-use serde::Serialize;
+pub use gradscope_report::{CRITICAL_BAND, Phase, Theory};
 
 use crate::config::{Distribution, InputCase, InputSource};
-
-/// Where a network sits: χ below, at or above 1.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Phase {
-    /// The geometric mean of χ below 1 − [`CRITICAL_BAND`]: signals vanish with depth.
-    Ordered,
-    /// Within [`CRITICAL_BAND`] of 1.
-    Critical,
-    /// Above 1 + [`CRITICAL_BAND`]: signals grow with depth.
-    Chaotic,
-}
-
-/// How far from 1 the geometric mean of χ may be for a network to count as critical: 5 %.
-pub const CRITICAL_BAND: f64 = 0.05;
-
-/// What theory predicts for one input case.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Theory {
-    /// q_l, the variance of each layer's pre-activations.
-    pub q: Vec<f64>,
-    /// χ_l for each layer but the first (the gain from layer l back to l − 1); χ_0 is not
-    /// defined and not listed, so `chi[i]` is χ_{i+1}.
-    pub chi: Vec<f64>,
-    /// The predicted ‖δ_first‖/‖δ_last‖ = √(Π χ_l).
-    pub delta_ratio: f64,
-    /// The phase, from the geometric mean of χ.
-    pub phase: Phase,
-}
 
 /// E[w²] of a tensor drawn by `init` with `fans` and `gain`.
 pub fn second_moment(init: Initializer, fans: Fans, gain: f64) -> f64 {

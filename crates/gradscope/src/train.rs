@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
 use gradscope_model::rng::{TEACHER_STREAM, batch_stream};
 use gradscope_model::{HostRng, HostTensor, Initializer, MlpConfig, MlpWeights, NamedTensor};
-use serde::Serialize;
+pub use gradscope_report::{Growth, LayerStep, StepRecord, TrainReport};
 
 use crate::backend::Backend;
 use crate::config::kinds::{CLIPS, OPTIMIZERS, describe_named};
@@ -33,42 +33,6 @@ pub struct Batch {
     pub inputs: HostTensor,
     /// The targets.
     pub targets: HostTensor,
-}
-
-/// What one layer did in one step.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct LayerStep {
-    /// max |z_l| (NaN or inf when z_l holds such values; null in JSON).
-    pub z_max_abs: f64,
-    /// ‖z_l‖₂.
-    pub z_l2: f64,
-    /// ‖δ_l‖₂.
-    pub delta_l2: f64,
-    /// ‖∂L/∂W_l‖₂ (the kernel's gradient, before clipping).
-    pub grad_l2: f64,
-    /// ‖W_l‖₂ before the step.
-    pub weight_l2: f64,
-    /// ‖ΔW_l‖₂ / ‖W_l‖₂: the relative size of the step's update of the kernel.
-    pub update_ratio: f64,
-    /// Fraction of units whose activation is 0 for every example of the batch (hidden layers).
-    pub dead_fraction: f64,
-    /// Non-finite values in z_l, δ_l and the layer's gradients.
-    pub nonfinite: usize,
-}
-
-/// One line of `steps.jsonl`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct StepRecord {
-    /// The step, from 0.
-    pub step: usize,
-    /// The loss of the batch before the update.
-    pub loss: f64,
-    /// The global gradient norm over all parameters, before clipping.
-    pub grad_norm: f64,
-    /// The same after clipping.
-    pub grad_norm_clipped: f64,
-    /// Per layer, input first.
-    pub layers: Vec<LayerStep>,
 }
 
 /// The tensors of one step, for `--dump`.
@@ -587,7 +551,7 @@ fn record(
         .collect();
     StepRecord {
         step,
-        loss: f64::from(pass.loss),
+        loss: pass.loss,
         grad_norm: grad_norms.0,
         grad_norm_clipped: grad_norms.1,
         layers,
@@ -693,7 +657,7 @@ pub fn train_with(
 fn record_without_layers(step: usize, pass: &CaseOutcome, norms: (f64, f64)) -> StepRecord {
     StepRecord {
         step,
-        loss: f64::from(pass.loss),
+        loss: pass.loss,
         grad_norm: norms.0,
         grad_norm_clipped: norms.1,
         layers: Vec::new(),
@@ -743,94 +707,35 @@ fn update(
     (norm, clipped)
 }
 
-/// The growth of one layer before a failure: max |z_l| and ‖δ_l‖ over the last steps.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-pub struct Growth {
-    /// The layer.
-    pub layer: usize,
-    /// The steps covered (at most the last 10 before the failing one, and it).
-    pub steps: Vec<usize>,
-    /// max |z_l| at each.
-    pub z_max_abs: Vec<f64>,
-    /// ‖δ_l‖₂ at each.
-    pub delta_l2: Vec<f64>,
-    /// The geometric mean factor per step of max |z_l| over the finite values covered.
-    pub z_factor_per_step: f64,
-}
-
-/// A training run's summary: what `report.json` holds and the text report shows.
-#[derive(Debug, Clone, PartialEq, Serialize)]
-#[serde(tag = "kind", rename = "train")]
-pub struct TrainReport {
-    /// The experiment's name.
-    pub experiment: String,
-    /// Its description.
-    pub description: String,
-    /// The backend.
-    pub backend: String,
-    /// The seed.
-    pub seed: u64,
-    /// The loss.
-    pub loss: String,
-    /// The optimiser, as in the config.
-    pub optimizer: String,
-    /// The learning rate.
-    pub learning_rate: f64,
-    /// The clipping, as in the config.
-    pub clip: String,
-    /// The batch size.
-    pub batch: usize,
-    /// Steps asked for.
-    pub steps: usize,
-    /// Steps run (fewer when a step went non-finite).
-    pub steps_run: usize,
-    /// The first step's loss.
-    pub first_loss: f64,
-    /// The last step's loss.
-    pub last_loss: f64,
-    /// Whether every step stayed finite.
-    pub finite: bool,
-    /// Where the first non-finite value was born.
-    pub origin: Option<Origin>,
-    /// The growth of the origin's layer before the failure.
-    pub growth: Option<Growth>,
-}
-
-impl TrainReport {
-    /// Summarise `outcome` of `exp` on `backend`.
-    pub fn new(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome) -> Self {
-        let Some(t) = &exp.train else {
-            unreachable!("a training report is of an experiment with [train]")
-        };
-        let growth = outcome
-            .origin
-            .as_ref()
-            // The origin's layer; the output layer for the loss (and the inputs).
-            .map(|o| o.layer.unwrap_or(outcome.weights.layers.len() - 1))
-            .map(|layer| growth(&outcome.steps, layer));
-        Self {
-            experiment: exp.name.clone(),
-            description: exp.description.clone(),
-            backend: backend.kind.name().to_string(),
-            seed: exp.seed,
-            loss: exp.loss.name().to_string(),
-            optimizer: describe_named(OPTIMIZERS, &t.optimizer),
-            learning_rate: t.learning_rate,
-            clip: describe_named(CLIPS, &t.clip),
-            batch: t.batch,
-            steps: t.steps,
-            steps_run: outcome.steps.len(),
-            first_loss: outcome.steps.first().map_or(f64::NAN, |s| s.loss),
-            last_loss: outcome.steps.last().map_or(f64::NAN, |s| s.loss),
-            finite: outcome.origin.is_none(),
-            origin: outcome.origin.clone(),
-            growth,
-        }
-    }
-
-    /// The report as JSON (non-finite numbers as null).
-    pub fn to_json(&self) -> String {
-        serde_json::to_string_pretty(self).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"))
+/// Summarise `outcome` of `exp` on `backend`.
+pub fn train_report(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome) -> TrainReport {
+    let Some(t) = &exp.train else {
+        unreachable!("a training report is of an experiment with [train]")
+    };
+    let growth = outcome
+        .origin
+        .as_ref()
+        // The origin's layer; the output layer for the loss (and the inputs).
+        .map(|o| o.layer.unwrap_or(outcome.weights.layers.len() - 1))
+        .map(|layer| growth(&outcome.steps, layer));
+    TrainReport {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        experiment: exp.name.clone(),
+        description: exp.description.clone(),
+        backend: backend.kind.name().to_string(),
+        seed: exp.seed,
+        loss: exp.loss.name().to_string(),
+        optimizer: describe_named(OPTIMIZERS, &t.optimizer),
+        learning_rate: t.learning_rate,
+        clip: describe_named(CLIPS, &t.clip),
+        batch: t.batch,
+        steps: t.steps,
+        steps_run: outcome.steps.len(),
+        first_loss: outcome.steps.first().map_or(f32::NAN, |s| s.loss),
+        last_loss: outcome.steps.last().map_or(f32::NAN, |s| s.loss),
+        finite: outcome.origin.is_none(),
+        origin: outcome.origin.clone(),
+        growth,
     }
 }
 

@@ -165,13 +165,19 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit
         let report = compare::compare(&exp.name, exp.seed, &runs, args.tolerance);
         let sep = if i > 0 { "\n" } else { "" };
         let text = match args.format {
-            Format::Table => Ok(format!("{sep}{}", report.table())),
-            Format::Markdown => Ok(format!("{sep}{}", report.markdown())),
+            Format::Table => Ok(format!(
+                "{sep}{}",
+                gradscope_render::compare::table(&report)
+            )),
+            Format::Markdown => Ok(format!(
+                "{sep}{}",
+                gradscope_render::compare::markdown(&report)
+            )),
             Format::Json => Ok(format!(
                 "{}\n",
                 serde_json::to_string(&report).unwrap_or_default()
             )),
-            Format::Csv => report.csv(i == 0),
+            Format::Csv => gradscope_render::compare::csv(&report, i == 0),
         };
         let written = match text {
             Ok(t) => out.write_all(t.as_bytes()).and_then(|()| out.flush()),

@@ -236,7 +236,12 @@ fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitSt
             );
             return report_error(err, &m, ExitStatus::BadInput);
         }
-        if let Err(e) = crate::html::write(dir) {
+        if let Err(e) = crate::page::write(dir) {
+            // A record whose report does not fit the schema is bad input, not a failure.
+            if e.kind() == std::io::ErrorKind::InvalidData {
+                let m = format!("cannot read the record: {e}");
+                return report_error(err, &m, ExitStatus::BadInput);
+            }
             let m = format!("{}: cannot write report.html: {e}", dir.display());
             return report_error(err, &m, ExitStatus::Failure);
         }
@@ -278,9 +283,9 @@ fn print_summary(
     out: &mut dyn Write,
 ) -> ExitStatus {
     let text = match format {
-        Format::Table => crate::summary::table(summary),
-        Format::Markdown => crate::summary::markdown(summary, "sweep.svg"),
-        Format::Csv => match crate::summary::layers_csv(summary, csv_header) {
+        Format::Table => gradscope_render::sweep::table(summary),
+        Format::Markdown => gradscope_render::sweep::markdown(summary, "sweep.svg"),
+        Format::Csv => match gradscope_render::sweep::layers_csv(summary, csv_header) {
             Ok(t) => t,
             Err(_) => return ExitStatus::Failure,
         },

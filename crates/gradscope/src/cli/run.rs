@@ -6,8 +6,9 @@ use std::path::{Path, PathBuf};
 
 use crate::backend::{self, Backend, BackendKind};
 use crate::config::{self, ConfigError, Experiment};
+use gradscope_render::{plot, sweep as sweep_text, text};
+
 use crate::record;
-use crate::render;
 use crate::report::{ExperimentReport, Thresholds};
 use crate::run;
 
@@ -225,11 +226,19 @@ fn run_plain(
         let m = format!("{}: {e}", exp.path.display());
         report_error(err, &m, ExitStatus::Failure)
     })?;
-    let report = ExperimentReport::new(exp, backend, &outcome, thresholds);
+    let report = crate::report::build(exp, backend, &outcome, thresholds);
     write_plain_files(exp, backend, args, &outcome, &report, many, err)?;
     if !args.no_record {
-        let meta = record::Meta::new(exp, &report, started, clock.elapsed());
-        let dir = record::write(&args.out, exp, &report, &meta, started).map_err(|e| {
+        let meta = record::meta(exp, &report, started, clock.elapsed());
+        let meta = serde_json::to_string_pretty(&meta).unwrap_or_default();
+        let files = [
+            ("report.json", format!("{}\n", report.to_json())),
+            ("report.md", text::markdown(&report)),
+            ("meta.json", format!("{meta}\n")),
+        ];
+        let written = record::write(&args.out, exp, &report.backend, &files, started)
+            .and_then(|dir| crate::page::write(&dir).map(|()| dir));
+        let dir = written.map_err(|e| {
             let m = format!(
                 "cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record",
                 args.out.display()
@@ -240,11 +249,11 @@ fn run_plain(
     }
     let sep = if index > 0 { "\n" } else { "" };
     let text = match args.format {
-        Format::Table => Ok(format!("{sep}{}", render::table(&report))),
-        Format::Markdown => Ok(format!("{sep}{}", render::markdown(&report))),
+        Format::Table => Ok(format!("{sep}{}", text::table(&report))),
+        Format::Markdown => Ok(format!("{sep}{}", text::markdown(&report))),
         Format::Json => Ok(format!("{}\n", report.to_json())),
-        Format::Csv if args.layers => render::csv_layers(&report, csv_header),
-        Format::Csv => render::csv_params(&report, csv_header),
+        Format::Csv if args.layers => text::csv_layers(&report, csv_header),
+        Format::Csv => text::csv_params(&report, csv_header),
     };
     let text = text
         .map_err(|e| report_error(err, &format!("cannot write CSV: {e}"), ExitStatus::Failure))?;
@@ -270,9 +279,8 @@ fn write_plain_files(
 ) -> Result<(), ExitStatus> {
     if let Some(nb) = &args.notebook {
         let command = regenerate_command(exp, args, nb);
-        let page = render::markdown_with_picture(report, &format!("{}.svg", exp.name));
-        let json = serde_json::to_value(report).unwrap_or_default();
-        let svg = crate::plot::run_svg(&exp.name, &crate::plot::RunCase::from_report(&json));
+        let page = text::markdown_with_picture(report, &format!("{}.svg", exp.name));
+        let svg = plot::run_svg(&exp.name, &plot::RunCase::from_report(report));
         record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
             .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))?;
     }
@@ -406,10 +414,10 @@ fn sweep_notebook_page(
     nb: &Path,
     summary: &crate::summary::SweepSummary,
 ) -> std::io::Result<()> {
-    let svg = crate::plot::svg(summary);
-    let body = crate::summary::markdown(summary, &format!("{}.svg", exp.name));
+    let svg = plot::svg(summary);
+    let body = sweep_text::markdown(summary, &format!("{}.svg", exp.name));
     let command = regenerate_command(exp, args, nb);
-    let ratio = crate::plot::ratio_svg(summary).map(|r| {
+    let ratio = plot::ratio_svg(summary).map(|r| {
         let path = nb.join(format!("{}-ratio.svg", exp.name));
         std::fs::create_dir_all(nb).and_then(|()| record::write_atomic(&path, r.as_bytes()))
     });
@@ -453,11 +461,21 @@ fn run_training(
     if let Some(e) = write_error {
         return Err(fail(err, format!("cannot append to steps.jsonl: {e}")));
     }
-    let report = crate::train::TrainReport::new(exp, backend, &outcome);
-    let text = render::training(&report, &outcome.steps);
+    let report = crate::train::train_report(exp, backend, &outcome);
+    let table = text::training(&report, &outcome.steps);
     if let Some(l) = log {
+        let svg = plot::training_svg(&report.experiment, &outcome.steps, report.origin.as_ref());
+        let files = [
+            ("train.svg", svg),
+            ("report.json", format!("{}\n", report.to_json())),
+            (
+                "report.md",
+                text::training_markdown(&report, &outcome.steps, "train.svg"),
+            ),
+        ];
         let dir = l
-            .finish(&report, &outcome.steps)
+            .finish(&files)
+            .and_then(|dir| crate::page::write(&dir).map(|()| dir))
             .map_err(|e| fail(err, format!("cannot finish the run record: {e}")))?;
         let _ = writeln!(err, "note: run record written to {}", dir.display());
     }
@@ -471,9 +489,9 @@ fn run_training(
         Format::Json => format!("{}\n", report.to_json()),
         Format::Markdown => format!(
             "{sep}{}",
-            render::training_markdown(&report, &outcome.steps, "train.svg")
+            text::training_markdown(&report, &outcome.steps, "train.svg")
         ),
-        _ => format!("{sep}{text}"),
+        _ => format!("{sep}{table}"),
     };
     out.write_all(shown.as_bytes())
         .and_then(|_| out.flush())
@@ -497,8 +515,8 @@ fn write_training_page(
         return Ok(());
     };
     let command = regenerate_command(exp, args, nb);
-    let page = render::training_markdown(report, steps, &format!("{}.svg", exp.name));
-    let svg = crate::plot::training_svg(&exp.name, steps, report.origin.as_ref());
+    let page = text::training_markdown(report, steps, &format!("{}.svg", exp.name));
+    let svg = plot::training_svg(&exp.name, steps, report.origin.as_ref());
     record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
         .map(|_| ())
         .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))

@@ -421,6 +421,7 @@ fn check_schema(v: &serde_json::Value) {
         v,
         &[
             "kind",
+            "schema_version",
             "experiment",
             "description",
             "backend",
@@ -434,6 +435,10 @@ fn check_schema(v: &serde_json::Value) {
         ],
     );
     assert_eq!(v["kind"], "run", "a plain run's report is kind \"run\"");
+    assert_eq!(
+        v["schema_version"], 2,
+        "the schema version this build writes"
+    );
     assert!(
         matches!(v["experiment"], Str(_))
             && matches!(v["backend"], Str(_))

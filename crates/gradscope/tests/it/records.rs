@@ -323,3 +323,86 @@ fn unsafe_names_are_refused_wherever_a_name_becomes_a_path() {
         );
     }
 }
+
+/// The fixtures: records written at commit de88a6a, before `schema_version` (fixtures/v1/).
+fn v1_fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures/v1")
+        .join(name)
+}
+
+/// Records of schema version 1 stay readable: each fixture parses into the schema's types as
+/// version 1 (its `null` losses as NaN), and `gradscope report` builds its page from it.
+#[test]
+fn records_of_schema_version_1_stay_readable() {
+    use gradscope_report::Report;
+    let read = |dir: &Path, name: &str| {
+        std::fs::read_to_string(dir.join(name)).unwrap_or_else(|e| panic!("{name}: {e}"))
+    };
+    let cases = [
+        ("run", "report.json", "seed-example-1"),
+        ("run-nonfinite", "report.json", "relu-explodes-f32"),
+        ("train", "report.json", "train-a-naive-ce-high-lr"),
+        ("sweep", "summary.json", "small-sweep"),
+        ("train-sweep", "summary.json", "small-train-sweep"),
+    ];
+    for (fixture, file, experiment) in cases {
+        let dir = v1_fixture(fixture);
+        let report =
+            Report::from_json(&read(&dir, file)).unwrap_or_else(|e| panic!("{fixture}: {e}"));
+        let (version, name) = match &report {
+            Report::Run(r) => (r.schema_version, r.experiment.clone()),
+            Report::Train(r) => (r.schema_version, r.experiment.clone()),
+            Report::Sweep(r) => (r.schema_version, r.experiment.clone()),
+            Report::Compare(r) => (r.schema_version, r.experiment.clone()),
+        };
+        assert_eq!((version, name.as_str()), (1, experiment), "{fixture}");
+
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        for e in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+            std::fs::copy(e.path(), tmp.path().join(e.file_name()))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        let o = gradscope(&["report", "."], tmp.path(), &[]);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{fixture}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let page = read(tmp.path(), "report.html");
+        assert!(
+            page.contains(&format!("<h1>{experiment}</h1>")),
+            "{fixture}"
+        );
+    }
+    // The training fixture's last step went non-finite; version 1 wrote its loss as null.
+    let steps = read(&v1_fixture("train"), "steps.jsonl");
+    let last = steps.lines().last().unwrap_or("");
+    assert!(last.contains("\"loss\":null"), "{last}");
+    let step: gradscope_report::StepRecord =
+        serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}"));
+    assert!(step.loss.is_nan());
+    let meta: gradscope_report::Meta = serde_json::from_str(&read(&v1_fixture("run"), "meta.json"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((meta.schema_version, meta.backend.as_str()), (1, "ndarray"));
+}
+
+/// A report.json that does not fit the schema is refused as bad input (exit 2), naming the
+/// file and what did not fit.
+#[test]
+fn a_record_that_does_not_fit_the_schema_is_refused_by_name() {
+    let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(
+        tmp.path().join("report.json"),
+        r#"{"kind": "run", "experiment": 3}"#,
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["report", "."], tmp.path(), &[]);
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.contains("report.json") && stderr.contains("expected a string"),
+        "{stderr}"
+    );
+}

@@ -66,10 +66,111 @@ fn the_readme_config_keys_table_matches_the_doc_comments() {
 }
 
 /// The modules of `src/` in the order lib.rs documents: each may use only those before it.
-const MODULE_ORDER: [&str; 20] = [
-    "floats", "backend", "config", "theory", "run", "stats", "origin", "train", "report", "render",
-    "summary", "plot", "html", "record", "tensors", "compare", "sweep", "bench", "cli", "main",
+const MODULE_ORDER: [&str; 17] = [
+    "backend", "config", "theory", "run", "stats", "origin", "train", "report", "summary",
+    "record", "page", "tensors", "compare", "sweep", "bench", "cli", "main",
 ];
+
+/// `text` without its `#[cfg(test)]` items: each is cut from the attribute to the brace that
+/// closes the item's first brace, so code after a test module still counts. Braces inside
+/// string and character literals and comments are skipped.
+fn without_tests(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        out.push_str(&rest[..at]);
+        let item = &rest[at..];
+        rest = match item_end(item) {
+            Some(end) => &item[end..],
+            None => "",
+        };
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The byte just past the brace closing the first `{` of `item`.
+fn item_end(item: &str) -> Option<usize> {
+    let b = item.as_bytes();
+    let (mut i, mut depth) = (0, 0usize);
+    while i < b.len() {
+        match b[i] {
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                i += item[i..].find('\n').unwrap_or(item.len() - i);
+            }
+            b'"' => {
+                // A raw string's hashes, if any, sit just before the quote (r#"..."#).
+                let hashes = item[..i].bytes().rev().take_while(|&c| c == b'#').count();
+                let raw = item[..i - hashes].ends_with('r');
+                let close = format!("\"{}", "#".repeat(hashes));
+                let mut j = i + 1;
+                while j < b.len() {
+                    if !raw && b[j] == b'\\' {
+                        j += 2;
+                        continue;
+                    }
+                    if b[j..].starts_with(close.as_bytes()) {
+                        break;
+                    }
+                    j += 1;
+                }
+                i = j + close.len() - 1;
+            }
+            // A character literal ('{', '\''), not a lifetime ('a).
+            b'\'' if b.get(i + 2) == Some(&b'\'') => i += 2,
+            b'\'' if b.get(i + 1) == Some(&b'\\') => {
+                i += 3 + item.get(i + 3..).and_then(|t| t.find('\'')).unwrap_or(0);
+            }
+            b'{' => depth += 1,
+            b'}' => {
+                depth = depth.checked_sub(1)?;
+                if depth == 0 {
+                    return Some(i + 1);
+                }
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+#[test]
+fn test_modules_are_cut_by_their_braces_and_code_after_them_counts() {
+    let text = "use crate::a;\n#[cfg(test)]\nmod tests {\n    fn f() { let s = \"}\"; let c = '}'; let r = r#\"}\"#; }\n    // }\n    use crate::z;\n}\nfn g() { crate::b::h() }\n";
+    let kept = without_tests(text);
+    assert!(
+        kept.contains("crate::a") && kept.contains("crate::b"),
+        "{kept}"
+    );
+    assert!(!kept.contains("crate::z"), "{kept}");
+}
+
+/// The crates that hold the schema and the renderers build without Burn: their manifests name
+/// neither Burn nor the model crate (the compiler then holds every use of them to that).
+#[test]
+fn the_schema_and_render_crates_do_not_depend_on_burn() {
+    for manifest in [
+        include_str!("../../../gradscope-report/Cargo.toml"),
+        include_str!("../../../gradscope-render/Cargo.toml"),
+    ] {
+        let deps: Vec<&str> = manifest
+            .lines()
+            .skip_while(|l| l.trim() != "[dependencies]")
+            .skip(1)
+            .take_while(|l| !l.starts_with('['))
+            .filter_map(|l| l.split(['.', '=', ' ']).next())
+            .filter(|d| !d.is_empty() && !d.starts_with('#'))
+            .collect();
+        assert!(!deps.is_empty(), "read no dependencies from:\n{manifest}");
+        for d in deps {
+            assert!(
+                !["burn", "gradscope-model", "gradscope"].contains(&d),
+                "depends on {d}:\n{manifest}"
+            );
+        }
+    }
+}
 
 /// The README's named-choices table is the one generated from the kind tables (names,
 /// parameters, defaults and notes written once, in `config::kinds`).
@@ -105,7 +206,8 @@ fn module_uses() -> Vec<(String, Vec<String>)> {
             .unwrap_or_default();
         let module = rel.split(['/', '.']).next().unwrap_or("").to_string();
         let text = std::fs::read_to_string(&p).unwrap_or_default();
-        let code = text.split("#[cfg(test)]").next().unwrap_or("");
+        let code = without_tests(&text);
+        let code = code.as_str();
         let mut used: Vec<String> = code
             .split("crate::")
             .skip(1)

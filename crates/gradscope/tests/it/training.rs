@@ -188,7 +188,7 @@ fn sgd_with_momentum_and_adam_follow_the_f64_oracle_on_every_backend() {
             let worst_loss = got
                 .iter()
                 .zip(&losses)
-                .map(|(g, w)| (g.loss - w).abs() / w.abs())
+                .map(|(g, w)| (f64::from(g.loss) - w).abs() / w.abs())
                 .fold(0.0, f64::max);
             let werr = weights_error(&outcome.weights, &want);
             eprintln!(
@@ -536,7 +536,12 @@ fn a_failing_run_exits_3_and_records_every_step_it_ran() {
     let line: serde_json::Value =
         serde_json::from_str(steps.lines().next().unwrap_or("")).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(line["step"], 0);
-    assert!(line["loss"].is_null(), "a NaN loss is null in JSON: {line}");
+    // The float policy (README): a non-finite value is a string, never null (schema version 1
+    // wrote null here, which hid what happened).
+    assert_eq!(
+        line["loss"], "NaN",
+        "a NaN loss is the string NaN in JSON: {line}"
+    );
     assert_eq!(line["layers"].as_array().map(Vec::len), Some(3));
     let report: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(record.join("report.json")).unwrap_or_else(|e| panic!("{e}")),
@@ -585,7 +590,43 @@ fn a_failing_run_exits_3_and_records_every_step_it_ran() {
         "adam(beta1=0.5, beta2=0.999, epsilon=1e-8)"
     );
     assert_eq!(report["clip"], "value(max=0.25)");
+
+    // JSON Lines: a plain run and a training run in one command give one object per line,
+    // each read back by serde_json on its own, in the order the files were given.
+    std::fs::write(dir.path().join("p.toml"), PLAIN).unwrap_or_else(|e| panic!("{e}"));
+    let o = crate::common::gradscope(&["run", "p.toml", "g.toml", "--format", "json"], dir.path());
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let kinds: Vec<String> = stdout
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value =
+                serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: not one object: {l}"));
+            v["kind"].as_str().unwrap_or("").to_string()
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        ["run", "train"],
+        "{stdout}{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
 }
+
+/// A plain experiment, for a command that mixes kinds.
+const PLAIN: &str = r#"
+name = "p"
+description = "plain"
+seed = 1
+[model]
+input = 2
+hidden = [3]
+output = 1
+activation = "relu"
+[[inputs]]
+name = "x"
+batch = 2
+distribution = { kind = "normal", mean = 0.0, std = 1.0 }
+"#;
 
 /// The shipped training configs (configs/training/) fail at the same step with the same origin
 /// on every backend, and their losses agree over the first 10 steps within 1e-4 relative.
@@ -610,7 +651,7 @@ fn shipped_training_configs_fail_alike_on_every_backend() {
             .iter()
             .map(|b| {
                 let mut losses = Vec::new();
-                let outcome = train::train(&exp, b, &mut |s| losses.push(s.loss))
+                let outcome = train::train(&exp, b, &mut |s| losses.push(f64::from(s.loss)))
                     .unwrap_or_else(|e| panic!("{e}"));
                 let origin = outcome.origin.map(|o| {
                     let kind = serde_json::to_value(o.kind)

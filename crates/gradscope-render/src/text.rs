@@ -6,9 +6,9 @@ use std::fmt::Write as _;
 
 use serde::Serialize;
 
-use crate::floats::{csv_float, fmt_sci};
-use crate::report::ExperimentReport;
-use crate::stats::LayerStats;
+use gradscope_report::ExperimentReport;
+use gradscope_report::LayerStats;
+use gradscope_report::floats::{csv_float, fmt_sci};
 
 fn f4(v: f32) -> String {
     fmt_sci(v, 4)
@@ -74,14 +74,18 @@ fn verdict(r: &ExperimentReport) -> String {
     }
 }
 
-fn flow_line(r: &ExperimentReport, c: &crate::report::CaseReport) -> String {
+fn flow_line(r: &ExperimentReport, c: &gradscope_report::CaseReport) -> String {
     let what = match c.flow {
-        crate::report::Flow::Ok => "within".to_string(),
-        crate::report::Flow::Vanishing => format!("VANISHING: below {:e}", r.thresholds.vanishing),
-        crate::report::Flow::Exploding => format!("EXPLODING: above {:e}", r.thresholds.exploding),
-        crate::report::Flow::Undefined => "undefined".to_string(),
+        gradscope_report::Flow::Ok => "within".to_string(),
+        gradscope_report::Flow::Vanishing => {
+            format!("VANISHING: below {:e}", r.thresholds.vanishing)
+        }
+        gradscope_report::Flow::Exploding => {
+            format!("EXPLODING: above {:e}", r.thresholds.exploding)
+        }
+        gradscope_report::Flow::Undefined => "undefined".to_string(),
     };
-    let range = if c.flow == crate::report::Flow::Ok {
+    let range = if c.flow == gradscope_report::Flow::Ok {
         format!(
             " [{:e}, {:e}]",
             r.thresholds.vanishing, r.thresholds.exploding
@@ -96,17 +100,14 @@ fn flow_line(r: &ExperimentReport, c: &crate::report::CaseReport) -> String {
 }
 
 /// Mean-field theory's prediction for a case, beside the measured ratio: `None` without one.
-fn theory_line(c: &crate::report::CaseReport) -> Option<String> {
+fn theory_line(c: &gradscope_report::CaseReport) -> Option<String> {
     let t = c.theory.as_ref()?;
     let mean_chi = if t.chi.is_empty() {
         1.0
     } else {
         (t.chi.iter().map(|x| x.ln()).sum::<f64>() / t.chi.len() as f64).exp()
     };
-    let phase = serde_json::to_value(t.phase)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
+    let phase = t.phase.name();
     Some(format!(
         "mean-field theory predicts {}: {phase}, chi = {} per layer (geometric mean)",
         f4(t.delta_ratio as f32),
@@ -185,7 +186,7 @@ pub fn table(r: &ExperimentReport) -> String {
 }
 
 /// A case's parameter table: a header and one row per parameter, names padded to `w`.
-fn param_rows(s: &mut String, params: &[crate::stats::ParamStats], w: usize) {
+fn param_rows(s: &mut String, params: &[gradscope_report::ParamStats], w: usize) {
     let _ = writeln!(
         s,
         "  {:w$}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}  {:>6}  {:>6}",
@@ -265,7 +266,7 @@ fn page(r: &ExperimentReport, svg: Option<&str>) -> String {
 }
 
 /// A case's parameter table in markdown.
-fn param_table_markdown(s: &mut String, params: &[crate::stats::ParamStats]) {
+fn param_table_markdown(s: &mut String, params: &[gradscope_report::ParamStats]) {
     let _ = writeln!(
         s,
         "| parameter | shape | max | min | max \\|g\\| | L2 | mean \\|g\\| | std | zero | NaN | +inf | −inf |"
@@ -439,7 +440,10 @@ mod tests {
 /// A training run for a terminal: the setting, a table of steps (about 10, evenly spaced,
 /// and the last), and the verdict: "finite for all N steps", or where the first non-finite
 /// value was born and how the layer grew before it.
-pub fn training(r: &crate::train::TrainReport, steps: &[crate::train::StepRecord]) -> String {
+pub fn training(
+    r: &gradscope_report::TrainReport,
+    steps: &[gradscope_report::StepRecord],
+) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "experiment  {}", r.experiment);
     let _ = writeln!(s, "backend     {}", r.backend);
@@ -458,7 +462,7 @@ pub fn training(r: &crate::train::TrainReport, steps: &[crate::train::StepRecord
             s,
             "  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
             st.step,
-            sci(st.loss),
+            sci(st.loss.into()),
             sci(st.grad_norm),
             sci(max_z(st)),
             sci(st.layers.first().map_or(f64::NAN, |l| l.delta_l2)),
@@ -470,8 +474,8 @@ pub fn training(r: &crate::train::TrainReport, steps: &[crate::train::StepRecord
             s,
             "\nfinite for all {} steps; loss {} -> {}",
             r.steps_run,
-            sci(r.first_loss),
-            sci(r.last_loss)
+            sci(r.first_loss.into()),
+            sci(r.last_loss.into())
         );
         return s;
     };
@@ -495,7 +499,9 @@ pub fn training(r: &crate::train::TrainReport, steps: &[crate::train::StepRecord
 }
 
 /// The steps a report shows: about ten, evenly spaced, and the last.
-fn sampled(steps: &[crate::train::StepRecord]) -> impl Iterator<Item = &crate::train::StepRecord> {
+fn sampled(
+    steps: &[gradscope_report::StepRecord],
+) -> impl Iterator<Item = &gradscope_report::StepRecord> {
     let every = steps.len().div_ceil(10).max(1);
     let last = steps.len().saturating_sub(1);
     steps
@@ -506,12 +512,12 @@ fn sampled(steps: &[crate::train::StepRecord]) -> impl Iterator<Item = &crate::t
 }
 
 /// The largest max |z_l| of a step over its layers.
-fn max_z(st: &crate::train::StepRecord) -> f64 {
+fn max_z(st: &gradscope_report::StepRecord) -> f64 {
     st.layers.iter().map(|l| l.z_max_abs).fold(0.0, f64::max)
 }
 
 /// The largest update ratio of a step over its layers.
-fn max_update(st: &crate::train::StepRecord) -> f64 {
+fn max_update(st: &gradscope_report::StepRecord) -> f64 {
     st.layers.iter().map(|l| l.update_ratio).fold(0.0, f64::max)
 }
 
@@ -522,8 +528,8 @@ fn sci(v: f64) -> String {
 
 /// A training run as markdown, with its picture `svg` (a path relative to the page).
 pub fn training_markdown(
-    r: &crate::train::TrainReport,
-    steps: &[crate::train::StepRecord],
+    r: &gradscope_report::TrainReport,
+    steps: &[gradscope_report::StepRecord],
     svg: &str,
 ) -> String {
     let mut s = String::new();
@@ -540,8 +546,8 @@ pub fn training_markdown(
         None => format!(
             "**finite for all {} steps**; loss {} → {}",
             r.steps_run,
-            sci(r.first_loss),
-            sci(r.last_loss)
+            sci(r.first_loss.into()),
+            sci(r.last_loss.into())
         ),
         Some(o) => format!("**NOT FINITE**: {}", o.describe()),
     };
@@ -553,12 +559,12 @@ pub fn training_markdown(
     );
     let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
     for st in sampled(steps) {
-        let d = |l: Option<&crate::train::LayerStep>| sci(l.map_or(f64::NAN, |l| l.delta_l2));
+        let d = |l: Option<&gradscope_report::LayerStep>| sci(l.map_or(f64::NAN, |l| l.delta_l2));
         let _ = writeln!(
             s,
             "| {} | {} | {} | {} | {} | {} | {} | {} |",
             st.step,
-            sci(st.loss),
+            sci(st.loss.into()),
             sci(st.grad_norm),
             sci(st.grad_norm_clipped),
             sci(max_z(st)),
@@ -574,7 +580,7 @@ pub fn training_markdown(
 }
 
 /// The growth of the failing layer before the failure, as a markdown table.
-fn growth_markdown(s: &mut String, g: &crate::train::Growth) {
+fn growth_markdown(s: &mut String, g: &gradscope_report::Growth) {
     let _ = writeln!(
         s,
         "\nLayer {} before the failure (max |z| grew by ×{} per step):\n",

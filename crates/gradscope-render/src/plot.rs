@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use crate::summary::{PointSummary, SweepSummary};
+use gradscope_report::{PointSummary, SweepSummary};
 
 const W: f64 = 1000.0;
 const MIN_H: f64 = 520.0;
@@ -307,7 +307,10 @@ fn theory_line(o: &mut String, f: &Frame, p: &PointSummary, color: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::summary::{PointSummary, Spread};
+    use gradscope_report::{
+        CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, Phase, PointSummary, Spread,
+        Theory, Thresholds,
+    };
 
     fn spread(v: f32) -> Spread {
         Spread {
@@ -319,28 +322,88 @@ mod tests {
         }
     }
 
+    fn layer(
+        activation_mean: f32,
+        activation_std: f32,
+        delta_l2: f32,
+        nonfinite: usize,
+    ) -> LayerStats {
+        LayerStats {
+            layer: 0,
+            width: 1,
+            delta_l2,
+            delta_max_abs: delta_l2,
+            delta_nonfinite: nonfinite,
+            dead_fraction: 0.0,
+            activation_mean,
+            activation_std,
+        }
+    }
+
+    fn case(
+        name: &str,
+        distribution: &str,
+        layers: Vec<LayerStats>,
+        chi: Option<Vec<f64>>,
+    ) -> CaseReport {
+        CaseReport {
+            input: InputInfo {
+                name: name.into(),
+                shape: vec![1, 1],
+                distribution: distribution.into(),
+            },
+            loss: 0.0,
+            params: Vec::new(),
+            layers,
+            delta_ratio: f32::NAN,
+            flow: Flow::Undefined,
+            theory: chi.map(|chi| Theory {
+                q: Vec::new(),
+                chi,
+                delta_ratio: f64::NAN,
+                phase: Phase::Critical,
+            }),
+        }
+    }
+
     #[test]
     fn a_run_case_reads_its_report_and_marks_non_finite_deltas() {
-        let report = serde_json::json!({"cases": [{
-            "input": {"name": "x", "distribution": "normal(mean=0, std=1)"},
-            "layers": [
-                {"activation_mean": 3.0, "activation_std": 4.0, "delta_l2": 0.0, "delta_nonfinite": 2},
-                {"activation_mean": 0.5, "activation_std": 0.0, "delta_l2": 0.25, "delta_nonfinite": 0},
+        let report = ExperimentReport {
+            schema_version: gradscope_report::SCHEMA_VERSION,
+            experiment: "e".into(),
+            description: String::new(),
+            backend: "flex".into(),
+            adapter: None,
+            seed: 0,
+            loss: "sum".into(),
+            thresholds: Thresholds::default(),
+            cases: vec![
+                case(
+                    "x",
+                    "normal(mean=0, std=1)",
+                    vec![layer(3.0, 4.0, 0.0, 2), layer(0.5, 0.0, 0.25, 0)],
+                    Some(vec![4.0]),
+                ),
+                case(
+                    "overflowing norm",
+                    "d",
+                    vec![layer(f32::INFINITY, 0.0, f32::INFINITY, 0)],
+                    None,
+                ),
+                case(
+                    "given weights",
+                    "file w.npy",
+                    vec![layer(1.0, 0.0, 1.0, 0)],
+                    None,
+                ),
             ],
-            "theory": {"chi": [4.0]},
-        }, {
-            "input": {"name": "overflowing norm"},
-            "layers": [{"activation_mean": "inf", "activation_std": 0.0, "delta_l2": "inf", "delta_nonfinite": 0}],
-            "theory": null,
-        }, {
-            "input": {"name": "given weights"},
-            "layers": [{"activation_mean": 1.0, "activation_std": 0.0, "delta_l2": 1.0, "delta_nonfinite": 0}],
-            "theory": null,
-        }]});
+            all_finite: false,
+            origin: None,
+        };
         let cases = RunCase::from_report(&report);
         assert_eq!(cases.len(), 3);
         assert_eq!(cases[0].name, "x: normal(mean=0, std=1)");
-        assert_eq!(cases[2].name, "given weights");
+        assert_eq!(cases[2].name, "given weights: file w.npy");
         // A norm that overflowed though every element is finite.
         assert_eq!(cases[1].delta_l2, vec![f64::INFINITY]);
         assert_eq!(cases[1].activation_rms, vec![f64::INFINITY]);
@@ -414,6 +477,7 @@ mod tests {
             theory: None,
         };
         let s = SweepSummary {
+            schema_version: gradscope_report::SCHEMA_VERSION,
             experiment: "e<1>".into(),
             trials_per_point: 3,
             trials_done: 6,
@@ -457,7 +521,7 @@ mod tests {
             delta_l2: vec![spread(1.0), spread(1.0)],
             weight_l2: vec![spread(1.0), spread(1.0)],
             training: None,
-            theory: Some(crate::summary::PointTheory {
+            theory: Some(gradscope_report::PointTheory {
                 delta_ratio: chi.sqrt(),
                 chi: vec![chi],
             }),
@@ -472,6 +536,7 @@ mod tests {
             }
         }
         let s = SweepSummary {
+            schema_version: gradscope_report::SCHEMA_VERSION,
             experiment: "grid".into(),
             trials_per_point: 3,
             trials_done: 27,
@@ -511,7 +576,7 @@ mod tests {
                         delta_l2: vec![spread(0.5); depth + 1],
                         weight_l2: vec![spread(1.0); depth + 1],
                         training: None,
-                        theory: Some(crate::summary::PointTheory {
+                        theory: Some(gradscope_report::PointTheory {
                             delta_ratio: 0.5,
                             chi: vec![0.9; depth],
                         }),
@@ -520,6 +585,7 @@ mod tests {
             }
         }
         let s = SweepSummary {
+            schema_version: gradscope_report::SCHEMA_VERSION,
             experiment: "depths".into(),
             trials_per_point: 3,
             trials_done: 36,
@@ -780,13 +846,13 @@ fn open_svg(o: &mut String, height: f64, title: &str) {
 /// step, log y axes, and the step of the first non-finite value marked in both panels.
 pub fn training_svg(
     title: &str,
-    steps: &[crate::train::StepRecord],
-    origin: Option<&crate::origin::Origin>,
+    steps: &[gradscope_report::StepRecord],
+    origin: Option<&gradscope_report::Origin>,
 ) -> String {
     let (height, panel_h) = (640.0, 210.0);
     let n = steps.len();
     let layers = steps.first().map_or(0, |s| s.layers.len());
-    let loss: Vec<f64> = steps.iter().map(|s| s.loss).collect();
+    let loss: Vec<f64> = steps.iter().map(|s| f64::from(s.loss)).collect();
     let delta: Vec<Vec<f64>> = (0..layers)
         .map(|l| steps.iter().map(|s| s.layers[l].delta_l2).collect())
         .collect();
@@ -842,40 +908,30 @@ pub struct RunCase {
 }
 
 impl RunCase {
-    /// The cases of a plain run's `report.json`.
-    pub fn from_report(report: &serde_json::Value) -> Vec<RunCase> {
-        // Non-finite values are written as the strings "inf", "-inf" and "NaN" (floats.rs).
-        let num = |v: &serde_json::Value| {
-            v.as_f64()
-                .unwrap_or_else(|| crate::floats::de_float(v).map_or(f64::NAN, f64::from))
-        };
-        let cases = report["cases"].as_array().into_iter().flatten();
-        cases
-            .map(|case| {
-                let layers: Vec<&serde_json::Value> =
-                    case["layers"].as_array().into_iter().flatten().collect();
-                let input = &case["input"];
-                let name = input["name"].as_str().unwrap_or("");
-                RunCase {
-                    name: match input["distribution"].as_str() {
-                        Some(d) => format!("{name}: {d}"),
-                        None => name.to_string(),
-                    },
-                    activation_rms: layers
-                        .iter()
-                        .map(|l| num(&l["activation_mean"]).hypot(num(&l["activation_std"])))
-                        .collect(),
-                    delta_l2: layers
-                        .iter()
-                        .map(|l| match l["delta_nonfinite"].as_u64() {
-                            Some(n) if n > 0 => f64::INFINITY,
-                            _ => num(&l["delta_l2"]),
-                        })
-                        .collect(),
-                    chi: case["theory"]["chi"]
-                        .as_array()
-                        .map(|c| c.iter().map(num).collect()),
-                }
+    /// The cases of a plain run's report.
+    pub fn from_report(report: &gradscope_report::ExperimentReport) -> Vec<RunCase> {
+        report
+            .cases
+            .iter()
+            .map(|case| RunCase {
+                name: format!("{}: {}", case.input.name, case.input.distribution),
+                activation_rms: case
+                    .layers
+                    .iter()
+                    .map(|l| f64::from(l.activation_mean).hypot(f64::from(l.activation_std)))
+                    .collect(),
+                delta_l2: case
+                    .layers
+                    .iter()
+                    .map(|l| {
+                        if l.delta_nonfinite > 0 {
+                            f64::INFINITY
+                        } else {
+                            f64::from(l.delta_l2)
+                        }
+                    })
+                    .collect(),
+                chi: case.theory.as_ref().map(|t| t.chi.clone()),
             })
             .collect()
     }
@@ -991,7 +1047,7 @@ fn legend_row(o: &mut String, y: f64, color: &str, label: &str) {
 }
 
 /// The failing step: a dashed red line across `panels`, and what was born there.
-fn failure_marker(o: &mut String, panels: &[&Panel], origin: &crate::origin::Origin) {
+fn failure_marker(o: &mut String, panels: &[&Panel], origin: &gradscope_report::Origin) {
     let step = origin.step.unwrap_or(0) as usize;
     for p in panels {
         let x = p.x(step);

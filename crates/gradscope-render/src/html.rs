@@ -1,0 +1,419 @@
+//! `report.html`: a record as one self-contained page (inline CSS, inline SVG, a few lines of
+//! script that sort tables; nothing fetched). Built from what the record's own files hold
+//! (`report.json` or `summary.json`, the pictures, `config.toml`: [`RecordPage`]), so
+//! `gradscope report DIR` rebuilds it for any record, merged sweeps included.
+//!
+//! Opened with `#selftest`, the page checks itself and writes what it found into `<body>`'s
+//! data attributes (the pictures' sizes, each table's row count, whether sorting a column
+//! ordered it): the browser tests read them from the DOM a headless browser dumps.
+
+use std::fmt::Write as _;
+
+use gradscope_report::{
+    CaseReport, CompareReport, ExperimentReport, PointSummary, Report, SweepSummary, TrainReport,
+    TrainingSpread,
+};
+
+const STYLE: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}table{border-collapse:collapse;margin:1em 0;font-size:13px}\
+th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3;cursor:pointer}\
+td.t,th.t{text-align:left}.verdict{font-weight:bold;padding:.5em 1em;border-radius:4px}\
+.ok{background:#e6f4ea}.bad{background:#fde7e9}pre{background:#f6f6f6;padding:1em;overflow:auto}\
+figure{margin:1em 0}figure svg{max-width:100%;height:auto}";
+
+const SCRIPT: &str = r#"
+function sortTable(th){
+  const table=th.closest('table'),body=table.tBodies[0],i=[...th.parentNode.children].indexOf(th);
+  const dir=th.dataset.dir==='asc'?'desc':'asc';th.dataset.dir=dir;
+  const key=r=>{const t=r.children[i].textContent.trim(),n=parseFloat(t);return isNaN(n)?t:n;};
+  const rows=[...body.rows].sort((a,b)=>{const x=key(a),y=key(b);
+    const c=(typeof x==='number'&&typeof y==='number')?x-y:String(x).localeCompare(String(y));
+    return dir==='asc'?c:-c;});
+  rows.forEach(r=>body.appendChild(r));
+}
+document.querySelectorAll('table.sortable th').forEach(th=>th.addEventListener('click',()=>sortTable(th)));
+if(location.hash==='#selftest'){
+  const b=document.body.dataset;
+  b.svgs=[...document.querySelectorAll('figure svg')].map(s=>{const r=s.getBoundingClientRect();return Math.round(r.width)+'x'+Math.round(r.height);}).join(',');
+  b.rows=[...document.querySelectorAll('table.sortable')].map(t=>t.tBodies[0].rows.length).join(',');
+  const t=document.querySelector('table.sortable');
+  if(t){const th=t.tHead.rows[0].children[0];sortTable(th);
+    const v=[...t.tBodies[0].rows].map(r=>parseFloat(r.children[0].textContent));
+    b.sort=v.every((x,k)=>k===0||isNaN(x)||isNaN(v[k-1])||v[k-1]<=x)?'ok':'unsorted';}
+  b.selftest='done';
+}
+"#;
+
+fn esc(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
+/// A table cell: text, a whole number, or a float, each shown as the record's JSON would read
+/// (floats: 4 decimals, scientific notation past 1e4 or below 1e-3; non-finite ones by name).
+#[derive(Debug, Clone, PartialEq)]
+enum Cell {
+    /// Text, aligned left.
+    Text(String),
+    /// A count or an index.
+    Int(u64),
+    /// A measured or predicted value.
+    Num(f64),
+    /// Nothing to show (no theory, no origin).
+    Missing,
+}
+
+impl Cell {
+    fn text(&self) -> String {
+        match self {
+            Self::Text(s) => s.clone(),
+            Self::Int(n) => n.to_string(),
+            Self::Num(x) if !x.is_finite() => gradscope_report::floats::fmt_sci(*x as f32, 0),
+            Self::Num(x) if x.abs() >= 1e4 || (*x != 0.0 && x.abs() < 1e-3) => format!("{x:.4e}"),
+            Self::Num(x) => format!("{x:.4}"),
+            Self::Missing => "–".into(),
+        }
+    }
+
+    /// Whether the cell aligns right: a finite number (a non-finite one is a name, as in JSON).
+    fn is_number(&self) -> bool {
+        match self {
+            Self::Int(_) => true,
+            Self::Num(x) => x.is_finite(),
+            Self::Text(_) | Self::Missing => false,
+        }
+    }
+}
+
+fn num(x: f32) -> Cell {
+    Cell::Num(f64::from(x))
+}
+
+fn int(n: usize) -> Cell {
+    Cell::Int(n as u64)
+}
+
+fn text(s: &str) -> Cell {
+    Cell::Text(s.to_string())
+}
+
+/// A sortable table with the given headings, one `Vec<Cell>` per row.
+fn table(s: &mut String, headings: &[&str], rows: &[Vec<Cell>]) {
+    // Text columns align left, numbers right: by the first row's value.
+    let left: Vec<bool> = (0..headings.len())
+        .map(|k| {
+            rows.first()
+                .and_then(|r| r.get(k))
+                .is_some_and(|c| !c.is_number())
+        })
+        .collect();
+    let class = |k: usize| if left[k] { " class=\"t\"" } else { "" };
+    s.push_str("<table class=\"sortable\"><thead><tr>");
+    for (k, heading) in headings.iter().enumerate() {
+        let _ = write!(s, "<th{}>{}</th>", class(k), esc(heading));
+    }
+    s.push_str("</tr></thead><tbody>");
+    for row in rows {
+        s.push_str("<tr>");
+        for (k, c) in row.iter().enumerate() {
+            let _ = write!(s, "<td{}>{}</td>", class(k), esc(&c.text()));
+        }
+        s.push_str("</tr>");
+    }
+    s.push_str("</tbody></table>\n");
+}
+
+/// A record as the page shows it: its report, its resolved config, the pictures its directory
+/// holds (file name, SVG text), and the directory as the page names it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordPage<'a> {
+    /// `report.json` or `summary.json`.
+    pub report: &'a Report,
+    /// `config.toml` (empty when the record has none).
+    pub config: &'a str,
+    /// `sweep.svg`, `sweep-ratio.svg`, `train.svg`, in that order, where present.
+    pub pictures: &'a [(String, String)],
+    /// The record's directory, absolute.
+    pub dir: &'a str,
+}
+
+/// The picture files a page shows, in the order it shows them.
+pub const PICTURES: [&str; 3] = ["sweep.svg", "sweep-ratio.svg", "train.svg"];
+
+/// The page of a record.
+pub fn page(p: &RecordPage) -> String {
+    let mut pictures = String::new();
+    let (title, body) = match p.report {
+        Report::Sweep(v) => (v.experiment.as_str(), sweep_body(v)),
+        Report::Train(v) => (v.experiment.as_str(), train_body(v)),
+        Report::Compare(v) => (v.experiment.as_str(), compare_body(v)),
+        Report::Run(v) => {
+            // A plain run's picture is drawn from its report, so that `gradscope report`
+            // gives it to records written before there was one.
+            let svg = crate::plot::run_svg(&v.experiment, &crate::plot::RunCase::from_report(v));
+            let _ = writeln!(
+                pictures,
+                "<figure>{svg}<figcaption>activations and ‖δ_l‖ by layer</figcaption></figure>"
+            );
+            (v.experiment.as_str(), run_body(v))
+        }
+    };
+    for (name, svg) in p.pictures {
+        let svg = svg.trim_start_matches("<?xml version=\"1.0\"?>");
+        let _ = write!(
+            pictures,
+            "<figure>{svg}<figcaption>{name}</figcaption></figure>\n"
+        );
+    }
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head>\n<body>\n<h1>{t}</h1>\n{body}<h2>Pictures</h2>\n{pictures}<h2>Resolved config</h2>\n<pre>{c}</pre>\n<h2>Commands</h2>\n<p>Run it again: <code>gradscope run {d}/config.toml</code><br>Rebuild this page: <code>gradscope report {d}</code></p>\n<script>{SCRIPT}</script>\n</body></html>\n",
+        t = esc(title),
+        c = esc(p.config),
+        d = esc(p.dir),
+    )
+}
+
+fn verdict(s: &mut String, ok: bool, text: &str) {
+    let class = if ok { "ok" } else { "bad" };
+    let _ = writeln!(s, "<p class=\"verdict {class}\">{}</p>", esc(text));
+}
+
+/// A plain run: the verdict, and per case the ratio beside theory, the parameters and layers.
+fn run_body(v: &ExperimentReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "<p>{}</p>", esc(&v.description));
+    let _ = writeln!(
+        s,
+        "<p>backend {}, seed {}, loss {}</p>",
+        esc(&v.backend),
+        v.seed,
+        esc(&v.loss)
+    );
+    let text = match &v.origin {
+        None => "every gradient value is finite".to_string(),
+        Some(o) => format!("NOT FINITE: first born in {} ({})", o.kind.name(), o.tensor),
+    };
+    verdict(&mut s, v.all_finite, &text);
+    for case in &v.cases {
+        run_case(&mut s, case);
+    }
+    s
+}
+
+/// One input case of a plain run: its ratio beside theory, its parameter and layer tables.
+fn run_case(s: &mut String, case: &CaseReport) {
+    let _ = writeln!(s, "<h2>Input {}</h2>", esc(&case.input.name));
+    let theory = case.theory.as_ref();
+    let _ = writeln!(
+        s,
+        "<p>‖δ_first‖/‖δ_last‖ measured {} ({}); mean-field theory {} ({})</p>",
+        num(case.delta_ratio).text(),
+        case.flow.name(),
+        theory
+            .map_or(Cell::Missing, |t| Cell::Num(t.delta_ratio))
+            .text(),
+        theory
+            .map_or(Cell::Missing, |t| text(t.phase.name()))
+            .text()
+    );
+    let params: Vec<Vec<Cell>> = case
+        .params
+        .iter()
+        .map(|p| {
+            vec![
+                num(p.l2),
+                text(&p.name),
+                num(p.max),
+                num(p.min),
+                num(p.max_abs),
+                num(p.zero_fraction),
+                int(p.nonfinite),
+            ]
+        })
+        .collect();
+    table(
+        s,
+        &[
+            "L2",
+            "parameter",
+            "max",
+            "min",
+            "max |g|",
+            "zero",
+            "non-finite",
+        ],
+        &params,
+    );
+    let layers: Vec<Vec<Cell>> = case
+        .layers
+        .iter()
+        .map(|l| {
+            vec![
+                int(l.layer),
+                int(l.width),
+                num(l.delta_l2),
+                num(l.delta_max_abs),
+                num(l.dead_fraction),
+                num(l.activation_mean),
+                num(l.activation_std),
+            ]
+        })
+        .collect();
+    table(
+        s,
+        &[
+            "layer",
+            "width",
+            "‖δ‖",
+            "max |δ|",
+            "dead",
+            "activation mean",
+            "activation std",
+        ],
+        &layers,
+    );
+}
+
+/// A sweep: how many trials, and per point the ratio's spread beside theory (or, training, how
+/// the runs ended).
+fn sweep_body(v: &SweepSummary) -> String {
+    let mut s = String::new();
+    let bad: usize = v.points.iter().map(|p| p.nonfinite_trials).sum();
+    let _ = writeln!(
+        s,
+        "<p>{} trial records, {} trials per grid point.</p>",
+        v.trials_done, v.trials_per_point
+    );
+    verdict(
+        &mut s,
+        bad == 0,
+        &format!("{bad} trials with a non-finite value"),
+    );
+    s.push_str("<h2>Grid points</h2>\n");
+    let settings = |p: &PointSummary| text(&p.settings.join(", "));
+    if v.points.iter().any(|p| p.training.is_some()) {
+        let rows: Vec<Vec<Cell>> = v
+            .points
+            .iter()
+            .map(|p| {
+                let t = p.training.as_ref();
+                vec![
+                    int(p.point),
+                    settings(p),
+                    int(p.trials),
+                    t.map_or(Cell::Missing, |t| Cell::Num(t.diverged_fraction)),
+                    t.map_or(Cell::Missing, |t| num(t.first_nonfinite_step.median)),
+                    t.map_or(Cell::Missing, |t| text(&origins(t))),
+                    t.map_or(Cell::Missing, |t| num(t.final_loss.median)),
+                ]
+            })
+            .collect();
+        table(
+            &mut s,
+            &[
+                "point",
+                "settings",
+                "trials",
+                "diverged",
+                "first non-finite step",
+                "origins",
+                "final loss",
+            ],
+            &rows,
+        );
+    } else {
+        let rows: Vec<Vec<Cell>> = v
+            .points
+            .iter()
+            .map(|p| {
+                vec![
+                    int(p.point),
+                    settings(p),
+                    text(&p.case),
+                    int(p.trials),
+                    int(p.nonfinite_trials),
+                    num(p.ratio.median),
+                    num(p.ratio.q1),
+                    num(p.ratio.q3),
+                    p.theory
+                        .as_ref()
+                        .map_or(Cell::Missing, |t| Cell::Num(t.delta_ratio)),
+                ]
+            })
+            .collect();
+        table(
+            &mut s,
+            &[
+                "point",
+                "settings",
+                "case",
+                "trials",
+                "non-finite",
+                "ratio median",
+                "q1",
+                "q3",
+                "theory",
+            ],
+            &rows,
+        );
+    }
+    s
+}
+
+/// A training sweep's origins as the page lists them: `forward 3, loss 12` (empty for none).
+fn origins(t: &TrainingSpread) -> String {
+    t.origins
+        .iter()
+        .map(|(k, n)| format!("{k} {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A training run: the verdict and the summary.
+fn train_body(v: &TrainReport) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "<p>{}</p>", esc(&v.description));
+    let text = match &v.origin {
+        None => format!("finite for all {} steps", v.steps_run),
+        Some(o) => format!(
+            "NOT FINITE at step {}: born in {} ({})",
+            o.step.map_or(Cell::Missing, Cell::Int).text(),
+            o.kind.name(),
+            o.tensor
+        ),
+    };
+    verdict(&mut s, v.finite, &text);
+    let row = vec![
+        int(v.steps_run),
+        self::text(&v.optimizer),
+        Cell::Num(v.learning_rate),
+        int(v.batch),
+        self::text(&v.clip),
+        num(v.first_loss),
+        num(v.last_loss),
+    ];
+    table(
+        &mut s,
+        &[
+            "steps run",
+            "optimiser",
+            "learning rate",
+            "batch",
+            "clip",
+            "first loss",
+            "last loss",
+        ],
+        &[row],
+    );
+    s
+}
+
+/// A backend comparison: its verdict and the terminal table's text.
+fn compare_body(v: &CompareReport) -> String {
+    let mut s = String::new();
+    verdict(&mut s, v.agree, &crate::compare::verdict(v));
+    let _ = writeln!(s, "<pre>{}</pre>", esc(&crate::compare::table(v)));
+    s
+}

@@ -1,0 +1,98 @@
+//! A backend comparison's report (`"kind": "compare"`): per case, tensor and compared backend,
+//! the largest relative difference from the reference and every place where one is finite and
+//! the other is not (the measure: gradscope's `compare` module).
+
+use serde::{Deserialize, Serialize};
+
+use crate::floats::{de_float, de_float64, float, float64};
+
+/// Where a non-finite class mismatch was, at most this many per tensor are listed (all are
+/// counted).
+pub const PLACES_LISTED: usize = 20;
+
+/// One place where the reference and the other backend differ in finiteness.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Place {
+    /// The element's index, one per dimension.
+    pub index: Vec<usize>,
+    /// The reference backend's value.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub reference: f32,
+    /// The other backend's value.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub value: f32,
+}
+
+/// How one backend's tensor differs from the reference backend's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TensorDiff {
+    /// Input case.
+    pub case: String,
+    /// `loss`, `output`, a parameter's gradient (`layers.0.weight`) or `delta.layers.0`.
+    pub tensor: String,
+    /// The backend compared with the reference.
+    pub backend: String,
+    /// Largest relative difference over the elements finite on both (0 when there is none).
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub max_rel_diff: f32,
+    /// Where that largest difference is (`null` when every element agrees exactly).
+    pub at: Option<Vec<usize>>,
+    /// The reference value there.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub reference: f32,
+    /// The other backend's value there.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub value: f32,
+    /// Elements finite on one backend and not on the other (or NaN on one, ±inf on the other).
+    pub nonfinite_mismatches: usize,
+    /// The first [`PLACES_LISTED`] of those, in index order.
+    pub places: Vec<Place>,
+    /// Elements non-finite on both backends alike (the same NaN or the same ±inf): agreement,
+    /// but not a number either.
+    pub nonfinite_both: usize,
+    /// Within the tolerance and no non-finite mismatch.
+    pub agree: bool,
+}
+
+/// A backend taking part, with the wgpu adapter it ran on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BackendInfo {
+    /// `ndarray`, `flex` or `wgpu`.
+    pub name: String,
+    /// The wgpu adapter (`null` on CPU backends).
+    pub adapter: Option<String>,
+}
+
+/// The comparison of one experiment across backends. JSON: `"kind": "compare"`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "compare")]
+pub struct CompareReport {
+    /// The schema's version ([`crate::SCHEMA_VERSION`]; 1 when absent).
+    #[serde(default = "crate::version_1")]
+    pub schema_version: u32,
+    /// Experiment name.
+    pub experiment: String,
+    /// Its seed.
+    pub seed: u64,
+    /// The backends, the reference first.
+    pub backends: Vec<BackendInfo>,
+    /// The largest relative difference allowed.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub tolerance: f64,
+    /// Per case, tensor and non-reference backend.
+    pub tensors: Vec<TensorDiff>,
+    /// The largest relative difference of all.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub max_rel_diff: f32,
+    /// Non-finite mismatches in all.
+    pub nonfinite_mismatches: usize,
+    /// Values non-finite on every backend alike, in all.
+    pub nonfinite_both: usize,
+    /// Every tensor agrees.
+    pub agree: bool,
+}
+
+/// Whether a reported largest difference is past the tolerance.
+pub fn over_tolerance(max_rel_diff: f32, tolerance: f64) -> bool {
+    f64::from(max_rel_diff) > tolerance
+}

@@ -1,0 +1,35 @@
+//! `meta.json`: what a record was made with and where (versions, backend, seed, time, host,
+//! command line).
+
+use serde::{Deserialize, Serialize};
+
+use crate::floats::{de_float64, float64};
+
+/// `meta.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Meta {
+    /// The schema's version ([`crate::SCHEMA_VERSION`]; 1 when absent).
+    #[serde(default = "crate::version_1")]
+    pub schema_version: u32,
+    /// gradscope's version.
+    pub gradscope_version: String,
+    /// Burn's version.
+    pub burn_version: String,
+    /// Backend name.
+    pub backend: String,
+    /// wgpu adapter, if any.
+    pub adapter: Option<String>,
+    /// The seed.
+    pub seed: u64,
+    /// When the run started, UTC, ISO 8601.
+    pub started_utc: String,
+    /// Wall time of the run in seconds.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub wall_time_s: f64,
+    /// The machine's host name.
+    pub host: String,
+    /// The config file the experiment came from.
+    pub config_path: String,
+    /// The command line.
+    pub command: Vec<String>,
+}

@@ -1,0 +1,108 @@
+//! Where the first non-finite value was born. Tools people use report the operation where the
+//! symptom shows (TensorFlow's "ReluGrad input is not finite", raised on a ReLU's input during
+//! backprop, when the forward pass had already gone wrong). gradscope checks, in the order the
+//! computation runs, and names the first tensor that fails:
+//!
+//! | kind | meaning |
+//! |---|---|
+//! | `input` | the batch holds NaN or ±inf |
+//! | `weights` | a parameter was non-finite before the pass (from a weights file, say) |
+//! | `forward` | the first layer whose pre-activation z_l holds a non-finite value |
+//! | `loss` | every z_l finite, the loss not |
+//! | `backward` | the first δ_l, counting back from the output, or else the first gradient, that is non-finite while everything before it was finite |
+//!
+//! Training runs add `update` (gradients finite, the updated weights not) and a step.
+
+use serde::{Deserialize, Serialize};
+
+/// The kind of place a non-finite value was born, in the order the computation runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OriginKind {
+    /// The input batch (or targets).
+    Input,
+    /// A parameter, before the pass.
+    Weights,
+    /// A layer's pre-activation z_l.
+    Forward,
+    /// The loss, every z_l finite.
+    Loss,
+    /// A δ_l or a parameter gradient, everything before it finite.
+    Backward,
+    /// The weights an optimiser step produced, every gradient finite (training runs).
+    Update,
+}
+
+impl OriginKind {
+    /// The kind's name, as JSON writes it.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Self::Input => "input",
+            Self::Weights => "weights",
+            Self::Forward => "forward",
+            Self::Loss => "loss",
+            Self::Backward => "backward",
+            Self::Update => "update",
+        }
+    }
+
+    /// What the kind means, for people.
+    pub fn phrase(&self) -> &'static str {
+        match self {
+            Self::Input => "in the input",
+            Self::Weights => "in the weights, before the pass",
+            Self::Forward => "in the forward pass",
+            Self::Loss => "in the loss",
+            Self::Backward => "in the backward pass",
+            Self::Update => "in the update",
+        }
+    }
+}
+
+/// Where the first non-finite value was born. JSON: `{kind, step, case, layer, tensor, count}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Origin {
+    /// Which stage of the computation.
+    pub kind: OriginKind,
+    /// The training step (`null` in a plain run).
+    pub step: Option<u64>,
+    /// The input case.
+    pub case: String,
+    /// The layer, from 0 (`null` for the input and the loss).
+    pub layer: Option<usize>,
+    /// The tensor: `input`, `layers.1.bias`, `z.layers.3`, `loss`, `delta.layers.0`,
+    /// `grad.layers.2.weight`.
+    pub tensor: String,
+    /// How many of its values are NaN or ±inf.
+    pub count: usize,
+}
+
+impl Origin {
+    /// Where, for people: `in the forward pass: z.layers.3 of case x (12 values)`, `in the
+    /// loss of case x`, `in the weights, before the pass: layers.1.bias (1 value)`.
+    pub fn describe(&self) -> String {
+        let step = self
+            .step
+            .map(|s| format!(" at step {s}"))
+            .unwrap_or_default();
+        let plural = if self.count == 1 { "" } else { "s" };
+        let count = format!("({} value{plural})", self.count);
+        let (kind, tensor) = (self.kind.phrase(), &self.tensor);
+        // A training run has one batch per step: no case to name.
+        let case = match self.step {
+            Some(_) => String::new(),
+            None => format!(" of case {}", self.case),
+        };
+        match self.kind {
+            OriginKind::Input if self.step.is_some() => {
+                format!("in the {tensor} of the batch{step} {count}")
+            }
+            OriginKind::Input => format!("in the input{case}{step} {count}"),
+            OriginKind::Loss => format!("in the loss{case}{step}"),
+            OriginKind::Weights | OriginKind::Update => format!("{kind}{step}: {tensor} {count}"),
+            OriginKind::Forward | OriginKind::Backward => {
+                format!("{kind}{step}: {tensor}{case} {count}")
+            }
+        }
+    }
+}

@@ -1,0 +1,263 @@
+//! A sweep's records: one `TrialRecord` per line of `trials.jsonl`, and the summary
+//! `SweepSummary` (`"kind": "sweep"`) with a `PointSummary` per grid point and input case.
+
+use serde::{Deserialize, Serialize};
+
+use crate::floats::{
+    de_float, de_float64, de_floats, de_floats64, de_opt_float, float, float64, floats, floats64,
+    opt_float,
+};
+
+/// What one trial of one input case produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrialRecord {
+    /// Grid point index.
+    pub point: usize,
+    /// Trial index (the seed is the experiment's seed + trial).
+    pub trial: usize,
+    /// The seed used.
+    pub seed: u64,
+    /// Input case name.
+    pub case: String,
+    /// ‖δ_l‖ per layer.
+    #[serde(serialize_with = "floats", deserialize_with = "de_floats")]
+    pub delta_l2: Vec<f32>,
+    /// ‖∂L/∂W_l‖ per layer.
+    #[serde(serialize_with = "floats", deserialize_with = "de_floats")]
+    pub weight_l2: Vec<f32>,
+    /// ‖δ_first‖ / ‖δ_last‖.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub ratio: f32,
+    /// Whether any gradient value was NaN or infinite (training: whether any step went
+    /// non-finite).
+    pub nonfinite: bool,
+    /// Training trials: the step of the first non-finite value.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_nonfinite_step: Option<u64>,
+    /// Training trials: the kind of the origin (`forward`, `loss`, ...).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub origin: Option<String>,
+    /// Training trials: the loss of the last step run.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float",
+        deserialize_with = "de_opt_float"
+    )]
+    pub final_loss: Option<f32>,
+}
+
+/// Median, quartiles and range of the finite values of a sample (numpy's linear quantiles).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spread {
+    /// Median.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub median: f32,
+    /// First quartile.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub q1: f32,
+    /// Third quartile.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub q3: f32,
+    /// Minimum.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub min: f32,
+    /// Maximum.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub max: f32,
+}
+
+/// Linear-interpolation quantile of sorted `v` (numpy's default), `q` in [0, 1].
+pub fn quantile(v: &[f64], q: f64) -> f64 {
+    if v.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (v.len() - 1) as f64;
+    let (lo, hi) = (pos.floor() as usize, pos.ceil() as usize);
+    v[lo] + (v[hi] - v[lo]) * (pos - lo as f64)
+}
+
+impl Spread {
+    /// The spread of the finite values of `values` (all NaN when there is none).
+    pub fn of(values: impl IntoIterator<Item = f32>) -> Self {
+        let mut v: Vec<f64> = values
+            .into_iter()
+            .filter(|x| x.is_finite())
+            .map(f64::from)
+            .collect();
+        v.sort_by(f64::total_cmp);
+        let q = |p: f64| quantile(&v, p) as f32;
+        Self {
+            median: q(0.5),
+            q1: q(0.25),
+            q3: q(0.75),
+            min: q(0.0),
+            max: q(1.0),
+        }
+    }
+}
+
+/// The summary of one grid point and input case.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointSummary {
+    /// Grid point index.
+    pub point: usize,
+    /// The point's settings, `key=value`.
+    pub settings: Vec<String>,
+    /// Input case.
+    pub case: String,
+    /// Trials summarised.
+    pub trials: usize,
+    /// Trials with a non-finite gradient value.
+    pub nonfinite_trials: usize,
+    /// ‖δ_first‖ / ‖δ_last‖ across trials.
+    pub ratio: Spread,
+    /// ‖δ_l‖ per layer across trials.
+    pub delta_l2: Vec<Spread>,
+    /// ‖∂L/∂W_l‖ per layer across trials.
+    pub weight_l2: Vec<Spread>,
+    /// Training sweeps: how the runs ended.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub training: Option<TrainingSpread>,
+    /// What mean-field theory predicts at this point (absent for training sweeps and given
+    /// weights).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub theory: Option<PointTheory>,
+}
+
+/// Mean-field theory at one grid point: the predicted ratio and the gain per layer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PointTheory {
+    /// The predicted ‖δ_first‖/‖δ_last‖.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub delta_ratio: f64,
+    /// χ_1, χ_2, ... (‖δ_{l−1}‖² ≈ χ_l·‖δ_l‖²).
+    #[serde(serialize_with = "floats64", deserialize_with = "de_floats64")]
+    pub chi: Vec<f64>,
+}
+
+/// How the training runs of one grid point ended.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrainingSpread {
+    /// The fraction of trials that went non-finite.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub diverged_fraction: f64,
+    /// The first non-finite step across the trials that went non-finite.
+    pub first_nonfinite_step: Spread,
+    /// Trials by the kind of their origin (`forward`, `loss`, ...).
+    pub origins: std::collections::BTreeMap<String, usize>,
+    /// The last step's loss across the trials that stayed finite.
+    pub final_loss: Spread,
+}
+
+impl TrainingSpread {
+    /// Of `trials`, when they are training trials.
+    pub fn of(trials: &[&TrialRecord]) -> Option<Self> {
+        if trials
+            .iter()
+            .all(|t| t.final_loss.is_none() && t.origin.is_none())
+        {
+            return None;
+        }
+        let diverged: Vec<&&TrialRecord> = trials.iter().filter(|t| t.origin.is_some()).collect();
+        let mut origins = std::collections::BTreeMap::new();
+        for t in &diverged {
+            let kind = t.origin.clone().unwrap_or_default();
+            *origins.entry(kind).or_insert(0) += 1;
+        }
+        Some(Self {
+            diverged_fraction: diverged.len() as f64 / trials.len() as f64,
+            first_nonfinite_step: Spread::of(
+                diverged
+                    .iter()
+                    .filter_map(|t| t.first_nonfinite_step.map(|s| s as f32)),
+            ),
+            origins,
+            final_loss: Spread::of(
+                trials
+                    .iter()
+                    .filter(|t| t.origin.is_none())
+                    .filter_map(|t| t.final_loss),
+            ),
+        })
+    }
+
+    /// `loss 12, forward 3`.
+    pub fn origins_text(&self) -> String {
+        if self.origins.is_empty() {
+            return "-".into();
+        }
+        self.origins
+            .iter()
+            .map(|(k, n)| format!("{k} {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+}
+
+/// The summary of a sweep. Its JSON form starts with `"kind": "sweep"`, which tells it from
+/// a plain run's report (`"kind": "run"`) in one stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "sweep")]
+pub struct SweepSummary {
+    /// The schema's version ([`crate::SCHEMA_VERSION`]; 1 when absent).
+    #[serde(default = "crate::version_1")]
+    pub schema_version: u32,
+    /// Experiment name.
+    pub experiment: String,
+    /// Trials per point asked for.
+    pub trials_per_point: usize,
+    /// Trials summarised in all (fewer than points × trials for an unfinished or sharded run).
+    pub trials_done: usize,
+    /// One entry per point × case, in grid order.
+    pub points: Vec<PointSummary>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quantiles_match_numpy_linear_interpolation() {
+        // numpy.quantile([1, 2, 3, 4], [0, .25, .5, .75, 1]) = [1, 1.75, 2.5, 3.25, 4]
+        let v = [1.0, 2.0, 3.0, 4.0];
+        let got: Vec<f64> = [0.0, 0.25, 0.5, 0.75, 1.0]
+            .iter()
+            .map(|q| quantile(&v, *q))
+            .collect();
+        assert_eq!(got, vec![1.0, 1.75, 2.5, 3.25, 4.0]);
+    }
+
+    #[test]
+    fn spreads_skip_non_finite_values() {
+        let s = Spread::of([3.0, f32::NAN, 1.0, f32::INFINITY, 2.0]);
+        assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
+        assert!(Spread::of([f32::NAN]).median.is_nan());
+    }
+
+    #[test]
+    fn trial_records_round_trip_through_json_with_non_finite_values() {
+        let r = TrialRecord {
+            point: 1,
+            trial: 2,
+            seed: 9,
+            case: "x".into(),
+            delta_l2: vec![1.5, f32::INFINITY],
+            weight_l2: vec![f32::NAN, 0.25],
+            ratio: f32::NEG_INFINITY,
+            nonfinite: true,
+            first_nonfinite_step: None,
+            origin: None,
+            final_loss: None,
+        };
+        let line = serde_json::to_string(&r).unwrap_or_default();
+        let back: TrialRecord =
+            serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(back.delta_l2, r.delta_l2);
+        assert!(back.weight_l2[0].is_nan() && back.weight_l2[1] == 0.25);
+        assert_eq!(
+            (back.ratio, back.point, back.trial),
+            (f32::NEG_INFINITY, 1, 2)
+        );
+    }
+}

@@ -1,0 +1,123 @@
+//! A training run's records: one `StepRecord` per line of `steps.jsonl`, and the summary
+//! `TrainReport` (`"kind": "train"`). Losses are f32 (what the pass computed); the norms are
+//! f64, accumulated in f64 over the step's f32 tensors (see [`crate::floats`]).
+
+use serde::{Deserialize, Serialize};
+
+use crate::floats::{de_float, de_float64, de_floats64, float, float64, floats64};
+use crate::origin::Origin;
+
+/// What one layer did in one step.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LayerStep {
+    /// max |z_l| (NaN or inf when z_l holds such values).
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub z_max_abs: f64,
+    /// ‖z_l‖₂.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub z_l2: f64,
+    /// ‖δ_l‖₂.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub delta_l2: f64,
+    /// ‖∂L/∂W_l‖₂ (the kernel's gradient, before clipping).
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub grad_l2: f64,
+    /// ‖W_l‖₂ before the step.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub weight_l2: f64,
+    /// ‖ΔW_l‖₂ / ‖W_l‖₂: the relative size of the step's update of the kernel.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub update_ratio: f64,
+    /// Fraction of units whose activation is 0 for every example of the batch (hidden layers).
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub dead_fraction: f64,
+    /// Non-finite values in z_l, δ_l and the layer's gradients.
+    pub nonfinite: usize,
+}
+
+/// One line of `steps.jsonl`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StepRecord {
+    /// The step, from 0.
+    pub step: usize,
+    /// The loss of the batch before the update.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub loss: f32,
+    /// The global gradient norm over all parameters, before clipping.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub grad_norm: f64,
+    /// The same after clipping.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub grad_norm_clipped: f64,
+    /// Per layer, input first.
+    pub layers: Vec<LayerStep>,
+}
+
+/// The growth of one layer before a failure: max |z_l| and ‖δ_l‖ over the last steps.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Growth {
+    /// The layer.
+    pub layer: usize,
+    /// The steps covered (at most the last 10 before the failing one, and it).
+    pub steps: Vec<usize>,
+    /// max |z_l| at each.
+    #[serde(serialize_with = "floats64", deserialize_with = "de_floats64")]
+    pub z_max_abs: Vec<f64>,
+    /// ‖δ_l‖₂ at each.
+    #[serde(serialize_with = "floats64", deserialize_with = "de_floats64")]
+    pub delta_l2: Vec<f64>,
+    /// The geometric mean factor per step of max |z_l| over the finite values covered.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub z_factor_per_step: f64,
+}
+
+/// A training run's summary: what `report.json` holds and the text report shows.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename = "train")]
+pub struct TrainReport {
+    /// The schema's version ([`crate::SCHEMA_VERSION`]; 1 when absent).
+    #[serde(default = "crate::version_1")]
+    pub schema_version: u32,
+    /// The experiment's name.
+    pub experiment: String,
+    /// Its description.
+    pub description: String,
+    /// The backend.
+    pub backend: String,
+    /// The seed.
+    pub seed: u64,
+    /// The loss.
+    pub loss: String,
+    /// The optimiser, as in the config.
+    pub optimizer: String,
+    /// The learning rate.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub learning_rate: f64,
+    /// The clipping, as in the config.
+    pub clip: String,
+    /// The batch size.
+    pub batch: usize,
+    /// Steps asked for.
+    pub steps: usize,
+    /// Steps run (fewer when a step went non-finite).
+    pub steps_run: usize,
+    /// The first step's loss.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub first_loss: f32,
+    /// The last step's loss.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub last_loss: f32,
+    /// Whether every step stayed finite.
+    pub finite: bool,
+    /// Where the first non-finite value was born.
+    pub origin: Option<Origin>,
+    /// The growth of the origin's layer before the failure.
+    pub growth: Option<Growth>,
+}
+
+impl TrainReport {
+    /// The report as one line of JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
+    }
+}

@@ -1,0 +1,52 @@
+//! `report.html` of a record: its files read back into the schema's types (`report.json` or
+//! `summary.json`, `config.toml`, the pictures) and rendered by `gradscope_render::html`. The
+//! commands call this once a record is in place; `gradscope report DIR` calls it for any
+//! record, older ones included.
+
+use std::path::Path;
+
+use gradscope_render::html::{PICTURES, RecordPage, page};
+use gradscope_report::Report;
+
+/// The report a record directory holds: `summary.json` for a sweep, else `report.json`.
+pub fn read_report(dir: &Path) -> std::io::Result<Report> {
+    let name = if dir.join("summary.json").exists() {
+        "summary.json"
+    } else {
+        "report.json"
+    };
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path)?;
+    Report::from_json(&text).map_err(|e| {
+        std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("{}: {e}", path.display()),
+        )
+    })
+}
+
+/// The page of the record in `dir`, from its files.
+pub fn for_record(dir: &Path) -> std::io::Result<String> {
+    let report = read_report(dir)?;
+    let config = std::fs::read_to_string(dir.join("config.toml")).unwrap_or_default();
+    let pictures: Vec<(String, String)> = PICTURES
+        .iter()
+        .filter_map(|name| {
+            let svg = std::fs::read_to_string(dir.join(name)).ok()?;
+            Some((name.to_string(), svg))
+        })
+        .collect();
+    let absolute = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    Ok(page(&RecordPage {
+        report: &report,
+        config: &config,
+        pictures: &pictures,
+        dir: &absolute.display().to_string(),
+    }))
+}
+
+/// Write `dir/report.html` from the record's files (whole or not at all).
+pub fn write(dir: &Path) -> std::io::Result<()> {
+    let page = for_record(dir)?;
+    crate::record::write_atomic(&dir.join("report.html"), page.as_bytes())
+}
