@@ -10,15 +10,17 @@
 use std::fmt::Write as _;
 
 use gradscope_report::{
-    CaseReport, CompareReport, ExperimentReport, PointSummary, Report, SweepSummary, TrainReport,
-    TrainingSpread,
+    CaseReport, CompareReport, ExperimentReport, PointSummary, Report, StepRecord, SweepSummary,
+    TrainReport, TrainingSpread,
 };
+
+use crate::train::{STEP_HEADINGS, growth_caption, growth_rows, step_rows};
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}table{border-collapse:collapse;margin:1em 0;font-size:13px}\
 th,td{border:1px solid #ccc;padding:3px 8px;text-align:right}th{background:#f3f3f3;cursor:pointer}\
 td.t,th.t{text-align:left}.verdict{font-weight:bold;padding:.5em 1em;border-radius:4px}\
-.ok{background:#e6f4ea}.bad{background:#fde7e9}pre{background:#f6f6f6;padding:1em;overflow:auto}\
+.ok{background:#e6f4ea}.bad{background:#fde7e9}tr.bad td{background:#fde7e9}.note{font-size:13px;color:#555}pre{background:#f6f6f6;padding:1em;overflow:auto}\
 figure{margin:1em 0}figure svg{max-width:100%;height:auto}";
 
 const SCRIPT: &str = r#"
@@ -37,8 +39,9 @@ if(location.hash==='#selftest'){
   b.svgs=[...document.querySelectorAll('figure svg')].map(s=>{const r=s.getBoundingClientRect();return Math.round(r.width)+'x'+Math.round(r.height);}).join(',');
   b.rows=[...document.querySelectorAll('table.sortable')].map(t=>t.tBodies[0].rows.length).join(',');
   const t=document.querySelector('table.sortable');
-  if(t){const th=t.tHead.rows[0].children[0];sortTable(th);
-    const v=[...t.tBodies[0].rows].map(r=>parseFloat(r.children[0].textContent));
+  if(t){const ths=[...t.tHead.rows[0].children],k=Math.max(0,ths.findIndex(h=>!h.classList.contains('t')));
+    sortTable(ths[k]);
+    const v=[...t.tBodies[0].rows].map(r=>parseFloat(r.children[k].textContent));
     b.sort=v.every((x,k)=>k===0||isNaN(x)||isNaN(v[k-1])||v[k-1]<=x)?'ok':'unsorted';}
   b.selftest='done';
 }
@@ -61,6 +64,11 @@ enum Cell {
     Int(u64),
     /// A measured or predicted value.
     Num(f64),
+    /// A value over the finite values only of a tensor that holds non-finite ones: shown
+    /// with the mark `†` (the page's note says what it means).
+    FiniteOnly(f64),
+    /// A number already written for people (the training tables' cells), aligned right.
+    Shown(String),
     /// Nothing to show (no theory, no origin).
     Missing,
 }
@@ -73,15 +81,17 @@ impl Cell {
             Self::Num(x) if !x.is_finite() => gradscope_report::floats::fmt_sci(*x as f32, 0),
             Self::Num(x) if x.abs() >= 1e4 || (*x != 0.0 && x.abs() < 1e-3) => format!("{x:.4e}"),
             Self::Num(x) => format!("{x:.4}"),
+            Self::FiniteOnly(x) => format!("{}{}", Self::Num(*x).text(), crate::text::FINITE_ONLY),
+            Self::Shown(s) => s.clone(),
             Self::Missing => "–".into(),
         }
     }
 
-    /// Whether the cell aligns right: a finite number (a non-finite one is a name, as in JSON).
+    /// Whether the cell aligns right: a number, NaN and inf included (a numeric column stays
+    /// one when its first value is not finite).
     fn is_number(&self) -> bool {
         match self {
-            Self::Int(_) => true,
-            Self::Num(x) => x.is_finite(),
+            Self::Int(_) | Self::Num(_) | Self::FiniteOnly(_) | Self::Shown(_) => true,
             Self::Text(_) | Self::Missing => false,
         }
     }
@@ -99,13 +109,34 @@ fn text(s: &str) -> Cell {
     Cell::Text(s.to_string())
 }
 
-/// A sortable table with the given headings, one `Vec<Cell>` per row.
-fn table(s: &mut String, headings: &[&str], rows: &[Vec<Cell>]) {
+/// `x`, marked as over the finite values only when `partial`.
+fn partial(x: f32, partial: bool) -> Cell {
+    if partial {
+        Cell::FiniteOnly(f64::from(x))
+    } else {
+        num(x)
+    }
+}
+
+/// One table row; `bad` rows (a tensor holding non-finite values) are highlighted.
+struct Row {
+    cells: Vec<Cell>,
+    bad: bool,
+}
+
+impl From<Vec<Cell>> for Row {
+    fn from(cells: Vec<Cell>) -> Self {
+        Self { cells, bad: false }
+    }
+}
+
+/// A sortable table with the given headings.
+fn table(s: &mut String, headings: &[&str], rows: &[Row]) {
     // Text columns align left, numbers right: by the first row's value.
     let left: Vec<bool> = (0..headings.len())
         .map(|k| {
             rows.first()
-                .and_then(|r| r.get(k))
+                .and_then(|r| r.cells.get(k))
                 .is_some_and(|c| !c.is_number())
         })
         .collect();
@@ -116,8 +147,12 @@ fn table(s: &mut String, headings: &[&str], rows: &[Vec<Cell>]) {
     }
     s.push_str("</tr></thead><tbody>");
     for row in rows {
-        s.push_str("<tr>");
-        for (k, c) in row.iter().enumerate() {
+        s.push_str(if row.bad {
+            "<tr class=\"bad\">"
+        } else {
+            "<tr>"
+        });
+        for (k, c) in row.cells.iter().enumerate() {
             let _ = write!(s, "<td{}>{}</td>", class(k), esc(&c.text()));
         }
         s.push_str("</tr>");
@@ -135,6 +170,8 @@ pub struct RecordPage<'a> {
     pub config: &'a str,
     /// `sweep.svg`, `sweep-ratio.svg`, `train.svg`, in that order, where present.
     pub pictures: &'a [(String, String)],
+    /// A training run's `steps.jsonl` (empty for other records).
+    pub steps: &'a [StepRecord],
     /// The record's directory, absolute.
     pub dir: &'a str,
 }
@@ -147,7 +184,7 @@ pub fn page(p: &RecordPage) -> String {
     let mut pictures = String::new();
     let (title, body) = match p.report {
         Report::Sweep(v) => (v.experiment.as_str(), sweep_body(v)),
-        Report::Train(v) => (v.experiment.as_str(), train_body(v)),
+        Report::Train(v) => (v.experiment.as_str(), train_body(v, p.steps)),
         Report::Compare(v) => (v.experiment.as_str(), compare_body(v)),
         Report::Run(v) => {
             // A plain run's picture is drawn from its report, so that `gradscope report`
@@ -193,7 +230,10 @@ fn run_body(v: &ExperimentReport) -> String {
     );
     let text = match &v.origin {
         None => "every gradient value is finite".to_string(),
-        Some(o) => format!("NOT FINITE: first born in {} ({})", o.kind.name(), o.tensor),
+        Some(o) => format!(
+            "NOT FINITE: the first non-finite value was born {}",
+            o.describe()
+        ),
     };
     verdict(&mut s, v.all_finite, &text);
     for case in &v.cases {
@@ -218,26 +258,34 @@ fn run_case(s: &mut String, case: &CaseReport) {
             .map_or(Cell::Missing, |t| text(t.phase.name()))
             .text()
     );
-    let params: Vec<Vec<Cell>> = case
+    let params: Vec<Row> = case
         .params
         .iter()
         .map(|p| {
-            vec![
-                num(p.l2),
-                text(&p.name),
-                num(p.max),
-                num(p.min),
-                num(p.max_abs),
-                num(p.zero_fraction),
-                int(p.nonfinite),
-            ]
+            let bad = p.nonfinite > 0;
+            Row {
+                cells: vec![
+                    text(&p.name),
+                    if bad {
+                        Cell::Shown("non-finite".into())
+                    } else {
+                        num(p.l2)
+                    },
+                    num(p.max),
+                    num(p.min),
+                    partial(p.max_abs, bad),
+                    num(p.zero_fraction),
+                    int(p.nonfinite),
+                ],
+                bad,
+            }
         })
         .collect();
     table(
         s,
         &[
-            "L2",
             "parameter",
+            "L2",
             "max",
             "min",
             "max |g|",
@@ -246,19 +294,28 @@ fn run_case(s: &mut String, case: &CaseReport) {
         ],
         &params,
     );
-    let layers: Vec<Vec<Cell>> = case
+    let layers: Vec<Row> = case
         .layers
         .iter()
         .map(|l| {
-            vec![
-                int(l.layer),
-                int(l.width),
-                num(l.delta_l2),
-                num(l.delta_max_abs),
-                num(l.dead_fraction),
-                num(l.activation_mean),
-                num(l.activation_std),
-            ]
+            let (bad, act) = (l.delta_nonfinite > 0, l.activation_nonfinite > 0);
+            Row {
+                cells: vec![
+                    int(l.layer),
+                    int(l.width),
+                    if bad {
+                        Cell::Shown("non-finite".into())
+                    } else {
+                        num(l.delta_l2)
+                    },
+                    partial(l.delta_max_abs, bad),
+                    int(l.delta_nonfinite),
+                    num(l.dead_fraction),
+                    partial(l.activation_mean, act),
+                    partial(l.activation_std, act),
+                ],
+                bad: bad || act,
+            }
         })
         .collect();
     table(
@@ -268,12 +325,20 @@ fn run_case(s: &mut String, case: &CaseReport) {
             "width",
             "‖δ‖",
             "max |δ|",
+            "non-finite δ",
             "dead",
             "activation mean",
             "activation std",
         ],
         &layers,
     );
+    if crate::text::case_partial(case) {
+        let _ = writeln!(
+            s,
+            "<p class=\"note\">{}</p>",
+            esc(crate::text::FINITE_ONLY_NOTE)
+        );
+    }
 }
 
 /// A sweep: how many trials, and per point the ratio's spread beside theory (or, training, how
@@ -286,6 +351,9 @@ fn sweep_body(v: &SweepSummary) -> String {
         "<p>{} trial records, {} trials per grid point.</p>",
         v.trials_done, v.trials_per_point
     );
+    if v.partial {
+        verdict(&mut s, false, &crate::sweep::trial_counts(v));
+    }
     verdict(
         &mut s,
         bad == 0,
@@ -294,7 +362,7 @@ fn sweep_body(v: &SweepSummary) -> String {
     s.push_str("<h2>Grid points</h2>\n");
     let settings = |p: &PointSummary| text(&p.settings.join(", "));
     if v.points.iter().any(|p| p.training.is_some()) {
-        let rows: Vec<Vec<Cell>> = v
+        let rows: Vec<Row> = v
             .points
             .iter()
             .map(|p| {
@@ -308,6 +376,7 @@ fn sweep_body(v: &SweepSummary) -> String {
                     t.map_or(Cell::Missing, |t| text(&origins(t))),
                     t.map_or(Cell::Missing, |t| num(t.final_loss.median)),
                 ]
+                .into()
             })
             .collect();
         table(
@@ -324,7 +393,7 @@ fn sweep_body(v: &SweepSummary) -> String {
             &rows,
         );
     } else {
-        let rows: Vec<Vec<Cell>> = v
+        let rows: Vec<Row> = v
             .points
             .iter()
             .map(|p| {
@@ -341,6 +410,7 @@ fn sweep_body(v: &SweepSummary) -> String {
                         .as_ref()
                         .map_or(Cell::Missing, |t| Cell::Num(t.delta_ratio)),
                 ]
+                .into()
             })
             .collect();
         table(
@@ -371,18 +441,14 @@ fn origins(t: &TrainingSpread) -> String {
         .join(", ")
 }
 
-/// A training run: the verdict and the summary.
-fn train_body(v: &TrainReport) -> String {
+/// A training run: the verdict, the summary, the per-step table and, after a failure, how the
+/// failing layer grew (the text report's tables).
+fn train_body(v: &TrainReport, steps: &[StepRecord]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "<p>{}</p>", esc(&v.description));
     let text = match &v.origin {
         None => format!("finite for all {} steps", v.steps_run),
-        Some(o) => format!(
-            "NOT FINITE at step {}: born in {} ({})",
-            o.step.map_or(Cell::Missing, Cell::Int).text(),
-            o.kind.name(),
-            o.tensor
-        ),
+        Some(o) => format!("NOT FINITE: {}", o.describe()),
     };
     verdict(&mut s, v.finite, &text);
     let row = vec![
@@ -405,8 +471,22 @@ fn train_body(v: &TrainReport) -> String {
             "first loss",
             "last loss",
         ],
-        &[row],
+        &[row.into()],
     );
+    s.push_str("<h2>Steps</h2>\n");
+    let shown = |row: &[String]| -> Row {
+        row.iter()
+            .map(|c| Cell::Shown(c.clone()))
+            .collect::<Vec<_>>()
+            .into()
+    };
+    let rows: Vec<Row> = step_rows(steps).iter().map(|r| shown(r)).collect();
+    table(&mut s, &STEP_HEADINGS, &rows);
+    if let Some(g) = &v.growth {
+        let _ = writeln!(s, "<h2>{}</h2>", esc(&growth_caption(g)));
+        let rows: Vec<Row> = growth_rows(g).iter().map(|r| shown(r)).collect();
+        table(&mut s, &["step", "max |z|", "‖δ‖"], &rows);
+    }
     s
 }
 

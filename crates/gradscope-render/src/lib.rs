@@ -8,3 +8,4 @@ pub mod html;
 pub mod plot;
 pub mod sweep;
 pub mod text;
+pub mod train;

@@ -337,6 +337,7 @@ mod tests {
             dead_fraction: 0.0,
             activation_mean,
             activation_std,
+            activation_nonfinite: 0,
         }
     }
 
@@ -481,6 +482,8 @@ mod tests {
             experiment: "e<1>".into(),
             trials_per_point: 3,
             trials_done: 6,
+            trials_expected: 6,
+            partial: false,
             points: vec![
                 point(0, &[1e-3, 1e-2, 1e-1]),
                 point(1, &[1.0, f32::INFINITY, 10.0]),
@@ -540,6 +543,8 @@ mod tests {
             experiment: "grid".into(),
             trials_per_point: 3,
             trials_done: 27,
+            trials_expected: 27,
+            partial: false,
             points,
         };
         assert!(is_grid(&s));
@@ -589,6 +594,8 @@ mod tests {
             experiment: "depths".into(),
             trials_per_point: 3,
             trials_done: 36,
+            trials_expected: 36,
+            partial: false,
             points,
         };
         let svg = svg(&s);

@@ -14,14 +14,26 @@ fn cells(s: &Spread) -> [String; 5] {
     [s.median, s.q1, s.q3, s.min, s.max].map(|v| fmt_sci(v, 3))
 }
 
+/// How many trial records a summary holds: `40 trial records, 10 per point`, or, for part of
+/// a sweep, `PARTIAL: 40 of 120 trial records of the sweep, 10 per point`.
+pub fn trial_counts(s: &SweepSummary) -> String {
+    if s.partial {
+        format!(
+            "PARTIAL: {} of {} trial records of the sweep, {} per point",
+            s.trials_done, s.trials_expected, s.trials_per_point
+        )
+    } else {
+        format!(
+            "{} trial records, {} per point",
+            s.trials_done, s.trials_per_point
+        )
+    }
+}
+
 /// The summary as a table for a terminal.
 pub fn table(s: &SweepSummary) -> String {
     let mut out = String::new();
-    let _ = writeln!(
-        out,
-        "sweep {}: {} trial records, {} per point",
-        s.experiment, s.trials_done, s.trials_per_point
-    );
+    let _ = writeln!(out, "sweep {}: {}", s.experiment, trial_counts(s));
     if s.points.iter().any(|p| p.training.is_some()) {
         training_table(&mut out, s);
         return out;
@@ -141,11 +153,15 @@ fn theory_cell(p: &PointSummary) -> String {
 fn markdown_head(s: &SweepSummary, kind: &str, alt: &str, svg: &str) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "## {} ({kind})\n", s.experiment);
-    let _ = writeln!(
-        out,
-        "{} trial records, {} trials per grid point.\n",
-        s.trials_done, s.trials_per_point
-    );
+    if s.partial {
+        let _ = writeln!(out, "**{}.**\n", trial_counts(s));
+    } else {
+        let _ = writeln!(
+            out,
+            "{} trial records, {} trials per grid point.\n",
+            s.trials_done, s.trials_per_point
+        );
+    }
     let _ = writeln!(out, "![{alt}]({svg})\n");
     out
 }
@@ -264,6 +280,9 @@ struct PointLayerRow<'a> {
     weight_min: f32,
     #[serde(serialize_with = "csv_float")]
     weight_max: f32,
+    /// Whether the summary covers only part of the sweep (last, so that the columns before
+    /// it keep their places).
+    partial: bool,
 }
 
 /// One CSV row per point × case × layer, headed by the column names when `header`.
@@ -280,6 +299,7 @@ pub fn layers_csv(s: &SweepSummary, header: bool) -> Result<String, csv::Error> 
                 case: &p.case,
                 trials: p.trials,
                 nonfinite_trials: p.nonfinite_trials,
+                partial: s.partial,
                 layer,
                 delta_median: d.median,
                 delta_q1: d.q1,

@@ -26,16 +26,59 @@ fn backend_label(r: &ExperimentReport) -> String {
     }
 }
 
-/// A layer's row: layer, width, ‖δ‖, max |δ|, dead fraction, activation mean and std.
-fn layer_cells(l: &LayerStats) -> [String; 7] {
+/// The mark of a statistic taken over the finite values of a tensor that holds non-finite
+/// ones, and the note a table that shows one ends with.
+pub const FINITE_ONLY: &str = "†";
+
+/// The note under a table with a [`FINITE_ONLY`] mark.
+pub const FINITE_ONLY_NOTE: &str = "† over the finite values only: the tensor holds non-finite values (!fin); a norm of such a tensor is not a number";
+
+/// `v` for people, marked [`FINITE_ONLY`] when `partial`.
+pub fn finite_only(v: f32, partial: bool) -> String {
+    if partial {
+        format!("{}{FINITE_ONLY}", f4(v))
+    } else {
+        f4(v)
+    }
+}
+
+/// ‖δ_l‖ for people: `non-finite` where δ_l holds a non-finite value (its norm is then NaN or
+/// inf; the finite part alone could read as "vanishing"), else the norm.
+pub fn delta_norm(l: &LayerStats) -> String {
+    if l.delta_nonfinite > 0 {
+        "non-finite".into()
+    } else {
+        f4(l.delta_l2)
+    }
+}
+
+/// A gradient's L2 norm for people: `non-finite` where it holds NaN or inf, as for δ.
+pub fn param_norm(p: &gradscope_report::ParamStats) -> String {
+    if p.nonfinite > 0 {
+        "non-finite".into()
+    } else {
+        f4(p.l2)
+    }
+}
+
+/// Whether a layer row holds a statistic over the finite values only.
+pub fn layer_partial(l: &LayerStats) -> bool {
+    l.delta_nonfinite > 0 || l.activation_nonfinite > 0
+}
+
+/// A layer's row: layer, width, ‖δ‖, max |δ|, non-finite δ values, dead fraction, activation
+/// mean and std.
+fn layer_cells(l: &LayerStats) -> [String; 8] {
+    let act = l.activation_nonfinite > 0;
     [
         l.layer.to_string(),
         l.width.to_string(),
-        f4(l.delta_l2),
-        f4(l.delta_max_abs),
+        delta_norm(l),
+        finite_only(l.delta_max_abs, l.delta_nonfinite > 0),
+        l.delta_nonfinite.to_string(),
         pct(l.dead_fraction),
-        f4(l.activation_mean),
-        f4(l.activation_std),
+        finite_only(l.activation_mean, act),
+        finite_only(l.activation_std, act),
     ]
 }
 
@@ -48,7 +91,7 @@ fn aligned<const N: usize>(cells: [&str; N], widths: [usize; N]) -> String {
         .collect()
 }
 
-const LAYER_WIDTHS: [usize; 7] = [5, 6, 11, 11, 6, 11, 11];
+const LAYER_WIDTHS: [usize; 8] = [5, 6, 11, 12, 6, 6, 12, 12];
 
 fn verdict(r: &ExperimentReport) -> String {
     let n_params = r.cases.first().map_or(0, |c| c.params.len());
@@ -164,6 +207,7 @@ pub fn table(r: &ExperimentReport) -> String {
             "width",
             "||delta||",
             "max |delta|",
+            "!fin",
             "dead",
             "act mean",
             "act std",
@@ -176,11 +220,17 @@ pub fn table(r: &ExperimentReport) -> String {
                 aligned(layer_cells(l).each_ref().map(String::as_str), LAYER_WIDTHS)
             );
         }
+        if case_partial(case) {
+            for line in wrap(FINITE_ONLY_NOTE, 96) {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
         let _ = writeln!(s, "  {}", flow_line(r, case));
         if let Some(t) = theory_line(case) {
             let _ = writeln!(s, "  {t}");
         }
     }
+    // One line, however long, so that `grep verdict` finds all of it.
     let _ = writeln!(s, "\n{}", verdict(r));
     s
 }
@@ -193,11 +243,8 @@ fn param_rows(s: &mut String, params: &[gradscope_report::ParamStats], w: usize)
         "parameter", "shape", "max", "min", "max |g|", "L2", "zero", "!fin"
     );
     for p in params {
-        let flag = if p.nonfinite > 0 {
-            "  <- not finite"
-        } else {
-            ""
-        };
+        // The !fin column counts them; the arrow keeps the row within 100 columns.
+        let flag = if p.nonfinite > 0 { " <-" } else { "" };
         let _ = writeln!(
             s,
             "  {:w$}  {:>10}  {:>11}  {:>11}  {:>11}  {:>11}  {:>6}  {:>6}{flag}",
@@ -205,12 +252,17 @@ fn param_rows(s: &mut String, params: &[gradscope_report::ParamStats], w: usize)
             format!("{:?}", p.shape),
             f4(p.max),
             f4(p.min),
-            f4(p.max_abs),
-            f4(p.l2),
+            finite_only(p.max_abs, p.nonfinite > 0),
+            param_norm(p),
             pct(p.zero_fraction),
             p.nonfinite
         );
     }
+}
+
+/// Whether a case's tables show a statistic over the finite values only.
+pub fn case_partial(c: &gradscope_report::CaseReport) -> bool {
+    c.params.iter().any(|p| p.nonfinite > 0) || c.layers.iter().any(layer_partial)
 }
 
 /// The report as markdown (for notebooks and the lab notebook in `experiments/`).
@@ -250,11 +302,14 @@ fn page(r: &ExperimentReport, svg: Option<&str>) -> String {
         param_table_markdown(&mut s, &case.params);
         let _ = writeln!(
             s,
-            "\n| layer | width | ‖δ‖ | max \\|δ\\| | dead | activation mean | activation std |"
+            "\n| layer | width | ‖δ‖ | max \\|δ\\| | non-finite δ | dead | activation mean | activation std |"
         );
-        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|");
+        let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
         for l in &case.layers {
             let _ = writeln!(s, "| {} |", layer_cells(l).join(" | "));
+        }
+        if case_partial(case) {
+            let _ = writeln!(s, "\n{FINITE_ONLY_NOTE}");
         }
         let _ = writeln!(s, "\n{}\n", flow_line(r, case).replace("||", "‖"));
         if let Some(t) = theory_line(case) {
@@ -283,10 +338,10 @@ fn param_table_markdown(s: &mut String, params: &[gradscope_report::ParamStats])
             p.shape,
             f4(p.max),
             f4(p.min),
-            f4(p.max_abs),
-            f4(p.l2),
-            f4(p.mean_abs),
-            f4(p.std),
+            finite_only(p.max_abs, p.nonfinite > 0),
+            param_norm(p),
+            finite_only(p.mean_abs, p.nonfinite > 0),
+            finite_only(p.std, p.nonfinite > 0),
             pct(p.zero_fraction),
             p.nan,
             p.pos_inf,
@@ -347,6 +402,9 @@ struct ParamRow<'a> {
     nan: usize,
     pos_inf: usize,
     neg_inf: usize,
+    /// Whether max_abs, l2, mean_abs and std are over the finite values only (the gradient
+    /// holds NaN or inf).
+    finite_only: bool,
 }
 
 /// One CSV row of `csv_layers`: a case × layer.
@@ -363,12 +421,15 @@ struct LayerRow<'a> {
     #[serde(serialize_with = "csv_float")]
     delta_max_abs: f32,
     delta_nonfinite: usize,
+    /// Whether delta_l2 and delta_max_abs are over the finite values only.
+    delta_finite_only: bool,
     #[serde(serialize_with = "csv_float")]
     dead_fraction: f32,
     #[serde(serialize_with = "csv_float")]
     activation_mean: f32,
     #[serde(serialize_with = "csv_float")]
     activation_std: f32,
+    activation_nonfinite: usize,
     #[serde(serialize_with = "csv_float")]
     delta_ratio: f32,
     flow: &'static str,
@@ -394,6 +455,7 @@ pub fn csv_params(r: &ExperimentReport, header: bool) -> Result<String, csv::Err
             nan: p.nan,
             pos_inf: p.pos_inf,
             neg_inf: p.neg_inf,
+            finite_only: p.nonfinite > 0,
         })
     });
     csv_rows(rows, header)
@@ -412,9 +474,11 @@ pub fn csv_layers(r: &ExperimentReport, header: bool) -> Result<String, csv::Err
             delta_l2: l.delta_l2,
             delta_max_abs: l.delta_max_abs,
             delta_nonfinite: l.delta_nonfinite,
+            delta_finite_only: l.delta_nonfinite > 0,
             dead_fraction: l.dead_fraction,
             activation_mean: l.activation_mean,
             activation_std: l.activation_std,
+            activation_nonfinite: l.activation_nonfinite,
             delta_ratio: c.delta_ratio,
             flow: c.flow.name(),
         })
@@ -434,161 +498,5 @@ mod tests {
             vec!["averyverylongword", "x"]
         );
         assert_eq!(wrap("", 5), vec![""]);
-    }
-}
-
-/// A training run for a terminal: the setting, a table of steps (about 10, evenly spaced,
-/// and the last), and the verdict: "finite for all N steps", or where the first non-finite
-/// value was born and how the layer grew before it.
-pub fn training(
-    r: &gradscope_report::TrainReport,
-    steps: &[gradscope_report::StepRecord],
-) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "experiment  {}", r.experiment);
-    let _ = writeln!(s, "backend     {}", r.backend);
-    let _ = writeln!(
-        s,
-        "training    {} steps of {}, learning rate {}, batch {}, clip {}, loss {}, seed {}",
-        r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss, r.seed
-    );
-    let _ = writeln!(
-        s,
-        "\n  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
-        "step", "loss", "|grad|", "max |z|", "||delta_0||", "max update"
-    );
-    for st in sampled(steps) {
-        let _ = writeln!(
-            s,
-            "  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
-            st.step,
-            sci(st.loss.into()),
-            sci(st.grad_norm),
-            sci(max_z(st)),
-            sci(st.layers.first().map_or(f64::NAN, |l| l.delta_l2)),
-            sci(max_update(st))
-        );
-    }
-    let Some(o) = &r.origin else {
-        let _ = writeln!(
-            s,
-            "\nfinite for all {} steps; loss {} -> {}",
-            r.steps_run,
-            sci(r.first_loss.into()),
-            sci(r.last_loss.into())
-        );
-        return s;
-    };
-    let _ = writeln!(s, "\nNOT FINITE: {}", o.describe());
-    if let Some(g) = &r.growth {
-        let _ = writeln!(
-            s,
-            "growth of layer {} before it (max |z|, ||delta||):",
-            g.layer
-        );
-        for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
-            let _ = writeln!(s, "  step {step:>7}  {:>11}  {:>11}", sci(*z), sci(*d));
-        }
-        let _ = writeln!(
-            s,
-            "  max |z| grew by x{} per step",
-            sci(g.z_factor_per_step)
-        );
-    }
-    s
-}
-
-/// The steps a report shows: about ten, evenly spaced, and the last.
-fn sampled(
-    steps: &[gradscope_report::StepRecord],
-) -> impl Iterator<Item = &gradscope_report::StepRecord> {
-    let every = steps.len().div_ceil(10).max(1);
-    let last = steps.len().saturating_sub(1);
-    steps
-        .iter()
-        .enumerate()
-        .filter(move |(i, _)| i % every == 0 || *i == last)
-        .map(|(_, st)| st)
-}
-
-/// The largest max |z_l| of a step over its layers.
-fn max_z(st: &gradscope_report::StepRecord) -> f64 {
-    st.layers.iter().map(|l| l.z_max_abs).fold(0.0, f64::max)
-}
-
-/// The largest update ratio of a step over its layers.
-fn max_update(st: &gradscope_report::StepRecord) -> f64 {
-    st.layers.iter().map(|l| l.update_ratio).fold(0.0, f64::max)
-}
-
-/// An f64 in the report's scientific style (4 significant digits; inf and nan spelled).
-fn sci(v: f64) -> String {
-    fmt_sci(v as f32, 4)
-}
-
-/// A training run as markdown, with its picture `svg` (a path relative to the page).
-pub fn training_markdown(
-    r: &gradscope_report::TrainReport,
-    steps: &[gradscope_report::StepRecord],
-    svg: &str,
-) -> String {
-    let mut s = String::new();
-    let _ = writeln!(s, "## {}\n", r.experiment);
-    let _ = writeln!(s, "{}\n", r.description);
-    let _ = writeln!(s, "- backend: {}", r.backend);
-    let _ = writeln!(s, "- seed: {}", r.seed);
-    let _ = writeln!(
-        s,
-        "- training: {} steps of {}, learning rate {}, batch {}, clip {}, loss {}\n",
-        r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss
-    );
-    let verdict = match &r.origin {
-        None => format!(
-            "**finite for all {} steps**; loss {} → {}",
-            r.steps_run,
-            sci(r.first_loss.into()),
-            sci(r.last_loss.into())
-        ),
-        Some(o) => format!("**NOT FINITE**: {}", o.describe()),
-    };
-    let _ = writeln!(s, "Verdict: {verdict}\n");
-    let _ = writeln!(s, "![loss and ‖δ_l‖ per step]({svg})\n");
-    let _ = writeln!(
-        s,
-        "| step | loss | ‖g‖ | ‖g‖ clipped | max \\|z\\| | ‖δ_0‖ | ‖δ_last‖ | max update ratio |"
-    );
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
-    for st in sampled(steps) {
-        let d = |l: Option<&gradscope_report::LayerStep>| sci(l.map_or(f64::NAN, |l| l.delta_l2));
-        let _ = writeln!(
-            s,
-            "| {} | {} | {} | {} | {} | {} | {} | {} |",
-            st.step,
-            sci(st.loss.into()),
-            sci(st.grad_norm),
-            sci(st.grad_norm_clipped),
-            sci(max_z(st)),
-            d(st.layers.first()),
-            d(st.layers.last()),
-            sci(max_update(st))
-        );
-    }
-    if let Some(g) = &r.growth {
-        growth_markdown(&mut s, g);
-    }
-    s
-}
-
-/// The growth of the failing layer before the failure, as a markdown table.
-fn growth_markdown(s: &mut String, g: &gradscope_report::Growth) {
-    let _ = writeln!(
-        s,
-        "\nLayer {} before the failure (max |z| grew by ×{} per step):\n",
-        g.layer,
-        sci(g.z_factor_per_step)
-    );
-    let _ = writeln!(s, "| step | max \\|z\\| | ‖δ‖ |\n|---:|---:|---:|");
-    for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
-        let _ = writeln!(s, "| {step} | {} | {} |", sci(*z), sci(*d));
     }
 }

@@ -34,6 +34,13 @@ pub fn fmt_float(v: f32) -> String {
 /// A float in scientific notation with `digits` after the point and a signed two-digit
 /// exponent (`1.500000e+00`), or `NaN`, `inf`, `-inf`.
 pub fn fmt_sci(v: f32, digits: usize) -> String {
+    // An f32 widened to f64 is the same number, so its decimal expansion is the same.
+    fmt_sci64(f64::from(v), digits)
+}
+
+/// [`fmt_sci`] of an f64: a value past f32's range stays the number it is (`3.5e+40`), not
+/// `inf`.
+pub fn fmt_sci64(v: f64, digits: usize) -> String {
     if v.is_nan() {
         "NaN".into()
     } else if v.is_infinite() {
@@ -197,6 +204,9 @@ mod tests {
         assert_eq!(fmt_float(f32::NAN), "NaN");
         assert_eq!(fmt_float(f32::INFINITY), "inf");
         assert_eq!(fmt_float(f32::NEG_INFINITY), "-inf");
+        // Past f32's largest finite value (3.4028235e38) an f64 stays finite.
+        assert_eq!(fmt_sci64(3.5e40, 3), "3.500e+40");
+        assert_eq!(fmt_sci64(1e-310, 1), "1.0e-310");
     }
 
     #[test]

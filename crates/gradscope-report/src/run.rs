@@ -173,7 +173,8 @@ pub struct LayerStats {
     pub layer: usize,
     /// Units in the layer.
     pub width: usize,
-    /// ‖δ_l‖₂ over the finite values of the batch.
+    /// ‖δ_l‖₂ over the finite values of the batch (where `delta_nonfinite` > 0 the norm of the
+    /// whole tensor is not a number; renderers never show this as one).
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub delta_l2: f32,
     /// max |δ_l| over the finite values.
@@ -191,6 +192,10 @@ pub struct LayerStats {
     /// Standard deviation of the layer's output.
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub activation_std: f32,
+    /// Non-finite values in the layer's output (the mean and std are over the finite ones).
+    /// Absent from records of schema version 1, read as 0.
+    #[serde(default)]
+    pub activation_nonfinite: usize,
 }
 
 impl ExperimentReport {

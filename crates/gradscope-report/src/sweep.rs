@@ -209,6 +209,14 @@ pub struct SweepSummary {
     pub trials_per_point: usize,
     /// Trials summarised in all (fewer than points × trials for an unfinished or sharded run).
     pub trials_done: usize,
+    /// Trial records of the whole sweep: points × trials per point × input cases (0 in
+    /// records of schema version 1, which did not say).
+    #[serde(default)]
+    pub trials_expected: usize,
+    /// Whether the summary covers only part of the sweep (a shard's own record, or `merge
+    /// --allow-partial` of an incomplete set of shards): every output says so.
+    #[serde(default)]
+    pub partial: bool,
     /// One entry per point × case, in grid order.
     pub points: Vec<PointSummary>,
 }

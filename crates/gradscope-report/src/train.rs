@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::floats::{de_float, de_float64, de_floats64, float, float64, floats64};
+use crate::floats::{
+    de_float, de_float64, de_floats64, de_opt_float64, float, float64, floats64, opt_float64,
+};
 use crate::origin::Origin;
 
 /// What one layer did in one step.
@@ -25,14 +27,26 @@ pub struct LayerStep {
     /// ‖W_l‖₂ before the step.
     #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
     pub weight_l2: f64,
-    /// ‖ΔW_l‖₂ / ‖W_l‖₂: the relative size of the step's update of the kernel.
-    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
-    pub update_ratio: f64,
+    /// ‖ΔW_l‖₂ / ‖W_l‖₂: the relative size of the step's update of the kernel; `null` at a
+    /// step that made no update (the failing step of a run whose pass went non-finite).
+    #[serde(serialize_with = "opt_float64", deserialize_with = "de_opt_float64")]
+    pub update_ratio: Option<f64>,
     /// Fraction of units whose activation is 0 for every example of the batch (hidden layers).
     #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
     pub dead_fraction: f64,
-    /// Non-finite values in z_l, δ_l and the layer's gradients.
+    /// Non-finite values in z_l, δ_l and the layer's gradients together: the sum of the three
+    /// counts below.
     pub nonfinite: usize,
+    /// Non-finite values in z_l (absent from version-1 records, read as 0).
+    #[serde(default)]
+    pub z_nonfinite: usize,
+    /// Non-finite values in δ_l (absent from version-1 records, read as 0).
+    #[serde(default)]
+    pub delta_nonfinite: usize,
+    /// Non-finite values in the layer's parameter gradients, kernel and bias (absent from
+    /// version-1 records, read as 0).
+    #[serde(default)]
+    pub grad_nonfinite: usize,
 }
 
 /// One line of `steps.jsonl`.

@@ -6,7 +6,7 @@
 use std::path::Path;
 
 use gradscope_render::html::{PICTURES, RecordPage, page};
-use gradscope_report::Report;
+use gradscope_report::{Report, StepRecord};
 
 /// The report a record directory holds: `summary.json` for a sweep, else `report.json`.
 pub fn read_report(dir: &Path) -> std::io::Result<Report> {
@@ -25,6 +25,23 @@ pub fn read_report(dir: &Path) -> std::io::Result<Report> {
     })
 }
 
+/// A training record's `steps.jsonl`, one step a line (none where the file is missing).
+pub fn read_steps(dir: &Path) -> std::io::Result<Vec<StepRecord>> {
+    let path = dir.join("steps.jsonl");
+    let Ok(text) = std::fs::read_to_string(&path) else {
+        return Ok(Vec::new());
+    };
+    text.lines()
+        .enumerate()
+        .map(|(i, line)| {
+            serde_json::from_str(line).map_err(|e| {
+                let at = format!("{}:{}: {e}", path.display(), i + 1);
+                std::io::Error::new(std::io::ErrorKind::InvalidData, at)
+            })
+        })
+        .collect()
+}
+
 /// The page of the record in `dir`, from its files.
 pub fn for_record(dir: &Path) -> std::io::Result<String> {
     let report = read_report(dir)?;
@@ -36,11 +53,16 @@ pub fn for_record(dir: &Path) -> std::io::Result<String> {
             Some((name.to_string(), svg))
         })
         .collect();
+    let steps = match &report {
+        Report::Train(_) => read_steps(dir)?,
+        _ => Vec::new(),
+    };
     let absolute = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
     Ok(page(&RecordPage {
         report: &report,
         config: &config,
         pictures: &pictures,
+        steps: &steps,
         dir: &absolute.display().to_string(),
     }))
 }

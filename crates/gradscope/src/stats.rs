@@ -150,6 +150,7 @@ pub fn layer_stats(
         dead_fraction: dead,
         activation_mean: a.mean() as f32,
         activation_std: a.std() as f32,
+        activation_nonfinite: a.nan + a.pos_inf + a.neg_inf,
     }
 }
 

@@ -31,6 +31,7 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
     sorted.sort_by(|a, b| {
         (a.point, case_index(&a.case), a.trial).cmp(&(b.point, case_index(&b.case), b.trial))
     });
+    let expected = sweep.len() * sweep.trials * cases.len();
     let mut points = Vec::new();
     for pi in 0..sweep.len() {
         for case in cases {
@@ -70,6 +71,8 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
         experiment: experiment.to_string(),
         trials_per_point: sweep.trials,
         trials_done: records.len(),
+        trials_expected: expected,
+        partial: records.len() < expected,
         points,
     }
 }

@@ -136,6 +136,40 @@ pub enum SweepError {
         /// The first record.
         first: PathBuf,
     },
+    /// `merge`: two records hold the same part of the sweep.
+    #[error("{} and {} are both {shard} of the sweep: merge each part once", first.display(), second.display())]
+    DuplicateShard {
+        /// The part (`shard 2/3`, `the whole sweep`).
+        shard: String,
+        /// The first record holding it.
+        first: PathBuf,
+        /// The second.
+        second: PathBuf,
+    },
+    /// `merge`: two records hold the same trials.
+    #[error("{} and {} hold the same trials ({count} trial records, the first: {example}): merge each part once", first.display(), second.display())]
+    DuplicateTrials {
+        /// The first record holding them.
+        first: PathBuf,
+        /// The second.
+        second: PathBuf,
+        /// How many trial records the two share.
+        count: usize,
+        /// The first shared one, `point 0, trial 3, case x`.
+        example: String,
+    },
+    /// `merge`: the records do not cover the sweep.
+    #[error(
+        "the records hold {done} of the sweep's {expected} trial records; missing: {missing}\nhint: merge every part, or pass --allow-partial to write a summary marked partial"
+    )]
+    Incomplete {
+        /// Trial records found.
+        done: usize,
+        /// Trial records of the whole sweep.
+        expected: usize,
+        /// The missing shards or trials, for people.
+        missing: String,
+    },
     /// A file of the record could not be read or written.
     #[error("cannot {what} {}: {source}", path.display())]
     Io {
@@ -174,6 +208,9 @@ impl SweepError {
                 | Self::NotASweep { .. }
                 | Self::NoConfig { .. }
                 | Self::DifferentSweep { .. }
+                | Self::DuplicateShard { .. }
+                | Self::DuplicateTrials { .. }
+                | Self::Incomplete { .. }
                 | Self::Point(_)
         )
     }
@@ -213,6 +250,69 @@ pub fn read_trials(dir: &Path) -> Result<Vec<TrialRecord>, SweepError> {
         write_atomic(&path, &good)?;
     }
     Ok(records)
+}
+
+/// The part of the sweep a record holds: its shard file's `i/n`, or the whole sweep.
+fn recorded_shard(dir: &Path) -> Result<Option<Shard>, SweepError> {
+    match std::fs::read_to_string(dir.join(SHARD_FILE)) {
+        Ok(text) => {
+            Shard::parse(text.trim())
+                .map(Some)
+                .map_err(|source| SweepError::BadShardFile {
+                    dir: dir.to_path_buf(),
+                    source,
+                })
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(io("read", &dir.join(SHARD_FILE))(e)),
+    }
+}
+
+/// `shard 2/3`, or `the whole sweep`.
+fn part_name(shard: Option<Shard>) -> String {
+    shard.map_or("the whole sweep".to_string(), |s| {
+        format!("shard {}/{}", s.index, s.count)
+    })
+}
+
+/// What an incomplete set of records lacks, for people: the shards no record holds (when the
+/// records are shards of one split), then the first missing trials.
+fn missing_parts(
+    sweep: &Sweep,
+    parts: &[(Option<Shard>, &PathBuf)],
+    owner: &std::collections::HashMap<(usize, usize, String), usize>,
+) -> String {
+    let mut out = Vec::new();
+    let counts: HashSet<Option<usize>> = parts.iter().map(|(s, _)| s.map(|s| s.count)).collect();
+    if let [Some(n)] = counts.into_iter().collect::<Vec<_>>()[..] {
+        let held: HashSet<usize> = parts
+            .iter()
+            .filter_map(|(s, _)| s.map(|s| s.index))
+            .collect();
+        let absent: Vec<String> = (1..=n)
+            .filter(|i| !held.contains(i))
+            .map(|i| format!("shard {i}/{n}"))
+            .collect();
+        if !absent.is_empty() {
+            out.push(absent.join(", "));
+        }
+    }
+    let mut missing = (0..sweep.len() * sweep.trials).flat_map(|k| {
+        let (point, trial) = (k / sweep.trials, k % sweep.trials);
+        sweep
+            .cases
+            .iter()
+            .filter(move |c| !owner.contains_key(&(point, trial, (*c).clone())))
+            .map(move |c| format!("point {point}, trial {trial}, case {c}"))
+    });
+    let listed: Vec<String> = missing.by_ref().take(3).collect();
+    let more = missing.count();
+    let mut trials = listed.join("; ");
+    if more > 0 {
+        trials.push_str(&format!("; and {more} more"));
+    }
+    out.push(format!("trials {trials}"));
+    out.join("; ")
 }
 
 /// `record::write_atomic`, with the error naming the file.
@@ -420,27 +520,14 @@ fn check_resume(
     }
     // A shard's record holds only its own units: resuming it as another part (or as the whole
     // sweep) would mix parts and break `merge`.
-    let recorded_shard = match std::fs::read_to_string(dir.join(SHARD_FILE)) {
-        Ok(text) => Some(
-            Shard::parse(text.trim()).map_err(|source| SweepError::BadShardFile {
-                dir: dir.to_path_buf(),
-                source,
-            })?,
-        ),
-        Err(_) => None,
-    };
+    let recorded_shard = recorded_shard(dir)?;
     if recorded_shard == opts.shard {
         return Ok(());
     }
-    let what = |s: Option<Shard>| {
-        s.map_or("the whole sweep".to_string(), |s| {
-            format!("shard {}/{}", s.index, s.count)
-        })
-    };
     Err(SweepError::WrongShard {
         dir: dir.to_path_buf(),
-        recorded: what(recorded_shard),
-        asked: what(opts.shard),
+        recorded: part_name(recorded_shard),
+        asked: part_name(opts.shard),
         flag: recorded_shard.map_or("no --shard".to_string(), |s| {
             format!("--shard {}/{}", s.index, s.count)
         }),
@@ -682,8 +769,14 @@ pub fn write_summary(
 }
 
 /// Combine sweep records (shards of one sweep) into a new record under `out`; returns its
-/// directory and summary.
-pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), SweepError> {
+/// directory and summary. Two records of the same part, or sharing trials, are refused; so is
+/// a set that does not cover the sweep, unless `allow_partial` (the summary then says it is
+/// partial in every output).
+pub fn merge(
+    dirs: &[PathBuf],
+    out: &Path,
+    allow_partial: bool,
+) -> Result<(PathBuf, SweepSummary), SweepError> {
     let first = dirs.first().ok_or(SweepError::NoRecords)?;
     // The first record's config is read once: parsed for the sweep, compared with the others,
     // and copied into the merged record.
@@ -698,9 +791,11 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), Sw
         .clone()
         .ok_or_else(|| SweepError::NotASweep { dir: first.clone() })?;
     let body = config_body(&source.text);
-    let mut seen = HashSet::new();
+    let mut parts: Vec<(Option<Shard>, &PathBuf)> = Vec::new();
+    let mut owner: std::collections::HashMap<(usize, usize, String), usize> =
+        std::collections::HashMap::new();
     let mut records = Vec::new();
-    for dir in dirs {
+    for (i, dir) in dirs.iter().enumerate() {
         let path = dir.join("config.toml");
         let other = std::fs::read_to_string(&path).map_err(|source| SweepError::NoConfig {
             dir: dir.clone(),
@@ -712,11 +807,41 @@ pub fn merge(dirs: &[PathBuf], out: &Path) -> Result<(PathBuf, SweepSummary), Sw
                 first: first.clone(),
             });
         }
+        let shard = recorded_shard(dir)?;
+        if let Some((_, earlier)) = parts.iter().find(|(s, _)| *s == shard) {
+            return Err(SweepError::DuplicateShard {
+                shard: part_name(shard),
+                first: (*earlier).clone(),
+                second: dir.clone(),
+            });
+        }
+        parts.push((shard, dir));
+        let mut shared: Vec<(usize, TrialRecord)> = Vec::new();
         for r in read_trials(dir)? {
-            if seen.insert((r.point, r.trial, r.case.clone())) {
-                records.push(r);
+            match owner.get(&(r.point, r.trial, r.case.clone())) {
+                Some(&j) => shared.push((j, r)),
+                None => {
+                    owner.insert((r.point, r.trial, r.case.clone()), i);
+                    records.push(r);
+                }
             }
         }
+        if let Some((j, r)) = shared.first() {
+            return Err(SweepError::DuplicateTrials {
+                first: dirs[*j].clone(),
+                second: dir.clone(),
+                count: shared.len(),
+                example: format!("point {}, trial {}, case {}", r.point, r.trial, r.case),
+            });
+        }
+    }
+    let expected = sweep.len() * sweep.trials * sweep.cases.len();
+    if records.len() < expected && !allow_partial {
+        return Err(SweepError::Incomplete {
+            done: records.len(),
+            expected,
+            missing: missing_parts(&sweep, &parts, &owner),
+        });
     }
     records.sort_by(|a, b| (a.point, a.trial, &a.case).cmp(&(b.point, b.trial, &b.case)));
     let summary = summarise(&exp.name, &sweep, &records);

@@ -505,13 +505,14 @@ fn loss_gradient(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<
     }
 }
 
-/// The step's record from its pass, the weights before and after it, and the norms.
+/// The step's record from its pass, the weights before and after it, the norms, and whether
+/// the step made an update (no update ratio is computed where it made none).
 fn record(
     step: usize,
     pass: &CaseOutcome,
-    before: &MlpWeights,
-    after: &MlpWeights,
+    (before, after): (&MlpWeights, &MlpWeights),
     grad_norms: (f64, f64),
+    updated: bool,
 ) -> StepRecord {
     let n = before.layers.len();
     let mut grads = pass.grads.iter();
@@ -543,9 +544,12 @@ fn record(
                 delta_l2,
                 grad_l2,
                 weight_l2,
-                update_ratio: diff / weight_l2,
+                update_ratio: updated.then_some(diff / weight_l2),
                 dead_fraction: dead,
                 nonfinite: z_bad + delta_bad + grad_bad,
+                z_nonfinite: z_bad,
+                delta_nonfinite: delta_bad,
+                grad_nonfinite: grad_bad,
             }
         })
         .collect();
@@ -617,12 +621,14 @@ pub fn train_with(
         let pass = pass(exp, backend, &weights, &batch)?;
         let before = weights.clone();
         let mut origin = pass_origin(&weights, &batch, &pass);
-        let norms = update(train, &mut state, &mut weights, &pass, origin.is_none());
-        if origin.is_none() {
+        // A pass with a non-finite value makes no update.
+        let updated = origin.is_none();
+        let norms = update(train, &mut state, &mut weights, &pass, updated);
+        if updated {
             origin = update_origin(step, &weights);
         }
         let record = match stats {
-            true => record(step, &pass, &before, &weights, norms),
+            true => record(step, &pass, (&before, &weights), norms, updated),
             false => record_without_layers(step, &pass, norms),
         };
         on_step(&record);

@@ -67,6 +67,12 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
                 "{}: this file is a sweep; compare runs one experiment on each backend (copy one grid point into a plain file)",
                 file.display()
             )),
+            // A training run is many passes whose weights each step changes: comparing its
+            // first pass alone would read as comparing the run.
+            Ok(e) if e.train.is_some() => errors.push(format!(
+                "{}: this file is a training run ([train]); compare measures one gradient on each backend\nhint: run it with --backend B on each backend and compare the records' steps.jsonl, or drop [train] to compare its first pass",
+                file.display()
+            )),
             Ok(e) => experiments.push(e),
             Err(e) => errors.push(e.to_string()),
         }

@@ -120,6 +120,10 @@ pub struct MergeArgs {
     /// Summary format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
+    /// Merge a set of records that does not cover the sweep; every output of the summary then
+    /// says it is partial (without it, an incomplete set is refused, exit 2).
+    #[arg(long)]
+    pub allow_partial: bool,
 }
 
 /// Report format.
@@ -145,18 +149,20 @@ pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
         Command::List(args) => inspect::list(&args, out, err),
         Command::Bench(args) => bench(&args, out, err),
         Command::Report(args) => report(&args, out, err),
-        Command::Merge(args) => match crate::sweep::merge(&args.dirs, &args.out) {
-            Ok((dir, summary)) => {
-                let _ = writeln!(
-                    err,
-                    "note: merged sweep record written to {}",
-                    dir.display()
-                );
-                print_summary(&summary, args.format, true, out)
+        Command::Merge(args) => {
+            match crate::sweep::merge(&args.dirs, &args.out, args.allow_partial) {
+                Ok((dir, summary)) => {
+                    let _ = writeln!(
+                        err,
+                        "note: merged sweep record written to {}",
+                        dir.display()
+                    );
+                    print_summary(&summary, args.format, true, out)
+                }
+                Err(e) if e.is_bad_input() => report_error(err, &e, ExitStatus::BadInput),
+                Err(e) => report_error(err, &e, ExitStatus::Failure),
             }
-            Err(e) if e.is_bad_input() => report_error(err, &e, ExitStatus::BadInput),
-            Err(e) => report_error(err, &e, ExitStatus::Failure),
-        },
+        }
         Command::Show(args) => match config::sets::load_with_sets(&args.file, &args.sets) {
             Ok(exp) => match out.write_all(exp.to_toml().as_bytes()) {
                 Ok(()) => ExitStatus::Ok,

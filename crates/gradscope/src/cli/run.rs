@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use crate::backend::{self, Backend, BackendKind};
 use crate::config::{self, ConfigError, Experiment};
-use gradscope_render::{plot, sweep as sweep_text, text};
+use gradscope_render::{plot, sweep as sweep_text, text, train as train_text};
 
 use crate::record;
 use crate::report::{ExperimentReport, Thresholds};
@@ -462,7 +462,7 @@ fn run_training(
         return Err(fail(err, format!("cannot append to steps.jsonl: {e}")));
     }
     let report = crate::train::train_report(exp, backend, &outcome);
-    let table = text::training(&report, &outcome.steps);
+    let table = train_text::training(&report, &outcome.steps);
     if let Some(l) = log {
         let svg = plot::training_svg(&report.experiment, &outcome.steps, report.origin.as_ref());
         let files = [
@@ -470,7 +470,7 @@ fn run_training(
             ("report.json", format!("{}\n", report.to_json())),
             (
                 "report.md",
-                text::training_markdown(&report, &outcome.steps, "train.svg"),
+                train_text::training_markdown(&report, &outcome.steps, "train.svg"),
             ),
         ];
         let dir = l
@@ -489,7 +489,7 @@ fn run_training(
         Format::Json => format!("{}\n", report.to_json()),
         Format::Markdown => format!(
             "{sep}{}",
-            text::training_markdown(&report, &outcome.steps, "train.svg")
+            train_text::training_markdown(&report, &outcome.steps, "train.svg")
         ),
         _ => format!("{sep}{table}"),
     };
@@ -515,7 +515,7 @@ fn write_training_page(
         return Ok(());
     };
     let command = regenerate_command(exp, args, nb);
-    let page = text::training_markdown(report, steps, &format!("{}.svg", exp.name));
+    let page = train_text::training_markdown(report, steps, &format!("{}.svg", exp.name));
     let svg = plot::training_svg(&exp.name, steps, report.origin.as_ref());
     record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
         .map(|_| ())

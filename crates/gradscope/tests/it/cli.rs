@@ -156,7 +156,12 @@ fn overflowing_gradients_exit_3_and_are_shown_as_not_finite() {
     assert_eq!(o.status.code(), Some(3), "{}{}", stdout(&o), stderr(&o));
     let out = stdout(&o);
     assert!(out.contains("verdict: NOT FINITE"), "{out}");
-    assert!(out.contains("<- not finite"), "{out}");
+    // A gradient holding inf or NaN: its row marked, its norm not shown as a number.
+    assert!(
+        out.lines()
+            .any(|l| l.contains("layers.") && l.ends_with(" <-") && l.contains("non-finite")),
+        "{out}"
+    );
     assert!(out.contains("inf") || out.contains("NaN"), "{out}");
     // δ overflowed too, so the flow ratio is undefined, never read as "vanishing".
     assert!(
@@ -540,6 +545,7 @@ fn check_schema(v: &serde_json::Value) {
                     "dead_fraction",
                     "activation_mean",
                     "activation_std",
+                    "activation_nonfinite",
                 ],
             );
         }
@@ -672,6 +678,8 @@ fn compare_refuses_bad_input_before_running() {
     std::fs::write(dir.path().join("g.toml"), GELU).unwrap_or_else(|e| panic!("{e}"));
     let sweep = format!("{GELU}[sweep]\ntrials = 2\n");
     std::fs::write(dir.path().join("s.toml"), sweep).unwrap_or_else(|e| panic!("{e}"));
+    let training = workspace_root().join("configs/training/a-naive-cross-entropy-high-lr.toml");
+    std::fs::copy(training, dir.path().join("t.toml")).unwrap_or_else(|e| panic!("{e}"));
     for (args, says) in [
         (
             vec!["g.toml", "--backend", "ndarray"],
@@ -691,6 +699,11 @@ fn compare_refuses_bad_input_before_running() {
             "--device",
         ),
         (vec!["s.toml", "--backend", "ndarray,flex"], "sweep"),
+        // A training config reached `unreachable!` here (exit 1, "internal error").
+        (
+            vec!["t.toml", "--backend", "ndarray,flex"],
+            "this file is a training run",
+        ),
         (vec!["g.toml", "--backend", "ndarray,cuda"], "invalid value"),
     ] {
         let o = gradscope(&[&["compare"][..], &args].concat(), dir.path());

@@ -160,7 +160,14 @@ fn reports_load_in_a_real_browser_with_their_pictures_and_sortable_tables() {
     // A training run that fails: its picture and summary row.
     run("training/a-naive-cross-entropy-high-lr.toml", &[]);
     let train = only_record(&d.join("rec"), "train-a-naive-ce-high-lr");
-    assert_eq!(check_page(browser, &train.join("report.html"), 1), vec![1]);
+    // Its tables: the summary row; the per-step table and the failing layer's growth, each
+    // of the two steps run (it fails at step 1: steps.jsonl has two lines).
+    let steps = std::fs::read_to_string(train.join("steps.jsonl")).unwrap_or_default();
+    assert_eq!(steps.lines().count(), 2);
+    assert_eq!(
+        check_page(browser, &train.join("report.html"), 1),
+        vec![1, 2, 2]
+    );
 }
 
 /// `gradscope report DIR` rebuilds a record's page byte for byte, merged sweeps included, and

@@ -247,6 +247,71 @@ fn sharded_and_merged_equals_unsharded_exactly() {
     let v: serde_json::Value =
         serde_json::from_slice(&whole.stdout).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(v["trials_done"], 4 * 7 * 2, "4 points x 7 trials x 2 cases");
+    assert_eq!(
+        (v["trials_expected"].as_u64(), v["partial"].as_bool()),
+        (Some(56), Some(false))
+    );
+
+    // An incomplete set of shards is refused, naming what is missing; a repeated one too.
+    let merge = |extra: &[&str], dirs: &[&str]| {
+        let mut args = vec!["merge", "--out", "partial"];
+        args.extend(extra);
+        args.extend(dirs);
+        let o = run_bin(&args, dir.path(), &[]);
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+            o.stdout,
+        )
+    };
+    let (one, two) = (shard_args[0].as_str(), shard_args[1].as_str());
+    let (code, stderr, _) = merge(&[], &[one]);
+    assert_eq!(code, Some(2), "{stderr}");
+    // Shard i/3 holds every third of the 4 x 7 (point, trial) units: shard 1/3 holds 10, each
+    // with both cases: 20 of 56 trial records.
+    assert!(
+        stderr.contains("the records hold 20 of the sweep's 56 trial records")
+            && stderr.contains("missing: shard 2/3, shard 3/3")
+            && stderr.contains("--allow-partial"),
+        "{stderr}"
+    );
+    let (code, stderr, _) = merge(&[], &[one, two, one]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("are both shard 1/3 of the sweep"),
+        "{stderr}"
+    );
+    assert!(
+        !dir.path().join("partial").exists(),
+        "nothing written for a refused merge"
+    );
+
+    // With --allow-partial, every output says so.
+    let (code, stderr, stdout) = merge(&["--allow-partial", "--format", "json"], &[one]);
+    assert_eq!(code, Some(0), "{stderr}");
+    let v: serde_json::Value = serde_json::from_slice(&stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        (v["partial"].as_bool(), v["trials_done"].as_u64()),
+        (Some(true), Some(20))
+    );
+    let p = &common::record_dirs_of(&dir.path().join("partial"), "small-sweep")[0];
+    let table = read(&p.join("summary.txt"));
+    assert!(
+        table.starts_with("sweep small-sweep: PARTIAL: 20 of 56 trial records of the sweep"),
+        "{table}"
+    );
+    assert!(read(&p.join("report.md")).contains("**PARTIAL: 20 of 56"));
+    assert!(read(&p.join("report.html")).contains("PARTIAL: 20 of 56 trial records"));
+    #[derive(serde::Deserialize)]
+    struct Row {
+        partial: bool,
+    }
+    let csv = read(&p.join("summary.csv"));
+    let rows: Vec<Row> = csv::Reader::from_reader(csv.as_bytes())
+        .deserialize()
+        .collect::<Result<_, _>>()
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(!rows.is_empty() && rows.iter().all(|r| r.partial), "{csv}");
 }
 
 #[test]
@@ -644,7 +709,9 @@ fn csv_and_json_outputs_read_back_with_real_readers() {
         header[..5],
         ["experiment", "backend", "seed", "case", "parameter"]
     );
-    assert_eq!(header.len(), 16);
+    // 16 columns, and `finite_only` (whether the gradient's statistics skip non-finite values).
+    assert_eq!(header.len(), 17);
+    assert_eq!(header[16], "finite_only");
     assert_eq!(rows.len(), 4 + 3 * 8);
     assert_eq!(text.matches("experiment,").count(), 1, "one header: {text}");
     for row in &rows {
@@ -678,13 +745,17 @@ fn csv_and_json_outputs_read_back_with_real_readers() {
         "{text}"
     );
     let (header, rows) = csv_table(&text);
-    assert_eq!(header.len(), 17);
+    assert_eq!(header.len(), 18);
+    assert_eq!(header[17], "partial");
     // 4 points x 2 cases x (depth + 1) layers: depths 2 and 5 for each activation.
     assert_eq!(rows.len(), 2 * 2 * (3 + 6));
     assert_eq!(rows[0][2], r#"model.activation="relu" model.depth=2"#);
-    assert!(rows.iter().all(|r| r[0] == "small-sweep" && r.len() == 17));
+    assert!(
+        rows.iter()
+            .all(|r| r[0] == "small-sweep" && r.len() == 18 && r[17] == "false")
+    );
     for row in &rows {
-        for field in &row[7..] {
+        for field in &row[7..17] {
             csv_f32(field);
         }
     }

@@ -1,0 +1,207 @@
+//! A training run for people: the terminal report, the notebook's markdown, and the per-step
+//! and growth rows the HTML page shares with them.
+
+use std::fmt::Write as _;
+
+use gradscope_report::floats::fmt_sci64;
+use gradscope_report::{Growth, LayerStep, StepRecord, TrainReport};
+
+/// A training run for a terminal: the setting, a table of steps (about 10, evenly spaced,
+/// and the last), and the verdict: "finite for all N steps", or where the first non-finite
+/// value was born and how the layer grew before it.
+pub fn training(r: &TrainReport, steps: &[StepRecord]) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "experiment  {}", r.experiment);
+    let _ = writeln!(s, "backend     {}", r.backend);
+    let _ = writeln!(
+        s,
+        "training    {} steps of {}, learning rate {}, batch {}, clip {}, loss {}, seed {}",
+        r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss, r.seed
+    );
+    let _ = writeln!(
+        s,
+        "\n  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
+        "step", "loss", "|grad|", "max |z|", "||delta_0||", "max update"
+    );
+    for st in sampled(steps) {
+        let _ = writeln!(
+            s,
+            "  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
+            st.step,
+            sci(st.loss.into()),
+            sci(st.grad_norm),
+            sci(max_z(st)),
+            sci(st.layers.first().map_or(f64::NAN, |l| l.delta_l2)),
+            max_update(st)
+        );
+    }
+    let Some(o) = &r.origin else {
+        let _ = writeln!(
+            s,
+            "\nfinite for all {} steps; loss {} -> {}",
+            r.steps_run,
+            sci(r.first_loss.into()),
+            sci(r.last_loss.into())
+        );
+        return s;
+    };
+    let _ = writeln!(s, "\nNOT FINITE: {}", o.describe());
+    if let Some(g) = &r.growth {
+        let _ = writeln!(
+            s,
+            "growth of layer {} before it (max |z|, ||delta||):",
+            g.layer
+        );
+        for ((step, z), d) in g.steps.iter().zip(&g.z_max_abs).zip(&g.delta_l2) {
+            let _ = writeln!(s, "  step {step:>7}  {:>11}  {:>11}", sci(*z), sci(*d));
+        }
+        let _ = writeln!(s, "  max |z| growth: {}", growth_factor(g, "x"));
+    }
+    s
+}
+
+/// The steps a report shows: about ten, evenly spaced, and the last.
+fn sampled(steps: &[StepRecord]) -> impl Iterator<Item = &StepRecord> {
+    let every = steps.len().div_ceil(10).max(1);
+    let last = steps.len().saturating_sub(1);
+    steps
+        .iter()
+        .enumerate()
+        .filter(move |(i, _)| i % every == 0 || *i == last)
+        .map(|(_, st)| st)
+}
+
+/// The largest max |z_l| of a step over its layers.
+fn max_z(st: &StepRecord) -> f64 {
+    st.layers.iter().map(|l| l.z_max_abs).fold(0.0, f64::max)
+}
+
+/// The largest update ratio of a step over its layers, for people: `–` at a step that made
+/// no update (nothing was computed), NaN where one ratio is NaN.
+fn max_update(st: &StepRecord) -> String {
+    let ratios: Option<Vec<f64>> = st.layers.iter().map(|l| l.update_ratio).collect();
+    match ratios {
+        Some(r) if !r.is_empty() => {
+            let nan = r.iter().any(|x| x.is_nan());
+            sci(if nan {
+                f64::NAN
+            } else {
+                r.into_iter().fold(0.0, f64::max)
+            })
+        }
+        _ => NOT_COMPUTED.into(),
+    }
+}
+
+/// What a table shows where a value was not computed.
+const NOT_COMPUTED: &str = "–";
+
+/// An f64 in the report's scientific style (4 significant digits; inf and nan spelled; a
+/// value past f32's range stays the number it is).
+fn sci(v: f64) -> String {
+    fmt_sci64(v, 4)
+}
+
+/// The growth factor of max |z| per step, for people: not computed where fewer than two
+/// finite values precede the failure (a one-step run, or values already infinite).
+fn growth_factor(g: &Growth, times: &str) -> String {
+    if g.z_factor_per_step.is_finite() {
+        format!("{times}{} per step", sci(g.z_factor_per_step))
+    } else {
+        "not computed (fewer than two finite values of max |z| before the failure)".into()
+    }
+}
+
+/// A training run as markdown, with its picture `svg` (a path relative to the page).
+pub fn training_markdown(r: &TrainReport, steps: &[StepRecord], svg: &str) -> String {
+    let mut s = String::new();
+    let _ = writeln!(s, "## {}\n", r.experiment);
+    let _ = writeln!(s, "{}\n", r.description);
+    let _ = writeln!(s, "- backend: {}", r.backend);
+    let _ = writeln!(s, "- seed: {}", r.seed);
+    let _ = writeln!(
+        s,
+        "- training: {} steps of {}, learning rate {}, batch {}, clip {}, loss {}\n",
+        r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss
+    );
+    let verdict = match &r.origin {
+        None => format!(
+            "**finite for all {} steps**; loss {} → {}",
+            r.steps_run,
+            sci(r.first_loss.into()),
+            sci(r.last_loss.into())
+        ),
+        Some(o) => format!("**NOT FINITE**: {}", o.describe()),
+    };
+    let _ = writeln!(s, "Verdict: {verdict}\n");
+    let _ = writeln!(s, "![loss and ‖δ_l‖ per step]({svg})\n");
+    let headings = STEP_HEADINGS.map(|h| h.replace('|', "\\|"));
+    let _ = writeln!(s, "| {} |", headings.join(" | "));
+    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    for row in step_rows(steps) {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
+    }
+    if let Some(g) = &r.growth {
+        growth_markdown(&mut s, g);
+    }
+    s
+}
+
+/// The growth of the failing layer before the failure, as a markdown table.
+fn growth_markdown(s: &mut String, g: &Growth) {
+    let _ = writeln!(s, "\n{}:\n", growth_caption(g));
+    let _ = writeln!(s, "| step | max \\|z\\| | ‖δ‖ |\n|---:|---:|---:|");
+    for row in growth_rows(g) {
+        let _ = writeln!(s, "| {} |", row.join(" | "));
+    }
+}
+
+/// The columns of the per-step table (markdown and HTML).
+pub const STEP_HEADINGS: [&str; 8] = [
+    "step",
+    "loss",
+    "‖g‖",
+    "‖g‖ clipped",
+    "max |z|",
+    "‖δ_0‖",
+    "‖δ_last‖",
+    "max update ratio",
+];
+
+/// The per-step table's rows: about ten steps, evenly spaced, and the last.
+pub fn step_rows(steps: &[StepRecord]) -> Vec<[String; 8]> {
+    let d = |l: Option<&LayerStep>| sci(l.map_or(f64::NAN, |l| l.delta_l2));
+    sampled(steps)
+        .map(|st| {
+            [
+                st.step.to_string(),
+                sci(st.loss.into()),
+                sci(st.grad_norm),
+                sci(st.grad_norm_clipped),
+                sci(max_z(st)),
+                d(st.layers.first()),
+                d(st.layers.last()),
+                max_update(st),
+            ]
+        })
+        .collect()
+}
+
+/// `Layer L before the failure (max |z| growth: ×F per step)`.
+pub fn growth_caption(g: &Growth) -> String {
+    format!(
+        "Layer {} before the failure (max |z| growth: {})",
+        g.layer,
+        growth_factor(g, "×")
+    )
+}
+
+/// The growth table's rows: step, max |z|, ‖δ‖.
+pub fn growth_rows(g: &Growth) -> Vec<[String; 3]> {
+    g.steps
+        .iter()
+        .zip(&g.z_max_abs)
+        .zip(&g.delta_l2)
+        .map(|((step, z), d)| [step.to_string(), sci(*z), sci(*d)])
+        .collect()
+}

@@ -1,0 +1,4 @@
+//! The render crate's one integration-test binary: renderings of whole reports, read back as
+//! a reader or a tool would.
+
+mod nonfinite;
