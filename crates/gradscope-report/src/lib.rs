@@ -17,7 +17,7 @@ pub mod theory;
 pub mod train;
 
 pub use compare::{BackendInfo, CompareReport, PLACES_LISTED, Place, TensorDiff};
-pub use meta::Meta;
+pub use meta::{FileDigest, Meta};
 pub use origin::{Origin, OriginKind};
 pub use run::{CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, ParamStats, Thresholds};
 pub use sweep::{PointSummary, PointTheory, Spread, SweepSummary, TrainingSpread, TrialRecord};

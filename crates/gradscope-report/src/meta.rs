@@ -32,4 +32,19 @@ pub struct Meta {
     pub config_path: String,
     /// The command line.
     pub command: Vec<String>,
+    /// Every file the experiment read (weights, inputs, training data), with its sha256, so
+    /// that a record says exactly what it was made from (absent from version-1 records).
+    #[serde(default)]
+    pub files: Vec<FileDigest>,
+}
+
+/// A file an experiment read, and its digest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileDigest {
+    /// What the file was: `weights`, `inputs.<case>`, `train.data.inputs`, `train.data.targets`.
+    pub role: String,
+    /// The file, absolute.
+    pub path: String,
+    /// Its sha256, lower-case hex (`sha256sum`'s).
+    pub sha256: String,
 }

@@ -9,8 +9,10 @@ use std::time::{Duration, SystemTime};
 
 pub use gradscope_report::Meta;
 
-use crate::config::Experiment;
-use crate::report::ExperimentReport;
+use gradscope_report::FileDigest;
+
+use crate::backend::Backend;
+use crate::config::{Data, Experiment, InputSource};
 
 /// The Burn version gradscope is built against (pinned in the workspace `Cargo.toml`).
 pub const BURN_VERSION: &str = "0.22.1";
@@ -18,25 +20,80 @@ pub const BURN_VERSION: &str = "0.22.1";
 /// Environment variable for tests: abort the process after writing this many record files.
 pub const FAULT_ENV: &str = "GRADSCOPE_FAULT_AFTER_RECORD_FILES";
 
-/// Describe a run of `exp` that started at `started` and took `wall`.
-pub fn meta(
-    exp: &Experiment,
-    report: &ExperimentReport,
-    started: SystemTime,
-    wall: Duration,
-) -> Meta {
+/// Describe a run of `exp` on `backend` that started at `started` and took `wall`; the files
+/// it read are hashed here (an unreadable one is named with the reason in place of a digest).
+pub fn meta(exp: &Experiment, backend: &Backend, started: SystemTime, wall: Duration) -> Meta {
     Meta {
         schema_version: gradscope_report::SCHEMA_VERSION,
         gradscope_version: env!("CARGO_PKG_VERSION").to_string(),
         burn_version: BURN_VERSION.to_string(),
-        backend: report.backend.clone(),
-        adapter: report.adapter.clone(),
+        backend: backend.kind.name().to_string(),
+        adapter: backend.adapter.clone(),
         seed: exp.seed,
         started_utc: utc(started, true),
         wall_time_s: wall.as_secs_f64(),
         host: host_name(),
         config_path: exp.path.display().to_string(),
         command: std::env::args().collect(),
+        files: input_files(exp)
+            .into_iter()
+            .map(|(role, path)| digest(role, &path))
+            .collect(),
+    }
+}
+
+/// `meta` as the record's `meta.json` text.
+pub fn meta_json(
+    exp: &Experiment,
+    backend: &Backend,
+    started: SystemTime,
+    wall: Duration,
+) -> String {
+    let meta = meta(exp, backend, started, wall);
+    format!(
+        "{}\n",
+        serde_json::to_string_pretty(&meta).unwrap_or_default()
+    )
+}
+
+/// Every file `exp` read: (role, path).
+fn input_files(exp: &Experiment) -> Vec<(String, PathBuf)> {
+    let mut files = Vec::new();
+    if let Some(w) = &exp.weights {
+        files.push(("weights".to_string(), w.path.clone()));
+    }
+    for case in &exp.inputs {
+        if let InputSource::File { path, .. } = &case.source {
+            files.push((format!("inputs.{}", case.name), path.clone()));
+        }
+    }
+    if let Some(Data::Files {
+        inputs_path,
+        targets_path,
+        ..
+    }) = exp.train.as_ref().map(|t| &t.data)
+    {
+        files.push(("train.data.inputs".to_string(), inputs_path.clone()));
+        files.push(("train.data.targets".to_string(), targets_path.clone()));
+    }
+    files
+}
+
+/// The sha256 of the file at `path`, hex; the reason in its place where it cannot be read.
+fn digest(role: String, path: &Path) -> FileDigest {
+    use sha2::Digest as _;
+    let absolute = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let sha256 = match std::fs::read(path) {
+        Ok(bytes) => sha2::Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect(),
+        Err(e) => format!("unreadable: {e}"),
+    };
+    FileDigest {
+        role,
+        path: absolute.display().to_string(),
+        sha256,
     }
 }
 

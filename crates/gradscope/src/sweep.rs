@@ -430,6 +430,7 @@ pub fn run_sweep(
     opts: &SweepOptions,
     err: &mut dyn Write,
 ) -> Result<(PathBuf, Vec<TrialRecord>), SweepError> {
+    let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
     let dir = record_dir(exp, backend, opts)?;
     let mut records = read_trials(&dir)?;
     let todo = pending_units(&mut records, sweep, sweep.cases.len(), opts.shard);
@@ -467,6 +468,10 @@ pub fn run_sweep(
         progress.advance(len, finished_point.then_some(point), sweep, err);
     }
     progress.finish();
+    // What made the record: this process (a resumed sweep's meta.json describes the run that
+    // finished it).
+    let meta = crate::record::meta_json(exp, backend, started, clock.elapsed());
+    write_atomic(&dir.join("meta.json"), &meta)?;
     Ok((dir, records))
 }
 

@@ -229,12 +229,13 @@ fn run_plain(
     let report = crate::report::build(exp, backend, &outcome, thresholds);
     write_plain_files(exp, backend, args, &outcome, &report, many, err)?;
     if !args.no_record {
-        let meta = record::meta(exp, &report, started, clock.elapsed());
-        let meta = serde_json::to_string_pretty(&meta).unwrap_or_default();
         let files = [
             ("report.json", format!("{}\n", report.to_json())),
             ("report.md", text::markdown(&report)),
-            ("meta.json", format!("{meta}\n")),
+            (
+                "meta.json",
+                record::meta_json(exp, backend, started, clock.elapsed()),
+            ),
         ];
         let written = record::write(&args.out, exp, &report.backend, &files, started)
             .and_then(|dir| crate::page::write(&dir).map(|()| dir));
@@ -441,10 +442,11 @@ fn run_training(
     err: &mut dyn Write,
 ) -> Result<ExitStatus, ExitStatus> {
     let fail = |err: &mut dyn Write, m: String| report_error(err, &m, ExitStatus::Failure);
+    let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
     let mut log = if args.no_record {
         None
     } else {
-        let stamp = record::utc(std::time::SystemTime::now(), false);
+        let stamp = record::utc(started, false);
         let l = record::StepLog::create(&args.out, exp, &stamp, backend.kind.name())
             .map_err(|e| fail(err, format!("cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record", args.out.display())))?;
         Some(l)
@@ -471,6 +473,10 @@ fn run_training(
             (
                 "report.md",
                 train_text::training_markdown(&report, &outcome.steps, "train.svg"),
+            ),
+            (
+                "meta.json",
+                record::meta_json(exp, backend, started, clock.elapsed()),
             ),
         ];
         let dir = l

@@ -406,3 +406,93 @@ fn a_record_that_does_not_fit_the_schema_is_refused_by_name() {
         "{stderr}"
     );
 }
+
+/// Every record kind has a `meta.json`, and it names each file the experiment read with its
+/// sha256, as `sha256sum` computes it (an independent implementation).
+#[test]
+fn every_record_has_meta_with_the_sha256_of_the_files_it_read() {
+    let (dir, cfg) = setup();
+    let o = gradscope(
+        &["run", "seed1.toml", "--out", "rec", "--dump", "d"],
+        dir.path(),
+        &[],
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    // The dump as the weights of a second run.
+    let text = std::fs::read_to_string(&cfg).unwrap_or_default().replace(
+        "bias_init = \"zeros\"",
+        "bias_init = \"zeros\"\nweights = \"d/x.safetensors\"",
+    );
+    assert!(text.contains("weights ="), "{text}");
+    std::fs::write(dir.path().join("w.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["run", "w.toml", "--out", "rec2"], dir.path(), &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let rec = &entries(&dir.path().join("rec2/seed-example-1"))[0];
+    let meta: gradscope_report::Meta =
+        serde_json::from_str(&std::fs::read_to_string(rec.join("meta.json")).unwrap_or_default())
+            .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(meta.schema_version, gradscope_report::SCHEMA_VERSION);
+    assert_eq!(meta.files.len(), 1, "{:?}", meta.files);
+    let sum = std::process::Command::new("sha256sum")
+        .arg(dir.path().join("d/x.safetensors"))
+        .output()
+        .unwrap_or_else(|e| panic!("sha256sum: {e}"));
+    let want = String::from_utf8_lossy(&sum.stdout)
+        .split_whitespace()
+        .next()
+        .unwrap_or("")
+        .to_string();
+    assert_eq!(want.len(), 64, "sha256sum printed {want}");
+    assert_eq!(
+        (meta.files[0].role.as_str(), meta.files[0].sha256.as_str()),
+        ("weights", want.as_str())
+    );
+
+    // A training record and a sweep record have one too.
+    let training = common::configs_dir().join("training/c-naive-cross-entropy-clipped.toml");
+    let t = std::fs::read_to_string(training)
+        .unwrap_or_default()
+        .replace("steps = 200", "steps = 2");
+    assert!(t.contains("steps = 2\n"), "{t}");
+    std::fs::write(dir.path().join("t.toml"), t).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["run", "t.toml", "--out", "rec3"], dir.path(), &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let s = std::fs::read_to_string(&cfg).unwrap_or_default() + "[sweep]\ntrials = 2\n";
+    std::fs::write(dir.path().join("s.toml"), s).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["run", "s.toml", "--out", "rec4"], dir.path(), &[]);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    for base in ["rec3/train-c-naive-ce-clipped", "rec4/seed-example-1"] {
+        let rec = &entries(&dir.path().join(base))[0];
+        let meta: gradscope_report::Meta = serde_json::from_str(
+            &std::fs::read_to_string(rec.join("meta.json"))
+                .unwrap_or_else(|e| panic!("{base}: {e}")),
+        )
+        .unwrap_or_else(|e| panic!("{base}: {e}"));
+        assert_eq!((meta.backend.as_str(), meta.seed), ("ndarray", 1), "{base}");
+        assert!(
+            meta.files.is_empty(),
+            "{base}: drawn, not read: {:?}",
+            meta.files
+        );
+    }
+}
