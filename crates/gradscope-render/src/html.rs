@@ -228,14 +228,14 @@ fn run_body(v: &ExperimentReport) -> String {
         v.seed,
         esc(&v.loss)
     );
-    let text = match &v.origin {
-        None => "every gradient value is finite".to_string(),
-        Some(o) => format!(
-            "NOT FINITE: the first non-finite value was born {}",
-            o.describe()
-        ),
-    };
-    verdict(&mut s, v.all_finite, &text);
+    // The terminal's verdict, word for word.
+    let said = crate::text::verdict(v);
+    let text = said.trim_start_matches("verdict: ");
+    let healthy = v
+        .cases
+        .iter()
+        .all(|c| c.dead_layers.is_empty() && c.zero_gradients.is_empty());
+    verdict(&mut s, v.all_finite && healthy, text);
     for case in &v.cases {
         run_case(&mut s, case);
     }

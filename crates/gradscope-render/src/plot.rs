@@ -358,6 +358,8 @@ mod tests {
             layers,
             delta_ratio: f32::NAN,
             flow: Flow::Undefined,
+            dead_layers: Vec::new(),
+            zero_gradients: Vec::new(),
             theory: chi.map(|chi| Theory {
                 q: Vec::new(),
                 chi,

@@ -93,7 +93,9 @@ fn aligned<const N: usize>(cells: [&str; N], widths: [usize; N]) -> String {
 
 const LAYER_WIDTHS: [usize; 8] = [5, 6, 11, 12, 6, 6, 12, 12];
 
-fn verdict(r: &ExperimentReport) -> String {
+/// The run's verdict in one line: finite or not, where the first non-finite value was born,
+/// and, finite or not, what is dead: a finite gradient is not a healthy one.
+pub fn verdict(r: &ExperimentReport) -> String {
     let n_params = r.cases.first().map_or(0, |c| c.params.len());
     let cases = r.cases.len();
     let plural = if cases == 1 { "" } else { "s" };
@@ -108,13 +110,44 @@ fn verdict(r: &ExperimentReport) -> String {
         .as_ref()
         .map(|o| format!("; the first non-finite value was born {}", o.describe()))
         .unwrap_or_default();
+    let health = health(r);
     if r.all_finite {
         format!(
-            "verdict: every gradient value is finite ({n_params} parameters x {cases} input case{plural}){born}"
+            "verdict: every gradient value is finite ({n_params} parameters x {cases} input case{plural}){born}{health}"
         )
     } else {
-        format!("verdict: NOT FINITE: {total} non-finite gradient values{born}")
+        format!("verdict: NOT FINITE: {total} non-finite gradient values{born}{health}")
     }
+}
+
+/// `; DEAD: layer 3 (case x); ZERO GRADIENT: layers.3.weight, layers.3.bias (case x)`, or
+/// nothing when every hidden layer has a live unit and every gradient a nonzero value.
+pub fn health(r: &ExperimentReport) -> String {
+    let mut out = String::new();
+    let per_case = |items: &dyn Fn(&gradscope_report::CaseReport) -> Vec<String>| {
+        r.cases
+            .iter()
+            .filter_map(|c| {
+                let v = items(c);
+                (!v.is_empty()).then(|| format!("{} (case {})", v.join(", "), c.input.name))
+            })
+            .collect::<Vec<_>>()
+    };
+    let dead = per_case(&|c| c.dead_layers.iter().map(|l| format!("layer {l}")).collect());
+    if !dead.is_empty() {
+        out.push_str(&format!(
+            "; DEAD (every unit 0 for the whole batch): {}",
+            dead.join("; ")
+        ));
+    }
+    let zero = per_case(&|c| c.zero_gradients.clone());
+    if !zero.is_empty() {
+        out.push_str(&format!(
+            "; ZERO GRADIENT (exactly 0 everywhere): {}",
+            zero.join("; ")
+        ));
+    }
+    out
 }
 
 fn flow_line(r: &ExperimentReport, c: &gradscope_report::CaseReport) -> String {

@@ -73,6 +73,14 @@ pub struct CaseReport {
     pub delta_ratio: f32,
     /// `ok`, `vanishing`, `exploding`, or `undefined` (ratio not finite).
     pub flow: Flow,
+    /// Hidden layers whose every unit is dead: activation exactly 0 for every example of the
+    /// batch (absent from version-1 records, read as none).
+    #[serde(default)]
+    pub dead_layers: Vec<usize>,
+    /// Parameters whose gradient is exactly 0 everywhere: finite, but they learn nothing from
+    /// this batch (absent from version-1 records, read as none).
+    #[serde(default)]
+    pub zero_gradients: Vec<String>,
     /// What mean-field theory predicts from the config for this case (`null` when the weights
     /// come from a file: theory describes the initialiser, not given weights).
     pub theory: Option<crate::theory::Theory>,

@@ -40,6 +40,16 @@ fn case_report(
         }
         _ => f64::NAN,
     };
+    let dead_layers = layers
+        .iter()
+        .filter(|l| l.layer < last && l.width > 0 && l.dead_fraction == 1.0)
+        .map(|l| l.layer)
+        .collect();
+    let zero_gradients = params
+        .iter()
+        .filter(|p| p.nonfinite == 0 && p.zero_fraction == 1.0)
+        .map(|p| p.name.clone())
+        .collect();
     CaseReport {
         input: InputInfo {
             name: case.name.clone(),
@@ -51,6 +61,8 @@ fn case_report(
         layers,
         delta_ratio: ratio as f32,
         flow: Flow::of(ratio, thresholds),
+        dead_layers,
+        zero_gradients,
         theory: exp
             .weights
             .is_none()

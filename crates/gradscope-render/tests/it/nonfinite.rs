@@ -62,6 +62,8 @@ fn report() -> ExperimentReport {
             layers: vec![layer(0, 0.0, 32), layer(1, 1.5, 0)],
             delta_ratio: f32::NAN,
             flow: Flow::Undefined,
+            dead_layers: Vec::new(),
+            zero_gradients: Vec::new(),
             theory: None,
         }],
         all_finite: false,
@@ -178,7 +180,7 @@ fn the_html_page_highlights_non_finite_rows_and_marks_their_values() {
     assert!(page.contains("† over the finite values only"), "{page}");
     // The verdict in words, as the terminal says it (it read "first born in loss (loss)").
     assert!(
-        page.contains("NOT FINITE: the first non-finite value was born in the loss of case x"),
+        page.contains("NOT FINITE: 1024 non-finite gradient values; the first non-finite value was born in the loss of case x"),
         "{page}"
     );
 }

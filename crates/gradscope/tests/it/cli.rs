@@ -737,3 +737,44 @@ fn a_closed_stdout_pipe_ends_quietly_with_exit_0() {
     );
     assert_eq!(stderr(&o), "", "nothing to say about a closed pipe");
 }
+
+/// A finite verdict is not a healthy one: with kernels of −0.5 the hand network's hidden
+/// units see z = 2·(−0.5)·1 = −1 < 0 and ReLU gives 0 for every example, so layer 0 is dead;
+/// δ_0 = 0 there, so ∂L/∂W_0 = xᵀδ_0 and ∂L/∂b_0 = δ_0 are exactly 0, as is ∂L/∂W_1 = a_0ᵀδ_1
+/// (a_0 = 0). Only the output bias learns (∂L/∂b_1 = 2·z_1 = 0 too: z_1 = 0·W_1 + 0 = 0).
+#[test]
+fn a_dead_layer_and_zero_gradients_are_named_in_every_verdict() {
+    let text = HAND.replace("value = 0.5", "value = -0.5");
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(dir.path().join("dead.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(&["run", "dead.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "finite: {}", stderr(&o));
+    let out = stdout(&o);
+    let verdict = out
+        .lines()
+        .find(|l| l.starts_with("verdict:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        verdict.contains("every gradient value is finite")
+            && verdict.contains("DEAD (every unit 0 for the whole batch): layer 0 (case ones)")
+            && verdict.contains(
+                "ZERO GRADIENT (exactly 0 everywhere): layers.0.weight, layers.0.bias, layers.1.weight, layers.1.bias (case ones)"
+            ),
+        "{verdict}"
+    );
+    let j = gradscope(&["run", "dead.toml", "--format", "json"], dir.path());
+    let v: serde_json::Value = serde_json::from_slice(&j.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["cases"][0]["dead_layers"], serde_json::json!([0]));
+    assert_eq!(
+        v["cases"][0]["zero_gradients"].as_array().map(Vec::len),
+        Some(4)
+    );
+    let md = stdout(&gradscope(
+        &["run", "dead.toml", "--format", "markdown"],
+        dir.path(),
+    ));
+    assert!(
+        md.contains("DEAD (every unit 0 for the whole batch): layer 0"),
+        "{md}"
+    );
+}
