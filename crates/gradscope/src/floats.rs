@@ -67,6 +67,53 @@ pub fn floats<S: serde::Serializer>(v: &[f32], s: S) -> Result<S::Ok, S::Error> 
     seq.end()
 }
 
+/// [`float`] for an f64, keeping its digits (theory's values are computed in f64).
+pub fn float_f64<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_finite() {
+        s.serialize_f64(*v)
+    } else {
+        s.serialize_str(&fmt_sci(*v as f32, 0))
+    }
+}
+
+/// [`float_f64`] for each of `v`.
+pub fn floats_f64<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for x in v {
+        seq.serialize_element(&F64(*x))?
+    }
+    seq.end()
+}
+
+/// [`float_f64`], or `null` for `None`.
+pub fn opt_float_f64<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => float_f64(x, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// [`floats_f64`], or `null` for `None`.
+pub fn opt_floats_f64<S: Serializer, const N: usize>(
+    v: &Option<[f64; N]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => floats_f64(x, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// An f64 that serialises as [`float_f64`] does.
+struct F64(f64);
+
+impl serde::Serialize for F64 {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        float_f64(&self.0, s)
+    }
+}
+
 /// A float as JSON holds it: a number, or `"NaN"`, `"inf"`, `"-inf"`.
 #[derive(Deserialize)]
 #[serde(untagged)]
@@ -130,6 +177,23 @@ mod tests {
         let back: Row = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{e}"));
         assert!(back.v[0] == 1.5 && back.v[1].is_nan() && back.v[2] == f32::INFINITY);
         assert_eq!(back.x, f32::NEG_INFINITY);
+        #[derive(serde::Serialize)]
+        struct Row64 {
+            #[serde(serialize_with = "floats_f64")]
+            v: Vec<f64>,
+            #[serde(serialize_with = "opt_float_f64")]
+            x: Option<f64>,
+            #[serde(serialize_with = "opt_floats_f64")]
+            y: Option<[f64; 2]>,
+        }
+        let text = serde_json::to_string(&Row64 {
+            v: vec![0.1, f64::NAN, f64::NEG_INFINITY],
+            x: Some(f64::INFINITY),
+            y: None,
+        })
+        .unwrap_or_default();
+        // 0.1 keeps its f64 digits (as f32 it would be 0.10000000149011612).
+        assert_eq!(text, r#"{"v":[0.1,"NaN","-inf"],"x":"inf","y":null}"#);
         assert_eq!(
             [1.5, 1e-7, f32::NAN, f32::NEG_INFINITY].map(csv_num),
             ["1.5", "1e-7", "NaN", "-inf"]

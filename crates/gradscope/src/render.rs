@@ -106,12 +106,21 @@ fn theory_line(c: &crate::report::CaseReport) -> Option<String> {
     let phase = serde_json::to_value(t.phase)
         .ok()
         .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_default();
-    Some(format!(
+        .unwrap_or_else(|| "no phase".into());
+    let line = format!(
         "mean-field theory predicts {}: {phase}, chi = {} per layer (geometric mean)",
         f4(t.delta_ratio as f32),
         f4(mean_chi as f32)
-    ))
+    );
+    // The first reason it does not describe this run, on lines of its own (indented as the
+    // text table indents the theory line).
+    Some(match t.caveats.first().filter(|_| !t.applies) {
+        Some(why) => {
+            let why = wrap(&format!("it does not apply here: {why}"), 96).join("\n  ");
+            format!("{line}\n  {why}")
+        }
+        None => line,
+    })
 }
 
 /// Split `text` into lines of at most `width` characters at spaces (a longer word stays whole).

@@ -73,6 +73,12 @@ pub struct CaseReport {
     /// from the output layer back to the first layer. NaN when undefined (‖δ_last‖ = 0).
     #[serde(serialize_with = "float")]
     pub delta_ratio: f32,
+    /// The gain per hidden layer, (‖δ_1‖/‖δ_{L−1}‖)^{1/(L−2)} with δ_0 the first layer's and
+    /// δ_L the output layer's: the ratio without the first layer's and the readout's gains,
+    /// per layer (theory's `hidden_rate` is √χ*). NaN with fewer than three hidden layers or
+    /// where a norm is 0 or not finite.
+    #[serde(serialize_with = "float")]
+    pub hidden_rate: f32,
     /// `ok`, `vanishing`, `exploding`, or `undefined` (ratio not finite).
     pub flow: Flow,
     /// What mean-field theory predicts from the config for this case (`null` when the weights
@@ -158,6 +164,7 @@ impl CaseReport {
             }
             _ => f64::NAN,
         };
+        let hidden_rate = hidden_rate(&layers);
         Self {
             input: InputInfo {
                 name: case.name.clone(),
@@ -168,12 +175,27 @@ impl CaseReport {
             params,
             layers,
             delta_ratio: ratio as f32,
+            hidden_rate: hidden_rate as f32,
             flow: Flow::of(ratio, thresholds),
-            theory: exp.weights.is_none().then(|| {
-                crate::theory::predict(&exp.model, crate::theory::input_second_moment(case))
-            }),
+            theory: exp
+                .weights
+                .is_none()
+                .then(|| crate::theory::predict(&exp.model, &exp.loss, case)),
         }
     }
+}
+
+/// (‖δ_1‖/‖δ_{L−1}‖)^{1/(L−2)} over `layers` δ_0 … δ_L; NaN where undefined.
+fn hidden_rate(layers: &[LayerStats]) -> f64 {
+    let n = layers.len();
+    if n < 4 {
+        return f64::NAN;
+    }
+    let (a, b) = (&layers[1], &layers[n - 2]);
+    if a.delta_nonfinite > 0 || b.delta_nonfinite > 0 || a.delta_l2 <= 0.0 || b.delta_l2 <= 0.0 {
+        return f64::NAN;
+    }
+    (f64::from(a.delta_l2) / f64::from(b.delta_l2)).powf(1.0 / (n - 3) as f64)
 }
 
 impl ExperimentReport {
@@ -226,5 +248,34 @@ mod tests {
         assert_eq!(Flow::of(1.01e3, t), Flow::Exploding);
         assert_eq!(Flow::of(f64::NAN, t), Flow::Undefined);
         assert_eq!(Flow::of(f64::INFINITY, t), Flow::Undefined);
+    }
+
+    /// δ_0 … δ_5 with ‖δ_1‖ = 8 and ‖δ_4‖ = 1: three steps, (8/1)^{1/3} = 2; the first
+    /// layer's and the readout's norms do not enter; fewer than four layers, a zero or a
+    /// non-finite δ give NaN.
+    #[test]
+    fn hidden_rate_skips_the_first_layer_and_the_readout() {
+        let layer = |l: usize, d: f32| LayerStats {
+            layer: l,
+            width: 4,
+            delta_l2: d,
+            delta_max_abs: d,
+            delta_nonfinite: 0,
+            dead_fraction: 0.0,
+            activation_mean: 0.0,
+            activation_std: 1.0,
+        };
+        let mut layers: Vec<LayerStats> = [1e3, 8.0, 4.0, 2.0, 1.0, 1e-3]
+            .iter()
+            .enumerate()
+            .map(|(l, &d)| layer(l, d))
+            .collect();
+        assert!((hidden_rate(&layers) - 2.0).abs() < 1e-12);
+        assert!(hidden_rate(&layers[..3]).is_nan());
+        layers[4].delta_l2 = 0.0;
+        assert!(hidden_rate(&layers).is_nan());
+        layers[4].delta_l2 = 1.0;
+        layers[1].delta_nonfinite = 1;
+        assert!(hidden_rate(&layers).is_nan());
     }
 }

@@ -136,6 +136,10 @@ pub struct PointTheory {
     pub delta_ratio: f64,
     /// χ_1, χ_2, ... (‖δ_{l−1}‖² ≈ χ_l·‖δ_l‖²).
     pub chi: Vec<f64>,
+    /// χ₁ at the hidden layers' fixed point (the phase diagram's χ* = 1 line); `null` where
+    /// there is no single hidden map.
+    #[serde(serialize_with = "crate::floats::opt_float_f64")]
+    pub chi_star: Option<f64>,
 }
 
 fn float64<S: serde::Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
@@ -149,10 +153,11 @@ fn point_theory(sweep: &Sweep, pi: usize, case: &str) -> Option<PointTheory> {
         return None;
     }
     let input = exp.inputs.iter().find(|c| c.name == case)?;
-    let t = crate::theory::predict(&exp.model, crate::theory::input_second_moment(input));
+    let t = crate::theory::predict(&exp.model, &exp.loss, input);
     Some(PointTheory {
         delta_ratio: t.delta_ratio,
         chi: t.chi,
+        chi_star: t.chi_star,
     })
 }
 
