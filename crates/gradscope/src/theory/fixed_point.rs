@@ -136,9 +136,10 @@ fn q_star(map: &HiddenMap, q0: f64) -> (f64, bool) {
     (q, false)
 }
 
-/// −1/ln(r): the depth scale of a contraction by r per layer (`inf` at r ≥ 1).
+/// −1/ln(r): the depth scale of a contraction by r per layer (`inf` at r ≥ 1 − 1e-12, where
+/// rounding alone separates r from 1 and the scale would exceed 10¹² layers).
 fn scale(r: f64) -> f64 {
-    if r >= 1.0 {
+    if r >= 1.0 - 1e-12 {
         f64::INFINITY
     } else {
         -1.0 / r.max(0.0).ln()
@@ -156,7 +157,8 @@ pub fn solve(map: &HiddenMap, q0: f64) -> FixedPoint {
         };
         scale(slope)
     });
-    let xi_c = if chi_star <= 1.0 {
+    // χ* = 1 up to rounding (n·(1/n) can come out 1 + 2e-16) is critical: ξ_c = ∞.
+    let xi_c = if chi_star <= 1.0 + 1e-12 {
         // Ordered (or critical): c* = 1, and the correlation map's slope there is χ₁.
         Some(scale(chi_star))
     } else if q.is_finite() && q > 0.0 {

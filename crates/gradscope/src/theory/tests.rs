@@ -129,6 +129,10 @@ fn tanh_without_bias_is_critical_at_sigma_w_one_at_every_depth() {
         assert!((c - 1.0).abs() < 1e-12, "depth {depth}: χ* {c}");
         assert_eq!(critical.q_star, Some(0.0));
         assert_eq!(critical.phase, Some(Phase::Critical));
+        // Both depth scales diverge at the edge (Schoenholz et al. 2017): q decays like 1/l.
+        let scales = critical.depth_scales;
+        assert_eq!(scales.and_then(|d| d.xi_c), Some(f64::INFINITY));
+        assert_eq!(scales.and_then(|d| d.xi_q), Some(f64::INFINITY));
         let below = at(0.9);
         assert!((below.chi_star.unwrap_or(f64::NAN) - 0.81).abs() < 1e-12);
         assert_eq!(below.phase, Some(Phase::Ordered));

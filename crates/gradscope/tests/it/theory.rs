@@ -127,6 +127,11 @@ fn reports_say_when_theory_does_not_apply() {
         // tanh with n·σ_w² = 1 and no bias is critical at any depth (χ* = 1).
         assert_eq!(t["phase"], "critical");
         assert!((t["chi_star"].as_f64().unwrap_or(f64::NAN) - 1.0).abs() < 1e-12);
+        // LeCun's n·(1/n) is 1 + 2e-16 here: still the edge, where both depth scales diverge.
+        assert_eq!(
+            t["depth_scales"],
+            serde_json::json!({"xi_q": "inf", "xi_c": "inf"})
+        );
     }
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let toml = config(
