@@ -150,7 +150,8 @@ fn scale(r: f64) -> f64 {
 pub fn solve(map: &HiddenMap, q0: f64) -> FixedPoint {
     let (q, converged) = q_star(map, q0);
     let chi_star = map.chi(q);
-    let xi_q = q.is_finite().then(|| {
+    // Scales at a q that has not settled would describe no fixed point.
+    let xi_q = (converged && q.is_finite()).then(|| {
         let slope = match homogeneous(map.activation) {
             Some(c) => map.sw2 * c,
             None => chi_star + map.sw2 * phi_phi2(map.activation, q),
@@ -158,7 +159,9 @@ pub fn solve(map: &HiddenMap, q0: f64) -> FixedPoint {
         scale(slope)
     });
     // χ* = 1 up to rounding (n·(1/n) can come out 1 + 2e-16) is critical: ξ_c = ∞.
-    let xi_c = if chi_star <= 1.0 + 1e-12 {
+    let xi_c = if !converged {
+        None
+    } else if chi_star <= 1.0 + 1e-12 {
         // Ordered (or critical): c* = 1, and the correlation map's slope there is χ₁.
         Some(scale(chi_star))
     } else if q.is_finite() && q > 0.0 {

@@ -44,6 +44,19 @@ pub(super) fn phi_cdf(x: f64) -> f64 {
     0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
 }
 
+/// e^{x²/2}·Φ(−x) (x ≥ 0): directly below x = 36, where both factors are representable (and
+/// the values are those of the direct formula), else by the asymptotic series
+/// (1 − 1/x² + 3/x⁴ − 15/x⁶)/(x√(2π)), whose next term is below 4e-11 there. The direct
+/// product overflows to inf·0 = NaN from x ≈ 37.7 (elu at q > 355).
+fn scaled_tail(x: f64) -> f64 {
+    if x < 36.0 {
+        (x * x / 2.0).exp() * phi_cdf(-x)
+    } else {
+        let r = 1.0 / (x * x);
+        (1.0 - r + 3.0 * r * r - 15.0 * r * r * r) / (x * (2.0 * std::f64::consts::PI).sqrt())
+    }
+}
+
 /// Gauss–Hermite nodes and weights (physicists' weight e^{−x²}), `n` of them, by Newton's
 /// method on the normalised Hermite recurrence (Numerical Recipes' `gauher`).
 pub fn gauss_hermite(n: usize) -> Vec<(f64, f64)> {
@@ -141,11 +154,10 @@ pub fn moments_at(nodes: Nodes, a: Activation, q: f64) -> (f64, f64) {
         Activation::Identity => (q, 1.0),
         // z < 0: E[e^{az}; z < 0] = e^{a²q/2}·Φ(−a√q).
         Activation::Elu { alpha } => {
-            let neg =
-                (2.0 * q).exp() * phi_cdf(-2.0 * sq) - 2.0 * (q / 2.0).exp() * phi_cdf(-sq) + 0.5;
+            let neg = scaled_tail(2.0 * sq) - 2.0 * scaled_tail(sq) + 0.5;
             (
                 q / 2.0 + alpha * alpha * neg,
-                0.5 + alpha * alpha * (2.0 * q).exp() * phi_cdf(-2.0 * sq),
+                0.5 + alpha * alpha * scaled_tail(2.0 * sq),
             )
         }
         smooth => (
@@ -219,9 +231,7 @@ pub fn phi_phi2(a: Activation, q: f64) -> f64 {
     match a {
         Activation::Relu | Activation::LeakyRelu { .. } | Activation::Identity => 0.0,
         // z < 0: α(e^z − 1)·αe^z, with E[e^{az}; z < 0] = e^{a²q/2}·Φ(−a√q).
-        Activation::Elu { alpha } => {
-            alpha * alpha * ((2.0 * q).exp() * phi_cdf(-2.0 * sq) - (q / 2.0).exp() * phi_cdf(-sq))
-        }
+        Activation::Elu { alpha } => alpha * alpha * (scaled_tail(2.0 * sq) - scaled_tail(sq)),
         smooth => gaussian_expectation_at(Nodes::Fine, q, |z| {
             smooth.apply_f64(z) * second_derivative(smooth, z)
         }),
@@ -308,6 +318,29 @@ mod tests {
                 "elu E[φ'²] {d2} vs {}",
                 0.5 + negd
             );
+        }
+    }
+
+    /// The scaled tail is continuous where it changes formula (the series' next term, 105/x⁸,
+    /// is 4e-11 at 36), and elu's moments stay finite at large q (the direct product gave NaN
+    /// from q ≈ 355): E[φ'²] → ½ and E[φ²]/q → ½ as q → ∞.
+    #[test]
+    fn elu_moments_stay_finite_at_large_q() {
+        let r = 1.0 / (36.0f64 * 36.0);
+        let series = (1.0 - r + 3.0 * r * r - 15.0 * r * r * r)
+            / (36.0 * (2.0 * std::f64::consts::PI).sqrt());
+        let direct = scaled_tail(36.0 - 1e-9);
+        assert!(
+            (direct - series).abs() < 1e-9 * series,
+            "{direct} vs {series}"
+        );
+        for q in [400.0, 1e4, 1e8] {
+            let (e2, d2) = moments(Activation::Elu { alpha: 1.0 }, q);
+            assert!(
+                (d2 - 0.5).abs() < 1e-2 && (e2 / q - 0.5).abs() < 1e-2,
+                "q {q}: {e2} {d2}"
+            );
+            assert!(phi_phi2(Activation::Elu { alpha: 1.0 }, q).is_finite());
         }
     }
 
