@@ -255,9 +255,21 @@ fn run_case(s: &mut String, case: &CaseReport) {
             .map_or(Cell::Missing, |t| Cell::Num(t.delta_ratio))
             .text(),
         theory
-            .map_or(Cell::Missing, |t| text(t.phase.name()))
+            .map_or(Cell::Missing, |t| text(
+                t.phase.map_or("no phase", |p| p.name())
+            ))
             .text()
     );
+    // Where the prediction does not describe this run, the reasons beside the number.
+    if let Some(t) = theory.filter(|t| !t.applies) {
+        for why in &t.caveats {
+            let _ = writeln!(
+                s,
+                "<p class=\"note\">mean-field theory does not apply here: {}</p>",
+                esc(why)
+            );
+        }
+    }
     let params: Vec<Row> = case
         .params
         .iter()

@@ -357,6 +357,7 @@ mod tests {
             params: Vec::new(),
             layers,
             delta_ratio: f32::NAN,
+            hidden_rate: f32::NAN,
             flow: Flow::Undefined,
             dead_layers: Vec::new(),
             zero_gradients: Vec::new(),
@@ -364,7 +365,14 @@ mod tests {
                 q: Vec::new(),
                 chi,
                 delta_ratio: f64::NAN,
-                phase: Phase::Critical,
+                phase: Some(Phase::Critical),
+                q_star: None,
+                chi_star: None,
+                depth_scales: None,
+                hidden_rate: None,
+                ratio_quartiles: None,
+                applies: true,
+                caveats: Vec::new(),
             }),
         }
     }
@@ -509,8 +517,8 @@ mod tests {
     }
 
     /// A two-axis grid is drawn as a phase diagram: one cell per point, coloured from the
-    /// measured median (blue below 1, red above), and theory's χ = 1 where the mean log χ
-    /// changes sign between neighbouring cells (here between gain 1 and gain 2 of each row).
+    /// measured median (blue below 1, red above), and theory's χ* = 1 where ln χ* changes
+    /// sign between neighbouring cells (here between gain 1 and gain 2 of each row).
     #[test]
     fn two_axis_grids_are_phase_diagrams_with_the_chi_curve() {
         let point = |i: usize, bias: &str, gain: f64, ratio: f32, chi: f64| PointSummary {
@@ -529,6 +537,7 @@ mod tests {
             theory: Some(gradscope_report::PointTheory {
                 delta_ratio: chi.sqrt(),
                 chi: vec![chi],
+                chi_star: Some(chi),
             }),
         };
         let mut points = Vec::new();
@@ -586,6 +595,7 @@ mod tests {
                         theory: Some(gradscope_report::PointTheory {
                             delta_ratio: 0.5,
                             chi: vec![0.9; depth],
+                            chi_star: Some(0.9),
                         }),
                     });
                 }
@@ -1406,8 +1416,9 @@ fn diverging(log_ratio: f64, span: f64) -> String {
 }
 
 /// A two-axis sweep as a phase diagram: one cell per grid point coloured by the measured
-/// log10 of the median ‖δ_first‖/‖δ_last‖, and mean-field theory's χ = 1 (the edge of chaos)
-/// drawn over it where the geometric mean of χ crosses 1 between neighbouring cells.
+/// log10 of the median ‖δ_first‖/‖δ_last‖, and mean-field theory's χ* = 1 (the edge of chaos:
+/// χ₁ at the hidden layers' fixed point, whatever the depth) drawn over it where χ* crosses 1
+/// between neighbouring cells.
 pub fn phase_svg(s: &SweepSummary) -> String {
     let value_of = |p: &PointSummary, i: usize| compact(&p.settings[i]);
     let (xs, ys) = (axis_values(s, 1), axis_values(s, 0));
@@ -1434,7 +1445,7 @@ pub fn phase_svg(s: &SweepSummary) -> String {
         .filter(|v| v.is_finite())
         .fold(1.0, f64::max)
         .ceil();
-    // mean log χ per cell, for the χ = 1 curve.
+    // ln χ* per cell, for the χ* = 1 curve.
     let mut log_chi = vec![vec![f64::NAN; xs.len()]; ys.len()];
     for p in &s.points {
         let (Some(i), Some(j)) = (
@@ -1455,7 +1466,7 @@ pub fn phase_svg(s: &SweepSummary) -> String {
             r##"<rect x="{x:.1}" y="{y:.1}" width="{cell_w:.1}" height="{cell_h:.1}" fill="{fill}" stroke="#fff"/>"##
         );
         if let Some(t) = &p.theory {
-            log_chi[i][j] = t.chi.iter().map(|c| c.ln()).sum::<f64>() / t.chi.len().max(1) as f64;
+            log_chi[i][j] = t.chi_star.map_or(f64::NAN, f64::ln);
         }
     }
     chi_curve(&mut o, &log_chi, (left, top, cell_w, cell_h));
@@ -1477,8 +1488,8 @@ fn axis_values(s: &SweepSummary, i: usize) -> Vec<String> {
     values
 }
 
-/// Theory's χ = 1: in each row, the point between neighbouring cells where the mean log χ
-/// changes sign (linear interpolation), joined from row to row.
+/// Theory's χ* = 1: in each row, the point between neighbouring cells where ln χ* changes
+/// sign (linear interpolation), joined from row to row.
 fn chi_curve(
     o: &mut String,
     log_chi: &[Vec<f64>],
@@ -1559,7 +1570,7 @@ fn phase_axes(
     let case = s.points.first().map_or("", |p| p.case.as_str());
     let _ = writeln!(
         o,
-        r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#555">input case {}; grey: no finite median; dashed: mean-field theory's χ = 1 (geometric mean over layers)</text>"##,
+        r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#555">input case {}; grey: no finite median; dashed: mean-field theory's edge of chaos, χ* = 1 (χ₁ at the hidden layers' fixed point)</text>"##,
         left,
         bottom + 56.0,
         esc(case)

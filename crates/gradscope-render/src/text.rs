@@ -183,12 +183,21 @@ fn theory_line(c: &gradscope_report::CaseReport) -> Option<String> {
     } else {
         (t.chi.iter().map(|x| x.ln()).sum::<f64>() / t.chi.len() as f64).exp()
     };
-    let phase = t.phase.name();
-    Some(format!(
+    let phase = t.phase.map_or("no phase", |p| p.name());
+    let line = format!(
         "mean-field theory predicts {}: {phase}, chi = {} per layer (geometric mean)",
         f4(t.delta_ratio as f32),
         f4(mean_chi as f32)
-    ))
+    );
+    // The first reason it does not describe this run, on lines of its own (indented as the
+    // text table indents the theory line).
+    Some(match t.caveats.first().filter(|_| !t.applies) {
+        Some(why) => {
+            let why = wrap(&format!("it does not apply here: {why}"), 96).join("\n  ");
+            format!("{line}\n  {why}")
+        }
+        None => line,
+    })
 }
 
 /// Split `text` into lines of at most `width` characters at spaces (a longer word stays whole).

@@ -137,6 +137,22 @@ pub fn opt_float64<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Err
     }
 }
 
+/// Serialise an optional fixed-size array of f64 as [`floats64`] does (`null` for `None`).
+pub fn opt_floats64<S: Serializer, const N: usize>(
+    v: &Option<[f64; N]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => floats64(x, s),
+        None => s.serialize_none(),
+    }
+}
+
+/// NaN, the serde default of an f32 a version-1 record did not have.
+pub fn nan32() -> f32 {
+    f32::NAN
+}
+
 /// A float as JSON holds it: a number, `"NaN"`, `"inf"`, `"-inf"`, or (schema version 1's
 /// spelling of a non-finite f64) `null`.
 #[derive(Deserialize)]
@@ -183,6 +199,20 @@ pub fn de_floats64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D
 /// Read an optional f32 written by [`opt_float`] back (`null` is `None`).
 pub fn de_opt_float<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
     Option::<NumOrText>::deserialize(d).map(|v| v.map(|x| to_f64(x) as f32))
+}
+
+/// Read an optional array written by [`opt_floats64`] back (`null` is `None`).
+pub fn de_opt_floats64<'de, D: serde::Deserializer<'de>, const N: usize>(
+    d: D,
+) -> Result<Option<[f64; N]>, D::Error> {
+    let v = Option::<Vec<NumOrText>>::deserialize(d)?;
+    v.map(|v| {
+        let n = v.len();
+        let arr: Vec<f64> = v.into_iter().map(to_f64).collect();
+        arr.try_into()
+            .map_err(|_| serde::de::Error::invalid_length(n, &"an array of quartiles"))
+    })
+    .transpose()
 }
 
 /// Read an optional f64 written by [`opt_float64`] back (`null` is `None`).

@@ -21,7 +21,7 @@ pub use meta::{FileDigest, Meta};
 pub use origin::{Origin, OriginKind};
 pub use run::{CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, ParamStats, Thresholds};
 pub use sweep::{PointSummary, PointTheory, Spread, SweepSummary, TrainingSpread, TrialRecord};
-pub use theory::{CRITICAL_BAND, Phase, Theory};
+pub use theory::{CRITICAL_BAND, DepthScales, Phase, Theory};
 pub use train::{Growth, LayerStep, StepRecord, TrainReport};
 
 /// The version of the schema this crate writes. 2: `schema_version` itself, non-finite f64s

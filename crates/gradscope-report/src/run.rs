@@ -71,6 +71,16 @@ pub struct CaseReport {
     /// from the output layer back to the first layer. NaN when undefined (‖δ_last‖ = 0).
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub delta_ratio: f32,
+    /// The gain per hidden layer, (‖δ_1‖/‖δ_{L−1}‖)^{1/(L−2)} with δ_0 the first layer's and
+    /// δ_L the output layer's: the ratio without the first layer's and the readout's gains,
+    /// per layer (theory's `hidden_rate` is √χ*). NaN with fewer than three hidden layers or
+    /// where a norm is 0 or not finite (and in records of schema version 1).
+    #[serde(
+        default = "crate::floats::nan32",
+        serialize_with = "float",
+        deserialize_with = "de_float"
+    )]
+    pub hidden_rate: f32,
     /// `ok`, `vanishing`, `exploding`, or `undefined` (ratio not finite).
     pub flow: Flow,
     /// Hidden layers whose every unit is dead: activation exactly 0 for every example of the

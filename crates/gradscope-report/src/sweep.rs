@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::floats::{
-    de_float, de_float64, de_floats, de_floats64, de_opt_float, float, float64, floats, floats64,
-    opt_float,
+    de_float, de_float64, de_floats, de_floats64, de_opt_float, de_opt_float64, float, float64,
+    floats, floats64, opt_float, opt_float64,
 };
 
 /// What one trial of one input case produced.
@@ -134,6 +134,14 @@ pub struct PointTheory {
     /// χ_1, χ_2, ... (‖δ_{l−1}‖² ≈ χ_l·‖δ_l‖²).
     #[serde(serialize_with = "floats64", deserialize_with = "de_floats64")]
     pub chi: Vec<f64>,
+    /// χ₁ at the hidden layers' fixed point (the phase diagram's χ* = 1 line); `null` where
+    /// there is no single hidden map (and in records of schema version 1).
+    #[serde(
+        default,
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub chi_star: Option<f64>,
 }
 
 /// How the training runs of one grid point ended.

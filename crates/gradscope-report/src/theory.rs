@@ -4,17 +4,25 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::floats::{de_float64, de_floats64, float64, floats64};
+use crate::floats::{
+    de_float64, de_floats64, de_opt_float64, de_opt_floats64, float64, floats64, opt_float64,
+    opt_floats64,
+};
 
-/// Where a network sits: χ below, at or above 1.
+/// A version-1 record's theory did not say whether it applied.
+fn v1_caveats() -> Vec<String> {
+    vec!["recorded by schema version 1, which did not judge whether the prediction applies".into()]
+}
+
+/// Where the hidden layers' map sits: χ₁ at its fixed point below, at or above 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Phase {
-    /// The geometric mean of χ below 1 − [`CRITICAL_BAND`]: signals vanish with depth.
+    /// χ* below 1 − [`CRITICAL_BAND`]: signals vanish with depth.
     Ordered,
-    /// Within [`CRITICAL_BAND`] of 1.
+    /// χ* within [`CRITICAL_BAND`] of 1.
     Critical,
-    /// Above 1 + [`CRITICAL_BAND`]: signals grow with depth.
+    /// χ* above 1 + [`CRITICAL_BAND`]: signals grow with depth (chaos).
     Chaotic,
 }
 
@@ -27,10 +35,45 @@ impl Phase {
             Self::Chaotic => "chaotic",
         }
     }
+
+    /// The phase of a map whose χ₁ at the fixed point is `chi_star`; `None` if it is NaN.
+    pub fn of(chi_star: f64) -> Option<Self> {
+        if chi_star.is_nan() {
+            None
+        } else if chi_star < 1.0 - CRITICAL_BAND {
+            Some(Self::Ordered)
+        } else if chi_star > 1.0 + CRITICAL_BAND {
+            Some(Self::Chaotic)
+        } else {
+            Some(Self::Critical)
+        }
+    }
 }
 
-/// How far from 1 the geometric mean of χ may be for a network to count as critical: 5 %.
+/// How far from 1 χ* may be for the map to count as critical: 5 % (a gradient then changes
+/// by at most a factor e over 2/ln(1.05) ≈ 41 layers).
 pub const CRITICAL_BAND: f64 = 0.05;
+
+/// Schoenholz et al.'s depth scales, in layers: q_l approaches q* as e^{−l/ξ_q}, the
+/// correlation of two inputs approaches its fixed point c* as e^{−l/ξ_c}. `inf` at
+/// criticality (where they diverge), `null` where the map has no finite fixed point.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct DepthScales {
+    /// ξ_q = −1/ln(χ* + σ_w²·E[φφ''](q*)) (Schoenholz et al. 2017, eq. 6).
+    #[serde(
+        default,
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub xi_q: Option<f64>,
+    /// ξ_c = −1/ln(σ_w²·E[φ'(u₁)φ'(u₂)]) at c* (eq. 9); −1/ln χ* in the ordered phase.
+    #[serde(
+        default,
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub xi_c: Option<f64>,
+}
 
 /// What theory predicts for one input case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -42,9 +85,52 @@ pub struct Theory {
     /// defined and not listed, so `chi[i]` is χ_{i+1}.
     #[serde(serialize_with = "floats64", deserialize_with = "de_floats64")]
     pub chi: Vec<f64>,
-    /// The predicted ‖δ_first‖/‖δ_last‖ = √(Π χ_l).
+    /// The predicted ‖δ_first‖/‖δ_last‖ = √(Π χ_l) at this depth, readout included.
     #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
     pub delta_ratio: f64,
-    /// The phase, from the geometric mean of χ.
-    pub phase: Phase,
+    /// The phase, from `chi_star` (null where it is).
+    pub phase: Option<Phase>,
+    /// The fixed point of the hidden layers' q map (`inf` where q grows without bound; null
+    /// where the hidden layers do not share one map: see `caveats`).
+    #[serde(
+        default,
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub q_star: Option<f64>,
+    /// χ₁ of the hidden layers' map at `q_star`.
+    #[serde(
+        default,
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub chi_star: Option<f64>,
+    /// ξ_q and ξ_c of the hidden layers' map; null with `q_star`.
+    #[serde(default)]
+    pub depth_scales: Option<DepthScales>,
+    /// The predicted gain per hidden layer of ‖δ‖, √χ*: the measured `hidden_rate` beside
+    /// `delta_ratio` is (‖δ_1‖/‖δ_{L−1}‖)^{1/(L−2)}.
+    #[serde(
+        default,
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub hidden_rate: Option<f64>,
+    /// The predicted interquartile range [q1, q3] of ‖δ_first‖/‖δ_last‖ across seeds at the
+    /// config's widths (relu, leaky_relu and identity, one example per batch); null where
+    /// no result is known (`caveats` says why).
+    #[serde(
+        default,
+        serialize_with = "opt_floats64",
+        deserialize_with = "de_opt_floats64"
+    )]
+    pub ratio_quartiles: Option<[f64; 2]>,
+    /// Whether the prediction describes this run at all: false for non-zero-mean weights or
+    /// biases, and for a loss whose gradient depends on the output when there are 2+ outputs.
+    /// (Records of schema version 1 did not judge it: read as false, with a caveat saying so.)
+    #[serde(default)]
+    pub applies: bool,
+    /// Why it does not apply, and the limits of what it says, one sentence each.
+    #[serde(default = "v1_caveats")]
+    pub caveats: Vec<String>,
 }

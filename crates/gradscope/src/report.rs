@@ -50,6 +50,7 @@ fn case_report(
         .filter(|p| p.nonfinite == 0 && p.zero_fraction == 1.0)
         .map(|p| p.name.clone())
         .collect();
+    let hidden_rate = hidden_rate(&layers);
     CaseReport {
         input: InputInfo {
             name: case.name.clone(),
@@ -60,14 +61,28 @@ fn case_report(
         params,
         layers,
         delta_ratio: ratio as f32,
+        hidden_rate: hidden_rate as f32,
         flow: Flow::of(ratio, thresholds),
         dead_layers,
         zero_gradients,
         theory: exp
             .weights
             .is_none()
-            .then(|| crate::theory::predict(&exp.model, crate::theory::input_second_moment(case))),
+            .then(|| crate::theory::predict(&exp.model, &exp.loss, case)),
     }
+}
+
+/// (‖δ_1‖/‖δ_{L−1}‖)^{1/(L−2)} over `layers` δ_0 … δ_L; NaN where undefined.
+fn hidden_rate(layers: &[LayerStats]) -> f64 {
+    let n = layers.len();
+    if n < 4 {
+        return f64::NAN;
+    }
+    let (a, b) = (&layers[1], &layers[n - 2]);
+    if a.delta_nonfinite > 0 || b.delta_nonfinite > 0 || a.delta_l2 <= 0.0 || b.delta_l2 <= 0.0 {
+        return f64::NAN;
+    }
+    (f64::from(a.delta_l2) / f64::from(b.delta_l2)).powf(1.0 / (n - 3) as f64)
 }
 
 /// Summarise `outcome` of `exp` run on `backend`.
@@ -98,5 +113,40 @@ pub fn build(
         cases,
         all_finite,
         origin: origin(outcome),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// δ_0 … δ_5 with ‖δ_1‖ = 8 and ‖δ_4‖ = 1: three steps, (8/1)^{1/3} = 2; the first
+    /// layer's and the readout's norms do not enter; fewer than four layers, a zero or a
+    /// non-finite δ give NaN.
+    #[test]
+    fn hidden_rate_skips_the_first_layer_and_the_readout() {
+        let layer = |l: usize, d: f32| LayerStats {
+            layer: l,
+            width: 4,
+            delta_l2: d,
+            delta_max_abs: d,
+            delta_nonfinite: 0,
+            dead_fraction: 0.0,
+            activation_mean: 0.0,
+            activation_std: 1.0,
+            activation_nonfinite: 0,
+        };
+        let mut layers: Vec<LayerStats> = [1e3, 8.0, 4.0, 2.0, 1.0, 1e-3]
+            .iter()
+            .enumerate()
+            .map(|(l, &d)| layer(l, d))
+            .collect();
+        assert!((hidden_rate(&layers) - 2.0).abs() < 1e-12);
+        assert!(hidden_rate(&layers[..3]).is_nan());
+        layers[4].delta_l2 = 0.0;
+        assert!(hidden_rate(&layers).is_nan());
+        layers[4].delta_l2 = 1.0;
+        layers[1].delta_nonfinite = 1;
+        assert!(hidden_rate(&layers).is_nan());
     }
 }

@@ -16,10 +16,11 @@ fn point_theory(sweep: &Sweep, pi: usize, case: &str) -> Option<PointTheory> {
         return None;
     }
     let input = exp.inputs.iter().find(|c| c.name == case)?;
-    let t = crate::theory::predict(&exp.model, crate::theory::input_second_moment(input));
+    let t = crate::theory::predict(&exp.model, &exp.loss, input);
     Some(PointTheory {
         delta_ratio: t.delta_ratio,
         chi: t.chi,
+        chi_star: t.chi_star,
     })
 }
 

@@ -61,6 +61,7 @@ fn report() -> ExperimentReport {
             params: vec![param("layers.0.weight", 1024), param("layers.1.weight", 0)],
             layers: vec![layer(0, 0.0, 32), layer(1, 1.5, 0)],
             delta_ratio: f32::NAN,
+            hidden_rate: f32::NAN,
             flow: Flow::Undefined,
             dead_layers: Vec::new(),
             zero_gradients: Vec::new(),

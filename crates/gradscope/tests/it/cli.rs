@@ -468,6 +468,9 @@ fn check_schema(v: &serde_json::Value) {
                 "params",
                 "layers",
                 "delta_ratio",
+                "hidden_rate",
+                "dead_layers",
+                "zero_gradients",
                 "flow",
                 "theory",
             ],
@@ -475,7 +478,26 @@ fn check_schema(v: &serde_json::Value) {
         match &c["theory"] {
             Null => {}
             t => {
-                obj(t, &["q", "chi", "delta_ratio", "phase"]);
+                obj(
+                    t,
+                    &[
+                        "q",
+                        "chi",
+                        "delta_ratio",
+                        "phase",
+                        "q_star",
+                        "chi_star",
+                        "depth_scales",
+                        "hidden_rate",
+                        "ratio_quartiles",
+                        "applies",
+                        "caveats",
+                    ],
+                );
+                assert!(matches!(t["applies"], Bool(_)) && matches!(t["caveats"], Array(_)));
+                if !t["depth_scales"].is_null() {
+                    obj(&t["depth_scales"], &["xi_q", "xi_c"]);
+                }
                 let layers = c["layers"].as_array().map_or(0, Vec::len);
                 assert_eq!(
                     t["q"].as_array().map(Vec::len),
@@ -487,14 +509,16 @@ fn check_schema(v: &serde_json::Value) {
                     Some(layers - 1),
                     "one chi per layer after the first"
                 );
-                assert!(matches!(
-                    t["phase"].as_str(),
-                    Some("ordered" | "critical" | "chaotic")
-                ));
+                assert!(
+                    matches!(
+                        t["phase"].as_str(),
+                        Some("ordered" | "critical" | "chaotic")
+                    ) || t["phase"].is_null()
+                );
             }
         }
         obj(&c["input"], &["name", "shape", "distribution"]);
-        assert!(is_float(&c["loss"]) && is_float(&c["delta_ratio"]));
+        assert!(is_float(&c["loss"]) && is_float(&c["delta_ratio"]) && is_float(&c["hidden_rate"]));
         assert!(matches!(
             c["flow"].as_str(),
             Some("ok" | "vanishing" | "exploding" | "undefined")

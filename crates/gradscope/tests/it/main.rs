@@ -15,5 +15,6 @@ mod records;
 mod reference;
 mod sweeps;
 mod tensors;
+mod theory;
 mod training;
 mod wgpu;

@@ -1,22 +1,8 @@
-//! Mean-field theory next to the measurement: from the config alone, in f64, the forward
-//! variance q_l of each layer's pre-activations and the backward gain χ_l of each layer, so
-//! that a run can print what theory predicts beside what was measured.
-//!
-//! For an MLP with weights drawn iid with second moment σ²_{w,l} and biases with σ²_{b,l}
-//! (Poole et al. 2016, Schoenholz et al. 2017):
-//!
-//! - q_0 = n_in·σ²_{w,0}·E[x²] + σ²_{b,0}, from the input's second moment;
-//! - q_l = n_{l−1}·σ²_{w,l}·E_{z~N(0,q_{l−1})}[φ(z)²] + σ²_{b,l};
-//! - χ_l = n_{l−1}·σ²_{w,l}·E_{z~N(0,q_{l−1})}[φ'(z)²], so that ‖δ_{l−1}‖² ≈ χ_l·‖δ_l‖²;
-//! - the predicted ‖δ_first‖/‖δ_last‖ = √(Π χ_l).
-//!
-//! The expectations are closed forms for relu, leaky_relu, elu and identity and Gauss–Hermite
-//! quadrature (100 nodes) for the smooth activations. The theory holds for wide layers; at
-//! finite width, and where the weights are not zero-mean (`constant`, a `normal` with a mean),
-//! theory and measurement part (see the notebook).
+//! The Gaussian moments mean-field theory needs: the second moments of the initialisers and
+//! the input, and E[φ(z)²], E[φ'(z)²], E[φ(z)φ''(z)] for z ~ N(0, q): closed forms for relu,
+//! leaky_relu, elu and identity, 100-node Gauss–Hermite quadrature for the smooth activations.
 
-use gradscope_model::{Activation, Fans, Initializer, MlpConfig};
-pub use gradscope_report::{CRITICAL_BAND, Phase, Theory};
+use gradscope_model::{Activation, Fans, Initializer};
 
 use crate::config::{Distribution, InputCase, InputSource};
 
@@ -54,8 +40,21 @@ pub fn input_second_moment(case: &InputCase) -> f64 {
 }
 
 /// The standard normal CDF.
-fn phi_cdf(x: f64) -> f64 {
+pub(super) fn phi_cdf(x: f64) -> f64 {
     0.5 * libm::erfc(-x / std::f64::consts::SQRT_2)
+}
+
+/// e^{x²/2}·Φ(−x) (x ≥ 0): directly below x = 36, where both factors are representable (and
+/// the values are those of the direct formula), else by the asymptotic series
+/// (1 − 1/x² + 3/x⁴ − 15/x⁶)/(x√(2π)), whose next term is below 4e-11 there. The direct
+/// product overflows to inf·0 = NaN from x ≈ 37.7 (elu at q > 355).
+fn scaled_tail(x: f64) -> f64 {
+    if x < 36.0 {
+        (x * x / 2.0).exp() * phi_cdf(-x)
+    } else {
+        let r = 1.0 / (x * x);
+        (1.0 - r + 3.0 * r * r - 15.0 * r * r * r) / (x * (2.0 * std::f64::consts::PI).sqrt())
+    }
 }
 
 /// Gauss–Hermite nodes and weights (physicists' weight e^{−x²}), `n` of them, by Newton's
@@ -96,16 +95,55 @@ pub fn gauss_hermite(n: usize) -> Vec<(f64, f64)> {
     out
 }
 
-/// E_{z~N(0,q)}[f(z)] by 100-node Gauss–Hermite quadrature.
-fn gaussian_expectation(q: f64, f: impl Fn(f64) -> f64) -> f64 {
-    static NODES: std::sync::LazyLock<Vec<(f64, f64)>> =
-        std::sync::LazyLock::new(|| gauss_hermite(100));
-    let s = (2.0 * q).sqrt();
-    NODES.iter().map(|(x, w)| w * f(s * x)).sum::<f64>() / std::f64::consts::PI.sqrt()
+/// How many Gauss–Hermite nodes an expectation takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Nodes {
+    /// 100, for the per-layer recursion (kept, so that `q` and `chi` keep their digits).
+    Layer,
+    /// For the fixed point: the trapezoidal rule in the standard normal variable on
+    /// [−12, 12] with step h = min(¼, ¼/√q) (at most 20 001 nodes). It is exponentially
+    /// accurate for analytic integrands: the nearest singularity of the activations here is
+    /// tanh's pole at √q·z = ±iπ/2, which bounds the error by about e^{−π²/(h√q)} ≤ e^{−4π²}
+    /// ≈ 7e-18. 100 Gauss–Hermite nodes are not enough there: tanh's E[sech⁴] at q = 2.12 is
+    /// off by 9.5e-7 (against scipy's adaptive quad, experiments/theory-checks/gh_check.py).
+    Fine,
 }
 
-/// (E[φ(z)²], E[φ'(z)²]) for z ~ N(0, q).
+/// E_{z~N(0,q)}[f(z)] by Gauss–Hermite quadrature on `nodes`.
+pub(super) fn gaussian_expectation_at(nodes: Nodes, q: f64, f: impl Fn(f64) -> f64) -> f64 {
+    static LAYER: std::sync::LazyLock<Vec<(f64, f64)>> =
+        std::sync::LazyLock::new(|| gauss_hermite(100));
+    match nodes {
+        Nodes::Layer => {
+            let s = (2.0 * q).sqrt();
+            LAYER.iter().map(|(x, w)| w * f(s * x)).sum::<f64>() / std::f64::consts::PI.sqrt()
+        }
+        Nodes::Fine => trapezoid(q, f),
+    }
+}
+
+/// [`Nodes::Fine`]'s rule: Σ h·N(z_i)·f(√q·z_i) over z_i = i·h in [−12, 12].
+fn trapezoid(q: f64, f: impl Fn(f64) -> f64) -> f64 {
+    let sq = q.sqrt();
+    let h = (0.25f64).min(0.25 / sq).max(12.0 / 10_000.0);
+    let n = (12.0 / h).ceil() as i32;
+    let norm = h / (2.0 * std::f64::consts::PI).sqrt();
+    (-n..=n)
+        .map(|i| {
+            let z = f64::from(i) * h;
+            (-0.5 * z * z).exp() * f(sq * z)
+        })
+        .sum::<f64>()
+        * norm
+}
+
+/// (E[φ(z)²], E[φ'(z)²]) for z ~ N(0, q), on the per-layer nodes.
 pub fn moments(a: Activation, q: f64) -> (f64, f64) {
+    moments_at(Nodes::Layer, a, q)
+}
+
+/// (E[φ(z)²], E[φ'(z)²]) for z ~ N(0, q); the smooth activations' by quadrature on `nodes`.
+pub fn moments_at(nodes: Nodes, a: Activation, q: f64) -> (f64, f64) {
     let sq = q.sqrt();
     match a {
         // Half the mass on each side: E[z²; z > 0] = q/2, P(z > 0) = 1/2.
@@ -116,24 +154,40 @@ pub fn moments(a: Activation, q: f64) -> (f64, f64) {
         Activation::Identity => (q, 1.0),
         // z < 0: E[e^{az}; z < 0] = e^{a²q/2}·Φ(−a√q).
         Activation::Elu { alpha } => {
-            let neg =
-                (2.0 * q).exp() * phi_cdf(-2.0 * sq) - 2.0 * (q / 2.0).exp() * phi_cdf(-sq) + 0.5;
+            let neg = scaled_tail(2.0 * sq) - 2.0 * scaled_tail(sq) + 0.5;
             (
                 q / 2.0 + alpha * alpha * neg,
-                0.5 + alpha * alpha * (2.0 * q).exp() * phi_cdf(-2.0 * sq),
+                0.5 + alpha * alpha * scaled_tail(2.0 * sq),
             )
         }
         smooth => (
-            gaussian_expectation(q, |z| smooth.apply_f64(z).powi(2)),
-            gaussian_expectation(q, |z| smooth_derivative(smooth, z).powi(2)),
+            gaussian_expectation_at(nodes, q, |z| smooth.apply_f64(z).powi(2)),
+            gaussian_expectation_at(nodes, q, |z| derivative(smooth, z).powi(2)),
         ),
     }
 }
 
-/// φ'(z) of the smooth activations, in f64.
-fn smooth_derivative(a: Activation, z: f64) -> f64 {
+/// φ'(z) in f64 (at a kink, the right-hand derivative).
+pub fn derivative(a: Activation, z: f64) -> f64 {
     let s = 1.0 / (1.0 + (-z).exp());
     match a {
+        Activation::Relu => f64::from(u8::from(z > 0.0)),
+        Activation::LeakyRelu { slope } => {
+            if z > 0.0 {
+                1.0
+            } else {
+                slope
+            }
+        }
+        Activation::Elu { alpha } => {
+            if z > 0.0 {
+                1.0
+            } else {
+                alpha * z.exp()
+            }
+        }
+        Activation::Identity => 1.0,
+        // Written as before the closed forms moved here, so χ keeps its last bits.
         Activation::Gelu => {
             phi_cdf(z) + z * (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
         }
@@ -141,68 +195,61 @@ fn smooth_derivative(a: Activation, z: f64) -> f64 {
         Activation::Softplus => s,
         Activation::Sigmoid => s * (1.0 - s),
         Activation::Tanh => 1.0 - z.tanh().powi(2),
-        Activation::Relu
-        | Activation::LeakyRelu { .. }
-        | Activation::Elu { .. }
-        | Activation::Identity => {
-            unreachable!("closed forms are used for {}", a.name())
+    }
+}
+
+/// The standard normal density.
+fn normal_pdf(z: f64) -> f64 {
+    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
+}
+
+/// φ''(z) of the smooth activations (the closed-form ones are handled in [`phi_phi2`]).
+fn second_derivative(a: Activation, z: f64) -> f64 {
+    let s = 1.0 / (1.0 + (-z).exp());
+    match a {
+        Activation::Gelu => normal_pdf(z) * (2.0 - z * z),
+        Activation::Silu => s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s)),
+        Activation::Softplus => s * (1.0 - s),
+        Activation::Sigmoid => s * (1.0 - s) * (1.0 - 2.0 * s),
+        Activation::Tanh => -2.0 * z.tanh() * (1.0 - z.tanh().powi(2)),
+        // Piecewise linear: φ'' is 0 but at the kink, where φ(0) = 0 cancels it.
+        Activation::Relu | Activation::LeakyRelu { .. } | Activation::Identity => 0.0,
+        Activation::Elu { alpha } => {
+            if z > 0.0 {
+                0.0
+            } else {
+                alpha * z.exp()
+            }
         }
     }
 }
 
-/// The mean-field prediction for `model` on an input of second moment `x2`.
-pub fn predict(model: &MlpConfig, x2: f64) -> Theory {
-    let widths = model.widths();
-    let mut q = Vec::with_capacity(widths.len() - 1);
-    let mut chi = Vec::with_capacity(widths.len().saturating_sub(2));
-    for (l, w) in widths.windows(2).enumerate() {
-        let fans = Fans {
-            fan_in: w[0],
-            fan_out: w[1],
-        };
-        let sw = second_moment(model.kernel_init, fans, model.gain);
-        let bias_fans = match model.bias_init {
-            Initializer::BurnDefault => fans,
-            _ => Fans {
-                fan_in: w[1],
-                fan_out: w[1],
-            },
-        };
-        let sb = if model.bias {
-            second_moment(model.bias_init, bias_fans, model.gain)
-        } else {
-            0.0
-        };
-        let n = w[0] as f64;
-        let ql = match l {
-            0 => n * sw * x2 + sb,
-            _ => {
-                let (phi2, dphi2) = moments(model.activations[l - 1], q[l - 1]);
-                chi.push(n * sw * dphi2);
-                n * sw * phi2 + sb
-            }
-        };
-        q.push(ql);
+/// E[φ(z)·φ''(z)] for z ~ N(0, q): with E[φ'(z)²] it is the slope of the q map,
+/// d/dq E[φ(√q·x)²] = E[φ'² + φφ''] (Gaussian integration by parts).
+pub fn phi_phi2(a: Activation, q: f64) -> f64 {
+    let sq = q.sqrt();
+    match a {
+        Activation::Relu | Activation::LeakyRelu { .. } | Activation::Identity => 0.0,
+        // z < 0: α(e^z − 1)·αe^z, with E[e^{az}; z < 0] = e^{a²q/2}·Φ(−a√q).
+        Activation::Elu { alpha } => alpha * alpha * (scaled_tail(2.0 * sq) - scaled_tail(sq)),
+        smooth => gaussian_expectation_at(Nodes::Fine, q, |z| {
+            smooth.apply_f64(z) * second_derivative(smooth, z)
+        }),
     }
-    let log_sum: f64 = chi.iter().map(|c| c.ln()).sum();
-    let delta_ratio = (0.5 * log_sum).exp();
-    let mean = if chi.is_empty() {
-        1.0
-    } else {
-        (log_sum / chi.len() as f64).exp()
-    };
-    let phase = if mean < 1.0 - CRITICAL_BAND {
-        Phase::Ordered
-    } else if mean > 1.0 + CRITICAL_BAND {
-        Phase::Chaotic
-    } else {
-        Phase::Critical
-    };
-    Theory {
-        q,
-        chi,
-        delta_ratio,
-        phase,
+}
+
+/// lim_{q→∞} E[φ'(z)²]: the gain per unit of σ_w² once pre-activations are large (the
+/// relu-like activations' ½; 0 for the saturating ones).
+pub fn derivative_moment_limit(a: Activation) -> f64 {
+    match a {
+        Activation::Relu
+        | Activation::Elu { .. }
+        | Activation::Gelu
+        | Activation::Silu
+        | Activation::Softplus => 0.5,
+        Activation::LeakyRelu { slope } => (1.0 + slope * slope) / 2.0,
+        Activation::Identity => 1.0,
+        Activation::Sigmoid | Activation::Tanh => 0.0,
     }
 }
 
@@ -214,8 +261,11 @@ mod tests {
     /// E[z⁶] = 15q³ (the normal's moments).
     #[test]
     fn gauss_hermite_integrates_the_normal_moments() {
-        for q in [0.1, 1.0, 7.5] {
-            let m = |k: i32| gaussian_expectation(q, |z| z.powi(k));
+        for (nodes, q) in [0.1, 1.0, 7.5]
+            .into_iter()
+            .flat_map(|q| [(Nodes::Layer, q), (Nodes::Fine, q)])
+        {
+            let m = |k: i32| gaussian_expectation_at(nodes, q, |z| z.powi(k));
             assert!((m(0) - 1.0).abs() < 1e-13, "mass {}", m(0));
             assert!((m(2) - q).abs() < 1e-12 * q, "E[z²] {}", m(2));
             assert!((m(4) - 3.0 * q * q).abs() < 1e-12 * q * q);
@@ -249,7 +299,7 @@ mod tests {
                 q / 2.0
             );
             assert!((negative_half(q, |_| 1.0) - 0.5).abs() < 1e-10);
-            let relu_gh = gaussian_expectation(q, |z| z.max(0.0).powi(2));
+            let relu_gh = gaussian_expectation_at(Nodes::Layer, q, |z| z.max(0.0).powi(2));
             assert!(
                 (relu_gh - q / 2.0).abs() < 2e-3 * q,
                 "{relu_gh} vs {}",
@@ -271,6 +321,29 @@ mod tests {
         }
     }
 
+    /// The scaled tail is continuous where it changes formula (the series' next term, 105/x⁸,
+    /// is 4e-11 at 36), and elu's moments stay finite at large q (the direct product gave NaN
+    /// from q ≈ 355): E[φ'²] → ½ and E[φ²]/q → ½ as q → ∞.
+    #[test]
+    fn elu_moments_stay_finite_at_large_q() {
+        let r = 1.0 / (36.0f64 * 36.0);
+        let series = (1.0 - r + 3.0 * r * r - 15.0 * r * r * r)
+            / (36.0 * (2.0 * std::f64::consts::PI).sqrt());
+        let direct = scaled_tail(36.0 - 1e-9);
+        assert!(
+            (direct - series).abs() < 1e-9 * series,
+            "{direct} vs {series}"
+        );
+        for q in [400.0, 1e4, 1e8] {
+            let (e2, d2) = moments(Activation::Elu { alpha: 1.0 }, q);
+            assert!(
+                (d2 - 0.5).abs() < 1e-2 && (e2 / q - 0.5).abs() < 1e-2,
+                "q {q}: {e2} {d2}"
+            );
+            assert!(phi_phi2(Activation::Elu { alpha: 1.0 }, q).is_finite());
+        }
+    }
+
     /// tanh and gelu against a 10⁶-sample Monte Carlo (the seeded host generator): within
     /// 5 standard errors of the sample mean.
     #[test]
@@ -285,7 +358,7 @@ mod tests {
                         e2,
                         &(|z: f64| a.apply_f64(z).powi(2)) as &dyn Fn(f64) -> f64,
                     ),
-                    (d2, &|z: f64| smooth_derivative(a, z).powi(2)),
+                    (d2, &|z: f64| derivative(a, z).powi(2)),
                 ] {
                     let v: Vec<f64> = zs.iter().map(|z| f(z * q.sqrt())).collect();
                     let mean = v.iter().sum::<f64>() / v.len() as f64;
@@ -299,29 +372,5 @@ mod tests {
                 }
             }
         }
-    }
-
-    /// relu with He's variance is critical: χ = n·(2/n)·½ = 1 exactly; with Glorot on equal
-    /// widths χ = ½ per layer, so over 17 layers (16 gains) the ratio is √(2^−16) = 2^−8.
-    #[test]
-    fn relu_he_is_critical_and_relu_glorot_halves() {
-        let model = |init| MlpConfig {
-            d_input: 256,
-            hidden: vec![256; 16],
-            d_output: 256,
-            activations: vec![Activation::Relu; 16],
-            bias: true,
-            kernel_init: init,
-            bias_init: Initializer::Zeros,
-            gain: 1.0,
-            seed: 0,
-        };
-        let he = predict(&model(Initializer::HeNormal), 1.0);
-        assert!(he.chi.iter().all(|c| (c - 1.0).abs() < 1e-12));
-        assert_eq!(he.phase, Phase::Critical);
-        let glorot = predict(&model(Initializer::GlorotUniform), 1.0);
-        assert!(glorot.chi.iter().all(|c| (c - 0.5).abs() < 1e-12));
-        assert!((glorot.delta_ratio - 2f64.powf(-16.0 / 2.0)).abs() < 1e-15);
-        assert_eq!(glorot.phase, Phase::Ordered);
     }
 }
