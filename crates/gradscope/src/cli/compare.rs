@@ -30,7 +30,12 @@ pub struct CompareArgs {
     pub device: Option<String>,
     /// Largest relative difference allowed (below 1 % of a tensor's largest value, relative to
     /// that largest value); past it, or where a value is finite on one backend only, exit 4.
-    #[arg(long, value_name = "REL", default_value_t = 1e-4)]
+    #[arg(
+        long,
+        value_name = "REL",
+        default_value_t = 1e-4,
+        allow_negative_numbers = true
+    )]
     pub tolerance: f64,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
@@ -65,6 +70,10 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
         {
             Ok(e) if e.sweep.is_some() => errors.push(format!(
                 "{}: this file is a sweep; compare runs one experiment on each backend (copy one grid point into a plain file)",
+                file.display()
+            )),
+            Ok(e) if e.inputs.is_empty() => errors.push(format!(
+                "{}: compare measures the gradient of each [[inputs]] case on every backend, and this training config has none (add an [[inputs]] case to compare its network)",
                 file.display()
             )),
             Ok(e) => experiments.push(e),
