@@ -263,11 +263,9 @@ fn expand(paths: &[PathBuf], all: bool) -> Result<Vec<PathBuf>, ConfigError> {
     if all {
         let configs = PathBuf::from("configs");
         if !configs.is_dir() {
-            let here = std::env::current_dir()
-                .map_or_else(|_| ".".to_string(), |d| d.display().to_string());
             return Err(ConfigError::file(
                 &configs,
-                format!("--all runs every *.toml in ./configs, and {here} has no `configs` directory"),
+                "--all runs every *.toml in ./configs, and the current directory has no `configs` directory",
             )
             .with_hint("run it where the experiments' configs/ directory is, or name the files or directories to run"));
         }

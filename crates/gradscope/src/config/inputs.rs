@@ -1,9 +1,8 @@
 //! Reading the files a config names: arrays from NumPy `.npy` (little-endian floats f4, f8 or
-//! integers i1-i8, u1-u8; C order), NumPy `.npz` archives (`np.savez`, stored or deflated: an
-//! array named in the config, else the one the caller names by default, else the only one) and
-//! `.safetensors` (likewise; F32, F64 or integer types), and a network's weights from
-//! `.safetensors` (`[model] weights`, F32 or F64). Integers become f32 only where f32 holds
-//! them exactly (|v| ≤ 2²⁴, or any value that happens to be representable).
+//! integers i1-i8, u1-u8; C order) and `.safetensors` (the array named in the config, else the
+//! one the caller names by default, else the only one; F32, F64 or integer types). Integers
+//! become f32 only where f32 holds them exactly (|v| ≤ 2²⁴, or any value that happens to be
+//! representable). A network's weights (`[model] weights`) are read in `weights`.
 //!
 //! Files are read through [`Files`], which keeps each file's bytes after the first read: a
 //! sweep's grid points are validated (and later run) from one read of each file.
@@ -40,16 +39,11 @@ pub enum FileError {
 /// holds `<i8` values ...", or, for [`Problem::is_predicate`], "`w.safetensors` has no ...".
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Problem {
-    /// Neither `.npy`, `.npz` nor `.safetensors`.
-    #[error("expected a `.npy`, `.npz` or `.safetensors` file")]
+    /// Neither `.npy` nor `.safetensors`.
+    #[error("expected a `.npy` or `.safetensors` file")]
     Extension,
-    /// The .npz (zip) structure is broken.
-    #[error("not a valid .npz file ({0})")]
-    Npz(String),
     /// An array was named where the file holds one array only.
-    #[error(
-        "is a .npy file, which holds one array; `array` names one of a .npz or .safetensors file's"
-    )]
+    #[error("is a .npy file, which holds one array; `array` names one of a .safetensors file's")]
     ArrayOfNpy,
     /// The array named is not in the file.
     #[error("has no array `{name}`; it holds {}", list(.available))]
@@ -254,8 +248,8 @@ impl Files {
     }
 }
 
-/// Read an array of any rank from a `.npy`, `.npz` or `.safetensors` file through `files`: in
-/// an archive the array named `array`, else the one named `default`, else its only one.
+/// Read an array of any rank from a `.npy` or `.safetensors` file through `files`: in a
+/// safetensors file the array named `array`, else the one named `default`, else its only one.
 pub fn read_array(
     path: &Path,
     default: &'static str,
@@ -267,7 +261,6 @@ pub fn read_array(
     match ext {
         "npy" if array.is_some() => Err(Problem::ArrayOfNpy),
         "npy" => read_npy(&bytes),
-        "npz" => read_npz(&bytes, default, array),
         "safetensors" => read_safetensors(&bytes, default, array),
         _ => Err(Problem::Extension),
     }
@@ -506,30 +499,6 @@ fn read_safetensors(
     ))
 }
 
-/// A NumPy `.npz` archive (`np.savez`, `np.savez_compressed`): a zip of `<name>.npy` entries,
-/// stored or deflated.
-fn read_npz(
-    bytes: &[u8],
-    default: &'static str,
-    array: Option<&str>,
-) -> Result<HostTensor, Problem> {
-    use std::io::Read as _;
-    let bad = |e: zip::result::ZipError| Problem::Npz(e.to_string());
-    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(bytes)).map_err(bad)?;
-    let names: Vec<String> = archive
-        .file_names()
-        .filter_map(|n| n.strip_suffix(".npy"))
-        .map(str::to_string)
-        .collect();
-    let name = choose(names, default, array)?;
-    let mut entry = archive.by_name(&format!("{name}.npy")).map_err(bad)?;
-    let mut npy = Vec::with_capacity(entry.size().min(1 << 30) as usize);
-    entry
-        .read_to_end(&mut npy)
-        .map_err(|e| Problem::Npz(format!("array `{name}`: {e}")))?;
-    read_npy(&npy)
-}
-
 #[cfg(test)]
 pub(super) mod tests {
     use super::*;
@@ -640,68 +609,5 @@ pub(super) mod tests {
                 value: 18_446_744_073_709_551_615
             })
         );
-    }
-
-    /// A zip of `.npy` entries as `np.savez` (stored) and `np.savez_compressed` (deflated)
-    /// write it, made with the zip crate.
-    pub(in crate::config) fn npz(entries: &[(&str, Vec<u8>)], deflated: bool) -> Vec<u8> {
-        use std::io::Write as _;
-        let method = if deflated {
-            zip::CompressionMethod::Deflated
-        } else {
-            zip::CompressionMethod::Stored
-        };
-        let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-        for (name, npy) in entries {
-            let options = zip::write::FileOptions::default().compression_method(method);
-            w.start_file(format!("{name}.npy"), options)
-                .unwrap_or_else(|e| panic!("{e}"));
-            w.write_all(npy).unwrap_or_else(|e| panic!("{e}"));
-        }
-        w.finish().unwrap_or_else(|e| panic!("{e}")).into_inner()
-    }
-
-    #[test]
-    fn npz_arrays_are_read_by_name_stored_or_deflated() {
-        let x: Vec<u8> = [1.0f32, 2.0, 3.0, 4.0]
-            .iter()
-            .flat_map(|v| v.to_le_bytes())
-            .collect();
-        let y: Vec<u8> = [1i64, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
-        for deflated in [false, true] {
-            let file = npz(
-                &[
-                    ("x", npy("<f4", "(2, 2)", &x)),
-                    ("y", npy("<i8", "(2,)", &y)),
-                ],
-                deflated,
-            );
-            let t = read_npz(&file, "input", Some("x")).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!((t.shape, t.data), (vec![2, 2], vec![1.0, 2.0, 3.0, 4.0]));
-            let t = read_npz(&file, "targets", Some("y")).unwrap_or_else(|e| panic!("{e}"));
-            assert_eq!((t.shape, t.data), (vec![2], vec![1.0, 0.0]));
-            assert_eq!(
-                read_npz(&file, "input", None),
-                Err(Problem::WhichArray {
-                    default: "input",
-                    available: vec!["x".into(), "y".into()]
-                })
-            );
-            assert_eq!(
-                read_npz(&file, "input", Some("z")),
-                Err(Problem::NoArray {
-                    name: "z".into(),
-                    available: vec!["x".into(), "y".into()]
-                })
-            );
-        }
-        // One array: taken without a name; `arr_0` is what np.savez(f, a) calls it.
-        let one = npz(&[("arr_0", npy("<f4", "(1, 1)", &x[..4]))], true);
-        let t = read_npz(&one, "input", None).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(t.data, vec![1.0]);
-        assert!(matches!(
-            read_npz(b"PK junk", "input", None),
-            Err(Problem::Npz(_))
-        ));
     }
 }

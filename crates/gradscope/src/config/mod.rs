@@ -120,7 +120,7 @@ pub enum Data {
     Files {
         /// The inputs file.
         inputs_path: PathBuf,
-        /// The array named in it (`.npz`, `.safetensors`), if one was.
+        /// The array named in it (`.safetensors`), if one was.
         inputs_array: Option<String>,
         /// `[N, model.input]`.
         inputs: HostTensor,

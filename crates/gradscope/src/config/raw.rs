@@ -139,9 +139,9 @@ pub struct RawData {
     /// `teacher`: the number of classes (= `model.output`).
     #[serde(default, deserialize_with = "ints::opt_plain::<_, ints::Classes>")]
     pub classes: Option<i64>,
-    /// `files`: the inputs file, `[N, model.input]`: `.npy`, or `.npz`/`.safetensors` (the array named as in `{ file = "d.npz", array = "x" }`, else `input`, else the only one); batches take its rows in order, wrapping around.
+    /// `files`: the inputs file, `[N, model.input]`: `.npy`, or `.safetensors` (the tensor named as in `{ file = "d.safetensors", array = "x" }`, else `input`, else the only one); batches take its rows in order, wrapping around.
     pub inputs: Option<RawFile>,
-    /// `files`: the targets file, `[N]` labels (integers or whole floats) or `[N, model.output]` values: `.npy`, or `.npz`/`.safetensors` (the array named with `array`, else `targets`, else the only one); a training dump serves as both files.
+    /// `files`: the targets file, `[N]` labels (integers or whole floats) or `[N, model.output]` values: `.npy`, or `.safetensors` (the tensor named with `array`, else `targets`, else the only one); a training dump serves as both files.
     pub targets: Option<RawFile>,
 }
 
@@ -171,7 +171,7 @@ pub struct RawInput {
 pub struct RawFile {
     /// The path, relative to the config's directory.
     pub file: String,
-    /// The array of a `.npz` or `.safetensors` file.
+    /// The array (tensor) of a `.safetensors` file.
     pub array: Option<String>,
     /// The weights' layout: `gradscope` or `pytorch`.
     pub layout: Option<String>,

@@ -26,14 +26,23 @@ pub(super) fn parse(src: &Source, files: &Files) -> Result<Experiment> {
     if src.text.trim().is_empty() {
         return Err(ConfigError::file(&src.path, "the file is empty").with_hint(MINIMAL));
     }
-    let mut missing = super::missing::missing_fields(src);
-    if let Some(last) = missing.last_mut() {
-        last.hint = Some(MINIMAL.to_string());
+    // Every missing key at once, where serde would stop at the first one (or where only the
+    // case-level `batch` is missing); any other serde error (an unknown key, a wrong type) first.
+    let raw = toml::from_str::<RawExperiment>(&src.text);
+    if raw
+        .as_ref()
+        .err()
+        .is_none_or(|e| e.message().starts_with("missing field"))
+    {
+        let mut missing = super::missing::missing_fields(src);
+        if let Some(last) = missing.last_mut() {
+            last.hint = Some(MINIMAL.to_string());
+        }
+        if let Some(e) = ConfigError::all(missing) {
+            return Err(e);
+        }
     }
-    if let Some(e) = ConfigError::all(missing) {
-        return Err(e);
-    }
-    let raw: RawExperiment = toml::from_str(&src.text).map_err(|e| toml_error(src, &e))?;
+    let raw = raw.map_err(|e| toml_error(src, &e))?;
     validate(src, raw, files)
 }
 

@@ -16,4 +16,5 @@ mod reference;
 mod sweeps;
 mod tensors;
 mod training;
+mod user_data;
 mod wgpu;
