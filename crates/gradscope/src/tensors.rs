@@ -1,6 +1,7 @@
 //! Tensor dumps: `--dump DIR` writes one `<case>.safetensors` per input case (input, output,
-//! weights, gradients, δ per layer, with metadata). `[model] weights = "file.safetensors"`
-//! reads such weights back: `config::inputs::read_weights`.
+//! weights, gradients, δ per layer, with metadata); a training run's record holds its final
+//! weights and optimiser state (`weights.safetensors`). `[model] weights = "file.safetensors"`
+//! reads such weights back: `config::weights::read_weights`.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -87,9 +88,52 @@ pub fn dump(
     Ok(written)
 }
 
+/// The name of a training run's final weights, in its record and its dump.
+pub const TRAINED_WEIGHTS: &str = "weights.safetensors";
+
+/// Write a training run's final weights to `path`: `layers.{i}.weight` `[d_in, d_out]` and
+/// `layers.{i}.bias` (what `[model] weights =` reads), the optimiser's state as further tensors
+/// (`momentum_buffer.layers.{i}.weight`, `exp_avg...`, `exp_avg_sq...`: `TrainOutcome::optimizer`)
+/// and metadata: the steps run, the optimiser steps taken, whether every step was finite.
+pub fn write_trained_weights(
+    path: &Path,
+    exp: &Experiment,
+    outcome: &crate::train::TrainOutcome,
+) -> std::io::Result<()> {
+    let optimizer = exp.train.as_ref().map_or_else(String::new, |t| {
+        crate::config::kinds::describe_named(crate::config::kinds::OPTIMIZERS, &t.optimizer)
+    });
+    let metadata = HashMap::from([
+        ("experiment".to_string(), exp.name.clone()),
+        ("seed".to_string(), exp.seed.to_string()),
+        ("loss".to_string(), exp.loss.name().to_string()),
+        ("steps_run".to_string(), outcome.steps.len().to_string()),
+        (
+            "optimizer_steps".to_string(),
+            outcome.optimizer_steps.to_string(),
+        ),
+        ("optimizer".to_string(), optimizer),
+        ("finite".to_string(), outcome.origin.is_none().to_string()),
+        ("kernel_layout".to_string(), "[in, out]".to_string()),
+    ]);
+    let mut tensors: Vec<(String, F32View)> = Vec::new();
+    for (i, l) in outcome.weights.layers.iter().enumerate() {
+        tensors.push((format!("layers.{i}.weight"), F32View(&l.weight)));
+        if let Some(b) = &l.bias {
+            tensors.push((format!("layers.{i}.bias"), F32View(b)));
+        }
+    }
+    for t in &outcome.optimizer {
+        tensors.push((t.name.clone(), F32View(&t.tensor)));
+    }
+    let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
+    crate::record::write_atomic(path, &bytes)
+}
+
 /// A training run's dump: `<dir>/step-<N>.safetensors` for the last finite step and the
 /// failing one, each with the weights before the step (load them with `[model] weights =` to
-/// replay it), the batch (`input`, `targets`), z (`z.layers.i`), δ and the gradients.
+/// replay it), the batch (`input`, `targets`), z (`z.layers.i`), δ and the gradients; and the
+/// final weights, [`TRAINED_WEIGHTS`] (the only file of a run that stayed finite).
 pub fn write_training_dump(
     dir: &Path,
     exp: &Experiment,
@@ -121,5 +165,8 @@ pub fn write_training_dump(
         crate::record::write_atomic(&path, &bytes)?;
         written.push(path);
     }
+    let path = dir.join(TRAINED_WEIGHTS);
+    write_trained_weights(&path, exp, outcome)?;
+    written.push(path);
     Ok(written)
 }

@@ -57,6 +57,13 @@ pub struct TrainOutcome {
     pub origin: Option<Origin>,
     /// The parameters after the last step.
     pub weights: MlpWeights,
+    /// The optimiser's state after the last step, named as in PyTorch's state dicts:
+    /// `momentum_buffer.<param>` (SGD with momentum), `exp_avg.<param>` and `exp_avg_sq.<param>`
+    /// (Adam), where `<param>` is `layers.{i}.weight` or `layers.{i}.bias`.
+    pub optimizer: Vec<NamedTensor>,
+    /// The optimiser steps taken (the failing step takes none, unless its update made the
+    /// weights non-finite).
+    pub optimizer_steps: usize,
     /// The last finite step and the failing one (with a failure).
     pub dumps: Vec<StepTensors>,
 }
@@ -176,16 +183,13 @@ pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: u
 }
 
 /// Teacher data's inputs at `step`: `rows` × `model.input` values of the first input case's
-/// distribution, from the seed's batch stream for that step.
+/// distribution (N(0, 1) without `[[inputs]]`), from the seed's batch stream for that step.
 fn teacher_inputs(exp: &Experiment, rows: usize, step: usize) -> HostTensor {
     let mut rng = HostRng::new(exp.seed, batch_stream(step));
     let d = exp.model.d_input;
     let dist = match exp.inputs.first().map(|c| &c.source) {
         Some(InputSource::Distribution(d)) => *d,
-        _ => Distribution::Normal {
-            mean: 0.0,
-            std: 1.0,
-        },
+        _ => crate::config::TEACHER_INPUTS,
     };
     let data = match dist {
         Distribution::Normal { mean, std } => rng.normals_f32(rows * d, mean, std),
@@ -289,6 +293,37 @@ pub fn clip(grads: &mut [NamedTensor], clip: Clip) -> f64 {
 }
 
 impl OptimizerState {
+    /// The state as named tensors shaped as the parameters `w` (see [`TrainOutcome::optimizer`]);
+    /// none for plain SGD, which keeps none.
+    fn tensors(&self, train: &Train, w: &MlpWeights) -> Vec<NamedTensor> {
+        let buffers: Vec<(&str, &Vec<Vec<f32>>)> = match train.optimizer {
+            Optimizer::Sgd { momentum } if momentum == 0.0 => Vec::new(),
+            Optimizer::Sgd { .. } => vec![("momentum_buffer", &self.first)],
+            Optimizer::Adam { .. } => vec![("exp_avg", &self.first), ("exp_avg_sq", &self.second)],
+        };
+        let params: Vec<(String, &HostTensor)> = w
+            .layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                let bias = l.bias.as_ref().map(|b| (format!("layers.{i}.bias"), b));
+                std::iter::once((format!("layers.{i}.weight"), &l.weight)).chain(bias)
+            })
+            .collect();
+        buffers
+            .iter()
+            .flat_map(|(prefix, values)| {
+                params
+                    .iter()
+                    .zip(values.iter())
+                    .map(move |((name, p), v)| NamedTensor {
+                        name: format!("{prefix}.{name}"),
+                        tensor: HostTensor::new(p.shape.clone(), v.clone()),
+                    })
+            })
+            .collect()
+    }
+
     fn new(w: &MlpWeights) -> Self {
         let zeros: Vec<Vec<f32>> = w
             .layers
@@ -645,6 +680,8 @@ pub fn train_with(
             return Ok(TrainOutcome {
                 steps,
                 origin: Some(o),
+                optimizer: state.tensors(train, &weights),
+                optimizer_steps: state.steps as usize,
                 weights,
                 dumps,
             });
@@ -654,6 +691,8 @@ pub fn train_with(
     Ok(TrainOutcome {
         steps,
         origin: None,
+        optimizer: state.tensors(train, &weights),
+        optimizer_steps: state.steps as usize,
         weights,
         dumps: Vec::new(),
     })

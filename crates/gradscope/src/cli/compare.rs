@@ -30,7 +30,12 @@ pub struct CompareArgs {
     pub device: Option<String>,
     /// Largest relative difference allowed (below 1 % of a tensor's largest value, relative to
     /// that largest value); past it, or where a value is finite on one backend only, exit 4.
-    #[arg(long, value_name = "REL", default_value_t = 1e-4)]
+    #[arg(
+        long,
+        value_name = "REL",
+        default_value_t = 1e-4,
+        allow_negative_numbers = true
+    )]
     pub tolerance: f64,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]

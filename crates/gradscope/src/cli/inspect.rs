@@ -59,6 +59,18 @@ pub(super) fn validate(
 }
 
 pub(super) fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+    if !args.dir.is_dir() {
+        let why = if args.dir.exists() {
+            "is not a directory"
+        } else {
+            "does not exist"
+        };
+        let m = format!(
+            "{}: {why} (list shows the experiments of a directory)",
+            args.dir.display()
+        );
+        return report_error(err, &m, ExitStatus::BadInput);
+    }
     let files = match expand(std::slice::from_ref(&args.dir), false) {
         Ok(f) => f,
         Err(e) => return report_error(err, &e, ExitStatus::BadInput),

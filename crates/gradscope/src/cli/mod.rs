@@ -235,6 +235,17 @@ fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitSt
         let is_record = ["report.json", "summary.json"]
             .iter()
             .any(|f| dir.join(f).is_file());
+        if !dir.exists() {
+            let m = format!("{}: does not exist", dir.display());
+            return report_error(err, &m, ExitStatus::BadInput);
+        }
+        if !dir.is_dir() {
+            let m = format!(
+                "{}: is a file, not a record directory (give the directory that holds report.json or summary.json)",
+                dir.display()
+            );
+            return report_error(err, &m, ExitStatus::BadInput);
+        }
         if !is_record {
             let m = format!(
                 "{}: not a record directory (it holds no report.json or summary.json)",
@@ -256,11 +267,20 @@ fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitSt
     ExitStatus::Ok
 }
 
-/// The files `paths` name: files as they are, each directory's `*.toml` in name order.
+/// The files `paths` name: files as they are, each directory's `*.toml` in name order; with
+/// `all`, every `*.toml` in `./configs` too.
 fn expand(paths: &[PathBuf], all: bool) -> Result<Vec<PathBuf>, ConfigError> {
     let mut inputs = paths.to_vec();
     if all {
-        inputs.push(PathBuf::from("configs"));
+        let configs = PathBuf::from("configs");
+        if !configs.is_dir() {
+            return Err(ConfigError::file(
+                &configs,
+                "--all runs every *.toml in ./configs, and the current directory has no `configs` directory",
+            )
+            .with_hint("run it where the experiments' configs/ directory is, or name the files or directories to run"));
+        }
+        inputs.push(configs);
     }
     let mut files = Vec::new();
     for path in inputs {

@@ -36,10 +36,20 @@ pub struct RunArgs {
     #[arg(long)]
     pub layers: bool,
     /// Gradient flow ‖δ_first‖/‖δ_last‖ below this is reported as vanishing.
-    #[arg(long, value_name = "RATIO", default_value_t = 1e-3)]
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 1e-3,
+        allow_negative_numbers = true
+    )]
     pub vanishing: f64,
     /// Gradient flow ‖δ_first‖/‖δ_last‖ above this is reported as exploding.
-    #[arg(long, value_name = "RATIO", default_value_t = 1e3)]
+    #[arg(
+        long,
+        value_name = "RATIO",
+        default_value_t = 1e3,
+        allow_negative_numbers = true
+    )]
     pub exploding: f64,
     /// Exit 0 rather than 3 when some gradient value is not finite.
     #[arg(long)]
@@ -131,19 +141,7 @@ fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
     let files = expand(&args.files, args.all).map_err(|e| one(e.to_string()))?;
     let experiments = load_all(&files, args)
         .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let thresholds = Thresholds {
-        vanishing: args.vanishing,
-        exploding: args.exploding,
-    };
-    if !(thresholds.vanishing > 0.0
-        && thresholds.vanishing < thresholds.exploding
-        && thresholds.exploding.is_finite())
-    {
-        return Err(one(format!(
-            "--vanishing {} and --exploding {}: need 0 < vanishing < exploding < inf",
-            args.vanishing, args.exploding
-        )));
-    }
+    let thresholds = thresholds(args).map_err(one)?;
     if args.layers && args.format != Format::Csv {
         return Err(one("--layers applies to --format csv only".into()));
     }
@@ -298,6 +296,27 @@ fn write_plain_files(
         })?;
     }
     Ok(())
+}
+
+/// `--vanishing` and `--exploding`: ratios of gradient norms, so finite and > 0, in order.
+fn thresholds(args: &RunArgs) -> Result<Thresholds, String> {
+    for (flag, v) in [("vanishing", args.vanishing), ("exploding", args.exploding)] {
+        if !(v.is_finite() && v > 0.0) {
+            return Err(format!(
+                "--{flag} {v}: the threshold is a ratio of gradient norms (‖δ_first‖/‖δ_last‖, never negative), so it must be a finite number > 0"
+            ));
+        }
+    }
+    if args.vanishing >= args.exploding {
+        return Err(format!(
+            "--vanishing {} must be below --exploding {}",
+            args.vanishing, args.exploding
+        ));
+    }
+    Ok(Thresholds {
+        vanishing: args.vanishing,
+        exploding: args.exploding,
+    })
 }
 
 /// The flags that apply to sweeps only, or to plain runs only, checked against every file
@@ -483,11 +502,24 @@ fn run_training(
             .finish(&files)
             .and_then(|dir| crate::page::write(&dir).map(|()| dir))
             .map_err(|e| fail(err, format!("cannot finish the run record: {e}")))?;
+        let weights = dir.join(crate::tensors::TRAINED_WEIGHTS);
+        crate::tensors::write_trained_weights(&weights, exp, &outcome)
+            .map_err(|e| fail(err, format!("cannot write {}: {e}", weights.display())))?;
         let _ = writeln!(err, "note: run record written to {}", dir.display());
     }
     if let Some(dir) = &args.dump {
-        crate::tensors::write_training_dump(dir, exp, &outcome)
+        let written = crate::tensors::write_training_dump(dir, exp, &outcome)
             .map_err(|e| fail(err, format!("cannot write the dump: {e}")))?;
+        let names: Vec<String> = written
+            .iter()
+            .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+            .collect();
+        let _ = writeln!(
+            err,
+            "note: tensors written to {}: {}",
+            dir.display(),
+            names.join(", ")
+        );
     }
     write_training_page(exp, args, &report, &outcome.steps, err)?;
     let sep = if index > 0 { "\n" } else { "" };

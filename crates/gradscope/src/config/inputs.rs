@@ -1,6 +1,8 @@
-//! Reading the files a config names: input data from NumPy `.npy` (f32 or f64, C order,
-//! little-endian) and `.safetensors` (the tensor named `input`, or the file's only tensor; F32
-//! or F64), and a network's weights from `.safetensors` (`[model] weights`).
+//! Reading the files a config names: arrays from NumPy `.npy` (little-endian floats f4, f8 or
+//! integers i1-i8, u1-u8; C order) and `.safetensors` (the array named in the config, else the
+//! one the caller names by default, else the only one; F32, F64 or integer types). Integers
+//! become f32 only where f32 holds them exactly (|v| ≤ 2²⁴, or any value that happens to be
+//! representable). A network's weights (`[model] weights`) are read in `weights`.
 //!
 //! Files are read through [`Files`], which keeps each file's bytes after the first read: a
 //! sweep's grid points are validated (and later run) from one read of each file.
@@ -9,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
-use gradscope_model::{HostTensor, LayerWeights, MlpConfig, MlpWeights};
+use gradscope_model::HostTensor;
 use safetensors::{Dtype, SafeTensors};
 
 /// A file a config names could not be used.
@@ -40,6 +42,35 @@ pub enum Problem {
     /// Neither `.npy` nor `.safetensors`.
     #[error("expected a `.npy` or `.safetensors` file")]
     Extension,
+    /// An array was named where the file holds one array only.
+    #[error("is a .npy file, which holds one array; `array` names one of a .safetensors file's")]
+    ArrayOfNpy,
+    /// The array named is not in the file.
+    #[error("has no array `{name}`; it holds {}", list(.available))]
+    NoArray {
+        /// The name asked for.
+        name: String,
+        /// The arrays the file holds.
+        available: Vec<String>,
+    },
+    /// Several arrays, none named in the config nor by the default name.
+    #[error("holds the arrays {} and none is named `{default}`; name one, e.g. {{ file = \"...\", array = \"{}\" }}", list(.available), .available.first().map_or("", String::as_str))]
+    WhichArray {
+        /// The name looked for by default.
+        default: &'static str,
+        /// The arrays the file holds.
+        available: Vec<String>,
+    },
+    /// An integer that f32 cannot hold exactly.
+    #[error(
+        "holds the integer {value} (element {index}), which f32 cannot hold exactly (every integer up to 2²⁴ = 16777216 in magnitude is exact)"
+    )]
+    Inexact {
+        /// The element's index in the flattened array.
+        index: usize,
+        /// Its value.
+        value: i128,
+    },
     /// The .npy structure is broken.
     #[error("not a valid .npy file ({0})")]
     Npy(&'static str),
@@ -47,7 +78,9 @@ pub enum Problem {
     #[error("not a valid .npy file (unknown version {0})")]
     NpyVersion(u8),
     /// An .npy file of another element type.
-    #[error("holds `{0}` values; expected little-endian f4 or f8")]
+    #[error(
+        "holds `{0}` values; expected little-endian floats (f4, f8) or integers (i1, i2, i4, i8, u1, u2, u4, u8)"
+    )]
     NpyType(String),
     /// An .npy file in Fortran order.
     #[error("is in Fortran order; save it in C order (numpy.ascontiguousarray)")]
@@ -77,12 +110,14 @@ pub enum Problem {
         name: &'static str,
     },
     /// A tensor of another element type.
-    #[error("tensor `{name}` is {dtype}; expected F32 or F64")]
+    #[error("tensor `{name}` is {dtype}; expected {expected}")]
     Dtype {
         /// The tensor.
         name: String,
         /// Its type.
         dtype: String,
+        /// The types accepted.
+        expected: &'static str,
     },
     /// An array of the wrong rank.
     #[error("expected a {rank}-D array [{axes}], found shape {found:?}")]
@@ -98,7 +133,7 @@ pub enum Problem {
     #[error("has no tensor `{0}`")]
     Missing(String),
     /// A tensor has another shape than the model needs.
-    #[error("tensor `{name}` has shape {found:?}; the model needs {needed:?}")]
+    #[error("tensor `{name}` has shape {found:?}; the model needs {needed:?}{what}")]
     Shape {
         /// The tensor.
         name: String,
@@ -106,7 +141,33 @@ pub enum Problem {
         found: Vec<usize>,
         /// The shape needed.
         needed: Vec<usize>,
+        /// Where in the model, in which layout (empty for gradscope's own).
+        what: String,
     },
+    /// A weights file's names fit neither layout, or both.
+    #[error("{}", layout_message(.both, .found))]
+    Layout {
+        /// Whether both layouts' names are there (else neither).
+        both: bool,
+        /// Some of the names found.
+        found: Vec<String>,
+    },
+    /// A PyTorch tensor that is not a Linear layer's.
+    #[error(
+        "has tensor `{0}`, which is not a Linear layer's `weight` or `bias` in nn.Sequential's naming (`0.weight`, `0.bias`, `2.weight`, ...)"
+    )]
+    NotLinear(String),
+    /// A PyTorch file with another number of Linear layers than the model.
+    #[error("has Linear layers at the module indices {found:?}, {} of them; the model has {layers}", .found.len())]
+    LayerCount {
+        /// The module indices with a `weight`.
+        found: Vec<usize>,
+        /// The model's layers.
+        layers: usize,
+    },
+    /// A bias for a model without biases.
+    #[error("has tensor `{0}`, but the model has `bias = false`")]
+    UnwantedBias(String),
     /// A tensor of a layer the model does not have.
     #[error("has tensor `{name}`, but the model has only {layers} layers")]
     ExtraLayer {
@@ -117,17 +178,44 @@ pub enum Problem {
     },
 }
 
+/// `` `x`, `y` `` for messages.
+fn list(names: &[String]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    quoted.join(", ")
+}
+
+fn layout_message(both: &bool, found: &[String]) -> String {
+    if *both {
+        "holds tensors named in both layouts (`layers.{i}.weight`, gradscope's, and `{k}.weight`, PyTorch's); say which: weights = { file = \"...\", layout = \"gradscope\" } or layout = \"pytorch\"".to_string()
+    } else {
+        format!(
+            "has neither gradscope's tensors (`layers.0.weight`, ...) nor a PyTorch nn.Sequential's (`0.weight`, ...); it holds {}",
+            list(found)
+        )
+    }
+}
+
 impl Problem {
     /// Whether the message reads as a predicate of the file's name (joined by a space, not
     /// a colon).
     fn is_predicate(&self) -> bool {
         matches!(
             self,
-            Self::WeightsFile(_) | Self::Missing(_) | Self::ExtraLayer { .. }
+            Self::WeightsFile(_)
+                | Self::Missing(_)
+                | Self::ExtraLayer { .. }
+                | Self::ArrayOfNpy
+                | Self::NoArray { .. }
+                | Self::WhichArray { .. }
+                | Self::Inexact { .. }
+                | Self::Layout { .. }
+                | Self::NotLinear(_)
+                | Self::LayerCount { .. }
+                | Self::UnwantedBias(_)
         )
     }
 
-    fn at(self, path: &Path) -> FileError {
+    pub(super) fn at(self, path: &Path) -> FileError {
         FileError::Content {
             path: path.to_path_buf(),
             problem: self,
@@ -160,14 +248,20 @@ impl Files {
     }
 }
 
-/// Read an array of any rank from a `.npy` or `.safetensors` file (there the tensor named
-/// `name`, or the file's only tensor) through `files`.
-pub fn read_array(path: &Path, name: &'static str, files: &Files) -> Result<HostTensor, FileError> {
+/// Read an array of any rank from a `.npy` or `.safetensors` file through `files`: in a
+/// safetensors file the array named `array`, else the one named `default`, else its only one.
+pub fn read_array(
+    path: &Path,
+    default: &'static str,
+    array: Option<&str>,
+    files: &Files,
+) -> Result<HostTensor, FileError> {
     let bytes = files.read(path)?;
     let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
     match ext {
+        "npy" if array.is_some() => Err(Problem::ArrayOfNpy),
         "npy" => read_npy(&bytes),
-        "safetensors" => read_safetensors(&bytes, name),
+        "safetensors" => read_safetensors(&bytes, default, array),
         _ => Err(Problem::Extension),
     }
     .map_err(|p| p.at(path))
@@ -175,7 +269,7 @@ pub fn read_array(path: &Path, name: &'static str, files: &Files) -> Result<Host
 
 /// Read a 2-D input tensor from `path` through `files`.
 pub fn read_input(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
-    let tensor = read_array(path, "input", files)?;
+    let tensor = read_array(path, "input", None, files)?;
     if tensor.shape.len() != 2 {
         return Err(Problem::Rank {
             rank: 2,
@@ -187,75 +281,100 @@ pub fn read_input(path: &Path, files: &Files) -> Result<HostTensor, FileError> {
     Ok(tensor)
 }
 
-/// Read the weights of the network `model` describes from a safetensors file: tensors
-/// `layers.{i}.weight` `[d_in, d_out]` and, with biases, `layers.{i}.bias` `[d_out]` (F32 or
-/// F64), read through `files`. Other tensors (a dump's gradients, say) are ignored.
-pub fn read_weights(
-    path: &Path,
-    model: &MlpConfig,
-    files: &Files,
-) -> Result<MlpWeights, FileError> {
-    let bytes = files.read(path)?;
-    weights_of(&bytes, model).map_err(|p| p.at(path))
-}
-
-fn weights_of(bytes: &[u8], model: &MlpConfig) -> Result<MlpWeights, Problem> {
-    let st = SafeTensors::deserialize(bytes).map_err(|e| Problem::WeightsFile(e.to_string()))?;
-    let get = |name: &str, shape: &[usize]| -> Result<HostTensor, Problem> {
-        let view = st
-            .tensor(name)
-            .map_err(|_| Problem::Missing(name.to_string()))?;
-        if view.shape() != shape {
-            return Err(Problem::Shape {
-                name: name.to_string(),
-                found: view.shape().to_vec(),
-                needed: shape.to_vec(),
-            });
-        }
-        Ok(HostTensor::new(shape.to_vec(), floats_of(name, &view)?))
-    };
-    let widths = model.widths();
-    let layers = widths
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| {
-            Ok(LayerWeights {
-                weight: get(&format!("layers.{i}.weight"), &[w[0], w[1]])?,
-                bias: if model.bias {
-                    Some(get(&format!("layers.{i}.bias"), &[w[1]])?)
-                } else {
-                    None
-                },
-            })
-        })
-        .collect::<Result<Vec<_>, Problem>>()?;
-    let n = widths.len() - 1;
-    if let Some(extra) = st.names().into_iter().find(|name| {
-        name.strip_prefix("layers.")
-            .and_then(|r| r.split('.').next())
-            .and_then(|i| i.parse::<usize>().ok())
-            .is_some_and(|i| i >= n)
-    }) {
-        return Err(Problem::ExtraLayer {
-            name: extra.to_string(),
-            layers: n,
-        });
-    }
-    Ok(MlpWeights {
-        layers,
-        activations: model.activations.clone(),
-    })
-}
-
 /// A safetensors view's F32 or F64 values as f32.
-fn floats_of(name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>, Problem> {
+pub(super) fn floats_of(
+    name: &str,
+    view: &safetensors::tensor::TensorView<'_>,
+) -> Result<Vec<f32>, Problem> {
     match view.dtype() {
         Dtype::F32 => Ok(values(view.data(), 4)),
         Dtype::F64 => Ok(values(view.data(), 8)),
         other => Err(Problem::Dtype {
             name: name.to_string(),
             dtype: format!("{other:?}"),
+            expected: "F32 or F64",
         }),
+    }
+}
+
+/// A safetensors view's float or integer values as f32 (data arrays: labels may be integers).
+fn numbers_of(name: &str, view: &safetensors::tensor::TensorView<'_>) -> Result<Vec<f32>, Problem> {
+    let int = |bytes, signed| integers(view.data(), bytes, signed);
+    match view.dtype() {
+        Dtype::I8 => int(1, true),
+        Dtype::U8 => int(1, false),
+        Dtype::I16 => int(2, true),
+        Dtype::U16 => int(2, false),
+        Dtype::I32 => int(4, true),
+        Dtype::U32 => int(4, false),
+        Dtype::I64 => int(8, true),
+        Dtype::U64 => int(8, false),
+        Dtype::F32 | Dtype::F64 => floats_of(name, view),
+        other => Err(Problem::Dtype {
+            name: name.to_string(),
+            dtype: format!("{other:?}"),
+            expected: "F32, F64 or an integer type (I8-I64, U8-U64)",
+        }),
+    }
+}
+
+/// Little-endian integers of `bytes` bytes each as f32, refused where f32 cannot hold one
+/// exactly.
+fn integers(raw: &[u8], bytes: usize, signed: bool) -> Result<Vec<f32>, Problem> {
+    raw.chunks_exact(bytes)
+        .enumerate()
+        .map(|(index, c)| {
+            let mut le = [0u8; 16];
+            le[..bytes].copy_from_slice(c);
+            if signed && c[bytes - 1] & 0x80 != 0 {
+                le[bytes..].fill(0xff);
+            }
+            let value = i128::from_le_bytes(le);
+            let v = value as f32;
+            // f32 → i128 is exact for every finite f32, so this holds only for exact values.
+            if v as i128 == value {
+                Ok(v)
+            } else {
+                Err(Problem::Inexact { index, value })
+            }
+        })
+        .collect()
+}
+
+/// The element type of a .npy `descr`: little-endian floats and integers (`|` for one byte,
+/// which has no order).
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Elem {
+    /// f32 (4) or f64 (8).
+    Float(usize),
+    /// An integer of this many bytes, signed or not.
+    Int(usize, bool),
+}
+
+impl Elem {
+    fn parse(descr: &str) -> Option<Self> {
+        let (order, kind, size) = (descr.get(..1)?, descr.get(1..2)?, descr.get(2..)?);
+        let size: usize = size.parse().ok()?;
+        match (order, kind, size) {
+            ("<", "f", 4 | 8) => Some(Self::Float(size)),
+            ("<" | "|", "i" | "u", 1) | ("<", "i" | "u", 2 | 4 | 8) => {
+                Some(Self::Int(size, kind == "i"))
+            }
+            _ => None,
+        }
+    }
+
+    fn size(self) -> usize {
+        match self {
+            Self::Float(n) | Self::Int(n, _) => n,
+        }
+    }
+
+    fn decode(self, raw: &[u8]) -> Result<Vec<f32>, Problem> {
+        match self {
+            Self::Float(n) => Ok(values(raw, n)),
+            Self::Int(n, signed) => integers(raw, n, signed),
+        }
     }
 }
 
@@ -300,10 +419,8 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, Problem> {
     let descr = field("descr")
         .and_then(|r| r.strip_prefix('\''))
         .and_then(|r| r.split('\'').next());
-    let float_bytes = match descr {
-        Some("<f4") => 4,
-        Some("<f8") => 8,
-        Some(other) => return Err(Problem::NpyType(other.to_string())),
+    let elem = match descr {
+        Some(d) => Elem::parse(d).ok_or_else(|| Problem::NpyType(d.to_string()))?,
         None => return Err(malformed("no descr")),
     };
     if field("fortran_order").is_some_and(|r| r.starts_with("True")) {
@@ -319,37 +436,66 @@ fn read_npy(bytes: &[u8]) -> Result<HostTensor, Problem> {
         .filter(|s| !s.is_empty())
         .map(|s| s.parse::<usize>().map_err(|_| malformed("bad shape")))
         .collect::<Result<Vec<_>, _>>()?;
-    let n: usize = shape.iter().product();
+    let n = shape
+        .iter()
+        .try_fold(elem.size(), |n, d| n.checked_mul(*d))
+        .ok_or_else(|| malformed("shape too large"))?;
     let data = &bytes[start + header_len..];
-    if data.len() != n * float_bytes {
+    if data.len() != n {
         return Err(Problem::DataLength {
             found: data.len(),
             shape,
-            needed: n * float_bytes,
+            needed: n,
         });
     }
-    Ok(HostTensor::new(shape, values(data, float_bytes)))
+    Ok(HostTensor::new(shape, elem.decode(data)?))
 }
 
-fn read_safetensors(bytes: &[u8], wanted: &'static str) -> Result<HostTensor, Problem> {
+/// Which of `names` to read: `array` if given (it must be there), else `default`, else the
+/// only one.
+fn choose(
+    mut names: Vec<String>,
+    default: &'static str,
+    array: Option<&str>,
+) -> Result<String, Problem> {
+    names.sort();
+    match array {
+        Some(a) if names.iter().any(|n| n == a) => Ok(a.to_string()),
+        Some(a) => Err(Problem::NoArray {
+            name: a.to_string(),
+            available: names,
+        }),
+        None if names.iter().any(|n| n == default) => Ok(default.to_string()),
+        None if names.len() == 1 => Ok(names.remove(0)),
+        None => Err(Problem::WhichArray {
+            default,
+            available: names,
+        }),
+    }
+}
+
+fn read_safetensors(
+    bytes: &[u8],
+    default: &'static str,
+    array: Option<&str>,
+) -> Result<HostTensor, Problem> {
     let st = SafeTensors::deserialize(bytes).map_err(|e| Problem::Safetensors(e.to_string()))?;
-    let names = st.names();
-    let name = if names.iter().any(|n| *n == wanted) {
-        wanted.to_string()
-    } else if names.len() == 1 {
-        names[0].to_string()
-    } else {
-        return Err(Problem::Ambiguous {
-            count: names.len(),
-            name: wanted,
-        });
+    let names = st.names().into_iter().map(str::to_string).collect();
+    let name = match (choose(names, default, array), array) {
+        (Err(Problem::WhichArray { available, .. }), None) => {
+            return Err(Problem::Ambiguous {
+                count: available.len(),
+                name: default,
+            });
+        }
+        (chosen, _) => chosen?,
     };
     let view = st
         .tensor(&name)
         .map_err(|e| Problem::Safetensors(e.to_string()))?;
     Ok(HostTensor::new(
         view.shape().to_vec(),
-        floats_of(&name, &view)?,
+        numbers_of(&name, &view)?,
     ))
 }
 
@@ -391,10 +537,13 @@ pub(super) mod tests {
     #[test]
     fn npy_problems_are_named() {
         assert_eq!(read_npy(b"hello"), Err(Problem::Npy("no NUMPY magic")));
-        assert_eq!(
-            read_npy(&npy("<i8", "(1, 1)", &[0; 8])),
-            Err(Problem::NpyType("<i8".into()))
-        );
+        // Big-endian floats and complex numbers are not read.
+        for descr in [">f4", "<c8", "|b1"] {
+            assert_eq!(
+                read_npy(&npy(descr, "(1, 1)", &[0; 8])),
+                Err(Problem::NpyType(descr.into()))
+            );
+        }
         assert_eq!(
             read_npy(&npy("<f4", "(2, 3)", &[0; 8])),
             Err(Problem::DataLength {
@@ -413,7 +562,52 @@ pub(super) mod tests {
         bytes.extend_from_slice(header.as_bytes());
         bytes.extend_from_slice(&3.0f32.to_le_bytes());
         bytes.extend_from_slice(&(-1.0f32).to_le_bytes());
-        let t = read_safetensors(&bytes, "input").unwrap_or_else(|e| panic!("{e}"));
+        let t = read_safetensors(&bytes, "input", None).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!((t.shape, t.data), (vec![1, 2], vec![3.0, -1.0]));
+    }
+
+    /// What `np.save` writes for integer labels: `<i8` (int64, NumPy's default on Linux), `<i4`
+    /// and `|u1` (uint8: one byte has no byte order).
+    #[test]
+    fn npy_integers_read_back_exactly() {
+        let i8s: Vec<u8> = [-1i64, 0, 7, 1 << 24]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let t = read_npy(&npy("<i8", "(4,)", &i8s)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (t.shape, t.data),
+            (vec![4], vec![-1.0, 0.0, 7.0, 16_777_216.0])
+        );
+        let i4s: Vec<u8> = [3i32, -2].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let t = read_npy(&npy("<i4", "(2,)", &i4s)).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.data, vec![3.0, -2.0]);
+        let t = read_npy(&npy("|u1", "(3,)", &[0, 9, 255])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.data, vec![0.0, 9.0, 255.0]);
+        // 0xffff as u2 is 65535, as i2 it is -1.
+        let t = read_npy(&npy("<u2", "(1,)", &[0xff, 0xff])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.data, vec![65535.0]);
+        let t = read_npy(&npy("<i2", "(1,)", &[0xff, 0xff])).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(t.data, vec![-1.0]);
+        // 2²⁴ + 1 = 16777217 is the smallest positive integer f32 cannot hold.
+        let big: Vec<u8> = [5i64, (1 << 24) + 1]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        assert_eq!(
+            read_npy(&npy("<i8", "(2,)", &big)),
+            Err(Problem::Inexact {
+                index: 1,
+                value: 16_777_217
+            })
+        );
+        // u8::MAX as u64, 18446744073709551615, rounds to 2⁶⁴ in f32.
+        assert_eq!(
+            read_npy(&npy("<u8", "(1,)", &[0xff; 8])),
+            Err(Problem::Inexact {
+                index: 0,
+                value: 18_446_744_073_709_551_615
+            })
+        );
     }
 }

@@ -1,8 +1,11 @@
-//! Experiment configs: reading a TOML file (`raw`), validating it into an `Experiment`, and
-//! locating every problem (`source`).
+//! Experiment configs: reading a TOML file (`raw`, its integer keys' ranges in `ints`),
+//! finding every missing key at once (`missing`), validating it into an `Experiment`, reading
+//! the files it names (`inputs`, `weights`), and locating every problem (`source`).
 
 pub mod inputs;
+pub mod ints;
 pub mod kinds;
+mod missing;
 pub mod raw;
 pub mod sets;
 mod show;
@@ -10,6 +13,7 @@ pub mod source;
 pub mod sweep;
 mod train;
 mod validate;
+pub mod weights;
 
 use std::path::{Path, PathBuf};
 
@@ -116,10 +120,14 @@ pub enum Data {
     Files {
         /// The inputs file.
         inputs_path: PathBuf,
+        /// The array named in it (`.safetensors`), if one was.
+        inputs_array: Option<String>,
         /// `[N, model.input]`.
         inputs: HostTensor,
         /// The targets file.
         targets_path: PathBuf,
+        /// The array named in it, if one was.
+        targets_array: Option<String>,
         /// `[N]` labels (classification) or `[N, model.output]` values.
         targets: HostTensor,
     },
@@ -140,6 +148,8 @@ impl Data {
 pub struct LoadedWeights {
     /// The file, resolved against the config's directory.
     pub path: PathBuf,
+    /// How the file names and lays out its tensors.
+    pub layout: weights::WeightsLayout,
     /// Its weights, shape-checked against the model.
     pub weights: gradscope_model::MlpWeights,
 }
@@ -202,6 +212,12 @@ pub enum Distribution {
         value: f64,
     },
 }
+
+/// The inputs teacher data draws when a training config has no `[[inputs]]`: N(0, 1).
+pub const TEACHER_INPUTS: Distribution = Distribution::Normal {
+    mean: 0.0,
+    std: 1.0,
+};
 
 /// The scalar whose gradients are measured.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -300,9 +316,10 @@ impl Experiment {
         let batch = self
             .inputs
             .iter()
-            .map(|c| c.batch as u128)
+            .map(|c| c.batch)
+            .chain(self.train.as_ref().map(|t| t.batch))
             .max()
-            .unwrap_or(0);
+            .unwrap_or(0) as u128;
         4 * (4 * params + 6 * batch * units + 2 * batch * self.model.d_input as u128)
     }
 }

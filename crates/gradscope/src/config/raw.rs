@@ -9,6 +9,8 @@ use serde::de::{self, MapAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use toml::Spanned;
 
+use super::ints;
+
 /// The field names `T`'s derived `Deserialize` accepts, in declaration order, asked of serde
 /// itself: a derived impl hands them to `deserialize_struct`, which this probe records. So the
 /// key lists of messages and `--set` come from the structs below and cannot drift from them.
@@ -43,11 +45,12 @@ pub fn fields_of<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawExperiment {
-    /// Short identifier of the experiment (letters, digits, `-`, `_`, `.`; not starting with `.` or `-`); names its records and notebook pages.
+    /// Short identifier of the experiment (ASCII letters, digits, `-`, `_`, `.`; not starting with `.` or `-`); names its records and notebook pages.
     pub name: Spanned<String>,
-    /// One line saying what the experiment asks.
-    pub description: Spanned<String>,
-    /// Seed of every random draw (weights and inputs), 0 ≤ seed ≤ 2⁶³−1.
+    /// One line saying what the experiment asks. Optional.
+    pub description: Option<Spanned<String>>,
+    /// Seed of every random draw (weights and inputs), 0 ≤ seed ≤ 2⁶³−1; a sweep's last trial seed, seed + trials − 1, too.
+    #[serde(deserialize_with = "ints::int::<_, ints::Seed>")]
     pub seed: Spanned<i64>,
     /// Backend used when `--backend` is not given: `ndarray` (default), `flex` or `wgpu`.
     pub backend: Option<Spanned<String>>,
@@ -55,8 +58,8 @@ pub struct RawExperiment {
     pub model: Spanned<RawModel>,
     /// The loss whose gradients are measured; default `sum_squares` (Σ output²).
     pub loss: Option<Spanned<RawNamed>>,
-    /// The input cases, each run through the same network (`[[inputs]]` tables).
-    pub inputs: Spanned<Vec<Spanned<RawInput>>>,
+    /// The input cases, each run through the same network (`[[inputs]]` tables). A training run needs none: its teacher data then draws N(0, 1) inputs.
+    pub inputs: Option<Spanned<Vec<Spanned<RawInput>>>>,
     /// Train the network instead of measuring one gradient: `[train]` with `steps`,
     /// `learning_rate` and optionally `batch`, `optimizer`, `clip`, `data`.
     pub train: Option<Spanned<RawTrain>>,
@@ -70,14 +73,19 @@ pub struct RawExperiment {
 #[serde(deny_unknown_fields)]
 pub struct RawModel {
     /// Input width (≥ 1).
+    #[serde(deserialize_with = "ints::int::<_, ints::Width>")]
     pub input: Spanned<i64>,
     /// Hidden widths, first to last, e.g. `[100, 50, 25]`. Give either this or `depth` + `width`.
+    #[serde(default, deserialize_with = "ints::opt_list::<_, ints::Width>")]
     pub hidden: Option<Spanned<Vec<Spanned<i64>>>>,
     /// Number of hidden layers, all of width `width` (shorthand for `hidden`).
+    #[serde(default, deserialize_with = "ints::opt::<_, ints::Depth>")]
     pub depth: Option<Spanned<i64>>,
     /// Width of every hidden layer, with `depth`.
+    #[serde(default, deserialize_with = "ints::opt::<_, ints::Width>")]
     pub width: Option<Spanned<i64>>,
     /// Output width (≥ 1).
+    #[serde(deserialize_with = "ints::int::<_, ints::Width>")]
     pub output: Spanned<i64>,
     /// Activation after every hidden layer: a name (`"relu"`) or a table
     /// (`{ kind = "leaky_relu", slope = 0.01 }`). Default `relu`.
@@ -93,10 +101,8 @@ pub struct RawModel {
     pub bias_init: Option<Spanned<RawNamed>>,
     /// Gain multiplying the initialisers' bound or standard deviation. Default 1.
     pub gain: Option<Spanned<f64>>,
-    /// A `.safetensors` file to take the weights from instead of drawing them: tensors
-    /// `layers.{i}.weight` `[d_in, d_out]` and `layers.{i}.bias` (a `--dump` file works);
-    /// relative to the config file's directory.
-    pub weights: Option<Spanned<String>>,
+    /// A `.safetensors` file to take the weights from instead of drawing them, relative to the config file's directory: `"w.safetensors"` with tensors `layers.{i}.weight` `[d_in, d_out]` and `layers.{i}.bias` (a `--dump` file or a training record's `weights.safetensors` works), or `{ file = "m.safetensors", layout = "pytorch" }` for a PyTorch `nn.Sequential` state_dict (`0.weight` `[out, in]`, `0.bias`, `2.weight`, ...). Without `layout`, the tensor names say which.
+    pub weights: Option<Spanned<RawFile>>,
 }
 
 /// `[train]`: optimisation steps on fresh batches, each step checked for non-finite values.
@@ -104,8 +110,10 @@ pub struct RawModel {
 #[serde(deny_unknown_fields)]
 pub struct RawTrain {
     /// Optimisation steps (≥ 1).
+    #[serde(deserialize_with = "ints::int::<_, ints::Steps>")]
     pub steps: Spanned<i64>,
     /// Examples per step (≥ 1). Default 32.
+    #[serde(default, deserialize_with = "ints::opt::<_, ints::TrainBatch>")]
     pub batch: Option<Spanned<i64>>,
     /// `"sgd"` or `{ kind = "sgd", momentum = 0.9 }` (PyTorch's SGD), or `"adam"` or
     /// `{ kind = "adam", beta1 = 0.9, beta2 = 0.999, epsilon = 1e-8 }`. Default `sgd`.
@@ -129,23 +137,24 @@ pub struct RawData {
     /// `teacher` or `files`.
     pub kind: String,
     /// `teacher`: the number of classes (= `model.output`).
+    #[serde(default, deserialize_with = "ints::opt_plain::<_, ints::Classes>")]
     pub classes: Option<i64>,
-    /// `files`: the inputs file, `[N, model.input]` (.npy, or .safetensors: its tensor `input`
-    /// or its only tensor); batches take its rows in order, wrapping around.
-    pub inputs: Option<String>,
-    /// `files`: the targets file, `[N]` labels or `[N, model.output]` (.safetensors: its tensor
-    /// `targets` or its only tensor); a training dump serves as both files.
-    pub targets: Option<String>,
+    /// `files`: the inputs file, `[N, model.input]`: `.npy`, or `.safetensors` (the tensor named as in `{ file = "d.safetensors", array = "x" }`, else `input`, else the only one); batches take its rows in order, wrapping around.
+    pub inputs: Option<RawFile>,
+    /// `files`: the targets file, `[N]` labels (integers or whole floats) or `[N, model.output]` values: `.npy`, or `.safetensors` (the tensor named with `array`, else `targets`, else the only one); a training dump serves as both files.
+    pub targets: Option<RawFile>,
 }
 
 /// `[[inputs]]`: one input case.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawInput {
-    /// Name of the case, unique in the file (letters, digits, `-`, `_`, `.`; not starting with `.` or `-`); names its dump file.
+    /// Name of the case, unique in the file (ASCII letters, digits, `-`, `_`, `.`; not starting with `.` or `-`); names its dump file.
     pub name: Spanned<String>,
     /// Number of rows (≥ 1); the input has shape `[batch, model.input]`. Optional with `file`
-    /// (then it must match the file's first dimension).
+    /// (then it must match the file's first dimension) and in training runs (which draw
+    /// `train.batch` rows a step).
+    #[serde(default, deserialize_with = "ints::opt::<_, ints::Rows>")]
     pub batch: Option<Spanned<i64>>,
     /// Where the values come from: `"normal"` (N(0,1)), or a table such as
     /// `{ kind = "uniform", low = -1.0, high = 1.0 }` or `{ kind = "constant", value = 1.0 }`.
@@ -154,6 +163,59 @@ pub struct RawInput {
     /// A `.npy` file (f32 or f64, C order) or a `.safetensors` file (its tensor `input`, or its
     /// only tensor) of shape `[batch, model.input]`; relative to the config file's directory.
     pub file: Option<Spanned<String>>,
+}
+
+/// A file a config names: `"path"`, or a table `{ file = "path", ... }` that also names the
+/// array to read from it (`array`, data files) or the layout of its weights (`layout`).
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RawFile {
+    /// The path, relative to the config's directory.
+    pub file: String,
+    /// The array (tensor) of a `.safetensors` file.
+    pub array: Option<String>,
+    /// The weights' layout: `gradscope` or `pytorch`.
+    pub layout: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for RawFile {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct FileVisitor;
+        impl<'de> Visitor<'de> for FileVisitor {
+            type Value = RawFile;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a path (string) or a table with `file`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawFile, E> {
+                Ok(RawFile {
+                    file: s.to_string(),
+                    ..RawFile::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawFile, A::Error> {
+                let (mut file, mut array, mut layout) = (None, None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "file" => &mut file,
+                        "array" => &mut array,
+                        "layout" => &mut layout,
+                        other => {
+                            return Err(de::Error::unknown_field(
+                                other,
+                                &["file", "array", "layout"],
+                            ));
+                        }
+                    };
+                    *slot = Some(map.next_value::<String>()?);
+                }
+                Ok(RawFile {
+                    file: file.ok_or_else(|| de::Error::missing_field("file"))?,
+                    array,
+                    layout,
+                })
+            }
+        }
+        deserializer.deserialize_any(FileVisitor)
+    }
 }
 
 /// Something chosen by name, with optional parameters: written either as a bare string

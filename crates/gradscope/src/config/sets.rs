@@ -79,11 +79,18 @@ fn parse_set(file: &Path, text: &str) -> Result<Set, ConfigError> {
         }
         return Err(e);
     }
-    // A TOML value (number, bool, array, inline table, quoted string), else a bare string.
-    let value = toml::from_str::<Table>(&format!("v = {}", value.trim()))
+    // A TOML value (number, bool, array, inline table, quoted string), else a bare string;
+    // but an integer past TOML's range is not a string.
+    let parsed = toml::from_str::<Table>(&format!("v = {}", value.trim()))
         .ok()
-        .and_then(|mut t| t.remove("v"))
-        .unwrap_or_else(|| Value::String(value.trim().to_string()));
+        .and_then(|mut t| t.remove("v"));
+    if parsed.is_none() && value.trim().replace('_', "").parse::<i128>().is_ok() {
+        return Err(bad(format!(
+            "{} is past the largest integer a config holds, 2⁶³ − 1 (9223372036854775807)",
+            value.trim()
+        )));
+    }
+    let value = parsed.unwrap_or_else(|| Value::String(value.trim().to_string()));
     Ok(Set {
         text: text.to_string(),
         path,

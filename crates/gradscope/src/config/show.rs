@@ -42,7 +42,9 @@ impl Experiment {
             self.path.display()
         );
         let _ = writeln!(s, "name = {}", quote(&self.name));
-        let _ = writeln!(s, "description = {}", quote(&self.description));
+        if !self.description.is_empty() {
+            let _ = writeln!(s, "description = {}", quote(&self.description));
+        }
         let _ = writeln!(s, "seed = {}", self.seed);
         if let Some(b) = self.backend {
             let _ = writeln!(s, "backend = {}", quote(b.name()));
@@ -101,9 +103,22 @@ impl Experiment {
         let _ = writeln!(s, "gain = {}", num(m.gain));
         if let Some(w) = &self.weights {
             let shown = std::fs::canonicalize(&w.path).unwrap_or_else(|_| w.path.clone());
-            let _ = writeln!(s, "weights = {}", quote(&shown.to_string_lossy()));
+            let _ = writeln!(
+                s,
+                "weights = {{ file = {}, layout = {} }}",
+                quote(&shown.to_string_lossy()),
+                quote(w.layout.name())
+            );
         }
         s
+    }
+}
+
+/// A data file as configs write it: its quoted path, or `{ file = ..., array = ... }`.
+fn file_ref(quoted_path: &str, array: Option<&str>) -> String {
+    match array {
+        Some(a) => format!("{{ file = {quoted_path}, array = {} }}", quote(a)),
+        None => quoted_path.to_string(),
     }
 }
 
@@ -118,12 +133,14 @@ fn train_toml(t: &Train) -> String {
         Data::Teacher { classes: None } => "{ kind = \"teacher\" }".to_string(),
         Data::Files {
             inputs_path,
+            inputs_array,
             targets_path,
+            targets_array,
             ..
         } => format!(
             "{{ kind = \"files\", inputs = {}, targets = {} }}",
-            shown(inputs_path),
-            shown(targets_path)
+            file_ref(&shown(inputs_path), inputs_array.as_deref()),
+            file_ref(&shown(targets_path), targets_array.as_deref())
         ),
     };
     format!(

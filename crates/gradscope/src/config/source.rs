@@ -31,6 +31,9 @@ pub struct ConfigError {
     pub snippet: Option<String>,
     /// A suggestion, printed as `hint: ...`.
     pub hint: Option<String>,
+    /// Further problems of the same file found in the same pass (every missing key at once),
+    /// each printed after this one as its own `error:` entry.
+    pub also: Vec<ConfigError>,
 }
 
 impl ConfigError {
@@ -44,7 +47,16 @@ impl ConfigError {
             message: message.into(),
             snippet: None,
             hint: None,
+            also: Vec::new(),
         }
+    }
+
+    /// The first of `errors` with the others attached (`also`); `None` when there are none.
+    pub fn all(errors: Vec<ConfigError>) -> Option<Self> {
+        let mut errors = errors.into_iter();
+        let mut first = errors.next()?;
+        first.also.extend(errors);
+        Some(first)
     }
 
     /// Attach a hint.
@@ -80,6 +92,9 @@ impl fmt::Display for ConfigError {
         }
         if let Some(hint) = &self.hint {
             write!(f, "\nhint: {hint}")?;
+        }
+        for other in &self.also {
+            write!(f, "\nerror: {other}")?;
         }
         Ok(())
     }
@@ -134,6 +149,7 @@ impl Source {
             message: message.into(),
             snippet,
             hint: None,
+            also: Vec::new(),
         }
     }
 }

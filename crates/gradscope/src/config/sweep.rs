@@ -11,6 +11,7 @@ use toml::{Spanned, Table, Value};
 
 use super::Experiment;
 use super::inputs::Files;
+use super::ints::MAX_SEED;
 use super::sets::{set_in, settable, settable_keys};
 use super::source::{ConfigError, Source, did_you_mean};
 
@@ -133,10 +134,12 @@ impl Sweep {
 pub(super) fn plan(
     src: &Source,
     sweep: &Spanned<Table>,
+    seed: u64,
     files: &Files,
 ) -> Result<Sweep, ConfigError> {
     let err = |m: String| src.error(Some(sweep.span()), Some("sweep"), m);
     let (trials, axes) = axes_of(sweep.get_ref(), &err)?;
+    check_last_seed(seed, trials, &err)?;
     let n_points: usize = axes.iter().map(|(_, v)| v.len()).product();
     if n_points.saturating_mul(trials) > MAX_TRIALS_TOTAL {
         return Err(err(format!(
@@ -199,6 +202,26 @@ fn axes_of(
         }
     }
     Ok((trials, axes))
+}
+
+/// The trials run the seeds seed, ..., seed + trials − 1; the last must be a seed a config can
+/// hold, so that every trial can be run again as a plain run.
+fn check_last_seed(
+    seed: u64,
+    trials: usize,
+    err: &dyn Fn(String) -> ConfigError,
+) -> Result<(), ConfigError> {
+    let last = u128::from(seed) + trials as u128 - 1;
+    if last <= u128::from(MAX_SEED) {
+        return Ok(());
+    }
+    let most = u128::from(MAX_SEED) + 1 - trials as u128;
+    Err(err(format!(
+        "`trials` = {trials} from seed {seed} runs the seeds up to {last}, past the largest seed {MAX_SEED} (2⁶³ − 1): those trials could not be run again"
+    ))
+    .with_hint(format!(
+        "with {trials} trials the seed can be at most {most}"
+    )))
 }
 
 fn unknown_key(key: &str, err: &dyn Fn(String) -> ConfigError) -> ConfigError {

@@ -4,6 +4,7 @@ use gradscope_model::MlpConfig;
 use toml::Spanned;
 
 use super::inputs::read_array;
+use super::ints::{IntRange, Steps, TrainBatch};
 use super::kinds::{CLIPS, OPTIMIZERS};
 use super::raw::{RawData, RawTrain};
 use super::source::ConfigError;
@@ -12,8 +13,8 @@ use super::{Clip, Data, InputCase, InputSource, Loss, Optimizer, Train};
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
-/// The most steps accepted (a guard against typos).
-pub const MAX_STEPS: i64 = 100_000_000;
+/// `train.batch` when not given.
+pub(super) const DEFAULT_BATCH: usize = 32;
 
 impl Checker<'_> {
     /// The `[train]` table, checked against the model, the loss and the input cases.
@@ -25,10 +26,10 @@ impl Checker<'_> {
         inputs: &[InputCase],
     ) -> Result<Train> {
         let t = raw.get_ref();
-        let steps = self.count(&t.steps, "train.steps", "steps", MAX_STEPS)?;
+        let steps = self.count::<Steps>(&t.steps, "train.steps", "steps")?;
         let batch = match &t.batch {
-            Some(b) => self.count(b, "train.batch", "the batch", 1 << 24)?,
-            None => 32,
+            Some(b) => self.count::<TrainBatch>(b, "train.batch", "the batch")?,
+            None => DEFAULT_BATCH,
         };
         let lr = *t.learning_rate.get_ref();
         if !(lr.is_finite() && lr > 0.0) {
@@ -57,13 +58,17 @@ impl Checker<'_> {
         })
     }
 
-    fn count(&self, v: &Spanned<i64>, key: &str, what: &str, max: i64) -> Result<usize> {
+    fn count<R: IntRange>(&self, v: &Spanned<i64>, key: &str, what: &str) -> Result<usize> {
         let n = *v.get_ref();
-        if !(1..=max).contains(&n) {
+        if !(R::MIN..=R::MAX).contains(&n) {
             return Err(self.err(
                 v.span(),
                 key,
-                format!("{what} must be between 1 and {max}, found {n}"),
+                format!(
+                    "{what} must be between {} and {}, found {n}",
+                    R::MIN,
+                    R::MAX
+                ),
             ));
         }
         Ok(n as usize)
@@ -162,9 +167,10 @@ impl Checker<'_> {
                 "`inputs` and `targets` belong to data of kind `files`".into()
             ));
         }
-        if !matches!(
+        // Without [[inputs]], the teacher draws N(0, 1) inputs.
+        if matches!(
             inputs.first().map(|c| &c.source),
-            Some(InputSource::Distribution(_))
+            Some(InputSource::File { .. })
         ) {
             return Err(err("teacher data draws its inputs from the first [[inputs]] case's distribution; that case reads a file (use data = { kind = \"files\", ... })".into()));
         }
@@ -197,15 +203,22 @@ impl Checker<'_> {
                 "data of kind `files` needs `inputs` and `targets`".into()
             ));
         };
+        if x.layout.is_some() || y.layout.is_some() {
+            return Err(err(
+                "`layout` belongs to `model.weights`; a data file names its `array`".into(),
+            ));
+        }
         let dir = self.dir();
-        let (inputs_path, targets_path) = (dir.join(x), dir.join(y));
-        let read = |p: &std::path::Path, name| {
-            read_array(p, name, self.files()).map_err(|e| err(e.to_string()))
+        let (inputs_path, targets_path) = (dir.join(&x.file), dir.join(&y.file));
+        let read = |p: &std::path::Path, name, array: &Option<String>| {
+            read_array(p, name, array.as_deref(), self.files()).map_err(|e| err(e.to_string()))
         };
         let (inputs, targets) = (
-            read(&inputs_path, "input")?,
-            read(&targets_path, "targets")?,
+            read(&inputs_path, "input", &x.array)?,
+            read(&targets_path, "targets", &y.array)?,
         );
+        let (inputs_array, targets_array) = (x.array.clone(), y.array.clone());
+        let (x, y) = (&x.file, &y.file);
         if inputs.shape.len() != 2 || inputs.shape[1] != model.d_input || inputs.shape[0] == 0 {
             return Err(err(format!(
                 "`{x}` has shape {:?}; the inputs need [N, {}] with N ≥ 1",
@@ -236,8 +249,10 @@ impl Checker<'_> {
         }
         Ok(Data::Files {
             inputs_path,
+            inputs_array,
             inputs,
             targets_path,
+            targets_array,
             targets,
         })
     }

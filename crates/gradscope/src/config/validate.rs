@@ -6,7 +6,8 @@ use std::ops::Range;
 use gradscope_model::{Activation, Initializer, MlpConfig};
 use toml::Spanned;
 
-use super::inputs::{Files, read_input, read_weights};
+use super::inputs::{Files, read_input};
+use super::ints::{Depth, IntRange};
 use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES};
 use super::raw::{RawExperiment, RawInput, RawModel, RawNamed, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
@@ -16,14 +17,32 @@ use crate::backend::BackendKind;
 type Result<T> = std::result::Result<T, ConfigError>;
 
 /// The deepest stack accepted (a guard against typos such as `depth = 10000000`).
-const MAX_DEPTH: i64 = 10_000;
+const MAX_DEPTH: i64 = Depth::MAX;
+
+/// What the smallest experiment holds, for files that lack keys.
+const MINIMAL: &str = "an experiment needs `name`, `seed`, `[model]` with `input`, `hidden` (or `depth` and `width`) and `output`, and `[[inputs]]` cases with `name`, `batch` and `distribution` (or a `[train]` table with `steps` and `learning_rate`); see configs/";
 
 pub(super) fn parse(src: &Source, files: &Files) -> Result<Experiment> {
     if src.text.trim().is_empty() {
-        return Err(ConfigError::file(&src.path, "the file is empty")
-            .with_hint("an experiment needs at least `name`, `description`, `seed`, `[model]` and `[[inputs]]`; see configs/"));
+        return Err(ConfigError::file(&src.path, "the file is empty").with_hint(MINIMAL));
     }
-    let raw: RawExperiment = toml::from_str(&src.text).map_err(|e| toml_error(src, &e))?;
+    // Every missing key at once, where serde would stop at the first one (or where only the
+    // case-level `batch` is missing); any other serde error (an unknown key, a wrong type) first.
+    let raw = toml::from_str::<RawExperiment>(&src.text);
+    if raw
+        .as_ref()
+        .err()
+        .is_none_or(|e| e.message().starts_with("missing field"))
+    {
+        let mut missing = super::missing::missing_fields(src);
+        if let Some(last) = missing.last_mut() {
+            last.hint = Some(MINIMAL.to_string());
+        }
+        if let Some(e) = ConfigError::all(missing) {
+            return Err(e);
+        }
+    }
+    let raw = raw.map_err(|e| toml_error(src, &e))?;
     validate(src, raw, files)
 }
 
@@ -351,23 +370,26 @@ impl Checker<'_> {
 
 /// Why `name` cannot be used as one plain file-name component, or `None` when it can.
 /// Experiment and case names become record directories, notebook pages and dump files, so a
-/// name must stay inside the directory it is joined to: letters, digits, `-`, `_` and `.`
+/// name must stay inside the directory it is joined to: ASCII letters, digits, `-`, `_` and `.`
 /// only, and not `.` or `..` (they leave it), nor starting with `.` (a hidden file, which
 /// `.partial-*` record directories also use) or `-` (read as a flag by tools given the path).
-pub fn unsafe_file_name(name: &str) -> Option<&'static str> {
+pub fn unsafe_file_name(name: &str) -> Option<String> {
+    let why = |s: &str| Some(s.to_string());
     if name.is_empty() {
-        Some("it is empty")
+        why("it is empty")
     } else if name == "." || name == ".." {
-        Some("`.` and `..` name directories, not files")
+        why("`.` and `..` name directories, not files")
     } else if name.starts_with('.') {
-        Some("a name starting with `.` is a hidden file")
+        why("a name starting with `.` is a hidden file")
     } else if name.starts_with('-') {
-        Some("a name starting with `-` reads as a flag in shell commands")
-    } else if !name
+        why("a name starting with `-` reads as a flag in shell commands")
+    } else if let Some(ch) = name
         .chars()
-        .all(|ch| ch.is_ascii_alphanumeric() || "-_.".contains(ch))
+        .find(|ch| !(ch.is_ascii_alphanumeric() || "-_.".contains(*ch)))
     {
-        Some("only letters, digits, `-`, `_` and `.` are allowed")
+        Some(format!(
+            "{ch:?} is not allowed: only ASCII letters (a-z, A-Z), digits, `-`, `_` and `.` are"
+        ))
     } else {
         None
     }
@@ -376,14 +398,7 @@ pub fn unsafe_file_name(name: &str) -> Option<&'static str> {
 fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experiment> {
     let c = Checker { src, files };
     let name = c.name(&raw.name)?;
-    let description = raw.description.get_ref().trim().to_string();
-    if description.is_empty() || description.contains('\n') {
-        return Err(c.err(
-            raw.description.span(),
-            "description",
-            "the description must be one non-empty line",
-        ));
-    }
+    let description = c.description(raw.description.as_ref())?;
     let seed = *raw.seed.get_ref();
     let seed = u64::try_from(seed).map_err(|_| {
         c.err(
@@ -398,7 +413,14 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         Some(l) => c.loss(l)?,
         None => Loss::SumSquares,
     };
-    let inputs = c.inputs(&raw.inputs, &model)?;
+    let inputs = match &raw.inputs {
+        Some(inputs) => c.inputs(inputs, &model, train_rows(&raw))?,
+        // A training run's teacher draws N(0, 1) inputs (`train::teacher_inputs`).
+        None if raw.train.is_some() => Vec::new(),
+        None => {
+            return Err(ConfigError::file(&src.path, "missing `[[inputs]]`").with_hint(MINIMAL));
+        }
+    };
     let weights = c.weights(&raw.model, &model)?;
     let train = match &raw.train {
         Some(t) => Some(c.train(t, &model, &loss, &inputs)?),
@@ -416,7 +438,7 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         ));
     }
     let sweep = match &raw.sweep {
-        Some(table) => Some(super::sweep::plan(src, table, files)?),
+        Some(table) => Some(super::sweep::plan(src, table, seed, files)?),
         None => None,
     };
     Ok(Experiment {
@@ -434,7 +456,36 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
     })
 }
 
+/// The rows a training run draws a step (`train.batch`, default 32): what a case without
+/// `batch` gets in a training run, which draws its batches itself. `None` outside training.
+fn train_rows(raw: &RawExperiment) -> Option<usize> {
+    let t = raw.train.as_ref()?.get_ref();
+    let rows = t
+        .batch
+        .as_ref()
+        .map_or(super::train::DEFAULT_BATCH as i64, |b| *b.get_ref());
+    Some(rows.clamp(1, super::ints::TrainBatch::MAX) as usize)
+}
+
 impl Checker<'_> {
+    /// The description: one line, or none (empty).
+    fn description(&self, raw: Option<&Spanned<String>>) -> Result<String> {
+        let Some(raw) = raw else {
+            return Ok(String::new());
+        };
+        let description = raw.get_ref().trim().to_string();
+        if description.is_empty() || description.contains('\n') {
+            return Err(self
+                .err(
+                    raw.span(),
+                    "description",
+                    "the description must be one non-empty line",
+                )
+                .with_hint("leave `description` out for none"));
+        }
+        Ok(description)
+    }
+
     /// The experiment's name: a plain file-name component.
     fn name(&self, raw: &Spanned<String>) -> Result<String> {
         let name = raw.get_ref().trim().to_string();
@@ -442,7 +493,7 @@ impl Checker<'_> {
             None => Ok(name),
             Some(why) => Err(self
                 .err(raw.span(), "name", format!("`{name}` is not a valid name: {why}"))
-                .with_hint("use letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a directory of run records and a notebook page")),
+                .with_hint("use ASCII letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a directory of run records and a notebook page")),
         }
     }
 
@@ -461,8 +512,9 @@ impl Checker<'_> {
         &self,
         raw: &Spanned<Vec<Spanned<RawInput>>>,
         model: &MlpConfig,
+        train_rows: Option<usize>,
     ) -> Result<Vec<InputCase>> {
-        if raw.get_ref().is_empty() {
+        if raw.get_ref().is_empty() && train_rows.is_none() {
             return Err(self.err(raw.span(), "inputs", "at least one input case is needed"));
         }
         let mut seen = HashSet::new();
@@ -474,7 +526,7 @@ impl Checker<'_> {
                 let m = format!("duplicate case name `{name}`");
                 return Err(self.err(case.name.span(), &format!("{key}.name"), m));
             }
-            inputs.push(self.input_case(&key, name, case, model)?);
+            inputs.push(self.input_case(&key, name, case, model, train_rows)?);
         }
         Ok(inputs)
     }
@@ -489,7 +541,7 @@ impl Checker<'_> {
                     &format!("{key}.name"),
                     format!("`{name}` is not a valid case name: {why}"),
                 )
-                .with_hint("use letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a file name of tensor dumps"));
+                .with_hint("use ASCII letters, digits, `-`, `_` and `.`, starting with a letter, digit or `_`; the name becomes a file name of tensor dumps"));
         }
         Ok(name)
     }
@@ -501,6 +553,7 @@ impl Checker<'_> {
         name: String,
         case: &RawInput,
         model: &MlpConfig,
+        train_rows: Option<usize>,
     ) -> Result<InputCase> {
         let batch = match &case.batch {
             Some(b) if *b.get_ref() < 1 => {
@@ -515,7 +568,7 @@ impl Checker<'_> {
         };
         let (batch, source) = match (&case.distribution, &case.file) {
             (Some(d), None) => {
-                let batch = batch.ok_or_else(|| {
+                let batch = batch.or(train_rows).ok_or_else(|| {
                     self.err(
                         case.name.span(),
                         &format!("{key}.batch"),
@@ -578,22 +631,6 @@ impl Checker<'_> {
             return Err(self.err(f.span(), fkey, m));
         }
         Ok((rows, InputSource::File { path, data }))
-    }
-
-    /// `[model] weights`: a weights file (relative to the config's directory) that fits `model`.
-    fn weights(
-        &self,
-        raw: &Spanned<RawModel>,
-        model: &MlpConfig,
-    ) -> Result<Option<super::LoadedWeights>> {
-        let Some(w) = &raw.get_ref().weights else {
-            return Ok(None);
-        };
-        let dir = self.src.path.parent().unwrap_or(std::path::Path::new(""));
-        let path = dir.join(w.get_ref());
-        let weights = read_weights(&path, model, self.files)
-            .map_err(|e| self.err(w.span(), "model.weights", e.to_string()))?;
-        Ok(Some(super::LoadedWeights { path, weights }))
     }
 }
 

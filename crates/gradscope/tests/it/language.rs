@@ -299,3 +299,192 @@ fn a_config_too_large_for_memory_is_refused_before_allocating() {
         "{err}"
     );
 }
+
+/// The README's smallest training config: no `description`, no `[[inputs]]`. Its teacher
+/// draws N(0, 1) inputs: the same batches as an explicit `distribution = "normal"` case
+/// (mean 0, std 1) whose `batch`, which training does not use, is left out too.
+#[test]
+fn a_minimal_training_config_runs_with_n01_inputs() {
+    let dir = tempdir();
+    let minimal = "name = \"minimal\"\nseed = 3\nloss = \"cross_entropy\"\n\
+                   [model]\ninput = 4\nhidden = [8]\noutput = 3\n\
+                   [train]\nsteps = 4\nlearning_rate = 0.1\n";
+    write(dir.path(), "m.toml", minimal);
+    let explicit = minimal.replace(
+        "[train]",
+        "[[inputs]]\nname = \"x\"\ndistribution = { kind = \"normal\", mean = 0.0, std = 1.0 }\n[train]",
+    );
+    write(dir.path(), "e.toml", &explicit);
+    let json = |file: &str| {
+        let o = gradscope(&["run", file, "--format", "json"], dir.path());
+        assert_eq!(o.status.code(), Some(0), "{file}: {}", text(&o.stderr));
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+        v
+    };
+    let (m, e) = (json("m.toml"), json("e.toml"));
+    assert_eq!(m["steps_run"], 4);
+    assert_eq!(m["description"], "");
+    assert_eq!(m, e, "the default inputs are N(0, 1)");
+    let load = |file: &str| {
+        gradscope::config::load(&dir.path().join(file)).unwrap_or_else(|e| panic!("{e}"))
+    };
+    let (m, e) = (load("m.toml"), load("e.toml"));
+    let (tm, te) = (m.train.as_ref(), e.train.as_ref());
+    let (Some(tm), Some(te)) = (tm, te) else {
+        panic!("no [train]")
+    };
+    let teacher = gradscope::train::teacher(&m);
+    for step in 0..4 {
+        assert_eq!(
+            gradscope::train::batch(&m, tm, Some(&teacher), step),
+            gradscope::train::batch(&e, te, Some(&teacher), step),
+            "step {step}"
+        );
+    }
+    // `show` writes neither, and what it writes runs back.
+    let shown = gradscope(&["show", "m.toml"], dir.path());
+    assert_eq!(shown.status.code(), Some(0), "{}", text(&shown.stderr));
+    let shown = text(&shown.stdout);
+    assert!(
+        !shown.contains("description") && !shown.contains("[[inputs]]"),
+        "{shown}"
+    );
+    write(dir.path(), "shown.toml", &shown);
+    let o = gradscope(&["validate", "shown.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+}
+
+/// Every missing key of a file at once, each with its table and place; and the messages that
+/// name what was wrong: integers with their range, ASCII names, paths that do not exist, a
+/// `./configs` that is not there, negative thresholds.
+#[test]
+fn bad_input_is_named_all_at_once_and_in_plain_words() {
+    let dir = tempdir();
+    let mut all = String::new();
+    let mut case = |name: &str, args: &[&str], cwd: &Path| {
+        let o = gradscope(args, cwd);
+        let err = text(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{name}: {err}");
+        assert!(
+            !err.contains("panicked") && !err.contains("internal"),
+            "{name}: {err}"
+        );
+        all.push_str(&format!("--- {name}\n{err}"));
+    };
+    // No name, no seed, no model.input, a case without name and batch, no train.learning_rate.
+    write(
+        dir.path(),
+        "lacking.toml",
+        "loss = \"cross_entropy\"\n[model]\nhidden = [4]\noutput = 2\n\
+         [[inputs]]\ndistribution = \"normal\"\n[train]\nsteps = 3\n",
+    );
+    case(
+        "every missing key",
+        &["validate", "lacking.toml"],
+        dir.path(),
+    );
+    write(
+        dir.path(),
+        "plain.toml",
+        "name = \"p\"\nseed = 1\n[model]\ninput = 2\nhidden = [2]\noutput = 1\n",
+    );
+    case(
+        "no inputs, no train",
+        &["validate", "plain.toml"],
+        dir.path(),
+    );
+    write(
+        dir.path(),
+        "nocase.toml",
+        "name = \"p\"\nseed = 1\n[model]\ninput = 2\nhidden = [2]\noutput = 1\n\
+         [[inputs]]\nname = \"x\"\ndistribution = \"normal\"\n",
+    );
+    case(
+        "a drawn case without batch",
+        &["validate", "nocase.toml"],
+        dir.path(),
+    );
+    write(
+        dir.path(),
+        "p.toml",
+        "name = \"p\"\nseed = 1\n[model]\ninput = 2\nhidden = [2]\noutput = 1\n[[inputs]]\nname = \"x\"\nbatch = 1\ndistribution = \"normal\"\n",
+    );
+    case(
+        "seed as a string",
+        &["validate", "p.toml", "--set", "seed=\"x\""],
+        dir.path(),
+    );
+    case(
+        "width as a float",
+        &["validate", "p.toml", "--set", "model.input=2.5"],
+        dir.path(),
+    );
+    case(
+        "a name in Greek",
+        &["validate", "p.toml", "--set", "name=\"δέλτα\""],
+        dir.path(),
+    );
+    case(
+        "report of nothing",
+        &["report", "/nonexistent/record"],
+        dir.path(),
+    );
+    case("run --all without configs", &["run", "--all"], dir.path());
+    case("list without configs", &["list"], dir.path());
+    case(
+        "negative --vanishing",
+        &["run", "p.toml", "--vanishing", "-1"],
+        dir.path(),
+    );
+    case(
+        "--vanishing above --exploding",
+        &["run", "p.toml", "--vanishing", "10", "--exploding", "5"],
+        dir.path(),
+    );
+    write(
+        dir.path(),
+        "t.toml",
+        "name = \"t\"\nseed = 1\n[model]\ninput = 2\nhidden = [2]\noutput = 1\n\
+         [train]\nsteps = 2\nlearning_rate = 0.1\n",
+    );
+    case("compare without inputs", &["compare", "t.toml"], dir.path());
+    insta::assert_snapshot!("bad_input_in_plain_words", all);
+}
+
+/// The training config the README shows under "Training runs" runs as written (3 steps of it
+/// here): a whole experiment, without `description` or `[[inputs]]`.
+#[test]
+fn the_readmes_training_config_runs_as_written() {
+    let readme = include_str!("../../../../README.md");
+    let section = readme
+        .split("### Training runs")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no Training runs section"));
+    let config = section
+        .split("```toml\n")
+        .nth(1)
+        .and_then(|s| s.split("```").next())
+        .unwrap_or_else(|| panic!("no toml block in Training runs"));
+    assert!(
+        config.contains("[train]") && config.contains("[model]"),
+        "{config}"
+    );
+    let dir = tempdir();
+    write(dir.path(), "readme.toml", config);
+    let o = gradscope(
+        &[
+            "run",
+            "readme.toml",
+            "--set",
+            "train.steps=3",
+            "--format",
+            "json",
+        ],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(v["steps_run"], 3);
+    assert_eq!(v["experiment"], "first-training");
+}

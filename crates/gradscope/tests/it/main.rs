@@ -17,4 +17,5 @@ mod sweeps;
 mod tensors;
 mod theory;
 mod training;
+mod user_data;
 mod wgpu;
