@@ -199,9 +199,9 @@ pub fn page(p: &RecordPage) -> String {
     };
     for (name, svg) in p.pictures {
         let svg = svg.trim_start_matches("<?xml version=\"1.0\"?>");
-        let _ = write!(
+        let _ = writeln!(
             pictures,
-            "<figure>{svg}<figcaption>{name}</figcaption></figure>\n"
+            "<figure>{svg}<figcaption>{name}</figcaption></figure>"
         );
     }
     format!(

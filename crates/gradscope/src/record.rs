@@ -283,7 +283,7 @@ impl StepLog {
         writeln!(self.file, "{line}")?;
         self.file.flush()?;
         self.lines += 1;
-        if self.lines % STEPS_PER_SYNC == 0 {
+        if self.lines.is_multiple_of(STEPS_PER_SYNC) {
             self.file.get_ref().sync_data()?;
         }
         Ok(())

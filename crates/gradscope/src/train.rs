@@ -297,7 +297,7 @@ impl OptimizerState {
     /// none for plain SGD, which keeps none.
     fn tensors(&self, train: &Train, w: &MlpWeights) -> Vec<NamedTensor> {
         let buffers: Vec<(&str, &Vec<Vec<f32>>)> = match train.optimizer {
-            Optimizer::Sgd { momentum } if momentum == 0.0 => Vec::new(),
+            Optimizer::Sgd { momentum: 0.0 } => Vec::new(),
             Optimizer::Sgd { .. } => vec![("momentum_buffer", &self.first)],
             Optimizer::Adam { .. } => vec![("exp_avg", &self.first), ("exp_avg_sq", &self.second)],
         };

@@ -327,12 +327,10 @@ fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), Str
     }
     for exp in experiments {
         let path = exp.path.display();
-        if exp.train.is_some() && exp.sweep.is_none() {
-            if args.format == Format::Csv {
-                return Err(format!(
-                    "{path}: a training run prints a table, markdown or JSON; its steps, one JSON object per line, are in the record's steps.jsonl"
-                ));
-            }
+        if exp.train.is_some() && exp.sweep.is_none() && args.format == Format::Csv {
+            return Err(format!(
+                "{path}: a training run prints a table, markdown or JSON; its steps, one JSON object per line, are in the record's steps.jsonl"
+            ));
         }
         if exp.sweep.is_some() {
             if args.no_record {
@@ -402,14 +400,14 @@ fn run_one_sweep(
     match result {
         Ok((dir, summary)) => {
             let _ = writeln!(err, "note: sweep record written to {}", dir.display());
-            if let Some(nb) = &args.notebook {
-                if let Err(e) = sweep_notebook_page(exp, args, nb, &summary) {
-                    return Err(report_error(
-                        err,
-                        &notebook_error(nb, &e),
-                        ExitStatus::Failure,
-                    ));
-                }
+            if let Some(nb) = &args.notebook
+                && let Err(e) = sweep_notebook_page(exp, args, nb, &summary)
+            {
+                return Err(report_error(
+                    err,
+                    &notebook_error(nb, &e),
+                    ExitStatus::Failure,
+                ));
             }
             let code = print_summary(&summary, args.format, csv_header, out);
             let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
@@ -472,10 +470,10 @@ fn run_training(
     };
     let mut write_error = None;
     let outcome = crate::train::train(exp, backend, &mut |step| {
-        if let Some(l) = log.as_mut() {
-            if let Err(e) = l.append(step) {
-                write_error.get_or_insert(e);
-            }
+        if let Some(l) = log.as_mut()
+            && let Err(e) = l.append(step)
+        {
+            write_error.get_or_insert(e);
         }
     })
     .map_err(|e| fail(err, format!("{}: {e}", exp.path.display())))?;

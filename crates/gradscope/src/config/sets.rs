@@ -42,7 +42,7 @@ struct Set {
 /// Whether `key` (dotted, indices as numbers) is a key `--set` and `[sweep]` accept.
 pub fn settable(key: &str) -> bool {
     let pattern = pattern_of(key);
-    settable_keys().iter().any(|k| *k == pattern)
+    settable_keys().contains(&pattern)
 }
 
 fn pattern_of(key: &str) -> String {

@@ -14,9 +14,33 @@ pub struct Source {
     pub text: String,
 }
 
-/// A located problem in a config file.
+/// A located problem in a config file: its [`ConfigProblem`], boxed, so that a `Result` whose
+/// error it is stays small (clippy's `result_large_err`); its fields read through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ConfigError {
+pub struct ConfigError(Box<ConfigProblem>);
+
+impl std::ops::Deref for ConfigError {
+    type Target = ConfigProblem;
+    fn deref(&self) -> &ConfigProblem {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for ConfigError {
+    fn deref_mut(&mut self) -> &mut ConfigProblem {
+        &mut self.0
+    }
+}
+
+impl From<ConfigProblem> for ConfigError {
+    fn from(p: ConfigProblem) -> Self {
+        Self(Box::new(p))
+    }
+}
+
+/// What a [`ConfigError`] says: where, which key, what is wrong, and what to do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigProblem {
     /// The file.
     pub path: PathBuf,
     /// 1-based line, 0 when the error has no position (an unreadable file).
@@ -39,7 +63,7 @@ pub struct ConfigError {
 impl ConfigError {
     /// An error about the whole file (no position).
     pub fn file(path: &Path, message: impl Into<String>) -> Self {
-        Self {
+        Self::from(ConfigProblem {
             path: path.to_path_buf(),
             line: 0,
             column: 0,
@@ -48,7 +72,7 @@ impl ConfigError {
             snippet: None,
             hint: None,
             also: Vec::new(),
-        }
+        })
     }
 
     /// The first of `errors` with the others attached (`also`); `None` when there are none.
@@ -141,7 +165,7 @@ impl Source {
                 .map(|s| key_path_at(&self.text, s.start))
                 .unwrap_or_default(),
         };
-        ConfigError {
+        ConfigError::from(ConfigProblem {
             path: self.path.clone(),
             line,
             column,
@@ -150,7 +174,7 @@ impl Source {
             snippet,
             hint: None,
             also: Vec::new(),
-        }
+        })
     }
 }
 

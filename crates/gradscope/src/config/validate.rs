@@ -383,15 +383,12 @@ pub fn unsafe_file_name(name: &str) -> Option<String> {
         why("a name starting with `.` is a hidden file")
     } else if name.starts_with('-') {
         why("a name starting with `-` reads as a flag in shell commands")
-    } else if let Some(ch) = name
+    } else {
+        name
         .chars()
-        .find(|ch| !(ch.is_ascii_alphanumeric() || "-_.".contains(*ch)))
-    {
-        Some(format!(
+        .find(|ch| !(ch.is_ascii_alphanumeric() || "-_.".contains(*ch))).map(|ch| format!(
             "{ch:?} is not allowed: only ASCII letters (a-z, A-Z), digits, `-`, `_` and `.` are"
         ))
-    } else {
-        None
     }
 }
 

@@ -122,7 +122,7 @@ fn q_star(map: &HiddenMap, q0: f64) -> (f64, bool) {
     let mut q = q0;
     for _ in 0..MAX_ITERATIONS {
         let next = map.next_q(q);
-        if !(next <= 1e150) {
+        if next.is_nan() || next > 1e150 {
             return (f64::INFINITY, true);
         }
         if next < 1e-300 || (zero_attracts && next < q && next < 1e-3) {

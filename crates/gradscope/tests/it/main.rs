@@ -2,6 +2,10 @@
 //! links Burn (with wgpu) again, so one binary instead of ten saves that many links in CI.
 //! wgpu tests share the process's device (Burn registers a runtime per adapter once).
 
+// Test tables are tuples spelled where they are written (what, config, files, expected): a
+// named type for each would be read once and say less than the tuple beside its rows.
+#![allow(clippy::type_complexity)]
+
 mod common;
 
 mod cli;
