@@ -260,15 +260,18 @@ fn run_case(s: &mut String, case: &CaseReport) {
             ))
             .text()
     );
-    // Where the prediction does not describe this run, the reasons beside the number.
-    if let Some(t) = theory.filter(|t| !t.applies) {
+    // Beside the number: whether it describes this run, and its limits, one sentence each.
+    if let Some(t) = theory.filter(|t| !t.caveats.is_empty()) {
+        let head = if t.applies {
+            "mean-field theory's caveats here:"
+        } else {
+            "mean-field theory does not apply here:"
+        };
+        let _ = write!(s, "<div class=\"note\">{head}<ul>");
         for why in &t.caveats {
-            let _ = writeln!(
-                s,
-                "<p class=\"note\">mean-field theory does not apply here: {}</p>",
-                esc(why)
-            );
+            let _ = write!(s, "<li>{}</li>", esc(why));
         }
+        s.push_str("</ul></div>\n");
     }
     let params: Vec<Row> = case
         .params

@@ -1,4 +1,5 @@
 //! The render crate's one integration-test binary: renderings of whole reports, read back as
 //! a reader or a tool would.
 
+mod caveats;
 mod nonfinite;
