@@ -447,13 +447,14 @@ fn sweep_body(v: &SweepSummary) -> String {
     s
 }
 
-/// A training sweep's origins as the page lists them: `forward 3, loss 12` (empty for none).
+/// A training sweep's origins as the page lists them: `forward 3, loss 12`, as the table
+/// and markdown say them (`TrainingSpread::origins_text`), but empty for none.
 fn origins(t: &TrainingSpread) -> String {
-    t.origins
-        .iter()
-        .map(|(k, n)| format!("{k} {n}"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    if t.origins.is_empty() {
+        String::new()
+    } else {
+        t.origins_text()
+    }
 }
 
 /// A training run: the verdict, the summary, the per-step table and, after a failure, how the

@@ -823,10 +823,11 @@ pub fn merge(
         parts.push((shard, dir));
         let mut shared: Vec<(usize, TrialRecord)> = Vec::new();
         for r in read_trials(dir)? {
-            match owner.get(&(r.point, r.trial, r.case.clone())) {
-                Some(&j) => shared.push((j, r)),
-                None => {
-                    owner.insert((r.point, r.trial, r.case.clone()), i);
+            use std::collections::hash_map::Entry;
+            match owner.entry((r.point, r.trial, r.case.clone())) {
+                Entry::Occupied(e) => shared.push((*e.get(), r)),
+                Entry::Vacant(e) => {
+                    e.insert(i);
                     records.push(r);
                 }
             }
