@@ -538,6 +538,9 @@ mod tests {
                 delta_ratio: chi.sqrt(),
                 chi: vec![chi],
                 chi_star: Some(chi),
+                ratio_quartiles: None,
+                applies: true,
+                caveats: Vec::new(),
             }),
         };
         let mut points = Vec::new();
@@ -596,6 +599,9 @@ mod tests {
                             delta_ratio: 0.5,
                             chi: vec![0.9; depth],
                             chi_star: Some(0.9),
+                            ratio_quartiles: None,
+                            applies: true,
+                            caveats: Vec::new(),
                         }),
                     });
                 }

@@ -4,8 +4,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::floats::{
-    de_float, de_float64, de_floats, de_floats64, de_opt_float, de_opt_float64, float, float64,
-    floats, floats64, opt_float, opt_float64,
+    de_float, de_float64, de_floats, de_floats64, de_opt_float, de_opt_float64, de_opt_floats64,
+    float, float64, floats, floats64, opt_float, opt_float64, opt_floats64,
 };
 
 /// What one trial of one input case produced.
@@ -142,6 +142,21 @@ pub struct PointTheory {
         deserialize_with = "de_opt_float64"
     )]
     pub chi_star: Option<f64>,
+    /// The predicted interquartile range [q1, q3] of the ratio across seeds (as
+    /// `Theory::ratio_quartiles`); null where no result is known.
+    #[serde(
+        default,
+        serialize_with = "opt_floats64",
+        deserialize_with = "de_opt_floats64"
+    )]
+    pub ratio_quartiles: Option<[f64; 2]>,
+    /// Whether the prediction describes this point (as `Theory::applies`; records written
+    /// before it was judged read as false, with a caveat saying so).
+    #[serde(default)]
+    pub applies: bool,
+    /// Why it does not apply, and the limits of what it says (as `Theory::caveats`).
+    #[serde(default = "crate::theory::unjudged")]
+    pub caveats: Vec<String>,
 }
 
 /// How the training runs of one grid point ended.

@@ -14,6 +14,11 @@ fn v1_caveats() -> Vec<String> {
     vec!["recorded by schema version 1, which did not judge whether the prediction applies".into()]
 }
 
+/// The caveat of a sweep point's theory recorded before sweeps judged whether it applies.
+pub(crate) fn unjudged() -> Vec<String> {
+    vec!["recorded before sweeps judged whether the prediction applies".into()]
+}
+
 /// Where the hidden layers' map sits: χ₁ at its fixed point below, at or above 1.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]

@@ -21,6 +21,9 @@ fn point_theory(sweep: &Sweep, pi: usize, case: &str) -> Option<PointTheory> {
         delta_ratio: t.delta_ratio,
         chi: t.chi,
         chi_star: t.chi_star,
+        ratio_quartiles: t.ratio_quartiles,
+        applies: t.applies,
+        caveats: t.caveats,
     })
 }
 
