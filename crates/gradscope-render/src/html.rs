@@ -424,6 +424,7 @@ fn sweep_body(v: &SweepSummary) -> String {
                     p.theory
                         .as_ref()
                         .map_or(Cell::Missing, |t| Cell::Num(t.delta_ratio)),
+                    text(&crate::sweep::holds_cell(p)),
                 ]
                 .into()
             })
@@ -440,9 +441,23 @@ fn sweep_body(v: &SweepSummary) -> String {
                 "q1",
                 "q3",
                 "theory",
+                "theory holds",
             ],
             &rows,
         );
+        let reasons = crate::sweep::not_applying(v);
+        if !reasons.is_empty() {
+            s.push_str("<p>mean-field theory does not apply at some points:</p><ul>");
+            for (reason, points) in reasons {
+                let _ = write!(
+                    s,
+                    "<li>points {}: {}</li>",
+                    esc(&crate::sweep::ranges(&points)),
+                    esc(&reason)
+                );
+            }
+            s.push_str("</ul>\n");
+        }
     }
     s
 }

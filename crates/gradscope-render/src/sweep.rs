@@ -14,6 +14,126 @@ fn cells(s: &Spread) -> [String; 5] {
     [s.median, s.q1, s.q3, s.min, s.max].map(|v| fmt_sci(v, 3))
 }
 
+/// How closely a point's measured median ratio agrees with mean-field theory's predicted
+/// `delta_ratio`: |median / predicted − 1| at most 5 %, at most 25 %, or more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Agreement {
+    /// Within 5 %.
+    Close,
+    /// Within 25 %.
+    Rough,
+    /// Off by more than 25 %.
+    No,
+    /// No finite median or prediction to compare.
+    NotMeasured,
+}
+
+/// The bounds of [`Agreement::Close`] and [`Agreement::Rough`].
+pub const AGREEMENT_BANDS: [f64; 2] = [0.05, 0.25];
+
+impl Agreement {
+    /// The agreement at `p`, and the factor median / predicted; `None` without theory.
+    pub fn of(p: &PointSummary) -> Option<(Self, f64)> {
+        let t = p.theory.as_ref()?;
+        let factor = f64::from(p.ratio.median) / t.delta_ratio;
+        let off = (factor - 1.0).abs();
+        let a = if !factor.is_finite() || t.delta_ratio == 0.0 {
+            Self::NotMeasured
+        } else if off <= AGREEMENT_BANDS[0] {
+            Self::Close
+        } else if off <= AGREEMENT_BANDS[1] {
+            Self::Rough
+        } else {
+            Self::No
+        };
+        Some((a, factor))
+    }
+
+    /// `≤ 5 %`, `≤ 25 %`, `no`, `-`.
+    pub fn short(self) -> &'static str {
+        match self {
+            Self::Close => "≤ 5 %",
+            Self::Rough => "≤ 25 %",
+            Self::No => "no",
+            Self::NotMeasured => "-",
+        }
+    }
+}
+
+/// The "theory holds" cell of `p`: the agreement and the factor measured / predicted, and
+/// `(does not apply)` where theory itself says it does not describe the point; `-` without
+/// theory.
+pub fn holds_cell(p: &PointSummary) -> String {
+    let Some((a, factor)) = Agreement::of(p) else {
+        return "-".into();
+    };
+    let flagged = p.theory.as_ref().is_some_and(|t| !t.applies);
+    let mut cell = match a {
+        Agreement::NotMeasured => "not measured".to_string(),
+        a => format!("{} (×{})", a.short(), fmt_factor(factor)),
+    };
+    if flagged {
+        cell.push_str(" (does not apply)");
+    }
+    cell
+}
+
+/// A factor near 1 in 3 significant digits, a far one in scientific notation.
+fn fmt_factor(f: f64) -> String {
+    if (0.01..1000.0).contains(&f.abs()) {
+        format!("{:.3}", f)
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+    } else {
+        fmt_sci(f as f32, 2)
+    }
+}
+
+/// The distinct reasons theory gives for not describing some of the points, each with the
+/// points it concerns (the first caveat of each such point).
+pub fn not_applying(s: &SweepSummary) -> Vec<(String, Vec<usize>)> {
+    let mut out: Vec<(String, Vec<usize>)> = Vec::new();
+    for p in &s.points {
+        let Some(t) = p.theory.as_ref().filter(|t| !t.applies) else {
+            continue;
+        };
+        let reason = t
+            .caveats
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "no reason recorded".into());
+        match out.iter_mut().find(|(r, _)| *r == reason) {
+            Some((_, points)) => {
+                if points.last() != Some(&p.point) {
+                    points.push(p.point);
+                }
+            }
+            None => out.push((reason, vec![p.point])),
+        }
+    }
+    out
+}
+
+/// `0–5, 9, 12–14`.
+pub(crate) fn ranges(points: &[usize]) -> String {
+    let mut parts = Vec::new();
+    let mut i = 0;
+    while i < points.len() {
+        let mut j = i;
+        while j + 1 < points.len() && points[j + 1] == points[j] + 1 {
+            j += 1;
+        }
+        parts.push(if j == i {
+            points[i].to_string()
+        } else {
+            format!("{}–{}", points[i], points[j])
+        });
+        i = j + 1;
+    }
+    parts.join(", ")
+}
+
 /// How many trial records a summary holds: `40 trial records, 10 per point`, or, for part of
 /// a sweep, `PARTIAL: 40 of 120 trial records of the sweep, 10 per point`.
 pub fn trial_counts(s: &SweepSummary) -> String {
@@ -40,8 +160,8 @@ pub fn table(s: &SweepSummary) -> String {
     }
     let _ = writeln!(
         out,
-        "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>6}  settings",
-        "point", "case", "trials", "ratio med", "q1", "q3", "min", "max", "theory", "!fin"
+        "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>11}  {:>6}  {:<6}  settings",
+        "point", "case", "trials", "ratio med", "q1", "q3", "min", "max", "theory", "!fin", "holds"
     );
     for p in &s.points {
         let ratio: String = cells(&p.ratio)
@@ -50,16 +170,42 @@ pub fn table(s: &SweepSummary) -> String {
             .collect();
         let _ = writeln!(
             out,
-            "{:>5}  {:<8}  {:>6}{ratio}  {:>10}  {:>6}  {}",
+            "{:>5}  {:<8}  {:>6}{ratio}  {:>11}  {:>6}  {:<6}  {}",
             p.point,
             p.case,
             p.trials,
             theory_cell(p),
             p.nonfinite_trials,
+            Agreement::of(p).map_or("-", |(a, _)| a.short()),
             p.settings.join(" ")
         );
     }
+    for line in theory_notes(s) {
+        let _ = writeln!(out, "{line}");
+    }
     out
+}
+
+/// The lines under a table with theory: what "holds" means, and why theory in parentheses
+/// does not apply at its points.
+fn theory_notes(s: &SweepSummary) -> Vec<String> {
+    if s.points.iter().all(|p| p.theory.is_none()) {
+        return Vec::new();
+    }
+    let mut lines = vec![format!(
+        "holds: the measured median ratio within {:.0} % or {:.0} % of mean-field theory's \
+         delta_ratio, or not (no); theory in parentheses does not apply at that point, and is \
+         shown for comparison only",
+        100.0 * AGREEMENT_BANDS[0],
+        100.0 * AGREEMENT_BANDS[1]
+    )];
+    for (reason, points) in not_applying(s) {
+        lines.push(format!(
+            "theory does not apply at points {}: {reason}",
+            ranges(&points)
+        ));
+    }
+    lines
 }
 
 /// A training sweep's rows: how many trials diverged, when (median and IQR of the first
@@ -116,18 +262,18 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
     }
     let _ = writeln!(
         out,
-        "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | mean-field theory | ‖δ_first‖ median | ‖δ_last‖ median |"
+        "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | mean-field theory | theory holds | ‖δ_first‖ median | ‖δ_last‖ median |"
     );
     let _ = writeln!(
         out,
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
     );
     for p in &s.points {
         let first = p.delta_l2.first().map_or(f32::NAN, |d| d.median);
         let last = p.delta_l2.last().map_or(f32::NAN, |d| d.median);
         let _ = writeln!(
             out,
-            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
             p.point,
             p.settings.join(" "),
             p.case,
@@ -135,18 +281,106 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
             p.nonfinite_trials,
             cells(&p.ratio).join(" | "),
             theory_cell(p),
+            holds_cell(p),
             fmt_sci(first, 3),
             fmt_sci(last, 3)
         );
     }
+    let notes = theory_notes(s);
+    if !notes.is_empty() {
+        out.push('\n');
+        for line in notes {
+            let _ = writeln!(out, "{line}.\n");
+        }
+    }
+    if has_depth_axis {
+        out.push_str(&holds_by_depth(s));
+    }
     out
 }
 
-/// The predicted ratio of a point, or `-` without one.
+/// Where theory holds, as a grid: a row per combination of the other settings (and case),
+/// a column per depth, each cell the agreement and the factor measured / predicted. Empty
+/// without theory.
+fn holds_by_depth(s: &SweepSummary) -> String {
+    if s.points.iter().all(|p| p.theory.is_none()) {
+        return String::new();
+    }
+    let depth_of = |p: &PointSummary| {
+        p.settings
+            .iter()
+            .find_map(|k| k.strip_prefix("model.depth="))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let rest_of = |p: &PointSummary| {
+        let rest: Vec<&str> = p
+            .settings
+            .iter()
+            .filter(|k| !k.starts_with("model.depth="))
+            .map(String::as_str)
+            .collect();
+        format!("`{}` {}", rest.join(" "), p.case)
+    };
+    let mut depths: Vec<String> = Vec::new();
+    let mut rows: Vec<(String, Vec<(String, String)>)> = Vec::new();
+    for p in &s.points {
+        let (d, r) = (depth_of(p), rest_of(p));
+        if !depths.contains(&d) {
+            depths.push(d.clone());
+        }
+        let cell = holds_cell(p);
+        match rows.iter_mut().find(|(k, _)| *k == r) {
+            Some((_, cells)) => cells.push((d, cell)),
+            None => rows.push((r, vec![(d, cell)])),
+        }
+    }
+    depths.sort_by(|a, b| {
+        let n = |x: &str| x.parse::<f64>().unwrap_or(f64::INFINITY);
+        n(a).total_cmp(&n(b))
+    });
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "\n### Where mean-field theory holds\n\nThe measured median ‖δ_first‖/‖δ_last‖ against \
+         theory's delta_ratio, by depth: within {:.0} %, within {:.0} %, or not (no), with the \
+         factor measured / predicted.\n",
+        100.0 * AGREEMENT_BANDS[0],
+        100.0 * AGREEMENT_BANDS[1]
+    );
+    let _ = writeln!(
+        out,
+        "| settings, case | {} |",
+        depths
+            .iter()
+            .map(|d| format!("depth {d}"))
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    let _ = writeln!(out, "|---|{}", "---|".repeat(depths.len()));
+    for (r, cells) in &rows {
+        let line: Vec<&str> = depths
+            .iter()
+            .map(|d| {
+                cells
+                    .iter()
+                    .find(|(x, _)| x == d)
+                    .map_or("", |(_, c)| c.as_str())
+            })
+            .collect();
+        let _ = writeln!(out, "| {r} | {} |", line.join(" | "));
+    }
+    out
+}
+
+/// The predicted ratio of a point, in parentheses where theory does not apply there, or `-`
+/// without one.
 fn theory_cell(p: &PointSummary) -> String {
-    p.theory
-        .as_ref()
-        .map_or("-".to_string(), |t| fmt_sci(t.delta_ratio as f32, 3))
+    match &p.theory {
+        None => "-".to_string(),
+        Some(t) if t.applies => fmt_sci(t.delta_ratio as f32, 3),
+        Some(t) => format!("({})", fmt_sci(t.delta_ratio as f32, 3)),
+    }
 }
 
 /// A sweep page's heading, its counts and its picture.

@@ -1,9 +1,10 @@
 //! A prediction shown beside data says when it does not apply: the page lists theory's
 //! caveats under the number, headed by whether the prediction describes the run at all.
 
-use gradscope_render::html;
+use gradscope_render::{html, sweep};
 use gradscope_report::{
-    CaseReport, ExperimentReport, Flow, InputInfo, Phase, Report, Theory, Thresholds,
+    CaseReport, ExperimentReport, Flow, InputInfo, Phase, PointSummary, PointTheory, Report,
+    Spread, SweepSummary, Theory, Thresholds,
 };
 
 fn report(applies: bool, caveats: &[&str]) -> Report {
@@ -80,4 +81,117 @@ fn caveats_stand_under_the_prediction_headed_by_whether_it_applies() {
         !p.contains("caveats here") && !p.contains("does not apply"),
         "{p}"
     );
+}
+
+/// A sweep point whose measured median ratio is `median`, with theory predicting `predicted`.
+fn point(i: usize, depth: usize, median: f32, predicted: f64, applies: bool) -> PointSummary {
+    let spread = Spread {
+        median,
+        q1: median,
+        q3: median,
+        min: median,
+        max: median,
+    };
+    PointSummary {
+        point: i,
+        settings: vec![format!("model.depth={depth}"), "loss=\"sum\"".into()],
+        case: "x".into(),
+        trials: 20,
+        nonfinite_trials: 0,
+        ratio: spread,
+        delta_l2: vec![spread; 2],
+        weight_l2: vec![spread; 2],
+        training: None,
+        theory: Some(PointTheory {
+            delta_ratio: predicted,
+            chi: vec![1.0],
+            chi_star: Some(1.0),
+            ratio_quartiles: None,
+            applies,
+            caveats: if applies {
+                Vec::new()
+            } else {
+                vec!["the loss's gradient depends on the output".into()]
+            },
+        }),
+    }
+}
+
+fn sweep(points: Vec<PointSummary>) -> SweepSummary {
+    SweepSummary {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        experiment: "grid".into(),
+        trials_per_point: 20,
+        trials_done: 20 * points.len(),
+        trials_expected: 20 * points.len(),
+        partial: false,
+        points,
+    }
+}
+
+#[test]
+fn a_sweep_says_where_theory_holds_and_where_it_does_not_apply() {
+    // The bands are |median / predicted − 1| ≤ 0.05 and ≤ 0.25. 1.04/1 and 0.8/1 fall in
+    // them; 0.468 against 0.150 is the issue's measured tanh, sum_squares, 128 outputs,
+    // depth 32 point (×3.12).
+    let s = sweep(vec![
+        point(0, 4, 1.04, 1.0, true),
+        point(1, 16, 0.8, 1.0, true),
+        point(2, 32, 0.468, 0.150, false),
+        point(3, 64, f32::NAN, 1.0, true),
+    ]);
+    let cells: Vec<String> = s.points.iter().map(sweep::holds_cell).collect();
+    assert_eq!(
+        cells,
+        [
+            "≤ 5 % (×1.04)",
+            "≤ 25 % (×0.8)",
+            "no (×3.12) (does not apply)",
+            "not measured"
+        ]
+    );
+    let t = sweep::table(&s);
+    assert!(
+        t.contains("(1.500e-01)"),
+        "theory that does not apply is in parentheses\n{t}"
+    );
+    assert!(
+        t.contains("theory does not apply at points 2: the loss's gradient depends on the output"),
+        "{t}"
+    );
+    let md = sweep::markdown(&s, "grid.svg");
+    assert!(md.contains("### Where mean-field theory holds"), "{md}");
+    assert!(
+        md.contains("| `loss=\"sum\"` x | ≤ 5 % (×1.04) | ≤ 25 % (×0.8) | no (×3.12) (does not apply) | not measured |"),
+        "{md}"
+    );
+    let page = html::page(&html::RecordPage {
+        report: &Report::Sweep(s.clone()),
+        config: "",
+        pictures: &[],
+        steps: &[],
+        dir: "/r",
+    });
+    assert!(
+        page.contains("<li>points 2: the loss&#39;s gradient depends on the output</li>")
+            || page.contains("<li>points 2: the loss's gradient depends on the output</li>"),
+        "{page}"
+    );
+}
+
+#[test]
+fn point_ranges_are_written_compactly() {
+    let mut pts = Vec::new();
+    for (i, applies) in [false, false, false, true, false].into_iter().enumerate() {
+        pts.push(point(i, 4 * (i + 1), 1.0, 1.0, applies));
+    }
+    let reasons = sweep::not_applying(&sweep(pts));
+    assert_eq!(reasons.len(), 1);
+    assert_eq!(reasons[0].1, [0, 1, 2, 4]);
+    let t = sweep::table(&sweep(
+        (0..5)
+            .map(|i| point(i, 4 * (i + 1), 1.0, 1.0, i == 3))
+            .collect(),
+    ));
+    assert!(t.contains("theory does not apply at points 0–2, 4:"), "{t}");
 }
