@@ -477,7 +477,7 @@ mod tests {
     fn svg_has_one_line_and_band_per_point_and_breaks_at_non_finite_values() {
         let point = |i: usize, values: &[f32]| PointSummary {
             point: i,
-            settings: vec![format!("model.depth={i}")],
+            settings: vec![format!("model.depth={i}")].into(),
             case: "x".into(),
             trials: 3,
             nonfinite_trials: 0,
@@ -526,7 +526,8 @@ mod tests {
             settings: vec![
                 format!("model.bias_init={bias}"),
                 format!("model.gain={gain}"),
-            ],
+            ]
+            .into(),
             case: "x".into(),
             trials: 3,
             nonfinite_trials: 0,
@@ -587,7 +588,8 @@ mod tests {
                             format!("model.activation={act}"),
                             format!("model.depth={depth}"),
                             format!("model.kernel_init={init}"),
-                        ],
+                        ]
+                        .into(),
                         case: "x".into(),
                         trials: 3,
                         nonfinite_trials: 0,

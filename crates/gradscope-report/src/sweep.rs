@@ -102,8 +102,9 @@ impl Spread {
 pub struct PointSummary {
     /// Grid point index.
     pub point: usize,
-    /// The point's settings, `key=value`.
-    pub settings: Vec<String>,
+    /// The point's settings: JSON, an object from swept key to value; to people (through
+    /// `Deref`), `key=value` as `--set` takes them.
+    pub settings: crate::Settings,
     /// Input case.
     pub case: String,
     /// Trials summarised.

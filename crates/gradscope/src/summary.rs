@@ -36,39 +36,33 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
         (a.point, case_index(&a.case), a.trial).cmp(&(b.point, case_index(&b.case), b.trial))
     });
     let expected = sweep.len() * sweep.trials * cases.len();
+    // One pass over the records (linear in their number): sorted, each (point, case) is one
+    // run of consecutive records.
     let mut points = Vec::new();
-    for pi in 0..sweep.len() {
-        for case in cases {
-            let trials: Vec<&TrialRecord> = sorted
-                .iter()
-                .filter(|r| r.point == pi && &r.case == case)
-                .collect();
-            if trials.is_empty() {
-                continue;
-            }
-            let layers = trials.iter().map(|t| t.delta_l2.len()).max().unwrap_or(0);
-            let per_layer = |f: &dyn Fn(&TrialRecord) -> &Vec<f32>| {
-                (0..layers)
-                    .map(|l| Spread::of(trials.iter().filter_map(|t| f(t).get(l).copied())))
-                    .collect()
-            };
-            points.push(PointSummary {
-                point: pi,
-                settings: sweep
-                    .settings(pi)
-                    .iter()
-                    .map(|(k, v)| format!("{k}={v}"))
-                    .collect(),
-                case: case.clone(),
-                trials: trials.len(),
-                nonfinite_trials: trials.iter().filter(|t| t.nonfinite).count(),
-                ratio: Spread::of(trials.iter().map(|t| t.ratio)),
-                delta_l2: per_layer(&|t| &t.delta_l2),
-                weight_l2: per_layer(&|t| &t.weight_l2),
-                training: TrainingSpread::of(&trials),
-                theory: point_theory(sweep, pi, case),
-            });
+    for trials in sorted.chunk_by(|a, b| a.point == b.point && a.case == b.case) {
+        let trials: Vec<&TrialRecord> = trials.iter().collect();
+        let (pi, case) = (trials[0].point, &trials[0].case);
+        if pi >= sweep.len() || !cases.contains(case) {
+            continue;
         }
+        let layers = trials.iter().map(|t| t.delta_l2.len()).max().unwrap_or(0);
+        let per_layer = |f: &dyn Fn(&TrialRecord) -> &Vec<f32>| {
+            (0..layers)
+                .map(|l| Spread::of(trials.iter().filter_map(|t| f(t).get(l).copied())))
+                .collect()
+        };
+        points.push(PointSummary {
+            point: pi,
+            settings: gradscope_report::Settings::new(sweep.values(pi)),
+            case: case.clone(),
+            trials: trials.len(),
+            nonfinite_trials: trials.iter().filter(|t| t.nonfinite).count(),
+            ratio: Spread::of(trials.iter().map(|t| t.ratio)),
+            delta_l2: per_layer(&|t| &t.delta_l2),
+            weight_l2: per_layer(&|t| &t.weight_l2),
+            training: TrainingSpread::of(&trials),
+            theory: point_theory(sweep, pi, case),
+        });
     }
     SweepSummary {
         schema_version: gradscope_report::SCHEMA_VERSION,

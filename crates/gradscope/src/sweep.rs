@@ -747,7 +747,7 @@ pub fn write_summary(
 ) -> Result<(), SweepError> {
     write_atomic(
         &dir.join("trials.csv"),
-        &gradscope_render::sweep::trials_csv(records)?,
+        &gradscope_render::sweep::trials_csv(summary, records)?,
     )?;
     let json = serde_json::to_string_pretty(summary)?;
     write_atomic(&dir.join("summary.json"), &format!("{json}\n"))?;

@@ -94,7 +94,7 @@ fn point(i: usize, depth: usize, median: f32, predicted: f64, applies: bool) -> 
     };
     PointSummary {
         point: i,
-        settings: vec![format!("model.depth={depth}"), "loss=\"sum\"".into()],
+        settings: vec![format!("model.depth={depth}"), "loss=\"sum\"".into()].into(),
         case: "x".into(),
         trials: 20,
         nonfinite_trials: 0,

@@ -149,6 +149,26 @@ fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
     if args.format == Format::Csv && sweeps > 0 && sweeps < experiments.len() {
         return Err(one("--format csv over plain runs and sweeps together would print two tables with different columns in one stream; run the sweeps and the plain files in separate commands (or use --format json, whose objects carry a \"kind\")".into()));
     }
+    if args.format == Format::Csv && sweeps > 1 {
+        // summary.csv has a column per swept key: sweeps over other keys would change the
+        // columns mid-stream.
+        let keys = |e: &Experiment| -> Vec<String> {
+            e.sweep
+                .as_ref()
+                .map(|s| s.axes.iter().map(|(k, _)| k.clone()).collect())
+                .unwrap_or_default()
+        };
+        let first = keys(&experiments[0]);
+        if let Some(other) = experiments.iter().find(|e| keys(e) != first) {
+            return Err(one(format!(
+                "--format csv over sweeps of different keys would print tables with different columns in one stream: {} sweeps {}, {} sweeps {}; run them in separate commands (or use --format json)",
+                experiments[0].name,
+                first.join(", "),
+                other.name,
+                keys(other).join(", ")
+            )));
+        }
+    }
     check_run_flags(args, &experiments).map_err(one)?;
     let mut plan = RunPlan {
         experiments: Vec::new(),

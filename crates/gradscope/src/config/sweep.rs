@@ -77,6 +77,15 @@ impl Sweep {
             .collect()
     }
 
+    /// Point `i`'s settings as values: `(key, value)` for each axis.
+    pub fn values(&self, i: usize) -> Vec<(String, Value)> {
+        self.axes
+            .iter()
+            .zip(self.index(i))
+            .map(|((key, values), v)| (key.clone(), values[v].clone()))
+            .collect()
+    }
+
     /// Point `i`'s label: `model.depth=8 model.activation="tanh"`.
     pub fn label(&self, i: usize) -> String {
         self.settings(i)

@@ -62,12 +62,18 @@ const SUBSETS: &[(&str, &[&str])] = &[
 ];
 
 /// The table rows of a sweep page by their settings cell, without the point index (which a
-/// subset numbers anew).
+/// subset numbers anew). Rows that start with a point index only: the grid of where theory
+/// holds, by depth, has a column per depth, fewer in a subset.
 fn rows_by_settings(text: &str) -> Vec<(String, String)> {
     text.lines()
         .filter(|l| l.starts_with("| ") && l.contains('`'))
         .filter_map(|l| {
             let cells: Vec<&str> = l.split(" | ").collect();
+            cells
+                .first()?
+                .trim_start_matches("| ")
+                .parse::<usize>()
+                .ok()?;
             let settings = cells.get(1)?.to_string();
             Some((settings, cells[2..].join(" | ")))
         })

@@ -732,37 +732,44 @@ fn csv_and_json_outputs_read_back_with_real_readers() {
     assert_eq!(header[4..6], ["layer", "width"]);
     assert_eq!(rows.len(), 2 + 3 * 4);
 
-    // A sweep: its own header first (the plain-run header was once printed before it), the
-    // settings quoted with their quotes doubled, and read back to the original text.
+    // A sweep: its own header first (the plain-run header was once printed before it), a
+    // column per swept key holding its value, the ratio and theory as columns.
     let text = ok(&["run", "s.toml", "--out", "whole", "--format", "csv"]);
     assert!(
-        text.starts_with("experiment,point,settings,case,"),
-        "{text}"
-    );
-    assert!(
-        text.contains(r#""model.activation=""relu"" model.depth=2""#),
+        text.starts_with("experiment,point,model.activation,model.depth,case,trials,nonfinite_trials,ratio_median,ratio_q1,ratio_q3,theory_delta_ratio,theory_applies,layer,"),
         "{text}"
     );
     let (header, rows) = csv_table(&text);
-    assert_eq!(header.len(), 18);
-    assert_eq!(header[17], "partial");
+    assert_eq!(header.len(), 24);
+    assert_eq!(header[23], "partial");
     // 4 points x 2 cases x (depth + 1) layers: depths 2 and 5 for each activation.
     assert_eq!(rows.len(), 2 * 2 * (3 + 6));
-    assert_eq!(rows[0][2], r#"model.activation="relu" model.depth=2"#);
+    assert_eq!(rows[0][2..4], ["relu", "2"]);
     assert!(
         rows.iter()
-            .all(|r| r[0] == "small-sweep" && r.len() == 18 && r[17] == "false")
+            .all(|r| r[0] == "small-sweep" && r.len() == 24 && r[23] == "false")
     );
     for row in &rows {
-        for field in &row[7..17] {
+        for field in row[7..11].iter().chain(&row[13..23]) {
             csv_f32(field);
         }
+        assert!(["true", "false", ""].contains(&row[11].as_str()), "{row:?}");
     }
     // The record's CSV files read back the same way, and summary.csv is what was printed.
     let rec = &record_dirs(&d.join("whole"))[0];
     assert_eq!(read(&rec.join("summary.csv")), text);
     let (header, rows) = csv_table(&read(&rec.join("trials.csv")));
-    assert_eq!(header[..4], ["point", "trial", "seed", "case"]);
+    assert_eq!(
+        header[..6],
+        [
+            "point",
+            "model.activation",
+            "model.depth",
+            "trial",
+            "seed",
+            "case"
+        ]
+    );
     assert_eq!(rows.len(), 7 * 2 * (2 * 3 + 2 * 6));
     // A merge prints the same CSV.
     let merged = ok(&[
