@@ -374,6 +374,9 @@ fn sweep_body(v: &SweepSummary) -> String {
         bad == 0,
         &format!("{bad} trials with a non-finite value"),
     );
+    for line in crate::sweep::health_notes(v) {
+        verdict(&mut s, false, &line);
+    }
     s.push_str("<h2>Grid points</h2>\n");
     let settings = |p: &PointSummary| text(&p.settings.join(", "));
     if v.points.iter().any(|p| p.training.is_some()) {
@@ -477,11 +480,8 @@ fn origins(t: &TrainingSpread) -> String {
 fn train_body(v: &TrainReport, steps: &[StepRecord]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "<p>{}</p>", esc(&v.description));
-    let text = match &v.origin {
-        None => format!("finite for all {} steps", v.steps_run),
-        Some(o) => format!("NOT FINITE: {}", o.describe()),
-    };
-    verdict(&mut s, v.finite, &text);
+    let healthy = v.dead_layers.is_empty() && v.zero_gradients.is_empty();
+    verdict(&mut s, v.finite && healthy, &crate::train::verdict(v, "→"));
     let row = vec![
         int(v.steps_run),
         self::text(&v.optimizer),

@@ -177,10 +177,45 @@ pub fn table(s: &SweepSummary) -> String {
             p.settings.join(" ")
         );
     }
-    for line in theory_notes(s) {
+    for line in theory_notes(s).into_iter().chain(health_notes(s)) {
         let _ = writeln!(out, "{line}");
     }
     out
+}
+
+/// The lines that say how many trials had a dead hidden layer or a kernel gradient exactly 0
+/// everywhere, and at which points (none where no trial had): a finite sweep is not a
+/// healthy one.
+pub fn health_notes(s: &SweepSummary) -> Vec<String> {
+    let mut lines = Vec::new();
+    let kinds: [(&str, fn(&PointSummary) -> usize); 2] = [
+        (
+            "with a dead hidden layer (every unit 0 for the whole batch)",
+            |p| p.dead_trials,
+        ),
+        ("with a kernel gradient exactly 0 everywhere", |p| {
+            p.zero_gradient_trials
+        }),
+    ];
+    for (what, count) in kinds {
+        let total: usize = s.points.iter().map(count).sum();
+        if total == 0 {
+            continue;
+        }
+        let mut points: Vec<usize> = s
+            .points
+            .iter()
+            .filter(|p| count(p) > 0)
+            .map(|p| p.point)
+            .collect();
+        points.dedup();
+        let all: usize = s.points.iter().map(|p| p.trials).sum();
+        lines.push(format!(
+            "{total} of {all} trials {what}, at points {}",
+            ranges(&points)
+        ));
+    }
+    lines
 }
 
 /// The lines under a table with theory: what "holds" means, and why theory in parentheses
@@ -233,6 +268,9 @@ fn training_table(out: &mut String, s: &SweepSummary) {
             p.settings.join(" ")
         );
     }
+    for line in health_notes(s) {
+        let _ = writeln!(out, "{line}");
+    }
 }
 
 /// The summary as markdown, with the picture `svg` (a path relative to the page) embedded.
@@ -283,7 +321,7 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
             fmt_sci(last, 3)
         );
     }
-    let notes = theory_notes(s);
+    let notes: Vec<String> = theory_notes(s).into_iter().chain(health_notes(s)).collect();
     if !notes.is_empty() {
         out.push('\n');
         for line in notes {
@@ -436,6 +474,13 @@ fn training_markdown(s: &SweepSummary, svg: &str) -> String {
             fmt_sci(t.final_loss.median, 3)
         );
     }
+    let notes = health_notes(s);
+    if !notes.is_empty() {
+        out.push('\n');
+        for line in notes {
+            let _ = writeln!(out, "{line}.\n");
+        }
+    }
     out
 }
 
@@ -499,6 +544,8 @@ const TRIAL_COLUMNS: &[&str] = &[
     "weight_l2",
     "ratio",
     "nonfinite",
+    "dead",
+    "zero_gradient",
 ];
 
 /// Every trial as CSV, one row per trial × case × layer, with a header (long format: grid
@@ -533,6 +580,8 @@ pub fn trials_csv(s: &SweepSummary, records: &[TrialRecord]) -> Result<String, c
                 csv_num(r.weight_l2.get(layer).copied().unwrap_or(f32::NAN)),
                 csv_num(r.ratio),
                 r.nonfinite.to_string(),
+                r.dead.to_string(),
+                r.zero_gradient.to_string(),
             ]);
             row
         })
@@ -545,6 +594,8 @@ const POINT_COLUMNS: &[&str] = &[
     "case",
     "trials",
     "nonfinite_trials",
+    "dead_trials",
+    "zero_gradient_trials",
     "ratio_median",
     "ratio_q1",
     "ratio_q3",
@@ -591,6 +642,8 @@ pub fn layers_csv(s: &SweepSummary, header: bool) -> Result<String, csv::Error> 
                     p.case.clone(),
                     p.trials.to_string(),
                     p.nonfinite_trials.to_string(),
+                    p.dead_trials.to_string(),
+                    p.zero_gradient_trials.to_string(),
                     csv_num(p.ratio.median),
                     csv_num(p.ratio.q1),
                     csv_num(p.ratio.q3),

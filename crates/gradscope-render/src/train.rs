@@ -35,17 +35,10 @@ pub fn training(r: &TrainReport, steps: &[StepRecord]) -> String {
             max_update(st)
         );
     }
-    let Some(o) = &r.origin else {
-        let _ = writeln!(
-            s,
-            "\nfinite for all {} steps; loss {} -> {}",
-            r.steps_run,
-            sci(r.first_loss.into()),
-            sci(r.last_loss.into())
-        );
+    let _ = writeln!(s, "\n{}", verdict(r, "->"));
+    let Some(_) = &r.origin else {
         return s;
     };
-    let _ = writeln!(s, "\nNOT FINITE: {}", o.describe());
     if let Some(g) = &r.growth {
         let _ = writeln!(
             s,
@@ -58,6 +51,85 @@ pub fn training(r: &TrainReport, steps: &[StepRecord]) -> String {
         let _ = writeln!(s, "  max |z| growth: {}", growth_factor(g, "x"));
     }
     s
+}
+
+/// The run's verdict in one line: finite for all its steps (with the loss, and the accuracy
+/// of a classification, from the first step to the last, `arrow` between them) or where the
+/// first non-finite value was born; then, finite or not, which layers died or stopped
+/// getting a gradient, and from which step: a finite run is not a healthy one.
+pub fn verdict(r: &TrainReport, arrow: &str) -> String {
+    let mut s = match &r.origin {
+        None => format!(
+            "finite for all {} steps; loss {} {arrow} {}",
+            r.steps_run,
+            sci(r.first_loss.into()),
+            sci(r.last_loss.into())
+        ),
+        Some(o) => format!("NOT FINITE: {}", o.describe()),
+    };
+    if let Some([a, b]) = r.accuracy {
+        let _ = write!(s, "; accuracy {} {arrow} {}", pct(a), pct(b));
+    }
+    s.push_str(&health(r));
+    s
+}
+
+/// `62.5 %`.
+fn pct(x: f32) -> String {
+    if x.is_finite() {
+        format!("{:.1} %", 100.0 * x)
+    } else {
+        fmt_sci64(x.into(), 0)
+    }
+}
+
+/// `; DEAD (every unit 0 for the whole batch): layer 3 from step 30; ZERO GRADIENT (a
+/// kernel's gradient exactly 0 everywhere): layers 0, 1, 2, 3, 4 from step 30`, or nothing.
+pub fn health(r: &TrainReport) -> String {
+    let mut out = String::new();
+    let groups = [
+        (
+            "DEAD (every unit 0 for the whole batch)",
+            &r.dead_layers,
+            "alive again at the last step",
+        ),
+        (
+            "ZERO GRADIENT (a kernel's gradient exactly 0 everywhere)",
+            &r.zero_gradients,
+            "nonzero again at the last step",
+        ),
+    ];
+    for (what, events, revived) in groups {
+        if events.is_empty() {
+            continue;
+        }
+        // Layers that turned so at one step and stayed so are listed together.
+        let mut parts: Vec<(Vec<usize>, usize, bool)> = Vec::new();
+        for e in events.iter() {
+            match parts
+                .iter_mut()
+                .find(|(_, step, end)| *step == e.first_step && *end == e.at_end)
+            {
+                Some((layers, _, _)) => layers.push(e.layer),
+                None => parts.push((vec![e.layer], e.first_step, e.at_end)),
+            }
+        }
+        let parts: Vec<String> = parts
+            .iter()
+            .map(|(layers, step, end)| {
+                let names: Vec<String> = layers.iter().map(usize::to_string).collect();
+                let plural = if layers.len() == 1 { "" } else { "s" };
+                let back = if *end {
+                    String::new()
+                } else {
+                    format!(" ({revived})")
+                };
+                format!("layer{plural} {} from step {step}{back}", names.join(", "))
+            })
+            .collect();
+        let _ = write!(out, "; {what}: {}", parts.join("; "));
+    }
+    out
 }
 
 /// The steps a report shows: about ten, evenly spaced, and the last.
@@ -124,16 +196,7 @@ pub fn training_markdown(r: &TrainReport, steps: &[StepRecord], svg: &str) -> St
         "- training: {} steps of {}, learning rate {}, batch {}, clip {}, loss {}\n",
         r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss
     );
-    let verdict = match &r.origin {
-        None => format!(
-            "**finite for all {} steps**; loss {} → {}",
-            r.steps_run,
-            sci(r.first_loss.into()),
-            sci(r.last_loss.into())
-        ),
-        Some(o) => format!("**NOT FINITE**: {}", o.describe()),
-    };
-    let _ = writeln!(s, "Verdict: {verdict}\n");
+    let _ = writeln!(s, "Verdict: {}\n", verdict(r, "→"));
     let _ = writeln!(s, "![loss and ‖δ_l‖ per step]({svg})\n");
     let headings = STEP_HEADINGS.map(|h| h.replace('|', "\\|"));
     let _ = writeln!(s, "| {} |", headings.join(" | "));

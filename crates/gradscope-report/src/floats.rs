@@ -148,6 +148,17 @@ pub fn opt_floats64<S: Serializer, const N: usize>(
     }
 }
 
+/// Serialise an optional f32 array as [`floats`] does (`null` only for `None`).
+pub fn opt_floats<S: Serializer, const N: usize>(
+    v: &Option<[f32; N]>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => floats(x, s),
+        None => s.serialize_none(),
+    }
+}
+
 /// NaN, the serde default of an f32 a version-1 record did not have.
 pub fn nan32() -> f32 {
     f32::NAN
@@ -199,6 +210,13 @@ pub fn de_floats64<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<f64>, D
 /// Read an optional f32 written by [`opt_float`] back (`null` is `None`).
 pub fn de_opt_float<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<f32>, D::Error> {
     Option::<NumOrText>::deserialize(d).map(|v| v.map(|x| to_f64(x) as f32))
+}
+
+/// Read an optional array written by [`opt_floats`] back (`null` is `None`).
+pub fn de_opt_floats<'de, D: serde::Deserializer<'de>, const N: usize>(
+    d: D,
+) -> Result<Option<[f32; N]>, D::Error> {
+    de_opt_floats64::<D, N>(d).map(|v| v.map(|a| a.map(|x| x as f32)))
 }
 
 /// Read an optional array written by [`opt_floats64`] back (`null` is `None`).

@@ -45,6 +45,14 @@ pub struct TrialRecord {
         deserialize_with = "de_opt_float"
     )]
     pub final_loss: Option<f32>,
+    /// Whether a hidden layer was dead (every unit 0 for the whole batch; training: at some
+    /// step). Absent from older records, read as false.
+    #[serde(default)]
+    pub dead: bool,
+    /// Whether a kernel's gradient was exactly 0 everywhere (training: at some step). Absent
+    /// from older records, read as false.
+    #[serde(default)]
+    pub zero_gradient: bool,
 }
 
 /// Median, quartiles and range of the finite values of a sample (numpy's linear quantiles).
@@ -111,6 +119,13 @@ pub struct PointSummary {
     pub trials: usize,
     /// Trials with a non-finite gradient value.
     pub nonfinite_trials: usize,
+    /// Trials with a dead hidden layer ([`TrialRecord::dead`]; 0 in older records).
+    #[serde(default)]
+    pub dead_trials: usize,
+    /// Trials with a kernel gradient exactly 0 everywhere ([`TrialRecord::zero_gradient`]; 0
+    /// in older records).
+    #[serde(default)]
+    pub zero_gradient_trials: usize,
     /// ‖δ_first‖ / ‖δ_last‖ across trials.
     pub ratio: Spread,
     /// ‖δ_l‖ per layer across trials.

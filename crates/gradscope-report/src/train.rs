@@ -5,7 +5,8 @@
 use serde::{Deserialize, Serialize};
 
 use crate::floats::{
-    de_float, de_float64, de_floats64, de_opt_float64, float, float64, floats64, opt_float64,
+    de_float, de_float64, de_floats64, de_opt_float, de_opt_float64, de_opt_floats, float, float64,
+    floats64, opt_float, opt_float64, opt_floats,
 };
 use crate::origin::Origin;
 
@@ -65,6 +66,27 @@ pub struct StepRecord {
     pub grad_norm_clipped: f64,
     /// Per layer, input first.
     pub layers: Vec<LayerStep>,
+    /// Classification: the fraction of the batch's examples whose largest output is their
+    /// label, before the update (absent for other losses).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float",
+        deserialize_with = "de_opt_float"
+    )]
+    pub accuracy: Option<f32>,
+}
+
+/// A layer that stopped learning during training: from `first_step` on, every unit of it was
+/// 0 for the whole batch (dead), or its kernel's gradient was exactly 0 everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LayerEvent {
+    /// The layer.
+    pub layer: usize,
+    /// The first step at which it was so.
+    pub first_step: usize,
+    /// Whether it still was at the last step run.
+    pub at_end: bool,
 }
 
 /// The growth of one layer before a failure: max |z_l| and ‖δ_l‖ over the last steps.
@@ -127,6 +149,23 @@ pub struct TrainReport {
     pub origin: Option<Origin>,
     /// The growth of the origin's layer before the failure.
     pub growth: Option<Growth>,
+    /// Classification: the accuracy of the first and of the last step (see
+    /// [`StepRecord::accuracy`]); absent for other losses.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_floats",
+        deserialize_with = "de_opt_floats"
+    )]
+    pub accuracy: Option<[f32; 2]>,
+    /// Hidden layers that died (every unit 0 for the whole batch), each with the first step
+    /// it was so (absent from older records, read as none).
+    #[serde(default)]
+    pub dead_layers: Vec<LayerEvent>,
+    /// Layers whose kernel gradient was exactly 0 everywhere, each with the first step it was
+    /// so: finite, but learning nothing (absent from older records, read as none).
+    #[serde(default)]
+    pub zero_gradients: Vec<LayerEvent>,
 }
 
 impl TrainReport {

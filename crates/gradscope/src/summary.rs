@@ -57,6 +57,8 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
             case: case.clone(),
             trials: trials.len(),
             nonfinite_trials: trials.iter().filter(|t| t.nonfinite).count(),
+            dead_trials: trials.iter().filter(|t| t.dead).count(),
+            zero_gradient_trials: trials.iter().filter(|t| t.zero_gradient).count(),
             ratio: Spread::of(trials.iter().map(|t| t.ratio)),
             delta_l2: per_layer(&|t| &t.delta_l2),
             weight_l2: per_layer(&|t| &t.weight_l2),

@@ -414,6 +414,8 @@ fn trial_lines(
             first_nonfinite_step: None,
             origin: None,
             final_loss: None,
+            dead: !case.dead_layers.is_empty(),
+            zero_gradient: case.zero_gradients.iter().any(|p| p.ends_with(".weight")),
         };
         lines.push_str(&serde_json::to_string(&record)?);
         lines.push('\n');
@@ -628,6 +630,7 @@ fn training_line(
     backend: &Backend,
 ) -> Result<(String, Vec<TrialRecord>), SweepError> {
     let outcome = crate::train::train(trial_exp, backend, &mut |_| {})?;
+    let report = crate::train::train_report(trial_exp, backend, &outcome);
     let last = outcome.steps.last();
     let per_layer = |f: &dyn Fn(&crate::train::LayerStep) -> f64| -> Vec<f32> {
         last.map_or(Vec::new(), |s| {
@@ -650,6 +653,8 @@ fn training_line(
         first_nonfinite_step: outcome.origin.as_ref().and_then(|o| o.step),
         origin: outcome.origin.as_ref().map(|o| o.kind.name().to_string()),
         final_loss: last.map(|s| s.loss),
+        dead: !report.dead_layers.is_empty(),
+        zero_gradient: !report.zero_gradients.is_empty(),
     };
     let line = format!("{}\n", serde_json::to_string(&record)?);
     Ok((line, vec![record]))

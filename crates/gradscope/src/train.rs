@@ -17,7 +17,7 @@ use burn::tensor::Tensor;
 use burn::tensor::activation::{log_softmax, softmax};
 use gradscope_model::rng::{TEACHER_STREAM, batch_stream};
 use gradscope_model::{HostRng, HostTensor, Initializer, MlpConfig, MlpWeights, NamedTensor};
-pub use gradscope_report::{Growth, LayerStep, StepRecord, TrainReport};
+pub use gradscope_report::{Growth, LayerEvent, LayerStep, StepRecord, TrainReport};
 
 use crate::backend::Backend;
 use crate::config::kinds::{CLIPS, OPTIMIZERS, describe_named};
@@ -594,6 +594,7 @@ fn record(
         grad_norm: grad_norms.0,
         grad_norm_clipped: grad_norms.1,
         layers,
+        accuracy: None,
     }
 }
 
@@ -662,10 +663,13 @@ pub fn train_with(
         if updated {
             origin = update_origin(step, &weights);
         }
-        let record = match stats {
+        let mut record = match stats {
             true => record(step, &pass, (&before, &weights), norms, updated),
             false => record_without_layers(step, &pass, norms),
         };
+        if exp.loss.needs_labels() {
+            record.accuracy = Some(accuracy(&pass.output, &batch.targets));
+        }
         on_step(&record);
         steps.push(record);
         let tensors = StepTensors {
@@ -706,7 +710,21 @@ fn record_without_layers(step: usize, pass: &CaseOutcome, norms: (f64, f64)) -> 
         grad_norm: norms.0,
         grad_norm_clipped: norms.1,
         layers: Vec::new(),
+        accuracy: None,
     }
+}
+
+/// The fraction of rows of `output` `[batch, k]` whose largest value (the first of equal
+/// ones) is at their label in `targets` `[batch]`; a row holding NaN counts as wrong.
+fn accuracy(output: &HostTensor, targets: &HostTensor) -> f32 {
+    let k = output.shape[1].max(1);
+    let rows = output.data.chunks_exact(k);
+    let n = rows.len();
+    let right = rows
+        .zip(&targets.data)
+        .filter(|(row, label)| !row.iter().any(|v| v.is_nan()) && argmax(row) as f32 == **label)
+        .count();
+    right as f32 / n.max(1) as f32
 }
 
 /// The first non-finite value of a pass, in the order the computation runs: the batch
@@ -781,7 +799,31 @@ pub fn train_report(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome)
         finite: outcome.origin.is_none(),
         origin: outcome.origin.clone(),
         growth,
+        accuracy: match (outcome.steps.first(), outcome.steps.last()) {
+            (Some(a), Some(b)) => a.accuracy.zip(b.accuracy).map(|(a, b)| [a, b]),
+            _ => None,
+        },
+        dead_layers: layer_events(&outcome.steps, |s| s.dead_fraction == 1.0),
+        zero_gradients: layer_events(&outcome.steps, |s| s.grad_l2 == 0.0),
     }
+}
+
+/// The layers for which `is` held at some step, each with the first such step and whether
+/// it held at the last step run (steps without per-layer statistics are skipped).
+fn layer_events(steps: &[StepRecord], is: impl Fn(&LayerStep) -> bool) -> Vec<LayerEvent> {
+    let Some(last) = steps.iter().rev().find(|s| !s.layers.is_empty()) else {
+        return Vec::new();
+    };
+    (0..last.layers.len())
+        .filter_map(|l| {
+            let first = steps.iter().find(|s| s.layers.get(l).is_some_and(&is))?;
+            Some(LayerEvent {
+                layer: l,
+                first_step: first.step,
+                at_end: is(&last.layers[l]),
+            })
+        })
+        .collect()
 }
 
 fn growth(steps: &[StepRecord], layer: usize) -> Growth {

@@ -98,6 +98,8 @@ fn point(i: usize, depth: usize, median: f32, predicted: f64, applies: bool) -> 
         case: "x".into(),
         trials: 20,
         nonfinite_trials: 0,
+        dead_trials: 0,
+        zero_gradient_trials: 0,
         ratio: spread,
         delta_l2: vec![spread; 2],
         weight_l2: vec![spread; 2],

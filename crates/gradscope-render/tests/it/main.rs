@@ -2,5 +2,6 @@
 //! a reader or a tool would.
 
 mod caveats;
+mod health;
 mod nonfinite;
 mod tables;

@@ -28,6 +28,8 @@ fn summary() -> SweepSummary {
         case: "x".into(),
         trials: 2,
         nonfinite_trials: 0,
+        dead_trials: 0,
+        zero_gradient_trials: 0,
         ratio: spread(0.5),
         delta_l2: vec![spread(1.0), spread(2.0)],
         weight_l2: vec![spread(3.0), spread(4.0)],
@@ -143,6 +145,8 @@ fn trials_csv_names_each_trials_settings() {
         first_nonfinite_step: None,
         origin: None,
         final_loss: None,
+        dead: false,
+        zero_gradient: false,
     };
     let text = sweep::trials_csv(&summary(), &[record(1, 0), record(0, 1)]).expect("csv");
     let rows: Vec<TrialRow> = csv::Reader::from_reader(text.as_bytes())
