@@ -19,7 +19,7 @@ pub mod train;
 
 pub use compare::{BackendInfo, CompareReport, PLACES_LISTED, Place, TensorDiff};
 pub use meta::{FileDigest, Meta};
-pub use origin::{Origin, OriginKind};
+pub use origin::{Origin, OriginKind, Rows};
 pub use run::{CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, ParamStats, Thresholds};
 pub use settings::Settings;
 pub use sweep::{PointSummary, PointTheory, Spread, SweepSummary, TrainingSpread, TrialRecord};

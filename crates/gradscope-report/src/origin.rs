@@ -59,7 +59,18 @@ impl OriginKind {
     }
 }
 
-/// Where the first non-finite value was born. JSON: `{kind, step, case, layer, tensor, count}`.
+/// How many rows (examples) of a batch-shaped tensor hold a non-finite value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rows {
+    /// Rows holding one or more; for the loss, rows whose own loss is non-finite (0 where
+    /// each row's loss is finite and only their reduction overflowed).
+    pub affected: usize,
+    /// Rows in the batch.
+    pub of: usize,
+}
+
+/// Where the first non-finite value was born. JSON: `{kind, step, case, layer, tensor, count,
+/// rows}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Origin {
     /// Which stage of the computation.
@@ -75,6 +86,11 @@ pub struct Origin {
     pub tensor: String,
     /// How many of its values are NaN or ±inf.
     pub count: usize,
+    /// For the input, targets, z_l, the loss and δ_l: how many of the batch's rows hold them
+    /// (`null` for a parameter or a gradient, whose rows are not examples, and in older
+    /// records).
+    #[serde(default)]
+    pub rows: Option<Rows>,
 }
 
 impl Origin {
@@ -86,7 +102,10 @@ impl Origin {
             .map(|s| format!(" at step {s}"))
             .unwrap_or_default();
         let plural = if self.count == 1 { "" } else { "s" };
-        let count = format!("({} value{plural})", self.count);
+        let count = match self.rows {
+            Some(r) => format!("({} value{plural} in {} of {} rows)", self.count, r.affected, r.of),
+            None => format!("({} value{plural})", self.count),
+        };
         let (kind, tensor) = (self.kind.phrase(), &self.tensor);
         // A training run has one batch per step: no case to name.
         let case = match self.step {
@@ -98,7 +117,17 @@ impl Origin {
                 format!("in the {tensor} of the batch{step} {count}")
             }
             OriginKind::Input => format!("in the input{case}{step} {count}"),
-            OriginKind::Loss => format!("in the loss{case}{step}"),
+            OriginKind::Loss => match self.rows {
+                Some(Rows { affected: 0, of }) => format!(
+                    "in the loss{case}{step} (each of the {of} rows' own loss is finite: their \
+                     reduction overflowed)"
+                ),
+                Some(r) => format!(
+                    "in the loss{case}{step} ({} of {} rows' own loss non-finite)",
+                    r.affected, r.of
+                ),
+                None => format!("in the loss{case}{step}"),
+            },
             OriginKind::Weights | OriginKind::Update => format!("{kind}{step}: {tensor} {count}"),
             OriginKind::Forward | OriginKind::Backward => {
                 format!("{kind}{step}: {tensor}{case} {count}")

@@ -296,6 +296,8 @@ mod tests {
             first_nonfinite_step: None,
             origin: None,
             final_loss: None,
+            dead: true,
+            zero_gradient: false,
         };
         let line = serde_json::to_string(&r).unwrap_or_default();
         let back: TrialRecord =
@@ -306,5 +308,6 @@ mod tests {
             (back.ratio, back.point, back.trial),
             (f32::NEG_INFINITY, 1, 2)
         );
+        assert!(back.dead && !back.zero_gradient);
     }
 }

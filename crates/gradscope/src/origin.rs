@@ -1,8 +1,8 @@
 //! Where the first non-finite value was born: the checks, in the order the computation runs
 //! (the kinds and their meaning: `gradscope_report::origin`).
 
-use gradscope_model::MlpWeights;
-pub use gradscope_report::{Origin, OriginKind};
+use gradscope_model::{HostTensor, MlpWeights};
+pub use gradscope_report::{Origin, OriginKind, Rows};
 
 use crate::run::{CaseOutcome, Outcome};
 
@@ -10,42 +10,70 @@ pub fn nonfinite(values: &[f32]) -> usize {
     values.iter().filter(|v| !v.is_finite()).count()
 }
 
+/// How many rows of `t` (`[batch, ...]`) hold a non-finite value.
+pub fn nonfinite_rows(t: &HostTensor) -> Rows {
+    let of = t.shape.first().copied().unwrap_or(1).max(1);
+    let width = (t.data.len() / of).max(1);
+    Rows {
+        affected: t
+            .data
+            .chunks(width)
+            .filter(|row| row.iter().any(|v| !v.is_finite()))
+            .count(),
+        of,
+    }
+}
+
+/// The loss of each row of a case's output on its own (to count the rows a non-finite loss
+/// comes from).
+pub type RowLosses<'a> = &'a dyn Fn(&CaseOutcome) -> Vec<f32>;
+
 /// The first failing tensor of one case, in computation order (see the module docs).
 /// The origin in one case of a pass over `weights`, if anything in it is non-finite.
-pub fn origin_of_case(weights: &MlpWeights, case: &CaseOutcome) -> Option<Origin> {
-    let at = |kind, layer, tensor: String, count| Origin {
+pub fn origin_of_case(
+    weights: &MlpWeights,
+    case: &CaseOutcome,
+    row_losses: RowLosses,
+) -> Option<Origin> {
+    let at = |kind, layer, tensor: String, count, rows| Origin {
         kind,
         step: None,
         case: case.name.clone(),
         layer,
         tensor,
         count,
+        rows,
     };
     let n = nonfinite(&case.input.data);
     if n > 0 {
-        return Some(at(OriginKind::Input, None, "input".into(), n));
+        let rows = Some(nonfinite_rows(&case.input));
+        return Some(at(OriginKind::Input, None, "input".into(), n, rows));
     }
     if let Some((l, tensor, n)) = nonfinite_weight(weights) {
-        return Some(at(OriginKind::Weights, Some(l), tensor, n));
+        return Some(at(OriginKind::Weights, Some(l), tensor, n, None));
     }
     for (l, z) in case.pre_activations.iter().enumerate() {
         let n = nonfinite(&z.data);
         if n > 0 {
-            return Some(at(OriginKind::Forward, Some(l), format!("z.layers.{l}"), n));
+            let rows = Some(nonfinite_rows(z));
+            let tensor = format!("z.layers.{l}");
+            return Some(at(OriginKind::Forward, Some(l), tensor, n, rows));
         }
     }
     if !case.loss.is_finite() {
-        return Some(at(OriginKind::Loss, None, "loss".into(), 1));
+        let losses = row_losses(case);
+        let rows = Rows {
+            affected: nonfinite(&losses),
+            of: losses.len(),
+        };
+        return Some(at(OriginKind::Loss, None, "loss".into(), 1, Some(rows)));
     }
     for (l, d) in case.deltas.iter().enumerate().rev() {
         let n = nonfinite(&d.data);
         if n > 0 {
-            return Some(at(
-                OriginKind::Backward,
-                Some(l),
-                format!("delta.layers.{l}"),
-                n,
-            ));
+            let rows = Some(nonfinite_rows(d));
+            let tensor = format!("delta.layers.{l}");
+            return Some(at(OriginKind::Backward, Some(l), tensor, n, rows));
         }
     }
     // Every δ finite, a gradient not (∂L/∂W = aᵀδ overflowing): the last layer first, as
@@ -57,17 +85,20 @@ pub fn origin_of_case(weights: &MlpWeights, case: &CaseOutcome) -> Option<Origin
             .strip_prefix("layers.")
             .and_then(|r| r.split('.').next())
             .and_then(|i| i.parse().ok());
-        (n > 0).then(|| at(OriginKind::Backward, layer, format!("grad.{}", g.name), n))
+        (n > 0).then(|| {
+            let tensor = format!("grad.{}", g.name);
+            at(OriginKind::Backward, layer, tensor, n, None)
+        })
     })
 }
 
 /// Where the first non-finite value of `outcome` was born: the first case (in file order) with
 /// any, and in it the first tensor in computation order; `None` when every value is finite.
-pub fn origin(outcome: &Outcome) -> Option<Origin> {
+pub fn origin(outcome: &Outcome, row_losses: RowLosses) -> Option<Origin> {
     outcome
         .cases
         .iter()
-        .find_map(|c| origin_of_case(&outcome.weights, c))
+        .find_map(|c| origin_of_case(&outcome.weights, c, row_losses))
 }
 
 /// The first parameter (in layer order, weight before bias) holding a non-finite value: its

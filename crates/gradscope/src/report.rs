@@ -112,7 +112,9 @@ pub fn build(
         thresholds,
         cases,
         all_finite,
-        origin: origin(outcome),
+        origin: origin(outcome, &|c| {
+            crate::run::row_losses(exp.loss, &c.output, &backend.plain)
+        }),
     }
 }
 

@@ -113,6 +113,15 @@ pub fn loss_per_trial(loss: Loss, output: Tensor<3>) -> Tensor<1> {
     per_trial.reshape([trials])
 }
 
+/// The loss of each row of `output` `[batch, d_output]` on its own, by [`loss_per_trial`]
+/// over the rows as trials (a row's own mean, for the mean losses): which examples a
+/// non-finite loss comes from.
+pub fn row_losses(loss: Loss, output: &HostTensor, device: &burn::tensor::Device) -> Vec<f32> {
+    let [batch, d] = [output.shape[0], output.shape.get(1).copied().unwrap_or(1)];
+    let rows = HostTensor::new(vec![batch, 1, d], output.data.clone()).to_device::<3>(device);
+    HostTensor::from_tensor(loss_per_trial(loss, rows)).data
+}
+
 /// The parameters `exp` runs with: loaded from its weights file, or drawn from its seed.
 fn weights_of(exp: &Experiment) -> MlpWeights {
     match &exp.weights {

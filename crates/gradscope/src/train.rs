@@ -619,6 +619,7 @@ fn update_origin(step: usize, after: &MlpWeights) -> Option<Origin> {
         layer: Some(l),
         tensor,
         count,
+        rows: None,
     })
 }
 
@@ -656,7 +657,7 @@ pub fn train_with(
         let batch = batch(exp, train, teacher.as_ref(), step);
         let pass = pass(exp, backend, &weights, &batch)?;
         let before = weights.clone();
-        let mut origin = pass_origin(&weights, &batch, &pass);
+        let mut origin = pass_origin(exp, backend, &weights, &batch, &pass);
         // A pass with a non-finite value makes no update.
         let updated = origin.is_none();
         let norms = update(train, &mut state, &mut weights, &pass, updated);
@@ -729,7 +730,13 @@ fn accuracy(output: &HostTensor, targets: &HostTensor) -> f32 {
 
 /// The first non-finite value of a pass, in the order the computation runs: the batch
 /// (inputs, then targets), the weights, z, the loss, δ and the gradients.
-fn pass_origin(weights: &MlpWeights, batch: &Batch, pass: &CaseOutcome) -> Option<Origin> {
+fn pass_origin(
+    exp: &Experiment,
+    backend: &Backend,
+    weights: &MlpWeights,
+    batch: &Batch,
+    pass: &CaseOutcome,
+) -> Option<Origin> {
     let targets_bad = nonfinite(&batch.targets.data);
     if targets_bad > 0 && nonfinite(&batch.inputs.data) == 0 {
         return Some(Origin {
@@ -739,9 +746,33 @@ fn pass_origin(weights: &MlpWeights, batch: &Batch, pass: &CaseOutcome) -> Optio
             layer: None,
             tensor: "targets".into(),
             count: targets_bad,
+            rows: Some(crate::origin::nonfinite_rows(&batch.targets)),
         });
     }
-    origin_of_case(weights, pass)
+    origin_of_case(weights, pass, &|c| {
+        row_losses(exp.loss, &c.output, &batch.targets, &backend.plain)
+    })
+}
+
+/// The training loss of each row of `output` against its own target, on its own (which
+/// examples a non-finite loss comes from): [`train_loss`] over one row at a time.
+fn row_losses(
+    loss: Loss,
+    output: &HostTensor,
+    targets: &HostTensor,
+    device: &burn::tensor::Device,
+) -> Vec<f32> {
+    let (b, k) = (output.shape[0], output.shape[1]);
+    let t = targets.data.len() / b.max(1);
+    (0..b)
+        .map(|r| {
+            let row = HostTensor::new(vec![1, k], output.data[r * k..(r + 1) * k].to_vec());
+            let target_shape = if targets.shape.len() == 1 { vec![1] } else { vec![1, t] };
+            let target = HostTensor::new(target_shape, targets.data[r * t..(r + 1) * t].to_vec());
+            let l = train_loss(loss, row.to_device::<2>(device), &target);
+            HostTensor::from_tensor(l).data[0]
+        })
+        .collect()
 }
 
 /// Clip the pass's gradients and, with `apply`, take the optimiser's step; returns the global

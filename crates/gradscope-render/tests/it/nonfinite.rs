@@ -75,6 +75,7 @@ fn report() -> ExperimentReport {
             layer: None,
             tensor: "loss".into(),
             count: 1,
+            rows: None,
         }),
     }
 }

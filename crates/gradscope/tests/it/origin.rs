@@ -5,7 +5,7 @@ use std::path::Path;
 
 use gradscope::backend::{self, BackendKind};
 use gradscope::config;
-use gradscope::origin::{Origin, OriginKind, origin};
+use gradscope::origin::{Origin, OriginKind, Rows, origin};
 use gradscope::run;
 
 use crate::common::{self, npy, write_by_spec};
@@ -34,13 +34,15 @@ fn ones() -> &'static str {
 
 /// Each case: (what, config text, files to write beside it, the expected origin).
 fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> {
-    let at = |kind, layer, tensor: &str, count| Origin {
+    // `rows`: (rows holding a non-finite value, rows in the batch), for batch-shaped tensors.
+    let at = |kind, layer, tensor: &str, count, rows: Option<(usize, usize)>| Origin {
         kind,
         step: None,
         case: "x".into(),
         layer,
         tensor: tensor.into(),
         count,
+        rows: rows.map(|(affected, of)| Rows { affected, of }),
     };
     // The example: the network of `weights` below, its file holding one NaN in
     // layers.1.bias. The weights are checked before the pass: layer 1, one value.
@@ -58,13 +60,13 @@ fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> 
             "input",
             config(2, "[2]", 0.5, "relu", "sum_squares", "file = \"x.npy\""),
             vec![("x.npy", npy(1, 2, &[f32::NAN, 1.0]))],
-            at(OriginKind::Input, None, "input", 1),
+            at(OriginKind::Input, None, "input", 1, Some((1, 1))),
         ),
         (
             "weights",
             weights,
             vec![("w.safetensors", w)],
-            at(OriginKind::Weights, Some(1), "layers.1.bias", 1),
+            at(OriginKind::Weights, Some(1), "layers.1.bias", 1, None),
         ),
         (
             // x = [1, 1], kernels 1e20: z_0 = 2e20 (finite), z_1 = 2·1e20·2e20 = 4e40 > f32's
@@ -72,7 +74,18 @@ fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> 
             "forward",
             config(2, "[2, 2]", 1e20, "relu", "sum_squares", ones()),
             vec![],
-            at(OriginKind::Forward, Some(1), "z.layers.1", 2),
+            at(OriginKind::Forward, Some(1), "z.layers.1", 2, Some((1, 1))),
+        ),
+        (
+            // The same network on 4 rows: [1, 1] twice overflows as above; [1e-20, 1e-20]
+            // twice gives z_0 = 2, z_1 = 2·1e20·2 = 4e20 (finite). 4 values in 2 of 4 rows.
+            "forward, some rows",
+            config(2, "[2, 2]", 1e20, "relu", "sum_squares", "file = \"x.npy\""),
+            vec![(
+                "x.npy",
+                npy(4, 2, &[1.0, 1.0, 1e-20, 1e-20, 1.0, 1.0, 1e-20, 1e-20]),
+            )],
+            at(OriginKind::Forward, Some(1), "z.layers.1", 4, Some((2, 4))),
         ),
         (
             // Kernels 1e10: z_0 = 2e10, out = z_1 = 2·1e10·2e10 = 4e20 (finite), but the loss
@@ -80,7 +93,18 @@ fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> 
             "loss",
             config(2, "[2]", 1e10, "relu", "sum_squares", ones()),
             vec![],
-            at(OriginKind::Loss, None, "loss", 1),
+            at(OriginKind::Loss, None, "loss", 1, Some((1, 1))),
+        ),
+        (
+            // The same on 3 rows: [1, 1] overflows as above; [1e-10, 1e-10] gives z_0 = 2,
+            // out = 2·1e10·2 = 4e10 and its own loss 1.6e21 (finite). 1 of 3 rows' loss.
+            "loss, some rows",
+            config(2, "[2]", 1e10, "relu", "sum_squares", "file = \"x.npy\""),
+            vec![(
+                "x.npy",
+                npy(3, 2, &[1e-10, 1e-10, 1.0, 1.0, 1e-10, 1e-10]),
+            )],
+            at(OriginKind::Loss, None, "loss", 1, Some((1, 3))),
         ),
         (
             // Width 1, x = 1e-30, kernels 1e15, identity, loss = out: forward z = 1e-15, 1,
@@ -96,7 +120,7 @@ fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> 
                 "batch = 1\ndistribution = { kind = \"constant\", value = 1e-30 }",
             ),
             vec![],
-            at(OriginKind::Backward, Some(0), "delta.layers.0", 1),
+            at(OriginKind::Backward, Some(0), "delta.layers.0", 1, Some((1, 1))),
         ),
     ]
 }
@@ -125,7 +149,7 @@ fn each_kind_of_origin_is_found_where_it_was_born_on_every_backend() {
             let b = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
             let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(
-                origin(&outcome),
+                origin(&outcome, &|c| run::row_losses(exp.loss, &c.output, &b.plain)),
                 Some(want.clone()),
                 "{what} on {}",
                 kind.name()
@@ -151,7 +175,7 @@ fn the_cli_reports_the_origin_in_json_and_words() {
     assert_eq!(
         v["origin"],
         serde_json::json!({"kind": "weights", "step": null, "case": "x", "layer": 1,
-                           "tensor": "layers.1.bias", "count": 1})
+                           "tensor": "layers.1.bias", "count": 1, "rows": null})
     );
     let o = common::gradscope(&["run", "c.toml"], dir.path());
     let out = String::from_utf8_lossy(&o.stdout);
