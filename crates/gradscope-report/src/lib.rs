@@ -18,7 +18,7 @@ pub mod theory;
 pub mod train;
 
 pub use compare::{BackendInfo, CompareReport, PLACES_LISTED, Place, TensorDiff};
-pub use meta::{FileDigest, Meta};
+pub use meta::{FileDigest, MergedPart, Meta};
 pub use origin::{Origin, OriginKind, Rows};
 pub use run::{CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, ParamStats, Thresholds};
 pub use settings::Settings;

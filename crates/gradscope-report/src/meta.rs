@@ -36,6 +36,21 @@ pub struct Meta {
     /// that a record says exactly what it was made from (absent from version-1 records).
     #[serde(default)]
     pub files: Vec<FileDigest>,
+    /// A merged sweep's records: each one merged, with its shard and its own `meta.json`
+    /// (absent for other records).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub merged_from: Vec<MergedPart>,
+}
+
+/// One record a merged sweep was made from.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct MergedPart {
+    /// The record's directory, as given to `merge`.
+    pub path: String,
+    /// `shard 2/3`, or `the whole sweep`.
+    pub part: String,
+    /// Its `meta.json` (`null` where it had none, as records before version 2 of sweeps).
+    pub meta: Option<Box<Meta>>,
 }
 
 /// A file an experiment read, and its digest.

@@ -103,7 +103,10 @@ impl Origin {
             .unwrap_or_default();
         let plural = if self.count == 1 { "" } else { "s" };
         let count = match self.rows {
-            Some(r) => format!("({} value{plural} in {} of {} rows)", self.count, r.affected, r.of),
+            Some(r) => format!(
+                "({} value{plural} in {} of {} rows)",
+                self.count, r.affected, r.of
+            ),
             None => format!("({} value{plural})", self.count),
         };
         let (kind, tensor) = (self.kind.phrase(), &self.tensor);

@@ -39,6 +39,60 @@ pub fn meta(exp: &Experiment, backend: &Backend, started: SystemTime, wall: Dura
             .into_iter()
             .map(|(role, path)| digest(role, &path))
             .collect(),
+        merged_from: Vec::new(),
+    }
+}
+
+/// Describe a merge of the sweep records `parts` (directory, part name) of `exp`, started at
+/// `started` and taking `wall`: the backend and adapter the parts agree on (`mixed: …` where
+/// they do not), the merge's own host and command, and each part with its own `meta.json`.
+pub fn merged_meta(
+    exp: &Experiment,
+    parts: &[(PathBuf, String)],
+    started: SystemTime,
+    wall: Duration,
+) -> Meta {
+    let merged_from: Vec<gradscope_report::MergedPart> = parts
+        .iter()
+        .map(|(dir, part)| gradscope_report::MergedPart {
+            path: dir.display().to_string(),
+            part: part.clone(),
+            meta: std::fs::read_to_string(dir.join("meta.json"))
+                .ok()
+                .and_then(|t| serde_json::from_str::<Meta>(&t).ok())
+                .map(Box::new),
+        })
+        .collect();
+    let agreed = |f: &dyn Fn(&Meta) -> Option<String>| -> Option<String> {
+        let mut seen: Vec<String> = Vec::new();
+        for m in merged_from.iter().filter_map(|p| p.meta.as_deref()) {
+            if let Some(v) = f(m).filter(|v| !seen.contains(v)) {
+                seen.push(v);
+            }
+        }
+        match seen.len() {
+            0 => None,
+            1 => seen.pop(),
+            _ => Some(format!("mixed: {}", seen.join(", "))),
+        }
+    };
+    Meta {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        gradscope_version: env!("CARGO_PKG_VERSION").to_string(),
+        burn_version: BURN_VERSION.to_string(),
+        backend: agreed(&|m| Some(m.backend.clone())).unwrap_or_else(|| "unknown".into()),
+        adapter: agreed(&|m| m.adapter.clone()),
+        seed: exp.seed,
+        started_utc: utc(started, true),
+        wall_time_s: wall.as_secs_f64(),
+        host: host_name(),
+        config_path: exp.path.display().to_string(),
+        command: std::env::args().collect(),
+        files: input_files(exp)
+            .into_iter()
+            .map(|(role, path)| digest(role, &path))
+            .collect(),
+        merged_from,
     }
 }
 

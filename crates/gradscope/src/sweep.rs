@@ -787,6 +787,8 @@ pub fn merge(
     out: &Path,
     allow_partial: bool,
 ) -> Result<(PathBuf, SweepSummary), SweepError> {
+    let started = std::time::SystemTime::now();
+    let clock = std::time::Instant::now();
     let first = dirs.first().ok_or(SweepError::NoRecords)?;
     // The first record's config is read once: parsed for the sweep, compared with the others,
     // and copied into the merged record.
@@ -870,6 +872,13 @@ pub fn merge(
         .collect();
     write_atomic(&dir.join("trials.jsonl"), &lines)?;
     write_summary(&dir, &summary, &records)?;
+    let named: Vec<(PathBuf, String)> = parts
+        .iter()
+        .map(|(shard, d)| ((*d).clone(), part_name(*shard)))
+        .collect();
+    let meta = crate::record::merged_meta(&exp, &named, started, clock.elapsed());
+    let json = serde_json::to_string_pretty(&meta)?;
+    write_atomic(&dir.join("meta.json"), &format!("{json}\n"))?;
     Ok((dir, summary))
 }
 

@@ -767,7 +767,11 @@ fn row_losses(
     (0..b)
         .map(|r| {
             let row = HostTensor::new(vec![1, k], output.data[r * k..(r + 1) * k].to_vec());
-            let target_shape = if targets.shape.len() == 1 { vec![1] } else { vec![1, t] };
+            let target_shape = if targets.shape.len() == 1 {
+                vec![1]
+            } else {
+                vec![1, t]
+            };
             let target = HostTensor::new(target_shape, targets.data[r * t..(r + 1) * t].to_vec());
             let l = train_loss(loss, row.to_device::<2>(device), &target);
             HostTensor::from_tensor(l).data[0]

@@ -100,10 +100,7 @@ fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> 
             // out = 2·1e10·2 = 4e10 and its own loss 1.6e21 (finite). 1 of 3 rows' loss.
             "loss, some rows",
             config(2, "[2]", 1e10, "relu", "sum_squares", "file = \"x.npy\""),
-            vec![(
-                "x.npy",
-                npy(3, 2, &[1e-10, 1e-10, 1.0, 1.0, 1e-10, 1e-10]),
-            )],
+            vec![("x.npy", npy(3, 2, &[1e-10, 1e-10, 1.0, 1.0, 1e-10, 1e-10]))],
             at(OriginKind::Loss, None, "loss", 1, Some((1, 3))),
         ),
         (
@@ -120,7 +117,13 @@ fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> 
                 "batch = 1\ndistribution = { kind = \"constant\", value = 1e-30 }",
             ),
             vec![],
-            at(OriginKind::Backward, Some(0), "delta.layers.0", 1, Some((1, 1))),
+            at(
+                OriginKind::Backward,
+                Some(0),
+                "delta.layers.0",
+                1,
+                Some((1, 1)),
+            ),
         ),
     ]
 }
@@ -149,7 +152,9 @@ fn each_kind_of_origin_is_found_where_it_was_born_on_every_backend() {
             let b = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
             let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(
-                origin(&outcome, &|c| run::row_losses(exp.loss, &c.output, &b.plain)),
+                origin(&outcome, &|c| run::row_losses(
+                    exp.loss, &c.output, &b.plain
+                )),
                 Some(want.clone()),
                 "{what} on {}",
                 kind.name()
