@@ -3,3 +3,4 @@
 
 mod caveats;
 mod nonfinite;
+mod pictures;
