@@ -185,18 +185,25 @@ impl LogAxes {
     /// A polyline through the drawable points of `values` (one per position), broken where a
     /// value cannot be drawn; a lone point a dot; a non-finite value a cross at the top edge.
     pub fn line(&self, o: &mut String, values: &[f64], color: &str) {
+        let points: Vec<(f64, f64)> = values
+            .iter()
+            .enumerate()
+            .map(|(s, v)| (self.x(s), *v))
+            .collect();
+        self.line_at(o, &points, color);
+    }
+
+    /// [`LogAxes::line`] through (x, value) points placed by the caller.
+    pub fn line_at(&self, o: &mut String, points: &[(f64, f64)], color: &str) {
         let mut runs: Vec<Vec<(f64, f64)>> = vec![Vec::new()];
-        for (s, v) in values.iter().enumerate() {
-            match self.y(*v) {
-                Some(y) => runs
-                    .last_mut()
-                    .into_iter()
-                    .for_each(|r| r.push((self.x(s), y))),
+        for &(x, v) in points {
+            match self.y(v) {
+                Some(y) => runs.last_mut().into_iter().for_each(|r| r.push((x, y))),
                 None => runs.push(Vec::new()),
             }
             if !v.is_finite() {
                 // A non-finite value: a cross at the top edge, in the series' colour.
-                let (x, y) = (self.x(s), self.y0);
+                let y = self.y0;
                 let _ = writeln!(
                     o,
                     r#"<path d="M{:.1},{:.1} l8,8 m0,-8 l-8,8" stroke="{color}" stroke-width="2"/>"#,
@@ -275,5 +282,110 @@ pub(super) fn nice_step(steps: usize) -> usize {
             }
         }
         unit *= 10;
+    }
+}
+
+/// The values of an axis as numbers, in order, if every one of them parses as a finite f64;
+/// `None` for a categorical axis (an initialiser, an inline table).
+pub(super) fn numbers<S: AsRef<str>>(values: &[S]) -> Option<Vec<f64>> {
+    values
+        .iter()
+        .map(|v| {
+            v.as_ref()
+                .trim()
+                .parse::<f64>()
+                .ok()
+                .filter(|v| v.is_finite())
+        })
+        .collect()
+}
+
+/// A heatmap's axis: one cell per value along `start..start + len`. A numeric axis (at least
+/// two distinct values, ascending) is spaced by value: the value v lies at
+/// `start + len·(v − e₀)/(e_k − e₀)`, each cell reaching halfway to its neighbours' values and
+/// the outer cells as far out again, e₀ = v₀ − (v₁ − v₀)/2 and e_k = v_last + (v_last −
+/// v_prev)/2. A categorical axis has equal cells, in the sweep's order.
+pub(super) struct CellAxis {
+    start: f64,
+    len: f64,
+    k: usize,
+    values: Option<Vec<f64>>,
+}
+
+impl CellAxis {
+    /// The axis of `labels` (the values as written), numeric where all parse and ascend.
+    pub fn new<S: AsRef<str>>(start: f64, len: f64, labels: &[S]) -> Self {
+        let values = numbers(labels).filter(|v| v.len() >= 2 && v.windows(2).all(|w| w[0] < w[1]));
+        Self {
+            start,
+            len,
+            k: labels.len().max(1),
+            values,
+        }
+    }
+
+    /// Whether the axis is spaced by value.
+    pub fn numeric(&self) -> bool {
+        self.values.is_some()
+    }
+
+    /// The value of cell `j` on a numeric axis.
+    pub fn value(&self, j: usize) -> Option<f64> {
+        self.values.as_ref().and_then(|v| v.get(j).copied())
+    }
+
+    /// The edges of the axis in value, e₀ and e_k.
+    fn span(v: &[f64]) -> (f64, f64) {
+        let n = v.len();
+        (
+            v[0] - (v[1] - v[0]) / 2.0,
+            v[n - 1] + (v[n - 1] - v[n - 2]) / 2.0,
+        )
+    }
+
+    /// The position of value `x` on a numeric axis (`None` on a categorical one).
+    pub fn at(&self, x: f64) -> Option<f64> {
+        let v = self.values.as_ref()?;
+        let (e0, ek) = Self::span(v);
+        Some(self.start + self.len * (x - e0) / (ek - e0))
+    }
+
+    /// Where cell `j` begins and ends.
+    pub fn edges(&self, j: usize) -> (f64, f64) {
+        match &self.values {
+            Some(v) => {
+                let lo = if j == 0 {
+                    Self::span(v).0
+                } else {
+                    (v[j - 1] + v[j]) / 2.0
+                };
+                let hi = if j + 1 == v.len() {
+                    Self::span(v).1
+                } else {
+                    (v[j] + v[j + 1]) / 2.0
+                };
+                (self.at(lo).unwrap_or(0.0), self.at(hi).unwrap_or(0.0))
+            }
+            None => {
+                let w = self.len / self.k as f64;
+                (self.start + w * j as f64, self.start + w * (j + 1) as f64)
+            }
+        }
+    }
+
+    /// The middle of cell `j`: its value's position on a numeric axis.
+    pub fn center(&self, j: usize) -> f64 {
+        match self.value(j).and_then(|v| self.at(v)) {
+            Some(x) => x,
+            None => {
+                let (a, b) = self.edges(j);
+                (a + b) / 2.0
+            }
+        }
+    }
+
+    /// The far end of the axis.
+    pub fn end(&self) -> f64 {
+        self.start + self.len
     }
 }

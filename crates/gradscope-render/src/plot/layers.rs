@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use gradscope_report::{PointSummary, SweepSummary};
 
 use super::axis::{LogAxes, nice_step};
-use super::svg::{compact, esc, label, open_svg};
+use super::svg::{compact, esc, footnote, label, not_applying_note, open_svg};
 use super::{BOTTOM, COLORS, LEFT, LEGEND_ROW, MIN_H, RIGHT, SEQUENTIAL, TOP, W};
 
 /// The frame of a sweep's ‖δ_l‖ picture: tall enough for one legend row per line, decades
@@ -26,7 +26,9 @@ fn frame(s: &SweepSummary) -> (f64, LogAxes) {
 
 /// ‖δ_l‖ by layer, one line and band per point × case, each with its legend row.
 pub(super) fn points_svg(s: &SweepSummary) -> String {
-    let (height, f) = frame(s);
+    let (frame_height, f) = frame(s);
+    let na = not_applying(s);
+    let height = frame_height + if na.is_empty() { 0.0 } else { 14.0 };
     let x1 = W - RIGHT;
     let mut o = String::new();
     let _ = writeln!(
@@ -40,12 +42,19 @@ pub(super) fn points_svg(s: &SweepSummary) -> String {
         (W - RIGHT + LEFT) / 2.0,
         esc(&s.experiment)
     );
-    axes(&mut o, &f, height);
+    axes(&mut o, &f, frame_height);
     if s.points.iter().any(|p| p.theory.is_some()) {
         let _ = writeln!(
             o,
             r##"<text x="{LEFT}" y="{:.1}" font-size="11" fill="#555">Solid: measured median, band: interquartile range; dashed: mean-field theory, anchored at the output layer's median.</text>"##,
-            height - 2.0
+            frame_height - 2.0
+        );
+    }
+    if !na.is_empty() {
+        footnote(
+            &mut o,
+            height - 2.0,
+            &not_applying_note(&na, s.points.len()),
         );
     }
     // One band and one line per point × case; a non-finite or zero value breaks them.
@@ -173,12 +182,24 @@ pub(super) fn theory_deltas(chi: &[f64], last: f64, layers: usize) -> Option<Vec
     Some(values)
 }
 
-/// Mean-field theory's ‖δ_l‖ for a point, dashed: anchored at the measured median of the
+/// The points of `s` whose theory does not apply.
+fn not_applying(s: &SweepSummary) -> Vec<&PointSummary> {
+    s.points
+        .iter()
+        .filter(|p| p.theory.as_ref().is_some_and(|t| !t.applies))
+        .collect()
+}
+
+/// Mean-field theory's ‖δ_l‖ for a point where it applies, dashed: anchored at the measured median of the
 /// output layer and carried back by √χ per layer.
 fn theory_line(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
     let (Some(t), Some(last)) = (&p.theory, p.delta_l2.last()) else {
         return;
     };
+    if !t.applies {
+        // Not drawn as if it applied: the picture's footnote counts these points.
+        return;
+    }
     let Some(values) = theory_deltas(&t.chi, f64::from(last.median), p.delta_l2.len()) else {
         return;
     };
@@ -253,6 +274,14 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
             median_line(&mut o, &f, p, color);
             theory_line(&mut o, &f, p, color);
         }
+    }
+    let na = not_applying(s);
+    if !na.is_empty() {
+        footnote(
+            &mut o,
+            height - 16.0,
+            &not_applying_note(&na, s.points.len()),
+        );
     }
     o.push_str("</svg>\n");
     o

@@ -3,6 +3,8 @@
 
 use std::fmt::Write as _;
 
+use gradscope_report::PointSummary;
+
 use super::{LEFT, RIGHT, W};
 
 pub(super) fn esc(s: &str) -> String {
@@ -91,4 +93,27 @@ pub(super) fn legend_row(o: &mut String, y: f64, color: &str, label: &str) {
         y + 4.0,
         esc(label)
     );
+}
+
+/// The footnote on the points whose theory does not apply: how many, and why (the first
+/// caveat of the first of them).
+pub(super) fn not_applying_note(points: &[&PointSummary], of: usize) -> String {
+    let why = points
+        .iter()
+        .find_map(|p| p.theory.as_ref()?.caveats.first().cloned())
+        .unwrap_or_default();
+    let why: String = if why.chars().count() > 90 {
+        format!("{}…", why.chars().take(89).collect::<String>())
+    } else {
+        why
+    };
+    let lead = format!(
+        "theory does not apply at {} of {of} points, not drawn there",
+        points.len()
+    );
+    if why.is_empty() {
+        format!("{lead}.")
+    } else {
+        format!("{lead}: {why}")
+    }
 }

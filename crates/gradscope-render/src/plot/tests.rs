@@ -256,10 +256,18 @@ fn two_axis_grids_are_phase_diagrams_with_the_chi_curve() {
     // 9 cells, and the legend's 56 colour steps.
     assert_eq!(svg.matches("<rect x=").count(), 9 + 56);
     assert!(svg.contains(&diverging(-3.0, 3.0)) && svg.contains(&diverging(3.0, 3.0)));
-    // ln 0.5 = −0.69 and ln 2 = 0.69: the crossing is halfway between the gain-1 and
-    // gain-2 cells, at x = 200 + (560/3)·(2 − 0.5 + 0.5) in every row.
-    let x = 200.0 + 560.0 / 3.0 * 2.0;
-    assert_eq!(svg.matches(&format!("{x:.1},")).count(), 3, "{svg}");
+    // ln 0.5 = −0.69 and ln 2 = 0.69: the crossing is halfway in value between gain 1 and
+    // gain 2, at 1.5. Gain is numeric, spaced by value over 560 px from x = 200, its cells
+    // reaching half a step beyond 0.5 and 2.0: x = 200 + 560·(1.5 − 0.25)/(2.5 − 0.25). The
+    // bias axis is categorical: one tick per row (3), not a line joining the rows.
+    let x = 200.0 + 560.0 * (1.5 - 0.25) / (2.5 - 0.25);
+    assert_eq!(
+        svg.matches(&format!(r#"class="chi-star" x1="{x:.1}""#))
+            .count(),
+        3,
+        "{svg}"
+    );
+    assert!(!svg.contains("<polyline class=\"chi-star\""));
 }
 
 /// A depth sweep: one panel per (activation, initialiser), one colour per depth and no
@@ -323,8 +331,8 @@ fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
     let ratio = ratio_svg(&s).unwrap_or_else(|| panic!("no ratio picture"));
     assert_eq!(
         ratio.matches("<circle").count(),
-        12,
-        "theory at every point"
+        12 + 1,
+        "theory at every point, and the key's circle"
     );
     let mut flat = s.clone();
     flat.points.iter_mut().for_each(|p| p.settings.truncate(1));
