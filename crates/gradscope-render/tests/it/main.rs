@@ -4,3 +4,4 @@
 mod caveats;
 mod nonfinite;
 mod pictures;
+mod sweep_pictures;
