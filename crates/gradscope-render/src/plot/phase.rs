@@ -191,8 +191,8 @@ enum Drawn {
     AlongY,
     /// Each cell marked with theory's side of 1: no crossing along a numeric axis.
     PerCell,
-    /// Nothing: no theory, or every cell on one side.
-    Nothing,
+    /// Nothing: no theory, or every cell on one side of 1 (or on it); which, in words.
+    Nothing(&'static str),
 }
 
 impl Drawn {
@@ -209,9 +209,7 @@ impl Drawn {
                 "dashed: χ* = 1, interpolated along {y} within each column; {x} is categorical, so columns are not joined"
             ),
             Drawn::PerCell => "χ* = 1 not drawn: it crosses no numeric axis; each cell says theory's side (χ*<1 ordered, χ*>1 chaotic)".into(),
-            Drawn::Nothing => {
-                "χ* = 1 not drawn: where theory gives χ*, it does not cross 1 in this grid".into()
-            }
+            Drawn::Nothing(why) => format!("χ* = 1 not drawn: {why}"),
         }
     }
 }
@@ -306,8 +304,18 @@ fn chi_marks(o: &mut String, log_chi: &[Vec<f64>], xa: &CellAxis, ya: &CellAxis)
         .copied()
         .filter(|v| v.is_finite())
         .collect();
-    if !(finite.iter().any(|v| *v < 0.0) && finite.iter().any(|v| *v >= 0.0)) {
-        return Drawn::Nothing;
+    let on_one = |v: &f64| v.abs() < 1e-9;
+    if finite.is_empty() {
+        return Drawn::Nothing("no point has theory's χ*");
+    }
+    if finite.iter().all(on_one) {
+        return Drawn::Nothing("theory's χ* is 1 (critical) at every point");
+    }
+    if finite.iter().all(|v| *v < 0.0) {
+        return Drawn::Nothing("theory's χ* is below 1 (ordered) at every point");
+    }
+    if finite.iter().all(|v| *v >= 0.0) {
+        return Drawn::Nothing("theory's χ* is 1 or above (chaotic) at every point");
     }
     for (i, row) in log_chi.iter().enumerate() {
         for (j, v) in row.iter().enumerate().filter(|(_, v)| v.is_finite()) {

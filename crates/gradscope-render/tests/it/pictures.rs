@@ -173,6 +173,7 @@ pub fn pictures() -> Vec<(String, String)> {
         }
     }
     out.push(("synthetic-init-depth".into(), plot::svg(&init_depth())));
+    out.push(("synthetic-gain-init".into(), plot::svg(&gain_init())));
     let spread = width_depth();
     out.push(("synthetic-width-depth".into(), plot::svg(&spread)));
     if let Some(r) = plot::ratio_svg(&spread) {
@@ -276,6 +277,24 @@ pub fn init_depth() -> SweepSummary {
     sweep("init-depth", points)
 }
 
+/// Gain 0.5, 1, 2 (numeric, down y) × three kernel initialisers (categorical, along x), with
+/// a made-up χ* = gain²/2 that crosses 1 at gain √2 in every column, and ratio χ^8.
+pub fn gain_init() -> SweepSummary {
+    let mut points = Vec::new();
+    for gain in [0.5f64, 1.0, 2.0] {
+        for init in ["glorot_uniform", "he_normal", "lecun_normal"] {
+            let chi = gain * gain / 2.0;
+            let settings = [
+                format!("model.gain={gain}"),
+                format!("model.kernel_init={init}"),
+            ];
+            let ratio = chi.powf(8.0);
+            points.push(point(&settings, ratio, 0.2, Some((ratio, chi, None, true))));
+        }
+    }
+    sweep("gain-init", points)
+}
+
 /// relu with He kernels (critical: theory's ratio is 1) at widths 64 to 256 × depths 16 to 64,
 /// as configs/sweeps/15-relu-he-spread.toml: Hanin & Nica's ln ratio is close to Gaussian with
 /// variance 5L/(4n), so its quartiles are e^(±0.674·σ); the measured spread is made 1.2 times
@@ -304,7 +323,7 @@ pub fn width_depth() -> SweepSummary {
 #[test]
 fn every_picture_renders_and_is_written_where_asked() {
     let pictures = pictures();
-    assert!(pictures.len() >= 15, "{}", pictures.len());
+    assert!(pictures.len() >= 16, "{}", pictures.len());
     for (name, svg) in &pictures {
         assert!(
             svg.starts_with("<svg") && svg.ends_with("</svg>\n"),

@@ -5,7 +5,7 @@
 use gradscope_render::plot;
 use gradscope_report::SweepSummary;
 
-use crate::pictures::{init_depth, notebook_sweep, point, sweep, width_depth};
+use crate::pictures::{gain_init, init_depth, notebook_sweep, point, sweep, width_depth};
 
 /// The value of attribute `name` in one SVG element's line.
 fn attr<'a>(line: &'a str, name: &str) -> Option<&'a str> {
@@ -135,23 +135,7 @@ fn chi_star_is_never_drawn_across_a_categorical_axis() {
 
     // Gain numeric down y, kernel_init categorical along x: χ* = gain²/2 crosses 1 at gain
     // √2 in each column (between gain 1 and 2), a horizontal tick within each column.
-    let mut points = Vec::new();
-    for gain in [0.5f64, 1.0, 2.0] {
-        for init in ["glorot_uniform", "he_normal", "lecun_normal"] {
-            let chi = gain * gain / 2.0;
-            let settings = [
-                format!("model.gain={gain}"),
-                format!("model.kernel_init={init}"),
-            ];
-            points.push(point(
-                &settings,
-                chi.powf(8.0),
-                0.2,
-                Some((chi.powf(8.0), chi, None, true)),
-            ));
-        }
-    }
-    let svg = plot::svg(&sweep("gain-init", points));
+    let svg = plot::svg(&gain_init());
     assert_eq!(
         assert_within_categories(&svg, 0, 200.0, 560.0, 3),
         3,
