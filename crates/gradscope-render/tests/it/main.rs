@@ -4,4 +4,6 @@
 mod caveats;
 mod health;
 mod nonfinite;
+mod pictures;
+mod sweep_pictures;
 mod tables;

@@ -1,0 +1,348 @@
+//! The pictures' unit tests.
+
+use super::phase::{diverging, is_grid};
+use super::*;
+use gradscope_report::{
+    CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, Phase, PointSummary, Spread, Theory,
+    Thresholds,
+};
+
+fn spread(v: f32) -> Spread {
+    Spread {
+        median: v,
+        q1: v / 2.0,
+        q3: v * 2.0,
+        min: v / 4.0,
+        max: v * 4.0,
+    }
+}
+
+fn layer(activation_mean: f32, activation_std: f32, delta_l2: f32, nonfinite: usize) -> LayerStats {
+    LayerStats {
+        layer: 0,
+        width: 1,
+        delta_l2,
+        delta_max_abs: delta_l2,
+        delta_nonfinite: nonfinite,
+        dead_fraction: 0.0,
+        activation_mean,
+        activation_std,
+        activation_nonfinite: 0,
+    }
+}
+
+fn case(
+    name: &str,
+    distribution: &str,
+    layers: Vec<LayerStats>,
+    chi: Option<Vec<f64>>,
+) -> CaseReport {
+    CaseReport {
+        input: InputInfo {
+            name: name.into(),
+            shape: vec![1, 1],
+            distribution: distribution.into(),
+        },
+        loss: 0.0,
+        params: Vec::new(),
+        layers,
+        delta_ratio: f32::NAN,
+        hidden_rate: f32::NAN,
+        flow: Flow::Undefined,
+        dead_layers: Vec::new(),
+        zero_gradients: Vec::new(),
+        theory: chi.map(|chi| Theory {
+            q: Vec::new(),
+            chi,
+            delta_ratio: f64::NAN,
+            phase: Some(Phase::Critical),
+            q_star: None,
+            chi_star: None,
+            depth_scales: None,
+            hidden_rate: None,
+            ratio_quartiles: None,
+            applies: true,
+            caveats: Vec::new(),
+        }),
+    }
+}
+
+#[test]
+fn a_run_case_reads_its_report_and_marks_non_finite_deltas() {
+    let report = ExperimentReport {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        experiment: "e".into(),
+        description: String::new(),
+        backend: "flex".into(),
+        adapter: None,
+        seed: 0,
+        loss: "sum".into(),
+        thresholds: Thresholds::default(),
+        cases: vec![
+            case(
+                "x",
+                "normal(mean=0, std=1)",
+                vec![layer(3.0, 4.0, 0.0, 2), layer(0.5, 0.0, 0.25, 0)],
+                Some(vec![4.0]),
+            ),
+            case(
+                "overflowing norm",
+                "d",
+                vec![layer(f32::INFINITY, 0.0, f32::INFINITY, 0)],
+                None,
+            ),
+            case(
+                "given weights",
+                "file w.npy",
+                vec![layer(1.0, 0.0, 1.0, 0)],
+                None,
+            ),
+        ],
+        all_finite: false,
+        origin: None,
+    };
+    let cases = RunCase::from_report(&report);
+    assert_eq!(cases.len(), 3);
+    assert_eq!(cases[0].name, "x: normal(mean=0, std=1)");
+    assert_eq!(cases[2].name, "given weights: file w.npy");
+    // A norm that overflowed though every element is finite.
+    assert_eq!(cases[1].delta_l2, vec![f64::INFINITY]);
+    assert_eq!(cases[1].activation_rms, vec![f64::INFINITY]);
+    // √(3² + 4²) = 5: the root mean square from the mean and the population std.
+    assert_eq!(cases[0].activation_rms, vec![5.0, 0.5]);
+    // A layer whose δ held a non-finite value is drawn as one, not as its finite part.
+    assert_eq!(cases[0].delta_l2, vec![f64::INFINITY, 0.25]);
+    // Anchored at the output layer's 0.25 and carried back by √χ = 2.
+    assert_eq!(cases[0].theory(), vec![0.5, 0.25]);
+    assert_eq!(cases[2].chi, None);
+    assert!(cases[2].theory().is_empty());
+}
+
+#[test]
+fn run_svg_draws_each_case_in_both_panels_with_theory_and_the_f32_limit() {
+    let case = |name: &str, delta: Vec<f64>, chi: Option<Vec<f64>>| RunCase {
+        name: name.into(),
+        activation_rms: vec![1.0, 10.0, 100.0],
+        delta_l2: delta,
+        chi,
+    };
+    let calm = run_svg(
+        "t",
+        &[
+            case("a", vec![0.1, 0.2, 0.4], Some(vec![0.25, 0.25])),
+            case("b", vec![0.3, 0.0, 0.5], None),
+        ],
+    );
+    assert!(calm.starts_with("<svg") && calm.ends_with("</svg>\n"));
+    // a: one line per panel; b: one in the top panel, and in the bottom two runs
+    // either side of its 0 (a gap on a log scale).
+    assert_eq!(calm.matches("stroke-width=\"1.6\"").count(), 2 + 1);
+    assert_eq!(
+        calm.matches("<circle").count(),
+        2,
+        "b's lone points beside the gap"
+    );
+    assert_eq!(
+        calm.matches("stroke-dasharray=\"6,4\"").count(),
+        1 + 1,
+        "a's theory and its legend"
+    );
+    assert!(calm.contains("input a") && calm.contains("input b"));
+    assert!(!calm.contains("f32 overflows"), "nothing near 3.4e38");
+    assert!(!calm.contains("l8,8"), "no non-finite marker");
+    // Past f32's range: the overflow line, and a × for the non-finite layer.
+    let wild = run_svg(
+        "t",
+        &[case(
+            "a",
+            vec![f64::INFINITY, 1e37, 1e30],
+            Some(vec![1e16, 1e14]),
+        )],
+    );
+    assert!(wild.contains("f32 overflows above 3.4e38"));
+    assert_eq!(wild.matches("l8,8").count(), 1);
+}
+
+#[test]
+fn svg_has_one_line_and_band_per_point_and_breaks_at_non_finite_values() {
+    let point = |i: usize, values: &[f32]| PointSummary {
+        point: i,
+        settings: vec![format!("model.depth={i}")].into(),
+        case: "x".into(),
+        trials: 3,
+        nonfinite_trials: 0,
+        dead_trials: 0,
+        zero_gradient_trials: 0,
+        ratio: spread(1.0),
+        delta_l2: values.iter().map(|v| spread(*v)).collect(),
+        weight_l2: values.iter().map(|v| spread(*v)).collect(),
+        training: None,
+        theory: None,
+    };
+    let s = SweepSummary {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        experiment: "e<1>".into(),
+        trials_per_point: 3,
+        trials_done: 6,
+        trials_expected: 6,
+        partial: false,
+        points: vec![
+            point(0, &[1e-3, 1e-2, 1e-1]),
+            point(1, &[1.0, f32::INFINITY, 10.0]),
+        ],
+    };
+    let svg = svg(&s);
+    assert!(svg.starts_with("<svg") && svg.ends_with("</svg>\n"));
+    assert!(svg.contains("e&lt;1&gt;"), "text is escaped");
+    // Point 0 has one band; point 1's finite layers (0 and 2) are not adjacent: no band.
+    assert_eq!(svg.matches("fill-opacity=\"0.15\"").count(), 1);
+    // Point 1's line restarts after the infinite value: two `M` moves in one path.
+    assert!(
+        svg.lines()
+            .any(|l| l.contains("stroke=\"#ff7f0e\" stroke-width=\"1.8\"")
+                && l.matches('M').count() == 2)
+    );
+    assert!(
+        svg.contains(">1e-4<") || svg.contains(">1e-3<"),
+        "decade labels"
+    );
+}
+
+/// A two-axis grid is drawn as a phase diagram: one cell per point, coloured from the
+/// measured median (blue below 1, red above), and theory's χ* = 1 where ln χ* changes
+/// sign between neighbouring cells (here between gain 1 and gain 2 of each row).
+#[test]
+fn two_axis_grids_are_phase_diagrams_with_the_chi_curve() {
+    let point = |i: usize, bias: &str, gain: f64, ratio: f32, chi: f64| PointSummary {
+        point: i,
+        settings: vec![
+            format!("model.bias_init={bias}"),
+            format!("model.gain={gain}"),
+        ]
+        .into(),
+        case: "x".into(),
+        trials: 3,
+        nonfinite_trials: 0,
+        dead_trials: 0,
+        zero_gradient_trials: 0,
+        ratio: spread(ratio),
+        delta_l2: vec![spread(1.0), spread(1.0)],
+        weight_l2: vec![spread(1.0), spread(1.0)],
+        training: None,
+        theory: Some(gradscope_report::PointTheory {
+            delta_ratio: chi.sqrt(),
+            chi: vec![chi],
+            chi_star: Some(chi),
+            ratio_quartiles: None,
+            applies: true,
+            caveats: Vec::new(),
+        }),
+    };
+    let mut points = Vec::new();
+    for (b, bias) in ["a", "b", "c"].iter().enumerate() {
+        for (g, (gain, ratio, chi)) in [(0.5, 1e-3, 0.25), (1.0, 0.5, 0.5), (2.0, 1e3, 2.0)]
+            .into_iter()
+            .enumerate()
+        {
+            points.push(point(3 * b + g, bias, gain, ratio, chi));
+        }
+    }
+    let s = SweepSummary {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        experiment: "grid".into(),
+        trials_per_point: 3,
+        trials_done: 27,
+        trials_expected: 27,
+        partial: false,
+        points,
+    };
+    assert!(is_grid(&s));
+    let svg = svg(&s);
+    // 9 cells, and the legend's 56 colour steps.
+    assert_eq!(svg.matches("<rect x=").count(), 9 + 56);
+    assert!(svg.contains(&diverging(-3.0, 3.0)) && svg.contains(&diverging(3.0, 3.0)));
+    // ln 0.5 = −0.69 and ln 2 = 0.69: the crossing is halfway in value between gain 1 and
+    // gain 2, at 1.5. Gain is numeric, spaced by value over 560 px from x = 200, its cells
+    // reaching half a step beyond 0.5 and 2.0: x = 200 + 560·(1.5 − 0.25)/(2.5 − 0.25). The
+    // bias axis is categorical: one tick per row (3), not a line joining the rows.
+    let x = 200.0 + 560.0 * (1.5 - 0.25) / (2.5 - 0.25);
+    assert_eq!(
+        svg.matches(&format!(r#"class="chi-star" x1="{x:.1}""#))
+            .count(),
+        3,
+        "{svg}"
+    );
+    assert!(!svg.contains("<polyline class=\"chi-star\""));
+}
+
+/// A depth sweep: one panel per (activation, initialiser), one colour per depth and no
+/// colour twice in a panel, theory dashed; and the ratio picture, which a sweep without a
+/// depth axis does not get.
+#[test]
+fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
+    let mut points = Vec::new();
+    for act in ["relu", "tanh"] {
+        for init in ["he_normal", "glorot_uniform"] {
+            for depth in [2, 4, 8] {
+                points.push(PointSummary {
+                    point: points.len(),
+                    settings: vec![
+                        format!("model.activation={act}"),
+                        format!("model.depth={depth}"),
+                        format!("model.kernel_init={init}"),
+                    ]
+                    .into(),
+                    case: "x".into(),
+                    trials: 3,
+                    nonfinite_trials: 0,
+                    dead_trials: 0,
+                    zero_gradient_trials: 0,
+                    ratio: spread(0.5),
+                    delta_l2: vec![spread(0.5); depth + 1],
+                    weight_l2: vec![spread(1.0); depth + 1],
+                    training: None,
+                    theory: Some(gradscope_report::PointTheory {
+                        delta_ratio: 0.5,
+                        chi: vec![0.9; depth],
+                        chi_star: Some(0.9),
+                        ratio_quartiles: None,
+                        applies: true,
+                        caveats: Vec::new(),
+                    }),
+                });
+            }
+        }
+    }
+    let s = SweepSummary {
+        schema_version: gradscope_report::SCHEMA_VERSION,
+        experiment: "depths".into(),
+        trials_per_point: 3,
+        trials_done: 36,
+        trials_expected: 36,
+        partial: false,
+        points,
+    };
+    let svg = svg(&s);
+    // Four panels, each titled by its activation and initialiser.
+    assert_eq!(svg.matches(r##"fill="none" stroke="#999""##).count(), 4);
+    assert!(svg.contains(">activation=tanh  kernel_init=glorot_uniform<"));
+    // Three depths: three colours, each used once per panel for the median line.
+    for k in [0, 4, 8] {
+        let solid = format!(r#"stroke="{}" stroke-width="1.8""#, SEQUENTIAL[k]);
+        assert_eq!(svg.matches(&solid).count(), 4, "{}", SEQUENTIAL[k]);
+    }
+    assert_eq!(
+        svg.matches("stroke-dasharray=\"6,4\"").count(),
+        12,
+        "theory per point"
+    );
+    let ratio = ratio_svg(&s).unwrap_or_else(|| panic!("no ratio picture"));
+    assert_eq!(
+        ratio.matches("<circle").count(),
+        12 + 1,
+        "theory at every point, and the key's circle"
+    );
+    let mut flat = s.clone();
+    flat.points.iter_mut().for_each(|p| p.settings.truncate(1));
+    assert!(ratio_svg(&flat).is_none());
+}
