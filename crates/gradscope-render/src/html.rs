@@ -174,6 +174,8 @@ pub struct RecordPage<'a> {
     pub steps: &'a [StepRecord],
     /// The record's directory, absolute.
     pub dir: &'a str,
+    /// The record's files (name relative to `dir`, size in bytes), listed with links.
+    pub files: &'a [(String, u64)],
 }
 
 /// The picture files a page shows, in the order it shows them.
@@ -204,12 +206,46 @@ pub fn page(p: &RecordPage) -> String {
             "<figure>{svg}<figcaption>{name}</figcaption></figure>"
         );
     }
+    let mut files = String::new();
+    if !p.files.is_empty() {
+        files.push_str("<h2>Files</h2>\n<ul>");
+        for (name, size) in p.files {
+            let _ = write!(
+                files,
+                "<li><a href=\"{n}\">{n}</a> ({})</li>",
+                bytes(*size),
+                n = esc(name)
+            );
+        }
+        files.push_str("</ul>\n");
+    }
+    let mut commands = format!(
+        "Run it again: <code>gradscope run {d}/config.toml</code><br>Rebuild this page: \
+         <code>gradscope report {d}</code>",
+        d = esc(p.dir)
+    );
+    if p.files.iter().any(|(n, _)| n == "weights.safetensors") {
+        let _ = write!(
+            commands,
+            "<br>Probe the trained weights: <code>weights = \"{}/weights.safetensors\"</code> \
+             under <code>[model]</code> of a config without <code>[train]</code>",
+            esc(p.dir)
+        );
+    }
     format!(
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head>\n<body>\n<h1>{t}</h1>\n{body}<h2>Pictures</h2>\n{pictures}<h2>Resolved config</h2>\n<pre>{c}</pre>\n<h2>Commands</h2>\n<p>Run it again: <code>gradscope run {d}/config.toml</code><br>Rebuild this page: <code>gradscope report {d}</code></p>\n<script>{SCRIPT}</script>\n</body></html>\n",
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{t}</title><style>{STYLE}</style></head>\n<body>\n<h1>{t}</h1>\n{body}<h2>Pictures</h2>\n{pictures}{files}<h2>Resolved config</h2>\n<pre>{c}</pre>\n<h2>Commands</h2>\n<p>{commands}</p>\n<script>{SCRIPT}</script>\n</body></html>\n",
         t = esc(title),
         c = esc(p.config),
-        d = esc(p.dir),
     )
+}
+
+/// `812 B`, `3.4 KiB`, `12.0 MiB`.
+fn bytes(n: u64) -> String {
+    match n {
+        0..1024 => format!("{n} B"),
+        1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
+        _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
 }
 
 fn verdict(s: &mut String, ok: bool, text: &str) {

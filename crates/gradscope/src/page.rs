@@ -42,6 +42,35 @@ pub fn read_steps(dir: &Path) -> std::io::Result<Vec<StepRecord>> {
         .collect()
 }
 
+/// The record's files, sorted by name, with their sizes: those in `dir` and, one level down,
+/// those of its folders (`dumps/…`). The page itself is left out.
+fn record_files(dir: &Path) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    let list = |d: &Path| -> Vec<std::fs::DirEntry> {
+        std::fs::read_dir(d)
+            .map(|r| r.filter_map(Result::ok).collect())
+            .unwrap_or_default()
+    };
+    for e in list(dir) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        match e.metadata() {
+            Ok(m) if m.is_dir() => {
+                for f in list(&e.path()) {
+                    let Ok(m) = f.metadata() else { continue };
+                    if m.is_file() {
+                        let inner = f.file_name().to_string_lossy().into_owned();
+                        out.push((format!("{name}/{inner}"), m.len()));
+                    }
+                }
+            }
+            Ok(m) if name != "report.html" => out.push((name, m.len())),
+            _ => {}
+        }
+    }
+    out.sort();
+    out
+}
+
 /// The page of the record in `dir`, from its files.
 pub fn for_record(dir: &Path) -> std::io::Result<String> {
     let report = read_report(dir)?;
@@ -64,6 +93,7 @@ pub fn for_record(dir: &Path) -> std::io::Result<String> {
         pictures: &pictures,
         steps: &steps,
         dir: &absolute.display().to_string(),
+        files: &record_files(dir),
     }))
 }
 

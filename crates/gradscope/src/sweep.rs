@@ -871,7 +871,6 @@ pub fn merge(
         .map(|l| l + "\n")
         .collect();
     write_atomic(&dir.join("trials.jsonl"), &lines)?;
-    write_summary(&dir, &summary, &records)?;
     let named: Vec<(PathBuf, String)> = parts
         .iter()
         .map(|(shard, d)| ((*d).clone(), part_name(*shard)))
@@ -879,6 +878,8 @@ pub fn merge(
     let meta = crate::record::merged_meta(&exp, &named, started, clock.elapsed());
     let json = serde_json::to_string_pretty(&meta)?;
     write_atomic(&dir.join("meta.json"), &format!("{json}\n"))?;
+    // Last: the summary files end with report.html, which lists every file of the record.
+    write_summary(&dir, &summary, &records)?;
     Ok((dir, summary))
 }
 

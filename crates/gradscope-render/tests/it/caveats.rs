@@ -57,6 +57,7 @@ fn page(r: &Report) -> String {
         pictures: &[],
         steps: &[],
         dir: "/r",
+        files: &[],
     })
 }
 
@@ -173,6 +174,7 @@ fn a_sweep_says_where_theory_holds_and_where_it_does_not_apply() {
         pictures: &[],
         steps: &[],
         dir: "/r",
+        files: &[],
     });
     assert!(
         page.contains("<li>points 2: the loss&#39;s gradient depends on the output</li>")

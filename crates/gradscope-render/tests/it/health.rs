@@ -61,6 +61,7 @@ fn a_training_verdict_names_dead_layers_and_zero_gradients_with_their_first_step
         pictures: &[],
         steps: &[],
         dir: "/r",
+        files: &[],
     });
     assert!(page.contains("layer 3 from step 30"), "{page}");
     assert!(
@@ -131,6 +132,7 @@ fn a_sweep_counts_the_trials_with_a_dead_layer_in_every_form() {
         pictures: &[],
         steps: &[],
         dir: "/r",
+        files: &[],
     });
     assert!(
         page.contains(&format!("<p class=\"verdict bad\">{line}</p>")),
@@ -141,4 +143,31 @@ fn a_sweep_counts_the_trials_with_a_dead_layer_in_every_form() {
         ..s
     };
     assert!(sweep::health_notes(&healthy).is_empty());
+}
+
+#[test]
+fn the_page_lists_the_records_files_and_how_to_probe_trained_weights() {
+    let r = Report::Train(report(Vec::new(), Vec::new(), None));
+    let files = [
+        ("config.toml".to_string(), 812),
+        ("weights.safetensors".to_string(), 3 * 1024 + 410),
+    ];
+    let page = html::page(&html::RecordPage {
+        report: &r,
+        config: "",
+        pictures: &[],
+        steps: &[],
+        dir: "/r",
+        files: &files,
+    });
+    assert!(
+        page.contains(
+            "<li><a href=\"config.toml\">config.toml</a> (812 B)</li><li><a href=\"weights.safetensors\">weights.safetensors</a> (3.4 KiB)</li>"
+        ),
+        "{page}"
+    );
+    assert!(
+        page.contains("weights = \"/r/weights.safetensors\""),
+        "{page}"
+    );
 }

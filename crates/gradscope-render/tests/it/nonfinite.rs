@@ -160,6 +160,7 @@ fn the_html_page_highlights_non_finite_rows_and_marks_their_values() {
         pictures: &[],
         steps: &[],
         dir: "/r",
+        files: &[],
     });
     assert!(
         page.contains(
