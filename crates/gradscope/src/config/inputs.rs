@@ -39,8 +39,8 @@ pub enum FileError {
 /// holds `<i8` values ...", or, for [`Problem::is_predicate`], "`w.safetensors` has no ...".
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Problem {
-    /// Neither `.npy` nor `.safetensors`.
-    #[error("expected a `.npy` or `.safetensors` file")]
+    /// Neither `.npy`, `.npz` nor `.safetensors`.
+    #[error("expected a `.npy`, `.npz` or `.safetensors` file")]
     Extension,
     /// An array was named where the file holds one array only.
     #[error("is a .npy file, which holds one array; `array` names one of a .safetensors file's")]
@@ -74,6 +74,17 @@ pub enum Problem {
     /// The .npy structure is broken.
     #[error("not a valid .npy file ({0})")]
     Npy(&'static str),
+    /// The .npz archive is broken or compressed.
+    #[error("is not an .npz archive gradscope reads: {0}")]
+    Npz(String),
+    /// A member of an .npz archive is not a valid .npy array.
+    #[error("member `{member}.npy`: {problem}")]
+    NpzMember {
+        /// The array's name.
+        member: String,
+        /// What is wrong with it.
+        problem: Box<Problem>,
+    },
     /// An .npy format version other than 1, 2 and 3.
     #[error("not a valid .npy file (unknown version {0})")]
     NpyVersion(u8),
@@ -205,6 +216,7 @@ impl Problem {
                 | Self::Missing(_)
                 | Self::ExtraLayer { .. }
                 | Self::ArrayOfNpy
+                | Self::Npz(_)
                 | Self::NoArray { .. }
                 | Self::WhichArray { .. }
                 | Self::Inexact { .. }
@@ -261,6 +273,7 @@ pub fn read_array(
     match ext {
         "npy" if array.is_some() => Err(Problem::ArrayOfNpy),
         "npy" => read_npy(&bytes),
+        "npz" => read_npz(&bytes, default, array),
         "safetensors" => read_safetensors(&bytes, default, array),
         _ => Err(Problem::Extension),
     }
@@ -474,6 +487,32 @@ fn choose(
     }
 }
 
+/// The array of an `.npz` archive named `array`, else the one named `default`, else its only
+/// one (`np.savez`'s positional arrays are `arr_0`, `arr_1`, ...).
+fn read_npz(
+    bytes: &[u8],
+    default: &'static str,
+    array: Option<&str>,
+) -> Result<HostTensor, Problem> {
+    let members = super::npz::members(bytes).map_err(Problem::Npz)?;
+    let names = members.iter().map(|(n, _)| n.clone()).collect();
+    let name = match (choose(names, default, array), array) {
+        (Err(Problem::WhichArray { available, .. }), None) => {
+            return Err(Problem::WhichArray { default, available });
+        }
+        (chosen, _) => chosen?,
+    };
+    let data = members
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, d)| *d)
+        .unwrap_or_default();
+    read_npy(data).map_err(|p| Problem::NpzMember {
+        member: name,
+        problem: Box::new(p),
+    })
+}
+
 fn read_safetensors(
     bytes: &[u8],
     default: &'static str,
@@ -609,5 +648,68 @@ pub(super) mod tests {
                 value: 18_446_744_073_709_551_615
             })
         );
+    }
+
+    /// An archive made by numpy 2.4.6's `np.savez` (and `np.savez_compressed`) from
+    /// x = (arange(12).reshape(4, 3) − 5.5)/4 as f4 and y = [0, 2, 1, 2] as i8; `one.npz` is
+    /// `np.savez("one.npz", x.astype(f8))`, its array unnamed (`arr_0`).
+    fn fixture(name: &str) -> Vec<u8> {
+        let path = format!(
+            "{}/tests/it/fixtures/npz/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    }
+
+    #[test]
+    fn npz_archives_from_numpy_read_back_by_name() {
+        let xy = fixture("xy.npz");
+        let x = read_npz(&xy, "input", Some("x")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(x.shape, [4, 3]);
+        let want: Vec<f32> = (0..12).map(|i| (i as f32 - 5.5) / 4.0).collect();
+        assert_eq!(x.data, want);
+        let y = read_npz(&xy, "targets", Some("y")).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (y.shape.as_slice(), y.data.as_slice()),
+            (&[4][..], &[0.0, 2.0, 1.0, 2.0][..])
+        );
+        // Two arrays, neither named as the default: the names are listed.
+        assert_eq!(
+            read_npz(&xy, "input", None),
+            Err(Problem::WhichArray {
+                default: "input",
+                available: vec!["x".into(), "y".into()]
+            })
+        );
+        assert_eq!(
+            read_npz(&xy, "input", Some("z")),
+            Err(Problem::NoArray {
+                name: "z".into(),
+                available: vec!["x".into(), "y".into()]
+            })
+        );
+        let one = read_npz(&fixture("one.npz"), "input", None).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(one.data, want, "f8 values, the only array");
+    }
+
+    #[test]
+    fn compressed_and_corrupt_archives_are_refused_with_a_reason() {
+        let e = read_npz(&fixture("xy-compressed.npz"), "input", Some("x"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(
+            e.contains("member `x.npy` is compressed") && e.contains("np.savez"),
+            "{e}"
+        );
+        let mut bad = fixture("xy.npz");
+        // A byte of x's data (past its local header and .npy header) flipped.
+        let at = bad.windows(6).position(|w| w == b"\x93NUMPY").unwrap_or(0) + 140;
+        bad[at] ^= 0xff;
+        let e = read_npz(&bad, "input", Some("x"))
+            .err()
+            .map(|e| e.to_string())
+            .unwrap_or_default();
+        assert!(e.contains("corrupt"), "{e}");
     }
 }

@@ -6,6 +6,7 @@ pub mod inputs;
 pub mod ints;
 pub mod kinds;
 mod missing;
+mod npz;
 pub mod raw;
 pub mod sets;
 mod show;
