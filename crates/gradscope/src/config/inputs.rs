@@ -168,6 +168,29 @@ pub enum Problem {
         "has tensor `{0}`, which is not a Linear layer's `weight` or `bias` in nn.Sequential's naming (`0.weight`, `0.bias`, `2.weight`, ...)"
     )]
     NotLinear(String),
+    /// A Keras tensor that is not a layer's `kernel` or `bias`.
+    #[error(
+        "has tensor `{0}`, which is not a Dense layer's `kernel` or `bias` in Keras's naming (`dense/kernel`, `dense/bias`, `dense_1/kernel`, ...)"
+    )]
+    NotDense(String),
+    /// Keras layers of more than one base name: their order is not known.
+    #[error(
+        "has Keras layers `{first}...` and `{other}`: gradscope orders Keras's layers by the number in their names (`dense`, `dense_1`, ...), which needs one base name; rename them, or save the weights in gradscope's layout (`layers.{{i}}.weight`)"
+    )]
+    KerasOrder {
+        /// The first base name.
+        first: String,
+        /// A layer of another.
+        other: String,
+    },
+    /// A Keras file with another number of layers than the model.
+    #[error("has {} Keras layers ({}); the model has {layers}", .found.len(), .found.join(", "))]
+    KerasLayerCount {
+        /// The layers found, in order.
+        found: Vec<String>,
+        /// The model's layers.
+        layers: usize,
+    },
     /// A PyTorch file with another number of Linear layers than the model.
     #[error("has Linear layers at the module indices {found:?}, {} of them; the model has {layers}", .found.len())]
     LayerCount {
@@ -197,10 +220,10 @@ fn list(names: &[String]) -> String {
 
 fn layout_message(both: &bool, found: &[String]) -> String {
     if *both {
-        "holds tensors named in both layouts (`layers.{i}.weight`, gradscope's, and `{k}.weight`, PyTorch's); say which: weights = { file = \"...\", layout = \"gradscope\" } or layout = \"pytorch\"".to_string()
+        "holds tensors named in more than one layout (`layers.{i}.weight`, gradscope's; `{k}.weight`, PyTorch's; `dense/kernel`, Keras's); say which: weights = { file = \"...\", layout = \"gradscope\" }, layout = \"pytorch\" or layout = \"keras\"".to_string()
     } else {
         format!(
-            "has neither gradscope's tensors (`layers.0.weight`, ...) nor a PyTorch nn.Sequential's (`0.weight`, ...); it holds {}",
+            "has neither gradscope's tensors (`layers.0.weight`, ...), a PyTorch nn.Sequential's (`0.weight`, ...) nor Keras's (`dense/kernel`, ...); it holds {}",
             list(found)
         )
     }
@@ -222,6 +245,9 @@ impl Problem {
                 | Self::Inexact { .. }
                 | Self::Layout { .. }
                 | Self::NotLinear(_)
+                | Self::NotDense(_)
+                | Self::KerasOrder { .. }
+                | Self::KerasLayerCount { .. }
                 | Self::LayerCount { .. }
                 | Self::UnwantedBias(_)
         )

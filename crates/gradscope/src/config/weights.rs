@@ -2,8 +2,11 @@
 //! gradscope's own (`layers.{i}.weight` `[d_in, d_out]`, Keras's kernel layout, and
 //! `layers.{i}.bias`: what `--dump` and a training record's `weights.safetensors` hold) or
 //! PyTorch's `nn.Sequential` state_dict (`{k}.weight` `[out, in]` and `{k}.bias`, where k
-//! counts every module, so the activations' indices are skipped: 0, 2, 4, ...). Every shape is
-//! checked against the model; PyTorch's kernels are transposed.
+//! counts every module, so the activations' indices are skipped: 0, 2, 4, ...) or Keras's
+//! (`dense/kernel` `[in, out]` and `dense/bias`, `dense_1/...`: Keras 3's variable paths, as
+//! `{w.path: w.numpy() for w in model.weights}` gives them, optionally under a model's prefix
+//! such as `sequential/`, or Keras 2's `dense/kernel:0`). Every shape is checked against the
+//! model; PyTorch's kernels are transposed.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -24,12 +27,18 @@ pub enum WeightsLayout {
     Gradscope,
     /// `{k}.weight` `[out, in]`, `{k}.bias`: a PyTorch `nn.Sequential` state_dict.
     Pytorch,
+    /// `[prefix/]{name}[_{n}]/kernel[:0]` `[in, out]` and `.../bias`: Keras's Dense layers,
+    /// ordered by their name's number (`dense` is 0, `dense_1` is 1, ...).
+    Keras,
 }
 
 impl WeightsLayout {
     /// Every layout with its name in configs.
-    pub const ALL: [(Self, &'static str); 2] =
-        [(Self::Gradscope, "gradscope"), (Self::Pytorch, "pytorch")];
+    pub const ALL: [(Self, &'static str); 3] = [
+        (Self::Gradscope, "gradscope"),
+        (Self::Pytorch, "pytorch"),
+        (Self::Keras, "keras"),
+    ];
 
     /// The layout named `name` in a config.
     pub fn parse(name: &str) -> Option<Self> {
@@ -71,6 +80,7 @@ fn weights_of(
     let layers = match layout {
         WeightsLayout::Gradscope => gradscope_layers(&st, model)?,
         WeightsLayout::Pytorch => pytorch_layers(&st, model)?,
+        WeightsLayout::Keras => keras_layers(&st, model)?,
     };
     let weights = MlpWeights {
         layers,
@@ -85,17 +95,41 @@ fn torch_name(name: &str) -> Option<(usize, &str)> {
     Some((k.parse().ok()?, suffix))
 }
 
-/// The layout a file's names say: gradscope's has `layers.0.weight`, PyTorch's `{k}.weight`.
+/// Keras's `[prefix/]layer/kernel[:0]` name: (layer, "kernel" or "bias").
+fn keras_name(name: &str) -> Option<(&str, &str)> {
+    let name = name.strip_suffix(":0").unwrap_or(name);
+    let (path, var) = name.rsplit_once('/')?;
+    let layer = path.rsplit('/').next()?;
+    matches!(var, "kernel" | "bias").then_some((layer, var))
+}
+
+/// A Keras layer name's place: `dense` 0, `dense_3` 3 (with its base name).
+fn keras_index(layer: &str) -> (&str, usize) {
+    match layer.rsplit_once('_') {
+        Some((base, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+            (base, n.parse().unwrap_or(usize::MAX))
+        }
+        _ => (layer, 0),
+    }
+}
+
+/// The layout a file's names say: gradscope's has `layers.0.weight`, PyTorch's `{k}.weight`,
+/// Keras's `.../kernel`.
 fn layout_of(st: &SafeTensors<'_>) -> Result<WeightsLayout, Problem> {
     let names = st.names();
     let ours = names.iter().any(|n| n.starts_with("layers."));
     let torch = names
         .iter()
         .any(|n| torch_name(n).is_some_and(|(_, s)| s == "weight"));
-    match (ours, torch) {
-        (true, false) => Ok(WeightsLayout::Gradscope),
-        (false, true) => Ok(WeightsLayout::Pytorch),
-        (both, _) => {
+    let keras = names
+        .iter()
+        .any(|n| keras_name(n).is_some_and(|(_, v)| v == "kernel"));
+    match (ours, torch, keras) {
+        (true, false, false) => Ok(WeightsLayout::Gradscope),
+        (false, true, false) => Ok(WeightsLayout::Pytorch),
+        (false, false, true) => Ok(WeightsLayout::Keras),
+        (a, b, c) => {
+            let both = usize::from(a) + usize::from(b) + usize::from(c) > 1;
             let mut found: Vec<String> = names.iter().take(6).map(|n| n.to_string()).collect();
             found.sort();
             Err(Problem::Layout { both, found })
@@ -204,6 +238,63 @@ fn pytorch_layers(st: &SafeTensors<'_>, model: &MlpConfig) -> Result<Vec<LayerWe
         .collect()
 }
 
+/// Keras's layout: a Dense layer per `kernel`, ordered by the number in its name (`dense`,
+/// `dense_1`, ...: Keras numbers the layers of one kind in the order they were made), kernels
+/// `[in, out]` as gradscope's. Every tensor must be a `kernel` or `bias`, all of one base
+/// name, so that nothing is silently left out or put in the wrong place.
+fn keras_layers(st: &SafeTensors<'_>, model: &MlpConfig) -> Result<Vec<LayerWeights>, Problem> {
+    // layer name → (kernel tensor name, bias tensor name)
+    let mut layers: BTreeMap<(usize, String), (Option<String>, Option<String>)> = BTreeMap::new();
+    let mut base: Option<String> = None;
+    for name in st.names() {
+        let Some((layer, var)) = keras_name(name) else {
+            return Err(Problem::NotDense(name.to_string()));
+        };
+        let (b, index) = keras_index(layer);
+        match &base {
+            Some(first) if first != b => {
+                return Err(Problem::KerasOrder {
+                    first: first.clone(),
+                    other: layer.to_string(),
+                });
+            }
+            _ => base = Some(b.to_string()),
+        }
+        let entry = layers.entry((index, layer.to_string())).or_default();
+        match var {
+            "kernel" => entry.0 = Some(name.to_string()),
+            _ => entry.1 = Some(name.to_string()),
+        }
+    }
+    let widths = model.widths();
+    let n = widths.len() - 1;
+    if layers.len() != n {
+        return Err(Problem::KerasLayerCount {
+            found: layers.keys().map(|(_, l)| l.clone()).collect(),
+            layers: n,
+        });
+    }
+    layers
+        .iter()
+        .zip(widths.windows(2))
+        .enumerate()
+        .map(|(i, (((_, layer), (kernel, bias)), w))| {
+            let kernel = kernel
+                .as_ref()
+                .ok_or_else(|| Problem::Missing(format!("{layer}/kernel")))?;
+            let what = format!(" (layer {i}, in Keras's [in, out])");
+            let weight = tensor(st, kernel, &[w[0], w[1]], &what)?;
+            let bias = match (model.bias, bias) {
+                (true, Some(b)) => Some(tensor(st, b, &[w[1]], &format!(" (layer {i})"))?),
+                (true, None) => return Err(Problem::Missing(format!("{layer}/bias"))),
+                (false, Some(b)) => return Err(Problem::UnwantedBias(b.clone())),
+                (false, None) => None,
+            };
+            Ok(LayerWeights { weight, bias })
+        })
+        .collect()
+}
+
 impl Checker<'_> {
     /// `[model] weights`: a weights file (relative to the config's directory) that fits `model`.
     pub(super) fn weights(
@@ -278,6 +369,6 @@ mod tests {
             assert_eq!(WeightsLayout::parse(name), Some(layout));
             assert_eq!(layout.name(), name);
         }
-        assert_eq!(WeightsLayout::parse("keras"), None);
+        assert_eq!(WeightsLayout::parse("tensorflow"), None);
     }
 }

@@ -398,6 +398,106 @@ fn a_pytorch_state_dict_is_read_transposed_by_its_names() {
     insta::assert_snapshot!("bad_pytorch_files", all);
 }
 
+/// The network of `a_pytorch_state_dict_is_read_transposed_by_its_names` in Keras's naming
+/// (Keras 3's `Variable.path`, `{w.path: w.numpy() for w in model.weights}`): kernels are
+/// `[in, out]`, so 0.weight [[1, 2], [3, 4]] ([out, in]) is `dense/kernel` [[1, 3], [2, 4]].
+/// The loss is the same hand-derived 49. Layers are ordered by the number in their name:
+/// `dense_9` before `dense_10` (in text order `dense_10` would come first and not fit).
+#[test]
+fn keras_weights_are_read_by_their_layer_numbers() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    for (first, second, suffix) in [
+        ("sequential/dense", "sequential/dense_1", ""),
+        ("dense_9", "dense_10", ""),
+        ("dense", "dense_1", ":0"),
+    ] {
+        let file = crate::common::write_by_spec(&[
+            (
+                &format!("{first}/kernel{suffix}"),
+                vec![2, 2],
+                vec![1.0, 3.0, 2.0, 4.0],
+            ),
+            (&format!("{first}/bias{suffix}"), vec![2], vec![0.0, -10.0]),
+            (
+                &format!("{second}/kernel{suffix}"),
+                vec![2, 1],
+                vec![2.0, 5.0],
+            ),
+            (&format!("{second}/bias{suffix}"), vec![1], vec![1.0]),
+        ]);
+        write(dir.path(), "k.safetensors", file);
+        for weights in [
+            "weights = \"k.safetensors\"",
+            "weights = { file = \"k.safetensors\", layout = \"keras\" }",
+        ] {
+            write(
+                dir.path(),
+                "k.toml",
+                TORCH_MODEL.replace("WEIGHTS", weights),
+            );
+            let v: serde_json::Value = serde_json::from_str(&run_json(dir.path(), "k.toml"))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(v["cases"][0]["loss"], 49.0, "{first}, {second}: {weights}");
+        }
+    }
+    // Layers of two base names have no known order; a tensor that is no kernel or bias is
+    // not silently dropped.
+    let mut all = String::new();
+    for (name, specs) in [
+        (
+            "two_bases",
+            vec![
+                ("dense/kernel", vec![2, 2]),
+                ("dense/bias", vec![2]),
+                ("output/kernel", vec![2, 1]),
+                ("output/bias", vec![1]),
+            ],
+        ),
+        (
+            "not_dense",
+            vec![
+                ("dense/kernel", vec![2, 2]),
+                ("dense/bias", vec![2]),
+                ("dense_1/kernel", vec![2, 1]),
+                ("dense_1/bias", vec![1]),
+                ("batch_normalization/gamma", vec![2]),
+            ],
+        ),
+    ] {
+        let specs: Vec<(&str, Vec<usize>, Vec<f32>)> = specs
+            .into_iter()
+            .map(|(n, s)| {
+                let len = s.iter().product();
+                (n, s, vec![0.5; len])
+            })
+            .collect();
+        write(
+            dir.path(),
+            "k.safetensors",
+            crate::common::write_by_spec(&specs),
+        );
+        write(
+            dir.path(),
+            "k.toml",
+            TORCH_MODEL.replace(
+                "WEIGHTS",
+                "weights = { file = \"k.safetensors\", layout = \"keras\" }",
+            ),
+        );
+        let o = gradscope(&["run", "k.toml"], dir.path());
+        assert_eq!(o.status.code(), Some(2), "{name}: {}", text(&o.stderr));
+        all.push_str(&format!("--- {name}\n{}", text(&o.stderr)));
+    }
+    assert!(
+        all.contains("has Keras layers `dense...` and `output`"),
+        "{all}"
+    );
+    assert!(
+        all.contains("has tensor `batch_normalization/gamma`, which is not a Dense layer's"),
+        "{all}"
+    );
+}
+
 /// A sweep's trials run the seeds seed, ..., seed + trials − 1, and each must be a seed a
 /// config holds (0 to 2⁶³ − 1), so that any trial can be run again: refused at validation
 /// when the last is past it, accepted when it is the largest.
