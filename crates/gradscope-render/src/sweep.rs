@@ -151,35 +151,92 @@ pub fn trial_counts(s: &SweepSummary) -> String {
 pub fn table(s: &SweepSummary) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "sweep {}: {}", s.experiment, trial_counts(s));
+    if let Some(p) = s.points.first() {
+        let keys: Vec<&str> = p.settings.keys().collect();
+        let _ = writeln!(out, "settings: {}", keys.join(", "));
+    }
     if s.points.iter().any(|p| p.training.is_some()) {
         training_table(&mut out, s);
         return out;
     }
+    // Columns that say nothing are left out, so the table fits in 100 columns: the case with
+    // one input case, the trial count where every point has all its trials (the header line
+    // says how many); min and max are in the markdown, CSV and JSON.
+    let (cases, trials) = optional_columns(s);
+    let mut head = format!("{:>5}", "point");
+    if cases {
+        let _ = write!(head, "  {:<8}", "case");
+    }
+    if trials {
+        let _ = write!(head, "  {:>6}", "trials");
+    }
     let _ = writeln!(
         out,
-        "{:>5}  {:<8}  {:>6}  {:>10}  {:>10}  {:>10}  {:>10}  {:>10}  {:>11}  {:>6}  {:<6}  settings",
-        "point", "case", "trials", "ratio med", "q1", "q3", "min", "max", "theory", "!fin", "holds"
+        "{head}  {:>10}  {:>10}  {:>10}  {:>11}  {:<6}  {:>4}  settings",
+        "ratio med", "q1", "q3", "theory", "holds", "!fin"
     );
     for p in &s.points {
-        let ratio: String = cells(&p.ratio)
-            .iter()
-            .map(|c| format!("  {c:>10}"))
-            .collect();
+        let mut row = format!("{:>5}", p.point);
+        if cases {
+            let _ = write!(row, "  {:<8}", p.case);
+        }
+        if trials {
+            let _ = write!(row, "  {:>6}", p.trials);
+        }
+        let [median, q1, q3, _, _] = cells(&p.ratio);
         let _ = writeln!(
             out,
-            "{:>5}  {:<8}  {:>6}{ratio}  {:>11}  {:>6}  {:<6}  {}",
-            p.point,
-            p.case,
-            p.trials,
+            "{row}  {median:>10}  {q1:>10}  {q3:>10}  {:>11}  {:<6}  {:>4}  {}",
             theory_cell(p),
-            p.nonfinite_trials,
             Agreement::of(p).map_or("-", |(a, _)| a.short()),
-            p.settings.join(" ")
+            p.nonfinite_trials,
+            values(p)
         );
     }
     for line in theory_notes(s).into_iter().chain(health_notes(s)) {
-        let _ = writeln!(out, "{line}");
+        out.push_str(&wrap(&line, 100));
     }
+    out
+}
+
+/// Whether the terminal table needs its case column (more than one input case) and its trial
+/// column (some point lacks trials).
+fn optional_columns(s: &SweepSummary) -> (bool, bool) {
+    let cases = s
+        .points
+        .iter()
+        .any(|p| s.points.first().is_some_and(|f| f.case != p.case));
+    let trials = s.points.iter().any(|p| p.trials != s.trials_per_point);
+    (cases, trials)
+}
+
+/// A point's settings as their values, in the order the `settings:` line names the keys.
+fn values(p: &PointSummary) -> String {
+    p.settings
+        .keys()
+        .map(|k| p.settings.cell(k))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `text` broken at spaces into lines of at most `width` characters (a longer word stands on
+/// its own line), each ending in a newline.
+fn wrap(text: &str, width: usize) -> String {
+    let mut out = String::new();
+    let mut line = String::new();
+    for word in text.split(' ') {
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            out.push_str(&line);
+            out.push('\n');
+            line.clear();
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(word);
+    }
+    out.push_str(&line);
+    out.push('\n');
     out
 }
 
@@ -248,6 +305,7 @@ fn training_table(out: &mut String, s: &SweepSummary) {
         "{:>5}  {:>6}  {:>8}  {:>21}  {:<24}  {:>10}  settings",
         "point", "trials", "diverged", "first step med [IQR]", "origins", "final loss"
     );
+    let health = health_notes(s);
     for p in &s.points {
         let Some(t) = &p.training else { continue };
         let f = &t.first_nonfinite_step;
@@ -265,11 +323,11 @@ fn training_table(out: &mut String, s: &SweepSummary) {
             step,
             t.origins_text(),
             fmt_sci(t.final_loss.median, 3),
-            p.settings.join(" ")
+            values(p)
         );
     }
-    for line in health_notes(s) {
-        let _ = writeln!(out, "{line}");
+    for line in health {
+        out.push_str(&wrap(&line, 100));
     }
 }
 

@@ -131,15 +131,19 @@ pub fn write_trained_weights(
 }
 
 /// A training run's dump: `<dir>/step-<N>.safetensors` for the last finite step and the
-/// failing one, each with the weights before the step (load them with `[model] weights =` to
-/// replay it), the batch (`input`, `targets`), z (`z.layers.i`), δ and the gradients; and the
-/// final weights, [`TRAINED_WEIGHTS`] (the only file of a run that stayed finite).
+/// failing one, each with the weights and the optimiser's state before the step (load them
+/// with `[model] weights =` to replay it exactly: training starts from that state), the batch
+/// (`input`, `targets`), z (`z.layers.i`), δ and the gradients; and the final weights,
+/// [`TRAINED_WEIGHTS`] (the only file of a run that stayed finite).
 pub fn write_training_dump(
     dir: &Path,
     exp: &Experiment,
     outcome: &crate::train::TrainOutcome,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
+    let optimizer = exp.train.as_ref().map_or_else(String::new, |t| {
+        crate::config::kinds::describe_named(crate::config::kinds::OPTIMIZERS, &t.optimizer)
+    });
     let mut written = Vec::new();
     for st in &outcome.dumps {
         let metadata = HashMap::from([
@@ -148,6 +152,11 @@ pub fn write_training_dump(
             ("loss".to_string(), exp.loss.name().to_string()),
             ("seed".to_string(), exp.seed.to_string()),
             ("kernel_layout".to_string(), "[in, out]".to_string()),
+            ("optimizer".to_string(), optimizer.clone()),
+            (
+                "optimizer_steps".to_string(),
+                st.optimizer_steps.to_string(),
+            ),
         ]);
         let mut tensors: Vec<(String, F32View)> = case_tensors(&st.weights, &st.pass)
             .into_iter()
@@ -158,6 +167,9 @@ pub fn write_training_dump(
         }
         if !st.batch.targets.data.is_empty() {
             tensors.push(("targets".into(), F32View(&st.batch.targets)));
+        }
+        for t in &st.optimizer {
+            tensors.push((t.name.clone(), F32View(&t.tensor)));
         }
         let bytes =
             safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;

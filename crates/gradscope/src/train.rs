@@ -46,6 +46,10 @@ pub struct StepTensors {
     pub batch: Batch,
     /// The pass: z, δ, gradients.
     pub pass: CaseOutcome,
+    /// The optimiser's state before the step (named as [`TrainOutcome::optimizer`]).
+    pub optimizer: Vec<NamedTensor>,
+    /// The optimiser steps taken before it.
+    pub optimizer_steps: usize,
 }
 
 /// A whole training run.
@@ -244,6 +248,7 @@ pub fn train_loss(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor
 }
 
 /// Optimiser state: one buffer (SGD momentum) or two (Adam) per parameter tensor.
+#[derive(Clone)]
 struct OptimizerState {
     first: Vec<Vec<f32>>,
     second: Vec<Vec<f32>>,
@@ -322,6 +327,47 @@ impl OptimizerState {
                     })
             })
             .collect()
+    }
+
+    /// The state a run starts from: the one saved beside `loaded` weights where the file
+    /// holds one (a record's `weights.safetensors`, a dump: the run then continues or replays
+    /// exactly), else zero buffers and no steps taken.
+    fn start(train: &Train, w: &MlpWeights, loaded: Option<&crate::config::LoadedWeights>) -> Self {
+        let mut state = Self::new(w);
+        let Some(loaded) = loaded.filter(|l| !l.optimizer.is_empty()) else {
+            return state;
+        };
+        let names: Vec<String> = w
+            .layers
+            .iter()
+            .enumerate()
+            .flat_map(|(i, l)| {
+                let bias = l.bias.as_ref().map(|_| format!("layers.{i}.bias"));
+                std::iter::once(format!("layers.{i}.weight")).chain(bias)
+            })
+            .collect();
+        let buffers: Vec<(&str, &mut Vec<Vec<f32>>)> = match train.optimizer {
+            Optimizer::Sgd { momentum: 0.0 } => Vec::new(),
+            Optimizer::Sgd { .. } => vec![("momentum_buffer", &mut state.first)],
+            Optimizer::Adam { .. } => vec![
+                ("exp_avg", &mut state.first),
+                ("exp_avg_sq", &mut state.second),
+            ],
+        };
+        let mut loaded_any = false;
+        for (prefix, values) in buffers {
+            for (name, v) in names.iter().zip(values.iter_mut()) {
+                let full = format!("{prefix}.{name}");
+                if let Some(t) = loaded.optimizer.iter().find(|t| t.name == full) {
+                    v.clone_from(&t.tensor.data);
+                    loaded_any = true;
+                }
+            }
+        }
+        if loaded_any {
+            state.steps = i32::try_from(loaded.optimizer_steps).unwrap_or(i32::MAX);
+        }
+        state
     }
 
     fn new(w: &MlpWeights) -> Self {
@@ -650,13 +696,14 @@ pub fn train_with(
         None => exp.model.draw_weights(),
     };
     let teacher = matches!(train.data, Data::Teacher { .. }).then(|| teacher(exp));
-    let mut state = OptimizerState::new(&weights);
+    let mut state = OptimizerState::start(train, &weights, exp.weights.as_ref());
     let mut steps = Vec::with_capacity(train.steps.min(1 << 20));
     let mut last: Option<StepTensors> = None;
     for step in 0..train.steps {
         let batch = batch(exp, train, teacher.as_ref(), step);
         let pass = pass(exp, backend, &weights, &batch)?;
         let before = weights.clone();
+        let state_before = state.clone();
         let mut origin = pass_origin(exp, backend, &weights, &batch, &pass);
         // A pass with a non-finite value makes no update.
         let updated = origin.is_none();
@@ -675,6 +722,8 @@ pub fn train_with(
         steps.push(record);
         let tensors = StepTensors {
             step,
+            optimizer: state_before.tensors(train, &before),
+            optimizer_steps: state_before.steps as usize,
             weights: before,
             batch,
             pass,

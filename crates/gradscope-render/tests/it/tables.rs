@@ -167,3 +167,36 @@ fn trials_csv_names_each_trials_settings() {
     assert!(rows[1].delta_l2.is_nan() && rows[1].ratio.is_nan() && rows[1].nonfinite);
     assert_eq!(rows[0].delta_l2, 1.0);
 }
+
+/// The README promises tables of at most 100 columns: a sweep over three keys (the
+/// notebook's activation × initialiser × depth grid, its longest values) fits, with the keys
+/// named once above the rows and each row holding the values.
+#[test]
+fn the_terminal_sweep_table_fits_in_100_columns() {
+    let mut s = summary();
+    for p in &mut s.points {
+        p.settings = vec![
+            "model.activation=\"sigmoid\"".to_string(),
+            "model.depth=64".to_string(),
+            "model.kernel_init=\"glorot_uniform\"".to_string(),
+        ]
+        .into();
+    }
+    let t = sweep::table(&s);
+    assert!(
+        t.contains("settings: model.activation, model.depth, model.kernel_init\n"),
+        "{t}"
+    );
+    for line in t.lines() {
+        assert!(
+            line.chars().count() <= 100,
+            "{} columns: {line}",
+            line.chars().count()
+        );
+    }
+    assert!(
+        t.lines()
+            .any(|l| l.ends_with("  sigmoid 64 glorot_uniform")),
+        "{t}"
+    );
+}

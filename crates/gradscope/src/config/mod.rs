@@ -153,6 +153,13 @@ pub struct LoadedWeights {
     pub layout: weights::WeightsLayout,
     /// Its weights, shape-checked against the model.
     pub weights: gradscope_model::MlpWeights,
+    /// An optimiser's state saved beside them (a training record's `weights.safetensors`, a
+    /// training dump): `momentum_buffer.<param>`, `exp_avg.<param>`, `exp_avg_sq.<param>`,
+    /// each shaped as its parameter; empty when the file has none. Training starts from it.
+    pub optimizer: Vec<gradscope_model::NamedTensor>,
+    /// The optimiser steps taken before that state (the file's `optimizer_steps` metadata:
+    /// Adam's bias correction counts them); 0 when the file does not say.
+    pub optimizer_steps: u64,
 }
 
 /// One input case: `batch` rows of width `model.d_input`.

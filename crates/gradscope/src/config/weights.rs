@@ -295,6 +295,51 @@ fn keras_layers(st: &SafeTensors<'_>, model: &MlpConfig) -> Result<Vec<LayerWeig
         .collect()
 }
 
+/// The prefixes of an optimiser's state tensors (PyTorch's names for its state).
+pub const OPTIMIZER_STATE: [&str; 3] = ["momentum_buffer", "exp_avg", "exp_avg_sq"];
+
+/// The optimiser state saved in gradscope's layout beside `weights` in the file at `path`:
+/// every `{prefix}.layers.{i}.{weight,bias}` tensor of [`OPTIMIZER_STATE`], shape-checked
+/// against its parameter, and the file's `optimizer_steps` metadata.
+fn optimizer_state(
+    path: &Path,
+    weights: &MlpWeights,
+    files: &Files,
+) -> Result<(Vec<gradscope_model::NamedTensor>, u64), FileError> {
+    let bytes = files.read(path)?;
+    let (_, meta) = SafeTensors::read_metadata(&bytes)
+        .map_err(|e| Problem::WeightsFile(e.to_string()).at(path))?;
+    let st = SafeTensors::deserialize(&bytes)
+        .map_err(|e| Problem::WeightsFile(e.to_string()).at(path))?;
+    let mut out = Vec::new();
+    for prefix in OPTIMIZER_STATE {
+        for (i, l) in weights.layers.iter().enumerate() {
+            let params =
+                std::iter::once(("weight", &l.weight)).chain(l.bias.as_ref().map(|b| ("bias", b)));
+            for (what, p) in params {
+                let name = format!("{prefix}.layers.{i}.{what}");
+                if st.names().iter().any(|n| **n == name) {
+                    let t = tensor(
+                        &st,
+                        &name,
+                        &p.shape,
+                        " (an optimiser state, shaped as its parameter)",
+                    )
+                    .map_err(|e| e.at(path))?;
+                    out.push(gradscope_model::NamedTensor { name, tensor: t });
+                }
+            }
+        }
+    }
+    let steps = meta
+        .metadata()
+        .as_ref()
+        .and_then(|m| m.get("optimizer_steps"))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
+    Ok((out, steps))
+}
+
 impl Checker<'_> {
     /// `[model] weights`: a weights file (relative to the config's directory) that fits `model`.
     pub(super) fn weights(
@@ -328,10 +373,17 @@ impl Checker<'_> {
         let path = self.dir().join(&raw.file);
         let (weights, layout) = read_weights(&path, model, layout, self.files())
             .map_err(|e| self.err(w.span(), key, e.to_string()))?;
+        let (optimizer, optimizer_steps) = match layout {
+            WeightsLayout::Gradscope => optimizer_state(&path, &weights, self.files())
+                .map_err(|e| self.err(w.span(), key, e.to_string()))?,
+            _ => (Vec::new(), 0),
+        };
         Ok(Some(super::LoadedWeights {
             path,
             layout,
             weights,
+            optimizer,
+            optimizer_steps,
         }))
     }
 }

@@ -208,6 +208,74 @@ fn a_training_records_final_weights_replay_and_measure() {
     );
 }
 
+/// With an optimiser that keeps state, training continues from the state saved beside the
+/// weights: 3 steps, then 1 more from the record's `weights.safetensors`, ends bit for bit
+/// where 4 steps end, for SGD with momentum and for Adam (whose bias correction needs the
+/// step count the file's metadata carries). Every step takes the same 6 rows, so only the
+/// true weights and state give the same fourth step; from zero state it differs.
+#[test]
+fn training_continues_from_the_saved_optimiser_state_exactly() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write(dir.path(), "x.npy", inputs_6x8());
+    write(dir.path(), "y.npy", int_labels("<i8", &LABELS));
+    let train = |config: &str, out: &str| {
+        let o = gradscope(&["run", config, "--out", out], dir.path());
+        assert_eq!(o.status.code(), Some(0), "{config}: {}", text(&o.stderr));
+        trained_weights(&dir.path().join(out), "u")
+    };
+    for (name, optimizer) in [
+        ("momentum", "optimizer = { kind = \"sgd\", momentum = 0.9 }"),
+        ("adam", "optimizer = { kind = \"adam\" }"),
+    ] {
+        write(dir.path(), "three.toml", classifier(FILES, 3, optimizer));
+        write(dir.path(), "four.toml", classifier(FILES, 4, optimizer));
+        let after_three = train("three.toml", &format!("{name}3"));
+        let w3 = serde_json::json!(after_three.to_string_lossy());
+        let more = classifier(FILES, 1, optimizer)
+            .replace("output = 4\n", &format!("output = 4\nweights = {w3}\n"));
+        write(dir.path(), "more.toml", more);
+        let (four, _) = tensors_of(&train("four.toml", &format!("{name}4")));
+        let (three_and_one, meta) = tensors_of(&train("more.toml", &format!("{name}31")));
+        assert!(four.len() > 4, "{name}: the state is saved: {four:?}");
+        assert_eq!(
+            three_and_one, four,
+            "{name}: 3 steps + 1 from the file = 4 steps"
+        );
+        assert!(
+            meta.contains(&("optimizer_steps".into(), "4".into())),
+            "{name}: the step count goes on: {meta:?}"
+        );
+        // Without the state (the weights alone, in a file of their own) the fourth step
+        // differs: the test can fail.
+        let (three, _) = tensors_of(&after_three);
+        let weights_only: Vec<(&str, Vec<usize>, Vec<f32>)> = three
+            .iter()
+            .filter(|t| t.0.starts_with("layers."))
+            .map(|(n, s, v)| (n.as_str(), s.clone(), v.clone()))
+            .collect();
+        write(
+            dir.path(),
+            "w.safetensors",
+            crate::common::write_by_spec(&weights_only),
+        );
+        let bare = classifier(FILES, 1, optimizer)
+            .replace("output = 4\n", "output = 4\nweights = \"w.safetensors\"\n");
+        write(dir.path(), "bare.toml", bare);
+        let (from_zero, _) = tensors_of(&train("bare.toml", &format!("{name}0")));
+        let layers = |t: &[(String, Vec<usize>, Vec<f32>)]| -> Vec<(String, Vec<usize>, Vec<f32>)> {
+            t.iter()
+                .filter(|t| t.0.starts_with("layers."))
+                .cloned()
+                .collect()
+        };
+        assert_ne!(
+            layers(&from_zero),
+            layers(&four),
+            "{name}: the state matters"
+        );
+    }
+}
+
 /// SGD with momentum: after one step the momentum buffer is that step's gradient (PyTorch's
 /// buffer starts as the first gradient), and the final weights are w0 − lr·g, element by
 /// element in f64 then rounded to f32 as the update rule does; a finite run's `--dump` holds
