@@ -219,25 +219,12 @@ fn values(p: &PointSummary) -> String {
         .join(" ")
 }
 
-/// `text` broken at spaces into lines of at most `width` characters (a longer word stands on
-/// its own line), each ending in a newline.
+/// `text` on lines of at most `width` characters, each ending in a newline.
 fn wrap(text: &str, width: usize) -> String {
-    let mut out = String::new();
-    let mut line = String::new();
-    for word in text.split(' ') {
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
-            out.push_str(&line);
-            out.push('\n');
-            line.clear();
-        }
-        if !line.is_empty() {
-            line.push(' ');
-        }
-        line.push_str(word);
-    }
-    out.push_str(&line);
-    out.push('\n');
-    out
+    crate::text::wrap(text, width)
+        .into_iter()
+        .map(|l| l + "\n")
+        .collect()
 }
 
 /// The lines that say how many trials had a dead hidden layer or a kernel gradient exactly 0

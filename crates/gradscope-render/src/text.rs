@@ -201,7 +201,7 @@ fn theory_line(c: &gradscope_report::CaseReport) -> Option<String> {
 }
 
 /// Split `text` into lines of at most `width` characters at spaces (a longer word stays whole).
-fn wrap(text: &str, width: usize) -> Vec<String> {
+pub(crate) fn wrap(text: &str, width: usize) -> Vec<String> {
     let mut lines = vec![String::new()];
     for word in text.split_whitespace() {
         let last = lines.last_mut().map_or(0, |l| l.chars().count());

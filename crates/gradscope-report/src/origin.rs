@@ -102,7 +102,7 @@ impl Origin {
             .map(|s| format!(" at step {s}"))
             .unwrap_or_default();
         let plural = if self.count == 1 { "" } else { "s" };
-        let count = match self.rows {
+        let count = match self.rows.filter(|r| r.of > 1) {
             Some(r) => format!(
                 "({} value{plural} in {} of {} rows)",
                 self.count, r.affected, r.of
@@ -120,7 +120,7 @@ impl Origin {
                 format!("in the {tensor} of the batch{step} {count}")
             }
             OriginKind::Input => format!("in the input{case}{step} {count}"),
-            OriginKind::Loss => match self.rows {
+            OriginKind::Loss => match self.rows.filter(|r| r.of > 1) {
                 Some(Rows { affected: 0, of }) => format!(
                     "in the loss{case}{step} (each of the {of} rows' own loss is finite: their \
                      reduction overflowed)"

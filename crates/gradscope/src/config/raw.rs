@@ -101,7 +101,7 @@ pub struct RawModel {
     pub bias_init: Option<Spanned<RawNamed>>,
     /// Gain multiplying the initialisers' bound or standard deviation. Default 1.
     pub gain: Option<Spanned<f64>>,
-    /// A `.safetensors` file to take the weights from instead of drawing them, relative to the config file's directory: `"w.safetensors"` with tensors `layers.{i}.weight` `[d_in, d_out]` and `layers.{i}.bias` (a `--dump` file or a training record's `weights.safetensors` works), or `{ file = "m.safetensors", layout = "pytorch" }` for a PyTorch `nn.Sequential` state_dict (`0.weight` `[out, in]`, `0.bias`, `2.weight`, ...). Without `layout`, the tensor names say which.
+    /// A `.safetensors` file to take the weights from instead of drawing them, relative to the config file's directory: `"w.safetensors"` with tensors `layers.{i}.weight` `[d_in, d_out]` and `layers.{i}.bias` (a `--dump` file or a training record's `weights.safetensors` works), or `{ file = "m.safetensors", layout = "pytorch" }` for a PyTorch `nn.Sequential` state_dict (`0.weight` `[out, in]`, `0.bias`, `2.weight`, ...), or `layout = "keras"` for Keras's variable paths (`dense/kernel` `[in, out]`, `dense/bias`, `dense_1/...`). Without `layout`, the tensor names say which.
     pub weights: Option<Spanned<RawFile>>,
 }
 
@@ -139,9 +139,9 @@ pub struct RawData {
     /// `teacher`: the number of classes (= `model.output`).
     #[serde(default, deserialize_with = "ints::opt_plain::<_, ints::Classes>")]
     pub classes: Option<i64>,
-    /// `files`: the inputs file, `[N, model.input]`: `.npy`, or `.safetensors` (the tensor named as in `{ file = "d.safetensors", array = "x" }`, else `input`, else the only one); batches take its rows in order, wrapping around.
+    /// `files`: the inputs file, `[N, model.input]`: `.npy`, or `.npz` (`np.savez`, uncompressed) or `.safetensors` (the array named as in `{ file = "d.safetensors", array = "x" }`, else `input`, else the only one); batches take its rows in order, wrapping around.
     pub inputs: Option<RawFile>,
-    /// `files`: the targets file, `[N]` labels (integers or whole floats) or `[N, model.output]` values: `.npy`, or `.safetensors` (the tensor named with `array`, else `targets`, else the only one); a training dump serves as both files.
+    /// `files`: the targets file, `[N]` labels (integers or whole floats) or `[N, model.output]` values: `.npy`, or `.npz` or `.safetensors` (the array named with `array`, else `targets`, else the only one); a training dump serves as both files.
     pub targets: Option<RawFile>,
 }
 
@@ -160,8 +160,9 @@ pub struct RawInput {
     /// `{ kind = "uniform", low = -1.0, high = 1.0 }` or `{ kind = "constant", value = 1.0 }`.
     /// Give either this or `file`.
     pub distribution: Option<Spanned<RawNamed>>,
-    /// A `.npy` file (f32 or f64, C order) or a `.safetensors` file (its tensor `input`, or its
-    /// only tensor) of shape `[batch, model.input]`; relative to the config file's directory.
+    /// A `.npy` file (f32 or f64, C order), an `.npz` archive (`np.savez`: its array `input`,
+    /// or its only one) or a `.safetensors` file (its tensor `input`, or its only tensor) of
+    /// shape `[batch, model.input]`; relative to the config file's directory.
     pub file: Option<Spanned<String>>,
 }
 

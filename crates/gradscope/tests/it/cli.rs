@@ -180,7 +180,8 @@ fn overflowing_gradients_exit_3_and_are_shown_as_not_finite() {
     assert_eq!(
         v["origin"],
         serde_json::json!({"kind": "forward", "step": null, "case": "ones", "layer": 1,
-                           "tensor": "z.layers.1", "count": 10})
+                           "tensor": "z.layers.1", "count": 10,
+                           "rows": {"affected": 1, "of": 1}})
     );
     assert!(
         out.contains("born in the forward pass: z.layers.1 of case ones (10 values)"),
@@ -452,7 +453,10 @@ fn check_schema(v: &serde_json::Value) {
     assert!(matches!(v["adapter"], Str(_) | Null));
     match &v["origin"] {
         Null => assert_eq!(v["all_finite"], true, "no origin, so every value is finite"),
-        o => obj(o, &["kind", "step", "case", "layer", "tensor", "count"]),
+        o => obj(
+            o,
+            &["kind", "step", "case", "layer", "tensor", "count", "rows"],
+        ),
     }
     assert!(v["seed"].is_u64() && matches!(v["all_finite"], Bool(_)));
     obj(&v["thresholds"], &["vanishing", "exploding"]);

@@ -736,24 +736,24 @@ fn csv_and_json_outputs_read_back_with_real_readers() {
     // column per swept key holding its value, the ratio and theory as columns.
     let text = ok(&["run", "s.toml", "--out", "whole", "--format", "csv"]);
     assert!(
-        text.starts_with("experiment,point,model.activation,model.depth,case,trials,nonfinite_trials,ratio_median,ratio_q1,ratio_q3,theory_delta_ratio,theory_applies,layer,"),
+        text.starts_with("experiment,point,model.activation,model.depth,case,trials,nonfinite_trials,dead_trials,zero_gradient_trials,ratio_median,ratio_q1,ratio_q3,theory_delta_ratio,theory_applies,layer,"),
         "{text}"
     );
     let (header, rows) = csv_table(&text);
-    assert_eq!(header.len(), 24);
-    assert_eq!(header[23], "partial");
+    assert_eq!(header.len(), 26);
+    assert_eq!(header[25], "partial");
     // 4 points x 2 cases x (depth + 1) layers: depths 2 and 5 for each activation.
     assert_eq!(rows.len(), 2 * 2 * (3 + 6));
     assert_eq!(rows[0][2..4], ["relu", "2"]);
     assert!(
         rows.iter()
-            .all(|r| r[0] == "small-sweep" && r.len() == 24 && r[23] == "false")
+            .all(|r| r[0] == "small-sweep" && r.len() == 26 && r[25] == "false")
     );
     for row in &rows {
-        for field in row[7..11].iter().chain(&row[13..23]) {
+        for field in row[9..13].iter().chain(&row[15..25]) {
             csv_f32(field);
         }
-        assert!(["true", "false", ""].contains(&row[11].as_str()), "{row:?}");
+        assert!(["true", "false", ""].contains(&row[13].as_str()), "{row:?}");
     }
     // The record's CSV files read back the same way, and summary.csv is what was printed.
     let rec = &record_dirs(&d.join("whole"))[0];

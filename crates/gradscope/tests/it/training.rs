@@ -548,9 +548,15 @@ fn a_failing_run_exits_3_and_records_every_step_it_ran() {
     )
     .unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(report["kind"], "train");
+    // The rows: each of the batch's rows whose own loss is non-finite (at least one, since
+    // the mean is; at most the batch, 4).
+    let rows = report["origin"]["rows"].clone();
+    let affected = rows["affected"].as_u64().unwrap_or(0);
+    assert_eq!(rows["of"], 4, "{rows}");
+    assert!((1..=4).contains(&affected), "{rows}");
     assert_eq!(
         report["origin"],
-        serde_json::json!({"kind": "loss", "step": 0, "case": "train", "layer": null, "tensor": "loss", "count": 1})
+        serde_json::json!({"kind": "loss", "step": 0, "case": "train", "layer": null, "tensor": "loss", "count": 1, "rows": rows})
     );
     // The failing step's tensors, to replay: step 0 has no finite step before it.
     assert!(dir.path().join("dump/step-0.safetensors").exists());
@@ -857,7 +863,7 @@ fn a_training_dump_replays_the_failing_and_the_last_finite_step() {
     let failing = replay(36);
     assert_eq!(
         failing["origin"],
-        serde_json::json!({"kind": "forward", "step": 0, "case": "train", "layer": 2, "tensor": "z.layers.2", "count": report["origin"]["count"]})
+        serde_json::json!({"kind": "forward", "step": 0, "case": "train", "layer": 2, "tensor": "z.layers.2", "count": report["origin"]["count"], "rows": report["origin"]["rows"]})
     );
     let finite = replay(35);
     assert!(finite["origin"].is_null(), "{finite}");
