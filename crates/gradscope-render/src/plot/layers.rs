@@ -242,12 +242,25 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
             depths.push(p.settings[depth].clone());
         }
     }
-    let cols = (panels.len() as f64).sqrt().ceil().max(1.0) as usize;
+    let (left, gap) = (80.0, 40.0);
+    // A square-ish grid, but no narrower than MIN_PANEL, so that a panel's title can be read.
+    let fit = ((W - left - 20.0 + gap) / (MIN_PANEL + gap))
+        .floor()
+        .max(1.0) as usize;
+    let cols = ((panels.len() as f64).sqrt().ceil().max(1.0) as usize).min(fit);
     let rows = panels.len().div_ceil(cols);
-    let (left, top, gap) = (80.0, 90.0, 40.0);
     let pw = (W - left - 20.0 - gap * (cols as f64 - 1.0)) / cols as f64;
     let ph = 210.0;
-    let height = top + rows as f64 * (ph + 60.0) + 50.0;
+    // Titles too wide for a panel take a line per setting: room above each row for them.
+    let title_lines = panels
+        .iter()
+        .map(|t| title_lines(t, pw).len())
+        .max()
+        .unwrap_or(1);
+    let extra = 11.0 * (title_lines - 1) as f64;
+    let top = 90.0 + extra;
+    let pitch = ph + 60.0 + extra;
+    let height = top + rows as f64 * pitch + 50.0 - extra;
     let (_, shared) = frame(s);
     let mut o = String::new();
     open_svg(
@@ -261,7 +274,7 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
     depth_legend(&mut o, &depths, left);
     for (n, name) in panels.iter().enumerate() {
         let (c, r) = (n % cols, n / cols);
-        let (x0, y0) = (left + c as f64 * (pw + gap), top + r as f64 * (ph + 60.0));
+        let (x0, y0) = (left + c as f64 * (pw + gap), top + r as f64 * pitch);
         let f = shared.at((x0, x0 + pw, y0, y0 + ph));
         panel_frame(&mut o, &f, name, c == 0, r + 1 == rows);
         for p in s.points.iter().filter(|p| others(p) == *name) {
@@ -286,6 +299,26 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
     o.push_str("</svg>\n");
     o
 }
+
+/// A panel's title as it is drawn over `width` pixels: one line where it fits (about 6.6 px a
+/// character at 12 px), else a line per setting (at 10 px, about 5.6 px a character), each
+/// cut with … where even that does not fit.
+fn title_lines(title: &str, width: f64) -> Vec<String> {
+    if title.chars().count() as f64 * 6.6 <= width {
+        return vec![title.to_string()];
+    }
+    let room = (width / 5.6).floor().max(4.0) as usize;
+    title
+        .split("  ")
+        .map(|line| match line.chars().count() > room {
+            true => line.chars().take(room - 1).chain(['…']).collect(),
+            false => line.to_string(),
+        })
+        .collect()
+}
+
+/// The narrowest a small multiple's panel is drawn, in pixels.
+const MIN_PANEL: f64 = 170.0;
 
 /// The colour of the `k`-th of `n` depths: spread over the whole viridis scale.
 fn depth_colour(k: usize, n: usize) -> &'static str {
@@ -321,13 +354,17 @@ fn panel_frame(o: &mut String, f: &LogAxes, title: &str, y_labels: bool, x_label
         x1 - x0,
         y1 - y0
     );
-    let _ = writeln!(
-        o,
-        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="12">{}</text>"#,
-        (x0 + x1) / 2.0,
-        y0 - 8.0,
-        esc(title)
-    );
+    let lines = title_lines(title, x1 - x0);
+    let size = if lines.len() == 1 { 12 } else { 10 };
+    for (i, text) in lines.iter().enumerate() {
+        let _ = writeln!(
+            o,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="middle" font-size="{size}">{}</text>"#,
+            (x0 + x1) / 2.0,
+            y0 - 6.0 - 11.0 * (lines.len() - 1 - i) as f64,
+            esc(text)
+        );
+    }
     for (e, py) in f.decade_lines(6.0) {
         let _ = writeln!(
             o,

@@ -7,7 +7,7 @@ use gradscope_report::{PointSummary, SweepSummary};
 use super::axis::LogAxes;
 use super::layers::depth_axis;
 use super::svg::{compact, footnote, legend_row, not_applying_note, open_svg};
-use super::{MUTED, RIGHT, TOP, W};
+use super::{LEFT, MUTED, RIGHT, TOP, W};
 
 /// A depth sweep's summary picture: the median ‖δ_first‖/‖δ_last‖ against depth (spaced by
 /// value), one line per combination of the other axes with its measured interquartile band;
@@ -31,22 +31,50 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
     depths.sort_by(f64::total_cmp);
     depths.dedup();
     let series = series_across(s, depth);
-    let panel = ratio_panel(s, depths.len());
+    let mut panel = ratio_panel(s, depths.len());
+    // More series than fit beside the panel: the legend goes below it, in two columns, and
+    // the panel takes the width; past the palette, lines are told apart by their dashes.
+    let below = series.len() > LEGEND_BESIDE;
+    if below {
+        panel.x1 = W - 40.0;
+    }
     let xs: Vec<f64> = depths
         .iter()
         .map(|d| depth_x(&panel, &depths, *d))
         .collect();
+    let legend_rows = if below { series.len().div_ceil(2) } else { 0 };
+    let legend_top = TOP + 500.0;
+    let key_top = if below {
+        legend_top + 15.0 * legend_rows as f64 + 12.0
+    } else {
+        panel.y0 + 16.0 * series.len() as f64 + 22.0
+    };
+    let not_applying: Vec<&PointSummary> = s
+        .points
+        .iter()
+        .filter(|p| p.theory.as_ref().is_some_and(|t| !t.applies))
+        .collect();
+    let note_lines: Vec<String> = match not_applying.is_empty() {
+        true => Vec::new(),
+        false => crate::text::wrap(&not_applying_note(&not_applying, s.points.len()), 150),
+    };
+    let bottom = if below {
+        key_top + 3.0 * 16.0
+    } else {
+        TOP + 540.0 - 14.0
+    };
+    let height = (bottom + 14.0 * note_lines.len() as f64 + 14.0).max(TOP + 540.0);
     let mut o = String::new();
     open_svg(
         &mut o,
-        TOP + 540.0,
+        height,
         &format!("{}: ‖δ_first‖/‖δ_last‖ against depth", s.experiment),
     );
     ratio_axes(&mut o, &panel, &depths, &xs);
     let (mut circles, mut predicted) = (0, 0);
-    let mut not_applying: Vec<&PointSummary> = Vec::new();
     for (k, (name, points)) in series.iter().enumerate() {
         let color = MUTED[k % MUTED.len()];
+        let dash = DASHES[(k / MUTED.len()) % DASHES.len()];
         let at = |p: &&PointSummary| depths.iter().position(|d| *d == depth_of(p));
         let mut med = vec![f64::NAN; depths.len()];
         let mut quartiles = vec![(f64::NAN, f64::NAN); depths.len()];
@@ -65,14 +93,19 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
                         theory.push((xs[i], y));
                     }
                 }
-                Some(_) => not_applying.push(p),
-                None => {}
+                Some(_) | None => {}
             }
         }
         predicted += predicted_band(&mut o, &panel, &xs, &theory_quartiles, k, color);
         ratio_band(&mut o, &panel, &xs, &quartiles, color);
         let line: Vec<(f64, f64)> = xs.iter().copied().zip(med).collect();
+        if !dash.is_empty() {
+            let _ = writeln!(o, r#"<g stroke-dasharray="{dash}">"#);
+        }
         panel.line_at(&mut o, &line, color);
+        if !dash.is_empty() {
+            o.push_str("</g>\n");
+        }
         for (x, y) in &theory {
             let _ = writeln!(
                 o,
@@ -80,23 +113,53 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
             );
         }
         circles += theory.len();
-        legend_row(&mut o, panel.y0 + 16.0 * k as f64 + 6.0, color, name);
+        if below {
+            let (col, row) = (k % 2, k / 2);
+            legend_item(
+                &mut o,
+                (LEFT + 460.0 * col as f64, legend_top + 15.0 * row as f64),
+                (color, dash),
+                name,
+            );
+        } else {
+            legend_row(&mut o, panel.y0 + 16.0 * k as f64 + 6.0, color, name);
+        }
     }
-    ratio_key(
-        &mut o,
-        panel.y0 + 16.0 * series.len() as f64 + 22.0,
-        predicted > 0,
-        circles > 0,
-    );
-    if !not_applying.is_empty() {
-        footnote(
-            &mut o,
-            TOP + 540.0 - 14.0,
-            &not_applying_note(&not_applying, s.points.len()),
-        );
+    let key_x = if below { LEFT } else { W - RIGHT + 15.0 };
+    ratio_key(&mut o, (key_x, key_top), predicted > 0, circles > 0);
+    for (i, line) in note_lines.iter().enumerate() {
+        footnote(&mut o, bottom + 14.0 * i as f64, line);
     }
     o.push_str("</svg>\n");
     Some(o)
+}
+
+/// The series that fit in a legend beside the panel.
+const LEGEND_BESIDE: usize = 20;
+
+/// Dash patterns, one per pass through the palette.
+const DASHES: [&str; 4] = ["", "7,3", "2,2", "9,3,2,3"];
+
+/// One legend entry of the legend below the panel: a swatch of the series' line at `(x, y)`
+/// and its name (smaller, to fit two columns).
+fn legend_item(o: &mut String, (x, y): (f64, f64), (color, dash): (&str, &str), label: &str) {
+    let dash = if dash.is_empty() {
+        String::new()
+    } else {
+        format!(r#" stroke-dasharray="{dash}""#)
+    };
+    let _ = writeln!(
+        o,
+        r#"<line x1="{x:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{color}" stroke-width="2.5"{dash}/>"#,
+        x + 22.0
+    );
+    let _ = writeln!(
+        o,
+        r#"<text x="{:.1}" y="{:.1}" font-size="10">{}</text>"#,
+        x + 27.0,
+        y + 3.5,
+        super::svg::esc(label)
+    );
 }
 
 /// The x of depth `d`: spaced by value, x = x0 + (x1 − x0)·(d − d_min)/(d_max − d_min); the
@@ -111,8 +174,7 @@ fn depth_x(panel: &LogAxes, depths: &[f64], d: f64) -> f64 {
 }
 
 /// The key below the series: what the band, the hatching and the circles are.
-fn ratio_key(o: &mut String, y: f64, predicted: bool, circles: bool) {
-    let x = W - RIGHT + 15.0;
+fn ratio_key(o: &mut String, (x, y): (f64, f64), predicted: bool, circles: bool) {
     let mut row = y;
     let _ = writeln!(
         o,

@@ -50,6 +50,9 @@ const SUBSETS: &[(&str, &[&str])] = &[
         "activation-init-depth.md",
         &["--set", "sweep.model.depth=[2, 4]"],
     ),
+    // The shallow end of the validity grid: every loss, activation, initialiser and output
+    // width at depth 4.
+    ("theory-validity.md", &["--set", "sweep.model.depth=[4]"]),
     // The cells on either side of relu's edge, and tanh's, at every bias scale.
     (
         "phase-diagram-relu.md",

@@ -872,3 +872,45 @@ fn a_training_dump_replays_the_failing_and_the_last_finite_step() {
         "step 35 replays bit for bit"
     );
 }
+
+/// A finite run is not a healthy one. Every bias −100 and inputs of N(0, 1) through
+/// Glorot-sized kernels: each hidden pre-activation is about −100 ± 3, so relu zeroes every
+/// unit of both hidden layers for every example from step 0 (dead), δ of the hidden layers is
+/// 0, and so is every kernel's gradient (∂L/∂W_0 = xᵀδ_0 = 0, ∂L/∂W_1 = a_0ᵀδ_1 = 0,
+/// ∂L/∂W_2 = a_1ᵀδ_2 = 0 with a_1 = 0); the hidden biases never move, so it lasts to the end.
+/// The loss stays finite: only the output bias learns.
+#[test]
+fn dead_layers_and_zero_gradients_are_named_with_their_first_step() {
+    let text = small(
+        "cross_entropy",
+        "relu",
+        "bias_init = { kind = \"constant\", value = -100.0 }",
+        "learning_rate = 0.1",
+    );
+    let exp = experiment(&text);
+    for b in every_backend("dead_layers_and_zero_gradients_are_named_with_their_first_step") {
+        let outcome = train::train(&exp, &b, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        let report = train::train_report(&exp, &b, &outcome);
+        assert!(report.finite, "{}", b.kind.name());
+        let at = |layer| gradscope_report::LayerEvent {
+            layer,
+            first_step: 0,
+            at_end: true,
+        };
+        assert_eq!(report.dead_layers, [at(0), at(1)], "{}", b.kind.name());
+        assert_eq!(
+            report.zero_gradients,
+            [at(0), at(1), at(2)],
+            "{}",
+            b.kind.name()
+        );
+        let [first, last] = report.accuracy.unwrap_or([f32::NAN; 2]);
+        assert!((0.0..=1.0).contains(&first) && (0.0..=1.0).contains(&last));
+        let words = gradscope_render::train::verdict(&report, "->");
+        assert!(
+            words.contains("DEAD (every unit 0 for the whole batch): layers 0, 1 from step 0")
+                && words.contains("exactly 0 everywhere): layers 0, 1, 2 from step 0"),
+            "{words}"
+        );
+    }
+}

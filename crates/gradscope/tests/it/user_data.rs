@@ -613,3 +613,50 @@ fn a_sweeps_last_seed_is_a_seed_a_config_can_hold() {
     assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
     insta::assert_snapshot!("bad_seeds", all);
 }
+
+/// An `.npz` archive written by numpy's `np.savez` (fixtures/npz/xy.npz: x = (arange(12) −
+/// 5.5)/4 as 4 × 3 f4, y = [0, 2, 1, 2] as i8) trains exactly as the same arrays in a
+/// safetensors file do; `np.savez_compressed`'s archive is refused, exit 2, saying why.
+#[test]
+fn npz_archives_from_numpy_train_as_their_arrays_do() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let fixtures = crate::common::configs_dir().join("../crates/gradscope/tests/it/fixtures/npz");
+    for name in ["xy.npz", "xy-compressed.npz"] {
+        let bytes = std::fs::read(fixtures.join(name)).unwrap_or_else(|e| panic!("{e}"));
+        write(dir.path(), name, bytes);
+    }
+    let x: Vec<f32> = (0..12).map(|i| (i as f32 - 5.5) / 4.0).collect();
+    write(
+        dir.path(),
+        "xy.safetensors",
+        crate::common::write_by_spec(&[
+            ("x", vec![4, 3], x),
+            ("y", vec![4], vec![0.0, 2.0, 1.0, 2.0]),
+        ]),
+    );
+    let config = |file: &str| {
+        format!(
+            "name = \"z\"\nseed = 2\nloss = \"cross_entropy\"\n[model]\ninput = 3\nhidden = [4]\noutput = 3\n\
+             [train]\nsteps = 3\nbatch = 4\nlearning_rate = 0.1\n\
+             data = {{ kind = \"files\", inputs = {{ file = \"{file}\", array = \"x\" }}, targets = {{ file = \"{file}\", array = \"y\" }} }}\n"
+        )
+    };
+    let strip = |s: String| -> serde_json::Value {
+        let mut v: serde_json::Value = serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}"));
+        v["description"] = serde_json::Value::Null;
+        v
+    };
+    write(dir.path(), "npz.toml", config("xy.npz"));
+    write(dir.path(), "st.toml", config("xy.safetensors"));
+    let a = strip(run_json(dir.path(), "npz.toml"));
+    let b = strip(run_json(dir.path(), "st.toml"));
+    assert_eq!(a, b, "the same arrays, the same run");
+    write(dir.path(), "bad.toml", config("xy-compressed.npz"));
+    let o = gradscope(&["run", "bad.toml"], dir.path());
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    assert!(
+        text(&o.stderr).contains("member `x.npy` is compressed"),
+        "{}",
+        text(&o.stderr)
+    );
+}
