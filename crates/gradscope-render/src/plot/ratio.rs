@@ -211,7 +211,7 @@ fn ratio_key(o: &mut String, (x, y): (f64, f64), predicted: bool, circles: bool)
         );
         let _ = writeln!(
             o,
-            r#"<text x="{:.1}" y="{:.1}" font-size="11">mean-field theory (median)</text>"#,
+            r#"<text x="{:.1}" y="{:.1}" font-size="11">mean-field theory (infinite width)</text>"#,
             x + 25.0,
             row + 4.0
         );

@@ -199,3 +199,23 @@ fn point_ranges_are_written_compactly() {
     ));
     assert!(t.contains("theory does not apply at points 0–2, 4:"), "{t}");
 }
+
+#[test]
+fn where_theory_gives_the_finite_width_spread_it_holds_against_that_spreads_median() {
+    // configs/sweeps/15-relu-he-spread.toml, width 64, depth 64: delta_ratio 1, measured
+    // median 0.2606; theory's quartiles [q1, q3] = e^(−S ∓ 0.6745·√S) with S = Σ κ/(4n) over
+    // the 64 hidden layers, κ = 5 (the README's derivation): S = 64·5/(4·64) = 1.25, so
+    // √(q1·q3) = e^(−S) = 0.2865 and 0.2606/0.2865 = 0.910.
+    let s_sum = 64.0 * 5.0 / (4.0 * 64.0);
+    let spread = (0.6745f64 * f64::sqrt(s_sum)).exp();
+    let mut p = point(0, 64, 0.2606, 1.0, true);
+    if let Some(t) = p.theory.as_mut() {
+        t.ratio_quartiles = Some([(-s_sum).exp() / spread, (-s_sum).exp() * spread]);
+    }
+    assert_eq!(sweep::holds_cell(&p), "≤ 25 % (×0.91)");
+    let median = sweep::predicted_median(&p).unwrap_or(f64::NAN);
+    assert!((median - (-s_sum).exp()).abs() < 1e-12, "{median}");
+    // Without quartiles the same median is compared with delta_ratio itself.
+    let q = point(0, 64, 0.2606, 1.0, true);
+    assert_eq!(sweep::holds_cell(&q), "no (×0.261)");
+}

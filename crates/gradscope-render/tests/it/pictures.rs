@@ -62,9 +62,12 @@ pub fn notebook_sweep(name: &str, depth_of: impl Fn(&[String]) -> usize) -> Swee
             .split(" | ")
             .map(|c| c.trim_matches(['|', ' ', '`']))
             .collect();
-        if cells.len() != 13 {
-            continue;
-        }
+        // 13 cells, or 14 with the "theory holds" column after theory's.
+        let d = match cells.len() {
+            13 => 11,
+            14 => 12,
+            _ => continue,
+        };
         let settings: Vec<String> = cells[1]
             .split(" model.")
             .enumerate()
@@ -89,7 +92,7 @@ pub fn notebook_sweep(name: &str, depth_of: impl Fn(&[String]) -> usize) -> Swee
             dead_trials: 0,
             zero_gradient_trials: 0,
             ratio: spread(num(5), num(6), num(7), num(8), num(9)),
-            delta_l2: [num(11), num(12)]
+            delta_l2: [num(d), num(d + 1)]
                 .iter()
                 .map(|v| spread(*v, *v, *v, *v, *v))
                 .collect(),

@@ -67,7 +67,7 @@ fn the_predicted_band_is_drawn_iff_theory_applies_and_gives_quartiles() {
     let svg = plot::ratio_svg(&unknown).unwrap_or_default();
     assert!(!svg.contains("theory-iqr") && !svg.contains("theory IQR"));
     assert!(
-        svg.contains("mean-field theory (median)"),
+        svg.contains("mean-field theory (infinite width)"),
         "the circles stay"
     );
 
@@ -77,7 +77,7 @@ fn the_predicted_band_is_drawn_iff_theory_applies_and_gives_quartiles() {
     }
     let svg = plot::ratio_svg(&not_applying).unwrap_or_default();
     assert!(!svg.contains("theory-iqr") && !svg.contains("theory IQR"));
-    assert!(!svg.contains("mean-field theory (median)"));
+    assert!(!svg.contains("mean-field theory (infinite width)"));
     // No theory's circles (and so no key for them): the measured medians are lines.
     assert_eq!(svg.matches("<circle").count(), 0);
     assert!(svg.contains("theory does not apply at 9 of 9 points, not drawn there"));

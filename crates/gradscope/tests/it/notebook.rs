@@ -50,6 +50,8 @@ const SUBSETS: &[(&str, &[&str])] = &[
         "activation-init-depth.md",
         &["--set", "sweep.model.depth=[2, 4]"],
     ),
+    // 200 seeds per point: the shallowest depth at every width.
+    ("relu-he-spread.md", &["--set", "sweep.model.depth=[16]"]),
     // The shallow end of the validity grid: every loss, activation, initialiser and output
     // width at depth 4.
     ("theory-validity.md", &["--set", "sweep.model.depth=[4]"]),
