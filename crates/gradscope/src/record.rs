@@ -343,6 +343,11 @@ impl StepLog {
         Ok(())
     }
 
+    /// The record's directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// Close `steps.jsonl` and write the summary `files` (name, contents), each whole;
     /// returns the record's directory.
     pub fn finish(mut self, files: &[(&str, String)]) -> std::io::Result<PathBuf> {

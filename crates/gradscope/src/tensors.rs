@@ -63,13 +63,12 @@ pub fn dump(
     outcome: &Outcome,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let activations: Vec<&str> = exp.model.activations.iter().map(|a| a.name()).collect();
     let mut written = Vec::new();
     for case in &outcome.cases {
         let metadata = HashMap::from([
             ("experiment".to_string(), exp.name.clone()),
             ("case".to_string(), case.name.clone()),
-            ("activation".to_string(), activations.join(",")),
+            ("activation".to_string(), activations(exp)),
             ("loss".to_string(), exp.loss.name().to_string()),
             ("seed".to_string(), exp.seed.to_string()),
             ("backend".to_string(), backend.to_string()),
@@ -88,6 +87,12 @@ pub fn dump(
     Ok(written)
 }
 
+/// The hidden layers' activations, comma-separated, as the dumps' metadata names them.
+fn activations(exp: &Experiment) -> String {
+    let names: Vec<&str> = exp.model.activations.iter().map(|a| a.name()).collect();
+    names.join(",")
+}
+
 /// The name of a training run's final weights, in its record and its dump.
 pub const TRAINED_WEIGHTS: &str = "weights.safetensors";
 
@@ -98,7 +103,36 @@ pub const TRAINED_WEIGHTS: &str = "weights.safetensors";
 pub fn write_trained_weights(
     path: &Path,
     exp: &Experiment,
+    backend: &str,
     outcome: &crate::train::TrainOutcome,
+) -> std::io::Result<()> {
+    let state = crate::train::Checkpoint {
+        steps: outcome.steps.len(),
+        weights: &outcome.weights,
+        optimizer: outcome.optimizer.clone(),
+        optimizer_steps: outcome.optimizer_steps,
+    };
+    write_state(path, exp, backend, &state, outcome.origin.is_none())
+}
+
+/// Write checkpoint `c` of a training run to `path`, as [`write_trained_weights`] writes the
+/// final weights (every step before it was finite).
+pub fn write_checkpoint(
+    path: &Path,
+    exp: &Experiment,
+    backend: &str,
+    c: &crate::train::Checkpoint<'_>,
+) -> std::io::Result<()> {
+    write_state(path, exp, backend, c, true)
+}
+
+/// Weights and optimiser state as a safetensors file, with the run's metadata.
+fn write_state(
+    path: &Path,
+    exp: &Experiment,
+    backend: &str,
+    c: &crate::train::Checkpoint<'_>,
+    finite: bool,
 ) -> std::io::Result<()> {
     let optimizer = exp.train.as_ref().map_or_else(String::new, |t| {
         crate::config::kinds::describe_named(crate::config::kinds::OPTIMIZERS, &t.optimizer)
@@ -107,23 +141,22 @@ pub fn write_trained_weights(
         ("experiment".to_string(), exp.name.clone()),
         ("seed".to_string(), exp.seed.to_string()),
         ("loss".to_string(), exp.loss.name().to_string()),
-        ("steps_run".to_string(), outcome.steps.len().to_string()),
-        (
-            "optimizer_steps".to_string(),
-            outcome.optimizer_steps.to_string(),
-        ),
+        ("steps_run".to_string(), c.steps.to_string()),
+        ("optimizer_steps".to_string(), c.optimizer_steps.to_string()),
         ("optimizer".to_string(), optimizer),
-        ("finite".to_string(), outcome.origin.is_none().to_string()),
+        ("finite".to_string(), finite.to_string()),
         ("kernel_layout".to_string(), "[in, out]".to_string()),
+        ("activation".to_string(), activations(exp)),
+        ("backend".to_string(), backend.to_string()),
     ]);
     let mut tensors: Vec<(String, F32View)> = Vec::new();
-    for (i, l) in outcome.weights.layers.iter().enumerate() {
+    for (i, l) in c.weights.layers.iter().enumerate() {
         tensors.push((format!("layers.{i}.weight"), F32View(&l.weight)));
         if let Some(b) = &l.bias {
             tensors.push((format!("layers.{i}.bias"), F32View(b)));
         }
     }
-    for t in &outcome.optimizer {
+    for t in &c.optimizer {
         tensors.push((t.name.clone(), F32View(&t.tensor)));
     }
     let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
@@ -138,6 +171,7 @@ pub fn write_trained_weights(
 pub fn write_training_dump(
     dir: &Path,
     exp: &Experiment,
+    backend: &str,
     outcome: &crate::train::TrainOutcome,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
@@ -157,6 +191,8 @@ pub fn write_training_dump(
                 "optimizer_steps".to_string(),
                 st.optimizer_steps.to_string(),
             ),
+            ("activation".to_string(), activations(exp)),
+            ("backend".to_string(), backend.to_string()),
         ]);
         let mut tensors: Vec<(String, F32View)> = case_tensors(&st.weights, &st.pass)
             .into_iter()
@@ -178,7 +214,7 @@ pub fn write_training_dump(
         written.push(path);
     }
     let path = dir.join(TRAINED_WEIGHTS);
-    write_trained_weights(&path, exp, outcome)?;
+    write_trained_weights(&path, exp, backend, outcome)?;
     written.push(path);
     Ok(written)
 }

@@ -669,6 +669,18 @@ fn update_origin(step: usize, after: &MlpWeights) -> Option<Origin> {
     })
 }
 
+/// The weights and the optimiser's state after `steps` steps (`train.checkpoint_every`).
+pub struct Checkpoint<'a> {
+    /// Steps done.
+    pub steps: usize,
+    /// The weights after them.
+    pub weights: &'a MlpWeights,
+    /// The optimiser's state (named as [`TrainOutcome::optimizer`]).
+    pub optimizer: Vec<NamedTensor>,
+    /// The optimiser steps taken.
+    pub optimizer_steps: usize,
+}
+
 /// Train `exp` on `backend`, calling `on_step` with each step's record as it finishes (to
 /// append it to `steps.jsonl`). Stops at the first step with a non-finite value.
 pub fn train(
@@ -679,6 +691,17 @@ pub fn train(
     train_with(exp, backend, true, on_step)
 }
 
+/// [`train`], calling `on_checkpoint` every `train.checkpoint_every` steps with the weights
+/// and the optimiser's state after them (a step that went non-finite makes none).
+pub fn train_checkpointed(
+    exp: &Experiment,
+    backend: &Backend,
+    on_step: &mut dyn FnMut(&StepRecord),
+    on_checkpoint: &mut dyn FnMut(&Checkpoint<'_>),
+) -> Result<TrainOutcome, RunError> {
+    run_training(exp, backend, true, on_step, on_checkpoint)
+}
+
 /// [`train`], with the per-layer statistics of each step (`stats`) or without them (the
 /// records then hold the step, loss and gradient norms only): the benchmark measures what
 /// the statistics cost. The checks for non-finite values run either way.
@@ -687,6 +710,16 @@ pub fn train_with(
     backend: &Backend,
     stats: bool,
     on_step: &mut dyn FnMut(&StepRecord),
+) -> Result<TrainOutcome, RunError> {
+    run_training(exp, backend, stats, on_step, &mut |_| {})
+}
+
+fn run_training(
+    exp: &Experiment,
+    backend: &Backend,
+    stats: bool,
+    on_step: &mut dyn FnMut(&StepRecord),
+    on_checkpoint: &mut dyn FnMut(&Checkpoint<'_>),
 ) -> Result<TrainOutcome, RunError> {
     let Some(train) = &exp.train else {
         unreachable!("train() is called for experiments with [train]")
@@ -720,6 +753,17 @@ pub fn train_with(
         }
         on_step(&record);
         steps.push(record);
+        if let Some(n) = train.checkpoint_every
+            && origin.is_none()
+            && (step + 1) % n == 0
+        {
+            on_checkpoint(&Checkpoint {
+                steps: step + 1,
+                weights: &weights,
+                optimizer: state.tensors(train, &weights),
+                optimizer_steps: state.steps as usize,
+            });
+        }
         let tensors = StepTensors {
             step,
             optimizer: state_before.tensors(train, &before),

@@ -489,14 +489,44 @@ fn run_training(
         Some(l)
     };
     let mut write_error = None;
-    let outcome = crate::train::train(exp, backend, &mut |step| {
-        if let Some(l) = log.as_mut()
-            && let Err(e) = l.append(step)
-        {
-            write_error.get_or_insert(e);
-        }
-    })
+    let checkpoints = log.as_ref().map(|l| l.dir().join("checkpoints"));
+    let mut checkpoint_error = None;
+    let outcome = crate::train::train_checkpointed(
+        exp,
+        backend,
+        &mut |step| {
+            if let Some(l) = log.as_mut()
+                && let Err(e) = l.append(step)
+            {
+                write_error.get_or_insert(e);
+            }
+        },
+        &mut |c| {
+            let Some(dir) = &checkpoints else { return };
+            let path = dir.join(format!("step-{}.safetensors", c.steps));
+            let written = std::fs::create_dir_all(dir).and_then(|()| {
+                crate::tensors::write_checkpoint(&path, exp, backend.kind.name(), c)
+            });
+            if let Err(e) = written {
+                checkpoint_error.get_or_insert(format!("{}: {e}", path.display()));
+            }
+        },
+    )
     .map_err(|e| fail(err, format!("{}: {e}", exp.path.display())))?;
+    if let Some(e) = checkpoint_error {
+        return Err(fail(err, format!("cannot write a checkpoint: {e}")));
+    }
+    if checkpoints.is_none()
+        && exp
+            .train
+            .as_ref()
+            .is_some_and(|t| t.checkpoint_every.is_some())
+    {
+        let _ = writeln!(
+            err,
+            "note: train.checkpoint_every writes into the run record; with --no-record none was written"
+        );
+    }
     if let Some(e) = write_error {
         return Err(fail(err, format!("cannot append to steps.jsonl: {e}")));
     }
@@ -518,15 +548,17 @@ fn run_training(
         ];
         let dir = l
             .finish(&files)
-            .and_then(|dir| crate::page::write(&dir).map(|()| dir))
             .map_err(|e| fail(err, format!("cannot finish the run record: {e}")))?;
         let weights = dir.join(crate::tensors::TRAINED_WEIGHTS);
-        crate::tensors::write_trained_weights(&weights, exp, &outcome)
+        crate::tensors::write_trained_weights(&weights, exp, backend.kind.name(), &outcome)
             .map_err(|e| fail(err, format!("cannot write {}: {e}", weights.display())))?;
+        // Last: the page lists every file of the record, the weights included.
+        crate::page::write(&dir)
+            .map_err(|e| fail(err, format!("cannot finish the run record: {e}")))?;
         let _ = writeln!(err, "note: run record written to {}", dir.display());
     }
     if let Some(dir) = &args.dump {
-        let written = crate::tensors::write_training_dump(dir, exp, &outcome)
+        let written = crate::tensors::write_training_dump(dir, exp, backend.kind.name(), &outcome)
             .map_err(|e| fail(err, format!("cannot write the dump: {e}")))?;
         let names: Vec<String> = written
             .iter()

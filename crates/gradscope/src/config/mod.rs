@@ -66,6 +66,8 @@ pub struct Train {
     pub clip: Clip,
     /// Where batches come from.
     pub data: Data,
+    /// Write a checkpoint every this many steps (`train.checkpoint_every`).
+    pub checkpoint_every: Option<usize>,
 }
 
 /// An optimiser, with PyTorch's update rules.

@@ -128,6 +128,9 @@ pub struct RawTrain {
     /// "x.npy", targets = "y.npy" }` (targets `[N]` labels or `[N, output]` values). Default
     /// `teacher` with `classes = model.output` for the cross-entropy losses.
     pub data: Option<Spanned<RawData>>,
+    /// Write the weights and the optimiser's state every this many steps (≥ 1) into the run record's `checkpoints/step-{N}.safetensors` (N the steps done), each loadable with `[model] weights =` to go on from there. Default: none.
+    #[serde(default, deserialize_with = "ints::opt::<_, ints::Steps>")]
+    pub checkpoint_every: Option<Spanned<i64>>,
 }
 
 /// `train.data`: where the batches come from.

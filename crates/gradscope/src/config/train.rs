@@ -48,6 +48,12 @@ impl Checker<'_> {
             None => Clip::None,
         };
         let data = self.data(raw, model, loss, inputs)?;
+        let checkpoint_every = match &t.checkpoint_every {
+            Some(n) => {
+                Some(self.count::<Steps>(n, "train.checkpoint_every", "the checkpoint interval")?)
+            }
+            None => None,
+        };
         Ok(Train {
             steps,
             batch,
@@ -55,6 +61,7 @@ impl Checker<'_> {
             learning_rate: lr,
             clip,
             data,
+            checkpoint_every,
         })
     }
 

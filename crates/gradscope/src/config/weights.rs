@@ -246,7 +246,10 @@ fn keras_layers(st: &SafeTensors<'_>, model: &MlpConfig) -> Result<Vec<LayerWeig
     // layer name → (kernel tensor name, bias tensor name)
     let mut layers: BTreeMap<(usize, String), (Option<String>, Option<String>)> = BTreeMap::new();
     let mut base: Option<String> = None;
-    for name in st.names() {
+    // In name order, so that a refusal names the same tensors every time.
+    let mut names = st.names();
+    names.sort();
+    for name in names {
         let Some((layer, var)) = keras_name(name) else {
             return Err(Problem::NotDense(name.to_string()));
         };

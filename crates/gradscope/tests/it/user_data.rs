@@ -301,6 +301,12 @@ fn the_optimiser_state_is_saved_beside_the_final_weights() {
         meta.contains(&("optimizer_steps".into(), "1".into())),
         "{meta:?}"
     );
+    // As a plain run's dump does, the file names the activations and the backend.
+    assert!(
+        meta.contains(&("activation".into(), "relu".into()))
+            && meta.iter().any(|(k, v)| k == "backend" && !v.is_empty()),
+        "{meta:?}"
+    );
     let get = |name: &str| {
         saved.iter().find(|t| t.0 == name).unwrap_or_else(|| {
             panic!(
@@ -658,5 +664,58 @@ fn npz_archives_from_numpy_train_as_their_arrays_do() {
         text(&o.stderr).contains("member `x.npy` is compressed"),
         "{}",
         text(&o.stderr)
+    );
+}
+
+/// `train.checkpoint_every = 2` over 4 steps of Adam writes `checkpoints/step-2` and
+/// `step-4` into the record: step 4's weights and state are the final ones, and 2 more steps
+/// from step 2's file end bit for bit where the 4 steps did (every step takes the same 6
+/// rows, so only the true weights and state at step 2 give that).
+#[test]
+fn checkpoints_hold_the_weights_and_state_to_go_on_from() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    write(dir.path(), "x.npy", inputs_6x8());
+    write(dir.path(), "y.npy", int_labels("<i8", &LABELS));
+    let adam = "optimizer = { kind = \"adam\" }";
+    write(
+        dir.path(),
+        "four.toml",
+        classifier(FILES, 4, &format!("{adam}\ncheckpoint_every = 2")),
+    );
+    let o = gradscope(&["run", "four.toml", "--out", "r"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let record = &record_dirs_of(&dir.path().join("r"), "u")[0];
+    let mut names: Vec<String> = std::fs::read_dir(record.join("checkpoints"))
+        .unwrap_or_else(|e| panic!("{e}"))
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["step-2.safetensors", "step-4.safetensors"]);
+    let (last, meta) = tensors_of(&record.join("checkpoints/step-4.safetensors"));
+    let (fin, _) = tensors_of(&record.join("weights.safetensors"));
+    assert_eq!(last, fin, "the last checkpoint is the final state");
+    assert!(meta.contains(&("steps_run".into(), "4".into())), "{meta:?}");
+    let step2 = record.join("checkpoints/step-2.safetensors");
+    let more = classifier(FILES, 2, adam).replace(
+        "output = 4\n",
+        &format!(
+            "output = 4\nweights = {}\n",
+            serde_json::json!(step2.to_string_lossy())
+        ),
+    );
+    write(dir.path(), "more.toml", more);
+    let o = gradscope(&["run", "more.toml", "--out", "r2"], dir.path());
+    assert_eq!(o.status.code(), Some(0), "{}", text(&o.stderr));
+    let (two_and_two, _) = tensors_of(&trained_weights(&dir.path().join("r2"), "u"));
+    assert_eq!(
+        two_and_two, fin,
+        "2 steps + 2 from the checkpoint = 4 steps"
+    );
+    // The page lists them, with the final weights.
+    let page = std::fs::read_to_string(record.join("report.html")).unwrap_or_default();
+    assert!(
+        page.contains("checkpoints/step-2.safetensors") && page.contains(">weights.safetensors<"),
+        "{page}"
     );
 }
