@@ -143,8 +143,11 @@ fn train_toml(t: &Train) -> String {
             file_ref(&shown(targets_path), targets_array.as_deref())
         ),
     };
+    let checkpoints = t
+        .checkpoint_every
+        .map_or(String::new(), |n| format!("checkpoint_every = {n}\n"));
     format!(
-        "\n[train]\nsteps = {}\nbatch = {}\noptimizer = {}\nlearning_rate = {}\nclip = {}\ndata = {data}\n",
+        "\n[train]\nsteps = {}\nbatch = {}\noptimizer = {}\nlearning_rate = {}\nclip = {}\n{checkpoints}data = {data}\n",
         t.steps,
         t.batch,
         named(OPTIMIZERS, &t.optimizer),

@@ -712,6 +712,9 @@ fn checkpoints_hold_the_weights_and_state_to_go_on_from() {
         two_and_two, fin,
         "2 steps + 2 from the checkpoint = 4 steps"
     );
+    // The record's resolved config keeps the key, so that running it again checkpoints too.
+    let config = std::fs::read_to_string(record.join("config.toml")).unwrap_or_default();
+    assert!(config.contains("\ncheckpoint_every = 2\n"), "{config}");
     // The page lists them, with the final weights.
     let page = std::fs::read_to_string(record.join("report.html")).unwrap_or_default();
     assert!(
