@@ -245,7 +245,8 @@ fn wrap(text: &str, width: usize) -> String {
 /// healthy one.
 pub fn health_notes(s: &SweepSummary) -> Vec<String> {
     let mut lines = Vec::new();
-    let kinds: [(&str, fn(&PointSummary) -> usize); 2] = [
+    type Count = fn(&PointSummary) -> usize;
+    let kinds: [(&str, Count); 2] = [
         (
             "with a dead hidden layer (every unit 0 for the whole batch)",
             |p| p.dead_trials,

@@ -307,7 +307,8 @@ mod tests {
                 "optimizer",
                 "learning_rate",
                 "clip",
-                "data"
+                "data",
+                "checkpoint_every"
             ]
         );
     }
