@@ -125,7 +125,7 @@ fn input_files(exp: &Experiment) -> Vec<(String, PathBuf)> {
         inputs_path,
         targets_path,
         ..
-    }) = exp.train.as_ref().map(|t| &t.data)
+    }) = exp.task.train().map(|t| &t.data)
     {
         files.push(("train.data.inputs".to_string(), inputs_path.clone()));
         files.push(("train.data.targets".to_string(), targets_path.clone()));

@@ -50,6 +50,9 @@ pub enum RunError {
     /// Autodiff produced no gradient for some parameters.
     #[error("Burn's autodiff returned no gradient for {0:?}")]
     MissingGradient(Vec<String>),
+    /// Training was asked of an experiment without `[train]`.
+    #[error("experiment `{0}` has no [train] table to train with")]
+    NotTraining(String),
     /// Trials that were to run as one stack do not share an architecture.
     #[error("cannot run these trials as one stack: {0}")]
     Stack(#[from] gradscope_model::StackError),

@@ -12,7 +12,7 @@ use crate::config::sweep::Sweep;
 /// Theory at point `pi` for input case `case` of `sweep`, where it applies.
 fn point_theory(sweep: &Sweep, pi: usize, case: &str) -> Option<PointTheory> {
     let exp = sweep.point(pi).ok()?;
-    if exp.train.is_some() || exp.weights.is_some() {
+    if exp.task.train().is_some() || exp.weights.is_some() {
         return None;
     }
     let input = exp.inputs.iter().find(|c| c.name == case)?;

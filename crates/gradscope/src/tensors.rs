@@ -134,7 +134,7 @@ fn write_state(
     c: &crate::train::Checkpoint<'_>,
     finite: bool,
 ) -> std::io::Result<()> {
-    let optimizer = exp.train.as_ref().map_or_else(String::new, |t| {
+    let optimizer = exp.task.train().map_or_else(String::new, |t| {
         crate::config::kinds::describe_named(crate::config::kinds::OPTIMIZERS, &t.optimizer)
     });
     let metadata = HashMap::from([
@@ -175,7 +175,7 @@ pub fn write_training_dump(
     outcome: &crate::train::TrainOutcome,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let optimizer = exp.train.as_ref().map_or_else(String::new, |t| {
+    let optimizer = exp.task.train().map_or_else(String::new, |t| {
         crate::config::kinds::describe_named(crate::config::kinds::OPTIMIZERS, &t.optimizer)
     });
     let mut written = Vec::new();

@@ -74,7 +74,7 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
             )),
             // A training run is many passes whose weights each step changes: comparing its
             // first pass alone would read as comparing the run.
-            Ok(e) if e.train.is_some() => errors.push(format!(
+            Ok(e) if e.task.train().is_some() => errors.push(format!(
                 "{}: this file is a training run ([train]); compare measures one gradient on each backend\nhint: run it with --backend B on each backend and compare the records' steps.jsonl, or drop [train] to compare its first pass",
                 file.display()
             )),

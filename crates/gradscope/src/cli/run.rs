@@ -5,7 +5,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::backend::{self, Backend, BackendKind};
-use crate::config::{self, ConfigError, Experiment};
+use crate::config::{self, ConfigError, Experiment, Task};
 use gradscope_render::{plot, sweep as sweep_text, text, train as train_text};
 
 use crate::record;
@@ -210,10 +210,10 @@ pub(super) fn run_experiments(
         };
         let header = std::mem::replace(&mut csv_header, false);
         let t = plan.thresholds;
-        let result = match &exp.sweep {
-            Some(sweep) => run_one_sweep(exp, sweep, backend, args, t, header, out, err),
-            None if exp.train.is_some() => run_training(exp, backend, args, i, out, err),
-            None => {
+        let result = match (&exp.sweep, &exp.task) {
+            (Some(sweep), _) => run_one_sweep(exp, sweep, backend, args, t, header, out, err),
+            (None, Task::Train(train)) => run_training(exp, train, backend, args, i, out, err),
+            (None, Task::Probe) => {
                 let many = plan.experiments.len() > 1;
                 run_plain(exp, backend, args, t, (i, header, many), out, err)
             }
@@ -347,7 +347,7 @@ fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), Str
     }
     for exp in experiments {
         let path = exp.path.display();
-        if exp.train.is_some() && exp.sweep.is_none() && args.format == Format::Csv {
+        if exp.task.train().is_some() && exp.sweep.is_none() && args.format == Format::Csv {
             return Err(format!(
                 "{path}: a training run prints a table, markdown or JSON; its steps, one JSON object per line, are in the record's steps.jsonl"
             ));
@@ -472,6 +472,7 @@ fn notebook_error(dir: &Path, e: &std::io::Error) -> String {
 /// went non-finite (unless `--allow-nonfinite`).
 fn run_training(
     exp: &Experiment,
+    train: &config::Train,
     backend: &Backend,
     args: &RunArgs,
     index: usize,
@@ -516,12 +517,7 @@ fn run_training(
     if let Some(e) = checkpoint_error {
         return Err(fail(err, format!("cannot write a checkpoint: {e}")));
     }
-    if checkpoints.is_none()
-        && exp
-            .train
-            .as_ref()
-            .is_some_and(|t| t.checkpoint_every.is_some())
-    {
+    if checkpoints.is_none() && train.checkpoint_every.is_some() {
         let _ = writeln!(
             err,
             "note: train.checkpoint_every writes into the run record; with --no-record none was written"

@@ -24,6 +24,25 @@ pub use source::{ConfigError, Source};
 
 use crate::backend::BackendKind;
 
+/// What an experiment does with its network.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Task {
+    /// Measure the gradients of one pass on each input case (`[[inputs]]`).
+    Probe,
+    /// Train (`[train]`), checking every step (boxed: it holds the data files' arrays).
+    Train(Box<Train>),
+}
+
+impl Task {
+    /// The training, for a training run.
+    pub fn train(&self) -> Option<&Train> {
+        match self {
+            Self::Train(t) => Some(&**t),
+            Self::Probe => None,
+        }
+    }
+}
+
 /// A validated experiment, ready to run.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Experiment {
@@ -43,8 +62,8 @@ pub struct Experiment {
     pub inputs: Vec<InputCase>,
     /// Weights read from a file instead of drawn from the seed.
     pub weights: Option<LoadedWeights>,
-    /// Training, when the file has a `[train]` table.
-    pub train: Option<Train>,
+    /// What it does with the network: measure one pass per input case, or train.
+    pub task: Task,
     /// The sweep, when the file has a `[sweep]` table.
     pub sweep: Option<sweep::Sweep>,
     /// The file it was read from.
@@ -327,7 +346,7 @@ impl Experiment {
             .inputs
             .iter()
             .map(|c| c.batch)
-            .chain(self.train.as_ref().map(|t| t.batch))
+            .chain(self.task.train().map(|t| t.batch))
             .max()
             .unwrap_or(0) as u128;
         4 * (4 * params + 6 * batch * units + 2 * batch * self.model.d_input as u128)

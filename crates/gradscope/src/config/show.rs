@@ -65,7 +65,7 @@ impl Experiment {
                 }
             }
         }
-        if let Some(t) = &self.train {
+        if let Some(t) = self.task.train() {
             s.push_str(&train_toml(t));
         }
         if let Some(sweep) = &self.sweep {

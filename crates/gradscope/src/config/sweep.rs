@@ -167,9 +167,9 @@ pub(super) fn plan(
         files: files.clone(),
     };
     let first = plan.point(0)?;
-    plan.cases = match first.train {
-        Some(_) => vec!["train".to_string()],
-        None => first.inputs.iter().map(|c| c.name.clone()).collect(),
+    plan.cases = match first.task {
+        super::Task::Train(_) => vec!["train".to_string()],
+        super::Task::Probe => first.inputs.iter().map(|c| c.name.clone()).collect(),
     };
     for i in 1..plan.len() {
         plan.point(i)?;

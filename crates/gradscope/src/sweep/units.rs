@@ -153,7 +153,7 @@ pub(super) fn run_units(
         .iter()
         .map(|&(_, trial)| trial_experiment(base, exp.seed, trial))
         .collect();
-    if base.train.is_some() {
+    if base.task.train().is_some() {
         // Training trials are independent runs: in parallel on the CPU backends (a GPU queue
         // gains nothing from it). The lines are written in trial order all the same.
         let run = |(&(point, trial), trial_exp): (&(usize, usize), &Experiment)| {

@@ -84,6 +84,24 @@ pub struct TrainOutcome {
     pub optimizer_steps: usize,
     /// The last finite step and the failing one (with a failure).
     pub dumps: Vec<StepTensors>,
+    /// How it was trained (the `[train]` table's optimiser, learning rate, clipping, batch and
+    /// steps), for its report.
+    pub setting: Setting,
+}
+
+/// A training run's setting, as its report states it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Setting {
+    /// The optimiser.
+    pub optimizer: crate::config::Optimizer,
+    /// The learning rate.
+    pub learning_rate: f64,
+    /// The clipping.
+    pub clip: Clip,
+    /// Examples per step.
+    pub batch: usize,
+    /// Steps asked for.
+    pub steps: usize,
 }
 
 /// The first parameter an update made non-finite.
@@ -151,8 +169,15 @@ fn run_training(
     on_step: &mut dyn FnMut(&StepRecord),
     on_checkpoint: &mut dyn FnMut(&Checkpoint<'_>),
 ) -> Result<TrainOutcome, RunError> {
-    let Some(train) = &exp.train else {
-        unreachable!("train() is called for experiments with [train]")
+    let Some(train) = exp.task.train() else {
+        return Err(RunError::NotTraining(exp.name.clone()));
+    };
+    let setting = Setting {
+        optimizer: train.optimizer,
+        learning_rate: train.learning_rate,
+        clip: train.clip,
+        batch: train.batch,
+        steps: train.steps,
     };
     let mut weights = match &exp.weights {
         Some(loaded) => loaded.weights.clone(),
@@ -212,6 +237,7 @@ fn run_training(
                 optimizer_steps: state.steps as usize,
                 weights,
                 dumps,
+                setting,
             });
         }
         last = Some(tensors);
@@ -223,6 +249,7 @@ fn run_training(
         optimizer_steps: state.steps as usize,
         weights,
         dumps: Vec::new(),
+        setting,
     })
 }
 

@@ -134,9 +134,7 @@ pub(super) fn accuracy(output: &HostTensor, targets: &HostTensor) -> f32 {
 
 /// Summarise `outcome` of `exp` on `backend`.
 pub fn train_report(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome) -> TrainReport {
-    let Some(t) = &exp.train else {
-        unreachable!("a training report is of an experiment with [train]")
-    };
+    let t = &outcome.setting;
     let growth = outcome
         .origin
         .as_ref()

@@ -330,7 +330,7 @@ fn a_minimal_training_config_runs_with_n01_inputs() {
         gradscope::config::load(&dir.path().join(file)).unwrap_or_else(|e| panic!("{e}"))
     };
     let (m, e) = (load("m.toml"), load("e.toml"));
-    let (tm, te) = (m.train.as_ref(), e.train.as_ref());
+    let (tm, te) = (m.task.train(), e.task.train());
     let (Some(tm), Some(te)) = (tm, te) else {
         panic!("no [train]")
     };

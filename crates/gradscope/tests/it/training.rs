@@ -51,7 +51,7 @@ fn cross_entropy(out: &[f64], labels: &[usize], k: usize) -> (f64, Vec<f64>) {
 /// PyTorch's clipping and update rules (torch.optim.SGD, torch.optim.Adam,
 /// clip_grad_norm_). Returns each step's loss and the final weights.
 fn reference(exp: &Experiment) -> (Vec<f64>, Layers) {
-    let t = exp.train.as_ref().unwrap_or_else(|| panic!("no [train]"));
+    let t = exp.task.train().unwrap_or_else(|| panic!("no [train]"));
     let w0 = exp.model.draw_weights();
     let teacher = train::teacher(exp);
     let mut layers = layers_of(&w0);
@@ -650,7 +650,7 @@ fn shipped_training_configs_fail_alike_on_every_backend() {
     let backends = every_backend("shipped training configs");
     for file in files {
         let mut exp = config::load(&file).unwrap_or_else(|e| panic!("{e}"));
-        if let Some(t) = exp.train.as_mut() {
+        if let gradscope::config::Task::Train(t) = &mut exp.task {
             t.steps = t.steps.min(40);
         }
         let runs: Vec<(Option<Seen>, Vec<f64>)> = backends
@@ -913,4 +913,22 @@ fn dead_layers_and_zero_gradients_are_named_with_their_first_step() {
             "{words}"
         );
     }
+}
+
+/// Training asked of an experiment without `[train]` is an error naming it, not a panic.
+#[test]
+fn training_a_probe_experiment_is_an_error_not_a_panic() {
+    let exp = experiment(
+        "name = \"p\"\nseed = 0\n[model]\ninput = 2\nhidden = [2]\noutput = 1\n\
+         [[inputs]]\nname = \"x\"\nbatch = 1\ndistribution = \"normal\"\n",
+    );
+    let b = gradscope::backend::open(gradscope::backend::BackendKind::Ndarray, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let e = train::train(&exp, &b, &mut |_| {})
+        .err()
+        .map(|e| e.to_string());
+    assert_eq!(
+        e.as_deref(),
+        Some("experiment `p` has no [train] table to train with")
+    );
 }

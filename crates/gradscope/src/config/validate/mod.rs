@@ -419,11 +419,11 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         }
     };
     let weights = c.weights(&raw.model, &model)?;
-    let train = match &raw.train {
-        Some(t) => Some(c.train(t, &model, &loss, &inputs)?),
-        None => None,
+    let task = match &raw.train {
+        Some(t) => super::Task::Train(Box::new(c.train(t, &model, &loss, &inputs)?)),
+        None => super::Task::Probe,
     };
-    if train.is_none() && loss.needs_labels() {
+    if task == super::Task::Probe && loss.needs_labels() {
         let span = raw.loss.as_ref().map_or(0..0, Spanned::span);
         return Err(c.err(
             span,
@@ -447,7 +447,7 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         loss,
         inputs,
         weights,
-        train,
+        task,
         sweep,
         path: src.path.clone(),
     })
