@@ -23,12 +23,24 @@ pub const FAULT_ENV: &str = "GRADSCOPE_FAULT_AFTER_RECORD_FILES";
 /// Describe a run of `exp` on `backend` that started at `started` and took `wall`; the files
 /// it read are hashed here (an unreadable one is named with the reason in place of a digest).
 pub fn meta(exp: &Experiment, backend: &Backend, started: SystemTime, wall: Duration) -> Meta {
+    let on = (backend.kind.name().to_string(), backend.adapter.clone());
+    meta_of(exp, on, (started, wall), Vec::new())
+}
+
+/// The meta of a record of `exp` made on `(backend, adapter)`, in `(started, wall)`, from the
+/// records `merged_from` (none but for a merge).
+fn meta_of(
+    exp: &Experiment,
+    (backend, adapter): (String, Option<String>),
+    (started, wall): (SystemTime, Duration),
+    merged_from: Vec<gradscope_report::MergedPart>,
+) -> Meta {
     Meta {
         schema_version: gradscope_report::SCHEMA_VERSION,
         gradscope_version: env!("CARGO_PKG_VERSION").to_string(),
         burn_version: BURN_VERSION.to_string(),
-        backend: backend.kind.name().to_string(),
-        adapter: backend.adapter.clone(),
+        backend,
+        adapter,
         seed: exp.seed,
         started_utc: utc(started, true),
         wall_time_s: wall.as_secs_f64(),
@@ -39,7 +51,7 @@ pub fn meta(exp: &Experiment, backend: &Backend, started: SystemTime, wall: Dura
             .into_iter()
             .map(|(role, path)| digest(role, &path))
             .collect(),
-        merged_from: Vec::new(),
+        merged_from,
     }
 }
 
@@ -76,24 +88,11 @@ pub fn merged_meta(
             _ => Some(format!("mixed: {}", seen.join(", "))),
         }
     };
-    Meta {
-        schema_version: gradscope_report::SCHEMA_VERSION,
-        gradscope_version: env!("CARGO_PKG_VERSION").to_string(),
-        burn_version: BURN_VERSION.to_string(),
-        backend: agreed(&|m| Some(m.backend.clone())).unwrap_or_else(|| "unknown".into()),
-        adapter: agreed(&|m| m.adapter.clone()),
-        seed: exp.seed,
-        started_utc: utc(started, true),
-        wall_time_s: wall.as_secs_f64(),
-        host: host_name(),
-        config_path: exp.path.display().to_string(),
-        command: std::env::args().collect(),
-        files: input_files(exp)
-            .into_iter()
-            .map(|(role, path)| digest(role, &path))
-            .collect(),
-        merged_from,
-    }
+    let on = (
+        agreed(&|m| Some(m.backend.clone())).unwrap_or_else(|| "unknown".into()),
+        agreed(&|m| m.adapter.clone()),
+    );
+    meta_of(exp, on, (started, wall), merged_from)
 }
 
 /// `meta` as the record's `meta.json` text.

@@ -238,6 +238,29 @@ fn sharded_and_merged_equals_unsharded_exactly() {
     ] {
         assert!(w.join(file).exists(), "the sweep record lacks {file}");
     }
+    // The merged record says what made it: the merge, on the backend its parts agree on,
+    // and each part with its shard and its own meta.json.
+    let meta: serde_json::Value =
+        serde_json::from_str(&read(&m.join("meta.json"))).unwrap_or_else(|e| panic!("{e}"));
+    let parts = meta["merged_from"].as_array().cloned().unwrap_or_default();
+    assert_eq!(parts.len(), 3, "{meta}");
+    let mut named: Vec<String> = parts
+        .iter()
+        .map(|p| p["part"].as_str().unwrap_or("").to_string())
+        .collect();
+    named.sort();
+    assert_eq!(named, ["shard 1/3", "shard 2/3", "shard 3/3"]);
+    assert!(
+        parts
+            .iter()
+            .all(|p| p["meta"]["backend"] == meta["backend"]),
+        "{meta}"
+    );
+    assert_eq!(meta["command"][1], "merge", "{meta}");
+    assert!(
+        read(&m.join("report.html")).contains(">meta.json<"),
+        "the page lists the merge's meta"
+    );
     // 4 points x 7 trials x 2 cases x (depth + 1) layers, plus the header.
     assert_eq!(
         read(&w.join("trials.csv")).lines().count(),
