@@ -9,7 +9,7 @@ use crate::compare::{self, BackendInfo};
 use crate::config::{self, Experiment};
 use crate::run;
 
-use super::{ExitStatus, Format, expand, report_error};
+use super::{CommandError, CommandResult, ExitStatus, Format, expand};
 
 /// `gradscope compare`.
 #[derive(Debug, clap::Args)]
@@ -145,16 +145,11 @@ fn open_backends(
 }
 
 /// Run `compare`; returns the exit code.
-pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
-    let plan = match plan(args) {
-        Ok(p) => p,
-        Err(errors) => {
-            for e in &errors {
-                let _ = writeln!(err, "error: {e}");
-            }
-            return ExitStatus::BadInput;
-        }
-    };
+pub fn run(args: &CompareArgs, out: &mut dyn Write) -> CommandResult {
+    let plan = plan(args).map_err(|messages| CommandError {
+        status: ExitStatus::BadInput,
+        messages,
+    })?;
     let mut code = ExitStatus::Ok;
     for (i, exp) in plan.experiments.iter().enumerate() {
         let mut runs = Vec::new();
@@ -169,7 +164,7 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit
                 )),
                 Err(e) => {
                     let at = format!("{} on {}: {e}", exp.path.display(), b.kind.name());
-                    return report_error(err, &at, ExitStatus::Failure);
+                    return Err(CommandError::failure(at));
                 }
             }
         }
@@ -193,15 +188,15 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write, err: &mut dyn Write) -> Exit
         let written = match text {
             Ok(t) => out.write_all(t.as_bytes()).and_then(|()| out.flush()),
             Err(e) => {
-                return report_error(err, &format!("cannot write CSV: {e}"), ExitStatus::Failure);
+                return Err(CommandError::failure(format!("cannot write CSV: {e}")));
             }
         };
         if written.is_err() {
-            return ExitStatus::Failure;
+            return Ok(ExitStatus::Failure);
         }
         if !report.agree {
             code = ExitStatus::Disagree;
         }
     }
-    code
+    Ok(code)
 }

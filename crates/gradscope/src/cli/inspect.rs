@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 use crate::config;
 
-use super::{ExitStatus, expand, report_error};
+use super::{CommandError, CommandResult, ExitStatus, expand};
 
 /// `gradscope validate`.
 #[derive(Debug, clap::Args)]
@@ -37,28 +37,32 @@ pub struct ShowArgs {
     pub sets: Vec<String>,
 }
 
-pub(super) fn validate(
-    args: &ValidateArgs,
-    out: &mut dyn Write,
-    err: &mut dyn Write,
-) -> ExitStatus {
-    let files = match expand(&args.files, false) {
-        Ok(f) => f,
-        Err(e) => return report_error(err, &e, ExitStatus::BadInput),
-    };
-    let mut code = ExitStatus::Ok;
+pub(super) fn validate(args: &ValidateArgs, out: &mut dyn Write) -> CommandResult {
+    let files = expand(&args.files, false).map_err(CommandError::bad_input)?;
+    let mut errors = Vec::new();
     for file in files {
         match config::sets::load_with_sets(&file, &args.sets) {
             Ok(exp) => {
                 let _ = writeln!(out, "ok  {}  ({})", file.display(), exp.name);
             }
-            Err(e) => code = report_error(err, &e, ExitStatus::BadInput),
+            Err(e) => errors.push(e.to_string()),
         }
     }
-    code
+    every_file(errors)
 }
 
-pub(super) fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+/// Ok where no file had an error; else every error, bad input.
+fn every_file(errors: Vec<String>) -> CommandResult {
+    match errors.is_empty() {
+        true => Ok(ExitStatus::Ok),
+        false => Err(CommandError {
+            status: ExitStatus::BadInput,
+            messages: errors,
+        }),
+    }
+}
+
+pub(super) fn list(args: &ListArgs, out: &mut dyn Write) -> CommandResult {
     if !args.dir.is_dir() {
         let why = if args.dir.exists() {
             "is not a directory"
@@ -69,18 +73,15 @@ pub(super) fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) ->
             "{}: {why} (list shows the experiments of a directory)",
             args.dir.display()
         );
-        return report_error(err, &m, ExitStatus::BadInput);
+        return Err(CommandError::bad_input(m));
     }
-    let files = match expand(std::slice::from_ref(&args.dir), false) {
-        Ok(f) => f,
-        Err(e) => return report_error(err, &e, ExitStatus::BadInput),
-    };
-    let mut code = ExitStatus::Ok;
+    let files = expand(std::slice::from_ref(&args.dir), false).map_err(CommandError::bad_input)?;
+    let mut errors = Vec::new();
     let mut rows = Vec::new();
     for file in files {
         match config::load(&file) {
             Ok(exp) => rows.push((file.display().to_string(), exp.name, exp.description)),
-            Err(e) => code = report_error(err, &e, ExitStatus::BadInput),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     let fw = rows.iter().map(|r| r.0.len()).max().unwrap_or(0);
@@ -88,5 +89,5 @@ pub(super) fn list(args: &ListArgs, out: &mut dyn Write, err: &mut dyn Write) ->
     for (file, name, description) in rows {
         let _ = writeln!(out, "{file:fw$}  {name:nw$}  {description}");
     }
-    code
+    every_file(errors)
 }

@@ -108,6 +108,16 @@ pub struct BenchArgs {
     pub stack: Option<u32>,
 }
 
+/// `gradscope show`: the resolved config.
+fn show(args: &ShowArgs, out: &mut dyn Write) -> CommandResult {
+    let exp =
+        config::sets::load_with_sets(&args.file, &args.sets).map_err(CommandError::bad_input)?;
+    match out.write_all(exp.to_toml().as_bytes()) {
+        Ok(()) => Ok(ExitStatus::Ok),
+        Err(_) => Ok(ExitStatus::Failure),
+    }
+}
+
 /// `gradscope merge`.
 #[derive(Debug, clap::Args)]
 pub struct MergeArgs {
@@ -139,37 +149,84 @@ pub enum Format {
     Markdown,
 }
 
-/// Run the parsed command line, writing reports to `out` and diagnostics to `err`; returns the
-/// exit code.
-pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
-    match cli.command {
-        Command::Run(args) => run::run_experiments(&args, out, err),
-        Command::Compare(args) => compare::run(&args, out, err),
-        Command::Validate(args) => inspect::validate(&args, out, err),
-        Command::List(args) => inspect::list(&args, out, err),
-        Command::Bench(args) => bench(&args, out, err),
-        Command::Report(args) => report(&args, out, err),
-        Command::Merge(args) => {
-            match crate::sweep::merge(&args.dirs, &args.out, args.allow_partial) {
-                Ok((dir, summary)) => {
-                    let _ = writeln!(
-                        err,
-                        "note: merged sweep record written to {}",
-                        dir.display()
-                    );
-                    print_summary(&summary, args.format, true, out)
-                }
-                Err(e) if e.is_bad_input() => report_error(err, &e, ExitStatus::BadInput),
-                Err(e) => report_error(err, &e, ExitStatus::Failure),
-            }
+/// A command's failure: what to tell the user (one `error: …` line each, in order) and the
+/// exit status it ends with. Commands return it; [`run`] prints it, once.
+#[derive(Debug)]
+pub struct CommandError {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// The messages.
+    pub messages: Vec<String>,
+}
+
+impl CommandError {
+    /// One message.
+    pub fn new(status: ExitStatus, message: impl std::fmt::Display) -> Self {
+        Self {
+            status,
+            messages: vec![message.to_string()],
         }
-        Command::Show(args) => match config::sets::load_with_sets(&args.file, &args.sets) {
-            Ok(exp) => match out.write_all(exp.to_toml().as_bytes()) {
-                Ok(()) => ExitStatus::Ok,
-                Err(_) => ExitStatus::Failure,
-            },
-            Err(e) => report_error(err, &e, ExitStatus::BadInput),
-        },
+    }
+
+    /// Bad input (exit 2).
+    pub fn bad_input(message: impl std::fmt::Display) -> Self {
+        Self::new(ExitStatus::BadInput, message)
+    }
+
+    /// A failure that is not the input's fault (exit 1).
+    pub fn failure(message: impl std::fmt::Display) -> Self {
+        Self::new(ExitStatus::Failure, message)
+    }
+
+    /// An ending with nothing to say (standard output closed: nobody reads it).
+    pub fn silent(status: ExitStatus) -> Self {
+        Self {
+            status,
+            messages: Vec::new(),
+        }
+    }
+}
+
+/// How a command ends: its status, or the error that ended it.
+pub type CommandResult = Result<ExitStatus, CommandError>;
+
+/// Run the parsed command line, writing reports to `out` and diagnostics to `err`; returns the
+/// exit code. A command's error is printed here, once.
+pub fn run(cli: Cli, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+    let result = match cli.command {
+        Command::Run(args) => run::run_experiments(&args, out, err),
+        Command::Compare(args) => compare::run(&args, out),
+        Command::Validate(args) => inspect::validate(&args, out),
+        Command::List(args) => inspect::list(&args, out),
+        Command::Bench(args) => bench(&args, out),
+        Command::Report(args) => report(&args, out),
+        Command::Merge(args) => merge(&args, out, err),
+        Command::Show(args) => show(&args, out),
+    };
+    match result {
+        Ok(status) => status,
+        Err(e) => {
+            for m in &e.messages {
+                let _ = writeln!(err, "error: {m}");
+            }
+            e.status
+        }
+    }
+}
+
+/// `gradscope merge`.
+fn merge(args: &MergeArgs, out: &mut dyn Write, err: &mut dyn Write) -> CommandResult {
+    match crate::sweep::merge(&args.dirs, &args.out, args.allow_partial) {
+        Ok((dir, summary)) => {
+            let _ = writeln!(
+                err,
+                "note: merged sweep record written to {}",
+                dir.display()
+            );
+            Ok(print_summary(&summary, args.format, true, out))
+        }
+        Err(e) if e.is_bad_input() => Err(CommandError::bad_input(e)),
+        Err(e) => Err(CommandError::failure(e)),
     }
 }
 
@@ -201,70 +258,65 @@ pub fn malloc_settings(glibc_tunables: Option<&str>) -> Option<(i32, i32)> {
 }
 
 /// `gradscope bench`: the named workloads, timed.
-fn bench(args: &BenchArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+fn bench(args: &BenchArgs, out: &mut dyn Write) -> CommandResult {
     if let Some(w) = args
         .workloads
         .iter()
         .find(|w| !["seed", "throughput", "sweep", "train", "all"].contains(&w.as_str()))
     {
-        return report_error(
-            err,
-            &format!("unknown workload `{w}`: expected seed, throughput, sweep, train or all"),
-            ExitStatus::BadInput,
-        );
+        return Err(CommandError::bad_input(format!(
+            "unknown workload `{w}`: expected seed, throughput, sweep, train or all"
+        )));
     }
-    match backend::open(args.backend, None) {
-        Ok(b) => match crate::bench::run(
-            &args.workloads,
-            &b,
-            args.repeat.max(1),
-            &args.configs,
-            args.stack.map(|n| n as usize),
-            out,
-        ) {
-            Ok(()) => ExitStatus::Ok,
-            Err(e) => report_error(err, &e, ExitStatus::Failure),
-        },
-        Err(e) => report_error(err, &e, ExitStatus::BadInput),
-    }
+    let b = backend::open(args.backend, None).map_err(CommandError::bad_input)?;
+    crate::bench::run(
+        &args.workloads,
+        &b,
+        args.repeat.max(1),
+        &args.configs,
+        args.stack.map(|n| n as usize),
+        out,
+    )
+    .map_err(CommandError::failure)?;
+    Ok(ExitStatus::Ok)
 }
 
 /// `gradscope report`: each record directory's report.html written anew.
-fn report(args: &ReportArgs, out: &mut dyn Write, err: &mut dyn Write) -> ExitStatus {
+fn report(args: &ReportArgs, out: &mut dyn Write) -> CommandResult {
     for dir in &args.dirs {
         let is_record = ["report.json", "summary.json"]
             .iter()
             .any(|f| dir.join(f).is_file());
         if !dir.exists() {
             let m = format!("{}: does not exist", dir.display());
-            return report_error(err, &m, ExitStatus::BadInput);
+            return Err(CommandError::bad_input(m));
         }
         if !dir.is_dir() {
             let m = format!(
                 "{}: is a file, not a record directory (give the directory that holds report.json or summary.json)",
                 dir.display()
             );
-            return report_error(err, &m, ExitStatus::BadInput);
+            return Err(CommandError::bad_input(m));
         }
         if !is_record {
             let m = format!(
                 "{}: not a record directory (it holds no report.json or summary.json)",
                 dir.display()
             );
-            return report_error(err, &m, ExitStatus::BadInput);
+            return Err(CommandError::bad_input(m));
         }
         if let Err(e) = crate::page::write(dir) {
             // A record whose report does not fit the schema is bad input, not a failure.
             if e.kind() == std::io::ErrorKind::InvalidData {
                 let m = format!("cannot read the record: {e}");
-                return report_error(err, &m, ExitStatus::BadInput);
+                return Err(CommandError::bad_input(m));
             }
             let m = format!("{}: cannot write report.html: {e}", dir.display());
-            return report_error(err, &m, ExitStatus::Failure);
+            return Err(CommandError::failure(m));
         }
         let _ = writeln!(out, "{}", dir.join("report.html").display());
     }
-    ExitStatus::Ok
+    Ok(ExitStatus::Ok)
 }
 
 /// The files `paths` name: files as they are, each directory's `*.toml` in name order; with
@@ -323,14 +375,37 @@ fn print_summary(
     }
 }
 
-fn report_error(err: &mut dyn Write, e: &dyn std::fmt::Display, code: ExitStatus) -> ExitStatus {
-    let _ = writeln!(err, "error: {e}");
-    code
-}
-
 #[cfg(test)]
 mod tests {
-    use super::{malloc_settings, pool_threads};
+    use super::{Cli, ExitStatus, malloc_settings, pool_threads, run};
+    use clap::Parser;
+
+    /// A command's error is printed once, by `run`, as `error: …` lines, and its status is
+    /// the exit status; several errors (validate over several files) each get a line.
+    #[test]
+    fn a_commands_error_is_printed_once_with_its_status() {
+        let go = |args: &[&str]| {
+            let cli = Cli::try_parse_from(args).unwrap_or_else(|e| panic!("{e}"));
+            let (mut out, mut err) = (Vec::new(), Vec::new());
+            let status = run(cli, &mut out, &mut err);
+            (status, String::from_utf8_lossy(&err).into_owned())
+        };
+        let (status, err) = go(&["gradscope", "report", "/nonexistent-record"]);
+        assert_eq!(status, ExitStatus::BadInput);
+        assert_eq!(err, "error: /nonexistent-record: does not exist\n");
+        let (status, err) = go(&[
+            "gradscope",
+            "validate",
+            "/nonexistent-a.toml",
+            "/nonexistent-b.toml",
+        ]);
+        assert_eq!(status, ExitStatus::BadInput);
+        assert_eq!(err.matches("error: ").count(), 2, "{err}");
+        assert!(
+            err.find("nonexistent-a") < err.find("nonexistent-b"),
+            "in order: {err}"
+        );
+    }
 
     #[test]
     fn malloc_settings_step_aside_for_the_users_tunables() {

@@ -12,7 +12,7 @@ use crate::record;
 use crate::report::{ExperimentReport, Thresholds};
 use crate::run;
 
-use super::{ExitStatus, Format, expand, print_summary, report_error};
+use super::{CommandError, CommandResult, ExitStatus, Format, expand, print_summary};
 
 /// `gradscope run`.
 #[derive(Debug, clap::Args)]
@@ -190,23 +190,18 @@ pub(super) fn run_experiments(
     args: &RunArgs,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> ExitStatus {
-    let plan = match plan_run(args) {
-        Ok(p) => p,
-        Err(errors) => {
-            for e in &errors {
-                let _ = writeln!(err, "error: {e}");
-            }
-            return ExitStatus::BadInput;
-        }
-    };
+) -> CommandResult {
+    let plan = plan_run(args).map_err(|messages| CommandError {
+        status: ExitStatus::BadInput,
+        messages,
+    })?;
     // CSV: one header for the whole stream, written with the first rows.
     let mut csv_header = true;
     let mut code = ExitStatus::Ok;
     for (i, exp) in plan.experiments.iter().enumerate() {
         let Some(backend) = plan.backend_for(exp, args) else {
             let m = "internal error: a backend was not opened";
-            return report_error(err, &m, ExitStatus::Failure);
+            return Err(CommandError::failure(m));
         };
         let header = std::mem::replace(&mut csv_header, false);
         let t = plan.thresholds;
@@ -218,12 +213,9 @@ pub(super) fn run_experiments(
                 run_plain(exp, backend, args, t, (i, header, many), out, err)
             }
         };
-        match result {
-            Ok(c) => code = code.max(c),
-            Err(c) => return c,
-        }
+        code = code.max(result?);
     }
-    code
+    Ok(code)
 }
 
 /// Run one plain experiment and write what was asked for: notebook page, dump, record, report.
@@ -236,16 +228,16 @@ fn run_plain(
     at: (usize, bool, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> Result<ExitStatus, ExitStatus> {
+) -> CommandResult {
     let (index, csv_header, many) = at;
     let started = std::time::SystemTime::now();
     let clock = std::time::Instant::now();
     let outcome = run::execute(exp, backend).map_err(|e| {
         let m = format!("{}: {e}", exp.path.display());
-        report_error(err, &m, ExitStatus::Failure)
+        CommandError::new(ExitStatus::Failure, m)
     })?;
     let report = crate::report::build(exp, backend, &outcome, thresholds);
-    write_plain_files(exp, backend, args, &outcome, &report, many, err)?;
+    write_plain_files(exp, backend, args, &outcome, &report, many)?;
     if !args.no_record {
         let files = [
             ("report.json", format!("{}\n", report.to_json())),
@@ -262,7 +254,7 @@ fn run_plain(
                 "cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record",
                 args.out.display()
             );
-            report_error(err, &m, ExitStatus::Failure)
+            CommandError::new(ExitStatus::Failure, m)
         })?;
         let _ = writeln!(err, "note: run record written to {}", dir.display());
     }
@@ -274,11 +266,11 @@ fn run_plain(
         Format::Csv if args.layers => text::csv_layers(&report, csv_header),
         Format::Csv => text::csv_params(&report, csv_header),
     };
-    let text = text
-        .map_err(|e| report_error(err, &format!("cannot write CSV: {e}"), ExitStatus::Failure))?;
+    let text =
+        text.map_err(|e| CommandError::new(ExitStatus::Failure, format!("cannot write CSV: {e}")))?;
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
-        .map_err(|_| ExitStatus::Failure)?;
+        .map_err(|_| CommandError::silent(ExitStatus::Failure))?;
     Ok(if !report.all_finite && !args.allow_nonfinite {
         ExitStatus::NonFinite
     } else {
@@ -294,14 +286,13 @@ fn write_plain_files(
     outcome: &run::Outcome,
     report: &ExperimentReport,
     many: bool,
-    err: &mut dyn Write,
-) -> Result<(), ExitStatus> {
+) -> Result<(), CommandError> {
     if let Some(nb) = &args.notebook {
         let command = regenerate_command(exp, args, nb);
         let page = text::markdown_with_picture(report, &format!("{}.svg", exp.name));
         let svg = plot::run_svg(&exp.name, &plot::RunCase::from_report(report));
         record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
-            .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))?;
+            .map_err(|e| CommandError::new(ExitStatus::Failure, notebook_error(nb, &e)))?;
     }
     if let Some(dir) = &args.dump {
         // Several experiments dump into a directory each.
@@ -312,7 +303,7 @@ fn write_plain_files(
         };
         crate::tensors::dump(&dir, exp, backend.kind.name(), outcome).map_err(|e| {
             let m = format!("cannot write tensors to {}: {e}", dir.display());
-            report_error(err, &m, ExitStatus::Failure)
+            CommandError::new(ExitStatus::Failure, m)
         })?;
     }
     Ok(())
@@ -398,11 +389,11 @@ fn run_one_sweep(
     csv_header: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> Result<ExitStatus, ExitStatus> {
+) -> CommandResult {
     use crate::sweep::{Shard, SweepOptions};
     let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
         Ok(s) => s,
-        Err(m) => return Err(report_error(err, &m, ExitStatus::BadInput)),
+        Err(m) => return Err(CommandError::new(ExitStatus::BadInput, m)),
     };
     let opts = SweepOptions {
         out: &args.out,
@@ -423,11 +414,7 @@ fn run_one_sweep(
             if let Some(nb) = &args.notebook
                 && let Err(e) = sweep_notebook_page(exp, args, nb, &summary)
             {
-                return Err(report_error(
-                    err,
-                    &notebook_error(nb, &e),
-                    ExitStatus::Failure,
-                ));
+                return Err(CommandError::failure(notebook_error(nb, &e)));
             }
             let code = print_summary(&summary, args.format, csv_header, out);
             let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
@@ -439,8 +426,8 @@ fn run_one_sweep(
                 ExitStatus::Ok
             })
         }
-        Err(e) if e.is_bad_input() => Err(report_error(err, &e, ExitStatus::BadInput)),
-        Err(e) => Err(report_error(err, &e, ExitStatus::Failure)),
+        Err(e) if e.is_bad_input() => Err(CommandError::new(ExitStatus::BadInput, e)),
+        Err(e) => Err(CommandError::new(ExitStatus::Failure, e)),
     }
 }
 
@@ -478,15 +465,15 @@ fn run_training(
     index: usize,
     out: &mut dyn Write,
     err: &mut dyn Write,
-) -> Result<ExitStatus, ExitStatus> {
-    let fail = |err: &mut dyn Write, m: String| report_error(err, &m, ExitStatus::Failure);
+) -> CommandResult {
+    let fail = |m: String| CommandError::failure(m);
     let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
     let mut log = if args.no_record {
         None
     } else {
         let stamp = record::utc(started, false);
         let l = record::StepLog::create(&args.out, exp, &stamp, backend.kind.name())
-            .map_err(|e| fail(err, format!("cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record", args.out.display())))?;
+            .map_err(|e| fail(format!("cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record", args.out.display())))?;
         Some(l)
     };
     let mut write_error = None;
@@ -513,9 +500,9 @@ fn run_training(
             }
         },
     )
-    .map_err(|e| fail(err, format!("{}: {e}", exp.path.display())))?;
+    .map_err(|e| fail(format!("{}: {e}", exp.path.display())))?;
     if let Some(e) = checkpoint_error {
-        return Err(fail(err, format!("cannot write a checkpoint: {e}")));
+        return Err(fail(format!("cannot write a checkpoint: {e}")));
     }
     if checkpoints.is_none() && train.checkpoint_every.is_some() {
         let _ = writeln!(
@@ -524,7 +511,7 @@ fn run_training(
         );
     }
     if let Some(e) = write_error {
-        return Err(fail(err, format!("cannot append to steps.jsonl: {e}")));
+        return Err(fail(format!("cannot append to steps.jsonl: {e}")));
     }
     let report = crate::train::train_report(exp, backend, &outcome);
     let table = train_text::training(&report, &outcome.steps);
@@ -544,18 +531,17 @@ fn run_training(
         ];
         let dir = l
             .finish(&files)
-            .map_err(|e| fail(err, format!("cannot finish the run record: {e}")))?;
+            .map_err(|e| fail(format!("cannot finish the run record: {e}")))?;
         let weights = dir.join(crate::tensors::TRAINED_WEIGHTS);
         crate::tensors::write_trained_weights(&weights, exp, backend.kind.name(), &outcome)
-            .map_err(|e| fail(err, format!("cannot write {}: {e}", weights.display())))?;
+            .map_err(|e| fail(format!("cannot write {}: {e}", weights.display())))?;
         // Last: the page lists every file of the record, the weights included.
-        crate::page::write(&dir)
-            .map_err(|e| fail(err, format!("cannot finish the run record: {e}")))?;
+        crate::page::write(&dir).map_err(|e| fail(format!("cannot finish the run record: {e}")))?;
         let _ = writeln!(err, "note: run record written to {}", dir.display());
     }
     if let Some(dir) = &args.dump {
         let written = crate::tensors::write_training_dump(dir, exp, backend.kind.name(), &outcome)
-            .map_err(|e| fail(err, format!("cannot write the dump: {e}")))?;
+            .map_err(|e| fail(format!("cannot write the dump: {e}")))?;
         let names: Vec<String> = written
             .iter()
             .filter_map(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
@@ -567,7 +553,7 @@ fn run_training(
             names.join(", ")
         );
     }
-    write_training_page(exp, args, &report, &outcome.steps, err)?;
+    write_training_page(exp, args, &report, &outcome.steps)?;
     let sep = if index > 0 { "\n" } else { "" };
     let shown = match args.format {
         Format::Json => format!("{}\n", report.to_json()),
@@ -579,7 +565,7 @@ fn run_training(
     };
     out.write_all(shown.as_bytes())
         .and_then(|_| out.flush())
-        .map_err(|_| ExitStatus::Failure)?;
+        .map_err(|_| CommandError::silent(ExitStatus::Failure))?;
     Ok(if !report.finite && !args.allow_nonfinite {
         ExitStatus::NonFinite
     } else {
@@ -593,8 +579,7 @@ fn write_training_page(
     args: &RunArgs,
     report: &crate::train::TrainReport,
     steps: &[crate::train::StepRecord],
-    err: &mut dyn Write,
-) -> Result<(), ExitStatus> {
+) -> Result<(), CommandError> {
     let Some(nb) = &args.notebook else {
         return Ok(());
     };
@@ -603,5 +588,5 @@ fn write_training_page(
     let svg = plot::training_svg(&exp.name, steps, report.origin.as_ref());
     record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
         .map(|_| ())
-        .map_err(|e| report_error(err, &notebook_error(nb, &e), ExitStatus::Failure))
+        .map_err(|e| CommandError::new(ExitStatus::Failure, notebook_error(nb, &e)))
 }
