@@ -65,6 +65,7 @@ for b in ndarray flex; do
 done
 if [ -x "$PY" ]; then
     "$PY" benchmarks/peers/train_jax.py 2>/dev/null
+    "$PY" benchmarks/peers/train_jax_scan.py 2>/dev/null
     "$PY" benchmarks/peers/train_tf.py 2>/dev/null
 fi
 
