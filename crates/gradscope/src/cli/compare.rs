@@ -46,6 +46,11 @@ pub struct CompareArgs {
     /// Run even when the memory estimate exceeds the memory available.
     #[arg(long)]
     pub allow_large: bool,
+    /// Compare the two backward passes instead of the backends: on each backend, Burn's
+    /// autodiff (the reference) against the backward pass written out (δ_l, then each
+    /// gradient, as training runs it); exit 4 past `--tolerance`. One backend is enough.
+    #[arg(long)]
+    pub check_backward: bool,
 }
 
 /// The checked plan: experiments and opened backends.
@@ -112,7 +117,7 @@ fn backend_kinds(args: &CompareArgs) -> Result<Vec<BackendKind>, Vec<String>> {
             "--device selects a wgpu adapter; no backend compared is wgpu".into(),
         ]);
     }
-    if kinds.len() < 2 {
+    if kinds.len() < 2 && !args.check_backward {
         return Err(vec![
             "compare needs at least two backends, the reference first: e.g. --backend ndarray,flex"
                 .into(),
@@ -151,24 +156,42 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write) -> CommandResult {
         messages,
     })?;
     let mut code = ExitStatus::Ok;
-    for (i, exp) in plan.experiments.iter().enumerate() {
-        let mut runs = Vec::new();
-        for b in &plan.backends {
-            match run::execute(exp, b) {
-                Ok(o) => runs.push((
-                    BackendInfo {
-                        name: b.kind.name().to_string(),
-                        adapter: b.adapter.clone(),
-                    },
-                    o,
-                )),
-                Err(e) => {
-                    let at = format!("{} on {}: {e}", exp.path.display(), b.kind.name());
-                    return Err(CommandError::failure(at));
-                }
+    // Each report's runs, the reference first: the backends, or with --check-backward, for
+    // each backend its autodiff pass and its written-out one.
+    let mut sets: Vec<(&Experiment, Vec<(BackendInfo, run::Outcome)>)> = Vec::new();
+    for exp in &plan.experiments {
+        let info = |b: &Backend, how: &str| BackendInfo {
+            name: format!("{}{how}", b.kind.name()),
+            adapter: b.adapter.clone(),
+        };
+        let failed = |b: &Backend, e: &dyn std::fmt::Display| {
+            CommandError::failure(format!("{} on {}: {e}", exp.path.display(), b.kind.name()))
+        };
+        if args.check_backward {
+            for b in &plan.backends {
+                let autodiff = run::execute(exp, b).map_err(|e| failed(b, &e))?;
+                let manual = crate::train::manual_outcome(exp, b).map_err(|e| failed(b, &e))?;
+                sets.push((
+                    exp,
+                    vec![
+                        (info(b, " autodiff"), autodiff),
+                        (info(b, " manual"), manual),
+                    ],
+                ));
             }
+        } else {
+            let mut runs = Vec::new();
+            for b in &plan.backends {
+                runs.push((
+                    info(b, ""),
+                    run::execute(exp, b).map_err(|e| failed(b, &e))?,
+                ));
+            }
+            sets.push((exp, runs));
         }
-        let report = compare::compare(&exp.name, exp.seed, &runs, args.tolerance);
+    }
+    for (i, (exp, runs)) in sets.iter().enumerate() {
+        let report = compare::compare(&exp.name, exp.seed, runs, args.tolerance);
         let sep = if i > 0 { "\n" } else { "" };
         let text = match args.format {
             Format::Table => Ok(format!(

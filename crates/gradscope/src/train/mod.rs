@@ -34,8 +34,8 @@ use data::*;
 pub use data::{Teacher, batch, teacher};
 pub use optimizer::clip;
 use optimizer::*;
-pub use pass::train_loss;
 use pass::*;
+pub use pass::{manual_outcome, train_loss};
 pub use records::train_report;
 use records::*;
 

@@ -179,3 +179,29 @@ pub(super) fn row_losses(
         })
         .collect()
 }
+
+/// The plain run of `exp` on `backend` with the backward pass written out, as training runs
+/// it (δ_L from the loss, δ_{l−1} = (δ_l·W_lᵀ) ⊙ φ'(z_{l−1}), then each gradient), instead of
+/// Burn's autodiff: the same weights and inputs as [`crate::run::execute`], so `compare
+/// --check-backward` can hold one backward pass against the other.
+pub fn manual_outcome(
+    exp: &Experiment,
+    backend: &Backend,
+) -> Result<crate::run::Outcome, RunError> {
+    let weights = match &exp.weights {
+        Some(loaded) => loaded.weights.clone(),
+        None => exp.model.draw_weights(),
+    };
+    let cases = (0..exp.inputs.len())
+        .map(|i| {
+            let batch = Batch {
+                inputs: crate::run::draw_input(exp, i),
+                targets: HostTensor::new(vec![0], Vec::new()),
+            };
+            let mut case = pass(exp, backend, &weights, &batch)?;
+            case.name = exp.inputs[i].name.clone();
+            Ok(case)
+        })
+        .collect::<Result<_, RunError>>()?;
+    Ok(crate::run::Outcome { weights, cases })
+}

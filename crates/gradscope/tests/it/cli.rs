@@ -806,3 +806,84 @@ fn a_dead_layer_and_zero_gradients_are_named_in_every_verdict() {
         "{md}"
     );
 }
+
+/// `compare --check-backward`: on each backend, Burn's autodiff against the backward pass
+/// written out (what training runs). On the seed's deep network they agree (the largest
+/// relative difference is at most 1e-4, exit 0), one report per backend. On the f32
+/// counterexample, where δ overflows, they do not: the written-out pass multiplies inf by
+/// relu's derivative 0 and gets NaN where autodiff's relu backward, a mask as PyTorch's, gives
+/// 0 — values finite in one pass and not the other, exit 4.
+#[test]
+fn check_backward_holds_autodiff_against_the_written_out_pass() {
+    let root = common::configs_dir().join("..");
+    let o = gradscope(
+        &[
+            "compare",
+            "configs/02-seed-deeper.toml",
+            "--check-backward",
+            "--backend",
+            "ndarray,flex",
+            "--format",
+            "json",
+        ],
+        &root,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let reports: Vec<serde_json::Value> = String::from_utf8_lossy(&o.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect();
+    assert_eq!(reports.len(), 2, "one report per backend");
+    for (r, b) in reports.iter().zip(["ndarray", "flex"]) {
+        assert_eq!(
+            r["backends"],
+            serde_json::json!([
+                {"name": format!("{b} autodiff"), "adapter": null},
+                {"name": format!("{b} manual"), "adapter": null}
+            ])
+        );
+        let tensors = r["tensors"].as_array().cloned().unwrap_or_default();
+        // loss, output, 4 kernels, 4 biases, 4 δ.
+        assert_eq!(tensors.len(), 14, "{r}");
+        assert!(
+            tensors.iter().all(
+                |t| t["agree"] == true && t["max_rel_diff"].as_f64().is_some_and(|d| d <= 1e-4)
+            ),
+            "{r}"
+        );
+    }
+    let o = gradscope(
+        &[
+            "compare",
+            "configs/counterexamples/relu-explodes-f32.toml",
+            "--check-backward",
+            "--backend",
+            "ndarray",
+            "--format",
+            "json",
+        ],
+        &root,
+    );
+    assert_eq!(
+        o.status.code(),
+        Some(4),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let r: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    let d60 = r["tensors"]
+        .as_array()
+        .and_then(|t| t.iter().find(|t| t["tensor"] == "delta.layers.60").cloned())
+        .unwrap_or_default();
+    assert!(
+        d60["nonfinite_mismatches"].as_u64().unwrap_or(0) > 0,
+        "{d60}"
+    );
+    assert_eq!(d60["places"][0]["reference"], 0.0, "{d60}");
+    assert_eq!(d60["places"][0]["value"], "NaN", "{d60}");
+}
