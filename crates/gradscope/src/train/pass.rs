@@ -116,7 +116,14 @@ pub(super) fn backward(
         deltas[l] = Some(HostTensor::from_tensor(delta.clone()));
         if l > 0 {
             let back = delta.matmul(kernels[l].clone().transpose());
-            delta = back * w.activations[l - 1].derivative(zs[l - 1].clone());
+            let z = zs[l - 1].clone();
+            delta = match w.activations[l - 1] {
+                // relu's backward is a mask, as Burn's autodiff (`relu_backward`: the
+                // gradient where z > 0, else 0) and PyTorch's: an overflowed δ (inf) meets a
+                // dead unit as 0, where inf·0 would be NaN.
+                gradscope_model::Activation::Relu => back.mask_fill(z.lower_equal_elem(0.0), 0.0),
+                a => back * a.derivative(z),
+            };
         }
     }
     (
