@@ -27,6 +27,7 @@ pub mod bench;
 pub mod cli;
 pub mod compare;
 pub mod config;
+pub mod loss;
 pub mod origin;
 pub mod page;
 pub mod record;

@@ -113,7 +113,12 @@ pub fn build(
         cases,
         all_finite,
         origin: origin(outcome, &|c| {
-            crate::run::row_losses(exp.loss, &c.output, &backend.plain)
+            crate::loss::per_row(
+                exp.loss,
+                &c.output,
+                &crate::loss::no_targets(),
+                &backend.plain,
+            )
         }),
     }
 }

@@ -10,7 +10,7 @@ use gradscope_model::{
 use rayon::prelude::*;
 
 use crate::backend::Backend;
-use crate::config::{Distribution, Experiment, InputCase, InputSource, Loss};
+use crate::config::{Distribution, Experiment, InputCase, InputSource};
 
 /// Everything one input case produced.
 #[derive(Debug, Clone)]
@@ -77,54 +77,6 @@ pub fn draw_input(exp: &Experiment, index: usize) -> HostTensor {
     HostTensor::new(vec![case.batch, exp.model.d_input], data)
 }
 
-/// The loss of `output` as a one-element tensor.
-pub fn loss_of(loss: Loss, output: Tensor<2>) -> Tensor<1> {
-    match loss {
-        // x·x rather than powf(x, 2): a power of a negative base is NaN on some GPU drivers.
-        Loss::SumSquares => (output.clone() * output).sum(),
-        Loss::MeanSquares => (output.clone() * output).mean(),
-        Loss::Sum => output.sum(),
-        Loss::Mean => output.mean(),
-        Loss::Mse { target } => {
-            let diff = output.sub_scalar(target);
-            (diff.clone() * diff).mean()
-        }
-        Loss::CrossEntropy | Loss::CrossEntropyNaive => {
-            unreachable!("validation refuses label losses without [train]")
-        }
-    }
-}
-
-/// The loss of each trial's output `[T, batch, d_output]`, as a `[T]` tensor: the same loss
-/// as [`loss_of`] gives each trial's `[batch, d_output]` output.
-pub fn loss_per_trial(loss: Loss, output: Tensor<3>) -> Tensor<1> {
-    let [trials, batch, d_output] = output.dims();
-    let flat: Tensor<2> = output.reshape([trials, batch * d_output]);
-    let per_trial = match loss {
-        Loss::SumSquares => (flat.clone() * flat).sum_dim(1),
-        Loss::MeanSquares => (flat.clone() * flat).mean_dim(1),
-        Loss::Sum => flat.sum_dim(1),
-        Loss::Mean => flat.mean_dim(1),
-        Loss::Mse { target } => {
-            let diff = flat.sub_scalar(target);
-            (diff.clone() * diff).mean_dim(1)
-        }
-        Loss::CrossEntropy | Loss::CrossEntropyNaive => {
-            unreachable!("validation refuses label losses without [train]")
-        }
-    };
-    per_trial.reshape([trials])
-}
-
-/// The loss of each row of `output` `[batch, d_output]` on its own, by [`loss_per_trial`]
-/// over the rows as trials (a row's own mean, for the mean losses): which examples a
-/// non-finite loss comes from.
-pub fn row_losses(loss: Loss, output: &HostTensor, device: &burn::tensor::Device) -> Vec<f32> {
-    let [batch, d] = [output.shape[0], output.shape.get(1).copied().unwrap_or(1)];
-    let rows = HostTensor::new(vec![batch, 1, d], output.data.clone()).to_device::<3>(device);
-    HostTensor::from_tensor(loss_per_trial(loss, rows)).data
-}
-
 /// The parameters `exp` runs with: loaded from its weights file, or drawn from its seed.
 fn weights_of(exp: &Experiment) -> MlpWeights {
     match &exp.weights {
@@ -172,7 +124,7 @@ fn run_case(
     let input = draw_input(exp, index);
     let x: Tensor<2> = input.to_device(&backend.device);
     let trace = model.forward_traced(x, true);
-    let loss = loss_of(exp.loss, trace.output.clone());
+    let loss = crate::loss::value(exp.loss, trace.output.clone(), &crate::loss::no_targets());
     let mut grads = loss.backward();
     let named = collect_gradients(model, &mut grads).map_err(RunError::MissingGradient)?;
     let deltas = trace
@@ -222,7 +174,7 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
         let inputs: Vec<HostTensor> = exps.iter().map(|exp| draw_input(exp, index)).collect();
         let x: Tensor<3> = stack_trials(&inputs).to_device(&backend.device);
         let trace = stack.forward_traced(x, true);
-        let losses = loss_per_trial(first.loss, trace.output.clone());
+        let losses = crate::loss::per_trial(first.loss, trace.output.clone());
         let mut grads = losses.clone().sum().backward();
         let named = stack
             .gradients(&mut grads)

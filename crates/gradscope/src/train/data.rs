@@ -145,13 +145,3 @@ pub(super) fn argmax(row: &[f32]) -> usize {
         })
         .0
 }
-
-/// The labels `targets` `[batch]` as one-hot rows `[batch, k]` on `device`.
-pub(super) fn onehot(targets: &HostTensor, k: usize, device: &burn::tensor::Device) -> Tensor<2> {
-    let b = targets.data.len();
-    let mut data = vec![0.0f32; b * k];
-    for (r, &label) in targets.data.iter().enumerate() {
-        data[r * k + label as usize] = 1.0;
-    }
-    HostTensor::new(vec![b, k], data).to_device::<2>(device)
-}

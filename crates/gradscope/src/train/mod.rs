@@ -14,7 +14,6 @@
 //! update ratio need the step before it is applied.
 
 use burn::tensor::Tensor;
-use burn::tensor::activation::{log_softmax, softmax};
 use gradscope_model::rng::{TEACHER_STREAM, batch_stream};
 use gradscope_model::{HostRng, HostTensor, Initializer, MlpConfig, MlpWeights, NamedTensor};
 pub use gradscope_report::{Growth, LayerEvent, LayerStep, StepRecord, TrainReport};
@@ -23,7 +22,7 @@ use crate::backend::Backend;
 use crate::config::kinds::{CLIPS, OPTIMIZERS, describe_named};
 use crate::config::{Clip, Data, Distribution, Experiment, InputSource, Loss, Optimizer, Train};
 use crate::origin::{Origin, OriginKind, nonfinite, origin_of_case};
-use crate::run::{CaseOutcome, RunError, loss_of};
+use crate::run::{CaseOutcome, RunError};
 
 mod data;
 mod optimizer;
@@ -34,8 +33,8 @@ use data::*;
 pub use data::{Teacher, batch, teacher};
 pub use optimizer::clip;
 use optimizer::*;
+pub use pass::manual_outcome;
 use pass::*;
-pub use pass::{manual_outcome, train_loss};
 pub use records::train_report;
 use records::*;
 
@@ -275,6 +274,6 @@ fn pass_origin(
         });
     }
     origin_of_case(weights, pass, &|c| {
-        row_losses(exp.loss, &c.output, &batch.targets, &backend.plain)
+        crate::loss::per_row(exp.loss, &c.output, &batch.targets, &backend.plain)
     })
 }

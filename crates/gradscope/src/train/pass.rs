@@ -3,28 +3,6 @@
 
 use super::*;
 
-/// The training loss of `output` `[batch, k]` against the batch's targets.
-pub fn train_loss(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<1> {
-    let device = output.device();
-    let [b, k] = output.dims();
-    let onehot = || onehot(targets, k, &device);
-    match loss {
-        Loss::CrossEntropy => (log_softmax(output, 1) * onehot())
-            .sum()
-            .neg()
-            .div_scalar(b as f64),
-        Loss::CrossEntropyNaive => (softmax(output, 1).log() * onehot())
-            .sum()
-            .neg()
-            .div_scalar(b as f64),
-        Loss::Mse { .. } if targets.shape == [b, k] => {
-            let diff = output - targets.to_device::<2>(&device);
-            (diff.clone() * diff).mean()
-        }
-        other => loss_of(other, output),
-    }
-}
-
 /// One forward + backward pass of `w` on `batch`, on the backend without autodiff: the
 /// backward pass is written out (δ_L = ∂loss/∂output, δ_{l−1} = (δ_l·W_lᵀ) ⊙ φ'(z_{l−1}),
 /// ∂loss/∂W_l = a_{l−1}ᵀ·δ_l, ∂loss/∂b_l = Σ_batch δ_l), which gives δ_l without probes and
@@ -43,8 +21,8 @@ pub(super) fn pass(
         .collect();
     let (inputs, zs) = forward(w, &kernels, batch.inputs.to_device(device));
     let output = zs[zs.len() - 1].clone();
-    let loss = train_loss(exp.loss, output.clone(), &batch.targets);
-    let delta = loss_gradient(exp.loss, output.clone(), &batch.targets);
+    let loss = crate::loss::value(exp.loss, output.clone(), &batch.targets);
+    let delta = crate::loss::gradient(exp.loss, output.clone(), &batch.targets);
     let (deltas, grads) = backward(w, &kernels, &inputs, &zs, delta);
     let output = HostTensor::from_tensor(output);
     let mut layer_outputs: Vec<HostTensor> = inputs
@@ -132,61 +110,6 @@ pub(super) fn backward(
     )
 }
 
-/// ∂loss/∂output for `output` `[batch, k]`, written out per loss as the autodiff of
-/// [`train_loss`] computes it: for the naive cross-entropy through log and softmax, so that a
-/// probability of 0 gives what autodiff gives (0/0 = NaN where the one-hot is 0; −inf at the
-/// label).
-pub(super) fn loss_gradient(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<2> {
-    let device = output.device();
-    let [b, k] = output.dims();
-    let (bf, n) = (b as f64, (b * k) as f64);
-    let onehot = || onehot(targets, k, &device);
-    match loss {
-        Loss::CrossEntropy => (softmax(output, 1) - onehot()).div_scalar(bf),
-        Loss::CrossEntropyNaive => {
-            // loss = −Σ onehot·log p / B: ∂/∂p = −onehot / (B·p); softmax's backward is
-            // p ⊙ (g − Σ_k g_k p_k).
-            let p = softmax(output, 1);
-            let g = onehot().neg().div_scalar(bf) / p.clone();
-            let dot = (g.clone() * p.clone()).sum_dim(1);
-            p * (g - dot)
-        }
-        Loss::Mse { .. } if targets.shape == [b, k] => {
-            (output - targets.to_device::<2>(&device)).mul_scalar(2.0 / n)
-        }
-        Loss::Mse { target } => output.sub_scalar(target).mul_scalar(2.0 / n),
-        Loss::SumSquares => output.mul_scalar(2.0),
-        Loss::MeanSquares => output.mul_scalar(2.0 / n),
-        Loss::Sum => output.ones_like(),
-        Loss::Mean => output.ones_like().div_scalar(n),
-    }
-}
-
-/// The training loss of each row of `output` against its own target, on its own (which
-/// examples a non-finite loss comes from): [`train_loss`] over one row at a time.
-pub(super) fn row_losses(
-    loss: Loss,
-    output: &HostTensor,
-    targets: &HostTensor,
-    device: &burn::tensor::Device,
-) -> Vec<f32> {
-    let (b, k) = (output.shape[0], output.shape[1]);
-    let t = targets.data.len() / b.max(1);
-    (0..b)
-        .map(|r| {
-            let row = HostTensor::new(vec![1, k], output.data[r * k..(r + 1) * k].to_vec());
-            let target_shape = if targets.shape.len() == 1 {
-                vec![1]
-            } else {
-                vec![1, t]
-            };
-            let target = HostTensor::new(target_shape, targets.data[r * t..(r + 1) * t].to_vec());
-            let l = train_loss(loss, row.to_device::<2>(device), &target);
-            HostTensor::from_tensor(l).data[0]
-        })
-        .collect()
-}
-
 /// The plain run of `exp` on `backend` with the backward pass written out, as training runs
 /// it (δ_L from the loss, δ_{l−1} = (δ_l·W_lᵀ) ⊙ φ'(z_{l−1}), then each gradient), instead of
 /// Burn's autodiff: the same weights and inputs as [`crate::run::execute`], so `compare
@@ -203,7 +126,7 @@ pub fn manual_outcome(
         .map(|i| {
             let batch = Batch {
                 inputs: crate::run::draw_input(exp, i),
-                targets: HostTensor::new(vec![0], Vec::new()),
+                targets: crate::loss::no_targets(),
             };
             let mut case = pass(exp, backend, &weights, &batch)?;
             case.name = exp.inputs[i].name.clone();

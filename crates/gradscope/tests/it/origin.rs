@@ -152,8 +152,11 @@ fn each_kind_of_origin_is_found_where_it_was_born_on_every_backend() {
             let b = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
             let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(
-                origin(&outcome, &|c| run::row_losses(
-                    exp.loss, &c.output, &b.plain
+                origin(&outcome, &|c| gradscope::loss::per_row(
+                    exp.loss,
+                    &c.output,
+                    &gradscope::loss::no_targets(),
+                    &b.plain
                 )),
                 Some(want.clone()),
                 "{what} on {}",

@@ -1,0 +1,186 @@
+//! Every loss, defined once: its value on a batch (and on each trial of a stack, and on each
+//! row alone), and its gradient ∂loss/∂output as the written-out backward pass starts from it.
+//! Plain runs, sweeps' stacks and training all take them from here.
+//!
+//! A label loss (`cross_entropy`, `cross_entropy_naive`) needs one label per row; validation
+//! refuses it without `[train]`, and given no labels here it is NaN, not a panic.
+
+use burn::tensor::Tensor;
+use burn::tensor::activation::{log_softmax, softmax};
+use gradscope_model::HostTensor;
+
+use crate::config::Loss;
+
+/// No targets: what a plain run's losses compare with.
+pub fn no_targets() -> HostTensor {
+    HostTensor::new(vec![0], Vec::new())
+}
+
+/// The labels `targets` `[batch]` as one-hot rows `[batch, k]` on `device`.
+fn onehot(targets: &HostTensor, k: usize, device: &burn::tensor::Device) -> Tensor<2> {
+    let b = targets.data.len();
+    let mut data = vec![0.0f32; b * k];
+    for (r, &label) in targets.data.iter().enumerate() {
+        data[r * k + label as usize] = 1.0;
+    }
+    HostTensor::new(vec![b, k], data).to_device::<2>(device)
+}
+
+/// Whether `targets` holds one label per row of a `[b, k]` output.
+fn has_labels(targets: &HostTensor, b: usize) -> bool {
+    targets.shape.len() == 1 && targets.data.len() == b
+}
+
+/// The loss of `output` `[batch, k]` against `targets` (labels `[batch]`, values `[batch, k]`
+/// for `mse`, or none), as a one-element tensor.
+pub fn value(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<1> {
+    let device = output.device();
+    let [b, k] = output.dims();
+    match loss {
+        Loss::CrossEntropy | Loss::CrossEntropyNaive if !has_labels(targets, b) => {
+            Tensor::<1>::from_floats([f32::NAN], &device)
+        }
+        Loss::CrossEntropy => (log_softmax(output, 1) * onehot(targets, k, &device))
+            .sum()
+            .neg()
+            .div_scalar(b as f64),
+        Loss::CrossEntropyNaive => (softmax(output, 1).log() * onehot(targets, k, &device))
+            .sum()
+            .neg()
+            .div_scalar(b as f64),
+        Loss::Mse { .. } if targets.shape == [b, k] => {
+            let diff = output - targets.to_device::<2>(&device);
+            (diff.clone() * diff).mean()
+        }
+        // x·x rather than powf(x, 2): a power of a negative base is NaN on some GPU drivers.
+        Loss::SumSquares => (output.clone() * output).sum(),
+        Loss::MeanSquares => (output.clone() * output).mean(),
+        Loss::Sum => output.sum(),
+        Loss::Mean => output.mean(),
+        Loss::Mse { target } => {
+            let diff = output.sub_scalar(target);
+            (diff.clone() * diff).mean()
+        }
+    }
+}
+
+/// The loss of each trial's output `[T, batch, d_output]`, as a `[T]` tensor: what [`value`]
+/// gives each trial's `[batch, d_output]` output without targets.
+pub fn per_trial(loss: Loss, output: Tensor<3>) -> Tensor<1> {
+    let [trials, batch, d_output] = output.dims();
+    let flat: Tensor<2> = output.reshape([trials, batch * d_output]);
+    let per_trial = match loss {
+        Loss::SumSquares => (flat.clone() * flat).sum_dim(1),
+        Loss::MeanSquares => (flat.clone() * flat).mean_dim(1),
+        Loss::Sum => flat.sum_dim(1),
+        Loss::Mean => flat.mean_dim(1),
+        Loss::Mse { target } => {
+            let diff = flat.sub_scalar(target);
+            (diff.clone() * diff).mean_dim(1)
+        }
+        Loss::CrossEntropy | Loss::CrossEntropyNaive => {
+            Tensor::<2>::full([trials, 1], f32::NAN, &flat.device())
+        }
+    };
+    per_trial.reshape([trials])
+}
+
+/// The loss of each row of `output` `[batch, k]` against its own target, alone (which
+/// examples a non-finite loss comes from): [`value`] over one row at a time (a row's own
+/// mean, for the mean losses).
+pub fn per_row(
+    loss: Loss,
+    output: &HostTensor,
+    targets: &HostTensor,
+    device: &burn::tensor::Device,
+) -> Vec<f32> {
+    let (b, k) = (output.shape[0], output.shape.get(1).copied().unwrap_or(1));
+    let t = targets.data.len() / b.max(1);
+    (0..b)
+        .map(|r| {
+            let row = HostTensor::new(vec![1, k], output.data[r * k..(r + 1) * k].to_vec());
+            let target = match (targets.data.is_empty(), targets.shape.len()) {
+                (true, _) => no_targets(),
+                (false, 1) => HostTensor::new(vec![1], targets.data[r * t..(r + 1) * t].to_vec()),
+                (false, _) => {
+                    HostTensor::new(vec![1, t], targets.data[r * t..(r + 1) * t].to_vec())
+                }
+            };
+            let l = value(loss, row.to_device::<2>(device), &target);
+            HostTensor::from_tensor(l).data[0]
+        })
+        .collect()
+}
+
+/// ∂loss/∂output for `output` `[batch, k]`, written out per loss as the autodiff of [`value`]
+/// computes it: for the naive cross-entropy through log and softmax, so that a probability
+/// of 0 gives what autodiff gives (0/0 = NaN where the one-hot is 0; −inf at the label).
+pub fn gradient(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<2> {
+    let device = output.device();
+    let [b, k] = output.dims();
+    let (bf, n) = (b as f64, (b * k) as f64);
+    match loss {
+        Loss::CrossEntropy | Loss::CrossEntropyNaive if !has_labels(targets, b) => {
+            output.full_like(f32::NAN)
+        }
+        Loss::CrossEntropy => (softmax(output, 1) - onehot(targets, k, &device)).div_scalar(bf),
+        Loss::CrossEntropyNaive => {
+            // loss = −Σ onehot·log p / B: ∂/∂p = −onehot / (B·p); softmax's backward is
+            // p ⊙ (g − Σ_k g_k p_k).
+            let p = softmax(output, 1);
+            let g = onehot(targets, k, &device).neg().div_scalar(bf) / p.clone();
+            let dot = (g.clone() * p.clone()).sum_dim(1);
+            p * (g - dot)
+        }
+        Loss::Mse { .. } if targets.shape == [b, k] => {
+            (output - targets.to_device::<2>(&device)).mul_scalar(2.0 / n)
+        }
+        Loss::Mse { target } => output.sub_scalar(target).mul_scalar(2.0 / n),
+        Loss::SumSquares => output.mul_scalar(2.0),
+        Loss::MeanSquares => output.mul_scalar(2.0 / n),
+        Loss::Sum => output.ones_like(),
+        Loss::Mean => output.ones_like().div_scalar(n),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::{BackendKind, open};
+
+    /// out = [[1, 2], [3, −4]], by hand: Σ out² = 1 + 4 + 9 + 16 = 30; Σ out = 2; mean 0.5;
+    /// mse to 1: (0 + 1 + 4 + 25)/4 = 7.5; per row Σ out² = [5, 25]. Cross-entropy with labels
+    /// [1, 0]: row 0 −log_softmax = log(1 + e^−1) = 0.313262, row 1 log(1 + e^−7) =
+    /// 0.000911, mean 0.157087; without labels NaN, not a panic.
+    #[test]
+    fn every_loss_by_hand() {
+        let b = open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
+        let host = HostTensor::new(vec![2, 2], vec![1.0, 2.0, 3.0, -4.0]);
+        let out = || host.to_device::<2>(&b.plain);
+        let v = |loss, targets: &HostTensor| {
+            HostTensor::from_tensor(value(loss, out(), targets)).data[0]
+        };
+        let none = no_targets();
+        assert_eq!(v(Loss::SumSquares, &none), 30.0);
+        assert_eq!(v(Loss::Sum, &none), 2.0);
+        assert_eq!(v(Loss::Mean, &none), 0.5);
+        assert_eq!(v(Loss::Mse { target: 1.0 }, &none), 7.5);
+        assert_eq!(
+            per_row(Loss::SumSquares, &host, &none, &b.plain),
+            [5.0, 25.0]
+        );
+        let labels = HostTensor::new(vec![2], vec![1.0, 0.0]);
+        let ce = v(Loss::CrossEntropy, &labels);
+        let want = ((1.0 + (-1f64).exp()).ln() + (1.0 + (-7f64).exp()).ln()) / 2.0;
+        assert!((f64::from(ce) - want).abs() < 1e-6, "{ce} against {want}");
+        assert!(v(Loss::CrossEntropy, &none).is_nan());
+        let g = HostTensor::from_tensor(gradient(Loss::SumSquares, out(), &none)).data;
+        assert_eq!(g, [2.0, 4.0, 6.0, -8.0]);
+        let t = HostTensor::from_tensor(per_trial(
+            Loss::SumSquares,
+            host.to_device::<2>(&b.plain).reshape([2, 1, 2]),
+        ))
+        .data;
+        assert_eq!(t, [5.0, 25.0], "each row as a trial");
+    }
+}
