@@ -12,7 +12,8 @@
 //!
 //! 1. `backend`: opening devices;
 //! 2. `config`: reading, validating and overriding experiments, and the files they name;
-//!    `theory`: what mean-field theory predicts from a config;
+//!    `loss`: every loss, its value and its gradient, defined once; `theory`: what
+//!    mean-field theory predicts from a config;
 //! 3. `run`: drawing weights and inputs and letting Burn's autodiff compute every gradient;
 //! 4. `stats`, `origin` (where a non-finite value was born), `train` (training runs, step by
 //!    step), `report`: a run summarised into the schema; `summary`: sweep aggregation;
