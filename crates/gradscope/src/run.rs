@@ -66,7 +66,13 @@ pub fn draw_input(exp: &Experiment, index: usize) -> HostTensor {
         InputSource::File { data, .. } => return data.clone(),
     };
     let mut rng = HostRng::new(exp.seed, input_stream(index));
-    let n = case.batch * exp.model.d_input;
+    draw(distribution, &mut rng, [case.batch, exp.model.d_input])
+}
+
+/// `rows × cols` values of `distribution` from `rng`, in f32: every input drawn, a plain
+/// case's and a training batch's alike.
+pub fn draw(distribution: Distribution, rng: &mut HostRng, [rows, cols]: [usize; 2]) -> HostTensor {
+    let n = rows * cols;
     let data = match distribution {
         Distribution::Normal { mean, std } => rng.normals_f32(n, mean, std),
         Distribution::Uniform { low, high } => {
@@ -74,7 +80,7 @@ pub fn draw_input(exp: &Experiment, index: usize) -> HostTensor {
         }
         Distribution::Constant { value } => vec![value as f32; n],
     };
-    HostTensor::new(vec![case.batch, exp.model.d_input], data)
+    HostTensor::new(vec![rows, cols], data)
 }
 
 /// The parameters `exp` runs with: loaded from its weights file, or drawn from its seed.

@@ -121,19 +121,11 @@ pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: u
 /// distribution (N(0, 1) without `[[inputs]]`), from the seed's batch stream for that step.
 pub(super) fn teacher_inputs(exp: &Experiment, rows: usize, step: usize) -> HostTensor {
     let mut rng = HostRng::new(exp.seed, batch_stream(step));
-    let d = exp.model.d_input;
     let dist = match exp.inputs.first().map(|c| &c.source) {
         Some(InputSource::Distribution(d)) => *d,
         _ => crate::config::TEACHER_INPUTS,
     };
-    let data = match dist {
-        Distribution::Normal { mean, std } => rng.normals_f32(rows * d, mean, std),
-        Distribution::Uniform { low, high } => (0..rows * d)
-            .map(|_| rng.uniform(low, high) as f32)
-            .collect(),
-        Distribution::Constant { value } => vec![value as f32; rows * d],
-    };
-    HostTensor::new(vec![rows, d], data)
+    crate::run::draw(dist, &mut rng, [rows, exp.model.d_input])
 }
 
 /// The index of the largest value (the first of equals; NaN never wins).

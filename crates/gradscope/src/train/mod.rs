@@ -20,7 +20,7 @@ pub use gradscope_report::{Growth, LayerEvent, LayerStep, StepRecord, TrainRepor
 
 use crate::backend::Backend;
 use crate::config::kinds::{CLIPS, OPTIMIZERS, describe_named};
-use crate::config::{Clip, Data, Distribution, Experiment, InputSource, Loss, Optimizer, Train};
+use crate::config::{Clip, Data, Experiment, InputSource, Loss, Optimizer, Train};
 use crate::origin::{Origin, OriginKind, nonfinite, origin_of_case};
 use crate::run::{CaseOutcome, RunError};
 
