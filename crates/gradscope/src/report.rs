@@ -18,7 +18,7 @@ fn case_report(
     exp: &Experiment,
     case: &crate::config::InputCase,
     out: &crate::run::CaseOutcome,
-    thresholds: Thresholds,
+    (thresholds, with_theory): (Thresholds, bool),
 ) -> CaseReport {
     // One tensor each, in parallel (a deep network's trial is otherwise one core's work).
     let params: Vec<ParamStats> = out.grads.par_iter().map(param_stats).collect();
@@ -65,9 +65,7 @@ fn case_report(
         flow: Flow::of(ratio, thresholds),
         dead_layers,
         zero_gradients,
-        theory: exp
-            .weights
-            .is_none()
+        theory: (with_theory && exp.weights.is_none())
             .then(|| crate::theory::predict(&exp.model, &exp.loss, case)),
     }
 }
@@ -85,6 +83,20 @@ fn hidden_rate(layers: &[LayerStats]) -> f64 {
     (f64::from(a.delta_l2) / f64::from(b.delta_l2)).powf(1.0 / (n - 3) as f64)
 }
 
+/// The case reports of `outcome` without theory: what a sweep's trial records take (a
+/// sweep predicts once per grid point, in its summary, not once per trial).
+pub fn cases_without_theory(
+    exp: &Experiment,
+    outcome: &Outcome,
+    thresholds: Thresholds,
+) -> Vec<CaseReport> {
+    exp.inputs
+        .iter()
+        .zip(&outcome.cases)
+        .map(|(case, out)| case_report(exp, case, out, (thresholds, false)))
+        .collect()
+}
+
 /// Summarise `outcome` of `exp` run on `backend`.
 pub fn build(
     exp: &Experiment,
@@ -96,7 +108,7 @@ pub fn build(
         .inputs
         .iter()
         .zip(&outcome.cases)
-        .map(|(case, out)| case_report(exp, case, out, thresholds))
+        .map(|(case, out)| case_report(exp, case, out, (thresholds, true)))
         .collect();
     let all_finite = cases
         .iter()

@@ -8,14 +8,13 @@ pub(super) fn trial_lines(
     point: usize,
     trial: usize,
     trial_exp: &Experiment,
-    backend: &Backend,
     outcome: &run::Outcome,
     thresholds: Thresholds,
 ) -> Result<(String, Vec<TrialRecord>), SweepError> {
-    let report = crate::report::build(trial_exp, backend, outcome, thresholds);
+    let cases = crate::report::cases_without_theory(trial_exp, outcome, thresholds);
     let mut lines = String::new();
-    let mut records = Vec::with_capacity(report.cases.len());
-    for case in &report.cases {
+    let mut records = Vec::with_capacity(cases.len());
+    for case in &cases {
         let record = TrialRecord {
             point,
             trial,
@@ -181,7 +180,7 @@ pub(super) fn run_units(
         .zip(&trial_exps)
         .zip(outcomes)
         .map(|((&(point, trial), trial_exp), outcome)| {
-            trial_lines(point, trial, trial_exp, backend, &outcome, opts.thresholds)
+            trial_lines(point, trial, trial_exp, &outcome, opts.thresholds)
         })
         .collect::<Result<_, _>>()?;
     log.append(lines)
