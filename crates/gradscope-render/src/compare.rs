@@ -2,6 +2,7 @@
 
 use std::fmt::Write as _;
 
+use gradscope_report::compare::Compared;
 use gradscope_report::compare::over_tolerance;
 use gradscope_report::floats::fmt_sci;
 use gradscope_report::{BackendInfo, CompareReport, TensorDiff};
@@ -36,11 +37,21 @@ pub fn verdict(r: &CompareReport) -> String {
         .filter(|w| w.max_rel_diff > 0.0)
         .map(|w| format!("{} vs {reference} in {}/{}", w.backend, w.case, w.tensor))
         .unwrap_or_else(|| "every compared value identical".into());
+    // The words for what was compared: backends, or one backend's two backward passes.
+    let (alike, who, where_one) = match r.compared {
+        Compared::Backends => (
+            "on every backend alike",
+            "BACKENDS",
+            "on one backend and not on the other",
+        ),
+        Compared::BackwardPasses => (
+            "in both backward passes alike",
+            "BACKWARD PASSES",
+            "in one backward pass and not the other",
+        ),
+    };
     let shared = if r.nonfinite_both > 0 {
-        format!(
-            "; {} values are NaN or inf on every backend alike",
-            r.nonfinite_both
-        )
+        format!("; {} values are NaN or inf {alike}", r.nonfinite_both)
     } else {
         String::new()
     };
@@ -58,7 +69,7 @@ pub fn verdict(r: &CompareReport) -> String {
             .filter(|t| over_tolerance(t.max_rel_diff, r.tolerance))
             .count();
         format!(
-            "verdict: BACKENDS DISAGREE: {over} tensors differ by more than {:e} (largest {}: {worst}); {} values finite on one backend and not on the other{shared}",
+            "verdict: {who} DISAGREE: {over} tensors differ by more than {:e} (largest {}: {worst}); {} values finite {where_one}{shared}",
             r.tolerance,
             fmt_sci(r.max_rel_diff, 2),
             r.nonfinite_mismatches

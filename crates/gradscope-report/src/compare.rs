@@ -90,6 +90,22 @@ pub struct CompareReport {
     pub nonfinite_both: usize,
     /// Every tensor agrees.
     pub agree: bool,
+    /// What was compared: the backends (`gradscope compare`), or on one backend its two
+    /// backward passes (`--check-backward`: the "backends" are then `B autodiff` and `B
+    /// manual`). Absent from older records, read as the backends.
+    #[serde(default)]
+    pub compared: Compared,
+}
+
+/// What a comparison held against each other.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Compared {
+    /// Backends, from the same weights and inputs.
+    #[default]
+    Backends,
+    /// Burn's autodiff and the backward pass written out, on one backend.
+    BackwardPasses,
 }
 
 /// Whether a reported largest difference is past the tolerance.

@@ -189,6 +189,7 @@ pub fn compare(
         max_rel_diff,
         nonfinite_mismatches,
         nonfinite_both,
+        compared: gradscope_report::compare::Compared::Backends,
     }
 }
 

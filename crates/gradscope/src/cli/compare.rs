@@ -191,7 +191,10 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write) -> CommandResult {
         }
     }
     for (i, (exp, runs)) in sets.iter().enumerate() {
-        let report = compare::compare(&exp.name, exp.seed, runs, args.tolerance);
+        let mut report = compare::compare(&exp.name, exp.seed, runs, args.tolerance);
+        if args.check_backward {
+            report.compared = gradscope_report::compare::Compared::BackwardPasses;
+        }
         let sep = if i > 0 { "\n" } else { "" };
         let text = match args.format {
             Format::Table => Ok(format!(

@@ -900,6 +900,27 @@ fn check_backward_holds_autodiff_against_the_written_out_pass() {
         "json",
     ]);
     assert_eq!(code, Some(4), "{r}");
+    assert_eq!(r["compared"], "backward_passes", "{r}");
+    let o = gradscope(
+        &[
+            "compare",
+            "configs/02-seed-deeper.toml",
+            "--check-backward",
+            "--backend",
+            "ndarray",
+            "--set",
+            "model.activation=gelu",
+            "--tolerance",
+            "0",
+        ],
+        &root,
+    );
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        table.contains("verdict: BACKWARD PASSES DISAGREE:")
+            && table.contains("finite in one backward pass and not the other"),
+        "{table}"
+    );
     let worst = r["tensors"]
         .as_array()
         .map(|t| {
