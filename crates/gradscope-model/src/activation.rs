@@ -39,7 +39,7 @@ impl Activation {
         match *self {
             Self::Relu => activation::relu(x),
             Self::LeakyRelu { slope } => activation::leaky_relu(x, slope),
-            Self::Elu { alpha } => activation::elu(x, alpha),
+            Self::Elu { alpha } => elu(x, alpha),
             Self::Gelu => gelu_exact(x),
             Self::Silu => activation::silu(x),
             Self::Softplus => activation::softplus(x, 1.0),
@@ -155,4 +155,23 @@ pub fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
         .erf()
         .add_scalar(1.0);
     (x * cdf_times_two).div_scalar(2.0)
+}
+
+/// elu(x) = x for x > 0, α·(eˣ − 1) otherwise, with `exp` evaluated on min(x, 0).
+///
+/// Burn 0.22.1's `activation::elu` evaluates α·(eˣ − 1) on every element and then keeps x
+/// where x > 0 (`mask_where`). For x > 88.7, eˣ overflows f32 in the branch it discards, and
+/// autodiff carries the discarded branch's gradient back through `exp`: 0·∞ = NaN. An elu
+/// network with large positive pre-activations (He kernels at gain 1.5, depth 8, width 256)
+/// then reported NaN δ where every value is finite. Burn's own softplus caps its discarded
+/// branch the same way. The forward values are Burn's, bit for bit: for x ≤ 0, min(x, 0) = x.
+pub fn elu<const D: usize>(x: Tensor<D>, alpha: f64) -> Tensor<D> {
+    let mask = x.clone().lower_equal_elem(0.0);
+    let scaled = x
+        .clone()
+        .clamp_max(0.0)
+        .exp()
+        .sub_scalar(1.0)
+        .mul_scalar(alpha);
+    x.mask_where(mask, scaled)
 }

@@ -239,3 +239,44 @@ fn every_activation_matches_its_formula() {
         }
     }
 }
+
+/// Upstream: Burn 0.22.1's `activation::elu` (burn-tensor, src/tensor/activation/base.rs)
+/// evaluates α·(eˣ − 1) on every element before keeping x where x > 0, so at x = 100 (e¹⁰⁰
+/// overflows f32) autodiff carries 0·∞ = NaN back from the discarded branch, where the
+/// derivative is 1. gradscope's `activation::elu` evaluates eˣ on min(x, 0): its derivative is
+/// 1 there and its forward is Burn's, bit for bit, on the grid and at 100. The day Burn caps
+/// the branch, the first assertion fails and the workaround can go.
+#[test]
+fn burns_own_elu_backward_is_nan_past_exp_overflow() {
+    let (_, device) = &cpu_devices()[0];
+    let burns = autodiff_derivative(|x| activation::elu(x, 1.0), &[100.0, 1.0, -1.0], device);
+    assert!(
+        burns[0].is_nan(),
+        "Burn's elu backward at 100: {}",
+        burns[0]
+    );
+    let ours = autodiff_derivative(
+        |x| gradscope_model::activation::elu(x, 1.0),
+        &[100.0, 1.0, -1.0],
+        device,
+    );
+    // 1 where x > 0; e^−1 = 0.36787944 for x = −1 (α = 1).
+    assert_eq!(ours[..2], [1.0, 1.0]);
+    assert!(
+        (f64::from(ours[2]) - (-1f64).exp()).abs() < 1e-7,
+        "{}",
+        ours[2]
+    );
+    let mut xs = grid();
+    xs.push(100.0);
+    let dev = device.clone();
+    let a = HostTensor::from_tensor(gradscope_model::activation::elu(
+        Tensor::<1>::from_data(xs.as_slice(), &dev),
+        1.0,
+    ));
+    let b = HostTensor::from_tensor(activation::elu(
+        Tensor::<1>::from_data(xs.as_slice(), &dev),
+        1.0,
+    ));
+    assert_eq!(a.data, b.data, "the forward is Burn's, bit for bit");
+}

@@ -307,3 +307,48 @@ fn a_network_wide_enough_for_flex_s_dense_route_matches_the_oracle() {
         );
     }
 }
+
+/// elu with a large positive pre-activation: 1 → 1 (elu) → 1, kernels 100, biases 0, x = 1,
+/// loss = out². By hand: z0 = 100 (> 88.7, where e^z overflows f32), a0 = 100, out = 1e4,
+/// loss = 1e8; ∂L/∂out = 2e4 = ∂L/∂W1 / a0 → ∂L/∂W1 = 2e6; δ0 = 2e4·100·elu'(100) = 2e6 =
+/// ∂L/∂W0 (x = 1). Burn's own elu evaluates e^100 = inf in the branch it discards and
+/// autodiff returned NaN here; on every backend, autodiff and the written-out pass alike.
+#[test]
+fn elu_with_large_positive_inputs_has_finite_exact_gradients() {
+    let text = "name = \"elu\"\nseed = 0\n[model]\ninput = 1\nhidden = [1]\noutput = 1\n\
+                activation = \"elu\"\nkernel_init = { kind = \"constant\", value = 100.0 }\n\
+                [[inputs]]\nname = \"one\"\nbatch = 1\n\
+                distribution = { kind = \"constant\", value = 1.0 }\n";
+    let exp = config::parse(Source {
+        path: "elu.toml".into(),
+        text: text.into(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    for b in common::every_backend("elu_with_large_positive_inputs_has_finite_exact_gradients") {
+        for (how, out) in [
+            ("autodiff", run::execute(&exp, &b)),
+            ("manual", gradscope::train::manual_outcome(&exp, &b)),
+        ] {
+            let out = out.unwrap_or_else(|e| panic!("{e}"));
+            let case = &out.cases[0];
+            assert_eq!(case.loss, 1e8, "{} {how}", b.kind.name());
+            let g: Vec<(&str, f32)> = case
+                .grads
+                .iter()
+                .map(|g| (g.name.as_str(), g.tensor.data[0]))
+                .collect();
+            assert_eq!(
+                g,
+                [
+                    ("layers.0.weight", 2e6),
+                    ("layers.0.bias", 2e6),
+                    ("layers.1.weight", 2e6),
+                    ("layers.1.bias", 2e4)
+                ],
+                "{} {how}",
+                b.kind.name()
+            );
+            assert_eq!(case.deltas[0].data, [2e6], "{} {how}", b.kind.name());
+        }
+    }
+}
