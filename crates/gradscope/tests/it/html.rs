@@ -30,6 +30,8 @@ fn browser_or_skip(test: &str) -> Option<&'static str> {
 struct Loaded {
     body: String,
     log: String,
+    /// The whole document as chromium left it.
+    dom: String,
 }
 
 impl Loaded {
@@ -65,6 +67,7 @@ fn load(browser: &str, page: &Path) -> Loaded {
     Loaded {
         body,
         log: String::from_utf8_lossy(&o.stderr).into_owned(),
+        dom,
     }
 }
 
@@ -140,6 +143,15 @@ fn reports_load_in_a_real_browser_with_their_pictures_and_sortable_tables() {
         .unwrap_or_else(|e| panic!("{e}"));
     let rows = check_page(browser, &sweep.join("report.html"), 1);
     assert_eq!(rows, vec![json["points"].as_array().map_or(0, Vec::len)]);
+    // In chromium's DOM: the column saying where theory holds, and the record's files linked.
+    let dom = load(browser, &sweep.join("report.html")).dom;
+    assert!(dom.contains(">theory holds</th>"), "{dom}");
+    for file in ["summary.csv", "trials.jsonl", "meta.json"] {
+        assert!(
+            dom.contains(&format!("<a href=\"{file}\">{file}</a>")),
+            "{file}: {dom}"
+        );
+    }
     // A plain run: per case, a row per parameter and one per layer; its picture.
     run("03-seed-inputs.toml", &[]);
     let plain = only_record(&d.join("rec"), "seed-example-3");
@@ -167,6 +179,13 @@ fn reports_load_in_a_real_browser_with_their_pictures_and_sortable_tables() {
     assert_eq!(
         check_page(browser, &train.join("report.html"), 1),
         vec![1, 2, 2]
+    );
+    // The trained weights are listed, with how to probe them, in the DOM chromium built.
+    let dom = load(browser, &train.join("report.html")).dom;
+    assert!(
+        dom.contains("<a href=\"weights.safetensors\">weights.safetensors</a>")
+            && dom.contains("Probe the trained weights"),
+        "{dom}"
     );
 }
 
