@@ -84,7 +84,7 @@ pub fn draw(distribution: Distribution, rng: &mut HostRng, [rows, cols]: [usize;
 }
 
 /// The parameters `exp` runs with: loaded from its weights file, or drawn from its seed.
-fn weights_of(exp: &Experiment) -> MlpWeights {
+pub fn weights_of(exp: &Experiment) -> MlpWeights {
     match &exp.weights {
         Some(loaded) => loaded.weights.clone(),
         None => exp.model.draw_weights(),

@@ -178,19 +178,20 @@ fn run_training(
         batch: train.batch,
         steps: train.steps,
     };
-    let mut weights = match &exp.weights {
-        Some(loaded) => loaded.weights.clone(),
-        None => exp.model.draw_weights(),
-    };
+    let mut weights = crate::run::weights_of(exp);
     let teacher = matches!(train.data, Data::Teacher { .. }).then(|| teacher(exp));
     let mut state = OptimizerState::start(train, &weights, exp.weights.as_ref());
     let mut steps = Vec::with_capacity(train.steps.min(1 << 20));
-    let mut last: Option<StepTensors> = None;
+    // A dump needs the optimiser's state before its step; plain SGD keeps none to copy. The
+    // state becomes named tensors only for the (at most two) steps a failure dumps.
+    let keeps_state = !matches!(train.optimizer, Optimizer::Sgd { momentum: 0.0 });
+    let mut last: Option<(StepTensors, Option<OptimizerState>)> = None;
     for step in 0..train.steps {
         let batch = batch(exp, train, teacher.as_ref(), step);
         let pass = pass(exp, backend, &weights, &batch)?;
         let before = weights.clone();
-        let state_before = state.clone();
+        let state_before = keeps_state.then(|| state.clone());
+        let steps_before = state.steps as usize;
         let mut origin = pass_origin(exp, backend, &weights, &batch, &pass);
         // A pass with a non-finite value makes no update.
         let updated = origin.is_none();
@@ -220,15 +221,24 @@ fn run_training(
         }
         let tensors = StepTensors {
             step,
-            optimizer: state_before.tensors(train, &before),
-            optimizer_steps: state_before.steps as usize,
+            optimizer: Vec::new(),
+            optimizer_steps: steps_before,
             weights: before,
             batch,
             pass,
         };
         if let Some(mut o) = origin {
             o.step = Some(step as u64);
-            let dumps = last.into_iter().chain([tensors]).collect();
+            let dumps = last
+                .into_iter()
+                .chain([(tensors, state_before)])
+                .map(|(mut t, s)| {
+                    if let Some(s) = s {
+                        t.optimizer = s.tensors(train, &t.weights);
+                    }
+                    t
+                })
+                .collect();
             return Ok(TrainOutcome {
                 steps,
                 origin: Some(o),
@@ -239,7 +249,7 @@ fn run_training(
                 setting,
             });
         }
-        last = Some(tensors);
+        last = Some((tensors, state_before));
     }
     Ok(TrainOutcome {
         steps,

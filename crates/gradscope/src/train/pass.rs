@@ -118,10 +118,7 @@ pub fn manual_outcome(
     exp: &Experiment,
     backend: &Backend,
 ) -> Result<crate::run::Outcome, RunError> {
-    let weights = match &exp.weights {
-        Some(loaded) => loaded.weights.clone(),
-        None => exp.model.draw_weights(),
-    };
+    let weights = crate::run::weights_of(exp);
     let cases = (0..exp.inputs.len())
         .map(|i| {
             let batch = Batch {
