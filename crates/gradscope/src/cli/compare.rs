@@ -156,73 +156,105 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write) -> CommandResult {
         messages,
     })?;
     let mut code = ExitStatus::Ok;
-    // Each report's runs, the reference first: the backends, or with --check-backward, for
-    // each backend its autodiff pass and its written-out one.
-    let mut sets: Vec<(&Experiment, Vec<(BackendInfo, run::Outcome)>)> = Vec::new();
+    // One report per experiment (per experiment and backend with --check-backward), each run,
+    // printed and dropped before the next runs.
+    let mut i = 0;
     for exp in &plan.experiments {
-        let info = |b: &Backend, how: &str| BackendInfo {
-            name: format!("{}{how}", b.kind.name()),
-            adapter: b.adapter.clone(),
-        };
-        let failed = |b: &Backend, e: &dyn std::fmt::Display| {
-            CommandError::failure(format!("{} on {}: {e}", exp.path.display(), b.kind.name()))
-        };
-        if args.check_backward {
-            for b in &plan.backends {
-                let autodiff = run::execute(exp, b).map_err(|e| failed(b, &e))?;
-                let manual = crate::train::manual_outcome(exp, b).map_err(|e| failed(b, &e))?;
-                sets.push((
-                    exp,
-                    vec![
-                        (info(b, " autodiff"), autodiff),
-                        (info(b, " manual"), manual),
-                    ],
-                ));
+        for runs in run_sets(args, exp, &plan.backends) {
+            let status = print_report(args, exp, &runs?, i, out)?;
+            if status == ExitStatus::Failure {
+                // Standard output is gone: nothing more can be said.
+                return Ok(status);
             }
-        } else {
-            let mut runs = Vec::new();
-            for b in &plan.backends {
-                runs.push((
-                    info(b, ""),
-                    run::execute(exp, b).map_err(|e| failed(b, &e))?,
-                ));
-            }
-            sets.push((exp, runs));
-        }
-    }
-    for (i, (exp, runs)) in sets.iter().enumerate() {
-        let mut report = compare::compare(&exp.name, exp.seed, runs, args.tolerance);
-        if args.check_backward {
-            report.compared = gradscope_report::compare::Compared::BackwardPasses;
-        }
-        let sep = if i > 0 { "\n" } else { "" };
-        let text = match args.format {
-            Format::Table => Ok(format!(
-                "{sep}{}",
-                gradscope_render::compare::table(&report)
-            )),
-            Format::Markdown => Ok(format!(
-                "{sep}{}",
-                gradscope_render::compare::markdown(&report)
-            )),
-            Format::Json => Ok(format!(
-                "{}\n",
-                serde_json::to_string(&report).unwrap_or_default()
-            )),
-            Format::Csv => gradscope_render::compare::csv(&report, i == 0),
-        };
-        let written = match text {
-            Ok(t) => out.write_all(t.as_bytes()).and_then(|()| out.flush()),
-            Err(e) => {
-                return Err(CommandError::failure(format!("cannot write CSV: {e}")));
-            }
-        };
-        if written.is_err() {
-            return Ok(ExitStatus::Failure);
-        }
-        if !report.agree {
-            code = ExitStatus::Disagree;
+            code = code.max(status);
+            i += 1;
         }
     }
     Ok(code)
+}
+
+/// The runs one report compares, the reference first.
+type Runs = Vec<(BackendInfo, run::Outcome)>;
+
+/// The runs of `exp` to compare, the reference first, one set per report: the backends, or
+/// with --check-backward, for each backend its autodiff pass and its written-out one. Lazy:
+/// a set runs when it is asked for.
+fn run_sets<'a>(
+    args: &'a CompareArgs,
+    exp: &'a Experiment,
+    backends: &'a [Backend],
+) -> Box<dyn Iterator<Item = Result<Runs, CommandError>> + 'a> {
+    let info = |b: &Backend, how: &str| BackendInfo {
+        name: format!("{}{how}", b.kind.name()),
+        adapter: b.adapter.clone(),
+    };
+    let failed = move |b: &Backend, e: &dyn std::fmt::Display| {
+        CommandError::failure(format!("{} on {}: {e}", exp.path.display(), b.kind.name()))
+    };
+    if args.check_backward {
+        Box::new(backends.iter().map(move |b| {
+            let autodiff = run::execute(exp, b).map_err(|e| failed(b, &e))?;
+            let manual = crate::train::manual_outcome(exp, b).map_err(|e| failed(b, &e))?;
+            Ok(vec![
+                (info(b, " autodiff"), autodiff),
+                (info(b, " manual"), manual),
+            ])
+        }))
+    } else {
+        Box::new(std::iter::once_with(move || {
+            backends
+                .iter()
+                .map(|b| {
+                    Ok((
+                        info(b, ""),
+                        run::execute(exp, b).map_err(|e| failed(b, &e))?,
+                    ))
+                })
+                .collect()
+        }))
+    }
+}
+
+/// Compare `runs` of `exp` and print the report, the `i`-th of the command; its status.
+fn print_report(
+    args: &CompareArgs,
+    exp: &Experiment,
+    runs: &Runs,
+    i: usize,
+    out: &mut dyn Write,
+) -> CommandResult {
+    let mut report = compare::compare(&exp.name, exp.seed, runs, args.tolerance);
+    if args.check_backward {
+        report.compared = gradscope_report::compare::Compared::BackwardPasses;
+    }
+    let sep = if i > 0 { "\n" } else { "" };
+    let text = match args.format {
+        Format::Table => Ok(format!(
+            "{sep}{}",
+            gradscope_render::compare::table(&report)
+        )),
+        Format::Markdown => Ok(format!(
+            "{sep}{}",
+            gradscope_render::compare::markdown(&report)
+        )),
+        Format::Json => Ok(format!(
+            "{}\n",
+            serde_json::to_string(&report).unwrap_or_default()
+        )),
+        Format::Csv => gradscope_render::compare::csv(&report, i == 0),
+    };
+    let written = match text {
+        Ok(t) => out.write_all(t.as_bytes()).and_then(|()| out.flush()),
+        Err(e) => {
+            return Err(CommandError::failure(format!("cannot write CSV: {e}")));
+        }
+    };
+    if written.is_err() {
+        return Ok(ExitStatus::Failure);
+    }
+    Ok(if report.agree {
+        ExitStatus::Ok
+    } else {
+        ExitStatus::Disagree
+    })
 }
