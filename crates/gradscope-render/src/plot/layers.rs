@@ -183,7 +183,7 @@ pub(super) fn theory_deltas(chi: &[f64], last: f64, layers: usize) -> Option<Vec
 }
 
 /// The points of `s` whose theory does not apply.
-fn not_applying(s: &SweepSummary) -> Vec<&PointSummary> {
+pub(super) fn not_applying(s: &SweepSummary) -> Vec<&PointSummary> {
     s.points
         .iter()
         .filter(|p| p.theory.as_ref().is_some_and(|t| !t.applies))

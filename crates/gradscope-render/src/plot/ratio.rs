@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use gradscope_report::{PointSummary, SweepSummary};
 
 use super::axis::LogAxes;
-use super::layers::depth_axis;
+use super::layers::{depth_axis, not_applying};
 use super::svg::{compact, footnote, legend_row, not_applying_note, open_svg};
 use super::{LEFT, MUTED, RIGHT, TOP, W};
 
@@ -49,11 +49,7 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
     } else {
         panel.y0 + 16.0 * series.len() as f64 + 22.0
     };
-    let not_applying: Vec<&PointSummary> = s
-        .points
-        .iter()
-        .filter(|p| p.theory.as_ref().is_some_and(|t| !t.applies))
-        .collect();
+    let not_applying = not_applying(s);
     let note_lines: Vec<String> = match not_applying.is_empty() {
         true => Vec::new(),
         false => crate::text::wrap(&not_applying_note(&not_applying, s.points.len()), 150),
