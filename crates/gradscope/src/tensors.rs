@@ -87,6 +87,14 @@ pub fn dump(
     Ok(written)
 }
 
+/// The optimiser as the config writes it (`adam(beta1=0.9, ...)`), as the dumps' metadata
+/// names it; empty outside training.
+fn optimizer(exp: &Experiment) -> String {
+    exp.task.train().map_or_else(String::new, |t| {
+        crate::config::kinds::describe_named(crate::config::kinds::OPTIMIZERS, &t.optimizer)
+    })
+}
+
 /// The hidden layers' activations, comma-separated, as the dumps' metadata names them.
 fn activations(exp: &Experiment) -> String {
     let names: Vec<&str> = exp.model.activations.iter().map(|a| a.name()).collect();
@@ -134,9 +142,7 @@ fn write_state(
     c: &crate::train::Checkpoint<'_>,
     finite: bool,
 ) -> std::io::Result<()> {
-    let optimizer = exp.task.train().map_or_else(String::new, |t| {
-        crate::config::kinds::describe_named(crate::config::kinds::OPTIMIZERS, &t.optimizer)
-    });
+    let optimizer = optimizer(exp);
     let metadata = HashMap::from([
         ("experiment".to_string(), exp.name.clone()),
         ("seed".to_string(), exp.seed.to_string()),
@@ -175,9 +181,7 @@ pub fn write_training_dump(
     outcome: &crate::train::TrainOutcome,
 ) -> std::io::Result<Vec<PathBuf>> {
     std::fs::create_dir_all(dir)?;
-    let optimizer = exp.task.train().map_or_else(String::new, |t| {
-        crate::config::kinds::describe_named(crate::config::kinds::OPTIMIZERS, &t.optimizer)
-    });
+    let optimizer = optimizer(exp);
     let mut written = Vec::new();
     for st in &outcome.dumps {
         let metadata = HashMap::from([
