@@ -94,6 +94,17 @@ impl Activation {
         }
     }
 
+    /// ∂L/∂x from `grad` = ∂L/∂φ(x): `grad ⊙ φ'(x)`, the step of a backward pass written out.
+    /// relu's is a mask, as Burn's autodiff (`relu_backward`: the gradient where x > 0, else 0)
+    /// and PyTorch's: an overflowed gradient (inf) meets a dead unit as 0, where inf·0 would be
+    /// NaN.
+    pub fn backward<const D: usize>(&self, x: Tensor<D>, grad: Tensor<D>) -> Tensor<D> {
+        match *self {
+            Self::Relu => grad.mask_fill(x.lower_equal_elem(0.0), 0.0),
+            a => grad * a.derivative(x),
+        }
+    }
+
     /// The activation of one value in f64 (a teacher network's host forward pass).
     pub fn apply_f64(&self, x: f64) -> f64 {
         let sigmoid = |x: f64| 1.0 / (1.0 + (-x).exp());
@@ -119,6 +130,61 @@ impl Activation {
             Self::Sigmoid => sigmoid(x),
             Self::Tanh => x.tanh(),
             Self::Identity => x,
+        }
+    }
+
+    /// φ'(x) in f64, for the theory (x > 0 picks the branch at a kink: 0 for relu at 0, as
+    /// [`Activation::derivative`] takes it).
+    pub fn derivative_f64(&self, z: f64) -> f64 {
+        let s = 1.0 / (1.0 + (-z).exp());
+        match *self {
+            Self::Relu => f64::from(u8::from(z > 0.0)),
+            Self::LeakyRelu { slope } => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    slope
+                }
+            }
+            Self::Elu { alpha } => {
+                if z > 0.0 {
+                    1.0
+                } else {
+                    alpha * z.exp()
+                }
+            }
+            Self::Identity => 1.0,
+            // Φ(z) + z·φ(z), Φ through erfc (the theory's χ depends on these last bits).
+            Self::Gelu => {
+                0.5 * libm::erfc(-z / std::f64::consts::SQRT_2)
+                    + z * (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
+            }
+            Self::Silu => s * (1.0 + z * (1.0 - s)),
+            Self::Softplus => s,
+            Self::Sigmoid => s * (1.0 - s),
+            Self::Tanh => 1.0 - z.tanh().powi(2),
+        }
+    }
+
+    /// φ''(x) in f64, for the theory (0 on the linear pieces of relu, leaky_relu and identity).
+    pub fn second_derivative_f64(&self, z: f64) -> f64 {
+        let s = 1.0 / (1.0 + (-z).exp());
+        let normal_pdf = (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt();
+        match *self {
+            Self::Gelu => normal_pdf * (2.0 - z * z),
+            Self::Silu => s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s)),
+            Self::Softplus => s * (1.0 - s),
+            Self::Sigmoid => s * (1.0 - s) * (1.0 - 2.0 * s),
+            Self::Tanh => -2.0 * z.tanh() * (1.0 - z.tanh().powi(2)),
+            // Piecewise linear: φ'' is 0 but at the kink, where φ(0) = 0 cancels it.
+            Self::Relu | Self::LeakyRelu { .. } | Self::Identity => 0.0,
+            Self::Elu { alpha } => {
+                if z > 0.0 {
+                    0.0
+                } else {
+                    alpha * z.exp()
+                }
+            }
         }
     }
 

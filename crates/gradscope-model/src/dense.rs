@@ -348,6 +348,45 @@ pub fn dense(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor
     Tensor::from_dispatch(z)
 }
 
+/// ∂L/∂x = g·Wᵀ for z = x·W (+ b) on any device: `weight` `[d_in, d_out]`, `grad` = ∂L/∂z
+/// `[batch, d_out]`; flex multiplies by a row-major copy of Wᵀ on large layers.
+pub fn dense_x_backward(weight: Tensor<2>, grad: Tensor<2>) -> Tensor<2> {
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_x_backward(
+        weight.into_dispatch(),
+        grad.into_dispatch(),
+    ))
+}
+
+/// ∂L/∂W = xᵀ·g for z = x·W (+ b) on any device: `x` `[batch, d_in]`, `grad` `[batch, d_out]`.
+pub fn dense_weight_backward(x: Tensor<2>, grad: Tensor<2>) -> Tensor<2> {
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_weight_backward(
+        x.into_dispatch(),
+        grad.into_dispatch(),
+    ))
+}
+
+/// The dense layer of a stack of `T` networks: z = x·W + b with `x` `[T, batch, d_in]`, `weight`
+/// `[T, d_in, d_out]` (each trial's own kernel, a batched product) and `bias` `[T, 1, d_out]`.
+pub fn dense3(x: Tensor<3>, weight: Tensor<3>, bias: Option<Tensor<3>>) -> Tensor<3> {
+    let z = x.matmul(weight);
+    match bias {
+        Some(b) => z + b,
+        None => z,
+    }
+}
+
+/// ∂L/∂x = g·Wᵀ per trial for [`dense3`], as Burn's autodiff takes a batched product's.
+pub fn dense3_x_backward(weight: Tensor<3>, grad: Tensor<3>) -> Tensor<3> {
+    grad.matmul(weight.swap_dims(1, 2))
+}
+
+/// ∂L/∂W = xᵀ·g per trial for [`dense3`], as Burn's autodiff takes a batched product's.
+pub fn dense3_weight_backward(x: Tensor<3>, grad: Tensor<3>) -> Tensor<3> {
+    x.swap_dims(1, 2).matmul(grad)
+}
+
 #[cfg(test)]
 mod tests {
     use burn::backend::ops::ModuleOps;
@@ -488,11 +527,11 @@ mod tests {
                         dense(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
                     }
                 };
-                let trace = crate::ForwardTrace::record(
+                let trace = crate::engine::forward_with(
                     input.to_device::<2>(&device),
                     mlp.layers.len(),
                     &mlp.activations,
-                    true,
+                    crate::Record::ALL,
                     linear,
                 );
                 let loss = (trace.output.clone() * trace.output.clone()).sum();

@@ -7,6 +7,7 @@
 
 pub mod activation;
 pub mod dense;
+pub mod engine;
 pub mod host;
 pub mod init;
 pub mod mlp;
@@ -15,9 +16,10 @@ pub mod rng;
 pub mod stack;
 
 pub use activation::Activation;
+pub use engine::{Backward, ForwardTrace, Layers, Record};
 pub use host::HostTensor;
 pub use init::{Fans, Initializer};
-pub use mlp::{ForwardTrace, LayerWeights, Mlp, MlpConfig, MlpWeights};
+pub use mlp::{LayerWeights, Mlp, MlpConfig, MlpWeights};
 pub use params::{NamedTensor, collect_gradients, collect_parameters};
 pub use rng::HostRng;
 pub use stack::{MlpStack, StackError, StackTrace, split_trials, stack_trials};

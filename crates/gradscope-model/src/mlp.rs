@@ -6,7 +6,8 @@ use burn::nn::Linear;
 use burn::tensor::{Device, Tensor};
 
 use crate::activation::Activation;
-use crate::dense::dense;
+use crate::dense::{dense, dense_weight_backward, dense_x_backward};
+use crate::engine::Layers;
 use crate::host::HostTensor;
 use crate::init::{Fans, Initializer};
 use crate::rng::{HostRng, PARAMETER_STREAM};
@@ -123,81 +124,6 @@ pub struct Mlp {
     pub activations: Vec<Activation>,
 }
 
-/// What one forward pass recorded, per layer `l` (0-based, output layer last). `D` is 2 for an
-/// [`Mlp`] (`[batch, d]` tensors) and 3 for an [`MlpStack`](crate::MlpStack) (`[T, batch, d]`).
-#[derive(Debug, Clone)]
-pub struct ForwardTrace<const D: usize = 2> {
-    /// The network's output, `[batch, d_output]`.
-    pub output: Tensor<D>,
-    /// z_l = a_{l-1}·W_l + b_l, `[batch, d_l]`; the last one equals `output`.
-    pub pre_activations: Vec<Tensor<D>>,
-    /// a_l = φ(z_l) for each hidden layer.
-    pub activations: Vec<Tensor<D>>,
-    /// Zero leaves added to each z_l; their gradients are δ_l = ∂loss/∂z_l. Empty unless
-    /// probes were asked for.
-    pub delta_probes: Vec<Tensor<D>>,
-}
-
-impl<const D: usize> ForwardTrace<D> {
-    /// Run `layers` layers on `input`, `linear(l, a)` giving z_l from the previous layer's
-    /// output, with `activations[l]` after every layer but the last, and record the pass. With
-    /// `probes`, a zero leaf requiring grad is added to each pre-activation so that its
-    /// gradient after `backward` is δ_l (Burn cannot `require_grad` an intermediate tensor,
-    /// burn #1802).
-    ///
-    /// # Panics
-    /// Panics if there are fewer activations than hidden layers (a programming error).
-    pub(crate) fn record(
-        input: Tensor<D>,
-        layers: usize,
-        activations: &[Activation],
-        probes: bool,
-        mut linear: impl FnMut(usize, Tensor<D>) -> Tensor<D>,
-    ) -> Self {
-        let last = layers - 1;
-        let device = input.device();
-        let mut trace = Self {
-            output: input.clone(),
-            pre_activations: Vec::with_capacity(layers),
-            activations: Vec::with_capacity(last),
-            delta_probes: Vec::new(),
-        };
-        let mut x = input;
-        assert!(
-            activations.len() >= last,
-            "{layers} layers need {last} activations, got {}",
-            activations.len()
-        );
-        // Each hidden layer's activation, then none after the output layer.
-        let after = activations.iter().take(last).map(Some).chain([None]);
-        for (l, activation) in after.enumerate() {
-            let mut z = linear(l, x);
-            if probes {
-                let probe = Tensor::<D>::zeros(z.shape(), &device).require_grad();
-                z = z + probe.clone();
-                trace.delta_probes.push(probe);
-            }
-            trace.pre_activations.push(z.clone());
-            x = match activation {
-                Some(activation) => {
-                    let a = activation.forward(z);
-                    trace.activations.push(a.clone());
-                    a
-                }
-                None => z,
-            };
-        }
-        trace.output = x;
-        trace
-    }
-}
-
-/// `layer`'s z = x·W + b through [`dense`]: Burn's `Linear::forward` for a 2-D input, with
-/// flex's faster ∂L/∂x.
-fn dense_layer(layer: &Linear, x: Tensor<2>) -> Tensor<2> {
-    dense(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
-}
-
 impl Mlp {
     /// Build the model from host weights (each loaded as a trainable parameter).
     pub fn from_weights(weights: &MlpWeights, device: &Device) -> Self {
@@ -217,36 +143,33 @@ impl Mlp {
             activations: weights.activations.clone(),
         }
     }
+}
 
-    /// The forward pass.
-    ///
-    /// # Shapes
-    /// - input: `[batch, d_input]`
-    /// - output: `[batch, d_output]`
-    pub fn forward(&self, input: Tensor<2>) -> Tensor<2> {
-        let last = self.layers.len() - 1;
-        let mut x = input;
-        for (i, layer) in self.layers.iter().enumerate() {
-            x = dense_layer(layer, x);
-            if i < last {
-                x = self.activations[i].forward(x);
-            }
-        }
-        x
+/// One network through the 2-D layer of [`crate::dense`]: Burn's `linear` for x·W + b, with
+/// flex's faster products on large layers, tracked by autodiff on an autodiff device.
+impl Layers<2> for Mlp {
+    fn depth(&self) -> usize {
+        self.layers.len()
     }
 
-    /// The forward pass, recording pre-activations and activations, and with `probes` the δ
-    /// probes ([`ForwardTrace::record`]).
-    ///
-    /// # Shapes
-    /// - input: `[batch, d_input]`
-    pub fn forward_traced(&self, input: Tensor<2>, probes: bool) -> ForwardTrace {
-        ForwardTrace::record(
-            input,
-            self.layers.len(),
-            &self.activations,
-            probes,
-            |l, x| dense_layer(&self.layers[l], x),
-        )
+    fn activations(&self) -> &[Activation] {
+        &self.activations
+    }
+
+    fn has_bias(&self, l: usize) -> bool {
+        self.layers[l].bias.is_some()
+    }
+
+    fn dense(&self, l: usize, x: Tensor<2>) -> Tensor<2> {
+        let layer = &self.layers[l];
+        dense(x, layer.weight.val(), layer.bias.as_ref().map(|b| b.val()))
+    }
+
+    fn dense_x_backward(&self, l: usize, grad: Tensor<2>) -> Tensor<2> {
+        dense_x_backward(self.layers[l].weight.val(), grad)
+    }
+
+    fn dense_weight_backward(&self, _l: usize, x: Tensor<2>, grad: Tensor<2>) -> Tensor<2> {
+        dense_weight_backward(x, grad)
     }
 }

@@ -15,16 +15,19 @@
 use burn::tensor::{Device, Gradients, Tensor, TensorData};
 
 use crate::activation::Activation;
+use crate::engine::{ForwardTrace, Layers};
 use crate::host::HostTensor;
-use crate::mlp::{ForwardTrace, MlpWeights};
+use crate::mlp::MlpWeights;
 use crate::params::NamedTensor;
 
 /// `T` networks of one architecture on a device, parameters stacked along dimension 0.
 #[derive(Debug)]
 pub struct MlpStack {
-    /// Kernels `[T, d_in, d_out]`, input layer first; leaves that require grad.
+    /// Kernels `[T, d_in, d_out]`, input layer first; leaves that require grad (on an
+    /// autodiff device).
     pub weights: Vec<Tensor<3>>,
-    /// Biases `[T, 1, d_out]`, where the layers have them; leaves that require grad.
+    /// Biases `[T, 1, d_out]`, where the layers have them; leaves that require grad (on an
+    /// autodiff device).
     pub biases: Vec<Option<Tensor<3>>>,
     /// Activation after hidden layer `i` (shared by every trial).
     pub activations: Vec<Activation>,
@@ -75,6 +78,15 @@ impl MlpStack {
             return Err(StackError::Architecture { index });
         }
         let trials = nets.len();
+        // On an autodiff device the parameters are leaves that require grad; on a plain one
+        // (the written-out backward pass) plain tensors.
+        let leaf = |t: Tensor<3>| {
+            if device.is_autodiff() {
+                t.require_grad()
+            } else {
+                t
+            }
+        };
         let mut weights = Vec::with_capacity(first.layers.len());
         let mut biases = Vec::with_capacity(first.layers.len());
         for (l, layer) in first.layers.iter().enumerate() {
@@ -83,13 +95,13 @@ impl MlpStack {
                 nets.iter().map(|n| &n.layers[l].weight),
                 vec![trials, d_in, d_out],
             );
-            weights.push(Tensor::<3>::from_data(w, device).require_grad());
+            weights.push(leaf(Tensor::<3>::from_data(w, device)));
             biases.push(layer.bias.as_ref().map(|_| {
                 let b = stacked_data(
                     nets.iter().filter_map(|n| n.layers[l].bias.as_ref()),
                     vec![trials, 1, d_out],
                 );
-                Tensor::<3>::from_data(b, device).require_grad()
+                leaf(Tensor::<3>::from_data(b, device))
             }));
         }
         Ok(Self {
@@ -98,28 +110,6 @@ impl MlpStack {
             activations: first.activations.clone(),
             trials,
         })
-    }
-
-    /// The forward pass of every network on its own input, recording it as
-    /// [`ForwardTrace::record`] does (activations, and with `probes` the δ probes).
-    ///
-    /// # Shapes
-    /// - input: `[T, batch, d_input]`
-    /// - output: `[T, batch, d_output]`
-    pub fn forward_traced(&self, input: Tensor<3>, probes: bool) -> StackTrace {
-        ForwardTrace::record(
-            input,
-            self.weights.len(),
-            &self.activations,
-            probes,
-            |l, x| {
-                let z = x.matmul(self.weights[l].clone());
-                match &self.biases[l] {
-                    Some(b) => z + b.clone(),
-                    None => z,
-                }
-            },
-        )
     }
 
     /// Every network's parameter gradients, named and ordered as
@@ -163,6 +153,34 @@ impl MlpStack {
         } else {
             Err(missing)
         }
+    }
+}
+
+/// Every network's layers at once: batched products over the trial dimension,
+/// [`crate::dense`]'s rank-3 forms.
+impl Layers<3> for MlpStack {
+    fn depth(&self) -> usize {
+        self.weights.len()
+    }
+
+    fn activations(&self) -> &[Activation] {
+        &self.activations
+    }
+
+    fn has_bias(&self, l: usize) -> bool {
+        self.biases[l].is_some()
+    }
+
+    fn dense(&self, l: usize, x: Tensor<3>) -> Tensor<3> {
+        crate::dense::dense3(x, self.weights[l].clone(), self.biases[l].clone())
+    }
+
+    fn dense_x_backward(&self, l: usize, grad: Tensor<3>) -> Tensor<3> {
+        crate::dense::dense3_x_backward(self.weights[l].clone(), grad)
+    }
+
+    fn dense_weight_backward(&self, _l: usize, x: Tensor<3>, grad: Tensor<3>) -> Tensor<3> {
+        crate::dense::dense3_weight_backward(x, grad)
     }
 }
 

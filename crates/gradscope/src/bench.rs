@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use gradscope_model::{Activation, HostTensor, Initializer, Mlp, MlpConfig};
+use gradscope_model::{Activation, HostTensor, Initializer, Layers, Mlp, MlpConfig, Record};
 
 use crate::backend::Backend;
 use crate::config::{self, Source};
@@ -126,7 +126,7 @@ pub fn throughput(
     );
     let step = || {
         let input = x.to_device::<2>(&backend.device);
-        let out = model.forward(input);
+        let out = model.forward(input, Record::OUTPUT).output;
         let loss = (out.clone() * out).sum();
         let grads = loss.backward();
         // Reading one gradient back waits for the device to finish the step.

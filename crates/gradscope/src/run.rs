@@ -4,8 +4,8 @@
 use burn::tensor::Tensor;
 use gradscope_model::rng::input_stream;
 use gradscope_model::{
-    HostRng, HostTensor, Mlp, MlpStack, MlpWeights, NamedTensor, collect_gradients, split_trials,
-    stack_trials,
+    HostRng, HostTensor, Layers, Mlp, MlpStack, MlpWeights, NamedTensor, Record, collect_gradients,
+    split_trials, stack_trials,
 };
 use rayon::prelude::*;
 
@@ -129,7 +129,7 @@ fn run_case(
 ) -> Result<CaseOutcome, RunError> {
     let input = draw_input(exp, index);
     let x: Tensor<2> = input.to_device(&backend.device);
-    let trace = model.forward_traced(x, true);
+    let trace = model.forward(x, Record::ALL);
     let loss = crate::loss::value(exp.loss, trace.output.clone(), &crate::loss::no_targets());
     let mut grads = loss.backward();
     let named = collect_gradients(model, &mut grads).map_err(RunError::MissingGradient)?;
@@ -179,7 +179,12 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
     for index in 0..first.inputs.len() {
         let inputs: Vec<HostTensor> = exps.iter().map(|exp| draw_input(exp, index)).collect();
         let x: Tensor<3> = stack_trials(&inputs).to_device(&backend.device);
-        let trace = stack.forward_traced(x, true);
+        // z_l is not kept: a sweep keeps only whether anything was non-finite.
+        let record = Record {
+            pre_activations: false,
+            ..Record::ALL
+        };
+        let trace = stack.forward(x, record);
         let losses = crate::loss::per_trial(first.loss, trace.output.clone());
         let mut grads = losses.clone().sum().backward();
         let named = stack

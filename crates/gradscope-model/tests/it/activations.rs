@@ -280,3 +280,37 @@ fn burns_own_elu_backward_is_nan_past_exp_overflow() {
     ));
     assert_eq!(a.data, b.data, "the forward is Burn's, bit for bit");
 }
+
+/// The f64 forms the theory and the teacher use (`apply_f64`, `derivative_f64`,
+/// `second_derivative_f64`) against this file's own formulas, and φ'' against a central
+/// difference of the test's φ' (step 1e-5: truncation error ~1e-10·|φ''''|, rounding
+/// ~1e-16/1e-5 = 1e-11, so 1e-7 is far above both and far below any wrong formula).
+#[test]
+fn the_f64_forms_match_the_formulas() {
+    for a in every_activation() {
+        for x in grid() {
+            let x = f64::from(x);
+            let (value, slope) = (formula(a, x), derivative(a, x));
+            assert!(
+                (a.apply_f64(x) - value).abs() <= 1e-14 * (1.0 + value.abs()),
+                "{}({x}): apply_f64 {} against {value}",
+                a.name(),
+                a.apply_f64(x)
+            );
+            assert!(
+                (a.derivative_f64(x) - slope).abs() <= 1e-14 * (1.0 + slope.abs()),
+                "{}'({x}): derivative_f64 {} against {slope}",
+                a.name(),
+                a.derivative_f64(x)
+            );
+            let h = 1e-5;
+            let curvature = (derivative(a, x + h) - derivative(a, x - h)) / (2.0 * h);
+            assert!(
+                (a.second_derivative_f64(x) - curvature).abs() <= 1e-7 * (1.0 + curvature.abs()),
+                "{}''({x}): second_derivative_f64 {} against the difference {curvature}",
+                a.name(),
+                a.second_derivative_f64(x)
+            );
+        }
+    }
+}

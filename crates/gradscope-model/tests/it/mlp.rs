@@ -3,7 +3,7 @@
 
 use burn::tensor::{Device, Tensor};
 use gradscope_model::{
-    Activation, HostTensor, Initializer, LayerWeights, Mlp, MlpConfig, MlpWeights,
+    Activation, HostTensor, Initializer, LayerWeights, Layers, Mlp, MlpConfig, MlpWeights, Record,
     collect_gradients, collect_parameters,
 };
 
@@ -83,8 +83,8 @@ fn traced_forward_equals_plain_forward_and_records_every_layer() {
     let dev = device();
     let model = config().init(&dev);
     let x = Tensor::<2>::from_data([[0.5f32, -1.0, 2.0], [1.0, 1.0, -0.5]], &dev);
-    let plain = HostTensor::from_tensor(model.forward(x.clone()));
-    let trace = model.forward_traced(x, true);
+    let plain = HostTensor::from_tensor(model.forward(x.clone(), Record::OUTPUT).output);
+    let trace = model.forward(x, Record::ALL);
     assert_eq!(HostTensor::from_tensor(trace.output.clone()), plain);
     let z_shapes: Vec<Vec<usize>> = trace
         .pre_activations
@@ -103,13 +103,12 @@ fn traced_forward_equals_plain_forward_and_records_every_layer() {
     );
 }
 
-#[test]
-fn hand_derived_gradients_and_deltas() {
-    // One hidden unit: x = [2], W1 = [[3]], b1 = [-1], relu, W2 = [[0.5]], b2 = [0.25].
-    //   z1 = 2·3 - 1 = 5, a1 = 5, out = 0.5·5 + 0.25 = 2.75, loss = out² = 7.5625
-    //   δ2 = 2·out = 5.5; ∂L/∂W2 = a1·δ2 = 27.5; ∂L/∂b2 = 5.5
-    //   δ1 = δ2·W2·relu'(5) = 2.75; ∂L/∂W1 = x·δ1 = 5.5; ∂L/∂b1 = 2.75
-    let weights = MlpWeights {
+/// One hidden unit: x = [2], W1 = [[3]], b1 = [-1], relu, W2 = [[0.5]], b2 = [0.25].
+///   z1 = 2·3 - 1 = 5, a1 = 5, out = 0.5·5 + 0.25 = 2.75, loss = out² = 7.5625
+///   δ2 = 2·out = 5.5; ∂L/∂W2 = a1·δ2 = 27.5; ∂L/∂b2 = 5.5
+///   δ1 = δ2·W2·relu'(5) = 2.75; ∂L/∂W1 = x·δ1 = 5.5; ∂L/∂b1 = 2.75
+fn hand_derived_network() -> MlpWeights {
+    MlpWeights {
         layers: vec![
             LayerWeights {
                 weight: HostTensor::new(vec![1, 1], vec![3.0]),
@@ -121,10 +120,15 @@ fn hand_derived_gradients_and_deltas() {
             },
         ],
         activations: vec![Activation::Relu],
-    };
+    }
+}
+
+#[test]
+fn hand_derived_gradients_and_deltas() {
+    let weights = hand_derived_network();
     let dev = device();
     let model = Mlp::from_weights(&weights, &dev);
-    let trace = model.forward_traced(Tensor::<2>::from_data([[2.0f32]], &dev), true);
+    let trace = model.forward(Tensor::<2>::from_data([[2.0f32]], &dev), Record::ALL);
     let out = trace.output.clone();
     let loss = (out.clone() * out).sum();
     let mut grads = loss.backward();
@@ -152,4 +156,46 @@ fn hand_derived_gradients_and_deltas() {
         })
         .collect();
     assert_eq!(deltas, vec![vec![2.75], vec![5.5]]);
+}
+
+/// The engine's written-out backward pass on a device without autodiff gives the hand-derived
+/// values of [`hand_derived_network`]: δ_L = ∂(out²)/∂out = 2·2.75 = 5.5.
+#[test]
+#[allow(deprecated)]
+fn the_written_out_backward_gives_the_hand_derived_values() {
+    let dev = Device::ndarray();
+    let model = Mlp::from_weights(&hand_derived_network(), &dev);
+    let trace = model.forward(Tensor::<2>::from_data([[2.0f32]], &dev), Record::PASS);
+    assert!(trace.delta_probes.is_empty(), "PASS records no probes");
+    let delta = trace.output.clone().mul_scalar(2.0);
+    let b = model.backward(&trace, delta);
+    let host = |t: &Tensor<2>| HostTensor::from_tensor(t.clone()).data;
+    assert_eq!(
+        b.deltas.iter().map(host).collect::<Vec<_>>(),
+        vec![vec![2.75], vec![5.5]]
+    );
+    assert_eq!(
+        b.weights.iter().map(host).collect::<Vec<_>>(),
+        vec![vec![5.5], vec![27.5]]
+    );
+    let biases: Vec<Vec<f32>> = b.biases.iter().flatten().map(host).collect();
+    assert_eq!(biases, vec![vec![2.75], vec![5.5]]);
+    assert_eq!(b.biases[0].as_ref().map(|t| t.dims()), Some([1, 1]));
+}
+
+/// A forward pass keeps only what it is asked to.
+#[test]
+fn a_forward_records_what_it_is_asked_for() {
+    let dev = device();
+    let model = config().init(&dev);
+    let x = || Tensor::<2>::from_data([[0.5f32, -1.0, 2.0]], &dev);
+    let out = model.forward(x(), Record::OUTPUT);
+    assert!(out.pre_activations.is_empty() && out.activations.is_empty());
+    assert!(out.delta_probes.is_empty());
+    let pass = model.forward(x(), Record::PASS);
+    assert_eq!((pass.pre_activations.len(), pass.activations.len()), (3, 2));
+    assert_eq!(
+        HostTensor::from_tensor(out.output),
+        HostTensor::from_tensor(pass.output)
+    );
 }

@@ -167,61 +167,9 @@ pub fn moments_at(nodes: Nodes, a: Activation, q: f64) -> (f64, f64) {
     }
 }
 
-/// φ'(z) in f64 (at a kink, the right-hand derivative).
+/// φ'(z) in f64 ([`Activation::derivative_f64`]).
 pub fn derivative(a: Activation, z: f64) -> f64 {
-    let s = 1.0 / (1.0 + (-z).exp());
-    match a {
-        Activation::Relu => f64::from(u8::from(z > 0.0)),
-        Activation::LeakyRelu { slope } => {
-            if z > 0.0 {
-                1.0
-            } else {
-                slope
-            }
-        }
-        Activation::Elu { alpha } => {
-            if z > 0.0 {
-                1.0
-            } else {
-                alpha * z.exp()
-            }
-        }
-        Activation::Identity => 1.0,
-        // Written as before the closed forms moved here, so χ keeps its last bits.
-        Activation::Gelu => {
-            phi_cdf(z) + z * (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
-        }
-        Activation::Silu => s * (1.0 + z * (1.0 - s)),
-        Activation::Softplus => s,
-        Activation::Sigmoid => s * (1.0 - s),
-        Activation::Tanh => 1.0 - z.tanh().powi(2),
-    }
-}
-
-/// The standard normal density.
-fn normal_pdf(z: f64) -> f64 {
-    (-0.5 * z * z).exp() / (2.0 * std::f64::consts::PI).sqrt()
-}
-
-/// φ''(z) of the smooth activations (the closed-form ones are handled in [`phi_phi2`]).
-fn second_derivative(a: Activation, z: f64) -> f64 {
-    let s = 1.0 / (1.0 + (-z).exp());
-    match a {
-        Activation::Gelu => normal_pdf(z) * (2.0 - z * z),
-        Activation::Silu => s * (1.0 - s) * (2.0 + z * (1.0 - 2.0 * s)),
-        Activation::Softplus => s * (1.0 - s),
-        Activation::Sigmoid => s * (1.0 - s) * (1.0 - 2.0 * s),
-        Activation::Tanh => -2.0 * z.tanh() * (1.0 - z.tanh().powi(2)),
-        // Piecewise linear: φ'' is 0 but at the kink, where φ(0) = 0 cancels it.
-        Activation::Relu | Activation::LeakyRelu { .. } | Activation::Identity => 0.0,
-        Activation::Elu { alpha } => {
-            if z > 0.0 {
-                0.0
-            } else {
-                alpha * z.exp()
-            }
-        }
-    }
+    a.derivative_f64(z)
 }
 
 /// E[φ(z)·φ''(z)] for z ~ N(0, q): with E[φ'(z)²] it is the slope of the q map,
@@ -233,7 +181,7 @@ pub fn phi_phi2(a: Activation, q: f64) -> f64 {
         // z < 0: α(e^z − 1)·αe^z, with E[e^{az}; z < 0] = e^{a²q/2}·Φ(−a√q).
         Activation::Elu { alpha } => alpha * alpha * (scaled_tail(2.0 * sq) - scaled_tail(sq)),
         smooth => gaussian_expectation_at(Nodes::Fine, q, |z| {
-            smooth.apply_f64(z) * second_derivative(smooth, z)
+            smooth.apply_f64(z) * smooth.second_derivative_f64(z)
         }),
     }
 }

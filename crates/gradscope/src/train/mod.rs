@@ -1,17 +1,18 @@
 //! Training runs (`[train]`): optimisation steps on fresh batches, every step measured and
 //! checked, in the order the computation runs, for the first non-finite value.
 //!
-//! The forward and backward passes run on the backend, with the backward pass written out
-//! (δ_l, then each gradient; [`pass`]) rather than taken by Burn's autodiff: that gives every
-//! δ_l directly, and a step of the seed's deep network costs 0.19 ms on flex instead of 0.29 ms
-//! (the autodiff graph of ~40 small operations was a third of a step). The derivatives are
-//! `Activation::derivative`, each checked against its formula, and the whole step against an
-//! f64 oracle on every backend. Batches, targets, clipping and the optimiser step run on the
-//! host, element by element in f64 and stored as f32. So every backend gets the same batches
-//! and the same update rule, and only the passes differ. The update rules are PyTorch's
-//! (`torch.optim.SGD`, `torch.optim.Adam`, `clip_grad_norm_`); Burn's optimisers are not used
+//! A step stays on the backend. The forward and backward passes are the engine's, with the
+//! backward pass written out (δ_l, then each gradient; [`pass`]) rather than taken by Burn's
+//! autodiff: that gives every δ_l directly and costs no autodiff graph. The clipping and the
+//! optimiser's update are tensor operations in f32 ([`optimizer`]), in the order of PyTorch's
+//! `torch.optim.SGD`, `torch.optim.Adam` and `clip_grad_norm_`; Burn's optimisers are not used
 //! because its norm clipping is per tensor, not global, and because the `update` origin and the
-//! update ratio need the step before it is applied.
+//! update ratio need the step before it is applied. The parameters and the optimiser's state
+//! stay on the device between steps; per step the host reads a few sums per layer ([`step`])
+//! and the output (for the accuracy), and reads the tensors only where those sums are not all
+//! finite, to check them value by value. Batches and targets are drawn on the host, so every
+//! backend gets the same batches; the whole run is held against an f64 oracle on every
+//! backend.
 
 use burn::tensor::Tensor;
 use gradscope_model::rng::{TEACHER_STREAM, batch_stream};
@@ -28,10 +29,10 @@ mod data;
 mod optimizer;
 mod pass;
 mod records;
+mod step;
 
 use data::*;
 pub use data::{Teacher, batch, teacher};
-pub use optimizer::clip;
 use optimizer::*;
 pub use pass::manual_outcome;
 use pass::*;
@@ -78,8 +79,8 @@ pub struct TrainOutcome {
     /// `momentum_buffer.<param>` (SGD with momentum), `exp_avg.<param>` and `exp_avg_sq.<param>`
     /// (Adam), where `<param>` is `layers.{i}.weight` or `layers.{i}.bias`.
     pub optimizer: Vec<NamedTensor>,
-    /// The optimiser steps taken (the failing step takes none, unless its update made the
-    /// weights non-finite).
+    /// The optimiser steps taken (the failing step takes none: an update that would make the
+    /// weights non-finite is found before it replaces them).
     pub optimizer_steps: usize,
     /// The last finite step and the failing one (with a failure).
     pub dumps: Vec<StepTensors>,
@@ -178,40 +179,138 @@ fn run_training(
         batch: train.batch,
         steps: train.steps,
     };
-    let mut weights = crate::run::weights_of(exp);
+    let device = &backend.plain;
+    let start = crate::run::weights_of(exp);
+    let kernels = step::kernels_of(&start);
+    // Loaded weights may hold non-finite values: the first step then goes to the host, whose
+    // checks name them. Later weights are checked after each update.
+    let mut weights_checked = crate::origin::nonfinite_weight(&start).is_none();
+    let mut model = gradscope_model::Mlp::from_weights(&start, device);
     let teacher = matches!(train.data, Data::Teacher { .. }).then(|| teacher(exp));
-    let mut state = OptimizerState::start(train, &weights, exp.weights.as_ref());
+    let mut state = OptimizerState::start(train, &start, exp.weights.as_ref(), device);
     let mut steps = Vec::with_capacity(train.steps.min(1 << 20));
-    // A dump needs the optimiser's state before its step; plain SGD keeps none to copy. The
-    // state becomes named tensors only for the (at most two) steps a failure dumps.
-    let keeps_state = !matches!(train.optimizer, Optimizer::Sgd { momentum: 0.0 });
-    let mut last: Option<(StepTensors, Option<OptimizerState>)> = None;
+    // The step before, on the device, for the dumps of a failure.
+    let mut last: Option<DeviceStep> = None;
+    let finish = |model: &gradscope_model::Mlp,
+                  state: &OptimizerState,
+                  steps: Vec<StepRecord>,
+                  origin: Option<Origin>,
+                  dumps: Vec<StepTensors>| {
+        let weights = host_weights(model);
+        TrainOutcome {
+            steps,
+            origin,
+            optimizer: state.tensors(train, &weights),
+            optimizer_steps: state.steps as usize,
+            weights,
+            dumps,
+            setting,
+        }
+    };
     for step in 0..train.steps {
         let batch = batch(exp, train, teacher.as_ref(), step);
-        let pass = pass(exp, backend, &weights, &batch)?;
-        let before = weights.clone();
-        let state_before = keeps_state.then(|| state.clone());
-        let steps_before = state.steps as usize;
-        let mut origin = pass_origin(exp, backend, &weights, &batch, &pass);
+        let params = params_of(&model);
+        let pass = DevicePass::run(exp, &model, device, &batch);
+        let grads = pass.grads();
+        let sums = step::pass_sums(&pass, &params, stats);
+        let this = DeviceStep {
+            step,
+            params: params.clone(),
+            state: state.clone(),
+            batch,
+            pass,
+        };
+        let batch_finite =
+            nonfinite(&this.batch.inputs.data) == 0 && nonfinite(&this.batch.targets.data) == 0;
+        // The host's checks, value by value, where the sums do not prove the pass finite.
+        let host = (!(sums.finite && batch_finite && weights_checked)).then(|| {
+            let before = this.weights(&model);
+            let pass = this.pass.to_host(&this.batch);
+            let origin = pass_origin(exp, backend, &before, &this.batch, &pass);
+            (before, pass, origin)
+        });
+        weights_checked = true;
+        let norm = match &host {
+            Some((_, pass, _)) => global_norm(pass.grads.iter().map(|g| &g.tensor)),
+            None => sums.grad_sq.iter().sum::<f64>().sqrt(),
+        };
+        let clipped = match train.clip {
+            Clip::None => None,
+            c => Some(clip(&grads, c, norm)),
+        };
         // A pass with a non-finite value makes no update.
-        let updated = origin.is_none();
-        let norms = update(train, &mut state, &mut weights, &pass, updated);
-        if updated {
-            origin = update_origin(step, &weights);
+        let failed = host.as_ref().is_some_and(|(_, _, origin)| origin.is_some());
+        let after = (!failed).then(|| {
+            let mut next = state.clone();
+            let after = next.step(train, &params, clipped.as_deref().unwrap_or(&grads));
+            (next, after)
+        });
+        let updated = after.as_ref().map(|(_, a)| a);
+        let sums_after = step::update_sums(
+            &params,
+            updated.unwrap_or(&params),
+            &kernels,
+            clipped.as_deref(),
+            stats && updated.is_some(),
+        );
+        let clipped_norm = sums_after.clipped_sq.map_or(norm, f64::sqrt);
+        let mut origin = host.as_ref().and_then(|(_, _, o)| o.clone());
+        let mut after_host = None;
+        if let Some((_, new)) = &after
+            && !sums_after.param_sq.iter().all(|v| v.is_finite())
+        {
+            // The new weights are checked before they replace the old.
+            let mut next = model.clone();
+            set_params(&mut next, new.clone());
+            let w = host_weights(&next);
+            origin = update_origin(step, &w);
+            after_host = Some(w);
         }
-        let mut record = match stats {
-            true => record(step, &pass, (&before, &weights), norms, updated),
-            false => record_without_layers(step, &pass, norms),
+        let mut record = match &host {
+            Some((before, pass, _)) if stats => {
+                let after = match (&after_host, &after) {
+                    (Some(w), _) => w.clone(),
+                    (None, Some((_, new))) => {
+                        let mut next = model.clone();
+                        set_params(&mut next, new.clone());
+                        host_weights(&next)
+                    }
+                    (None, None) => before.clone(),
+                };
+                let norms = (norm, clipped_norm_host(&clipped, norm));
+                record(step, pass, (before, &after), norms, !failed)
+            }
+            _ => step::record_from_sums(
+                step,
+                &sums,
+                &sums_after.change_sq,
+                (norm, clipped_norm),
+                stats,
+            ),
         };
         if exp.loss.needs_labels() {
-            record.accuracy = Some(accuracy(&pass.output, &batch.targets));
+            let output = HostTensor::from_tensor(this.pass.trace.output.clone());
+            record.accuracy = Some(accuracy(&output, &this.batch.targets));
         }
         on_step(&record);
         steps.push(record);
+        if let Some(mut o) = origin {
+            o.step = Some(step as u64);
+            let dumps = last
+                .into_iter()
+                .chain([this])
+                .map(|s| s.into_host(train, &model))
+                .collect();
+            return Ok(finish(&model, &state, steps, Some(o), dumps));
+        }
+        if let Some((next, new)) = after {
+            state = next;
+            set_params(&mut model, new);
+        }
         if let Some(n) = train.checkpoint_every
-            && origin.is_none()
             && (step + 1) % n == 0
         {
+            let weights = host_weights(&model);
             on_checkpoint(&Checkpoint {
                 steps: step + 1,
                 weights: &weights,
@@ -219,47 +318,66 @@ fn run_training(
                 optimizer_steps: state.steps as usize,
             });
         }
-        let tensors = StepTensors {
-            step,
-            optimizer: Vec::new(),
-            optimizer_steps: steps_before,
-            weights: before,
-            batch,
-            pass,
-        };
-        if let Some(mut o) = origin {
-            o.step = Some(step as u64);
-            let dumps = last
-                .into_iter()
-                .chain([(tensors, state_before)])
-                .map(|(mut t, s)| {
-                    if let Some(s) = s {
-                        t.optimizer = s.tensors(train, &t.weights);
-                    }
-                    t
-                })
-                .collect();
-            return Ok(TrainOutcome {
-                steps,
-                origin: Some(o),
-                optimizer: state.tensors(train, &weights),
-                optimizer_steps: state.steps as usize,
-                weights,
-                dumps,
-                setting,
-            });
-        }
-        last = Some((tensors, state_before));
+        last = Some(this);
     }
-    Ok(TrainOutcome {
-        steps,
-        origin: None,
-        optimizer: state.tensors(train, &weights),
-        optimizer_steps: state.steps as usize,
-        weights,
-        dumps: Vec::new(),
-        setting,
-    })
+    Ok(finish(&model, &state, steps, None, Vec::new()))
+}
+
+/// The clipped gradients' global norm on the host path, read back value by value (the
+/// unclipped `norm` without clipping).
+fn clipped_norm_host(clipped: &Option<Vec<Tensor<2>>>, norm: f64) -> f64 {
+    match clipped {
+        None => norm,
+        Some(c) => {
+            let host: Vec<HostTensor> = c
+                .iter()
+                .map(|g| HostTensor::from_tensor(g.clone()))
+                .collect();
+            global_norm(host.iter())
+        }
+    }
+}
+
+/// The global L2 norm of `grads`, in f64.
+fn global_norm<'a>(grads: impl Iterator<Item = &'a HostTensor>) -> f64 {
+    grads
+        .flat_map(|g| &g.data)
+        .map(|&v| f64::from(v) * f64::from(v))
+        .sum::<f64>()
+        .sqrt()
+}
+
+/// One step as it ran on the device, kept for the dumps of a failure at the next.
+struct DeviceStep {
+    step: usize,
+    /// The parameters before the step.
+    params: optimizer::Params,
+    /// The optimiser's state before the step.
+    state: OptimizerState,
+    batch: Batch,
+    pass: DevicePass,
+}
+
+impl DeviceStep {
+    /// The parameters before the step, on the host (`model` gives the architecture).
+    fn weights(&self, model: &gradscope_model::Mlp) -> MlpWeights {
+        let mut m = model.clone();
+        set_params(&mut m, self.params.clone());
+        host_weights(&m)
+    }
+
+    /// The step's tensors for `--dump`.
+    fn into_host(self, train: &Train, model: &gradscope_model::Mlp) -> StepTensors {
+        let weights = self.weights(model);
+        StepTensors {
+            step: self.step,
+            optimizer: self.state.tensors(train, &weights),
+            optimizer_steps: self.state.steps as usize,
+            pass: self.pass.to_host(&self.batch),
+            weights,
+            batch: self.batch,
+        }
+    }
 }
 
 /// The first non-finite value of a pass, in the order the computation runs: the batch

@@ -1,85 +1,120 @@
-//! The optimisers (PyTorch's SGD with momentum and Adam) and the clippings, on the host in
-//! f64, stored as f32.
+//! The optimisers (PyTorch's SGD with momentum and Adam) and the clippings, as tensor
+//! operations on the backend in f32, in the order `torch.optim` (single-tensor, not fused)
+//! performs them. Parameters and state stay on the device between steps.
+
+use burn::module::Param;
+use burn::tensor::{Device, Tensor};
+use gradscope_model::Mlp;
 
 use super::*;
 
-/// Optimiser state: one buffer (SGD momentum) or two (Adam) per parameter tensor.
-#[derive(Clone)]
-pub(super) struct OptimizerState {
-    pub(super) first: Vec<Vec<f32>>,
-    pub(super) second: Vec<Vec<f32>>,
-    pub(super) steps: i32,
-}
+/// A network's parameters on the device, in collection order (`layers.0.weight`,
+/// `layers.0.bias`, ...): each kernel `[d_in, d_out]`, each bias as a row `[1, d_out]` (the
+/// shape of the engine's bias gradient).
+pub(super) type Params = Vec<Tensor<2>>;
 
-/// Parameters in collection order (`layers.0.weight`, `layers.0.bias`, ...), mutable.
-pub(super) fn params_mut(w: &mut MlpWeights) -> Vec<&mut HostTensor> {
-    w.layers
-        .iter_mut()
-        .flat_map(|l| std::iter::once(&mut l.weight).chain(l.bias.as_mut()))
+/// The parameters of `model`, in collection order.
+pub(super) fn params_of(model: &Mlp) -> Params {
+    model
+        .layers
+        .iter()
+        .flat_map(|l| {
+            let bias = l.bias.as_ref().map(|b| b.val().unsqueeze::<2>());
+            std::iter::once(l.weight.val()).chain(bias)
+        })
         .collect()
 }
 
-/// The global L2 norm of `grads`.
-pub(super) fn global_norm(grads: &[NamedTensor]) -> f64 {
-    grads
-        .iter()
-        .flat_map(|g| &g.tensor.data)
-        .map(|&v| f64::from(v) * f64::from(v))
-        .sum::<f64>()
-        .sqrt()
-}
-
-/// Clip `grads` in place; returns the global norm after clipping.
-pub fn clip(grads: &mut [NamedTensor], clip: Clip) -> f64 {
-    match clip {
-        Clip::None => {}
-        Clip::Norm { max } => {
-            let norm = global_norm(grads);
-            // PyTorch's clip_grad_norm_: coefficient max / (norm + 1e-6), clamped to 1.
-            let coef = (max / (norm + 1e-6)).min(1.0);
-            if coef < 1.0 {
-                for v in grads.iter_mut().flat_map(|g| g.tensor.data.iter_mut()) {
-                    *v = (f64::from(*v) * coef) as f32;
-                }
-            }
+/// `model` with its parameters replaced by `params` (collection order), each keeping its id.
+pub(super) fn set_params(model: &mut Mlp, params: Params) {
+    let mut params = params.into_iter();
+    for layer in &mut model.layers {
+        if let Some(w) = params.next() {
+            layer.weight = Param::initialized(layer.weight.id, w);
         }
-        Clip::Value { max } => {
-            let m = max as f32;
-            for v in grads.iter_mut().flat_map(|g| g.tensor.data.iter_mut()) {
-                *v = v.clamp(-m, m);
-            }
+        if let Some(bias) = layer.bias.as_mut()
+            && let Some(b) = params.next()
+        {
+            let d = b.dims()[1];
+            *bias = Param::initialized(bias.id, b.reshape([d]));
         }
     }
-    global_norm(grads)
+}
+
+/// The parameters of `model` read back to the host.
+pub(super) fn host_weights(model: &Mlp) -> MlpWeights {
+    MlpWeights {
+        layers: model
+            .layers
+            .iter()
+            .map(|l| gradscope_model::LayerWeights {
+                weight: HostTensor::from_tensor(l.weight.val()),
+                bias: l.bias.as_ref().map(|b| HostTensor::from_tensor(b.val())),
+            })
+            .collect(),
+        activations: model.activations.clone(),
+    }
+}
+
+/// Optimiser state on the device: one buffer (SGD momentum) or two (Adam) per parameter, in
+/// collection order and shaped as [`Params`]; `None` where PyTorch has none yet (SGD's
+/// momentum buffer before the first step).
+#[derive(Clone)]
+pub(super) struct OptimizerState {
+    pub(super) first: Vec<Option<Tensor<2>>>,
+    pub(super) second: Vec<Option<Tensor<2>>>,
+    pub(super) steps: i32,
+}
+
+/// The parameter names in collection order.
+fn param_names(w: &MlpWeights) -> Vec<String> {
+    w.layers
+        .iter()
+        .enumerate()
+        .flat_map(|(i, l)| {
+            let bias = l.bias.as_ref().map(|_| format!("layers.{i}.bias"));
+            std::iter::once(format!("layers.{i}.weight")).chain(bias)
+        })
+        .collect()
+}
+
+/// The state's buffers with their PyTorch names (none for plain SGD, which keeps none).
+fn buffer_names(train: &Train) -> &'static [&'static str] {
+    match train.optimizer {
+        Optimizer::Sgd { momentum: 0.0 } => &[],
+        Optimizer::Sgd { .. } => &["momentum_buffer"],
+        Optimizer::Adam { .. } => &["exp_avg", "exp_avg_sq"],
+    }
 }
 
 impl OptimizerState {
-    /// The state as named tensors shaped as the parameters `w` (see [`TrainOutcome::optimizer`]);
-    /// none for plain SGD, which keeps none.
+    /// The state as named host tensors shaped as the parameters `w` (see
+    /// [`TrainOutcome::optimizer`]); a buffer PyTorch has not made yet is written as zeros.
     pub(super) fn tensors(&self, train: &Train, w: &MlpWeights) -> Vec<NamedTensor> {
-        let buffers: Vec<(&str, &Vec<Vec<f32>>)> = match train.optimizer {
-            Optimizer::Sgd { momentum: 0.0 } => Vec::new(),
-            Optimizer::Sgd { .. } => vec![("momentum_buffer", &self.first)],
-            Optimizer::Adam { .. } => vec![("exp_avg", &self.first), ("exp_avg_sq", &self.second)],
-        };
-        let params: Vec<(String, &HostTensor)> = w
+        let shapes: Vec<Vec<usize>> = w
             .layers
             .iter()
-            .enumerate()
-            .flat_map(|(i, l)| {
-                let bias = l.bias.as_ref().map(|b| (format!("layers.{i}.bias"), b));
-                std::iter::once((format!("layers.{i}.weight"), &l.weight)).chain(bias)
-            })
+            .flat_map(|l| std::iter::once(&l.weight).chain(l.bias.as_ref()))
+            .map(|t| t.shape.clone())
             .collect();
-        buffers
+        let names = param_names(w);
+        buffer_names(train)
             .iter()
-            .flat_map(|(prefix, values)| {
-                params
+            .zip([&self.first, &self.second])
+            .flat_map(|(prefix, buffers)| {
+                names
                     .iter()
-                    .zip(values.iter())
-                    .map(move |((name, p), v)| NamedTensor {
-                        name: format!("{prefix}.{name}"),
-                        tensor: HostTensor::new(p.shape.clone(), v.clone()),
+                    .zip(&shapes)
+                    .zip(buffers)
+                    .map(move |((name, shape), b)| {
+                        let data = match b {
+                            Some(b) => HostTensor::from_tensor(b.clone()).data,
+                            None => vec![0.0; shape.iter().product()],
+                        };
+                        NamedTensor {
+                            name: format!("{prefix}.{name}"),
+                            tensor: HostTensor::new(shape.clone(), data),
+                        }
                     })
             })
             .collect()
@@ -87,39 +122,31 @@ impl OptimizerState {
 
     /// The state a run starts from: the one saved beside `loaded` weights where the file
     /// holds one (a record's `weights.safetensors`, a dump: the run then continues or replays
-    /// exactly), else zero buffers and no steps taken.
+    /// exactly), else none and no steps taken.
     pub(super) fn start(
         train: &Train,
         w: &MlpWeights,
         loaded: Option<&crate::config::LoadedWeights>,
+        device: &Device,
     ) -> Self {
-        let mut state = Self::new(w);
+        let n = param_names(w).len();
+        let mut state = Self {
+            first: vec![None; n],
+            second: vec![None; n],
+            steps: 0,
+        };
         let Some(loaded) = loaded.filter(|l| !l.optimizer.is_empty()) else {
             return state;
         };
-        let names: Vec<String> = w
-            .layers
-            .iter()
-            .enumerate()
-            .flat_map(|(i, l)| {
-                let bias = l.bias.as_ref().map(|_| format!("layers.{i}.bias"));
-                std::iter::once(format!("layers.{i}.weight")).chain(bias)
-            })
-            .collect();
-        let buffers: Vec<(&str, &mut Vec<Vec<f32>>)> = match train.optimizer {
-            Optimizer::Sgd { momentum: 0.0 } => Vec::new(),
-            Optimizer::Sgd { .. } => vec![("momentum_buffer", &mut state.first)],
-            Optimizer::Adam { .. } => vec![
-                ("exp_avg", &mut state.first),
-                ("exp_avg_sq", &mut state.second),
-            ],
-        };
         let mut loaded_any = false;
-        for (prefix, values) in buffers {
-            for (name, v) in names.iter().zip(values.iter_mut()) {
+        for (prefix, buffers) in buffer_names(train)
+            .iter()
+            .zip([&mut state.first, &mut state.second])
+        {
+            for (name, b) in param_names(w).iter().zip(buffers.iter_mut()) {
                 let full = format!("{prefix}.{name}");
                 if let Some(t) = loaded.optimizer.iter().find(|t| t.name == full) {
-                    v.clone_from(&t.tensor.data);
+                    *b = Some(as_row(&t.tensor).to_device(device));
                     loaded_any = true;
                 }
             }
@@ -130,84 +157,87 @@ impl OptimizerState {
         state
     }
 
-    pub(super) fn new(w: &MlpWeights) -> Self {
-        let zeros: Vec<Vec<f32>> = w
-            .layers
-            .iter()
-            .flat_map(|l| std::iter::once(&l.weight).chain(l.bias.as_ref()))
-            .map(|t| vec![0.0; t.data.len()])
-            .collect();
-        Self {
-            first: zeros.clone(),
-            second: zeros,
-            steps: 0,
-        }
-    }
-
-    /// One step of `train`'s optimiser on `w` with `grads` (in parameter order).
-    pub(super) fn step(&mut self, train: &Train, w: &mut MlpWeights, grads: &[NamedTensor]) {
+    /// One step of `train`'s optimiser: the new parameters from `params` and `grads` (both in
+    /// collection order), as `torch.optim` computes them in f32. The scalars (learning rate,
+    /// bias corrections) are computed in f64 and applied as the tensor's type, as PyTorch
+    /// applies its Python floats.
+    pub(super) fn step(&mut self, train: &Train, params: &Params, grads: &[Tensor<2>]) -> Params {
         self.steps += 1;
         let lr = train.learning_rate;
         let t = self.steps;
-        for (i, p) in params_mut(w).into_iter().enumerate() {
-            let g = &grads[i].tensor.data;
-            let (m, v) = (&mut self.first[i], &mut self.second[i]);
-            for j in 0..p.data.len() {
-                let gj = f64::from(g[j]);
-                let wj = f64::from(p.data[j]);
-                p.data[j] = match train.optimizer {
+        params
+            .iter()
+            .zip(grads)
+            .enumerate()
+            .map(|(i, (p, g))| {
+                let (p, g) = (p.clone(), g.clone());
+                match train.optimizer {
                     Optimizer::Sgd { momentum } => {
-                        // PyTorch: the buffer starts as the first gradient.
-                        let b = if t == 1 {
-                            gj
+                        let direction = if momentum == 0.0 {
+                            g
                         } else {
-                            momentum * f64::from(m[j]) + gj
+                            // torch: the buffer starts as a copy of the first gradient, then
+                            // buf.mul_(momentum).add_(grad).
+                            let b = match self.first[i].take() {
+                                None => g,
+                                Some(b) => b.mul_scalar(momentum).add(g),
+                            };
+                            self.first[i] = Some(b.clone());
+                            b
                         };
-                        m[j] = b as f32;
-                        wj - lr * b
+                        p.sub(direction.mul_scalar(lr))
                     }
                     Optimizer::Adam {
                         beta1,
                         beta2,
                         epsilon,
                     } => {
-                        let mj = beta1 * f64::from(m[j]) + (1.0 - beta1) * gj;
-                        let vj = beta2 * f64::from(v[j]) + (1.0 - beta2) * gj * gj;
-                        m[j] = mj as f32;
-                        v[j] = vj as f32;
+                        let zeros = || g.zeros_like();
+                        let m = self.first[i].take().unwrap_or_else(zeros);
+                        let v = self.second[i].take().unwrap_or_else(zeros);
+                        // exp_avg.lerp_(grad, 1 − β1); exp_avg_sq.mul_(β2).addcmul_(g, g, 1 − β2).
+                        let m = m.clone().add(g.clone().sub(m).mul_scalar(1.0 - beta1));
+                        let v = v
+                            .mul_scalar(beta2)
+                            .add(g.clone().mul(g).mul_scalar(1.0 - beta2));
                         let c1 = 1.0 - beta1.powi(t);
                         let c2 = 1.0 - beta2.powi(t);
-                        let denom = f64::from(v[j]).sqrt() / c2.sqrt() + epsilon;
-                        wj - (lr / c1) * f64::from(m[j]) / denom
+                        // denom = (exp_avg_sq.sqrt() / √c2).add_(ε);
+                        // param.addcdiv_(exp_avg, denom, value = −lr / c1).
+                        let denom = v.clone().sqrt().div_scalar(c2.sqrt()).add_scalar(epsilon);
+                        let p = p.sub(m.clone().div(denom).mul_scalar(lr / c1));
+                        self.first[i] = Some(m);
+                        self.second[i] = Some(v);
+                        p
                     }
-                } as f32;
-            }
-        }
+                }
+            })
+            .collect()
     }
 }
 
-/// Clip the pass's gradients and, with `apply`, take the optimiser's step; returns the global
-/// gradient norm before and after clipping.
-pub(super) fn update(
-    train: &Train,
-    state: &mut OptimizerState,
-    weights: &mut MlpWeights,
-    pass: &CaseOutcome,
-    apply: bool,
-) -> (f64, f64) {
-    let norm = global_norm(&pass.grads);
-    // Clipping works on a copy; without it the pass's gradients are used as they are.
-    let mut clipped_grads = None;
-    let clipped = match train.clip {
-        Clip::None => norm,
-        c => clip(clipped_grads.insert(pass.grads.clone()), c),
-    };
-    if apply {
-        state.step(
-            train,
-            weights,
-            clipped_grads.as_deref().unwrap_or(&pass.grads),
-        );
+/// A host tensor shaped as [`Params`] holds it: a bias `[d]` as `[1, d]`.
+pub(super) fn as_row(t: &HostTensor) -> HostTensor {
+    match t.shape.as_slice() {
+        [d] => HostTensor::new(vec![1, *d], t.data.clone()),
+        _ => t.clone(),
     }
-    (norm, clipped)
+}
+
+/// The gradients after `clip`, given their global L2 `norm`: PyTorch's `clip_grad_norm_`
+/// scales them by max / (norm + 1e-6) where that is below 1; `clip_grad_value_` clamps each
+/// value to [−max, max].
+pub(super) fn clip(grads: &[Tensor<2>], clip: Clip, norm: f64) -> Vec<Tensor<2>> {
+    match clip {
+        Clip::None => grads.to_vec(),
+        Clip::Norm { max } => {
+            let coef = (max / (norm + 1e-6)).min(1.0);
+            if coef < 1.0 {
+                grads.iter().map(|g| g.clone().mul_scalar(coef)).collect()
+            } else {
+                grads.to_vec()
+            }
+        }
+        Clip::Value { max } => grads.iter().map(|g| g.clone().clamp(-max, max)).collect(),
+    }
 }

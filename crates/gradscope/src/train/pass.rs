@@ -1,113 +1,119 @@
-//! One forward and backward pass of a training step on the backend, the backward pass written
-//! out, and the losses of a batch and of each of its rows.
+//! One forward and backward pass of a training step on the backend: the engine's forward and
+//! its backward pass written out.
+
+use gradscope_model::{ForwardTrace, Layers, Mlp, Record};
 
 use super::*;
 
 /// One forward + backward pass of `w` on `batch`, on the backend without autodiff: the
-/// backward pass is written out (δ_L = ∂loss/∂output, δ_{l−1} = (δ_l·W_lᵀ) ⊙ φ'(z_{l−1}),
-/// ∂loss/∂W_l = a_{l−1}ᵀ·δ_l, ∂loss/∂b_l = Σ_batch δ_l), which gives δ_l without probes and
-/// costs no autodiff graph. The f64 oracle checks it on every backend.
+/// backward pass is written out ([`Layers::backward`]: δ_L = ∂loss/∂output, then
+/// δ_{l−1} = (δ_l·W_lᵀ) ⊙ φ'(z_{l−1}), ∂loss/∂W_l = a_{l−1}ᵀ·δ_l, ∂loss/∂b_l = Σ_batch δ_l),
+/// which gives δ_l without probes and costs no autodiff graph. The f64 oracle checks it on
+/// every backend.
 pub(super) fn pass(
     exp: &Experiment,
     backend: &Backend,
     w: &MlpWeights,
     batch: &Batch,
 ) -> Result<CaseOutcome, RunError> {
-    let device = &backend.plain;
-    let kernels: Vec<Tensor<2>> = w
-        .layers
-        .iter()
-        .map(|l| l.weight.to_device(device))
-        .collect();
-    let (inputs, zs) = forward(w, &kernels, batch.inputs.to_device(device));
-    let output = zs[zs.len() - 1].clone();
-    let loss = crate::loss::value(exp.loss, output.clone(), &batch.targets);
-    let delta = crate::loss::gradient(exp.loss, output.clone(), &batch.targets);
-    let (deltas, grads) = backward(w, &kernels, &inputs, &zs, delta);
-    let output = HostTensor::from_tensor(output);
-    let mut layer_outputs: Vec<HostTensor> = inputs
-        .into_iter()
-        .skip(1)
-        .map(HostTensor::from_tensor)
-        .collect();
-    layer_outputs.push(output.clone());
-    Ok(CaseOutcome {
-        name: "train".into(),
-        input: batch.inputs.clone(),
-        output,
-        loss: HostTensor::from_tensor(loss).data[0],
-        grads,
-        deltas,
-        layer_outputs,
-        pre_activations: zs.into_iter().map(HostTensor::from_tensor).collect(),
-    })
+    let model = Mlp::from_weights(w, &backend.plain);
+    pass_on(exp, &model, &backend.plain, batch)
 }
 
-/// The forward pass: each layer's input (x, then a_l = φ(z_l) of the hidden layers) and z_l.
-pub(super) fn forward(
-    w: &MlpWeights,
-    kernels: &[Tensor<2>],
-    x: Tensor<2>,
-) -> (Vec<Tensor<2>>, Vec<Tensor<2>>) {
-    let n = w.layers.len();
-    let device = x.device();
-    let mut inputs = vec![x];
-    let mut zs: Vec<Tensor<2>> = Vec::with_capacity(n);
-    for (l, layer) in w.layers.iter().enumerate() {
-        let mut z = inputs[l].clone().matmul(kernels[l].clone());
-        if let Some(b) = &layer.bias {
-            z = z + b.to_device::<1>(&device).unsqueeze::<2>();
+/// [`pass`] of `model`, a network on the backend without autodiff, read back to the host.
+pub(super) fn pass_on(
+    exp: &Experiment,
+    model: &Mlp,
+    device: &burn::tensor::Device,
+    batch: &Batch,
+) -> Result<CaseOutcome, RunError> {
+    Ok(DevicePass::run(exp, model, device, batch).to_host(batch))
+}
+
+/// One pass on the device: the engine's forward ([`Record::PASS`]) and its written-out
+/// backward ([`Layers::backward`]), held there until the step asks for what it needs.
+#[derive(Clone)]
+pub(super) struct DevicePass {
+    /// The forward pass: input, every z_l and a_l, the output.
+    pub(super) trace: ForwardTrace<2>,
+    /// Every δ_l and gradient.
+    pub(super) backward: gradscope_model::Backward<2>,
+    /// The loss, `[1]`.
+    pub(super) loss: Tensor<1>,
+}
+
+impl DevicePass {
+    /// The pass of `model` on `batch`.
+    pub(super) fn run(
+        exp: &Experiment,
+        model: &Mlp,
+        device: &burn::tensor::Device,
+        batch: &Batch,
+    ) -> Self {
+        let trace = model.forward(batch.inputs.to_device(device), Record::PASS);
+        let loss = crate::loss::value(exp.loss, trace.output.clone(), &batch.targets);
+        let delta = crate::loss::gradient(exp.loss, trace.output.clone(), &batch.targets);
+        let backward = model.backward(&trace, delta);
+        Self {
+            trace,
+            backward,
+            loss,
         }
-        if l + 1 < n {
-            inputs.push(w.activations[l].forward(z.clone()));
-        }
-        zs.push(z);
     }
-    (inputs, zs)
+
+    /// The gradients in parameter order, shaped as [`Params`]: each layer's kernel, then its
+    /// bias as `[1, d_out]`.
+    pub(super) fn grads(&self) -> Vec<Tensor<2>> {
+        self.backward
+            .weights
+            .iter()
+            .zip(&self.backward.biases)
+            .flat_map(|(w, b)| std::iter::once(w.clone()).chain(b.clone()))
+            .collect()
+    }
+
+    /// Everything the pass made, read back to the host.
+    pub(super) fn to_host(&self, batch: &Batch) -> CaseOutcome {
+        let output = HostTensor::from_tensor(self.trace.output.clone());
+        let host = |t: &Tensor<2>| HostTensor::from_tensor(t.clone());
+        let mut layer_outputs: Vec<HostTensor> = self.trace.activations.iter().map(host).collect();
+        layer_outputs.push(output.clone());
+        CaseOutcome {
+            name: "train".into(),
+            input: batch.inputs.clone(),
+            output,
+            loss: HostTensor::from_tensor(self.loss.clone()).data[0],
+            grads: named_gradients(&self.backward.weights, &self.backward.biases),
+            deltas: self.backward.deltas.iter().map(host).collect(),
+            layer_outputs,
+            pre_activations: self.trace.pre_activations.iter().map(host).collect(),
+        }
+    }
 }
 
-/// The backward pass from δ of the output layer: every δ_l and every parameter's gradient (in
-/// parameter order), read back to the host.
-pub(super) fn backward(
-    w: &MlpWeights,
-    kernels: &[Tensor<2>],
-    inputs: &[Tensor<2>],
-    zs: &[Tensor<2>],
-    mut delta: Tensor<2>,
-) -> (Vec<HostTensor>, Vec<NamedTensor>) {
-    let n = w.layers.len();
-    let mut deltas: Vec<Option<HostTensor>> = vec![None; n];
-    let mut grads: Vec<Vec<NamedTensor>> = vec![Vec::new(); n];
-    for l in (0..n).rev() {
-        let grad_w = inputs[l].clone().transpose().matmul(delta.clone());
-        grads[l].push(NamedTensor {
+/// The written-out pass's gradients read back to the host and named in parameter order
+/// (`layers.{l}.weight`, then `layers.{l}.bias` `[d_out]`, as [`collect_gradients`] names an
+/// [`Mlp`]'s).
+///
+/// [`collect_gradients`]: gradscope_model::collect_gradients
+fn named_gradients(weights: &[Tensor<2>], biases: &[Option<Tensor<2>>]) -> Vec<NamedTensor> {
+    let mut named = Vec::with_capacity(2 * weights.len());
+    for (l, (w, b)) in weights.iter().zip(biases).enumerate() {
+        named.push(NamedTensor {
             name: format!("layers.{l}.weight"),
-            tensor: HostTensor::from_tensor(grad_w),
+            tensor: HostTensor::from_tensor(w.clone()),
         });
-        if w.layers[l].bias.is_some() {
-            let grad_b: Tensor<1> = delta.clone().sum_dim(0).squeeze_dim(0);
-            grads[l].push(NamedTensor {
+        if let Some(b) = b {
+            let mut tensor = HostTensor::from_tensor(b.clone());
+            // [1, d_out] → [d_out], the shape of a Linear bias.
+            tensor.shape.remove(0);
+            named.push(NamedTensor {
                 name: format!("layers.{l}.bias"),
-                tensor: HostTensor::from_tensor(grad_b),
+                tensor,
             });
         }
-        deltas[l] = Some(HostTensor::from_tensor(delta.clone()));
-        if l > 0 {
-            let back = delta.matmul(kernels[l].clone().transpose());
-            let z = zs[l - 1].clone();
-            delta = match w.activations[l - 1] {
-                // relu's backward is a mask, as Burn's autodiff (`relu_backward`: the
-                // gradient where z > 0, else 0) and PyTorch's: an overflowed δ (inf) meets a
-                // dead unit as 0, where inf·0 would be NaN.
-                gradscope_model::Activation::Relu => back.mask_fill(z.lower_equal_elem(0.0), 0.0),
-                a => back * a.derivative(z),
-            };
-        }
     }
-    (
-        deltas.into_iter().flatten().collect(),
-        grads.into_iter().flatten().collect(),
-    )
+    named
 }
 
 /// The plain run of `exp` on `backend` with the backward pass written out, as training runs

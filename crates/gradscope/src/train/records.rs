@@ -103,22 +103,6 @@ pub(super) fn dead_fraction(a: &HostTensor) -> f64 {
     alive.iter().filter(|a| !**a).count() as f64 / width.max(1) as f64
 }
 
-/// A step's record without the per-layer statistics.
-pub(super) fn record_without_layers(
-    step: usize,
-    pass: &CaseOutcome,
-    norms: (f64, f64),
-) -> StepRecord {
-    StepRecord {
-        step,
-        loss: pass.loss,
-        grad_norm: norms.0,
-        grad_norm_clipped: norms.1,
-        layers: Vec::new(),
-        accuracy: None,
-    }
-}
-
 /// The fraction of rows of `output` `[batch, k]` whose largest value (the first of equal
 /// ones) is at their label in `targets` `[batch]`; a row holding NaN counts as wrong.
 pub(super) fn accuracy(output: &HostTensor, targets: &HostTensor) -> f32 {
