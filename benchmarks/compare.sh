@@ -39,7 +39,7 @@ fi
 echo "## 2. forward + backward throughput, 1024 x 16 x 512"
 [ -x "$PY" ] && "$PY" benchmarks/peers/sgemm_numpy.py
 for b in ndarray flex; do
-    $GS bench throughput --backend "$b" --repeat "$REPEAT" | tail -1 | sed "s/^/$b /"
+    $GS bench throughput --backend "$b" --repeat "$REPEAT" | grep "^throughput" | sed "s/^/$b /"
 done
 if cargo build --release -q --features blas 2>/dev/null; then
     $GS bench throughput --backend ndarray --repeat "$REPEAT" | tail -1 |

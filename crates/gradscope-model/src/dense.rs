@@ -21,13 +21,14 @@
 // extension must name every backend it can be called on.
 #![allow(deprecated)]
 
+use burn::backend::TensorMetadata;
 use burn::backend::autodiff::NodeId;
 use burn::backend::autodiff::checkpoint::base::Checkpointer;
 use burn::backend::autodiff::checkpoint::strategy::CheckpointStrategy;
 use burn::backend::autodiff::grads::Gradients;
 use burn::backend::autodiff::ops::{Backward, Ops, OpsKind};
 use burn::backend::flex::FlexTensor;
-use burn::backend::ops::{FloatTensorOps, ModuleOps};
+use burn::backend::ops::FloatTensorOps;
 use burn::backend::tensor::FloatTensor;
 use burn::backend::{Autodiff, Backend, Cube, Flex, NdArray, backend_extension};
 use burn::tensor::{DType, Shape, Tensor, TensorData};
@@ -39,31 +40,76 @@ use rayon::prelude::*;
 /// layouts: the seed network's 1 × 10 × 100 product differs from Burn's in 9 of 10 values.
 pub const FLEX_OWN_ROUTE_MIN: usize = 192 * 192 * 192;
 
-/// The dense layer on every backend gradscope runs: z = x·W (+ b).
+/// The dense layer on every backend gradscope runs: z = x·W (+ b), for one network (`x`
+/// `[batch, d_in]`, `W` `[d_in, d_out]`, `b` `[d_out]`) or a stack of `T` (`x`
+/// `[T, batch, d_in]`, `W` `[T, d_in, d_out]`, each trial's own kernel, `b` `[T, 1, d_out]`),
+/// told apart by the kernel's rank.
 #[backend_extension(Flex, NdArray, Cube, Autodiff)]
 pub trait DenseBackend: Backend {
-    /// z = x·W + b: `x` `[batch, d_in]`, `weight` `[d_in, d_out]`, `bias` `[d_out]`.
+    /// z = x·W + b.
     fn dense(
         x: FloatTensor<Self>,
         weight: FloatTensor<Self>,
         bias: FloatTensor<Self>,
     ) -> FloatTensor<Self> {
-        Self::linear(x, weight, Some(bias))
+        default_dense::<Self>(x, weight, Some(bias))
     }
 
     /// z = x·W, for layers without a bias.
     fn dense_no_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::linear(x, weight, None)
+        default_dense::<Self>(x, weight, None)
     }
 
-    /// ∂L/∂x = g·Wᵀ for z = x·W, given `grad` = ∂L/∂z `[batch, d_out]`.
+    /// ∂L/∂x = g·Wᵀ for z = x·W, given `grad` = ∂L/∂z.
     fn dense_x_backward(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::linear_x_backward(weight, grad)
+        default_x_backward::<Self>(weight, grad)
     }
 
-    /// ∂L/∂W = xᵀ·g for z = x·W, given `grad` = ∂L/∂z `[batch, d_out]`.
+    /// ∂L/∂W = xᵀ·g for z = x·W, given `grad` = ∂L/∂z.
     fn dense_weight_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        Self::linear_weight_backward(x, grad)
+        default_weight_backward::<Self>(x, grad)
+    }
+
+    /// ∂L/∂b: `grad` summed over the batch (`[d_out]`, or `[T, 1, d_out]` for a stack).
+    fn dense_bias_backward(grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        match grad.rank() {
+            3 => Self::float_sum_dim(grad, 1),
+            _ => Self::linear_bias_backward(grad),
+        }
+    }
+}
+
+/// Burn's own products: `linear` and its backward for one network; for a stack, the batched
+/// product and the bias added as Burn's `matmul` and `add` compute them (so the same values as
+/// `x.matmul(W) + b` through autodiff).
+fn default_dense<B: Backend>(
+    x: FloatTensor<B>,
+    weight: FloatTensor<B>,
+    bias: Option<FloatTensor<B>>,
+) -> FloatTensor<B> {
+    match weight.rank() {
+        3 => {
+            let z = B::float_matmul(x, weight);
+            match bias {
+                Some(b) => B::float_add(z, b),
+                None => z,
+            }
+        }
+        _ => B::linear(x, weight, bias),
+    }
+}
+
+fn default_x_backward<B: Backend>(weight: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    match weight.rank() {
+        3 => B::float_matmul(grad, B::float_swap_dims(weight, 1, 2)),
+        _ => B::linear_x_backward(weight, grad),
+    }
+}
+
+fn default_weight_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+    match x.rank() {
+        3 => B::float_matmul(B::float_swap_dims(x, 1, 2), grad),
+        _ => B::linear_weight_backward(x, grad),
     }
 }
 
@@ -82,23 +128,26 @@ impl DenseBackend for Flex {
                 let row = Shape::new([1, bias.layout().num_elements()]);
                 Self::float_add(z, Self::float_reshape(bias, row))
             }
-            None => Self::linear(x, weight, Some(bias)),
+            None => default_dense::<Self>(x, weight, Some(bias)),
         }
     }
 
     fn dense_no_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        big_matmul(&x, &weight).unwrap_or_else(|| Self::linear(x, weight, None))
+        big_matmul(&x, &weight).unwrap_or_else(|| default_dense::<Self>(x, weight, None))
     }
 
     fn dense_x_backward(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         transposed_copy(&weight, &grad)
             .and_then(|weight_t| big_matmul(&grad, &weight_t))
-            .unwrap_or_else(|| Self::linear_x_backward(weight, grad))
+            .unwrap_or_else(|| default_x_backward::<Self>(weight, grad))
     }
 
     fn dense_weight_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        if x.layout().num_dims() != 2 {
+            return default_weight_backward::<Self>(x, grad);
+        }
         big_matmul(&Self::float_transpose(x.clone()), &grad)
-            .unwrap_or_else(|| Self::linear_weight_backward(x, grad))
+            .unwrap_or_else(|| default_weight_backward::<Self>(x, grad))
     }
 }
 
@@ -170,7 +219,9 @@ fn within(len: usize, [rows, cols]: [usize; 2], strides: &[isize]) -> bool {
 }
 
 /// Wᵀ as a row-major flex tensor, where g·Wᵀ is large enough for the copy to pay and W is a
-/// plain row-major f32 matrix; `None` otherwise.
+/// plain row-major f32 matrix; `None` otherwise (a stack's kernels included: copying each
+/// trial's Wᵀ before Burn's batched product measured slower, 52–58 GFLOP/s against 64–73 for
+/// the transposed view at 4 × 128 × 1024 × 1024, benchmarks/README.md).
 fn transposed_copy(weight: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> {
     let (w, g) = (weight.layout(), grad.layout());
     let (ws, gs) = (w.shape(), g.shape());
@@ -266,7 +317,7 @@ impl<B: Backend + DenseBackend> Backward<B, 3> for DenseWithBias {
         let bias = ops.parents[2].clone();
         let grad = dense_backward::<B, 3>(ops, grads, ck);
         if let Some(node) = bias {
-            grads.register::<B>(node.id, B::linear_bias_backward(grad));
+            grads.register::<B>(node.id, B::dense_bias_backward(grad));
         }
     }
 }
@@ -367,24 +418,40 @@ pub fn dense_weight_backward(x: Tensor<2>, grad: Tensor<2>) -> Tensor<2> {
     ))
 }
 
-/// The dense layer of a stack of `T` networks: z = x·W + b with `x` `[T, batch, d_in]`, `weight`
-/// `[T, d_in, d_out]` (each trial's own kernel, a batched product) and `bias` `[T, 1, d_out]`.
+/// The dense layer of a stack of `T` networks on any device, differentiable where the device
+/// is: z = x·W + b with `x` `[T, batch, d_in]`, `weight` `[T, d_in, d_out]` (each trial's own
+/// kernel, a batched product) and `bias` `[T, 1, d_out]`.
 pub fn dense3(x: Tensor<3>, weight: Tensor<3>, bias: Option<Tensor<3>>) -> Tensor<3> {
-    let z = x.matmul(weight);
-    match bias {
-        Some(b) => z + b,
-        None => z,
-    }
+    use burn::backend::Dispatch;
+    let z = match bias {
+        Some(b) => <Dispatch as DenseBackend>::dense(
+            x.into_dispatch(),
+            weight.into_dispatch(),
+            b.into_dispatch(),
+        ),
+        None => {
+            <Dispatch as DenseBackend>::dense_no_bias(x.into_dispatch(), weight.into_dispatch())
+        }
+    };
+    Tensor::from_dispatch(z)
 }
 
-/// ∂L/∂x = g·Wᵀ per trial for [`dense3`], as Burn's autodiff takes a batched product's.
+/// ∂L/∂x = g·Wᵀ per trial for [`dense3`].
 pub fn dense3_x_backward(weight: Tensor<3>, grad: Tensor<3>) -> Tensor<3> {
-    grad.matmul(weight.swap_dims(1, 2))
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_x_backward(
+        weight.into_dispatch(),
+        grad.into_dispatch(),
+    ))
 }
 
-/// ∂L/∂W = xᵀ·g per trial for [`dense3`], as Burn's autodiff takes a batched product's.
+/// ∂L/∂W = xᵀ·g per trial for [`dense3`].
 pub fn dense3_weight_backward(x: Tensor<3>, grad: Tensor<3>) -> Tensor<3> {
-    x.swap_dims(1, 2).matmul(grad)
+    use burn::backend::Dispatch;
+    Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_weight_backward(
+        x.into_dispatch(),
+        grad.into_dispatch(),
+    ))
 }
 
 #[cfg(test)]

@@ -4,7 +4,9 @@
 //! 1. `seed`: the three seed experiments end to end, process start to printed report (spawns
 //!    this binary: `run configs/01… 02… 03… --no-record`).
 //! 2. `throughput`: forward + backward of a width-1024, depth-16, batch-512 ReLU MLP with
-//!    loss Σ out², in GFLOP/s counting 6·batch·Σ d_in·d_out.
+//!    loss Σ out², in GFLOP/s counting 6·batch·Σ d_in·d_out, taken each way a run takes it:
+//!    one network through autodiff (a plain run), 4 networks of batch 128 as one stack (a
+//!    sweep), and the backward pass written out without autodiff (a training step).
 //! 3. `sweep`: a 1000-trial sweep of the seed's deep network (10 → 100 → 50 → 25 → 1), one
 //!    N(0,1) input [1, 10] per trial, in trials per second (trial log writes included).
 //! 4. `train`: 1000 SGD steps of the seed's deep network with 10 classes (10 → 100 → 50 → 25
@@ -15,7 +17,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::Instant;
 
-use gradscope_model::{Activation, HostTensor, Initializer, Layers, Mlp, MlpConfig, Record};
+use gradscope_model::{
+    Activation, HostTensor, Initializer, Layers, Mlp, MlpConfig, MlpStack, Record, stack_trials,
+};
 
 use crate::backend::Backend;
 use crate::config::{self, Source};
@@ -41,6 +45,9 @@ pub enum BenchError {
     /// `sweep`: the built-in sweep config does not validate (a bug).
     #[error("the benchmark sweep: {0}")]
     Config(Box<crate::config::ConfigError>),
+    /// `throughput`: the stacked networks do not stack (a bug).
+    #[error("the stacked throughput pass: {0}")]
+    Stack(#[from] gradscope_model::StackError),
     /// `sweep`: the sweep failed.
     #[error("the benchmark sweep: {0}")]
     Sweep(#[from] crate::sweep::SweepError),
@@ -108,30 +115,82 @@ pub fn throughput_model(width: usize, layers: usize, batch: usize) -> (MlpConfig
     (config, flop)
 }
 
-/// Workload 2: seconds per forward + backward step (after one warm-up step).
+/// How workload 2 takes its forward + backward step: the three ways runs take one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pass {
+    /// One network, Burn's autodiff (a plain run's pass, without its probes).
+    Plain,
+    /// `T` networks as one stack, autodiff through the batched products (a sweep's pass): the
+    /// batch is split among them, so the FLOP count is the same.
+    Stack(usize),
+    /// One network on the device without autodiff, the backward pass written out (a training
+    /// step's pass).
+    WrittenOut,
+}
+
+/// Workload 2: seconds per forward + backward step taken as `pass` (after one warm-up step).
 pub fn throughput(
     backend: &Backend,
-    width: usize,
-    layers: usize,
-    batch: usize,
+    (width, layers, batch): (usize, usize, usize),
+    pass: Pass,
     repeat: usize,
-) -> (Vec<f64>, f64) {
+) -> Result<(Vec<f64>, f64), BenchError> {
     let (config, flop) = throughput_model(width, layers, batch);
-    let model: Mlp = config.init(&backend.device);
-    let x = HostTensor::new(
-        vec![batch, width],
-        (0..batch * width)
-            .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
-            .collect(),
-    );
-    let step = || {
-        let input = x.to_device::<2>(&backend.device);
-        let out = model.forward(input, Record::OUTPUT).output;
-        let loss = (out.clone() * out).sum();
-        let grads = loss.backward();
-        // Reading one gradient back waits for the device to finish the step.
-        let g = model.layers[0].weight.val().grad(&grads).map(|g| g.sum());
-        g.map(|g| HostTensor::from_tensor(g).data[0]).unwrap_or(0.0)
+    let input = |rows: usize| {
+        HostTensor::new(
+            vec![rows, width],
+            (0..rows * width)
+                .map(|i| ((i % 17) as f32 - 8.0) / 8.0)
+                .collect(),
+        )
+    };
+    // Reading one gradient's sum back waits for the device to finish the step.
+    let step: Box<dyn Fn() -> f32> = match pass {
+        Pass::Plain => {
+            let model: Mlp = config.init(&backend.device);
+            let x = input(batch);
+            Box::new(move || {
+                let out = model
+                    .forward(x.to_device::<2>(&backend.device), Record::OUTPUT)
+                    .output;
+                let grads = (out.clone() * out).sum().backward();
+                let g = model.layers[0].weight.val().grad(&grads).map(|g| g.sum());
+                g.map(|g| HostTensor::from_tensor(g).data[0]).unwrap_or(0.0)
+            })
+        }
+        Pass::Stack(trials) => {
+            let nets: Vec<_> = (0..trials as u64)
+                .map(|seed| {
+                    MlpConfig {
+                        seed,
+                        ..config.clone()
+                    }
+                    .draw_weights()
+                })
+                .collect();
+            let refs: Vec<_> = nets.iter().collect();
+            let stack = MlpStack::from_weights(&refs, &backend.device)?;
+            let xs: Vec<HostTensor> = (0..trials).map(|_| input(batch / trials)).collect();
+            let x = stack_trials(&xs);
+            Box::new(move || {
+                let out = stack
+                    .forward(x.to_device::<3>(&backend.device), Record::OUTPUT)
+                    .output;
+                let grads = (out.clone() * out).sum().backward();
+                let g = stack.weights[0].grad(&grads).map(|g| g.sum());
+                g.map(|g| HostTensor::from_tensor(g).data[0]).unwrap_or(0.0)
+            })
+        }
+        Pass::WrittenOut => {
+            let model: Mlp = config.init(&backend.plain);
+            let x = input(batch);
+            Box::new(move || {
+                let trace = model.forward(x.to_device::<2>(&backend.plain), Record::PASS);
+                let delta = trace.output.clone().mul_scalar(2.0);
+                let b = model.backward(&trace, delta);
+                HostTensor::from_tensor(b.weights[0].clone().sum()).data[0]
+            })
+        }
     };
     step();
     let times = (0..repeat)
@@ -141,7 +200,7 @@ pub fn throughput(
             t.elapsed().as_secs_f64()
         })
         .collect();
-    (times, flop)
+    Ok((times, flop))
 }
 
 const SWEEP: &str = r#"name = "bench-sweep"
@@ -283,14 +342,29 @@ pub fn run(
         );
     }
     if wants("throughput") {
-        let (mut t, flop) = throughput(backend, 1024, 16, 512, repeat);
-        let m = median(&mut t);
-        let _ = writeln!(
-            out,
-            "throughput  {:>10.1} GFLOP/s  width 1024 x depth 16 x batch 512, forward + backward ({:.1} ms/step)",
-            flop / m / 1e9,
-            1e3 * m
-        );
+        let passes = [
+            ("throughput", Pass::Plain, "one network, autodiff"),
+            (
+                "throughput-stack",
+                Pass::Stack(4),
+                "4 networks of batch 128 as one stack, autodiff",
+            ),
+            (
+                "throughput-train",
+                Pass::WrittenOut,
+                "one network, the backward pass written out",
+            ),
+        ];
+        for (name, pass, how) in passes {
+            let (mut t, flop) = throughput(backend, (1024, 16, 512), pass, repeat)?;
+            let m = median(&mut t);
+            let _ = writeln!(
+                out,
+                "{name:<17} {:>6.1} GFLOP/s  width 1024 x depth 16 x batch 512, forward + backward, {how} ({:.1} ms/step)",
+                flop / m / 1e9,
+                1e3 * m
+            );
+        }
     }
     if wants("sweep") {
         let mut t = sweep(backend, repeat, stack)?;
