@@ -382,9 +382,15 @@ impl<B: Backend + DenseBackend, C: CheckpointStrategy> DenseBackend for Autodiff
     }
 }
 
-/// z = x·W + b on any device, differentiable where the device is: `x` `[batch, d_in]`,
-/// `weight` `[d_in, d_out]`, `bias` `[d_out]`.
-pub fn dense(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor<2> {
+/// z = x·W + b on any device, differentiable where the device is: one network (`x`
+/// `[batch, d_in]`, `weight` `[d_in, d_out]`, `bias` `[d_out]`) or a stack of `T` (`x`
+/// `[T, batch, d_in]`, `weight` `[T, d_in, d_out]`, each trial's own kernel, `bias`
+/// `[T, 1, d_out]`).
+pub fn dense<const D: usize, const E: usize>(
+    x: Tensor<D>,
+    weight: Tensor<D>,
+    bias: Option<Tensor<E>>,
+) -> Tensor<D> {
     use burn::backend::Dispatch;
     let z = match bias {
         Some(b) => <Dispatch as DenseBackend>::dense(
@@ -399,9 +405,9 @@ pub fn dense(x: Tensor<2>, weight: Tensor<2>, bias: Option<Tensor<1>>) -> Tensor
     Tensor::from_dispatch(z)
 }
 
-/// ∂L/∂x = g·Wᵀ for z = x·W (+ b) on any device: `weight` `[d_in, d_out]`, `grad` = ∂L/∂z
-/// `[batch, d_out]`; flex multiplies by a row-major copy of Wᵀ on large layers.
-pub fn dense_x_backward(weight: Tensor<2>, grad: Tensor<2>) -> Tensor<2> {
+/// ∂L/∂x = g·Wᵀ for [`dense`], given `grad` = ∂L/∂z; for one network flex multiplies by a
+/// row-major copy of Wᵀ on large layers.
+pub fn dense_x_backward<const D: usize>(weight: Tensor<D>, grad: Tensor<D>) -> Tensor<D> {
     use burn::backend::Dispatch;
     Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_x_backward(
         weight.into_dispatch(),
@@ -409,44 +415,8 @@ pub fn dense_x_backward(weight: Tensor<2>, grad: Tensor<2>) -> Tensor<2> {
     ))
 }
 
-/// ∂L/∂W = xᵀ·g for z = x·W (+ b) on any device: `x` `[batch, d_in]`, `grad` `[batch, d_out]`.
-pub fn dense_weight_backward(x: Tensor<2>, grad: Tensor<2>) -> Tensor<2> {
-    use burn::backend::Dispatch;
-    Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_weight_backward(
-        x.into_dispatch(),
-        grad.into_dispatch(),
-    ))
-}
-
-/// The dense layer of a stack of `T` networks on any device, differentiable where the device
-/// is: z = x·W + b with `x` `[T, batch, d_in]`, `weight` `[T, d_in, d_out]` (each trial's own
-/// kernel, a batched product) and `bias` `[T, 1, d_out]`.
-pub fn dense3(x: Tensor<3>, weight: Tensor<3>, bias: Option<Tensor<3>>) -> Tensor<3> {
-    use burn::backend::Dispatch;
-    let z = match bias {
-        Some(b) => <Dispatch as DenseBackend>::dense(
-            x.into_dispatch(),
-            weight.into_dispatch(),
-            b.into_dispatch(),
-        ),
-        None => {
-            <Dispatch as DenseBackend>::dense_no_bias(x.into_dispatch(), weight.into_dispatch())
-        }
-    };
-    Tensor::from_dispatch(z)
-}
-
-/// ∂L/∂x = g·Wᵀ per trial for [`dense3`].
-pub fn dense3_x_backward(weight: Tensor<3>, grad: Tensor<3>) -> Tensor<3> {
-    use burn::backend::Dispatch;
-    Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_x_backward(
-        weight.into_dispatch(),
-        grad.into_dispatch(),
-    ))
-}
-
-/// ∂L/∂W = xᵀ·g per trial for [`dense3`].
-pub fn dense3_weight_backward(x: Tensor<3>, grad: Tensor<3>) -> Tensor<3> {
+/// ∂L/∂W = xᵀ·g for [`dense`], given its input `x` and `grad` = ∂L/∂z.
+pub fn dense_weight_backward<const D: usize>(x: Tensor<D>, grad: Tensor<D>) -> Tensor<D> {
     use burn::backend::Dispatch;
     Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_weight_backward(
         x.into_dispatch(),

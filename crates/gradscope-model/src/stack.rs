@@ -157,7 +157,7 @@ impl MlpStack {
 }
 
 /// Every network's layers at once: batched products over the trial dimension,
-/// [`crate::dense`]'s rank-3 forms.
+/// through [`crate::dense`]'s products at rank 3.
 impl Layers<3> for MlpStack {
     fn depth(&self) -> usize {
         self.weights.len()
@@ -172,15 +172,15 @@ impl Layers<3> for MlpStack {
     }
 
     fn dense(&self, l: usize, x: Tensor<3>) -> Tensor<3> {
-        crate::dense::dense3(x, self.weights[l].clone(), self.biases[l].clone())
+        crate::dense::dense(x, self.weights[l].clone(), self.biases[l].clone())
     }
 
     fn dense_x_backward(&self, l: usize, grad: Tensor<3>) -> Tensor<3> {
-        crate::dense::dense3_x_backward(self.weights[l].clone(), grad)
+        crate::dense::dense_x_backward(self.weights[l].clone(), grad)
     }
 
     fn dense_weight_backward(&self, _l: usize, x: Tensor<3>, grad: Tensor<3>) -> Tensor<3> {
-        crate::dense::dense3_weight_backward(x, grad)
+        crate::dense::dense_weight_backward(x, grad)
     }
 }
 
