@@ -347,12 +347,12 @@ pub fn run(
             (
                 "throughput-stack",
                 Pass::Stack(4),
-                "4 networks of batch 128 as one stack, autodiff",
+                "stack of 4 x batch 128, autodiff",
             ),
             (
                 "throughput-train",
                 Pass::WrittenOut,
-                "one network, the backward pass written out",
+                "one network, backward written out",
             ),
         ];
         for (name, pass, how) in passes {
@@ -360,7 +360,7 @@ pub fn run(
             let m = median(&mut t);
             let _ = writeln!(
                 out,
-                "{name:<17} {:>6.1} GFLOP/s  width 1024 x depth 16 x batch 512, forward + backward, {how} ({:.1} ms/step)",
+                "{name:<16} {:>6.1} GFLOP/s  1024 x 16 x 512: {how} ({:.0} ms/step)",
                 flop / m / 1e9,
                 1e3 * m
             );
