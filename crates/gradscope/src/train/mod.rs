@@ -212,7 +212,7 @@ fn run_training(
         let params = params_of(&model);
         let pass = DevicePass::run(exp, &model, device, &batch);
         let grads = pass.grads();
-        let sums = step::pass_sums(&pass, &params, stats);
+        let sums = step::pass_sums(&pass, &params, &kernels, stats);
         let this = DeviceStep {
             step,
             params: params.clone(),
@@ -260,9 +260,7 @@ fn run_training(
             && !sums_after.param_sq.iter().all(|v| v.is_finite())
         {
             // The new weights are checked before they replace the old.
-            let mut next = model.clone();
-            set_params(&mut next, new.clone());
-            let w = host_weights(&next);
+            let w = host_weights_of(&model, new);
             origin = update_origin(step, &w);
             after_host = Some(w);
         }
@@ -270,11 +268,7 @@ fn run_training(
             Some((before, pass, _)) if stats => {
                 let after = match (&after_host, &after) {
                     (Some(w), _) => w.clone(),
-                    (None, Some((_, new))) => {
-                        let mut next = model.clone();
-                        set_params(&mut next, new.clone());
-                        host_weights(&next)
-                    }
+                    (None, Some((_, new))) => host_weights_of(&model, new),
                     (None, None) => before.clone(),
                 };
                 let norms = (norm, clipped_norm_host(&clipped, norm));
@@ -361,9 +355,7 @@ struct DeviceStep {
 impl DeviceStep {
     /// The parameters before the step, on the host (`model` gives the architecture).
     fn weights(&self, model: &gradscope_model::Mlp) -> MlpWeights {
-        let mut m = model.clone();
-        set_params(&mut m, self.params.clone());
-        host_weights(&m)
+        host_weights_of(model, &self.params)
     }
 
     /// The step's tensors for `--dump`.

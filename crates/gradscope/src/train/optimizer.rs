@@ -41,6 +41,13 @@ pub(super) fn set_params(model: &mut Mlp, params: Params) {
     }
 }
 
+/// `params` (collection order) read back to the host, as weights of `model`'s architecture.
+pub(super) fn host_weights_of(model: &Mlp, params: &Params) -> MlpWeights {
+    let mut m = model.clone();
+    set_params(&mut m, params.clone());
+    host_weights(&m)
+}
+
 /// The parameters of `model` read back to the host.
 pub(super) fn host_weights(model: &Mlp) -> MlpWeights {
     MlpWeights {
@@ -129,7 +136,8 @@ impl OptimizerState {
         loaded: Option<&crate::config::LoadedWeights>,
         device: &Device,
     ) -> Self {
-        let n = param_names(w).len();
+        let names = param_names(w);
+        let n = names.len();
         let mut state = Self {
             first: vec![None; n],
             second: vec![None; n],
@@ -143,7 +151,7 @@ impl OptimizerState {
             .iter()
             .zip([&mut state.first, &mut state.second])
         {
-            for (name, b) in param_names(w).iter().zip(buffers.iter_mut()) {
+            for (name, b) in names.iter().zip(buffers.iter_mut()) {
                 let full = format!("{prefix}.{name}");
                 if let Some(t) = loaded.optimizer.iter().find(|t| t.name == full) {
                     *b = Some(as_row(&t.tensor).to_device(device));

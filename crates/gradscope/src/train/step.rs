@@ -54,10 +54,15 @@ fn read(parts: Vec<Tensor<1>>) -> Vec<f64> {
         .collect()
 }
 
-/// The sums of `pass` over the parameters `params` it ran with (one read). Without `stats`
-/// only the loss and the sums that check every tensor for non-finite values (z, δ, the
-/// gradients).
-pub(super) fn pass_sums(pass: &DevicePass, params: &Params, stats: bool) -> PassSums {
+/// The sums of `pass` over the parameters `params` it ran with (one read); `kernels` are the
+/// indices of each layer's kernel among them ([`kernels_of`]). Without `stats` only the loss
+/// and the sums that check every tensor for non-finite values (z, δ, the gradients).
+pub(super) fn pass_sums(
+    pass: &DevicePass,
+    params: &Params,
+    kernels: &[usize],
+    stats: bool,
+) -> PassSums {
     let b = &pass.backward;
     let n = b.deltas.len();
     let grads = pass.grads();
@@ -68,7 +73,7 @@ pub(super) fn pass_sums(pass: &DevicePass, params: &Params, stats: bool) -> Pass
         parts.push(sum_sq(&b.deltas[l]));
         if stats {
             parts.push(pass.trace.pre_activations[l].clone().abs().max());
-            parts.push(sum_sq(&params[kernel_index(b, l)]));
+            parts.push(sum_sq(&params[kernels[l]]));
             if l + 1 < n {
                 let a = pass.trace.activations[l].clone();
                 parts.push(a.abs().max_dim(0).equal_elem(0.0).float().sum());
@@ -93,7 +98,7 @@ pub(super) fn pass_sums(pass: &DevicePass, params: &Params, stats: bool) -> Pass
                 z_sq,
                 z_max,
                 delta_sq,
-                grad_w_sq: grad_sq[kernel_index(b, l)],
+                grad_w_sq: grad_sq[kernels[l]],
                 weight_sq,
                 dead,
                 width,
@@ -106,11 +111,6 @@ pub(super) fn pass_sums(pass: &DevicePass, params: &Params, stats: bool) -> Pass
         layers,
         finite,
     }
-}
-
-/// The index of layer `l`'s kernel among the parameters (kernel, then bias, layer by layer).
-fn kernel_index(b: &gradscope_model::Backward<2>, l: usize) -> usize {
-    (0..l).map(|k| 1 + usize::from(b.biases[k].is_some())).sum()
 }
 
 /// What the host reads after an update.
