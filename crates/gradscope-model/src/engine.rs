@@ -177,7 +177,6 @@ pub fn forward_with<const D: usize>(
         "{layers} layers need {last} activations, got {}",
         activations.len()
     );
-    let device = input.device();
     let mut trace = ForwardTrace {
         input: input.clone(),
         output: input.clone(),
@@ -191,7 +190,8 @@ pub fn forward_with<const D: usize>(
     for (l, activation) in after.enumerate() {
         let mut z = dense(l, x);
         if record.probes {
-            let probe = Tensor::<D>::zeros(z.shape(), &device).require_grad();
+            // z's own type: a probe of the default f32 would promote a 16-bit pass.
+            let probe = z.zeros_like().require_grad();
             z = z + probe.clone();
             trace.delta_probes.push(probe);
         }

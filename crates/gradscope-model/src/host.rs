@@ -1,7 +1,7 @@
 //! `HostTensor`: a dense row-major f32 tensor on the host, the exchange format between the
 //! seeded generators, Burn devices, statistics and files.
 
-use burn::tensor::{Device, Tensor, TensorData};
+use burn::tensor::{DType, Device, FloatDType, Tensor, TensorData, bf16, f16};
 
 /// A dense, row-major f32 tensor held in host memory.
 #[derive(Debug, Clone, PartialEq)]
@@ -51,7 +51,22 @@ impl HostTensor {
         TensorData::new(self.data.clone(), self.shape.clone())
     }
 
-    /// Read a Burn tensor back to the host (waits for the device).
+    /// Load this tensor onto `device` in `dtype`, each value rounded there on the host (see
+    /// [`data_as`]).
+    ///
+    /// # Panics
+    /// Panics if `D` differs from the rank of `shape` (a programming error).
+    pub fn to_device_as<const D: usize>(&self, device: &Device, dtype: FloatDType) -> Tensor<D> {
+        assert_eq!(self.shape.len(), D, "HostTensor rank mismatch");
+        tensor_as(
+            data_as(&self.data, self.shape.clone(), dtype),
+            device,
+            dtype,
+        )
+    }
+
+    /// Read a Burn tensor back to the host (waits for the device). An f16 or bf16 tensor reads
+    /// back exactly (both are subsets of f32).
     pub fn from_tensor<const D: usize>(tensor: Tensor<D>) -> Self {
         let shape = tensor.dims().to_vec();
         let values = tensor
@@ -59,5 +74,35 @@ impl HostTensor {
             .try_into_vec_as::<f32>()
             .unwrap_or_else(|e| panic!("a float tensor reads back as f32: {e:?}"));
         Self::new(shape, values)
+    }
+}
+
+/// `values` with `shape` as `TensorData` of `dtype`, rounded on the host to nearest, ties to
+/// even: f32 as it is, f64 widened exactly, f16 and bf16 by `half`'s `from_f32`, which rounds
+/// correctly (its `from_f64` does not near ties, and Burn's own casts are the backend's to
+/// choose). The same network in every precision is the same f32 draw, rounded once.
+pub fn data_as(values: &[f32], shape: Vec<usize>, dtype: FloatDType) -> TensorData {
+    match dtype {
+        FloatDType::F32 | FloatDType::Flex32 => TensorData::new(values.to_vec(), shape),
+        FloatDType::F64 => TensorData::new(values.iter().map(|&v| f64::from(v)).collect(), shape),
+        FloatDType::F16 => {
+            TensorData::new(values.iter().map(|&v| f16::from_f32(v)).collect(), shape)
+        }
+        FloatDType::BF16 => {
+            TensorData::new(values.iter().map(|&v| bf16::from_f32(v)).collect(), shape)
+        }
+    }
+}
+
+/// `data` (already of `dtype`) as a tensor of `dtype` on `device`: f32 on the device's default
+/// float type as before, any other type named, so that Burn converts nothing.
+pub fn tensor_as<const D: usize>(
+    data: TensorData,
+    device: &Device,
+    dtype: FloatDType,
+) -> Tensor<D> {
+    match dtype {
+        FloatDType::F32 => Tensor::from_data(data, device),
+        other => Tensor::from_data(data, (device, DType::from(other))),
     }
 }

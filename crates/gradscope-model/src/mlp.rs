@@ -3,7 +3,7 @@
 
 use burn::module::{Module, Param};
 use burn::nn::Linear;
-use burn::tensor::{Device, Tensor};
+use burn::tensor::{Device, FloatDType, Tensor};
 
 use crate::activation::Activation;
 use crate::dense::{dense, dense_weight_backward, dense_x_backward};
@@ -125,17 +125,27 @@ pub struct Mlp {
 }
 
 impl Mlp {
-    /// Build the model from host weights (each loaded as a trainable parameter).
+    /// Build the model from host weights (each loaded as a trainable parameter), in f32.
     pub fn from_weights(weights: &MlpWeights, device: &Device) -> Self {
+        Self::from_weights_as(weights, device, FloatDType::F32)
+    }
+
+    /// Build the model from host weights in `dtype`, each value rounded once on the host
+    /// ([`crate::host::data_as`]).
+    pub fn from_weights_as(weights: &MlpWeights, device: &Device, dtype: FloatDType) -> Self {
+        let param = |t: &HostTensor| match dtype {
+            FloatDType::F32 => Param::from_data(t.to_data(), device),
+            _ => Param::from_tensor(t.to_device_as::<1>(device, dtype)),
+        };
         let layers = weights
             .layers
             .iter()
             .map(|l| Linear {
-                weight: Param::from_data(l.weight.to_data(), device),
-                bias: l
-                    .bias
-                    .as_ref()
-                    .map(|b| Param::from_data(b.to_data(), device)),
+                weight: match dtype {
+                    FloatDType::F32 => Param::from_data(l.weight.to_data(), device),
+                    _ => Param::from_tensor(l.weight.to_device_as::<2>(device, dtype)),
+                },
+                bias: l.bias.as_ref().map(param),
             })
             .collect();
         Self {

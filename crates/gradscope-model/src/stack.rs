@@ -12,7 +12,7 @@
 //! matmul: each trial's own kernel) and `b` `[T, 1, d_out]`, the same arithmetic as
 //! [`Mlp`](crate::Mlp)'s `Linear` layers trial by trial.
 
-use burn::tensor::{Device, Gradients, Tensor, TensorData};
+use burn::tensor::{Device, FloatDType, Gradients, Tensor, TensorData};
 
 use crate::activation::Activation;
 use crate::engine::{ForwardTrace, Layers};
@@ -62,17 +62,34 @@ fn same_architecture(a: &MlpWeights, b: &MlpWeights) -> bool {
 }
 
 /// Stack `parts` (each of shape `inner`) into one `[parts.len(), inner...]` tensor's data.
-fn stacked_data<'a>(parts: impl Iterator<Item = &'a HostTensor>, shape: Vec<usize>) -> TensorData {
+fn stacked_data<'a>(
+    parts: impl Iterator<Item = &'a HostTensor>,
+    shape: Vec<usize>,
+    dtype: FloatDType,
+) -> TensorData {
     let mut data = Vec::with_capacity(shape.iter().product());
     for p in parts {
         data.extend_from_slice(&p.data);
     }
-    TensorData::new(data, shape)
+    match dtype {
+        FloatDType::F32 => TensorData::new(data, shape),
+        _ => crate::host::data_as(&data, shape, dtype),
+    }
 }
 
 impl MlpStack {
-    /// Load `nets` (all of one architecture) onto `device`, stacked in the given order.
+    /// Load `nets` (all of one architecture) onto `device`, stacked in the given order, in f32.
     pub fn from_weights(nets: &[&MlpWeights], device: &Device) -> Result<Self, StackError> {
+        Self::from_weights_as(nets, device, FloatDType::F32)
+    }
+
+    /// [`Self::from_weights`] in `dtype`, each value rounded once on the host
+    /// ([`crate::host::data_as`]).
+    pub fn from_weights_as(
+        nets: &[&MlpWeights],
+        device: &Device,
+        dtype: FloatDType,
+    ) -> Result<Self, StackError> {
         let first = nets.first().ok_or(StackError::Empty)?;
         if let Some(index) = nets.iter().position(|n| !same_architecture(first, n)) {
             return Err(StackError::Architecture { index });
@@ -94,14 +111,16 @@ impl MlpStack {
             let w = stacked_data(
                 nets.iter().map(|n| &n.layers[l].weight),
                 vec![trials, d_in, d_out],
+                dtype,
             );
-            weights.push(leaf(Tensor::<3>::from_data(w, device)));
+            weights.push(leaf(crate::host::tensor_as::<3>(w, device, dtype)));
             biases.push(layer.bias.as_ref().map(|_| {
                 let b = stacked_data(
                     nets.iter().filter_map(|n| n.layers[l].bias.as_ref()),
                     vec![trials, 1, d_out],
+                    dtype,
                 );
-                leaf(Tensor::<3>::from_data(b, device))
+                leaf(crate::host::tensor_as::<3>(b, device, dtype))
             }));
         }
         Ok(Self {

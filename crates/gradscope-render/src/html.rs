@@ -259,8 +259,9 @@ fn run_body(v: &ExperimentReport) -> String {
     let _ = writeln!(s, "<p>{}</p>", esc(&v.description));
     let _ = writeln!(
         s,
-        "<p>backend {}, seed {}, loss {}</p>",
+        "<p>backend {}, precision {}, seed {}, loss {}</p>",
         esc(&v.backend),
+        esc(&crate::range::precision_label(v.precision)),
         v.seed,
         esc(&v.loss)
     );
@@ -273,13 +274,13 @@ fn run_body(v: &ExperimentReport) -> String {
         .all(|c| c.dead_layers.is_empty() && c.zero_gradients.is_empty());
     verdict(&mut s, v.all_finite && healthy, text);
     for case in &v.cases {
-        run_case(&mut s, case);
+        run_case(&mut s, case, v.precision);
     }
     s
 }
 
 /// One input case of a plain run: its ratio beside theory, its parameter and layer tables.
-fn run_case(s: &mut String, case: &CaseReport) {
+fn run_case(s: &mut String, case: &CaseReport, precision: gradscope_report::Precision) {
     let _ = writeln!(s, "<h2>Input {}</h2>", esc(&case.input.name));
     let theory = case.theory.as_ref();
     let _ = writeln!(
@@ -389,6 +390,23 @@ fn run_case(s: &mut String, case: &CaseReport) {
             "<p class=\"note\">{}</p>",
             esc(crate::text::FINITE_ONLY_NOTE)
         );
+    }
+    // The same range table as the terminal's and the markdown's, cell for cell.
+    if let Some(rows) = crate::range::rows(case, precision) {
+        let rows: Vec<Row> = rows
+            .into_iter()
+            .map(|r| {
+                let bad = r[9] != "0";
+                let cells = r.into_iter().map(Cell::Shown).collect();
+                Row { cells, bad }
+            })
+            .collect();
+        let _ = writeln!(s, "<p>Range in {}:</p>", precision);
+        table(s, &crate::range::HEADER, &rows);
+        if let Some(t) = crate::range::theory_line(case, precision) {
+            let _ = writeln!(s, "<p>{}</p>", esc(&t));
+        }
+        let _ = writeln!(s, "<p class=\"note\">{}</p>", esc(crate::range::NOTE));
     }
 }
 

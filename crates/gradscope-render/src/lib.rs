@@ -6,6 +6,7 @@
 pub mod compare;
 pub mod html;
 pub mod plot;
+pub mod range;
 pub mod sweep;
 pub mod text;
 pub mod train;

@@ -92,6 +92,7 @@ fn aligned<const N: usize>(cells: [&str; N], widths: [usize; N]) -> String {
 }
 
 const LAYER_WIDTHS: [usize; 8] = [5, 6, 11, 12, 6, 6, 12, 12];
+const RANGE_WIDTHS: [usize; 10] = [5, 6, 6, 6, 10, 6, 11, 6, 9, 8];
 
 /// The run's verdict in one line: finite or not, where the first non-finite value was born,
 /// and, finite or not, what is dead: a finite gradient is not a healthy one.
@@ -226,6 +227,11 @@ pub fn table(r: &ExperimentReport) -> String {
         let _ = writeln!(s, "            {line}");
     }
     let _ = writeln!(s, "backend     {}", backend_label(r));
+    let _ = writeln!(
+        s,
+        "precision   {}",
+        crate::range::precision_label(r.precision)
+    );
     let _ = writeln!(s, "seed        {}    loss {}", r.seed, r.loss);
     let w = r
         .cases
@@ -264,6 +270,25 @@ pub fn table(r: &ExperimentReport) -> String {
         }
         if case_partial(case) {
             for line in wrap(FINITE_ONLY_NOTE, 96) {
+                let _ = writeln!(s, "  {line}");
+            }
+        }
+        if let Some(rows) = crate::range::rows(case, r.precision) {
+            let _ = writeln!(s, "  range in {}", r.precision);
+            let _ = writeln!(s, "{}", aligned(crate::range::HEADER, RANGE_WIDTHS));
+            for row in &rows {
+                let _ = writeln!(
+                    s,
+                    "{}",
+                    aligned(row.each_ref().map(String::as_str), RANGE_WIDTHS)
+                );
+            }
+            if let Some(t) = crate::range::theory_line(case, r.precision) {
+                for line in wrap(&t.replace("δ", "delta"), 96) {
+                    let _ = writeln!(s, "  {line}");
+                }
+            }
+            for line in wrap(crate::range::NOTE, 96) {
                 let _ = writeln!(s, "  {line}");
             }
         }
@@ -323,8 +348,9 @@ fn page(r: &ExperimentReport, svg: Option<&str>) -> String {
     let _ = writeln!(s, "## {}\n\n{}\n", r.experiment, r.description);
     let _ = writeln!(
         s,
-        "- backend: {}\n- seed: {}\n- loss: {}\n",
+        "- backend: {}\n- precision: {}\n- seed: {}\n- loss: {}\n",
         backend_label(r),
+        crate::range::precision_label(r.precision),
         r.seed,
         r.loss
     );
@@ -352,6 +378,21 @@ fn page(r: &ExperimentReport, svg: Option<&str>) -> String {
         }
         if case_partial(case) {
             let _ = writeln!(s, "\n{FINITE_ONLY_NOTE}");
+        }
+        if let Some(rows) = crate::range::rows(case, r.precision) {
+            let _ = writeln!(s, "\nRange in {}:\n", r.precision);
+            let _ = writeln!(
+                s,
+                "| layer | z room | theory | a room | δ room | theory | ∂W room | floor | subnormal | overflow |"
+            );
+            let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
+            for row in &rows {
+                let _ = writeln!(s, "| {} |", row.join(" | "));
+            }
+            if let Some(t) = crate::range::theory_line(case, r.precision) {
+                let _ = writeln!(s, "\n{t}");
+            }
+            let _ = writeln!(s, "\n{}", crate::range::NOTE);
         }
         let _ = writeln!(s, "\n{}\n", flow_line(r, case).replace("||", "‖"));
         if let Some(t) = theory_line(case) {
@@ -423,6 +464,7 @@ pub fn csv_rows<R: Serialize>(
 struct ParamRow<'a> {
     experiment: &'a str,
     backend: &'a str,
+    precision: &'static str,
     seed: u64,
     case: &'a str,
     parameter: &'a str,
@@ -454,6 +496,7 @@ struct ParamRow<'a> {
 struct LayerRow<'a> {
     experiment: &'a str,
     backend: &'a str,
+    precision: &'static str,
     seed: u64,
     case: &'a str,
     layer: usize,
@@ -483,6 +526,7 @@ pub fn csv_params(r: &ExperimentReport, header: bool) -> Result<String, csv::Err
         c.params.iter().map(move |p| ParamRow {
             experiment: &r.experiment,
             backend: &r.backend,
+            precision: r.precision.name(),
             seed: r.seed,
             case: &c.input.name,
             parameter: &p.name,
@@ -509,6 +553,7 @@ pub fn csv_layers(r: &ExperimentReport, header: bool) -> Result<String, csv::Err
         c.layers.iter().map(move |l| LayerRow {
             experiment: &r.experiment,
             backend: &r.backend,
+            precision: r.precision.name(),
             seed: r.seed,
             case: &c.input.name,
             layer: l.layer,

@@ -13,6 +13,7 @@ pub fn training(r: &TrainReport, steps: &[StepRecord]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "experiment  {}", r.experiment);
     let _ = writeln!(s, "backend     {}", r.backend);
+    let _ = writeln!(s, "precision   {}", r.precision);
     let _ = writeln!(
         s,
         "training    {} steps of {}, learning rate {}, batch {}, clip {}, loss {}, seed {}",
@@ -190,6 +191,7 @@ pub fn training_markdown(r: &TrainReport, steps: &[StepRecord], svg: &str) -> St
     let _ = writeln!(s, "## {}\n", r.experiment);
     let _ = writeln!(s, "{}\n", r.description);
     let _ = writeln!(s, "- backend: {}", r.backend);
+    let _ = writeln!(s, "- precision: {}", r.precision);
     let _ = writeln!(s, "- seed: {}", r.seed);
     let _ = writeln!(
         s,

@@ -11,6 +11,7 @@ pub mod compare;
 pub mod floats;
 pub mod meta;
 pub mod origin;
+pub mod precision;
 pub mod run;
 pub mod settings;
 pub mod sweep;
@@ -20,10 +21,11 @@ pub mod train;
 pub use compare::{BackendInfo, CompareReport, PLACES_LISTED, Place, TensorDiff};
 pub use meta::{FileDigest, MergedPart, Meta};
 pub use origin::{Origin, OriginKind, Rows};
+pub use precision::{Cause, Precision, Range};
 pub use run::{CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, ParamStats, Thresholds};
 pub use settings::Settings;
 pub use sweep::{PointSummary, PointTheory, Spread, SweepSummary, TrainingSpread, TrialRecord};
-pub use theory::{CRITICAL_BAND, DepthScales, Phase, Theory};
+pub use theory::{CRITICAL_BAND, DepthScales, LayerRangePrediction, LeavesRange, Phase, Theory};
 pub use train::{Growth, LayerEvent, LayerStep, StepRecord, TrainReport};
 
 /// The version of the schema this crate writes. 2: `schema_version` itself, non-finite f64s

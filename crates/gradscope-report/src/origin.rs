@@ -91,12 +91,25 @@ pub struct Origin {
     /// records).
     #[serde(default)]
     pub rows: Option<Rows>,
+    /// What made it, in IEEE 754's words, for the kinds that compute (forward, loss,
+    /// backward, update): `null` for the input and the weights, which arrived non-finite, and
+    /// in older records.
+    #[serde(default)]
+    pub cause: Option<crate::Cause>,
 }
 
 impl Origin {
     /// Where, for people: `in the forward pass: z.layers.3 of case x (12 values)`, `in the
     /// loss of case x`, `in the weights, before the pass: layers.1.bias (1 value)`.
     pub fn describe(&self) -> String {
+        match self.cause {
+            Some(cause) => format!("{}: {}", self.place(), cause.name()),
+            None => self.place(),
+        }
+    }
+
+    /// [`Self::describe`] without the cause.
+    fn place(&self) -> String {
         let step = self
             .step
             .map(|s| format!(" at step {s}"))

@@ -40,6 +40,9 @@ pub struct ExperimentReport {
     pub backend: String,
     /// The wgpu adapter the run used (`null` on CPU backends).
     pub adapter: Option<String>,
+    /// The floating-point type every tensor was computed in (`f32` in older records).
+    #[serde(default)]
+    pub precision: crate::Precision,
     /// The seed.
     pub seed: u64,
     /// Loss name.
@@ -182,6 +185,9 @@ pub struct ParamStats {
     pub pos_inf: usize,
     /// Number of −inf values.
     pub neg_inf: usize,
+    /// Where the gradient sits in the run's precision (`null` in older records).
+    #[serde(default)]
+    pub range: Option<crate::Range>,
 }
 
 /// Statistics of one layer `l`: δ_l = ∂loss/∂z_l and, for hidden layers, a_l = φ(z_l).
@@ -214,6 +220,16 @@ pub struct LayerStats {
     /// Absent from records of schema version 1, read as 0.
     #[serde(default)]
     pub activation_nonfinite: usize,
+    /// Where z_l sits in the run's precision (`null` in older records).
+    #[serde(default)]
+    pub z_range: Option<crate::Range>,
+    /// Where a_l = φ(z_l) sits (hidden layers; `null` for the output layer and in older
+    /// records).
+    #[serde(default)]
+    pub a_range: Option<crate::Range>,
+    /// Where δ_l sits (`null` in older records).
+    #[serde(default)]
+    pub delta_range: Option<crate::Range>,
 }
 
 impl ExperimentReport {

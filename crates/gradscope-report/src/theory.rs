@@ -138,4 +138,44 @@ pub struct Theory {
     /// Why it does not apply, and the limits of what it says, one sentence each.
     #[serde(default = "v1_caveats")]
     pub caveats: Vec<String>,
+    /// The predicted magnitudes of each layer's z_l and δ_l entries, input side first (empty
+    /// where no prediction is made: a label loss, and in older records).
+    #[serde(default)]
+    pub range: Vec<LayerRangePrediction>,
+    /// The first tensor, in computation order (z_0 … z_L, then δ_L … δ_0), predicted to
+    /// leave the run's precision: its largest entry past the largest finite value, or its
+    /// typical entry below the smallest normal. `null` where none does (or no prediction).
+    #[serde(default)]
+    pub leaves_range: Option<LeavesRange>,
+}
+
+/// What theory predicts of one layer's entries: the typical one (the root mean square) and
+/// the largest of the batch's (≈ √(2·m·ln(2N)) for N Gaussian entries of second moment m).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct LayerRangePrediction {
+    /// The layer, from 0.
+    pub layer: usize,
+    /// √q_l.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub z_rms: f64,
+    /// √(2·q_l·ln(2N)), N = batch × width.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub z_max: f64,
+    /// The root mean square of δ_l's entries.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub delta_rms: f64,
+    /// The largest of δ_l's entries, as for z.
+    #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
+    pub delta_max: f64,
+}
+
+/// Where a signal is predicted to leave the precision's range.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeavesRange {
+    /// The layer, from 0.
+    pub layer: usize,
+    /// `z.layers.{l}` or `delta.layers.{l}`.
+    pub tensor: String,
+    /// `above` (overflow) or `below` (into the subnormals, then 0).
+    pub direction: String,
 }

@@ -120,6 +120,10 @@ pub struct TrainReport {
     pub description: String,
     /// The backend.
     pub backend: String,
+    /// The floating-point type of every tensor (training runs in f32; `f32` in older
+    /// records).
+    #[serde(default)]
+    pub precision: crate::Precision,
     /// The seed.
     pub seed: u64,
     /// The loss.

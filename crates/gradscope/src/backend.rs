@@ -4,7 +4,8 @@
 use std::panic::{AssertUnwindSafe, catch_unwind};
 use std::sync::{Mutex, OnceLock};
 
-use burn::tensor::{Device, DeviceKind};
+use burn::tensor::{Device, DeviceKind, FloatDType};
+use gradscope_report::Precision;
 
 /// A Burn backend gradscope can run on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum, serde::Serialize)]
@@ -55,6 +56,57 @@ pub struct Backend {
     pub adapter: Option<String>,
 }
 
+/// Burn's float type for `precision`.
+pub fn dtype(precision: Precision) -> FloatDType {
+    match precision {
+        Precision::F64 => FloatDType::F64,
+        Precision::F32 => FloatDType::F32,
+        Precision::Bf16 => FloatDType::BF16,
+        Precision::F16 => FloatDType::F16,
+    }
+}
+
+impl Backend {
+    /// The precisions this device computes in, as Burn reports them (`supports_dtype`:
+    /// storage and arithmetic), widest first. ndarray: f64, f32; flex: all four; wgpu: f32,
+    /// with f16 where the adapter has shaderFloat16 and f64 with shaderFloat64.
+    pub fn precisions(&self) -> Vec<Precision> {
+        Precision::ALL
+            .into_iter()
+            .filter(|&p| p == Precision::F32 || self.plain.supports_dtype(dtype(p)))
+            .collect()
+    }
+
+    /// `Ok` when this device computes in `precision`; else what it has, and where the
+    /// precision runs.
+    pub fn check_precision(&self, precision: Precision) -> Result<(), BackendError> {
+        let has = self.precisions();
+        if has.contains(&precision) {
+            return Ok(());
+        }
+        // f64 is refused by the config for now (the host reads f32): not offered here either.
+        let has: Vec<Precision> = has.into_iter().filter(|&p| p != Precision::F64).collect();
+        let on = match &self.adapter {
+            Some(a) => format!("this wgpu adapter ({a})"),
+            None => self.kind.name().to_string(),
+        };
+        let needs = match precision {
+            Precision::Bf16 => "bf16 needs the flex backend (wgpu has no bf16)",
+            Precision::F16 => {
+                "f16 needs the flex backend, or wgpu on an adapter with shaderFloat16"
+            }
+            Precision::F64 => "f64 needs ndarray, flex, or wgpu on an adapter with shaderFloat64",
+            Precision::F32 => "f32 runs everywhere",
+        };
+        Err(BackendError::Precision {
+            detail: format!(
+                "{needs}; {on} has {}",
+                has.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+}
+
 /// Why a backend could not be opened. All of these are the user's to fix (exit code 2).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BackendError {
@@ -78,6 +130,14 @@ pub enum BackendError {
     /// `--device` was given for a backend that has no adapters.
     #[error("--device selects a wgpu adapter; backend `{0}` has none")]
     SelectorWithoutWgpu(&'static str),
+    /// The experiment's precision is not one this device computes in.
+    #[error(
+        "precision not available here: {detail}\nhint: choose the backend with --backend, or the precision with --precision"
+    )]
+    Precision {
+        /// What is needed and what the device has.
+        detail: String,
+    },
 }
 
 /// Parse a `--device` selector into Burn's `DeviceKind`.

@@ -15,7 +15,7 @@
 //!    `loss`: every loss, its value and its gradient, defined once; `theory`: what
 //!    mean-field theory predicts from a config;
 //! 3. `run`: drawing weights and inputs and letting Burn's autodiff compute every gradient;
-//! 4. `stats`, `origin` (where a non-finite value was born), `train` (training runs, step by
+//! 4. `stats`, `range` (where each tensor sits in its precision's range), `origin` (where a non-finite value was born), `train` (training runs, step by
 //!    step), `report`: a run summarised into the schema; `summary`: sweep aggregation;
 //! 5. `record`: run records and notebook pages (files only, no rendering); `page`: a record's
 //!    `report.html` from its files; `tensors`: tensor dumps; `compare`: how far backends
@@ -31,6 +31,7 @@ pub mod config;
 pub mod loss;
 pub mod origin;
 pub mod page;
+pub mod range;
 pub mod record;
 pub mod report;
 pub mod run;

@@ -93,6 +93,7 @@ pub fn per_row(
     output: &HostTensor,
     targets: &HostTensor,
     device: &burn::tensor::Device,
+    dtype: burn::tensor::FloatDType,
 ) -> Vec<f32> {
     let (b, k) = (output.shape[0], output.shape.get(1).copied().unwrap_or(1));
     let t = targets.data.len() / b.max(1);
@@ -106,7 +107,7 @@ pub fn per_row(
                     HostTensor::new(vec![1, t], targets.data[r * t..(r + 1) * t].to_vec())
                 }
             };
-            let l = value(loss, row.to_device::<2>(device), &target);
+            let l = value(loss, row.to_device_as::<2>(device, dtype), &target);
             HostTensor::from_tensor(l).data[0]
         })
         .collect()
@@ -166,7 +167,13 @@ mod tests {
         assert_eq!(v(Loss::Mean, &none), 0.5);
         assert_eq!(v(Loss::Mse { target: 1.0 }, &none), 7.5);
         assert_eq!(
-            per_row(Loss::SumSquares, &host, &none, &b.plain),
+            per_row(
+                Loss::SumSquares,
+                &host,
+                &none,
+                &b.plain,
+                burn::tensor::FloatDType::F32
+            ),
             [5.0, 25.0]
         );
         let labels = HostTensor::new(vec![2], vec![1.0, 0.0]);

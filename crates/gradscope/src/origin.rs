@@ -2,10 +2,36 @@
 //! (the kinds and their meaning: `gradscope_report::origin`).
 
 use gradscope_model::{HostTensor, MlpWeights};
-pub use gradscope_report::{Origin, OriginKind, Rows};
+pub use gradscope_report::{Cause, Origin, OriginKind, Rows};
 
+use crate::config::Loss;
 use crate::run::{CaseOutcome, Outcome};
 
+/// What made the non-finite values of a tensor computed from finite operands: an inf is an
+/// overflow (a NaN beside it followed from it, ∞ − ∞ in the same sum); NaNs alone are invalid
+/// operations (0·∞, ∞ − ∞, 0/0 inside the operation).
+pub fn cause_of(values: &[f32]) -> Cause {
+    if values.iter().any(|v| v.is_infinite()) {
+        Cause::Overflow
+    } else {
+        Cause::Invalid
+    }
+}
+
+/// What made a non-finite `loss` value of `kind` from a finite output. The naive
+/// cross-entropy takes log p of a softmax p ∈ [0, 1] of finite values (itself finite): its only
+/// non-finite value is log(0) = −inf, a division by zero, and a NaN beside it is the 0·(−inf)
+/// of a row's other classes that followed. Any other loss: an inf overflowed, a NaN alone is
+/// invalid.
+pub fn loss_cause(kind: Loss, loss: f32) -> Cause {
+    match kind {
+        Loss::CrossEntropyNaive => Cause::DivideByZero,
+        _ if loss.is_nan() => Cause::Invalid,
+        _ => Cause::Overflow,
+    }
+}
+
+/// How many of `values` are NaN or ±inf.
 pub fn nonfinite(values: &[f32]) -> usize {
     values.iter().filter(|v| !v.is_finite()).count()
 }
@@ -33,7 +59,7 @@ pub type RowLosses<'a> = &'a dyn Fn(&CaseOutcome) -> Vec<f32>;
 pub fn origin_of_case(
     weights: &MlpWeights,
     case: &CaseOutcome,
-    row_losses: RowLosses,
+    (loss, row_losses): (Loss, RowLosses),
 ) -> Option<Origin> {
     let at = |kind, layer, tensor: String, count, rows| Origin {
         kind,
@@ -43,6 +69,11 @@ pub fn origin_of_case(
         tensor,
         count,
         rows,
+        cause: None,
+    };
+    let caused = |o: Origin, values: &[f32]| Origin {
+        cause: Some(cause_of(values)),
+        ..o
     };
     let n = nonfinite(&case.input.data);
     if n > 0 {
@@ -52,12 +83,20 @@ pub fn origin_of_case(
     if let Some((l, tensor, n)) = nonfinite_weight(weights) {
         return Some(at(OriginKind::Weights, Some(l), tensor, n, None));
     }
+    // z_l, then a_l = φ(z_l): an activation can overflow where its input did not (selu's
+    // λ·z past f16's 65504).
+    let hidden = case.layer_outputs.len().saturating_sub(1);
     for (l, z) in case.pre_activations.iter().enumerate() {
-        let n = nonfinite(&z.data);
-        if n > 0 {
-            let rows = Some(nonfinite_rows(z));
-            let tensor = format!("z.layers.{l}");
-            return Some(at(OriginKind::Forward, Some(l), tensor, n, rows));
+        let a = case.layer_outputs.get(l).filter(|_| l < hidden);
+        for (t, name) in [(Some(z), "z"), (a, "a")] {
+            let Some(t) = t else { continue };
+            let n = nonfinite(&t.data);
+            if n > 0 {
+                let rows = Some(nonfinite_rows(t));
+                let tensor = format!("{name}.layers.{l}");
+                let o = at(OriginKind::Forward, Some(l), tensor, n, rows);
+                return Some(caused(o, &t.data));
+            }
         }
     }
     if !case.loss.is_finite() {
@@ -66,14 +105,19 @@ pub fn origin_of_case(
             affected: nonfinite(&losses),
             of: losses.len(),
         };
-        return Some(at(OriginKind::Loss, None, "loss".into(), 1, Some(rows)));
+        let o = at(OriginKind::Loss, None, "loss".into(), 1, Some(rows));
+        return Some(Origin {
+            cause: Some(loss_cause(loss, case.loss)),
+            ..o
+        });
     }
     for (l, d) in case.deltas.iter().enumerate().rev() {
         let n = nonfinite(&d.data);
         if n > 0 {
             let rows = Some(nonfinite_rows(d));
             let tensor = format!("delta.layers.{l}");
-            return Some(at(OriginKind::Backward, Some(l), tensor, n, rows));
+            let o = at(OriginKind::Backward, Some(l), tensor, n, rows);
+            return Some(caused(o, &d.data));
         }
     }
     // Every δ finite, a gradient not (∂L/∂W = aᵀδ overflowing): the last layer first, as
@@ -87,18 +131,21 @@ pub fn origin_of_case(
             .and_then(|i| i.parse().ok());
         (n > 0).then(|| {
             let tensor = format!("grad.{}", g.name);
-            at(OriginKind::Backward, layer, tensor, n, None)
+            caused(
+                at(OriginKind::Backward, layer, tensor, n, None),
+                &g.tensor.data,
+            )
         })
     })
 }
 
 /// Where the first non-finite value of `outcome` was born: the first case (in file order) with
 /// any, and in it the first tensor in computation order; `None` when every value is finite.
-pub fn origin(outcome: &Outcome, row_losses: RowLosses) -> Option<Origin> {
+pub fn origin(outcome: &Outcome, loss: Loss, row_losses: RowLosses) -> Option<Origin> {
     outcome
         .cases
         .iter()
-        .find_map(|c| origin_of_case(&outcome.weights, c, row_losses))
+        .find_map(|c| origin_of_case(&outcome.weights, c, (loss, row_losses)))
 }
 
 /// The first parameter (in layer order, weight before bias) holding a non-finite value: its

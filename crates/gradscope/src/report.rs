@@ -10,6 +10,7 @@ use gradscope_report::{LayerStats, ParamStats};
 use crate::backend::Backend;
 use crate::config::Experiment;
 use crate::origin::origin;
+use crate::range::pass_ranges;
 use crate::run::Outcome;
 use crate::stats::{layer_stats, param_stats};
 
@@ -18,18 +19,32 @@ fn case_report(
     exp: &Experiment,
     case: &crate::config::InputCase,
     out: &crate::run::CaseOutcome,
+    weights: &gradscope_model::MlpWeights,
     (thresholds, with_theory): (Thresholds, bool),
 ) -> CaseReport {
     // One tensor each, in parallel (a deep network's trial is otherwise one core's work).
-    let params: Vec<ParamStats> = out.grads.par_iter().map(param_stats).collect();
+    let mut params: Vec<ParamStats> = out.grads.par_iter().map(param_stats).collect();
     let last = out.deltas.len().saturating_sub(1);
-    let layers: Vec<LayerStats> = out
+    let mut layers: Vec<LayerStats> = out
         .deltas
         .par_iter()
         .zip(&out.layer_outputs)
         .enumerate()
         .map(|(l, (d, a))| layer_stats(l, d, a, l < last))
         .collect();
+    let tensors = (
+        &out.pre_activations[..],
+        &out.layer_outputs[..],
+        &out.deltas[..],
+    );
+    if let Some(ranges) = pass_ranges(exp.precision, weights, &out.input, tensors, &out.grads) {
+        for (layer, (z, a, d)) in layers.iter_mut().zip(ranges.layers) {
+            (layer.z_range, layer.a_range, layer.delta_range) = (Some(z), a, Some(d));
+        }
+        for (p, r) in params.iter_mut().zip(ranges.grads) {
+            p.range = Some(r);
+        }
+    }
     // A δ holding NaN or inf has no meaningful norm: the ratio is then undefined (its
     // finite part alone could read as "vanishing").
     let ratio = match (layers.first(), layers.last()) {
@@ -65,8 +80,12 @@ fn case_report(
         flow: Flow::of(ratio, thresholds),
         dead_layers,
         zero_gradients,
-        theory: (with_theory && exp.weights.is_none())
-            .then(|| crate::theory::predict(&exp.model, &exp.loss, case)),
+        theory: (with_theory && exp.weights.is_none()).then(|| {
+            let mut t = crate::theory::predict(&exp.model, &exp.loss, case);
+            (t.range, t.leaves_range) =
+                crate::theory::predict_range(&exp.model, &exp.loss, case, exp.precision, &t);
+            t
+        }),
     }
 }
 
@@ -93,7 +112,7 @@ pub fn cases_without_theory(
     exp.inputs
         .iter()
         .zip(&outcome.cases)
-        .map(|(case, out)| case_report(exp, case, out, (thresholds, false)))
+        .map(|(case, out)| case_report(exp, case, out, &outcome.weights, (thresholds, false)))
         .collect()
 }
 
@@ -108,7 +127,7 @@ pub fn build(
         .inputs
         .iter()
         .zip(&outcome.cases)
-        .map(|(case, out)| case_report(exp, case, out, (thresholds, true)))
+        .map(|(case, out)| case_report(exp, case, out, &outcome.weights, (thresholds, true)))
         .collect();
     let all_finite = cases
         .iter()
@@ -119,17 +138,19 @@ pub fn build(
         description: exp.description.clone(),
         backend: backend.kind.name().to_string(),
         adapter: backend.adapter.clone(),
+        precision: exp.precision,
         seed: exp.seed,
         loss: exp.loss.name().to_string(),
         thresholds,
         cases,
         all_finite,
-        origin: origin(outcome, &|c| {
+        origin: origin(outcome, exp.loss, &|c| {
             crate::loss::per_row(
                 exp.loss,
                 &c.output,
                 &crate::loss::no_targets(),
                 &backend.plain,
+                crate::backend::dtype(exp.precision),
             )
         }),
     }
@@ -154,6 +175,9 @@ mod tests {
             activation_mean: 0.0,
             activation_std: 1.0,
             activation_nonfinite: 0,
+            z_range: None,
+            a_range: None,
+            delta_range: None,
         };
         let mut layers: Vec<LayerStats> = [1e3, 8.0, 4.0, 2.0, 1.0, 1e-3]
             .iter()

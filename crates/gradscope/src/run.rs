@@ -114,7 +114,8 @@ fn push_split(per_trial: &mut [Vec<HostTensor>], stacked: HostTensor) {
 /// Run every input case of `exp` on `backend`.
 pub fn execute(exp: &Experiment, backend: &Backend) -> Result<Outcome, RunError> {
     let weights = weights_of(exp);
-    let model = Mlp::from_weights(&weights, &backend.device);
+    let dtype = crate::backend::dtype(exp.precision);
+    let model = Mlp::from_weights_as(&weights, &backend.device, dtype);
     let cases = (0..exp.inputs.len())
         .map(|i| run_case(exp, &model, backend, i))
         .collect::<Result<_, _>>()?;
@@ -128,7 +129,8 @@ fn run_case(
     index: usize,
 ) -> Result<CaseOutcome, RunError> {
     let input = draw_input(exp, index);
-    let x: Tensor<2> = input.to_device(&backend.device);
+    let dtype = crate::backend::dtype(exp.precision);
+    let x: Tensor<2> = input.to_device_as(&backend.device, dtype);
     let trace = model.forward(x, Record::ALL);
     let loss = crate::loss::value(exp.loss, trace.output.clone(), &crate::loss::no_targets());
     let mut grads = loss.backward();
@@ -171,14 +173,15 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
     // Trials draw their weights independently: in parallel.
     let weights: Vec<MlpWeights> = exps.par_iter().map(weights_of).collect();
     let refs: Vec<&MlpWeights> = weights.iter().collect();
-    let stack = MlpStack::from_weights(&refs, &backend.device)?;
-    let mut cases: Vec<Vec<CaseOutcome>> = exps.iter().map(|_| Vec::new()).collect();
     let Some(first) = exps.first() else {
         return Ok(Vec::new());
     };
+    let dtype = crate::backend::dtype(first.precision);
+    let stack = MlpStack::from_weights_as(&refs, &backend.device, dtype)?;
+    let mut cases: Vec<Vec<CaseOutcome>> = exps.iter().map(|_| Vec::new()).collect();
     for index in 0..first.inputs.len() {
         let inputs: Vec<HostTensor> = exps.iter().map(|exp| draw_input(exp, index)).collect();
-        let x: Tensor<3> = stack_trials(&inputs).to_device(&backend.device);
+        let x: Tensor<3> = stack_trials(&inputs).to_device_as(&backend.device, dtype);
         // z_l is not kept: a sweep keeps only whether anything was non-finite.
         let record = Record {
             pre_activations: false,

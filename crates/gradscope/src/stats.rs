@@ -118,6 +118,7 @@ pub fn param_stats(grad: &NamedTensor) -> ParamStats {
         nan,
         pos_inf,
         neg_inf,
+        range: None,
     }
 }
 
@@ -151,6 +152,9 @@ pub fn layer_stats(
         activation_mean: a.mean() as f32,
         activation_std: a.std() as f32,
         activation_nonfinite: a.nan + a.pos_inf + a.neg_inf,
+        z_range: None,
+        a_range: None,
+        delta_range: None,
     }
 }
 

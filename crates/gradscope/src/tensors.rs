@@ -72,6 +72,8 @@ pub fn dump(
             ("loss".to_string(), exp.loss.name().to_string()),
             ("seed".to_string(), exp.seed.to_string()),
             ("backend".to_string(), backend.to_string()),
+            // The values are stored as f32, which holds every f16 and bf16 value exactly.
+            ("precision".to_string(), exp.precision.name().to_string()),
             ("kernel_layout".to_string(), "[in, out]".to_string()),
         ]);
         let tensors: Vec<(String, F32View)> = case_tensors(&outcome.weights, case)

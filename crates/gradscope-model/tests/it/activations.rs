@@ -22,7 +22,7 @@ fn cpu_devices() -> [(&'static str, Device); 2] {
 
 /// Every activation, those with a parameter at a non-default value too. The `match` is
 /// exhaustive, so a new variant cannot be left out of these tests.
-fn every_activation() -> Vec<Activation> {
+pub(crate) fn every_activation() -> Vec<Activation> {
     let all = vec![
         Activation::Relu,
         Activation::LeakyRelu { slope: 0.01 },

@@ -3,4 +3,5 @@
 
 mod activations;
 mod mlp;
+mod precision;
 mod stack;

@@ -28,6 +28,9 @@ fn layer(activation_mean: f32, activation_std: f32, delta_l2: f32, nonfinite: us
         activation_mean,
         activation_std,
         activation_nonfinite: 0,
+        z_range: None,
+        a_range: None,
+        delta_range: None,
     }
 }
 
@@ -63,6 +66,8 @@ fn case(
             ratio_quartiles: None,
             applies: true,
             caveats: Vec::new(),
+            range: Vec::new(),
+            leaves_range: None,
         }),
     }
 }
@@ -75,6 +80,7 @@ fn a_run_case_reads_its_report_and_marks_non_finite_deltas() {
         description: String::new(),
         backend: "flex".into(),
         adapter: None,
+        precision: gradscope_report::Precision::F32,
         seed: 0,
         loss: "sum".into(),
         thresholds: Thresholds::default(),

@@ -10,6 +10,7 @@ fn report(dead: Vec<LayerEvent>, zero: Vec<LayerEvent>, accuracy: Option<[f32; 2
         experiment: "t".into(),
         description: "d".into(),
         backend: "flex".into(),
+        precision: gradscope_report::Precision::F32,
         seed: 1,
         loss: "cross_entropy".into(),
         optimizer: "sgd".into(),

@@ -19,6 +19,9 @@ fn layer(layer: usize, delta_l2: f32, delta_nonfinite: usize) -> LayerStats {
         activation_mean: 1.0,
         activation_std: 2.0,
         activation_nonfinite: 0,
+        z_range: None,
+        a_range: None,
+        delta_range: None,
     }
 }
 
@@ -37,6 +40,7 @@ fn param(name: &str, nonfinite: usize) -> ParamStats {
         nan: nonfinite,
         pos_inf: 0,
         neg_inf: 0,
+        range: None,
     }
 }
 
@@ -48,6 +52,7 @@ fn report() -> ExperimentReport {
         description: "d".into(),
         backend: "ndarray".into(),
         adapter: None,
+        precision: gradscope_report::Precision::F32,
         seed: 1,
         loss: "sum_squares".into(),
         thresholds: Thresholds::default(),
@@ -76,6 +81,7 @@ fn report() -> ExperimentReport {
             tensor: "loss".into(),
             count: 1,
             rows: None,
+            cause: None,
         }),
     }
 }

@@ -83,6 +83,11 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
                 "{}: this file is a training run ([train]); compare measures one gradient on each backend\nhint: run it with --backend B on each backend and compare the records' steps.jsonl, or drop [train] to compare its first pass",
                 file.display()
             )),
+            Ok(e) if e.precision != config::Precision::F32 => errors.push(format!(
+                "{}: precision `{}`: compare runs in f32 only for now (its bounds are f32's)\nhint: run it with `gradscope run --backend B` on each backend, or compare in f32",
+                file.display(),
+                e.precision
+            )),
             Ok(e) => experiments.push(e),
             Err(e) => errors.push(e.to_string()),
         }

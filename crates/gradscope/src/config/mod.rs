@@ -23,6 +23,7 @@ use gradscope_model::{HostTensor, MlpConfig};
 pub use source::{ConfigError, Source};
 
 use crate::backend::BackendKind;
+pub use gradscope_report::Precision;
 
 /// What an experiment does with its network.
 #[derive(Debug, Clone, PartialEq)]
@@ -54,6 +55,8 @@ pub struct Experiment {
     pub seed: u64,
     /// Backend named in the file, if any.
     pub backend: Option<BackendKind>,
+    /// The floating-point type of every tensor (`precision`, default f32).
+    pub precision: Precision,
     /// The network.
     pub model: MlpConfig,
     /// The loss.

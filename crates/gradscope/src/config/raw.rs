@@ -54,6 +54,8 @@ pub struct RawExperiment {
     pub seed: Spanned<i64>,
     /// Backend used when `--backend` is not given: `ndarray` (default), `flex` or `wgpu`.
     pub backend: Option<Spanned<String>>,
+    /// The floating-point type every tensor is computed in: `"f32"` (default), `"f16"` or `"bf16"` (flex; wgpu where the adapter has shaderFloat16, f16 only); `--precision` overrides it, and a sweep may list it. `"f64"` and training in 16-bit are refused for now, with the reason.
+    pub precision: Option<Spanned<String>>,
     /// The network.
     pub model: Spanned<RawModel>,
     /// The loss whose gradients are measured; default `sum_squares` (Σ output²).
@@ -291,6 +293,7 @@ mod tests {
                 "description",
                 "seed",
                 "backend",
+                "precision",
                 "model",
                 "loss",
                 "inputs",

@@ -18,11 +18,13 @@
 
 mod fixed_point;
 mod moments;
+mod range;
 mod spread;
 mod validity;
 
 pub use fixed_point::HiddenMap;
 pub use moments::{gauss_hermite, input_second_moment, moments, second_moment};
+pub use range::predict_range;
 
 use gradscope_model::{Fans, Initializer, MlpConfig};
 pub use gradscope_report::{CRITICAL_BAND, DepthScales, Phase, Theory};
@@ -132,6 +134,8 @@ pub fn predict(model: &MlpConfig, loss: &Loss, case: &InputCase) -> Theory {
         ratio_quartiles,
         applies,
         caveats,
+        range: Vec::new(),
+        leaves_range: None,
     }
 }
 

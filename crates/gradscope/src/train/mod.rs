@@ -106,14 +106,22 @@ pub struct Setting {
 
 /// The first parameter an update made non-finite.
 fn update_origin(step: usize, after: &MlpWeights) -> Option<Origin> {
-    crate::origin::nonfinite_weight(after).map(|(l, tensor, count)| Origin {
-        kind: OriginKind::Update,
-        step: Some(step as u64),
-        case: "train".into(),
-        layer: Some(l),
-        tensor,
-        count,
-        rows: None,
+    crate::origin::nonfinite_weight(after).map(|(l, tensor, count)| {
+        let layer = &after.layers[l];
+        let values = match &layer.bias {
+            Some(b) if tensor.ends_with(".bias") => &b.data,
+            _ => &layer.weight.data,
+        };
+        Origin {
+            kind: OriginKind::Update,
+            step: Some(step as u64),
+            case: "train".into(),
+            layer: Some(l),
+            tensor,
+            count,
+            rows: None,
+            cause: Some(crate::origin::cause_of(values)),
+        }
     })
 }
 
@@ -391,9 +399,20 @@ fn pass_origin(
             tensor: "targets".into(),
             count: targets_bad,
             rows: Some(crate::origin::nonfinite_rows(&batch.targets)),
+            cause: None,
         });
     }
-    origin_of_case(weights, pass, &|c| {
-        crate::loss::per_row(exp.loss, &c.output, &batch.targets, &backend.plain)
-    })
+    origin_of_case(
+        weights,
+        pass,
+        (exp.loss, &|c| {
+            crate::loss::per_row(
+                exp.loss,
+                &c.output,
+                &batch.targets,
+                &backend.plain,
+                burn::tensor::FloatDType::F32,
+            )
+        }),
+    )
 }

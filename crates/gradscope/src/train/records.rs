@@ -130,6 +130,7 @@ pub fn train_report(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome)
         experiment: exp.name.clone(),
         description: exp.description.clone(),
         backend: backend.kind.name().to_string(),
+        precision: exp.precision,
         seed: exp.seed,
         loss: exp.loss.name().to_string(),
         optimizer: describe_named(OPTIMIZERS, &t.optimizer),

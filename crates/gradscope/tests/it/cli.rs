@@ -181,10 +181,10 @@ fn overflowing_gradients_exit_3_and_are_shown_as_not_finite() {
         v["origin"],
         serde_json::json!({"kind": "forward", "step": null, "case": "ones", "layer": 1,
                            "tensor": "z.layers.1", "count": 10,
-                           "rows": {"affected": 1, "of": 1}})
+                           "rows": {"affected": 1, "of": 1}, "cause": "overflow"})
     );
     assert!(
-        out.contains("born in the forward pass: z.layers.1 of case ones (10 values)"),
+        out.contains("born in the forward pass: z.layers.1 of case ones (10 values): overflow"),
         "{out}"
     );
     let counted: u64 = v["cases"][0]["params"]
@@ -432,6 +432,7 @@ fn check_schema(v: &serde_json::Value) {
             "description",
             "backend",
             "adapter",
+            "precision",
             "seed",
             "loss",
             "thresholds",
@@ -455,9 +456,46 @@ fn check_schema(v: &serde_json::Value) {
         Null => assert_eq!(v["all_finite"], true, "no origin, so every value is finite"),
         o => obj(
             o,
-            &["kind", "step", "case", "layer", "tensor", "count", "rows"],
+            &[
+                "kind", "step", "case", "layer", "tensor", "count", "rows", "cause",
+            ],
         ),
     }
+    assert!(
+        matches!(
+            v["precision"].as_str(),
+            Some("f64" | "f32" | "bf16" | "f16")
+        ),
+        "{}",
+        v["precision"]
+    );
+    // A range: the magnitudes, headroom and floor in bits (floats, or null where there is no
+    // nonzero value), and three counts.
+    let range = |r: &serde_json::Value| {
+        obj(
+            r,
+            &[
+                "max_abs",
+                "min_abs",
+                "headroom_bits",
+                "floor_bits",
+                "zeros",
+                "subnormal",
+                "overflow",
+                "nan",
+            ],
+        );
+        assert!(
+            is_float(&r["max_abs"]) && is_float(&r["headroom_bits"]),
+            "{r}"
+        );
+        for k in ["min_abs", "floor_bits"] {
+            assert!(r[k].is_null() || is_float(&r[k]), "{k}: {r}");
+        }
+        for k in ["zeros", "subnormal", "overflow", "nan"] {
+            assert!(r[k].is_u64(), "{k}: {r}");
+        }
+    };
     assert!(v["seed"].is_u64() && matches!(v["all_finite"], Bool(_)));
     obj(&v["thresholds"], &["vanishing", "exploding"]);
     let Array(cases) = &v["cases"] else {
@@ -496,8 +534,16 @@ fn check_schema(v: &serde_json::Value) {
                         "ratio_quartiles",
                         "applies",
                         "caveats",
+                        "range",
+                        "leaves_range",
                     ],
                 );
+                for r in t["range"].as_array().into_iter().flatten() {
+                    obj(r, &["layer", "z_rms", "z_max", "delta_rms", "delta_max"]);
+                }
+                if !t["leaves_range"].is_null() {
+                    obj(&t["leaves_range"], &["layer", "tensor", "direction"]);
+                }
                 assert!(matches!(t["applies"], Bool(_)) && matches!(t["caveats"], Array(_)));
                 if !t["depth_scales"].is_null() {
                     obj(&t["depth_scales"], &["xi_q", "xi_c"]);
@@ -544,8 +590,10 @@ fn check_schema(v: &serde_json::Value) {
                     "nan",
                     "pos_inf",
                     "neg_inf",
+                    "range",
                 ],
             );
+            range(&p["range"]);
             for k in [
                 "max",
                 "min",
@@ -574,8 +622,16 @@ fn check_schema(v: &serde_json::Value) {
                     "activation_mean",
                     "activation_std",
                     "activation_nonfinite",
+                    "z_range",
+                    "a_range",
+                    "delta_range",
                 ],
             );
+            range(&l["z_range"]);
+            range(&l["delta_range"]);
+            if !l["a_range"].is_null() {
+                range(&l["a_range"]);
+            }
         }
     }
 }

@@ -152,7 +152,8 @@ fn reports_load_in_a_real_browser_with_their_pictures_and_sortable_tables() {
             "{file}: {dom}"
         );
     }
-    // A plain run: per case, a row per parameter and one per layer; its picture.
+    // A plain run: per case, a row per parameter, one per layer, and one per layer of the
+    // range table (each layer's z_range recorded); its picture.
     run("03-seed-inputs.toml", &[]);
     let plain = only_record(&d.join("rec"), "seed-example-3");
     let json: serde_json::Value = serde_json::from_str(&read_text(&plain.join("report.json")))
@@ -162,9 +163,16 @@ fn reports_load_in_a_real_browser_with_their_pictures_and_sortable_tables() {
         .into_iter()
         .flatten()
         .flat_map(|c| {
+            let layers = c["layers"].as_array();
+            let ranged = layers
+                .into_iter()
+                .flatten()
+                .filter(|l| !l["z_range"].is_null())
+                .count();
             [
                 c["params"].as_array().map_or(0, Vec::len),
-                c["layers"].as_array().map_or(0, Vec::len),
+                layers.map_or(0, Vec::len),
+                ranged,
             ]
         })
         .collect();

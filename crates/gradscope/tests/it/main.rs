@@ -15,6 +15,7 @@ mod html;
 mod language;
 mod notebook;
 mod origin;
+mod precision;
 mod records;
 mod reference;
 mod sweeps;

@@ -3,9 +3,10 @@
 
 use std::path::Path;
 
+use burn::tensor::FloatDType;
 use gradscope::backend::{self, BackendKind};
 use gradscope::config;
-use gradscope::origin::{Origin, OriginKind, Rows, origin};
+use gradscope::origin::{Cause, Origin, OriginKind, Rows, origin};
 use gradscope::run;
 
 use crate::common::{self, npy, write_by_spec};
@@ -43,6 +44,13 @@ fn cases() -> Vec<(&'static str, String, Vec<(&'static str, Vec<u8>)>, Origin)> 
         tensor: tensor.into(),
         count,
         rows: rows.map(|(affected, of)| Rows { affected, of }),
+        // Every value computed here, and made non-finite, overflowed (each case below says
+        // where); the input and the weights arrived so.
+        cause: matches!(
+            kind,
+            OriginKind::Forward | OriginKind::Loss | OriginKind::Backward
+        )
+        .then_some(Cause::Overflow),
     };
     // The issue's example: the network of `weights` below, its file holding one NaN in
     // layers.1.bias. The weights are checked before the pass: layer 1, one value.
@@ -152,11 +160,12 @@ fn each_kind_of_origin_is_found_where_it_was_born_on_every_backend() {
             let b = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
             let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(
-                origin(&outcome, &|c| gradscope::loss::per_row(
+                origin(&outcome, exp.loss, &|c| gradscope::loss::per_row(
                     exp.loss,
                     &c.output,
                     &gradscope::loss::no_targets(),
-                    &b.plain
+                    &b.plain,
+                    FloatDType::F32,
                 )),
                 Some(want.clone()),
                 "{what} on {}",
@@ -183,7 +192,8 @@ fn the_cli_reports_the_origin_in_json_and_words() {
     assert_eq!(
         v["origin"],
         serde_json::json!({"kind": "weights", "step": null, "case": "x", "layer": 1,
-                           "tensor": "layers.1.bias", "count": 1, "rows": null})
+                           "tensor": "layers.1.bias", "count": 1, "rows": null,
+                           "cause": null})
     );
     let o = common::gradscope(&["run", "c.toml"], dir.path());
     let out = String::from_utf8_lossy(&o.stdout);
@@ -191,4 +201,123 @@ fn the_cli_reports_the_origin_in_json_and_words() {
         out.contains("born in the weights, before the pass: layers.1.bias (1 value)"),
         "{out}"
     );
+}
+
+/// One hand-made case per cause a pass can have, in the precision it happens in, each with
+/// the layer, tensor and count derived by hand, on every backend that computes in it.
+#[test]
+fn each_cause_is_named_where_it_happened() {
+    let forward = |layer, tensor: &str, count, cause| Origin {
+        kind: OriginKind::Forward,
+        step: None,
+        case: "x".into(),
+        layer: Some(layer),
+        tensor: tensor.into(),
+        count,
+        rows: Some(Rows { affected: 1, of: 1 }),
+        cause: Some(cause),
+    };
+    let in_precision = |text: String, p: &str| {
+        text.replacen("seed = 0\n", &format!("seed = 0\nprecision = \"{p}\"\n"), 1)
+    };
+    let cases = [
+        (
+            // f16, x = [1, 1], kernels 200 (exact in f16): z_0 = 2·200 = 400, z_1 = 2·200·400
+            // = 160000 > 65504 in both units: overflow in z.layers.1, 2 values.
+            "f16",
+            in_precision(
+                config(2, "[2, 2]", 200.0, "relu", "sum_squares", ones()),
+                "f16",
+            ),
+            vec![],
+            forward(1, "z.layers.1", 2, Cause::Overflow),
+        ),
+        (
+            // f16, x = [−1, −1], kernels 20000: z_0 = −40000 (finite), a_0 = 2·z_0 = −80000
+            // < −65504 in both units: the activation overflowed where its input did not.
+            "f16",
+            in_precision(
+                config(
+                    2,
+                    "[2, 2]",
+                    20000.0,
+                    "{ kind = \"leaky_relu\", slope = 2.0 }",
+                    "sum_squares",
+                    "batch = 1\ndistribution = { kind = \"constant\", value = -1.0 }",
+                ),
+                "f16",
+            )
+            .replace("activation = \"{", "activation = {")
+            .replace("}\"\nkernel", "}\nkernel"),
+            vec![],
+            forward(0, "a.layers.0", 2, Cause::Overflow),
+        ),
+        (
+            // bf16, x = [1, 1], one hidden layer, kernels 3e9 (bf16 rounds them to 3003121664,
+            // bits 0x4F33 << 16): z_0 ≈ 6.0e9, out ≈ 3.6e19 (finite), but out² ≈ 1.3e39 is
+            // past bf16's 3.3895e38: the loss overflows.
+            "bf16",
+            in_precision(config(2, "[2]", 3e9, "relu", "sum_squares", ones()), "bf16"),
+            vec![],
+            Origin {
+                kind: OriginKind::Loss,
+                layer: None,
+                ..forward(0, "loss", 1, Cause::Overflow)
+            },
+        ),
+        (
+            // f32, x = [1e30, −1e30], kernels 1e20: each unit of z_0 sums the products 1e50
+            // and −1e50. Where each product is rounded first (flex, wgpu), they are +inf and
+            // −inf, and inf − inf = NaN with no inf left: invalid. ndarray's matrixmultiply
+            // fuses the second multiply-add, fma(−1e30, 1e20, +inf) = +inf (the exact product
+            // is finite): overflow. Both units, on each backend.
+            "f32",
+            config(
+                2,
+                "[2]",
+                1e20,
+                "identity",
+                "sum_squares",
+                "file = \"x.npy\"",
+            ),
+            vec![("x.npy", npy(1, 2, &[1e30, -1e30]))],
+            forward(0, "z.layers.0", 2, Cause::Invalid),
+        ),
+    ];
+    for (precision, text, files, want) in cases {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        write_case(dir.path(), &text, &files);
+        let exp = config::load(&dir.path().join("c.toml")).unwrap_or_else(|e| panic!("{e}"));
+        for kind in [BackendKind::Ndarray, BackendKind::Flex, BackendKind::Wgpu] {
+            if kind == BackendKind::Wgpu && common::wgpu_or_skip("each_cause_is_named").is_none() {
+                continue;
+            }
+            let b = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
+            if b.check_precision(exp.precision).is_err() {
+                // ndarray has no 16-bit types, wgpu no bf16: refused before running (tested
+                // in cli.rs).
+                assert!(
+                    precision != "f32" && kind != BackendKind::Flex,
+                    "{precision} on flex"
+                );
+                continue;
+            }
+            let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{e}"));
+            let dtype = gradscope::backend::dtype(exp.precision);
+            let got = origin(&outcome, exp.loss, &|c| {
+                let none = gradscope::loss::no_targets();
+                gradscope::loss::per_row(exp.loss, &c.output, &none, &b.plain, dtype)
+            });
+            let fused = precision == "f32" && kind == BackendKind::Ndarray;
+            let want = Origin {
+                cause: if fused {
+                    Some(Cause::Overflow)
+                } else {
+                    want.cause
+                },
+                ..want.clone()
+            };
+            assert_eq!(got, Some(want), "{precision} on {}", kind.name());
+        }
+    }
 }

@@ -728,17 +728,25 @@ fn csv_and_json_outputs_read_back_with_real_readers() {
     ]);
     let (header, rows) = csv_table(&text);
     assert_eq!(
-        header[..5],
-        ["experiment", "backend", "seed", "case", "parameter"]
+        header[..6],
+        [
+            "experiment",
+            "backend",
+            "precision",
+            "seed",
+            "case",
+            "parameter"
+        ]
     );
-    // 16 columns, and `finite_only` (whether the gradient's statistics skip non-finite values).
-    assert_eq!(header.len(), 17);
-    assert_eq!(header[16], "finite_only");
+    // 17 columns, and `finite_only` (whether the gradient's statistics skip non-finite values).
+    assert_eq!(header.len(), 18);
+    assert_eq!(header[17], "finite_only");
     assert_eq!(rows.len(), 4 + 3 * 8);
     assert_eq!(text.matches("experiment,").count(), 1, "one header: {text}");
     for row in &rows {
         assert_eq!(row.len(), header.len());
-        for field in &row[6..13] {
+        assert_eq!(row[2], "f32");
+        for field in &row[7..14] {
             csv_f32(field);
         }
     }
@@ -752,7 +760,7 @@ fn csv_and_json_outputs_read_back_with_real_readers() {
         "csv",
         "--layers",
     ]));
-    assert_eq!(header[4..6], ["layer", "width"]);
+    assert_eq!(header[5..7], ["layer", "width"]);
     assert_eq!(rows.len(), 2 + 3 * 4);
 
     // A sweep: its own header first (the plain-run header was once printed before it), a

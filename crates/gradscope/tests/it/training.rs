@@ -395,6 +395,10 @@ fn naive_cross_entropy_is_born_non_finite_in_the_loss_where_the_stable_one_is_no
             "{}",
             backend.kind.name()
         );
+        // log(0) of a softmax probability: IEEE's division by zero.
+        let outcome = train::train(&naive, &backend, &mut |_| {}).unwrap_or_else(|e| panic!("{e}"));
+        let cause = outcome.origin.and_then(|o| o.cause);
+        assert_eq!(cause, Some(gradscope::origin::Cause::DivideByZero));
         let (_d, stable) = load_with_files(&text("cross_entropy"), &[]);
         assert_eq!(
             origin_on(&stable, &backend),
@@ -558,7 +562,7 @@ fn a_failing_run_exits_3_and_records_every_step_it_ran() {
     assert!((1..=4).contains(&affected), "{rows}");
     assert_eq!(
         report["origin"],
-        serde_json::json!({"kind": "loss", "step": 0, "case": "train", "layer": null, "tensor": "loss", "count": 1, "rows": rows})
+        serde_json::json!({"kind": "loss", "step": 0, "case": "train", "layer": null, "tensor": "loss", "count": 1, "rows": rows, "cause": "divide_by_zero"})
     );
     // The failing step's tensors, to replay: step 0 has no finite step before it.
     assert!(dir.path().join("dump/step-0.safetensors").exists());
@@ -865,7 +869,7 @@ fn a_training_dump_replays_the_failing_and_the_last_finite_step() {
     let failing = replay(36);
     assert_eq!(
         failing["origin"],
-        serde_json::json!({"kind": "forward", "step": 0, "case": "train", "layer": 2, "tensor": "z.layers.2", "count": report["origin"]["count"], "rows": report["origin"]["rows"]})
+        serde_json::json!({"kind": "forward", "step": 0, "case": "train", "layer": 2, "tensor": "z.layers.2", "count": report["origin"]["count"], "rows": report["origin"]["rows"], "cause": "overflow"})
     );
     let finite = replay(35);
     assert!(finite["origin"].is_null(), "{finite}");

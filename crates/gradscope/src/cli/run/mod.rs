@@ -33,6 +33,10 @@ pub struct RunArgs {
     /// wgpu adapter: default, cpu, discrete:N, integrated:N or virtual:N.
     #[arg(long, value_name = "SELECTOR")]
     pub device: Option<String>,
+    /// Floating-point type of every tensor: overrides the file's `precision` (and a swept
+    /// one), as `--set precision="P"` would. f64 is refused for now.
+    #[arg(long, value_name = "P", value_parser = ["f64", "f32", "bf16", "f16"])]
+    pub precision: Option<String>,
     /// Report format.
     #[arg(long, value_enum, default_value = "table")]
     pub format: Format,
@@ -92,6 +96,35 @@ pub struct RunArgs {
     pub notebook: Option<PathBuf>,
 }
 
+/// The `--set`s, and `--precision` as the last of them.
+fn sets_of(args: &RunArgs) -> Vec<String> {
+    let mut sets = args.sets.clone();
+    if let Some(p) = &args.precision {
+        sets.push(format!("precision=\"{p}\""));
+    }
+    sets
+}
+
+/// Every precision `exp` runs in: its own, and each a sweep lists.
+fn precisions_of(exp: &Experiment) -> Vec<config::Precision> {
+    let mut all = vec![exp.precision];
+    let swept = exp
+        .sweep
+        .iter()
+        .flat_map(|s| &s.axes)
+        .filter(|(k, _)| k == "precision");
+    for (_, values) in swept {
+        for v in values {
+            if let Some(p) = v.as_str().and_then(config::Precision::parse)
+                && !all.contains(&p)
+            {
+                all.push(p);
+            }
+        }
+    }
+    all
+}
+
 fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
@@ -101,7 +134,7 @@ fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<Co
         config::available_memory()
     };
     for file in files {
-        match config::sets::load_with_sets(file, &args.sets).and_then(|e| {
+        match config::sets::load_with_sets(file, &sets_of(args)).and_then(|e| {
             config::check_memory(&e, available)?;
             for point in e.sweep.iter().flat_map(|s| s.points()) {
                 config::check_memory(&point?, available)?;
@@ -184,6 +217,17 @@ fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
             let b = backend::open(kind_for(exp, args), args.device.as_deref())
                 .map_err(|e| one(e.to_string()))?;
             plan.backends.push(b);
+        }
+        if let Some(b) = plan.backend_for(exp, args) {
+            for p in precisions_of(exp) {
+                b.check_precision(p).map_err(|e| {
+                    one(format!(
+                        "{}: precision `{p}` on {}: {e}",
+                        exp.path.display(),
+                        b.kind.name()
+                    ))
+                })?;
+            }
         }
     }
     plan.experiments = experiments;
@@ -371,6 +415,9 @@ fn regenerate_command(exp: &Experiment, args: &RunArgs, nb: &Path) -> String {
     let mut c = format!("gradscope run {}", exp.path.display());
     if let Some(b) = args.backend {
         c.push_str(&format!(" --backend {}", b.name()));
+    }
+    if let Some(p) = &args.precision {
+        c.push_str(&format!(" --precision {p}"));
     }
     for s in &args.sets {
         c.push_str(&format!(" --set '{s}'"));

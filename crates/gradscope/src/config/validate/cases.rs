@@ -43,6 +43,34 @@ impl Checker<'_> {
         })
     }
 
+    /// `precision`: one of the four names, and one gradscope can run today.
+    pub(super) fn precision(&self, p: &Spanned<String>) -> Result<Precision> {
+        let names = Precision::ALL.map(Precision::name);
+        let Some(precision) = Precision::parse(p.get_ref()) else {
+            let mut e = self.err(
+                p.span(),
+                "precision",
+                format!(
+                    "unknown precision `{}`, expected one of: {}",
+                    p.get_ref(),
+                    names.join(", ")
+                ),
+            );
+            if let Some(s) = did_you_mean(p.get_ref(), names) {
+                e = e.with_hint(format!("did you mean `{s}`?"));
+            }
+            return Err(e);
+        };
+        if precision == Precision::F64 {
+            return Err(self.err(
+                p.span(),
+                "precision",
+                "precision `f64` is not supported yet: gradscope reads every tensor back, and records its statistics, in f32, so an f64 value past f32's range would be shown as inf",
+            ).with_hint("run in f32 (the default), f16 or bf16"));
+        }
+        Ok(precision)
+    }
+
     /// The `[[inputs]]`: at least one, names unique.
     pub(super) fn inputs(
         &self,

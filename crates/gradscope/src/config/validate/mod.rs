@@ -11,7 +11,7 @@ use super::ints::{Depth, IntRange};
 use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES};
 use super::raw::{RawExperiment, RawInput, RawModel, RawNamed, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
-use super::{Distribution, Experiment, InputCase, InputSource, Loss};
+use super::{Distribution, Experiment, InputCase, InputSource, Loss, Precision};
 use crate::backend::BackendKind;
 
 type Result<T> = std::result::Result<T, ConfigError>;
@@ -405,6 +405,10 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         )
     })?;
     let backend = raw.backend.as_ref().map(|b| c.backend(b)).transpose()?;
+    let precision = match &raw.precision {
+        Some(p) => c.precision(p)?,
+        None => Precision::F32,
+    };
     let model = c.model(&raw.model, seed)?;
     let loss = match &raw.loss {
         Some(l) => c.loss(l)?,
@@ -423,6 +427,15 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         Some(t) => super::Task::Train(Box::new(c.train(t, &model, &loss, &inputs)?)),
         None => super::Task::Probe,
     };
+    if let (super::Task::Train(_), Some(p)) = (&task, &raw.precision)
+        && precision != Precision::F32
+    {
+        return Err(c.err(
+            p.span(),
+            "precision",
+            format!("training runs in f32 only for now: a {precision} training run needs mixed precision (f32 master weights, loss scaling), which is not built yet"),
+        ).with_hint("measure the gradients of one pass in this precision without [train], or train in f32"));
+    }
     if task == super::Task::Probe && loss.needs_labels() {
         let span = raw.loss.as_ref().map_or(0..0, Spanned::span);
         return Err(c.err(
@@ -443,6 +456,7 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         description,
         seed,
         backend,
+        precision,
         model,
         loss,
         inputs,

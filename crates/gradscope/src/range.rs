@@ -1,0 +1,231 @@
+//! Where each tensor of a pass sits in its precision's range ([`Range`]): the largest and
+//! smallest magnitudes as headroom in bits, the zeros and subnormals, and the overflows born
+//! in it: ±inf where the operands the value was computed from are all finite.
+//!
+//! Which operands a value has, per tensor (rows are examples, `[batch, width]`):
+//! - z_l = a_{l−1}·W_l + b_l: row r of the layer's input, and the layer's parameters;
+//! - a_l = φ(z_l): z_l at the same place;
+//! - δ_L = ∂loss/∂output: the output's row r (every loss here is row-wise or elementwise);
+//! - δ_l = (δ_{l+1}·W_{l+1}ᵀ) ⊙ φ'(z_l): δ_{l+1}'s row r, W_{l+1}, and z_l at the same place;
+//! - ∂L/∂W_l = a_{l−1}ᵀ·δ_l, element (i, j): column i of the layer's input and column j of δ_l;
+//! - ∂L/∂b_l = Σ_r δ_l: column j of δ_l.
+
+use gradscope_model::{HostTensor, MlpWeights, NamedTensor};
+use gradscope_report::{Precision, Range};
+
+/// The range of `values` in `precision`, counting as overflow each ±inf at an index `born`
+/// accepts.
+pub fn range_of(values: &[f32], precision: Precision, born: impl Fn(usize) -> bool) -> Range {
+    let min_normal = precision.min_normal() as f32;
+    let (mut max_abs, mut min_abs) = (0f32, None::<f32>);
+    let (mut zeros, mut subnormal, mut overflow, mut nan) = (0, 0, 0, 0);
+    for (i, &v) in values.iter().enumerate() {
+        let a = v.abs();
+        if v.is_nan() {
+            nan += 1;
+            continue;
+        }
+        max_abs = max_abs.max(a);
+        if a.is_infinite() {
+            overflow += usize::from(born(i));
+        } else if a == 0.0 {
+            zeros += 1;
+        } else {
+            subnormal += usize::from(a < min_normal);
+            min_abs = Some(min_abs.map_or(a, |m| m.min(a)));
+        }
+    }
+    // A NaN leaves no largest value, unless an inf is the largest anyway.
+    if nan > 0 && max_abs.is_finite() {
+        max_abs = f32::NAN;
+    }
+    let (headroom_bits, floor_bits) = Range::bits(precision, max_abs, min_abs);
+    Range {
+        max_abs,
+        min_abs,
+        headroom_bits,
+        floor_bits,
+        zeros,
+        subnormal,
+        overflow,
+        nan,
+    }
+}
+
+/// Which rows of `t` (`[rows, width]`) are finite throughout.
+fn finite_rows(t: &HostTensor) -> Vec<bool> {
+    let width = t.shape.get(1).copied().unwrap_or(1).max(1);
+    t.data
+        .chunks(width)
+        .map(|row| row.iter().all(|v| v.is_finite()))
+        .collect()
+}
+
+/// Which columns of `t` (`[rows, width]`) are finite throughout.
+fn finite_columns(t: &HostTensor) -> Vec<bool> {
+    let width = t.shape.get(1).copied().unwrap_or(1).max(1);
+    let mut finite = vec![true; width];
+    for (i, v) in t.data.iter().enumerate() {
+        if !v.is_finite() {
+            finite[i % width] = false;
+        }
+    }
+    finite
+}
+
+fn all_finite(t: &HostTensor) -> bool {
+    t.data.iter().all(|v| v.is_finite())
+}
+
+/// The ranges of one case's pass, per layer and per gradient.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PassRanges {
+    /// Per layer: z_l, a_l (hidden layers only), δ_l.
+    pub layers: Vec<(Range, Option<Range>, Range)>,
+    /// Per gradient, in the order of the case's gradients.
+    pub grads: Vec<Range>,
+}
+
+/// The ranges of a pass over `weights`: `input` `[batch, d_input]`, each layer's `z`, its
+/// `outputs` (a_l, then the network output), `deltas` and `grads` (named `layers.{l}.weight`
+/// and `.bias`), in `precision`. `None` where the pass kept no z_l (a sweep's stack).
+pub fn pass_ranges(
+    precision: Precision,
+    weights: &MlpWeights,
+    input: &HostTensor,
+    (z, outputs, deltas): (&[HostTensor], &[HostTensor], &[HostTensor]),
+    grads: &[NamedTensor],
+) -> Option<PassRanges> {
+    let n = deltas.len();
+    if z.len() != n || outputs.len() != n {
+        return None;
+    }
+    let params_finite: Vec<bool> = weights
+        .layers
+        .iter()
+        .map(|l| all_finite(&l.weight) && l.bias.as_ref().is_none_or(all_finite))
+        .collect();
+    let params_ok = |l: usize| params_finite.get(l).copied().unwrap_or(true);
+    let layer_input = |l: usize| if l == 0 { input } else { &outputs[l - 1] };
+    let width = |t: &HostTensor| t.shape.get(1).copied().unwrap_or(1).max(1);
+    let layers = (0..n)
+        .map(|l| {
+            let rows = finite_rows(layer_input(l));
+            let w = width(&z[l]);
+            let z_range = range_of(&z[l].data, precision, |i| params_ok(l) && rows[i / w]);
+            let a_range = (l + 1 < n)
+                .then(|| range_of(&outputs[l].data, precision, |i| z[l].data[i].is_finite()));
+            let delta_range = if l + 1 == n {
+                let rows = finite_rows(&outputs[l]);
+                range_of(&deltas[l].data, precision, |i| rows[i / w])
+            } else {
+                let rows = finite_rows(&deltas[l + 1]);
+                range_of(&deltas[l].data, precision, |i| {
+                    params_ok(l + 1) && rows[i / w] && z[l].data[i].is_finite()
+                })
+            };
+            (z_range, a_range, delta_range)
+        })
+        .collect();
+    let grads = grads
+        .iter()
+        .map(|g| {
+            let l: usize = g
+                .name
+                .strip_prefix("layers.")
+                .and_then(|r| r.split('.').next())
+                .and_then(|i| i.parse().ok())
+                .unwrap_or(0);
+            let delta_cols = deltas.get(l).map(finite_columns).unwrap_or_default();
+            let ok = |j: usize| delta_cols.get(j).copied().unwrap_or(false);
+            if g.name.ends_with(".bias") {
+                range_of(&g.tensor.data, precision, ok)
+            } else {
+                let input_cols = finite_columns(layer_input(l.min(n.saturating_sub(1))));
+                let d_out = g.tensor.shape.get(1).copied().unwrap_or(1).max(1);
+                range_of(&g.tensor.data, precision, |k| {
+                    input_cols.get(k / d_out).copied().unwrap_or(false) && ok(k % d_out)
+                })
+            }
+        })
+        .collect();
+    Some(PassRanges { layers, grads })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// f16 values by hand: 65504 is the largest finite (headroom log2(65504/65504) = 0);
+    /// 2⁻¹⁵ is subnormal (below 2⁻¹⁴: floor −1); one inf counted as overflow where its
+    /// operands were finite, not where they were not.
+    #[test]
+    fn a_tensor_in_f16_by_hand() {
+        let v = [65504.0, -2f32.powi(-15), 0.0, f32::INFINITY, f32::NAN];
+        let r = range_of(&v, Precision::F16, |_| true);
+        assert_eq!(r.max_abs, f32::INFINITY);
+        assert_eq!(r.headroom_bits, f32::NEG_INFINITY);
+        assert_eq!(
+            (r.min_abs, r.floor_bits),
+            (Some(2f32.powi(-15)), Some(-1.0))
+        );
+        assert_eq!((r.zeros, r.subnormal, r.overflow, r.nan), (1, 1, 1, 1));
+        // NaN and no inf: no largest value, no headroom to speak of.
+        let r = range_of(&[1.0, f32::NAN], Precision::F16, |_| true);
+        assert!(r.max_abs.is_nan() && r.headroom_bits.is_nan());
+        assert_eq!(r.floor_bits, Some(14.0));
+        assert_eq!(range_of(&v, Precision::F16, |_| false).overflow, 0);
+        let finite = range_of(&v[..3], Precision::F16, |_| true);
+        assert_eq!(finite.headroom_bits, 0.0);
+        // The same values in f32: 2⁻¹⁵ is normal there, 65504 has log2(f32::MAX/65504) ≈ 112
+        // bits above it.
+        let r = range_of(&v[..3], Precision::F32, |_| true);
+        assert_eq!(r.subnormal, 0);
+        assert!((f64::from(r.headroom_bits) - (f64::from(f32::MAX) / 65504.0).log2()).abs() < 1e-5);
+    }
+
+    /// A 2-row batch through one hidden layer of width 2 whose second row overflowed in z_0:
+    /// z_0's inf is born there (its input row is finite), a_0's copy of it is not (z was
+    /// already inf), and the output layer's z_1 inf in row 1 is not born (its input row holds
+    /// the inf) while row 0's would be.
+    #[test]
+    fn overflow_is_counted_where_it_was_born_only() {
+        let t = |rows: usize, data: Vec<f32>| HostTensor::new(vec![rows, data.len() / rows], data);
+        let inf = f32::INFINITY;
+        let input = t(2, vec![1.0, 2.0, 3.0, 4.0]);
+        let z0 = t(2, vec![1.0, 1.0, inf, 1.0]);
+        let a0 = t(2, vec![1.0, 1.0, inf, 1.0]);
+        let z1 = t(2, vec![5.0, inf]);
+        let d1 = t(2, vec![10.0, inf]);
+        let d0 = t(2, vec![1.0, 1.0, f32::NAN, inf]);
+        let layer = |d_in, d_out| gradscope_model::LayerWeights {
+            weight: HostTensor::new(vec![d_in, d_out], vec![1.0; d_in * d_out]),
+            bias: None,
+        };
+        let weights = MlpWeights {
+            layers: vec![layer(2, 2), layer(2, 1)],
+            activations: vec![gradscope_model::Activation::Relu],
+        };
+        let grad = NamedTensor {
+            name: "layers.1.weight".into(),
+            tensor: HostTensor::new(vec![2, 1], vec![inf, 3.0]),
+        };
+        let r = pass_ranges(
+            Precision::F16,
+            &weights,
+            &input,
+            (&[z0, z1.clone()], &[a0, z1], &[d0, d1]),
+            &[grad],
+        )
+        .unwrap_or_else(|| panic!("z was recorded"));
+        let (z0, a0, d0) = &r.layers[0];
+        assert_eq!(
+            (z0.overflow, a0.map(|a| a.overflow), d0.overflow),
+            (1, Some(0), 0)
+        );
+        let (z1, a1, d1) = &r.layers[1];
+        assert_eq!((z1.overflow, a1.is_none(), d1.overflow), (0, true, 0));
+        // ∂L/∂W_1[0] = a_0[:, 0]ᵀ·δ_1: a_0's column 0 holds the inf, so not born there.
+        assert_eq!(r.grads[0].overflow, 0);
+    }
+}
