@@ -21,6 +21,9 @@ use gradscope_model::{
     Activation, HostTensor, Initializer, Layers, Mlp, MlpConfig, MlpStack, Record, stack_trials,
 };
 
+use burn::tensor::FloatDType;
+use gradscope_report::Precision;
+
 use crate::backend::Backend;
 use crate::config::{self, Source};
 use crate::report::Thresholds;
@@ -132,10 +135,11 @@ pub enum Pass {
 pub fn throughput(
     backend: &Backend,
     (width, layers, batch): (usize, usize, usize),
-    pass: Pass,
+    (pass, precision): (Pass, Precision),
     repeat: usize,
 ) -> Result<(Vec<f64>, f64), BenchError> {
     let (config, flop) = throughput_model(width, layers, batch);
+    let dtype = crate::backend::dtype(precision);
     let input = |rows: usize| {
         HostTensor::new(
             vec![rows, width],
@@ -147,14 +151,15 @@ pub fn throughput(
     // Reading one gradient's sum back waits for the device to finish the step.
     let step: Box<dyn Fn() -> f32> = match pass {
         Pass::Plain => {
-            let model: Mlp = config.init(&backend.device);
+            let model = Mlp::from_weights_as(&config.draw_weights(), &backend.device, dtype);
             let x = input(batch);
             Box::new(move || {
                 let out = model
-                    .forward(x.to_device::<2>(&backend.device), Record::OUTPUT)
+                    .forward(x.to_device_as::<2>(&backend.device, dtype), Record::OUTPUT)
                     .output;
                 let grads = (out.clone() * out).sum().backward();
-                let g = model.layers[0].weight.val().grad(&grads).map(|g| g.sum());
+                let g = model.layers[0].weight.val().grad(&grads);
+                let g = g.map(|g| g.cast(FloatDType::F32).sum());
                 g.map(|g| HostTensor::from_tensor(g).data[0]).unwrap_or(0.0)
             })
         }
@@ -169,26 +174,28 @@ pub fn throughput(
                 })
                 .collect();
             let refs: Vec<_> = nets.iter().collect();
-            let stack = MlpStack::from_weights(&refs, &backend.device)?;
+            let stack = MlpStack::from_weights_as(&refs, &backend.device, dtype)?;
             let xs: Vec<HostTensor> = (0..trials).map(|_| input(batch / trials)).collect();
             let x = stack_trials(&xs);
             Box::new(move || {
                 let out = stack
-                    .forward(x.to_device::<3>(&backend.device), Record::OUTPUT)
+                    .forward(x.to_device_as::<3>(&backend.device, dtype), Record::OUTPUT)
                     .output;
                 let grads = (out.clone() * out).sum().backward();
-                let g = stack.weights[0].grad(&grads).map(|g| g.sum());
+                let g = stack.weights[0].grad(&grads);
+                let g = g.map(|g| g.cast(FloatDType::F32).sum());
                 g.map(|g| HostTensor::from_tensor(g).data[0]).unwrap_or(0.0)
             })
         }
         Pass::WrittenOut => {
-            let model: Mlp = config.init(&backend.plain);
+            let model = Mlp::from_weights_as(&config.draw_weights(), &backend.plain, dtype);
             let x = input(batch);
             Box::new(move || {
-                let trace = model.forward(x.to_device::<2>(&backend.plain), Record::PASS);
+                let trace = model.forward(x.to_device_as::<2>(&backend.plain, dtype), Record::PASS);
                 let delta = trace.output.clone().mul_scalar(2.0);
                 let b = model.backward(&trace, delta);
-                HostTensor::from_tensor(b.weights[0].clone().sum()).data[0]
+                // The sum in f32: a 16-bit sum of 1024² gradients could overflow.
+                HostTensor::from_tensor(b.weights[0].clone().cast(FloatDType::F32).sum()).data[0]
             })
         }
     };
@@ -223,11 +230,16 @@ trials = 1000
 pub fn sweep(
     backend: &Backend,
     repeat: usize,
-    stack: Option<usize>,
+    (stack, precision): (Option<usize>, Precision),
 ) -> Result<Vec<f64>, BenchError> {
+    let text = SWEEP.replacen(
+        "seed = 1\n",
+        &format!("seed = 1\nprecision = \"{precision}\"\n"),
+        1,
+    );
     let exp = config::parse(Source {
         path: "bench-sweep.toml".into(),
-        text: SWEEP.into(),
+        text,
     })
     .map_err(|e| BenchError::Config(Box::new(e)))?;
     let Some(spec) = exp.sweep.clone() else {
@@ -316,7 +328,7 @@ fn train_line(backend: &Backend, repeat: usize, out: &mut dyn Write) -> Result<(
 /// Run the workloads named in `which` and print one line each.
 pub fn run(
     which: &[String],
-    backend: &Backend,
+    (backend, precision): (&Backend, Precision),
     repeat: usize,
     configs: &Path,
     stack: Option<usize>,
@@ -328,7 +340,7 @@ pub fn run(
     })?;
     let _ = writeln!(
         out,
-        "backend {}  repeat {repeat}  (medians)",
+        "backend {}  precision {precision}  repeat {repeat}  (medians)",
         backend.kind.name()
     );
     let all = which.is_empty() || which.iter().any(|w| w == "all");
@@ -356,7 +368,7 @@ pub fn run(
             ),
         ];
         for (name, pass, how) in passes {
-            let (mut t, flop) = throughput(backend, (1024, 16, 512), pass, repeat)?;
+            let (mut t, flop) = throughput(backend, (1024, 16, 512), (pass, precision), repeat)?;
             let m = median(&mut t);
             let _ = writeln!(
                 out,
@@ -367,7 +379,7 @@ pub fn run(
         }
     }
     if wants("sweep") {
-        let mut t = sweep(backend, repeat, stack)?;
+        let mut t = sweep(backend, repeat, (stack, precision))?;
         let m = median(&mut t);
         let _ = writeln!(
             out,

@@ -106,6 +106,10 @@ pub struct BenchArgs {
     /// Workload `sweep`: trials per stacked pass, as `run --stack` (default: chosen by size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
     pub stack: Option<u32>,
+    /// Workloads `throughput` and `sweep`: the precision to time them in (`seed` and `train`
+    /// run in f32 only).
+    #[arg(long, value_name = "P", value_parser = ["f32", "bf16", "f16"], default_value = "f32")]
+    pub precision: String,
 }
 
 /// `gradscope show`: the resolved config.
@@ -269,9 +273,21 @@ fn bench(args: &BenchArgs, out: &mut dyn Write) -> CommandResult {
         )));
     }
     let b = backend::open(args.backend, None).map_err(CommandError::bad_input)?;
+    let precision = config::Precision::parse(&args.precision).unwrap_or_default();
+    b.check_precision(precision)
+        .map_err(|e| CommandError::bad_input(format!("--precision {precision}: {e}")))?;
+    let all = args.workloads.is_empty() || args.workloads.iter().any(|w| w == "all");
+    let f32_only = ["seed", "train"]
+        .iter()
+        .any(|w| all || args.workloads.iter().any(|x| x == w));
+    if precision != config::Precision::F32 && f32_only {
+        return Err(CommandError::bad_input(format!(
+            "--precision {precision}: the seed and train workloads run in f32 only; name the workloads to time: throughput, sweep"
+        )));
+    }
     crate::bench::run(
         &args.workloads,
-        &b,
+        (&b, precision),
         args.repeat.max(1),
         &args.configs,
         args.stack.map(|n| n as usize),

@@ -102,6 +102,16 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
             vec!["compare runs in f32 only for now"],
         ),
     ];
+    cases.push((
+        "bench's training workload in f16",
+        vec!["bench", "train", "--backend", "flex", "--precision", "f16"],
+        vec!["the seed and train workloads run in f32 only"],
+    ));
+    cases.push((
+        "bench in f16 on ndarray",
+        vec!["bench", "throughput", "--precision", "f16"],
+        vec!["--precision f16", "f16 needs the flex backend"],
+    ));
     if wgpu_or_skip("unsupported_precisions_are_refused_before_anything_runs").is_some() {
         cases.push((
             // Mesa's lavapipe has f16 (shaderFloat16), and no wgpu adapter has bf16.
