@@ -53,20 +53,15 @@ pub fn rows(case: &CaseReport, precision: Precision) -> Option<Vec<[String; 10]>
         let r = case.theory.as_ref()?.range.get(l)?;
         Some((precision.max_finite() / pick(r)).log2() as f32)
     };
-    let grad_w = |l: usize| {
-        let name = format!("layers.{l}.weight");
+    let grad = |l: usize, what: &str| {
+        let name = format!("layers.{l}.{what}");
         case.params
             .iter()
             .find(|p| p.name == name)
             .and_then(|p| p.range)
     };
-    let grad_b = |l: usize| {
-        let name = format!("layers.{l}.bias");
-        case.params
-            .iter()
-            .find(|p| p.name == name)
-            .and_then(|p| p.range)
-    };
+    let grad_w = |l: usize| grad(l, "weight");
+    let grad_b = |l: usize| grad(l, "bias");
     case.layers
         .iter()
         .map(|l| {

@@ -173,6 +173,10 @@ pub struct PointTheory {
     /// Why it does not apply, and the limits of what it says (as `Theory::caveats`).
     #[serde(default = "crate::theory::unjudged")]
     pub caveats: Vec<String>,
+    /// The first tensor predicted to leave the point's precision (as
+    /// `Theory::leaves_range`); absent where none is (and in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaves_range: Option<crate::LeavesRange>,
 }
 
 /// How the training runs of one grid point ended.

@@ -16,7 +16,10 @@ fn point_theory(exp: &crate::config::Experiment, case: &str) -> Option<PointTheo
     }
     let input = exp.inputs.iter().find(|c| c.name == case)?;
     let t = crate::theory::predict(&exp.model, &exp.loss, input);
+    let (_, leaves_range) =
+        crate::theory::predict_range(&exp.model, &exp.loss, input, exp.precision, &t);
     Some(PointTheory {
+        leaves_range,
         delta_ratio: t.delta_ratio,
         chi: t.chi,
         chi_star: t.chi_star,

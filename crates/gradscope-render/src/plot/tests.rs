@@ -242,6 +242,7 @@ fn two_axis_grids_are_phase_diagrams_with_the_chi_curve() {
             ratio_quartiles: None,
             applies: true,
             caveats: Vec::new(),
+            leaves_range: None,
         }),
     };
     let mut points = Vec::new();
@@ -314,6 +315,7 @@ fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
                         ratio_quartiles: None,
                         applies: true,
                         caveats: Vec::new(),
+                        leaves_range: None,
                     }),
                 });
             }

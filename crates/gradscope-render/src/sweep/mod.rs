@@ -174,13 +174,27 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
             "![‖δ_first‖/‖δ_last‖ against depth: median, interquartile range, theory]({ratio}-ratio.svg)\n"
         );
     }
+    // A sweep over precision also says where theory puts the first tensor to leave it, beside
+    // the trials that did (non-finite) or lost their gradient to underflow (zero gradient).
+    let precision_axis = s
+        .points
+        .first()
+        .is_some_and(|p| p.settings.iter().any(|k| k.starts_with("precision=")));
+    let (range_head, range_rule) = if precision_axis {
+        (
+            " zero-gradient trials | theory: first to leave the range |",
+            "---:|---|",
+        )
+    } else {
+        ("", "")
+    };
     let _ = writeln!(
         out,
-        "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | mean-field theory | theory holds | ‖δ_first‖ median | ‖δ_last‖ median |"
+        "| point | settings | case | trials | non-finite trials | ‖δ_first‖/‖δ_last‖ median | q1 | q3 | min | max | mean-field theory | theory holds | ‖δ_first‖ median | ‖δ_last‖ median |{range_head}"
     );
     let _ = writeln!(
         out,
-        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|"
+        "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|{range_rule}"
     );
     for p in &s.points {
         let first = p.delta_l2.first().map_or(f32::NAN, |d| d.median);
@@ -199,6 +213,11 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
             fmt_sci(first, 3),
             fmt_sci(last, 3)
         );
+        if precision_axis {
+            // The row's last cell is closed above: add the two and close again.
+            out.pop();
+            let _ = writeln!(out, " {} | {} |", p.zero_gradient_trials, leaves_cell(p));
+        }
     }
     let notes: Vec<String> = theory_notes(s).into_iter().chain(health_notes(s)).collect();
     if !notes.is_empty() {
@@ -211,6 +230,22 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
         out.push_str(&holds_by_depth(s));
     }
     out
+}
+
+/// Theory's first tensor to leave the point's precision: `z.layers.17 above`, `none`, in
+/// parentheses where theory does not apply, or `-` without theory.
+fn leaves_cell(p: &PointSummary) -> String {
+    let said = match &p.theory {
+        None => return "-".to_string(),
+        Some(t) => match &t.leaves_range {
+            Some(l) => format!("{} {}", l.tensor, l.direction),
+            None => "none".to_string(),
+        },
+    };
+    match p.theory.as_ref().is_some_and(|t| t.applies) {
+        true => said,
+        false => format!("({said})"),
+    }
 }
 
 /// The predicted ratio of a point, in parentheses where theory does not apply there, or `-`

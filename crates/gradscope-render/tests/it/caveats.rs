@@ -119,6 +119,7 @@ fn point(i: usize, depth: usize, median: f32, predicted: f64, applies: bool) -> 
             } else {
                 vec!["the loss's gradient depends on the output".into()]
             },
+            leaves_range: None,
         }),
     }
 }

@@ -105,6 +105,7 @@ pub fn notebook_sweep(name: &str, depth_of: impl Fn(&[String]) -> usize) -> Swee
                 ratio_quartiles: None,
                 applies: true,
                 caveats: Vec::new(),
+                leaves_range: None,
             }),
         });
     }
@@ -240,6 +241,7 @@ pub fn point(
             } else {
                 vec!["made up: does not apply".into()]
             },
+            leaves_range: None,
         }),
     }
 }

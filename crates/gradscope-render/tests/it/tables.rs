@@ -41,6 +41,7 @@ fn summary() -> SweepSummary {
             ratio_quartiles: None,
             applies: false,
             caveats: vec!["because".into()],
+            leaves_range: None,
         }),
     };
     SweepSummary {

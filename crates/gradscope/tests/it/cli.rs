@@ -3,7 +3,7 @@
 
 use crate::common;
 
-use crate::common::gradscope;
+use crate::common::{HAND, gradscope};
 
 use std::process::Output;
 
@@ -18,20 +18,6 @@ fn stdout(o: &Output) -> String {
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
-
-const HAND: &str = r#"name = "hand"
-description = "Hand-computable: constant weights 0.5, zero biases, input of ones"
-seed = 0
-[model]
-input = 2
-hidden = [2]
-output = 1
-kernel_init = { kind = "constant", value = 0.5 }
-[[inputs]]
-name = "ones"
-batch = 1
-distribution = { kind = "constant", value = 1.0 }
-"#;
 
 #[test]
 fn readme_command_runs_the_three_seed_experiments() {

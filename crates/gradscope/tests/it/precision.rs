@@ -2,22 +2,7 @@
 //! and saying what is supported; the same network in f16 as the f32 draw rounded once; every
 //! output naming the precision.
 
-use crate::common::{gradscope, wgpu_or_skip};
-
-/// The hand network of cli.rs (2 → 2 → 1, kernels 0.5, zero biases, input of ones).
-const HAND: &str = r#"name = "hand"
-description = "d"
-seed = 0
-[model]
-input = 2
-hidden = [2]
-output = 1
-kernel_init = { kind = "constant", value = 0.5 }
-[[inputs]]
-name = "ones"
-batch = 1
-distribution = { kind = "constant", value = 1.0 }
-"#;
+use crate::common::{HAND, gradscope, wgpu_or_skip};
 
 fn err(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

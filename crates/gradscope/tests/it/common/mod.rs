@@ -371,3 +371,19 @@ pub fn record_dirs_of(base: &Path, name: &str) -> Vec<PathBuf> {
 pub fn read_text(p: &Path) -> String {
     std::fs::read_to_string(p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
+
+/// The hand network: 2 → 2 → 1, every kernel entry 0.5, zero biases, one input of ones (its
+/// values are derived by hand in cli.rs's snapshots).
+pub const HAND: &str = r#"name = "hand"
+description = "Hand-computable: constant weights 0.5, zero biases, input of ones"
+seed = 0
+[model]
+input = 2
+hidden = [2]
+output = 1
+kernel_init = { kind = "constant", value = 0.5 }
+[[inputs]]
+name = "ones"
+batch = 1
+distribution = { kind = "constant", value = 1.0 }
+"#;
