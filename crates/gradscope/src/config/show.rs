@@ -49,6 +49,7 @@ impl Experiment {
         if let Some(b) = self.backend {
             let _ = writeln!(s, "backend = {}", quote(b.name()));
         }
+        let _ = writeln!(s, "precision = {}", quote(self.precision.name()));
         let _ = writeln!(s, "loss = {}", named(LOSSES, &self.loss));
         s.push_str(&self.model_toml());
         for case in &self.inputs {

@@ -83,9 +83,16 @@ fn document() -> impl Strategy<Value = String> {
 
 /// A document that is valid except for the values drawn.
 fn nearly_valid() -> impl Strategy<Value = String> {
-    (value(), value(), value(), value()).prop_map(|(width, act, batch, dist)| {
+    let precision = prop_oneof![
+        Just("f32"),
+        Just("bf16"),
+        Just("f16"),
+        Just("f64"),
+        Just("fp8")
+    ];
+    (value(), value(), value(), value(), precision).prop_map(|(width, act, batch, dist, p)| {
         format!(
-            "name = \"f\"\ndescription = \"d\"\nseed = 3\n[model]\ninput = 3\nhidden = [{width}]\noutput = 1\n\
+            "name = \"f\"\ndescription = \"d\"\nseed = 3\nprecision = \"{p}\"\n[model]\ninput = 3\nhidden = [{width}]\noutput = 1\n\
              activation = {act}\n[[inputs]]\nname = \"x\"\nbatch = {batch}\ndistribution = {dist}\n"
         )
     })

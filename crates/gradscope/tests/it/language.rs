@@ -70,6 +70,7 @@ fn show_prints_every_default_and_runs_back_to_the_identical_report() {
         let toml = text(&shown.stdout);
         for key in [
             "gain = 1.0",
+            "precision = \"f32\"",
             "bias = true",
             "loss = \"sum_squares\"",
             "kernel_init = \"glorot_uniform\"",

@@ -314,3 +314,27 @@ fn theory_predicts_where_f16_overflows_to_a_layer() {
         }
     }
 }
+
+/// `show` writes the precision (a shown f16 config that dropped it would run back in f32),
+/// and the shown file runs back on flex to the identical f16 report.
+#[test]
+fn show_keeps_the_precision_and_runs_back_to_the_same_report() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::fs::write(d.join("hand.toml"), HAND).unwrap_or_else(|e| panic!("{e}"));
+    let shown = gradscope(&["show", "hand.toml", "--set", "precision=\"f16\""], d);
+    assert_eq!(shown.status.code(), Some(0), "{}", err(&shown));
+    let toml = String::from_utf8_lossy(&shown.stdout).into_owned();
+    assert!(toml.contains("precision = \"f16\""), "{toml}");
+    std::fs::write(d.join("shown.toml"), &toml).unwrap_or_else(|e| panic!("{e}"));
+    let json = |args: &[&str]| {
+        let o = gradscope(args, d);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let flags = ["--backend", "flex", "--format", "json"];
+    let original = json(&[&["run", "hand.toml", "--precision", "f16"][..], &flags].concat());
+    let back = json(&[&["run", "shown.toml"][..], &flags].concat());
+    assert!(original.contains("\"precision\":\"f16\""), "{original}");
+    assert_eq!(original, back);
+}
