@@ -59,7 +59,7 @@ impl HostTensor {
     pub fn to_device_as<const D: usize>(&self, device: &Device, dtype: FloatDType) -> Tensor<D> {
         assert_eq!(self.shape.len(), D, "HostTensor rank mismatch");
         tensor_as(
-            data_as(&self.data, self.shape.clone(), dtype),
+            data_as(self.data.clone(), self.shape.clone(), dtype),
             device,
             dtype,
         )
@@ -81,9 +81,9 @@ impl HostTensor {
 /// even: f32 as it is, f64 widened exactly, f16 and bf16 by `half`'s `from_f32`, which rounds
 /// correctly (its `from_f64` does not near ties, and Burn's own casts are the backend's to
 /// choose). The same network in every precision is the same f32 draw, rounded once.
-pub fn data_as(values: &[f32], shape: Vec<usize>, dtype: FloatDType) -> TensorData {
+pub fn data_as(values: Vec<f32>, shape: Vec<usize>, dtype: FloatDType) -> TensorData {
     match dtype {
-        FloatDType::F32 | FloatDType::Flex32 => TensorData::new(values.to_vec(), shape),
+        FloatDType::F32 | FloatDType::Flex32 => TensorData::new(values, shape),
         FloatDType::F64 => TensorData::new(values.iter().map(|&v| f64::from(v)).collect(), shape),
         FloatDType::F16 => {
             TensorData::new(values.iter().map(|&v| f16::from_f32(v)).collect(), shape)

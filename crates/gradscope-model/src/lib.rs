@@ -20,6 +20,6 @@ pub use engine::{Backward, ForwardTrace, Layers, Record};
 pub use host::HostTensor;
 pub use init::{Fans, Initializer};
 pub use mlp::{LayerWeights, Mlp, MlpConfig, MlpWeights};
-pub use params::{NamedTensor, collect_gradients, collect_parameters};
+pub use params::{NamedTensor, collect_gradients, collect_parameters, layer_of};
 pub use rng::HostRng;
 pub use stack::{MlpStack, StackError, StackTrace, split_trials, stack_trials};

@@ -133,25 +133,27 @@ impl Mlp {
     /// Build the model from host weights in `dtype`, each value rounded once on the host
     /// ([`crate::host::data_as`]).
     pub fn from_weights_as(weights: &MlpWeights, device: &Device, dtype: FloatDType) -> Self {
-        let param = |t: &HostTensor| match dtype {
-            FloatDType::F32 => Param::from_data(t.to_data(), device),
-            _ => Param::from_tensor(t.to_device_as::<1>(device, dtype)),
-        };
         let layers = weights
             .layers
             .iter()
             .map(|l| Linear {
-                weight: match dtype {
-                    FloatDType::F32 => Param::from_data(l.weight.to_data(), device),
-                    _ => Param::from_tensor(l.weight.to_device_as::<2>(device, dtype)),
-                },
-                bias: l.bias.as_ref().map(param),
+                weight: param(&l.weight, device, dtype),
+                bias: l.bias.as_ref().map(|b| param(b, device, dtype)),
             })
             .collect();
         Self {
             layers,
             activations: weights.activations.clone(),
         }
+    }
+}
+
+/// `t` as a trainable parameter on `device` in `dtype`: f32 by Burn's `Param::from_data` as
+/// before, any other type rounded once on the host ([`HostTensor::to_device_as`]).
+fn param<const D: usize>(t: &HostTensor, device: &Device, dtype: FloatDType) -> Param<Tensor<D>> {
+    match dtype {
+        FloatDType::F32 => Param::from_data(t.to_data(), device),
+        _ => Param::from_tensor(t.to_device_as::<D>(device, dtype)),
     }
 }
 

@@ -45,6 +45,16 @@ impl ModuleVisitor for Collector<'_> {
     }
 }
 
+/// The layer a parameter named `layers.{i}.weight` or `layers.{i}.bias` belongs to (`None`
+/// for any other name).
+pub fn layer_of(name: &str) -> Option<usize> {
+    name.strip_prefix("layers.")?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
 /// Every parameter's value, in module order.
 pub fn collect_parameters<M: Module>(module: &M) -> Vec<NamedTensor> {
     let mut c = Collector {
@@ -77,5 +87,18 @@ pub fn collect_gradients<M: Module>(
         Ok(c.out)
     } else {
         Err(c.missing)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::layer_of;
+
+    #[test]
+    fn a_parameters_layer_is_read_from_its_name() {
+        assert_eq!(layer_of("layers.0.weight"), Some(0));
+        assert_eq!(layer_of("layers.12.bias"), Some(12));
+        assert_eq!(layer_of("layers.x.weight"), None);
+        assert_eq!(layer_of("0.weight"), None);
     }
 }

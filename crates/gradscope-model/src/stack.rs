@@ -71,10 +71,7 @@ fn stacked_data<'a>(
     for p in parts {
         data.extend_from_slice(&p.data);
     }
-    match dtype {
-        FloatDType::F32 => TensorData::new(data, shape),
-        _ => crate::host::data_as(&data, shape, dtype),
-    }
+    crate::host::data_as(data, shape, dtype)
 }
 
 impl MlpStack {

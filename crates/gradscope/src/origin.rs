@@ -71,8 +71,8 @@ pub fn origin_of_case(
         rows,
         cause: None,
     };
-    let caused = |o: Origin, values: &[f32]| Origin {
-        cause: Some(cause_of(values)),
+    let caused = |o: Origin, cause: Cause| Origin {
+        cause: Some(cause),
         ..o
     };
     let n = nonfinite(&case.input.data);
@@ -83,8 +83,8 @@ pub fn origin_of_case(
     if let Some((l, tensor, n)) = nonfinite_weight(weights) {
         return Some(at(OriginKind::Weights, Some(l), tensor, n, None));
     }
-    // z_l, then a_l = φ(z_l): an activation can overflow where its input did not (selu's
-    // λ·z past f16's 65504).
+    // z_l, then a_l = φ(z_l): an activation can overflow where its input did not (leaky_relu
+    // with slope 2 at z ≤ −32768 in f16).
     let hidden = case.layer_outputs.len().saturating_sub(1);
     for (l, z) in case.pre_activations.iter().enumerate() {
         let a = case.layer_outputs.get(l).filter(|_| l < hidden);
@@ -95,7 +95,7 @@ pub fn origin_of_case(
                 let rows = Some(nonfinite_rows(t));
                 let tensor = format!("{name}.layers.{l}");
                 let o = at(OriginKind::Forward, Some(l), tensor, n, rows);
-                return Some(caused(o, &t.data));
+                return Some(caused(o, cause_of(&t.data)));
             }
         }
     }
@@ -106,10 +106,7 @@ pub fn origin_of_case(
             of: losses.len(),
         };
         let o = at(OriginKind::Loss, None, "loss".into(), 1, Some(rows));
-        return Some(Origin {
-            cause: Some(loss_cause(loss, case.loss)),
-            ..o
-        });
+        return Some(caused(o, loss_cause(loss, case.loss)));
     }
     for (l, d) in case.deltas.iter().enumerate().rev() {
         let n = nonfinite(&d.data);
@@ -117,24 +114,18 @@ pub fn origin_of_case(
             let rows = Some(nonfinite_rows(d));
             let tensor = format!("delta.layers.{l}");
             let o = at(OriginKind::Backward, Some(l), tensor, n, rows);
-            return Some(caused(o, &d.data));
+            return Some(caused(o, cause_of(&d.data)));
         }
     }
     // Every δ finite, a gradient not (∂L/∂W = aᵀδ overflowing): the last layer first, as
     // backprop computes them.
     case.grads.iter().rev().find_map(|g| {
         let n = nonfinite(&g.tensor.data);
-        let layer = g
-            .name
-            .strip_prefix("layers.")
-            .and_then(|r| r.split('.').next())
-            .and_then(|i| i.parse().ok());
+        let layer = gradscope_model::layer_of(&g.name);
         (n > 0).then(|| {
             let tensor = format!("grad.{}", g.name);
-            caused(
-                at(OriginKind::Backward, layer, tensor, n, None),
-                &g.tensor.data,
-            )
+            let o = at(OriginKind::Backward, layer, tensor, n, None);
+            caused(o, cause_of(&g.tensor.data))
         })
     })
 }

@@ -10,7 +10,7 @@
 //! - ∂L/∂W_l = a_{l−1}ᵀ·δ_l, element (i, j): column i of the layer's input and column j of δ_l;
 //! - ∂L/∂b_l = Σ_r δ_l: column j of δ_l.
 
-use gradscope_model::{HostTensor, MlpWeights, NamedTensor};
+use gradscope_model::{HostTensor, MlpWeights, NamedTensor, layer_of};
 use gradscope_report::{Precision, Range};
 
 /// The range of `values` in `precision`, counting as overflow each ±inf at an index `born`
@@ -130,12 +130,7 @@ pub fn pass_ranges(
     let grads = grads
         .iter()
         .map(|g| {
-            let l: usize = g
-                .name
-                .strip_prefix("layers.")
-                .and_then(|r| r.split('.').next())
-                .and_then(|i| i.parse().ok())
-                .unwrap_or(0);
+            let l = layer_of(&g.name).unwrap_or(0);
             let delta_cols = deltas.get(l).map(finite_columns).unwrap_or_default();
             let ok = |j: usize| delta_cols.get(j).copied().unwrap_or(false);
             if g.name.ends_with(".bias") {

@@ -199,9 +199,13 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
     for p in &s.points {
         let first = p.delta_l2.first().map_or(f32::NAN, |d| d.median);
         let last = p.delta_l2.last().map_or(f32::NAN, |d| d.median);
+        let range_cells = match precision_axis {
+            true => format!(" {} | {} |", p.zero_gradient_trials, leaves_cell(p)),
+            false => String::new(),
+        };
         let _ = writeln!(
             out,
-            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} |",
+            "| {} | `{}` | {} | {} | {} | {} | {} | {} | {} | {} |{}",
             p.point,
             p.settings.join(" "),
             p.case,
@@ -211,13 +215,9 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
             theory_cell(p),
             holds_cell(p),
             fmt_sci(first, 3),
-            fmt_sci(last, 3)
+            fmt_sci(last, 3),
+            range_cells
         );
-        if precision_axis {
-            // The row's last cell is closed above: add the two and close again.
-            out.pop();
-            let _ = writeln!(out, " {} | {} |", p.zero_gradient_trials, leaves_cell(p));
-        }
     }
     let notes: Vec<String> = theory_notes(s).into_iter().chain(health_notes(s)).collect();
     if !notes.is_empty() {

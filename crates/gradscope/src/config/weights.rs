@@ -176,12 +176,11 @@ fn gradscope_layers(st: &SafeTensors<'_>, model: &MlpConfig) -> Result<Vec<Layer
         })
         .collect::<Result<Vec<_>, Problem>>()?;
     let n = widths.len() - 1;
-    if let Some(extra) = st.names().into_iter().find(|name| {
-        name.strip_prefix("layers.")
-            .and_then(|r| r.split('.').next())
-            .and_then(|i| i.parse::<usize>().ok())
-            .is_some_and(|i| i >= n)
-    }) {
+    if let Some(extra) = st
+        .names()
+        .into_iter()
+        .find(|name| gradscope_model::layer_of(name).is_some_and(|i| i >= n))
+    {
         return Err(Problem::ExtraLayer {
             name: extra.to_string(),
             layers: n,
