@@ -14,7 +14,7 @@ use gradscope_report::{
     TrainReport, TrainingSpread,
 };
 
-use crate::train::{STEP_HEADINGS, growth_caption, growth_rows, step_rows};
+use crate::train::{growth_caption, growth_rows, step_headings, step_rows};
 
 const STYLE: &str = "body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 1em;color:#222}\
 h1{font-size:1.5em}h2{font-size:1.2em;margin-top:2em}table{border-collapse:collapse;margin:1em 0;font-size:13px}\
@@ -536,6 +536,10 @@ fn train_body(v: &TrainReport, steps: &[StepRecord]) -> String {
     let _ = writeln!(s, "<p>{}</p>", esc(&v.description));
     let healthy = v.dead_layers.is_empty() && v.zero_gradients.is_empty();
     verdict(&mut s, v.finite && healthy, &crate::train::verdict(v, "→"));
+    let _ = writeln!(s, "<p>precision {}</p>", esc(&crate::train::precision(v)));
+    if let Some(line) = crate::train::loss_scale_line(v) {
+        let _ = writeln!(s, "<p>loss scale {}</p>", esc(&line.replace("->", "→")));
+    }
     let row = vec![
         int(v.steps_run),
         self::text(&v.optimizer),
@@ -566,7 +570,7 @@ fn train_body(v: &TrainReport, steps: &[StepRecord]) -> String {
             .into()
     };
     let rows: Vec<Row> = step_rows(steps).iter().map(|r| shown(r)).collect();
-    table(&mut s, &STEP_HEADINGS, &rows);
+    table(&mut s, &step_headings(steps), &rows);
     if let Some(g) = &v.growth {
         let _ = writeln!(s, "<h2>{}</h2>", esc(&growth_caption(g)));
         let rows: Vec<Row> = growth_rows(g).iter().map(|r| shown(r)).collect();

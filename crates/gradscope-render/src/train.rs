@@ -13,19 +13,24 @@ pub fn training(r: &TrainReport, steps: &[StepRecord]) -> String {
     let mut s = String::new();
     let _ = writeln!(s, "experiment  {}", r.experiment);
     let _ = writeln!(s, "backend     {}", r.backend);
-    let _ = writeln!(s, "precision   {}", r.precision);
+    let _ = writeln!(s, "precision   {}", precision(r));
     let _ = writeln!(
         s,
         "training    {} steps of {}, learning rate {}, batch {}, clip {}, loss {}, seed {}",
         r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss, r.seed
     );
-    let _ = writeln!(
+    if let Some(line) = loss_scale_line(r) {
+        let _ = writeln!(s, "loss scale  {line}");
+    }
+    let scaled = r.loss_scale.is_some();
+    let _ = write!(
         s,
         "\n  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
         "step", "loss", "|grad|", "max |z|", "||delta_0||", "max update"
     );
+    let _ = writeln!(s, "{}", if scaled { "  loss scale" } else { "" });
     for st in sampled(steps) {
-        let _ = writeln!(
+        let _ = write!(
             s,
             "  {:>7}  {:>11}  {:>11}  {:>11}  {:>11}  {:>11}",
             st.step,
@@ -34,6 +39,15 @@ pub fn training(r: &TrainReport, steps: &[StepRecord]) -> String {
             sci(max_z(st)),
             sci(st.layers.first().map_or(f64::NAN, |l| l.delta_l2)),
             max_update(st)
+        );
+        let _ = writeln!(
+            s,
+            "{}",
+            if scaled {
+                format!("  {}", scale_cell(st))
+            } else {
+                String::new()
+            }
         );
     }
     let _ = writeln!(s, "\n{}", verdict(r, "->"));
@@ -59,7 +73,14 @@ pub fn training(r: &TrainReport, steps: &[StepRecord]) -> String {
 /// first non-finite value was born; then, finite or not, which layers died or stopped
 /// getting a gradient, and from which step: a finite run is not a healthy one.
 pub fn verdict(r: &TrainReport, arrow: &str) -> String {
+    let skipped = r.loss_scale.as_ref().map_or(0, |l| l.skipped_steps);
     let mut s = match &r.origin {
+        None if skipped > 0 => format!(
+            "ran all {} steps, {skipped} of them SKIPPED for non-finite gradients (the loss scale backed off); loss {} {arrow} {}",
+            r.steps_run,
+            sci(r.first_loss.into()),
+            sci(r.last_loss.into())
+        ),
         None => format!(
             "finite for all {} steps; loss {} {arrow} {}",
             r.steps_run,
@@ -73,6 +94,53 @@ pub fn verdict(r: &TrainReport, arrow: &str) -> String {
     }
     s.push_str(&health(r));
     s
+}
+
+/// The precision for people: `f16`, or `f16 compute, f32 master weights (mixed precision)`.
+pub fn precision(r: &TrainReport) -> String {
+    match r.master_precision {
+        Some(m) => format!(
+            "{} compute, {m} master weights (mixed precision)",
+            r.precision
+        ),
+        None => r.precision.to_string(),
+    }
+}
+
+/// The loss scale's course in one line: `dynamic(...): 65536 → 0.5 (min 0.5, max 65536); 17 of
+/// 200 steps skipped for non-finite gradients, the first: in the forward pass at step 3: ...`.
+pub fn loss_scale_line(r: &TrainReport) -> Option<String> {
+    let l = r.loss_scale.as_ref()?;
+    let mut s = format!(
+        "{}: {} -> {} (min {}, max {})",
+        l.kind,
+        sci(l.init.into()),
+        sci(l.last.into()),
+        sci(l.min.into()),
+        sci(l.max.into())
+    );
+    match &l.first_skip {
+        Some(o) => {
+            let _ = write!(
+                s,
+                "; {} of {} steps skipped for non-finite gradients, the first {}",
+                l.skipped_steps,
+                r.steps_run,
+                o.describe()
+            );
+        }
+        None => s.push_str("; no step skipped"),
+    }
+    Some(s)
+}
+
+/// A step's loss scale cell: the scale, and `skipped` where the step was.
+fn scale_cell(st: &StepRecord) -> String {
+    match (st.loss_scale, st.skipped) {
+        (Some(v), Some(true)) => format!("{} skipped", sci(v.into())),
+        (Some(v), _) => sci(v.into()),
+        (None, _) => NOT_COMPUTED.into(),
+    }
 }
 
 /// `62.5 %`.
@@ -191,18 +259,26 @@ pub fn training_markdown(r: &TrainReport, steps: &[StepRecord], svg: &str) -> St
     let _ = writeln!(s, "## {}\n", r.experiment);
     let _ = writeln!(s, "{}\n", r.description);
     let _ = writeln!(s, "- backend: {}", r.backend);
-    let _ = writeln!(s, "- precision: {}", r.precision);
+    let _ = writeln!(s, "- precision: {}", precision(r));
     let _ = writeln!(s, "- seed: {}", r.seed);
     let _ = writeln!(
         s,
         "- training: {} steps of {}, learning rate {}, batch {}, clip {}, loss {}\n",
         r.steps, r.optimizer, r.learning_rate, r.batch, r.clip, r.loss
     );
+    if let Some(line) = loss_scale_line(r) {
+        // The line's list ends the one above: back over its blank line.
+        s.pop();
+        let _ = writeln!(s, "- loss scale: {}\n", line.replace("->", "→"));
+    }
     let _ = writeln!(s, "Verdict: {}\n", verdict(r, "→"));
     let _ = writeln!(s, "![loss and ‖δ_l‖ per step]({svg})\n");
-    let headings = STEP_HEADINGS.map(|h| h.replace('|', "\\|"));
+    let headings: Vec<String> = step_headings(steps)
+        .iter()
+        .map(|h| h.replace('|', "\\|"))
+        .collect();
     let _ = writeln!(s, "| {} |", headings.join(" | "));
-    let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|");
+    let _ = writeln!(s, "|{}", "---:|".repeat(headings.len()));
     for row in step_rows(steps) {
         let _ = writeln!(s, "| {} |", row.join(" | "));
     }
@@ -221,7 +297,22 @@ fn growth_markdown(s: &mut String, g: &Growth) {
     }
 }
 
-/// The columns of the per-step table (markdown and HTML).
+/// The columns of the per-step table of `steps` (markdown and HTML): [`STEP_HEADINGS`], and
+/// `loss scale` where the steps were scaled.
+pub fn step_headings(steps: &[StepRecord]) -> Vec<&'static str> {
+    let mut h = STEP_HEADINGS.to_vec();
+    if scaled(steps) {
+        h.push("loss scale");
+    }
+    h
+}
+
+/// Whether the steps carry a loss scale.
+fn scaled(steps: &[StepRecord]) -> bool {
+    steps.first().is_some_and(|s| s.loss_scale.is_some())
+}
+
+/// The columns of the per-step table every run has.
 pub const STEP_HEADINGS: [&str; 8] = [
     "step",
     "loss",
@@ -233,12 +324,14 @@ pub const STEP_HEADINGS: [&str; 8] = [
     "max update ratio",
 ];
 
-/// The per-step table's rows: about ten steps, evenly spaced, and the last.
-pub fn step_rows(steps: &[StepRecord]) -> Vec<[String; 8]> {
+/// The per-step table's rows: about ten steps, evenly spaced, and the last; a column per
+/// [`step_headings`].
+pub fn step_rows(steps: &[StepRecord]) -> Vec<Vec<String>> {
     let d = |l: Option<&LayerStep>| sci(l.map_or(f64::NAN, |l| l.delta_l2));
+    let scaled = scaled(steps);
     sampled(steps)
         .map(|st| {
-            [
+            let mut row = vec![
                 st.step.to_string(),
                 sci(st.loss.into()),
                 sci(st.grad_norm),
@@ -247,7 +340,11 @@ pub fn step_rows(steps: &[StepRecord]) -> Vec<[String; 8]> {
                 d(st.layers.first()),
                 d(st.layers.last()),
                 max_update(st),
-            ]
+            ];
+            if scaled {
+                row.push(scale_cell(st));
+            }
+            row
         })
         .collect()
 }

@@ -26,7 +26,7 @@ pub use run::{CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, ParamSt
 pub use settings::Settings;
 pub use sweep::{PointSummary, PointTheory, Spread, SweepSummary, TrainingSpread, TrialRecord};
 pub use theory::{CRITICAL_BAND, DepthScales, LayerRangePrediction, LeavesRange, Phase, Theory};
-pub use train::{Growth, LayerEvent, LayerStep, StepRecord, TrainReport};
+pub use train::{Growth, LayerEvent, LayerStep, LossScaling, StepRecord, TrainReport};
 
 /// The version of the schema this crate writes. 2: `schema_version` itself, non-finite f64s
 /// as strings (version 1 wrote `null` in training reports and step logs), losses as f32.

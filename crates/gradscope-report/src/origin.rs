@@ -31,6 +31,10 @@ pub enum OriginKind {
     Backward,
     /// The weights an optimiser step produced, every gradient finite (training runs).
     Update,
+    /// A dynamic loss scale that collapsed: below 2⁻²⁴, or `growth_interval` steps in a row
+    /// skipped for non-finite gradients (training runs).
+    #[serde(rename = "loss_scale")]
+    LossScale,
 }
 
 impl OriginKind {
@@ -43,6 +47,7 @@ impl OriginKind {
             Self::Loss => "loss",
             Self::Backward => "backward",
             Self::Update => "update",
+            Self::LossScale => "loss_scale",
         }
     }
 
@@ -55,6 +60,7 @@ impl OriginKind {
             Self::Loss => "in the loss",
             Self::Backward => "in the backward pass",
             Self::Update => "in the update",
+            Self::LossScale => "in the loss scale",
         }
     }
 }
@@ -145,6 +151,13 @@ impl Origin {
                 None => format!("in the loss{case}{step}"),
             },
             OriginKind::Weights | OriginKind::Update => format!("{kind}{step}: {tensor} {count}"),
+            OriginKind::LossScale => {
+                let plural = if self.count == 1 { "" } else { "s" };
+                format!(
+                    "{kind}{step}: it collapsed after {} skipped step{plural} in a row",
+                    self.count
+                )
+            }
             OriginKind::Forward | OriginKind::Backward => {
                 format!("{kind}{step}: {tensor}{case} {count}")
             }

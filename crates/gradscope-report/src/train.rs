@@ -75,6 +75,19 @@ pub struct StepRecord {
         deserialize_with = "de_opt_float"
     )]
     pub accuracy: Option<f32>,
+    /// With loss scaling: the scale this step's loss gradient was multiplied by (absent
+    /// without scaling).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float",
+        deserialize_with = "de_opt_float"
+    )]
+    pub loss_scale: Option<f32>,
+    /// With a dynamic loss scale: whether the step was skipped (no update) because its
+    /// gradients held inf or NaN (absent without one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub skipped: Option<bool>,
 }
 
 /// A layer that stopped learning during training: from `first_step` on, every unit of it was
@@ -120,8 +133,8 @@ pub struct TrainReport {
     pub description: String,
     /// The backend.
     pub backend: String,
-    /// The floating-point type of every tensor (training runs in f32; `f32` in older
-    /// records).
+    /// The floating-point type the pass computes in (`f32` in older records); with
+    /// `master_precision`, the weights are kept in that.
     #[serde(default)]
     pub precision: crate::Precision,
     /// The seed.
@@ -147,7 +160,8 @@ pub struct TrainReport {
     /// The last step's loss.
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub last_loss: f32,
-    /// Whether every step stayed finite.
+    /// Whether every step stayed finite: false when a step went non-finite, including a step
+    /// a dynamic loss scale skipped (see `loss_scale`).
     pub finite: bool,
     /// Where the first non-finite value was born.
     pub origin: Option<Origin>,
@@ -170,6 +184,41 @@ pub struct TrainReport {
     /// so: finite, but learning nothing (absent from older records, read as none).
     #[serde(default)]
     pub zero_gradients: Vec<LayerEvent>,
+    /// Mixed precision: the type the weights, the optimiser's state and the update are kept
+    /// in while the pass computes in `precision` (absent when they are one type).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub master_precision: Option<crate::Precision>,
+    /// The loss scale's course (absent without loss scaling).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub loss_scale: Option<Box<LossScaling>>,
+}
+
+/// What a run's loss scale did.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LossScaling {
+    /// `dynamic` or `static`, with its parameters, as in the config.
+    pub kind: String,
+    /// The scale of the first step.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub init: f32,
+    /// The scale after the last step.
+    #[serde(
+        rename = "final",
+        serialize_with = "float",
+        deserialize_with = "de_float"
+    )]
+    pub last: f32,
+    /// The smallest and the largest scale any step used.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub min: f32,
+    /// See `min`.
+    #[serde(serialize_with = "float", deserialize_with = "de_float")]
+    pub max: f32,
+    /// Steps skipped because their gradients held inf or NaN.
+    pub skipped_steps: usize,
+    /// Where the first skipped step's first non-finite value was born (`null` when none was
+    /// skipped).
+    pub first_skip: Option<Origin>,
 }
 
 impl TrainReport {

@@ -27,6 +27,8 @@ fn report(dead: Vec<LayerEvent>, zero: Vec<LayerEvent>, accuracy: Option<[f32; 2
         accuracy,
         dead_layers: dead,
         zero_gradients: zero,
+        master_precision: None,
+        loss_scale: None,
     }
 }
 
@@ -170,5 +172,67 @@ fn the_page_lists_the_records_files_and_how_to_probe_trained_weights() {
     assert!(
         page.contains("weights = \"/r/weights.safetensors\""),
         "{page}"
+    );
+}
+
+/// A mixed-precision run whose dynamic scale skipped steps but never collapsed: it is not
+/// "finite for all steps", and every output says how many were skipped and where the first
+/// skip's non-finite value was born.
+#[test]
+fn skipped_steps_are_named_in_every_verdict() {
+    let mut r = report(Vec::new(), Vec::new(), None);
+    r.precision = gradscope_report::Precision::F16;
+    r.master_precision = Some(gradscope_report::Precision::F32);
+    r.finite = false;
+    r.loss_scale = Some(Box::new(gradscope_report::LossScaling {
+        kind: "dynamic(init=65536.0)".into(),
+        init: 65536.0,
+        last: 8192.0,
+        min: 8192.0,
+        max: 65536.0,
+        skipped_steps: 3,
+        first_skip: Some(gradscope_report::Origin {
+            kind: gradscope_report::OriginKind::Backward,
+            step: Some(0),
+            case: "train".into(),
+            layer: Some(2),
+            tensor: "grad.layers.2.weight".into(),
+            count: 5,
+            rows: None,
+            cause: Some(gradscope_report::Cause::Overflow),
+        }),
+    }));
+    let v = train::verdict(&r, "->");
+    assert!(
+        v.starts_with("ran all 300 steps, 3 of them SKIPPED for non-finite gradients"),
+        "{v}"
+    );
+    let line = train::loss_scale_line(&r).unwrap_or_default();
+    assert!(
+        line.ends_with("3 of 300 steps skipped for non-finite gradients, the first in the backward pass at step 0: grad.layers.2.weight (5 values): overflow"),
+        "{line}"
+    );
+    let md = train::training_markdown(&r, &[], "t.svg");
+    assert!(
+        md.contains("- precision: f16 compute, f32 master weights (mixed precision)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("- loss scale: dynamic(init=65536.0): 6.5536e+04 → 8.1920e+03"),
+        "{md}"
+    );
+    let page = html::page(&html::RecordPage {
+        report: &Report::Train(r.clone()),
+        config: "",
+        pictures: &[],
+        steps: &[],
+        dir: "/r",
+        files: &[],
+    });
+    assert!(page.contains("f16 compute, f32 master weights"), "{page}");
+    assert!(page.contains("3 of 300 steps skipped"), "{page}");
+    assert!(
+        page.contains("<p class=\"verdict bad\">ran all 300 steps, 3 of them SKIPPED"),
+        "a skipping run is not shown as fine\n{page}"
     );
 }

@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::raw::RawNamed;
 use super::source::ConfigError;
 use super::validate::Checker;
-use super::{Clip, Distribution, Loss, Optimizer};
+use super::{Clip, Distribution, Loss, LossScale, Optimizer};
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -388,6 +388,77 @@ pub const CLIPS: &[Kind<Clip>] = &[
     },
 ];
 
+/// Loss scaling (`train.loss_scale`), as `torch.amp.GradScaler` (dynamic) and apex (static).
+pub const LOSS_SCALES: &[Kind<LossScale>] = &[
+    plain!("none", "", LossScale::None),
+    Kind {
+        name: "dynamic",
+        params: &[
+            p("init", 65536.0),
+            p("growth_factor", 2.0),
+            p("backoff_factor", 0.5),
+            p("growth_interval", 2000.0),
+        ],
+        note: "`torch.amp.GradScaler`: a step with an inf/NaN gradient is skipped and the scale × backoff; after `growth_interval` finite steps in a row, × growth",
+        build: |a| {
+            let (init, growth_factor) = (a.get("init")?, a.get("growth_factor")?);
+            let (backoff_factor, interval) = (a.get("backoff_factor")?, a.get("growth_interval")?);
+            a.c.loss_scale_value(a.v, a.key, "init", init)?;
+            if !(growth_factor.is_finite() && growth_factor > 1.0) {
+                return Err(a.c.bad_param(
+                    a.v,
+                    a.key,
+                    format!("`growth_factor` must be a finite number > 1, found {growth_factor}"),
+                ));
+            }
+            if !(backoff_factor > 0.0 && backoff_factor < 1.0) {
+                return Err(a.c.bad_param(
+                    a.v,
+                    a.key,
+                    format!("`backoff_factor` must be in (0, 1), found {backoff_factor}"),
+                ));
+            }
+            if !(interval.fract() == 0.0 && (1.0..=2_147_483_647.0).contains(&interval)) {
+                return Err(a.c.bad_param(a.v, a.key, format!("`growth_interval` must be a whole number of steps between 1 and 2147483647, found {interval}")));
+            }
+            Ok(LossScale::Dynamic {
+                init,
+                growth_factor,
+                backoff_factor,
+                growth_interval: interval as usize,
+            })
+        },
+        values: |v| match v {
+            LossScale::Dynamic {
+                init,
+                growth_factor,
+                backoff_factor,
+                growth_interval,
+            } => Some(vec![
+                *init,
+                *growth_factor,
+                *backoff_factor,
+                *growth_interval as f64,
+            ]),
+            _ => None,
+        },
+    },
+    Kind {
+        name: "static",
+        params: &[required("scale")],
+        note: "a fixed scale; nothing is skipped",
+        build: |a| {
+            let scale = a.get("scale")?;
+            a.c.loss_scale_value(a.v, a.key, "scale", scale)?;
+            Ok(LossScale::Static { scale })
+        },
+        values: |v| match v {
+            LossScale::Static { scale } => Some(vec![*scale]),
+            _ => None,
+        },
+    },
+];
+
 /// One choice as the README lists it: `` `normal` (`mean` 0, `std` 0.05) ``, then its note.
 fn choice<T>(k: &Kind<T>) -> String {
     let mut s = format!("`{}`", k.name);
@@ -422,6 +493,7 @@ pub fn reference_table() -> String {
     s.push_str(&row("`loss`", LOSSES));
     s.push_str(&row("`train.optimizer`", OPTIMIZERS));
     s.push_str(&row("`train.clip`", CLIPS));
+    s.push_str(&row("`train.loss_scale`", LOSS_SCALES));
     s
 }
 

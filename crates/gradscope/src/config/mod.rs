@@ -90,6 +90,47 @@ pub struct Train {
     pub data: Data,
     /// Write a checkpoint every this many steps (`train.checkpoint_every`).
     pub checkpoint_every: Option<usize>,
+    /// Loss scaling (`train.loss_scale`), for training whose pass computes in 16 bits.
+    pub loss_scale: LossScale,
+}
+
+/// Loss scaling (`train.loss_scale`): the gradient of the loss is multiplied by a scale
+/// before the backward pass, which then runs on values large enough for a 16-bit type's
+/// range, and the gradients are divided by it again (in f32) before clipping and the update.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum LossScale {
+    /// No scaling: a non-finite gradient stops the run, as in any precision.
+    None,
+    /// `torch.amp.GradScaler`'s dynamic scale: a step whose gradients hold inf or NaN is
+    /// skipped and the scale multiplied by `backoff_factor`; after `growth_interval`
+    /// consecutive finite steps the scale is multiplied by `growth_factor` (when the result is
+    /// finite in f32). The scale is an f32.
+    Dynamic {
+        /// The first scale.
+        init: f64,
+        /// The factor after `growth_interval` finite steps (> 1).
+        growth_factor: f64,
+        /// The factor after a skipped step (in (0, 1)).
+        backoff_factor: f64,
+        /// Consecutive finite steps before the scale grows (≥ 1).
+        growth_interval: usize,
+    },
+    /// A fixed scale (apex's static loss scale): nothing is skipped, and a non-finite
+    /// gradient stops the run.
+    Static {
+        /// The scale.
+        scale: f64,
+    },
+}
+
+impl LossScale {
+    /// `GradScaler()`'s defaults: init 2¹⁶, growth 2, backoff 0.5, interval 2000.
+    pub const DYNAMIC: Self = Self::Dynamic {
+        init: 65536.0,
+        growth_factor: 2.0,
+        backoff_factor: 0.5,
+        growth_interval: 2000,
+    };
 }
 
 /// An optimiser, with PyTorch's update rules.

@@ -54,8 +54,8 @@ pub struct RawExperiment {
     pub seed: Spanned<i64>,
     /// Backend used when `--backend` is not given: `ndarray` (default), `flex` or `wgpu`.
     pub backend: Option<Spanned<String>>,
-    /// The floating-point type every tensor is computed in: `"f32"` (default), `"f16"` or `"bf16"` (flex; wgpu where the adapter has shaderFloat16, f16 only); `--precision` overrides it, and a sweep may list it. `"f64"` and training in 16-bit are refused for now, with the reason.
-    pub precision: Option<Spanned<String>>,
+    /// The floating-point type every tensor is computed in: `"f32"` (default), `"f16"` or `"bf16"` (flex; wgpu where the adapter has shaderFloat16, f16 only); `--precision` overrides it, and a sweep may list it. A training run in 16 bits is mixed precision, `{ compute = "f16", master = "f32" }` (`"f16"` is short for it there): the pass computes in `compute`, the weights, the optimiser and the update stay in `master` (f32 only). `"f64"` is refused for now, with the reason.
+    pub precision: Option<Spanned<RawPrecision>>,
     /// The network.
     pub model: Spanned<RawModel>,
     /// The loss whose gradients are measured; default `sum_squares` (Σ output²).
@@ -133,6 +133,8 @@ pub struct RawTrain {
     /// Write the weights and the optimiser's state every this many steps (≥ 1) into the run record's `checkpoints/step-{N}.safetensors` (N the steps done), each loadable with `[model] weights =` to go on from there. Default: none.
     #[serde(default, deserialize_with = "ints::opt::<_, ints::Steps>")]
     pub checkpoint_every: Option<Spanned<i64>>,
+    /// `"none"` (default), `"dynamic"` or `{ kind = "dynamic", init = 65536.0, growth_factor = 2.0, backoff_factor = 0.5, growth_interval = 2000 }` (`torch.amp.GradScaler`: a step with an inf or NaN gradient is skipped and the scale backs off; the run stops when the scale collapses below 2⁻²⁴ or `growth_interval` steps in a row are skipped), or `{ kind = "static", scale = 1024.0 }`: the loss's gradient is multiplied by the scale before the backward pass, and the gradients divided by it in f32 before clipping and the update.
+    pub loss_scale: Option<Spanned<RawNamed>>,
 }
 
 /// `train.data`: where the batches come from.
@@ -224,6 +226,54 @@ impl<'de> Deserialize<'de> for RawFile {
     }
 }
 
+/// `precision`: a type's name (`"f16"`), or a table `{ compute = "f16", master = "f32" }`.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RawPrecision {
+    /// The type the pass computes in (the name, or the table's `compute`).
+    pub compute: String,
+    /// The table's `master`; `None` for a name, or a table without it.
+    pub master: Option<String>,
+    /// Whether it was written as a table.
+    pub table: bool,
+}
+
+impl<'de> Deserialize<'de> for RawPrecision {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct PrecisionVisitor;
+        impl<'de> Visitor<'de> for PrecisionVisitor {
+            type Value = RawPrecision;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a type's name (string) or a table with `compute` and `master`")
+            }
+            fn visit_str<E: de::Error>(self, s: &str) -> Result<RawPrecision, E> {
+                Ok(RawPrecision {
+                    compute: s.to_string(),
+                    ..RawPrecision::default()
+                })
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<RawPrecision, A::Error> {
+                let (mut compute, mut master) = (None, None);
+                while let Some(key) = map.next_key::<String>()? {
+                    let slot = match key.as_str() {
+                        "compute" => &mut compute,
+                        "master" => &mut master,
+                        other => {
+                            return Err(de::Error::unknown_field(other, &["compute", "master"]));
+                        }
+                    };
+                    *slot = Some(map.next_value::<String>()?);
+                }
+                Ok(RawPrecision {
+                    compute: compute.ok_or_else(|| de::Error::missing_field("compute"))?,
+                    master,
+                    table: true,
+                })
+            }
+        }
+        deserializer.deserialize_any(PrecisionVisitor)
+    }
+}
+
 /// Something chosen by name, with optional parameters: written either as a bare string
 /// (`"relu"`) or as a table with a `kind` key and the parameters that kind takes.
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -311,7 +361,8 @@ mod tests {
                 "learning_rate",
                 "clip",
                 "data",
-                "checkpoint_every"
+                "checkpoint_every",
+                "loss_scale"
             ]
         );
     }

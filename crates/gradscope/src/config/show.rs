@@ -6,8 +6,8 @@ use std::fmt::Write as _;
 use gradscope_model::{Activation, Initializer};
 
 use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES};
-use super::kinds::{CLIPS, OPTIMIZERS};
-use super::{Data, Experiment, InputSource, Train};
+use super::kinds::{CLIPS, LOSS_SCALES, OPTIMIZERS};
+use super::{Data, Experiment, InputSource, Precision, Train};
 
 /// A TOML float literal (Rust's `{:?}` of a finite f64 always has a `.` or an exponent).
 fn num(v: f64) -> String {
@@ -49,7 +49,19 @@ impl Experiment {
         if let Some(b) = self.backend {
             let _ = writeln!(s, "backend = {}", quote(b.name()));
         }
-        let _ = writeln!(s, "precision = {}", quote(self.precision.name()));
+        match self.task.train() {
+            // A training run in 16 bits keeps f32 master weights.
+            Some(_) if self.precision != Precision::F32 => {
+                let _ = writeln!(
+                    s,
+                    "precision = {{ compute = {}, master = \"f32\" }}",
+                    quote(self.precision.name())
+                );
+            }
+            _ => {
+                let _ = writeln!(s, "precision = {}", quote(self.precision.name()));
+            }
+        }
         let _ = writeln!(s, "loss = {}", named(LOSSES, &self.loss));
         s.push_str(&self.model_toml());
         for case in &self.inputs {
@@ -148,11 +160,12 @@ fn train_toml(t: &Train) -> String {
         .checkpoint_every
         .map_or(String::new(), |n| format!("checkpoint_every = {n}\n"));
     format!(
-        "\n[train]\nsteps = {}\nbatch = {}\noptimizer = {}\nlearning_rate = {}\nclip = {}\n{checkpoints}data = {data}\n",
+        "\n[train]\nsteps = {}\nbatch = {}\noptimizer = {}\nlearning_rate = {}\nclip = {}\nloss_scale = {}\n{checkpoints}data = {data}\n",
         t.steps,
         t.batch,
         named(OPTIMIZERS, &t.optimizer),
         num(t.learning_rate),
         named(CLIPS, &t.clip),
+        named(LOSS_SCALES, &t.loss_scale),
     )
 }

@@ -5,11 +5,11 @@ use toml::Spanned;
 
 use super::inputs::read_array;
 use super::ints::{IntRange, Steps, TrainBatch};
-use super::kinds::{CLIPS, OPTIMIZERS};
+use super::kinds::{CLIPS, LOSS_SCALES, OPTIMIZERS};
 use super::raw::{RawData, RawTrain};
 use super::source::ConfigError;
 use super::validate::Checker;
-use super::{Clip, Data, InputCase, InputSource, Loss, Optimizer, Train};
+use super::{Clip, Data, InputCase, InputSource, Loss, LossScale, Optimizer, Train};
 
 type Result<T> = std::result::Result<T, ConfigError>;
 
@@ -54,7 +54,12 @@ impl Checker<'_> {
             }
             None => None,
         };
+        let loss_scale = match &t.loss_scale {
+            Some(v) => self.named(v, "train.loss_scale", "loss scaling", LOSS_SCALES)?,
+            None => LossScale::None,
+        };
         Ok(Train {
+            loss_scale,
             steps,
             batch,
             optimizer,

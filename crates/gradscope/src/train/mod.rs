@@ -17,10 +17,10 @@
 use burn::tensor::Tensor;
 use gradscope_model::rng::{TEACHER_STREAM, batch_stream};
 use gradscope_model::{HostRng, HostTensor, Initializer, MlpConfig, MlpWeights, NamedTensor};
-pub use gradscope_report::{Growth, LayerEvent, LayerStep, StepRecord, TrainReport};
+pub use gradscope_report::{Growth, LayerEvent, LayerStep, LossScaling, StepRecord, TrainReport};
 
 use crate::backend::Backend;
-use crate::config::kinds::{CLIPS, OPTIMIZERS, describe_named};
+use crate::config::kinds::{CLIPS, LOSS_SCALES, OPTIMIZERS, describe_named};
 use crate::config::{Clip, Data, Experiment, InputSource, Loss, Optimizer, Train};
 use crate::origin::{Origin, OriginKind, nonfinite, origin_of_case};
 use crate::run::{CaseOutcome, RunError};
@@ -29,6 +29,7 @@ mod data;
 mod optimizer;
 mod pass;
 mod records;
+pub mod scaler;
 mod step;
 
 use data::*;
@@ -82,11 +83,24 @@ pub struct TrainOutcome {
     /// The optimiser steps taken (the failing step takes none: an update that would make the
     /// weights non-finite is found before it replaces them).
     pub optimizer_steps: usize,
-    /// The last finite step and the failing one (with a failure).
+    /// The step before the failing one (the last finite one, or one a dynamic loss scale
+    /// skipped) and the failing one (with a failure).
     pub dumps: Vec<StepTensors>,
     /// How it was trained (the `[train]` table's optimiser, learning rate, clipping, batch and
     /// steps), for its report.
     pub setting: Setting,
+    /// With loss scaling: the scale after the last step, and where the first step it skipped
+    /// went non-finite.
+    pub scaling: Option<ScaleEnd>,
+}
+
+/// How a run's loss scale ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScaleEnd {
+    /// The scale after the last step.
+    pub last: f32,
+    /// The first non-finite value of the first step skipped, if any was.
+    pub first_skip: Option<Origin>,
 }
 
 /// A training run's setting, as its report states it.
@@ -197,13 +211,17 @@ fn run_training(
     let teacher = matches!(train.data, Data::Teacher { .. }).then(|| teacher(exp));
     let mut state = OptimizerState::start(train, &start, exp.weights.as_ref(), device);
     let mut steps = Vec::with_capacity(train.steps.min(1 << 20));
+    let dtype = crate::backend::dtype(exp.precision);
+    let mut scaler = scaler::Scaler::new(train.loss_scale);
+    let mut first_skip: Option<Origin> = None;
     // The step before, on the device, for the dumps of a failure.
     let mut last: Option<DeviceStep> = None;
     let finish = |model: &gradscope_model::Mlp,
                   state: &OptimizerState,
                   steps: Vec<StepRecord>,
                   origin: Option<Origin>,
-                  dumps: Vec<StepTensors>| {
+                  dumps: Vec<StepTensors>,
+                  scaling: Option<ScaleEnd>| {
         let weights = host_weights(model);
         TrainOutcome {
             steps,
@@ -213,12 +231,17 @@ fn run_training(
             weights,
             dumps,
             setting,
+            scaling,
         }
     };
     for step in 0..train.steps {
         let batch = batch(exp, train, teacher.as_ref(), step);
         let params = params_of(&model);
-        let pass = DevicePass::run(exp, &model, device, &batch);
+        let compute = Compute {
+            dtype,
+            scale: scaler.as_ref().map(|s| (s.scale(), s.inv_scale())),
+        };
+        let pass = DevicePass::run_in(exp, &model, device, &batch, compute);
         let grads = pass.grads();
         let sums = step::pass_sums(&pass, &params, &kernels, stats);
         let this = DeviceStep {
@@ -246,8 +269,20 @@ fn run_training(
             Clip::None => None,
             c => Some(clip(&grads, c, norm)),
         };
-        // A pass with a non-finite value makes no update.
+        // A pass with a non-finite value makes no update. With a dynamic loss scale, a pass
+        // whose gradients hold one is skipped (GradScaler's rule: the gradients decide) and the
+        // run goes on; any other non-finite value ends the run.
         let failed = host.as_ref().is_some_and(|(_, _, origin)| origin.is_some());
+        let skipped = scaler.as_ref().is_some_and(scaler::Scaler::skips)
+            && host.as_ref().is_some_and(|(_, pass, origin)| {
+                let computed = origin.as_ref().is_some_and(|o| {
+                    matches!(
+                        o.kind,
+                        OriginKind::Forward | OriginKind::Loss | OriginKind::Backward
+                    )
+                });
+                computed && pass.grads.iter().any(|g| nonfinite(&g.tensor.data) > 0)
+            });
         let after = (!failed).then(|| {
             let mut next = state.clone();
             let after = next.step(train, &params, clipped.as_deref().unwrap_or(&grads));
@@ -294,6 +329,36 @@ fn run_training(
             let output = HostTensor::from_tensor(this.pass.trace.output.clone());
             record.accuracy = Some(accuracy(&output, &this.batch.targets));
         }
+        if let Some(s) = scaler.as_mut() {
+            record.loss_scale = Some(s.scale());
+            if s.skips() {
+                record.skipped = Some(skipped);
+            }
+            if skipped {
+                if first_skip.is_none() {
+                    first_skip = origin.take().map(|mut o| {
+                        o.step = Some(step as u64);
+                        o
+                    });
+                }
+                origin = None;
+            }
+            if origin.is_none() {
+                s.update(skipped);
+            }
+            if s.collapsed() {
+                origin = Some(Origin {
+                    kind: OriginKind::LossScale,
+                    step: Some(step as u64),
+                    case: "train".into(),
+                    layer: None,
+                    tensor: "loss_scale".into(),
+                    count: s.skips_in_a_row(),
+                    rows: None,
+                    cause: None,
+                });
+            }
+        }
         on_step(&record);
         steps.push(record);
         if let Some(mut o) = origin {
@@ -303,7 +368,8 @@ fn run_training(
                 .chain([this])
                 .map(|s| s.into_host(train, &model))
                 .collect();
-            return Ok(finish(&model, &state, steps, Some(o), dumps));
+            let scaling = scale_end(&scaler, &first_skip);
+            return Ok(finish(&model, &state, steps, Some(o), dumps, scaling));
         }
         if let Some((next, new)) = after {
             state = next;
@@ -322,7 +388,16 @@ fn run_training(
         }
         last = Some(this);
     }
-    Ok(finish(&model, &state, steps, None, Vec::new()))
+    let scaling = scale_end(&scaler, &first_skip);
+    Ok(finish(&model, &state, steps, None, Vec::new(), scaling))
+}
+
+/// How the loss scale ended (none without scaling).
+fn scale_end(scaler: &Option<scaler::Scaler>, first_skip: &Option<Origin>) -> Option<ScaleEnd> {
+    scaler.as_ref().map(|s| ScaleEnd {
+        last: s.scale(),
+        first_skip: first_skip.clone(),
+    })
 }
 
 /// The clipped gradients' global norm on the host path, read back value by value (the

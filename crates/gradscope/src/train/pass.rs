@@ -1,6 +1,7 @@
 //! One forward and backward pass of a training step on the backend: the engine's forward and
 //! its backward pass written out.
 
+use burn::tensor::FloatDType;
 use gradscope_model::{ForwardTrace, Layers, Mlp, Record};
 
 use super::*;
@@ -42,18 +43,100 @@ pub(super) struct DevicePass {
     pub(super) loss: Tensor<1>,
 }
 
+/// The type a step's pass computes in, and its loss scale.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Compute {
+    /// The type of the pass's tensors: the master weights are cast to it each step, and the
+    /// batch rounded to it on the host.
+    pub(super) dtype: FloatDType,
+    /// The loss scale and its inverse (see [`super::scaler::Scaler`]), or none.
+    pub(super) scale: Option<(f32, f32)>,
+}
+
+impl Compute {
+    /// f32, unscaled: the pass as it runs without mixed precision.
+    pub(super) const F32: Self = Self {
+        dtype: FloatDType::F32,
+        scale: None,
+    };
+}
+
 impl DevicePass {
-    /// The pass of `model` on `batch`.
+    /// The pass of `model` on `batch`, in f32.
     pub(super) fn run(
         exp: &Experiment,
         model: &Mlp,
         device: &burn::tensor::Device,
         batch: &Batch,
     ) -> Self {
-        let trace = model.forward(batch.inputs.to_device(device), Record::PASS);
-        let loss = crate::loss::value(exp.loss, trace.output.clone(), &batch.targets);
-        let delta = crate::loss::gradient(exp.loss, trace.output.clone(), &batch.targets);
-        let backward = model.backward(&trace, delta);
+        Self::run_in(exp, model, device, batch, Compute::F32)
+    }
+
+    /// The pass of `model` (f32 master weights) on `batch`, computed as `compute` says, as
+    /// `torch.autocast` with a `GradScaler` computes it: the weights cast to the compute type
+    /// on the device and the batch rounded to it; the forward and the backward pass in that
+    /// type; the loss and its gradient in f32 from the output widened to f32 (autocast runs
+    /// the losses in f32); the gradient times the scale in f32, then rounded to the compute
+    /// type for the backward pass. Everything the pass made is then widened to f32, and every
+    /// δ and gradient multiplied by the inverse scale in f32 (`GradScaler.unscale_`): the
+    /// pass holds unscaled values, each finite exactly where the computed one was.
+    pub(super) fn run_in(
+        exp: &Experiment,
+        model: &Mlp,
+        device: &burn::tensor::Device,
+        batch: &Batch,
+        compute: Compute,
+    ) -> Self {
+        let low = compute.dtype != FloatDType::F32;
+        let cast;
+        let (model, input) = match low {
+            false => (model, batch.inputs.to_device(device)),
+            true => {
+                let mut m = model.clone();
+                let params = params_of(model).into_iter().map(|p| p.cast(compute.dtype));
+                set_params(&mut m, params.collect());
+                cast = m;
+                (&cast, batch.inputs.to_device_as(device, compute.dtype))
+            }
+        };
+        let mut trace = model.forward(input, Record::PASS);
+        let widen = |t: Tensor<2>| if low { t.cast(FloatDType::F32) } else { t };
+        let output = widen(trace.output.clone());
+        let loss = crate::loss::value(exp.loss, output.clone(), &batch.targets);
+        let mut delta = crate::loss::gradient(exp.loss, output, &batch.targets);
+        if let Some((scale, _)) = compute.scale {
+            delta = delta.mul_scalar(scale);
+        }
+        if low {
+            delta = delta.cast(compute.dtype);
+        }
+        let mut backward = model.backward(&trace, delta);
+        if low {
+            trace.input = widen(trace.input);
+            trace.output = widen(trace.output);
+            for t in trace
+                .pre_activations
+                .iter_mut()
+                .chain(&mut trace.activations)
+            {
+                *t = widen(t.clone());
+            }
+        }
+        if low || compute.scale.is_some() {
+            let unscale = |t: Tensor<2>| match compute.scale {
+                Some((_, inv)) => widen(t).mul_scalar(inv),
+                None => widen(t),
+            };
+            let b = &mut backward;
+            for t in b
+                .deltas
+                .iter_mut()
+                .chain(&mut b.weights)
+                .chain(b.biases.iter_mut().flatten())
+            {
+                *t = unscale(t.clone());
+            }
+        }
         Self {
             trace,
             backward,

@@ -88,6 +88,8 @@ pub(super) fn record(
         grad_norm_clipped: grad_norms.1,
         layers,
         accuracy: None,
+        loss_scale: None,
+        skipped: None,
     }
 }
 
@@ -119,12 +121,44 @@ pub(super) fn accuracy(output: &HostTensor, targets: &HostTensor) -> f32 {
 /// Summarise `outcome` of `exp` on `backend`.
 pub fn train_report(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome) -> TrainReport {
     let t = &outcome.setting;
-    let growth = outcome
-        .origin
-        .as_ref()
-        // The origin's layer; the output layer for the loss (and the inputs).
+    let first_skip = outcome.scaling.as_ref().and_then(|s| s.first_skip.as_ref());
+    // The layer of the first non-finite value (the output layer for the loss and the
+    // inputs), and the steps up to it. For a collapsed loss scale: the first skipped step's,
+    // up to that step, since the steps skipped after it hold no finite growth to show.
+    let (born, until) = match (&outcome.origin, first_skip) {
+        (Some(o), Some(f)) if o.kind == OriginKind::LossScale => (Some(f), f.step),
+        (Some(o), _) => (Some(o), None),
+        (None, _) => (None, None),
+    };
+    let upto = until.map_or(outcome.steps.len(), |s| {
+        (s as usize + 1).min(outcome.steps.len())
+    });
+    let growth = born
         .map(|o| o.layer.unwrap_or(outcome.weights.layers.len() - 1))
-        .map(|layer| growth(&outcome.steps, layer));
+        .filter(|_| outcome.steps.iter().all(|s| !s.layers.is_empty()))
+        .map(|layer| growth(&outcome.steps[..upto], layer));
+    let skipped_steps = outcome
+        .steps
+        .iter()
+        .filter(|s| s.skipped == Some(true))
+        .count();
+    let scales = || outcome.steps.iter().filter_map(|s| s.loss_scale);
+    let loss_scale = outcome.scaling.as_ref().map(|end| {
+        Box::new(LossScaling {
+            kind: describe_named(
+                LOSS_SCALES,
+                &exp.task
+                    .train()
+                    .map_or(crate::config::LossScale::None, |t| t.loss_scale),
+            ),
+            init: scales().next().unwrap_or(end.last),
+            last: end.last,
+            min: scales().fold(end.last, f32::min),
+            max: scales().fold(end.last, f32::max),
+            skipped_steps,
+            first_skip: end.first_skip.clone(),
+        })
+    });
     TrainReport {
         schema_version: gradscope_report::SCHEMA_VERSION,
         experiment: exp.name.clone(),
@@ -141,7 +175,7 @@ pub fn train_report(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome)
         steps_run: outcome.steps.len(),
         first_loss: outcome.steps.first().map_or(f32::NAN, |s| s.loss),
         last_loss: outcome.steps.last().map_or(f32::NAN, |s| s.loss),
-        finite: outcome.origin.is_none(),
+        finite: outcome.origin.is_none() && skipped_steps == 0,
         origin: outcome.origin.clone(),
         growth,
         accuracy: match (outcome.steps.first(), outcome.steps.last()) {
@@ -150,6 +184,9 @@ pub fn train_report(exp: &Experiment, backend: &Backend, outcome: &TrainOutcome)
         },
         dead_layers: layer_events(&outcome.steps, |s| s.dead_fraction == 1.0),
         zero_gradients: layer_events(&outcome.steps, |s| s.grad_l2 == 0.0),
+        master_precision: (exp.precision != crate::config::Precision::F32)
+            .then_some(crate::config::Precision::F32),
+        loss_scale,
     }
 }
 

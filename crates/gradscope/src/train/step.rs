@@ -206,5 +206,7 @@ pub(super) fn record_from_sums(
         grad_norm_clipped: norms.1,
         layers,
         accuracy: None,
+        loss_scale: None,
+        skipped: None,
     }
 }

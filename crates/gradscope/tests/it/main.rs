@@ -13,6 +13,7 @@ mod fuzz;
 mod gradients;
 mod html;
 mod language;
+mod mixed;
 mod notebook;
 mod origin;
 mod precision;

@@ -19,7 +19,39 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
     std::fs::write(d.join("swept.toml"), swept).unwrap_or_else(|e| panic!("{e}"));
     let train = HAND.replace("seed = 0\n", "seed = 0\nprecision = \"f16\"\n")
         + "[train]\nsteps = 2\nlearning_rate = 0.1\n";
-    std::fs::write(d.join("train.toml"), train).unwrap_or_else(|e| panic!("{e}"));
+    std::fs::write(d.join("train.toml"), &train).unwrap_or_else(|e| panic!("{e}"));
+    let table = HAND.replace(
+        "seed = 0\n",
+        "seed = 0\nprecision = { compute = \"f16\", master = \"f32\" }\n",
+    );
+    std::fs::write(d.join("table.toml"), table).unwrap_or_else(|e| panic!("{e}"));
+    let mixed = |name: &str, precision: &str, loss_scale: &str| {
+        let t =
+            HAND.replace(
+                "seed = 0\n",
+                &format!("seed = 0\nprecision = {precision}\n"),
+            ) + &format!("[train]\nsteps = 2\nlearning_rate = 0.1\nloss_scale = {loss_scale}\n");
+        std::fs::write(d.join(name), t).unwrap_or_else(|e| panic!("{e}"));
+    };
+    let table = "{ compute = \"f16\", master = \"f32\" }";
+    mixed(
+        "master.toml",
+        "{ compute = \"f16\", master = \"f16\" }",
+        "\"none\"",
+    );
+    mixed(
+        "growth.toml",
+        table,
+        "{ kind = \"dynamic\", growth_factor = 1.0 }",
+    );
+    mixed(
+        "interval.toml",
+        table,
+        "{ kind = \"dynamic\", growth_interval = 2.5 }",
+    );
+    mixed("huge.toml", table, "{ kind = \"dynamic\", init = 1e39 }");
+    mixed("static.toml", table, "\"static\"");
+    mixed("dyn.toml", table, "\"dynamc\"");
     let mut cases: Vec<(&str, Vec<&str>, Vec<&str>)> = vec![
         (
             "f16 on ndarray",
@@ -67,12 +99,64 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
             ],
         ),
         (
-            "training in f16",
-            vec!["run", "train.toml", "--backend", "flex"],
+            // Mixed precision runs, but f16 needs flex (or wgpu with shaderFloat16).
+            "mixed f16 training on ndarray",
+            vec!["run", "train.toml"],
             vec![
-                "train.toml:4:13: `precision`",
-                "training runs in f32 only for now",
+                "train.toml: precision `f16` on ndarray",
+                "f16 needs the flex backend",
             ],
+        ),
+        (
+            "master weights without training",
+            vec!["run", "table.toml", "--backend", "flex"],
+            vec![
+                "table.toml:4:13: `precision`",
+                "mixed precision, which belongs to training",
+                "hint: write precision = \"f16\"",
+            ],
+        ),
+        (
+            "master weights in f16",
+            vec!["run", "master.toml", "--backend", "flex"],
+            vec![
+                "master.toml:4:13: `precision.master`",
+                "master weights in f16 are not supported",
+            ],
+        ),
+        (
+            "a loss scale's growth factor of 1",
+            vec!["run", "growth.toml", "--backend", "flex"],
+            vec![
+                "`train.loss_scale`",
+                "`growth_factor` must be a finite number > 1, found 1",
+            ],
+        ),
+        (
+            "a fractional growth interval",
+            vec!["run", "interval.toml", "--backend", "flex"],
+            vec![
+                "`growth_interval` must be a whole number of steps",
+                "found 2.5",
+            ],
+        ),
+        (
+            "a scale past f32's range",
+            vec!["run", "huge.toml", "--backend", "flex"],
+            vec![
+                "`init` must be a number > 0 and finite in f32",
+                "found 1e39",
+            ],
+        ),
+        (
+            "a static scale without its scale",
+            vec!["run", "static.toml", "--backend", "flex"],
+            vec!["`static` needs `scale`"],
+        ),
+        (
+            "an unknown loss scale",
+            vec!["run", "dyn.toml", "--backend", "flex"],
+            vec!["unknown loss scaling `dynamc`", "did you mean `dynamic`?"],
         ),
         (
             "compare in f16",

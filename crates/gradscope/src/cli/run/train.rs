@@ -115,7 +115,7 @@ pub(super) fn run_training(
     out.write_all(shown.as_bytes())
         .and_then(|_| out.flush())
         .map_err(|_| CommandError::silent(ExitStatus::Failure))?;
-    Ok(if !report.finite && !args.allow_nonfinite {
+    Ok(if report.origin.is_some() && !args.allow_nonfinite {
         ExitStatus::NonFinite
     } else {
         ExitStatus::Ok

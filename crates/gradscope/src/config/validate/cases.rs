@@ -43,20 +43,53 @@ impl Checker<'_> {
         })
     }
 
-    /// `precision`: one of the four names, and one gradscope can run today.
-    pub(super) fn precision(&self, p: &Spanned<String>) -> Result<Precision> {
+    /// `precision`: one of the four names, one gradscope can run today, and (written as a
+    /// table, or in 16 bits with `training`) mixed precision's master type, f32.
+    pub(super) fn precision(&self, p: &Spanned<RawPrecision>, training: bool) -> Result<Precision> {
+        let raw = p.get_ref();
+        let compute = self.precision_name(p, &raw.compute, "precision")?;
+        if raw.table && !training {
+            return Err(self
+                .err(
+                    p.span(),
+                    "precision",
+                    "`{ compute, master }` is mixed precision, which belongs to training: a run without [train] has no master weights",
+                )
+                .with_hint(format!("write precision = \"{compute}\"")));
+        }
+        if let Some(master) = &raw.master {
+            let m = self.precision_name(p, master, "precision.master")?;
+            if m != Precision::F32 {
+                return Err(self
+                    .err(
+                        p.span(),
+                        "precision.master",
+                        format!("master weights in {m} are not supported: the weights, the optimiser's state and the update are kept in f32"),
+                    )
+                    .with_hint(format!("write precision = {{ compute = \"{compute}\", master = \"f32\" }}")));
+            }
+        }
+        Ok(compute)
+    }
+
+    /// A precision's name at `key` of `p`: one of the four, and not f64 (for now).
+    fn precision_name(
+        &self,
+        p: &Spanned<RawPrecision>,
+        name: &str,
+        key: &str,
+    ) -> Result<Precision> {
         let names = Precision::ALL.map(Precision::name);
-        let Some(precision) = Precision::parse(p.get_ref()) else {
+        let Some(precision) = Precision::parse(name) else {
             let mut e = self.err(
                 p.span(),
-                "precision",
+                key,
                 format!(
-                    "unknown precision `{}`, expected one of: {}",
-                    p.get_ref(),
+                    "unknown precision `{name}`, expected one of: {}",
                     names.join(", ")
                 ),
             );
-            if let Some(s) = did_you_mean(p.get_ref(), names) {
+            if let Some(s) = did_you_mean(name, names) {
                 e = e.with_hint(format!("did you mean `{s}`?"));
             }
             return Err(e);
@@ -64,7 +97,7 @@ impl Checker<'_> {
         if precision == Precision::F64 {
             return Err(self.err(
                 p.span(),
-                "precision",
+                key,
                 "precision `f64` is not supported yet: gradscope reads every tensor back, and records its statistics, in f32, so an f64 value past f32's range would be shown as inf",
             ).with_hint("run in f32 (the default), f16 or bf16"));
         }

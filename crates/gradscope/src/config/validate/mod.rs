@@ -9,7 +9,7 @@ use toml::Spanned;
 use super::inputs::{Files, read_input};
 use super::ints::{Depth, IntRange};
 use super::kinds::{ACTIVATIONS, DISTRIBUTIONS, INITIALIZERS, Kind, LOSSES};
-use super::raw::{RawExperiment, RawInput, RawModel, RawNamed, fields_of};
+use super::raw::{RawExperiment, RawInput, RawModel, RawNamed, RawPrecision, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
 use super::{Distribution, Experiment, InputCase, InputSource, Loss, Precision};
 use crate::backend::BackendKind;
@@ -218,6 +218,36 @@ impl Checker<'_> {
         Ok((low, high))
     }
 
+    /// A parameter of the table at `key` that is out of its range.
+    pub(super) fn bad_param(
+        &self,
+        v: &Spanned<RawNamed>,
+        key: &str,
+        message: String,
+    ) -> ConfigError {
+        self.err(v.span(), key, message)
+    }
+
+    /// A loss scale's `init` or `scale`: a number > 0 that is finite in f32, the type the scale
+    /// is kept in.
+    pub(super) fn loss_scale_value(
+        &self,
+        v: &Spanned<RawNamed>,
+        key: &str,
+        name: &str,
+        value: f64,
+    ) -> Result<f64> {
+        let f = value as f32;
+        if !(value > 0.0 && f.is_finite() && f > 0.0) {
+            return Err(self.err(
+                v.span(),
+                key,
+                format!("`{name}` must be a number > 0 and finite in f32 (the scale is an f32), found {value:?}"),
+            ));
+        }
+        Ok(value)
+    }
+
     pub(super) fn required(&self, v: &Spanned<RawNamed>, key: &str, param: &str) -> ConfigError {
         self.err(
             v.span(),
@@ -406,7 +436,7 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
     })?;
     let backend = raw.backend.as_ref().map(|b| c.backend(b)).transpose()?;
     let precision = match &raw.precision {
-        Some(p) => c.precision(p)?,
+        Some(p) => c.precision(p, raw.train.is_some())?,
         None => Precision::F32,
     };
     let model = c.model(&raw.model, seed)?;
@@ -427,15 +457,6 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         Some(t) => super::Task::Train(Box::new(c.train(t, &model, &loss, &inputs)?)),
         None => super::Task::Probe,
     };
-    if let (super::Task::Train(_), Some(p)) = (&task, &raw.precision)
-        && precision != Precision::F32
-    {
-        return Err(c.err(
-            p.span(),
-            "precision",
-            format!("training runs in f32 only for now: a {precision} training run needs mixed precision (f32 master weights, loss scaling), which is not built yet"),
-        ).with_hint("measure the gradients of one pass in this precision without [train], or train in f32"));
-    }
     if task == super::Task::Probe && loss.needs_labels() {
         let span = raw.loss.as_ref().map_or(0..0, Spanned::span);
         return Err(c.err(
