@@ -288,11 +288,24 @@ learning_rate = 0.01
 data = { kind = "teacher", classes = 10 }
 "#;
 
-/// Workload 4: seconds for 1000 steps, with the per-step statistics (`stats`) or without.
-pub fn train(backend: &Backend, repeat: usize, stats: bool) -> Result<Vec<f64>, BenchError> {
+/// Workload 4: seconds for 1000 steps, with the per-step statistics (`stats`) or without,
+/// in `precision`: f32, or mixed precision (the pass in 16 bits, f32 master weights) with
+/// GradScaler's dynamic loss scale, as a mixed-precision run is trained.
+pub fn train(
+    backend: &Backend,
+    repeat: usize,
+    stats: bool,
+    precision: Precision,
+) -> Result<Vec<f64>, BenchError> {
+    let text = match precision {
+        Precision::F32 => TRAIN.to_string(),
+        p => TRAIN
+            .replace("seed = 1\n", &format!("seed = 1\nprecision = \"{p}\"\n"))
+            .replace("[train]\n", "[train]\nloss_scale = \"dynamic\"\n"),
+    };
     let exp = config::parse(Source {
         path: "bench-train.toml".into(),
-        text: TRAIN.into(),
+        text,
     })
     .map_err(|e| BenchError::Config(Box::new(e)))?;
     (0..repeat)
@@ -307,11 +320,16 @@ pub fn train(backend: &Backend, repeat: usize, stats: bool) -> Result<Vec<f64>, 
 
 /// Workload 4's line: steps per second with the per-step statistics, and what they cost (runs
 /// with and without them alternated, so that both see the same machine state).
-fn train_line(backend: &Backend, repeat: usize, out: &mut dyn Write) -> Result<(), BenchError> {
+fn train_line(
+    backend: &Backend,
+    repeat: usize,
+    precision: Precision,
+    out: &mut dyn Write,
+) -> Result<(), BenchError> {
     let (mut with, mut without) = (Vec::new(), Vec::new());
     for _ in 0..repeat {
-        with.extend(train(backend, 1, true)?);
-        without.extend(train(backend, 1, false)?);
+        with.extend(train(backend, 1, true, precision)?);
+        without.extend(train(backend, 1, false, precision)?);
     }
     let (w, wo) = (median(&mut with), median(&mut without));
     let _ = writeln!(
@@ -389,7 +407,7 @@ pub fn run(
         );
     }
     if wants("train") {
-        train_line(backend, repeat, out)?;
+        train_line(backend, repeat, precision, out)?;
     }
     Ok(())
 }

@@ -654,6 +654,24 @@ fn bench_runs_its_workloads_and_refuses_unknown_ones() {
     );
     let o = gradscope(&["bench", "warp-speed"], &root);
     assert_eq!(o.status.code(), Some(2));
+    // The training workload in mixed precision: the header names f16, the line its steps.
+    let args = [
+        "bench",
+        "train",
+        "--backend",
+        "flex",
+        "--precision",
+        "f16",
+        "--repeat",
+        "1",
+    ];
+    let o = gradscope(&args, &root);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(
+        out.contains("precision f16") && out.contains("steps/s  1000 SGD steps"),
+        "{out}"
+    );
 }
 
 /// A depth-6 gelu network with non-zero biases: rounding differs between ndarray's and flex's

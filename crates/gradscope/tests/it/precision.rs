@@ -172,9 +172,9 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
         ),
     ];
     cases.push((
-        "bench's training workload in f16",
-        vec!["bench", "train", "--backend", "flex", "--precision", "f16"],
-        vec!["the seed and train workloads run in f32 only"],
+        "bench's seed workload in f16",
+        vec!["bench", "seed", "--backend", "flex", "--precision", "f16"],
+        vec!["the seed workload runs the seed configs as they are, in f32"],
     ));
     cases.push((
         "bench in f16 on ndarray",
