@@ -29,8 +29,67 @@ fn worst(r: &CompareReport) -> Option<&TensorDiff> {
         })
 }
 
+/// A tensor's normwise error over its bound (precisions compared; 0 otherwise).
+fn over_bound(t: &TensorDiff) -> f64 {
+    match (t.normwise, t.bound) {
+        (Some(n), Some(b)) if b > 0.0 && (n / b).is_finite() => f64::from(n) / f64::from(b),
+        _ => 0.0,
+    }
+}
+
+/// With precisions compared: the verdict on each tensor's normwise error against its bound.
+fn precision_verdict(r: &CompareReport) -> String {
+    let names: Vec<&str> = r.backends.iter().map(|b| b.name.as_str()).collect();
+    let reference = names.first().copied().unwrap_or("");
+    // Among the tensors with a finite normwise error (the others' mismatches are counted apart).
+    let worst = r
+        .tensors
+        .iter()
+        .filter(|t| t.normwise.is_some_and(f32::is_finite))
+        .fold(None, |w: Option<&TensorDiff>, t| match w {
+            Some(w) if over_bound(w) >= over_bound(t) => Some(w),
+            _ => Some(t),
+        });
+    let worst = worst
+        .and_then(|w| Some((w, w.normwise?, w.bound?)))
+        .map(|(w, n, b)| {
+            format!(
+                "normwise error {} against a bound of {}: {} vs {reference} in {}/{}",
+                fmt_sci(n, 2),
+                fmt_sci(b, 2),
+                w.backend,
+                w.case,
+                w.tensor
+            )
+        })
+        .unwrap_or_else(|| "no tensor has values finite in both runs".into());
+    let shared = if r.nonfinite_both > 0 {
+        format!(
+            "; {} values are NaN or inf in every run alike",
+            r.nonfinite_both
+        )
+    } else {
+        String::new()
+    };
+    if r.agree {
+        format!(
+            "verdict: {} agree within each precision's bound (closest to it: {worst}){shared}",
+            names.join(", ")
+        )
+    } else {
+        let over = r.tensors.iter().filter(|t| over_bound(t) > 1.0).count();
+        format!(
+            "verdict: PRECISIONS DISAGREE: {over} tensors past their bound (furthest: {worst}); {} values finite in one run and not the other{shared}",
+            r.nonfinite_mismatches
+        )
+    }
+}
+
 /// One line saying whether the backends agree, and where they differ most.
 pub fn verdict(r: &CompareReport) -> String {
+    if r.compared == Compared::Precisions {
+        return precision_verdict(r);
+    }
     let names: Vec<&str> = r.backends.iter().map(|b| b.name.as_str()).collect();
     let reference = names.first().copied().unwrap_or("");
     let worst = worst(r)
@@ -44,7 +103,7 @@ pub fn verdict(r: &CompareReport) -> String {
             "BACKENDS",
             "on one backend and not on the other",
         ),
-        Compared::BackwardPasses => (
+        Compared::BackwardPasses | Compared::Precisions => (
             "in both backward passes alike",
             "BACKWARD PASSES",
             "in one backward pass and not the other",
@@ -123,7 +182,10 @@ fn place_lines(r: &CompareReport) -> Vec<String> {
 }
 
 fn cell(t: &TensorDiff) -> String {
-    let mut c = fmt_sci(t.max_rel_diff, 2);
+    let mut c = match (t.normwise, t.bound) {
+        (Some(n), Some(b)) => format!("{} / {}", fmt_sci(n, 2), fmt_sci(b, 2)),
+        _ => fmt_sci(t.max_rel_diff, 2),
+    };
     if t.nonfinite_both > 0 {
         c.push('*');
     }
@@ -147,12 +209,19 @@ pub fn table(r: &CompareReport) -> String {
     for b in others(r) {
         let _ = writeln!(s, "compared    {}", backend_label(b));
     }
-    let _ = writeln!(
-        s,
-        "\nlargest relative difference from {} per tensor (<- over {:e}; !N: N values finite on one\nside only; *: some values NaN or inf on both sides, not compared)",
-        r.backends.first().map_or("", |b| b.name.as_str()),
-        r.tolerance
-    );
+    let reference = r.backends.first().map_or("", |b| b.name.as_str());
+    if r.compared == Compared::Precisions {
+        let _ = writeln!(
+            s,
+            "\nnormwise error from {reference} per tensor / the bound of the two precisions (<- past it;\n!N: N values finite on one side only; *: some values NaN or inf on both sides, not compared)"
+        );
+    } else {
+        let _ = writeln!(
+            s,
+            "\nlargest relative difference from {reference} per tensor (<- over {:e}; !N: N values finite on one\nside only; *: some values NaN or inf on both sides, not compared)",
+            r.tolerance
+        );
+    }
     let rows = rows(r);
     let w0 = rows.iter().map(|r| r.0.len()).chain([4]).max().unwrap_or(4);
     let w1 = rows.iter().map(|r| r.1.len()).chain([6]).max().unwrap_or(6);
@@ -198,16 +267,25 @@ pub fn table(r: &CompareReport) -> String {
 /// The comparison as markdown.
 pub fn markdown(r: &CompareReport) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "## {}: backends compared\n", r.experiment);
     let labels: Vec<String> = r.backends.iter().map(backend_label).collect();
+    let (what, measure) = match r.compared {
+        Compared::Precisions => (
+            "precisions",
+            "each cell: normwise error / the bound of the two precisions (plain evaluations rounded to each)".to_string(),
+        ),
+        _ => (
+            "backends",
+            format!("tolerance: {:e} (largest relative difference)", r.tolerance),
+        ),
+    };
+    let _ = writeln!(s, "## {}: {what} compared\n", r.experiment);
     let _ = writeln!(
         s,
-        "- seed: {}\n- reference: {}\n- compared: {}\n- tolerance: {:e} (largest relative difference)\n\
+        "- seed: {}\n- reference: {}\n- compared: {}\n- {measure}\n\
          - `!N`: N values finite on one backend only; `*`: some values NaN or inf on both, not compared\n",
         r.seed,
         labels.first().cloned().unwrap_or_default(),
         labels.get(1..).unwrap_or_default().join(", "),
-        r.tolerance
     );
     let mut head = "| case | tensor |".to_string();
     let mut rule = "|---|---|".to_string();
@@ -257,6 +335,9 @@ pub fn csv(r: &CompareReport, header: bool) -> Result<String, csv::Error> {
         agree: bool,
     }
     let reference = r.backends.first().map_or("", |b| b.name.as_str());
+    if r.compared == Compared::Precisions {
+        return precision_csv(r, header);
+    }
     let rows = r.tensors.iter().map(|t| Row {
         experiment: &r.experiment,
         seed: r.seed,
@@ -277,6 +358,45 @@ pub fn csv(r: &CompareReport, header: bool) -> Result<String, csv::Error> {
             .unwrap_or_default(),
         reference: t.reference,
         value: t.value,
+        nonfinite_mismatches: t.nonfinite_mismatches,
+        nonfinite_both: t.nonfinite_both,
+        agree: t.agree,
+    });
+    crate::text::csv_rows(rows, header)
+}
+
+/// [`csv`] with precisions compared: a row per case × tensor × compared run, with its
+/// normwise error and bound.
+fn precision_csv(r: &CompareReport, header: bool) -> Result<String, csv::Error> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        experiment: &'a str,
+        seed: u64,
+        case: &'a str,
+        tensor: &'a str,
+        reference_run: &'a str,
+        run: &'a str,
+        #[serde(serialize_with = "gradscope_report::floats::csv_float")]
+        normwise: f32,
+        #[serde(serialize_with = "gradscope_report::floats::csv_float")]
+        bound: f32,
+        #[serde(serialize_with = "gradscope_report::floats::csv_float")]
+        max_rel_diff: f32,
+        nonfinite_mismatches: usize,
+        nonfinite_both: usize,
+        agree: bool,
+    }
+    let reference = r.backends.first().map_or("", |b| b.name.as_str());
+    let rows = r.tensors.iter().map(|t| Row {
+        experiment: &r.experiment,
+        seed: r.seed,
+        case: &t.case,
+        tensor: &t.tensor,
+        reference_run: reference,
+        run: &t.backend,
+        normwise: t.normwise.unwrap_or(f32::NAN),
+        bound: t.bound.unwrap_or(f32::NAN),
+        max_rel_diff: t.max_rel_diff,
         nonfinite_mismatches: t.nonfinite_mismatches,
         nonfinite_both: t.nonfinite_both,
         agree: t.agree,

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::floats::{de_float, de_float64, float, float64};
+use crate::floats::{de_float, de_float64, de_opt_float, float, float64, opt_float};
 
 /// Where a non-finite class mismatch was, at most this many per tensor are listed (all are
 /// counted).
@@ -50,8 +50,27 @@ pub struct TensorDiff {
     /// Elements non-finite on both backends alike (the same NaN or the same ±inf): agreement,
     /// but not a number either.
     pub nonfinite_both: usize,
-    /// Within the tolerance and no non-finite mismatch.
+    /// Within the tolerance (with precisions compared: within `bound`) and no non-finite
+    /// mismatch.
     pub agree: bool,
+    /// Precisions compared (`compare --precision`): ‖value − reference‖₂ / ‖reference‖₂ over
+    /// the elements finite in both (absent otherwise).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float",
+        deserialize_with = "de_opt_float"
+    )]
+    pub normwise: Option<f32>,
+    /// Precisions compared: the normwise error allowed, from plain evaluations rounded to the
+    /// two precisions (absent otherwise).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float",
+        deserialize_with = "de_opt_float"
+    )]
+    pub bound: Option<f32>,
 }
 
 /// A backend taking part, with the wgpu adapter it ran on.
@@ -76,7 +95,8 @@ pub struct CompareReport {
     pub seed: u64,
     /// The backends, the reference first.
     pub backends: Vec<BackendInfo>,
-    /// The largest relative difference allowed.
+    /// The largest relative difference allowed (`NaN` where precisions are compared: each
+    /// tensor's `bound` applies).
     #[serde(serialize_with = "float64", deserialize_with = "de_float64")]
     pub tolerance: f64,
     /// Per case, tensor and non-reference backend.
@@ -106,6 +126,8 @@ pub enum Compared {
     Backends,
     /// Burn's autodiff and the backward pass written out, on one backend.
     BackwardPasses,
+    /// Backends in precisions (`compare --precision`), each held to its precision's bound.
+    Precisions,
 }
 
 /// Whether a reported largest difference is past the tolerance.

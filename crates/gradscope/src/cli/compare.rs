@@ -17,14 +17,16 @@ pub struct CompareArgs {
     /// Experiment files (TOML), or directories of them; plain experiments, not sweeps.
     #[arg(value_name = "FILE", required = true)]
     pub files: Vec<PathBuf>,
-    /// Backends to compare, the reference first: comma-separated or repeated.
-    #[arg(
-        long,
-        value_enum,
-        value_delimiter = ',',
-        default_values = ["ndarray", "flex", "wgpu"]
-    )]
+    /// Backends to compare, the reference first: comma-separated or repeated [default:
+    /// ndarray,flex,wgpu; with --precision, flex].
+    #[arg(long, value_enum, value_delimiter = ',')]
     pub backend: Vec<BackendKind>,
+    /// Precisions to compare, the reference first, e.g. `f32,bf16,f16`: every backend in every
+    /// precision (backend × precision, the first backend's first precision the reference),
+    /// each tensor's normwise error held to the bound of its precision and the reference's;
+    /// past it, or where a value is finite in one run only, exit 4.
+    #[arg(long, value_delimiter = ',', value_name = "P")]
+    pub precision: Vec<String>,
     /// wgpu adapter: default, cpu, discrete:N, integrated:N or virtual:N.
     #[arg(long, value_name = "SELECTOR")]
     pub device: Option<String>,
@@ -53,14 +55,44 @@ pub struct CompareArgs {
     pub check_backward: bool,
 }
 
-/// The checked plan: experiments and opened backends.
+/// The checked plan: experiments, opened backends, and the precisions compared (empty: the
+/// backends in each experiment's own precision).
 struct Plan {
     experiments: Vec<Experiment>,
     backends: Vec<Backend>,
+    precisions: Vec<config::Precision>,
+}
+
+/// `--precision`'s list, checked: known names, f64 refused for now, none twice.
+fn precisions(args: &CompareArgs) -> Result<Vec<config::Precision>, Vec<String>> {
+    let mut list = Vec::new();
+    for name in &args.precision {
+        let p = config::Precision::parse(name.trim()).ok_or_else(|| {
+            vec![format!(
+                "--precision {name}: unknown precision, expected one of: f32, bf16, f16"
+            )]
+        })?;
+        if p == config::Precision::F64 {
+            return Err(vec![
+                "--precision f64: not supported yet (gradscope reads tensors back in f32)".into(),
+            ]);
+        }
+        if list.contains(&p) {
+            return Err(vec![format!("--precision names {p} twice")]);
+        }
+        list.push(p);
+    }
+    if args.check_backward && !list.is_empty() {
+        return Err(vec![
+            "--check-backward compares the backward passes in the file's precision; leave out --precision".into(),
+        ]);
+    }
+    Ok(list)
 }
 
 fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
-    let kinds = backend_kinds(args)?;
+    let precisions = precisions(args)?;
+    let kinds = backend_kinds(args, precisions.len())?;
     let files = expand(&args.files, false).map_err(|e| vec![e.to_string()])?;
     let available = if args.allow_large {
         None
@@ -83,11 +115,14 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
                 "{}: this file is a training run ([train]); compare measures one gradient on each backend\nhint: run it with --backend B on each backend and compare the records' steps.jsonl, or drop [train] to compare its first pass",
                 file.display()
             )),
-            Ok(e) if e.precision != config::Precision::F32 => errors.push(format!(
-                "{}: precision `{}`: compare runs in f32 only for now (its bounds are f32's)\nhint: run it with `gradscope run --backend B` on each backend, or compare in f32",
-                file.display(),
-                e.precision
-            )),
+            Ok(e) if e.precision != config::Precision::F32 && args.precision.is_empty() => {
+                errors.push(format!(
+                    "{}: precision `{}`: compare's --tolerance is an f32 bound\nhint: compare it with its precision's own bound: --precision f32,{}",
+                    file.display(),
+                    e.precision,
+                    e.precision
+                ))
+            }
             Ok(e) => experiments.push(e),
             Err(e) => errors.push(e.to_string()),
         }
@@ -95,15 +130,29 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
     if !errors.is_empty() {
         return Err(errors);
     }
+    let backends = open_backends(kinds, args.device.as_deref())?;
+    // Every pair runs: each backend must have each precision.
+    let mut refused = Vec::new();
+    for b in &backends {
+        for &p in &precisions {
+            if let Err(e) = b.check_precision(p) {
+                refused.push(format!("--precision {p} on {}: {e}", b.kind.name()));
+            }
+        }
+    }
+    if !refused.is_empty() {
+        return Err(refused);
+    }
     Ok(Plan {
         experiments,
-        backends: open_backends(kinds, args.device.as_deref())?,
+        backends,
+        precisions,
     })
 }
 
-/// The backends to compare, checked: distinct, at least two, and wgpu among them with
-/// `--device`; and a usable `--tolerance`.
-fn backend_kinds(args: &CompareArgs) -> Result<Vec<BackendKind>, Vec<String>> {
+/// The backends to compare, checked: distinct, at least two runs (backends × `precisions`),
+/// and wgpu among them with `--device`; and a usable `--tolerance`.
+fn backend_kinds(args: &CompareArgs, precisions: usize) -> Result<Vec<BackendKind>, Vec<String>> {
     if !(args.tolerance.is_finite() && args.tolerance >= 0.0) {
         return Err(vec![format!(
             "--tolerance {}: need a finite number ≥ 0",
@@ -111,7 +160,16 @@ fn backend_kinds(args: &CompareArgs) -> Result<Vec<BackendKind>, Vec<String>> {
         )]);
     }
     let mut kinds: Vec<BackendKind> = Vec::new();
-    for &k in &args.backend {
+    let default = match precisions {
+        0 => &[BackendKind::Ndarray, BackendKind::Flex, BackendKind::Wgpu][..],
+        _ => &[BackendKind::Flex][..],
+    };
+    let asked = if args.backend.is_empty() {
+        default
+    } else {
+        &args.backend[..]
+    };
+    for &k in asked {
         if kinds.contains(&k) {
             return Err(vec![format!("--backend names {} twice", k.name())]);
         }
@@ -122,9 +180,9 @@ fn backend_kinds(args: &CompareArgs) -> Result<Vec<BackendKind>, Vec<String>> {
             "--device selects a wgpu adapter; no backend compared is wgpu".into(),
         ]);
     }
-    if kinds.len() < 2 && !args.check_backward {
+    if kinds.len() * precisions.max(1) < 2 && !args.check_backward {
         return Err(vec![
-            "compare needs at least two backends, the reference first: e.g. --backend ndarray,flex"
+            "compare needs at least two backends, the reference first: e.g. --backend ndarray,flex (or two precisions: --precision f32,f16)"
                 .into(),
         ]);
     }
@@ -165,8 +223,8 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write) -> CommandResult {
     // printed and dropped before the next runs.
     let mut i = 0;
     for exp in &plan.experiments {
-        for runs in run_sets(args, exp, &plan.backends) {
-            let status = print_report(args, exp, &runs?, i, out)?;
+        for runs in run_sets(args, exp, &plan.backends, &plan.precisions) {
+            let status = print_report(args, exp, &runs?, &plan.precisions, i, out)?;
             if status == ExitStatus::Failure {
                 // Standard output is gone: nothing more can be said.
                 return Ok(status);
@@ -178,8 +236,8 @@ pub fn run(args: &CompareArgs, out: &mut dyn Write) -> CommandResult {
     Ok(code)
 }
 
-/// The runs one report compares, the reference first.
-type Runs = Vec<(BackendInfo, run::Outcome)>;
+/// The runs one report compares, the reference first, each with its precision.
+type Runs = Vec<(BackendInfo, config::Precision, run::Outcome)>;
 
 /// The runs of `exp` to compare, the reference first, one set per report: the backends, or
 /// with --check-backward, for each backend its autodiff pass and its written-out one. Lazy:
@@ -188,6 +246,7 @@ fn run_sets<'a>(
     args: &'a CompareArgs,
     exp: &'a Experiment,
     backends: &'a [Backend],
+    precisions: &'a [config::Precision],
 ) -> Box<dyn Iterator<Item = Result<Runs, CommandError>> + 'a> {
     let info = |b: &Backend, how: &str| BackendInfo {
         name: format!("{}{how}", b.kind.name()),
@@ -201,9 +260,23 @@ fn run_sets<'a>(
             let autodiff = run::execute(exp, b).map_err(|e| failed(b, &e))?;
             let manual = crate::train::manual_outcome(exp, b).map_err(|e| failed(b, &e))?;
             Ok(vec![
-                (info(b, " autodiff"), autodiff),
-                (info(b, " manual"), manual),
+                (info(b, " autodiff"), exp.precision, autodiff),
+                (info(b, " manual"), exp.precision, manual),
             ])
+        }))
+    } else if !precisions.is_empty() {
+        // Backend × precision, backend-major: the same host-drawn network in each.
+        Box::new(std::iter::once_with(move || {
+            let mut runs = Vec::new();
+            for b in backends {
+                for &p in precisions {
+                    let mut e = exp.clone();
+                    e.precision = p;
+                    let outcome = run::execute(&e, b).map_err(|err| failed(b, &err))?;
+                    runs.push((info(b, &format!(" {p}")), p, outcome));
+                }
+            }
+            Ok(runs)
         }))
     } else {
         Box::new(std::iter::once_with(move || {
@@ -212,6 +285,7 @@ fn run_sets<'a>(
                 .map(|b| {
                     Ok((
                         info(b, ""),
+                        exp.precision,
                         run::execute(exp, b).map_err(|e| failed(b, &e))?,
                     ))
                 })
@@ -225,10 +299,21 @@ fn print_report(
     args: &CompareArgs,
     exp: &Experiment,
     runs: &Runs,
+    precisions: &[config::Precision],
     i: usize,
     out: &mut dyn Write,
 ) -> CommandResult {
-    let mut report = compare::compare(&exp.name, exp.seed, runs, args.tolerance);
+    let mut report = if precisions.is_empty() {
+        let plain: Vec<(BackendInfo, run::Outcome)> = runs
+            .iter()
+            .map(|(b, _, o)| (b.clone(), o.clone()))
+            .collect();
+        compare::compare(&exp.name, exp.seed, &plain, args.tolerance)
+    } else {
+        compare::compare_precisions(&exp.name, exp.seed, runs, exp.loss).map_err(|e| {
+            CommandError::bad_input(format!("{}: --precision: {e}", exp.path.display()))
+        })?
+    };
     if args.check_backward {
         report.compared = gradscope_report::compare::Compared::BackwardPasses;
     }

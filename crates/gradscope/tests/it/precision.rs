@@ -168,7 +168,53 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
                 "--set",
                 "precision=\"f16\"",
             ],
-            vec!["compare runs in f32 only for now"],
+            vec![
+                "compare's --tolerance is an f32 bound",
+                "hint: compare it with its precision's own bound: --precision f32,f16",
+            ],
+        ),
+        (
+            "compare in f64",
+            vec!["compare", "hand.toml", "--precision", "f32,f64"],
+            vec!["--precision f64: not supported yet"],
+        ),
+        (
+            "compare naming a precision twice",
+            vec!["compare", "hand.toml", "--precision", "f16,f32,f16"],
+            vec!["--precision names f16 twice"],
+        ),
+        (
+            "compare with a misspelt precision",
+            vec!["compare", "hand.toml", "--precision", "f32,fp16"],
+            vec!["--precision fp16: unknown precision, expected one of: f32, bf16, f16"],
+        ),
+        (
+            "compare's two checks at once",
+            vec![
+                "compare",
+                "hand.toml",
+                "--precision",
+                "f32,f16",
+                "--check-backward",
+            ],
+            vec!["--check-backward compares the backward passes in the file's precision"],
+        ),
+        (
+            "compare in f16 on ndarray",
+            vec![
+                "compare",
+                "hand.toml",
+                "--precision",
+                "f32,f16",
+                "--backend",
+                "flex,ndarray",
+            ],
+            vec!["--precision f16 on ndarray", "f16 needs the flex backend"],
+        ),
+        (
+            "compare of one run",
+            vec!["compare", "hand.toml", "--precision", "f16"],
+            vec!["compare needs at least two backends", "or two precisions"],
         ),
     ];
     cases.push((
@@ -421,4 +467,166 @@ fn show_keeps_the_precision_and_runs_back_to_the_same_report() {
     let back = json(&[&["run", "shown.toml"][..], &flags].concat());
     assert!(original.contains("\"precision\":\"f16\""), "{original}");
     assert_eq!(original, back);
+}
+
+/// A deep tanh network (depth 8, width 64, He kernels, N(0, 0.1²) biases, 16 N(0, 1) rows)
+/// for the bounds of `compare --precision`.
+const DEEP: &str = r#"name = "deep"
+seed = 2
+[model]
+input = 32
+depth = 8
+width = 64
+output = 4
+activation = "tanh"
+kernel_init = "he_normal"
+bias_init = { kind = "normal", std = 0.1 }
+[[inputs]]
+name = "x"
+batch = 16
+distribution = "normal"
+"#;
+
+/// `compare --precision` as JSON: (exit code, report).
+fn compare_json(d: &std::path::Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {
+    let mut all = vec!["compare"];
+    all.extend(args);
+    all.extend(["--format", "json"]);
+    let o = gradscope(&all, d);
+    let out = String::from_utf8_lossy(&o.stdout).into_owned();
+    let v = serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}{}", err(&o)));
+    (o.status.code(), v)
+}
+
+/// Each precision held to its own bound: every tensor of the deep network in bf16 and f16 on
+/// flex (and f16 on wgpu where the adapter has it) within 8× the plain evaluations' errors,
+/// each nonzero (16 bits do change the numbers), bf16's bound above f16's (2⁻⁸ against
+/// 2⁻¹¹ roundoff), and the run names each backend with its precision.
+#[test]
+fn compare_holds_each_precision_to_its_bound() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    std::fs::write(d.join("deep.toml"), DEEP).unwrap_or_else(|e| panic!("{e}"));
+    let (code, r) = compare_json(d, &["deep.toml", "--precision", "f32,bf16,f16"]);
+    assert_eq!(code, Some(0), "{r}");
+    assert_eq!(r["compared"], "precisions");
+    let names: Vec<&str> = r["backends"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|b| b["name"].as_str())
+        .collect();
+    assert_eq!(names, ["flex f32", "flex bf16", "flex f16"]);
+    let tensors = r["tensors"].as_array().cloned().unwrap_or_default();
+    assert_eq!(
+        tensors.len(),
+        2 * (2 + 2 * 9 + 9),
+        "29 tensors, two compared runs"
+    );
+    for pair in tensors.chunks(2) {
+        for t in pair {
+            let (n, b) = (
+                t["normwise"].as_f64().unwrap_or(f64::NAN),
+                t["bound"].as_f64().unwrap_or(0.0),
+            );
+            assert!(n > 0.0 && n <= b && t["agree"] == true, "{t}");
+        }
+        let bound = |t: &serde_json::Value| t["bound"].as_f64().unwrap_or(0.0);
+        assert!(
+            bound(&pair[0]) > bound(&pair[1]),
+            "bf16's bound above f16's: {pair:?}"
+        );
+    }
+    if let Some(b) = wgpu_or_skip("compare_holds_each_precision_to_its_bound")
+        && b.check_precision(gradscope::config::Precision::F16).is_ok()
+    {
+        let (code, r) = compare_json(
+            d,
+            &[
+                "deep.toml",
+                "--precision",
+                "f32,f16",
+                "--backend",
+                "flex,wgpu",
+            ],
+        );
+        assert_eq!(code, Some(0), "{r}");
+        assert_eq!(r["backends"][3]["name"], "wgpu f16");
+    }
+}
+
+/// The hand network with kernels 200: z_0 = 400 in both units, out = 2 · 400 · 200 = 160000,
+/// past f16's 65504 (finite in f32). Every tensor from the output on holds a value finite in
+/// f32 and not in f16: the output's one value, the loss, and back; exit 4.
+#[test]
+fn compare_names_where_f16_leaves_the_range_f32_holds() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let big = HAND.replace("value = 0.5", "value = 200.0");
+    assert_ne!(big, HAND);
+    std::fs::write(d.join("big.toml"), big).unwrap_or_else(|e| panic!("{e}"));
+    let (code, r) = compare_json(d, &["big.toml", "--precision", "f32,f16"]);
+    assert_eq!(code, Some(4), "{r}");
+    let find = |name: &str| {
+        r["tensors"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|t| t["tensor"] == name)
+            .cloned()
+            .unwrap_or_else(|| panic!("no {name} in {r}"))
+    };
+    let out = find("output");
+    assert_eq!(out["nonfinite_mismatches"], 1, "{out}");
+    assert_eq!(out["places"][0]["reference"], 160000.0);
+    assert_eq!(out["places"][0]["value"], "inf");
+    assert_eq!(find("loss")["nonfinite_mismatches"], 1);
+    // Before the output every value is finite in both: z_0 = 400 is exact in f16.
+    assert_eq!(
+        find("delta.layers.0")["nonfinite_mismatches"],
+        2,
+        "δ_0 = δ_1 · 200 · φ'(400): inf"
+    );
+    assert_eq!(r["agree"], false);
+}
+
+/// The bound bites: the hand network's values are exact in f16, so each tensor's bound is
+/// 8 · (2⁻¹¹ + 2⁻²⁴) (the plain errors at their one-roundoff floor). A gradient moved by
+/// 1e-3 of one of its four equal entries (normwise 5e-4) is within it; by 5 % (normwise
+/// 0.025) it is not.
+#[test]
+fn compare_precisions_flags_an_error_past_rounding() {
+    use gradscope::compare::{self, BackendInfo};
+    use gradscope::config::Precision;
+    let exp = gradscope::config::parse(gradscope::config::Source {
+        path: "hand.toml".into(),
+        text: HAND.into(),
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let b = gradscope::backend::open(gradscope::backend::BackendKind::Ndarray, None)
+        .unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope::run::execute(&exp, &b).unwrap_or_else(|e| panic!("{e}"));
+    let info = |n: &str| BackendInfo {
+        name: n.into(),
+        adapter: None,
+    };
+    let bound = (8.0 * (2f64.powi(-11) + 2f64.powi(-24))) as f32;
+    for (factor, agree) in [(1.0 + 1e-3, true), (1.05, false)] {
+        let mut moved = o.clone();
+        moved.cases[0].grads[0].tensor.data[0] *= factor;
+        let runs = vec![
+            (info("a f32"), Precision::F32, o.clone()),
+            (info("b f16"), Precision::F16, moved),
+        ];
+        let r = compare::compare_precisions("hand", 0, &runs, exp.loss)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let t = &r.tensors[2];
+        assert_eq!(t.tensor, "layers.0.weight");
+        assert_eq!(t.bound, Some(bound));
+        let want = (factor - 1.0) / 2.0;
+        let n = t.normwise.unwrap_or(f32::NAN);
+        assert!((n - want).abs() <= 1e-3 * want, "{n} against {want}");
+        assert_eq!(t.agree, agree, "{t:?}");
+        assert_eq!(r.agree, agree);
+    }
 }

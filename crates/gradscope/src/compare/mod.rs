@@ -12,7 +12,10 @@
 use gradscope_report::compare::over_tolerance;
 pub use gradscope_report::{BackendInfo, CompareReport, PLACES_LISTED, Place, TensorDiff};
 
+use crate::config::{Loss, Precision};
 use crate::run::Outcome;
+
+pub mod bound;
 
 /// The class of a value: finite, NaN, +inf or −inf.
 fn class(v: f32) -> u8 {
@@ -134,6 +137,8 @@ pub fn diff(
         places,
         nonfinite_both: both,
         agree: !over_tolerance(max_rel_diff, tolerance) && mismatches == 0,
+        normwise: None,
+        bound: None,
     }
 }
 
@@ -191,6 +196,67 @@ pub fn compare(
         nonfinite_both,
         compared: gradscope_report::compare::Compared::Backends,
     }
+}
+
+/// Compare `runs` (the reference first), each a backend in a precision, of experiment `name`
+/// with loss `loss`: every tensor as [`compare`] does, plus its normwise error against the
+/// reference over the values finite in both, held to the bound of the two precisions
+/// ([`bound`]): a tensor agrees when it is within that bound and no value is finite in one
+/// run only. `Err` names what cannot be bounded.
+pub fn compare_precisions(
+    name: &str,
+    seed: u64,
+    runs: &[(BackendInfo, Precision, Outcome)],
+    loss: Loss,
+) -> Result<CompareReport, String> {
+    let plain: Vec<(BackendInfo, Outcome)> = runs
+        .iter()
+        .map(|(b, _, o)| (b.clone(), o.clone()))
+        .collect();
+    let mut report = compare(name, seed, &plain, 0.0);
+    // No one tolerance applies: each tensor has its bound.
+    report.tolerance = f64::NAN;
+    let Some(((_, p0, reference), others)) = runs.split_first() else {
+        return Ok(report);
+    };
+    let mut at = 0;
+    for (case, c) in reference.cases.iter().enumerate() {
+        let errors = |p: Precision| {
+            bound::plain_errors(&reference.weights, &c.input, loss, p).ok_or_else(|| {
+                format!(
+                    "the loss `{}` has no plain evaluation to bound it",
+                    loss.name()
+                )
+            })
+        };
+        let e0 = errors(*p0)?;
+        let mine: Vec<Vec<(String, f64)>> = others
+            .iter()
+            .map(|(_, p, _)| errors(*p))
+            .collect::<Result<_, _>>()?;
+        let want = tensors_of(reference, case);
+        let got: Vec<_> = others.iter().map(|(_, _, o)| tensors_of(o, case)).collect();
+        for (k, (_, _, r)) in want.iter().enumerate() {
+            for (e, g) in mine.iter().zip(&got) {
+                let t = &mut report.tensors[at];
+                at += 1;
+                let o = g.get(k).map_or(&[][..], |t| t.2);
+                let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+                let normwise = bound::normwise(&wide(o), &wide(r));
+                let allowed = bound::FACTOR * (e0[k].1 + e[k].1);
+                t.normwise = Some(normwise as f32);
+                t.bound = Some(allowed as f32);
+                // Nothing finite in both (every value non-finite alike, or mismatched): the
+                // mismatch count decides. A NaN bound (the plain evaluation overflowed where
+                // this run did not) holds nothing within it.
+                let within = normwise.is_nan() || normwise as f32 <= allowed as f32;
+                t.agree = within && t.nonfinite_mismatches == 0;
+            }
+        }
+    }
+    report.agree = report.tensors.iter().all(|t| t.agree);
+    report.compared = gradscope_report::compare::Compared::Precisions;
+    Ok(report)
 }
 
 #[cfg(test)]

@@ -1,0 +1,279 @@
+//! The bound `compare --precision` holds each precision to: what rounding to that precision
+//! alone does to each tensor of a plain evaluation.
+//!
+//! The network is evaluated on the host twice, from the same f32 weights and inputs: in f64,
+//! and "plainly" in the precision p, every operation's result rounded to p (the inputs and
+//! weights first; each matrix product accumulated in f64 and rounded once, as a backend that
+//! accumulates in f32 and rounds its result does; each bias add, activation, derivative and
+//! product rounded again). A tensor's plain error e_p is the normwise error of that evaluation
+//! against the f64 one, taken at least one unit of p's roundoff (u = 2⁻²⁴ for f32, 2⁻¹¹ for
+//! f16, 2⁻⁸ for bf16), since a single value can land on the exact one by luck. A run in p
+//! compared with a reference in p₀ is then allowed `FACTOR · (e_p + e_p₀)`: each side's own
+//! rounding, with room for a backend's other summation order. Rounding f64 → f32 → p is
+//! correctly rounded for f16 and bf16, since 24 ≥ 2·11 + 2.
+
+use gradscope_model::{HostTensor, MlpWeights};
+
+use crate::config::{Loss, Precision};
+
+/// How many times the plain evaluations' errors a compared run may differ by. Measured on
+/// 2026-12-03 over depth-8, width-64 networks (relu, tanh, gelu and sigmoid under he_normal
+/// and glorot_uniform, 16 rows): normwise / (e_p + e_p₀) at most 1.42 for flex in bf16 and
+/// f16 (flex rounds each operation once, as the plain evaluation does), 4.68 for wgpu's f16 on
+/// lavapipe, and 3.99 for f32 between flex and wgpu (another summation order).
+pub const FACTOR: f64 = 8.0;
+
+/// The least plain error credited to a tensor, in units of its precision's roundoff: one
+/// rounding.
+const FLOOR_UNITS: f64 = 1.0;
+
+/// One evaluation's tensors, in `compare`'s order: the loss, the output, each parameter's
+/// gradient (`layers.{l}.weight`, then `layers.{l}.bias`) and each δ_l.
+pub struct Evaluation {
+    /// (name, values).
+    pub tensors: Vec<(String, Vec<f64>)>,
+}
+
+/// Round `v` to `p` (through f32, which is correctly rounded for the 16-bit types).
+pub fn round_to(p: Precision, v: f64) -> f64 {
+    use burn::tensor::{bf16, f16};
+    match p {
+        Precision::F64 => v,
+        Precision::F32 => f64::from(v as f32),
+        Precision::F16 => f16::from_f32(v as f32).to_f64(),
+        Precision::Bf16 => bf16::from_f32(v as f32).to_f64(),
+    }
+}
+
+/// ∂loss/∂output and the loss of `out` (`[batch, k]`, flat), in f64; `None` for the losses a
+/// plain run cannot have (the cross-entropies take labels, which come with training).
+fn loss_and_gradient(loss: Loss, out: &[f64]) -> Option<(f64, Vec<f64>)> {
+    let n = out.len().max(1) as f64;
+    Some(match loss {
+        Loss::SumSquares => (
+            out.iter().map(|o| o * o).sum(),
+            out.iter().map(|o| 2.0 * o).collect(),
+        ),
+        Loss::MeanSquares => (
+            out.iter().map(|o| o * o).sum::<f64>() / n,
+            out.iter().map(|o| 2.0 * o / n).collect(),
+        ),
+        Loss::Sum => (out.iter().sum(), vec![1.0; out.len()]),
+        Loss::Mean => (out.iter().sum::<f64>() / n, vec![1.0 / n; out.len()]),
+        Loss::Mse { target } => (
+            out.iter().map(|o| (o - target).powi(2)).sum::<f64>() / n,
+            out.iter().map(|o| 2.0 * (o - target) / n).collect(),
+        ),
+        Loss::CrossEntropy | Loss::CrossEntropyNaive => return None,
+    })
+}
+
+/// The network `w` on `input` evaluated with every operation's result passed through `r`.
+pub fn evaluate(
+    w: &MlpWeights,
+    input: &HostTensor,
+    loss: Loss,
+    r: &dyn Fn(f64) -> f64,
+) -> Option<Evaluation> {
+    let rows = input.shape[0];
+    let round = |v: &[f32]| v.iter().map(|&x| r(f64::from(x))).collect::<Vec<f64>>();
+    let kernels: Vec<Vec<f64>> = w.layers.iter().map(|l| round(&l.weight.data)).collect();
+    let biases: Vec<Option<Vec<f64>>> = w
+        .layers
+        .iter()
+        .map(|l| l.bias.as_ref().map(|b| round(&b.data)))
+        .collect();
+    let n = w.layers.len();
+    // a[0] is the input; z[l] and a[l + 1] each layer's.
+    let mut a = vec![round(&input.data)];
+    let mut z = Vec::with_capacity(n);
+    for l in 0..n {
+        let (d_in, d_out) = (w.layers[l].weight.shape[0], w.layers[l].weight.shape[1]);
+        let x = &a[l];
+        let mut zl = vec![0.0; rows * d_out];
+        for b in 0..rows {
+            for j in 0..d_out {
+                let dot: f64 = (0..d_in)
+                    .map(|i| x[b * d_in + i] * kernels[l][i * d_out + j])
+                    .sum();
+                let mut v = r(dot);
+                if let Some(bias) = &biases[l] {
+                    v = r(v + bias[j]);
+                }
+                zl[b * d_out + j] = v;
+            }
+        }
+        if l + 1 < n {
+            let act = w.activations[l];
+            a.push(zl.iter().map(|&v| r(act.apply_f64(v))).collect());
+        }
+        z.push(zl);
+    }
+    let out = z[n - 1].clone();
+    let (value, grad) = loss_and_gradient(loss, &out)?;
+    let mut deltas = vec![Vec::new(); n];
+    deltas[n - 1] = grad.into_iter().map(r).collect();
+    let mut grads: Vec<Vec<(String, Vec<f64>)>> = vec![Vec::new(); n];
+    for l in (0..n).rev() {
+        let (d_in, d_out) = (w.layers[l].weight.shape[0], w.layers[l].weight.shape[1]);
+        let (x, d) = (&a[l], &deltas[l]);
+        let mut gw = vec![0.0; d_in * d_out];
+        for i in 0..d_in {
+            for j in 0..d_out {
+                gw[i * d_out + j] = r((0..rows).map(|b| x[b * d_in + i] * d[b * d_out + j]).sum());
+            }
+        }
+        grads[l].push((format!("layers.{l}.weight"), gw));
+        if biases[l].is_some() {
+            let gb = (0..d_out)
+                .map(|j| r((0..rows).map(|b| d[b * d_out + j]).sum()))
+                .collect();
+            grads[l].push((format!("layers.{l}.bias"), gb));
+        }
+        if l > 0 {
+            let act = w.activations[l - 1];
+            let mut prev = vec![0.0; rows * d_in];
+            for b in 0..rows {
+                for i in 0..d_in {
+                    let back: f64 = (0..d_out)
+                        .map(|j| d[b * d_out + j] * kernels[l][i * d_out + j])
+                        .sum();
+                    let slope = r(act.derivative_f64(z[l - 1][b * d_in + i]));
+                    prev[b * d_in + i] = r(r(back) * slope);
+                }
+            }
+            deltas[l - 1] = prev;
+        }
+    }
+    let mut tensors = vec![
+        ("loss".to_string(), vec![r(value)]),
+        ("output".to_string(), out),
+    ];
+    tensors.extend(grads.into_iter().flatten());
+    tensors.extend(
+        deltas
+            .into_iter()
+            .enumerate()
+            .map(|(l, d)| (format!("delta.layers.{l}"), d)),
+    );
+    Some(Evaluation { tensors })
+}
+
+/// ‖got − want‖₂ / ‖want‖₂ over the elements finite in both (0 where `want` is all zero and
+/// `got` is too, inf where only `got` is nonzero); NaN where no element is finite in both:
+/// there is nothing to measure.
+pub fn normwise(got: &[f64], want: &[f64]) -> f64 {
+    let (mut diff, mut norm, mut pairs) = (0.0f64, 0.0f64, 0usize);
+    for (&g, &w) in got.iter().zip(want) {
+        if g.is_finite() && w.is_finite() {
+            diff += (g - w) * (g - w);
+            norm += w * w;
+            pairs += 1;
+        }
+    }
+    match (pairs, diff, norm) {
+        (0, _, _) => f64::NAN,
+        (_, 0.0, _) => 0.0,
+        (_, _, 0.0) => f64::INFINITY,
+        (_, d, n) => (d / n).sqrt(),
+    }
+}
+
+/// Per tensor, in [`evaluate`]'s order, the plain error of precision `p`: `(name, e_p)`, NaN
+/// where the plain evaluation holds no value finite where the f64 one is (it overflowed).
+pub fn plain_errors(
+    w: &MlpWeights,
+    input: &HostTensor,
+    loss: Loss,
+    p: Precision,
+) -> Option<Vec<(String, f64)>> {
+    let exact = evaluate(w, input, loss, &|v| v)?;
+    let plain = evaluate(w, input, loss, &|v| round_to(p, v))?;
+    let floor = FLOOR_UNITS * p.unit_roundoff();
+    Some(
+        exact
+            .tensors
+            .iter()
+            .zip(&plain.tensors)
+            .map(|((name, want), (_, got))| (name.clone(), normwise(got, want).max(floor)))
+            .collect(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradscope_model::{Activation, LayerWeights};
+
+    fn t(shape: Vec<usize>, data: Vec<f32>) -> HostTensor {
+        HostTensor { shape, data }
+    }
+
+    /// The hand network (2 → 2 → 1, kernels 0.5, zero biases, relu, one input of ones,
+    /// Σ out²): z_0 = [1, 1], out = 1, loss 1, δ_1 = 2, ∂W_1 = [2, 2], δ_0 = [1, 1],
+    /// ∂W_0 = 1 everywhere: every value exact in every precision, so every plain error is the
+    /// floor.
+    #[test]
+    fn the_hand_network_evaluates_to_its_hand_derived_values() {
+        let w = MlpWeights {
+            layers: vec![
+                LayerWeights {
+                    weight: t(vec![2, 2], vec![0.5; 4]),
+                    bias: Some(t(vec![2], vec![0.0; 2])),
+                },
+                LayerWeights {
+                    weight: t(vec![2, 1], vec![0.5; 2]),
+                    bias: Some(t(vec![1], vec![0.0])),
+                },
+            ],
+            activations: vec![Activation::Relu],
+        };
+        let x = t(vec![1, 2], vec![1.0, 1.0]);
+        let e =
+            evaluate(&w, &x, Loss::SumSquares, &|v| v).unwrap_or_else(|| panic!("a plain loss"));
+        let get = |name: &str| {
+            e.tensors
+                .iter()
+                .find(|(n, _)| n == name)
+                .map(|(_, v)| v.clone())
+                .unwrap_or_else(|| panic!("no {name}"))
+        };
+        assert_eq!(get("loss"), [1.0]);
+        assert_eq!(get("output"), [1.0]);
+        assert_eq!(get("delta.layers.1"), [2.0]);
+        assert_eq!(get("layers.1.weight"), [2.0, 2.0]);
+        assert_eq!(get("layers.1.bias"), [2.0]);
+        assert_eq!(get("delta.layers.0"), [1.0, 1.0]);
+        assert_eq!(get("layers.0.weight"), [1.0; 4]);
+        assert_eq!(get("layers.0.bias"), [1.0, 1.0]);
+        let errors = plain_errors(&w, &x, Loss::SumSquares, Precision::F16)
+            .unwrap_or_else(|| panic!("a plain loss"));
+        assert!(
+            errors.iter().all(|(_, e)| *e == 2f64.powi(-11)),
+            "{:?}",
+            errors.iter().map(|e| e.1).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    fn rounding_is_to_nearest_even_with_f16s_edges() {
+        // 65504 is f16's largest finite; 65520 is halfway to 65536 and rounds to even: inf.
+        assert_eq!(round_to(Precision::F16, 65504.0), 65504.0);
+        assert_eq!(round_to(Precision::F16, 65520.0), f64::INFINITY);
+        // 2⁻²⁵ is halfway between 0 and the smallest subnormal 2⁻²⁴: to even, 0.
+        assert_eq!(round_to(Precision::F16, 2f64.powi(-25)), 0.0);
+        assert_eq!(round_to(Precision::Bf16, 1.0 + 2f64.powi(-9)), 1.0);
+        assert_eq!(round_to(Precision::F32, 0.1), f64::from(0.1f32));
+    }
+
+    #[test]
+    fn normwise_error_is_over_the_finite_pairs() {
+        assert_eq!(normwise(&[3.0, f64::NAN], &[4.0, 1.0]), 0.25);
+        assert_eq!(normwise(&[0.0], &[0.0]), 0.0);
+        assert_eq!(normwise(&[1.0], &[0.0]), f64::INFINITY);
+        assert!(
+            normwise(&[f64::INFINITY], &[1.0]).is_nan(),
+            "nothing finite to measure"
+        );
+    }
+}
