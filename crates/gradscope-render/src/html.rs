@@ -396,7 +396,7 @@ fn run_case(s: &mut String, case: &CaseReport, precision: gradscope_report::Prec
         let rows: Vec<Row> = rows
             .into_iter()
             .map(|r| {
-                let bad = r[9] != "0";
+                let bad = crate::range::overflows(&r);
                 let cells = r.into_iter().map(Cell::Shown).collect();
                 Row { cells, bad }
             })

@@ -42,6 +42,15 @@ pub const HEADER: [&str; 10] = [
     "overflow",
 ];
 
+/// The column of [`HEADER`] that counts overflows (an inf from finite operands): a row with
+/// any is marked in the HTML table.
+pub const OVERFLOW_COLUMN: usize = 9;
+
+/// Whether a row of [`rows`] counts an overflow.
+pub fn overflows(row: &[String; 10]) -> bool {
+    row[OVERFLOW_COLUMN] != "0"
+}
+
 /// The explanation under the table.
 pub const NOTE: &str = "room: bits of headroom, log2(max finite / max |x|) (-inf: holds inf; NaN: holds NaN), theory's from its predicted largest entry (README, Precision); floor: the lowest log2(min |x| > 0 / smallest normal) of the layer's tensors (below 0: subnormal; † over the finite values only); subnormal, overflow (an inf from finite operands): counts over them";
 
@@ -140,6 +149,16 @@ pub fn theory_line(case: &CaseReport, precision: Precision) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_overflow_column_is_the_one_headed_so() {
+        assert_eq!(HEADER[OVERFLOW_COLUMN], "overflow");
+        let mut row: [String; 10] = Default::default();
+        row[OVERFLOW_COLUMN] = "0".into();
+        assert!(!overflows(&row));
+        row[OVERFLOW_COLUMN] = "3".into();
+        assert!(overflows(&row));
+    }
 
     #[test]
     fn bits_read_as_numbers_or_what_they_mean() {
