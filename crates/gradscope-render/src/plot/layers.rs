@@ -209,6 +209,40 @@ fn theory_line(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
     f.dashed(o, &values, color);
 }
 
+/// What the range markers mean, under the small multiples (two lines).
+const RANGE_NOTE: [&str; 2] = [
+    "▲ / ▼ at layer l, in a depth's colour: theory's first tensor predicted to leave the precision, above its largest",
+    "finite value / below its smallest normal (hollow where theory does not apply). Measured: a median line that stops went non-finite.",
+];
+
+/// Theory's first tensor to leave the point's precision, as a triangle at its layer: at the
+/// panel's top pointing up (above the range) or at its bottom pointing down (below it),
+/// filled where theory applies to the point, hollow where it does not.
+fn range_marker(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
+    let Some(t) = &p.theory else {
+        return;
+    };
+    let Some(leaves) = &t.leaves_range else {
+        return;
+    };
+    let x = f.x(leaves.layer);
+    let (tip, base) = match leaves.direction.as_str() {
+        "above" => (f.y0 + 2.0, f.y0 + 11.0),
+        _ => (f.y1 - 2.0, f.y1 - 11.0),
+    };
+    let fill = if t.applies { color } else { "none" };
+    let _ = writeln!(
+        o,
+        r#"<path d="M{x:.1},{tip:.1} L{:.1},{base:.1} L{:.1},{base:.1} Z" fill="{fill}" stroke="{color}" stroke-width="1.5"><title>{}</title></path>"#,
+        x - 5.0,
+        x + 5.0,
+        esc(&format!(
+            "theory: {} leaves the range {}",
+            leaves.tensor, leaves.direction
+        ))
+    );
+}
+
 /// The index of the `model.depth` axis of a sweep with at least one other axis, one case.
 pub(super) fn depth_axis(s: &SweepSummary) -> Option<usize> {
     let first = s.points.first()?;
@@ -286,6 +320,7 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
             band(&mut o, &f, p, color);
             median_line(&mut o, &f, p, color);
             theory_line(&mut o, &f, p, color);
+            range_marker(&mut o, &f, p, color);
         }
     }
     let na = not_applying(s);
@@ -295,6 +330,13 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
             height - 16.0,
             &not_applying_note(&na, s.points.len()),
         );
+    }
+    if s.points
+        .iter()
+        .any(|p| p.theory.as_ref().is_some_and(|t| t.leaves_range.is_some()))
+    {
+        footnote(&mut o, height - 44.0, RANGE_NOTE[0]);
+        footnote(&mut o, height - 30.0, RANGE_NOTE[1]);
     }
     o.push_str("</svg>\n");
     o

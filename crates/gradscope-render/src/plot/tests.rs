@@ -353,4 +353,37 @@ fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
     let mut flat = s.clone();
     flat.points.iter_mut().for_each(|p| p.settings.truncate(1));
     assert!(ratio_svg(&flat).is_none());
+    // Theory's first tensor out of range: a filled triangle at its layer where theory
+    // applies, a hollow one where it does not, and the note saying so; none without one.
+    assert!(!svg.contains("leaves the range"));
+    let mut marked = s.clone();
+    let leaves = |layer: usize, direction: &str| gradscope_report::LeavesRange {
+        layer,
+        tensor: format!("z.layers.{layer}"),
+        direction: direction.into(),
+    };
+    for (i, (l, d, applies)) in [(3, "above", true), (1, "below", false)]
+        .into_iter()
+        .enumerate()
+    {
+        let t = marked.points[i]
+            .theory
+            .as_mut()
+            .unwrap_or_else(|| panic!("theory"));
+        t.leaves_range = Some(leaves(l, d));
+        t.applies = applies;
+    }
+    let svg = super::svg(&marked);
+    assert_eq!(svg.matches("leaves the range").count(), 2, "{svg}");
+    // Point 0 is depth 2, the first of three depths; point 1 depth 4, the middle one.
+    let (first, middle) = (SEQUENTIAL[0], SEQUENTIAL[(SEQUENTIAL.len() - 1) / 2]);
+    let filled = format!(
+        r#"fill="{first}" stroke="{first}" stroke-width="1.5"><title>theory: z.layers.3 leaves the range above</title>"#
+    );
+    let hollow = format!(
+        r#"fill="none" stroke="{middle}" stroke-width="1.5"><title>theory: z.layers.1 leaves the range below</title>"#
+    );
+    assert!(svg.contains(&filled), "{svg}");
+    assert!(svg.contains(&hollow), "{svg}");
+    assert!(svg.contains("theory's first tensor predicted to leave the precision"));
 }
