@@ -32,6 +32,18 @@ fn report(dead: Vec<LayerEvent>, zero: Vec<LayerEvent>, accuracy: Option<[f32; 2
     }
 }
 
+/// The record page of a training report without steps, pictures or files.
+fn page_of(r: &TrainReport) -> String {
+    html::page(&html::RecordPage {
+        report: &Report::Train(r.clone()),
+        config: "",
+        pictures: &[],
+        steps: &[],
+        dir: "/r",
+        files: &[],
+    })
+}
+
 fn at(layer: usize, first_step: usize, at_end: bool) -> LayerEvent {
     LayerEvent {
         layer,
@@ -58,14 +70,7 @@ fn a_training_verdict_names_dead_layers_and_zero_gradients_with_their_first_step
     );
     assert!(train::training(&r, &[]).contains(&v));
     assert!(train::training_markdown(&r, &[], "t.svg").contains(&train::verdict(&r, "→")));
-    let page = html::page(&html::RecordPage {
-        report: &Report::Train(r.clone()),
-        config: "",
-        pictures: &[],
-        steps: &[],
-        dir: "/r",
-        files: &[],
-    });
+    let page = page_of(&r);
     assert!(page.contains("layer 3 from step 30"), "{page}");
     assert!(
         page.contains("<p class=\"verdict bad\">finite for all 300 steps"),
@@ -221,14 +226,7 @@ fn skipped_steps_are_named_in_every_verdict() {
         md.contains("- loss scale: dynamic(init=65536.0): 6.5536e+04 → 8.1920e+03"),
         "{md}"
     );
-    let page = html::page(&html::RecordPage {
-        report: &Report::Train(r.clone()),
-        config: "",
-        pictures: &[],
-        steps: &[],
-        dir: "/r",
-        files: &[],
-    });
+    let page = page_of(&r);
     assert!(page.contains("f16 compute, f32 master weights"), "{page}");
     assert!(page.contains("3 of 300 steps skipped"), "{page}");
     assert!(
