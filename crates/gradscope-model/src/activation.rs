@@ -2,7 +2,7 @@
 //! computed by Burn's own activation function so that autodiff differentiates it, except gelu
 //! (see [`gelu_exact`]).
 
-use burn::tensor::{Tensor, activation};
+use burn::tensor::{DType, Tensor, activation};
 
 /// An element-wise activation function.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -33,7 +33,96 @@ pub enum Activation {
     Identity,
 }
 
+/// An element-wise operation beyond +, −, ×, comparison and the matrix product that a
+/// network's forward or backward pass evaluates on the device: what an f64 run must find
+/// accurate on its device before it is trusted (f64 transcendentals through naga are not, on
+/// every adapter: gfx-rs/wgpu#6087).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ElementOp {
+    /// eˣ.
+    Exp,
+    /// ln(1 + x).
+    Log1p,
+    /// tanh(x).
+    Tanh,
+    /// erf(x).
+    Erf,
+    /// 1/x.
+    Recip,
+}
+
+impl ElementOp {
+    /// Every operation, in the order they are probed.
+    pub const ALL: [Self; 5] = [Self::Exp, Self::Log1p, Self::Tanh, Self::Erf, Self::Recip];
+
+    /// The operation's name, as Burn's tensor API spells it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Exp => "exp",
+            Self::Log1p => "log1p",
+            Self::Tanh => "tanh",
+            Self::Erf => "erf",
+            Self::Recip => "recip",
+        }
+    }
+
+    /// The operation on the device.
+    pub fn apply<const D: usize>(self, x: Tensor<D>) -> Tensor<D> {
+        match self {
+            Self::Exp => x.exp(),
+            Self::Log1p => x.log1p(),
+            Self::Tanh => x.tanh(),
+            Self::Erf => x.erf(),
+            Self::Recip => x.recip(),
+        }
+    }
+
+    /// The operation on the host in f64: Rust's own functions, and libm's (fdlibm's) erf, each
+    /// within an ulp or so.
+    pub fn apply_f64(self, x: f64) -> f64 {
+        match self {
+            Self::Exp => x.exp(),
+            Self::Log1p => x.ln_1p(),
+            Self::Tanh => x.tanh(),
+            Self::Erf => libm::erf(x),
+            Self::Recip => 1.0 / x,
+        }
+    }
+
+    /// Where it is probed: 64 points spread evenly over the inputs a network meets, at the
+    /// middles of 64 equal steps, so none is 0 (where erf and tanh are 0 and a relative error
+    /// means nothing) and no result leaves f64's normal range.
+    pub fn probe_points(self) -> Vec<f64> {
+        let (low, high) = match self {
+            Self::Exp => (-40.0, 40.0),
+            Self::Log1p => (-0.9, 40.0),
+            Self::Tanh => (-12.0, 12.0),
+            Self::Erf => (-5.0, 5.0),
+            Self::Recip => (-40.0, 40.0),
+        };
+        (0..64)
+            .map(|i| low + (high - low) * (f64::from(i) + 0.5) / 64.0)
+            .collect()
+    }
+}
+
 impl Activation {
+    /// The [`ElementOp`]s its forward and its autodiff backward evaluate (relu, leaky_relu and
+    /// identity need none: comparisons, masks and products only).
+    pub fn element_ops(&self) -> &'static [ElementOp] {
+        use ElementOp::{Erf, Exp, Log1p, Recip, Tanh};
+        match self {
+            Self::Relu | Self::LeakyRelu { .. } | Self::Identity => &[],
+            Self::Elu { .. } => &[Exp],
+            // erf's derivative is 2/√π·e^(−u²).
+            Self::Gelu => &[Erf, Exp],
+            Self::Silu | Self::Sigmoid => &[Exp, Recip],
+            // ln(1 + eˣ) and its derivative eˣ/(1 + eˣ).
+            Self::Softplus => &[Exp, Log1p, Recip],
+            Self::Tanh => &[Tanh],
+        }
+    }
+
     /// Apply the activation element-wise.
     pub fn forward<const D: usize>(&self, x: Tensor<D>) -> Tensor<D> {
         match *self {
@@ -41,9 +130,9 @@ impl Activation {
             Self::LeakyRelu { slope } => activation::leaky_relu(x, slope),
             Self::Elu { alpha } => elu(x, alpha),
             Self::Gelu => gelu_exact(x),
-            Self::Silu => activation::silu(x),
+            Self::Silu => x.clone() * sigmoid(x),
             Self::Softplus => activation::softplus(x, 1.0),
-            Self::Sigmoid => activation::sigmoid(x),
+            Self::Sigmoid => sigmoid(x),
             Self::Tanh => activation::tanh(x),
             Self::Identity => x,
         }
@@ -80,13 +169,13 @@ impl Activation {
                 cdf + x * pdf
             }
             Self::Silu => {
-                let s = activation::sigmoid(x.clone());
+                let s = sigmoid(x.clone());
                 let one_minus = s.clone().neg().add_scalar(1.0);
                 s * (x * one_minus).add_scalar(1.0)
             }
-            Self::Softplus => activation::sigmoid(x),
+            Self::Softplus => sigmoid(x),
             Self::Sigmoid => {
-                let s = activation::sigmoid(x);
+                let s = sigmoid(x);
                 s.clone() * s.neg().add_scalar(1.0)
             }
             Self::Tanh => activation::tanh(x).square().neg().add_scalar(1.0),
@@ -214,13 +303,35 @@ impl Activation {
 /// overrides both with exact formulas. Composing the forward here gives every backend the same,
 /// exact backward through erf's own derivative, 2/√π·exp(−u²) (burn-autodiff `float_erf`).
 /// On ndarray and wgpu the forward values are bit-identical to `activation::gelu`'s.
+///
+/// In f64 the division by √2 is a multiplication by 1/√2 (f64): burn-autodiff 0.22.1's
+/// `float_div_scalar` backward takes the reciprocal of the scalar in f32 (`1.0 /
+/// ops.state.elem::<f32>()`), which made an f64 gelu network's gradients only f32-accurate
+/// (1.8e-8 against the f64 oracle, measured). x·(1/√2) and x/√2 differ by at most an f64
+/// rounding.
 pub fn gelu_exact<const D: usize>(x: Tensor<D>) -> Tensor<D> {
-    let cdf_times_two = x
-        .clone()
-        .div_scalar(std::f64::consts::SQRT_2)
-        .erf()
-        .add_scalar(1.0);
+    let scaled = if x.dtype() == DType::F64 {
+        x.clone().mul_scalar(std::f64::consts::FRAC_1_SQRT_2)
+    } else {
+        x.clone().div_scalar(std::f64::consts::SQRT_2)
+    };
+    let cdf_times_two = scaled.erf().add_scalar(1.0);
+    // 1/2 is exact in every precision: its f32 reciprocal is too.
     (x * cdf_times_two).div_scalar(2.0)
+}
+
+/// σ(x) = 1 / (1 + e⁻ˣ): Burn's `activation::sigmoid` in f32, f16 and bf16; in f64 written
+/// from `exp` and `recip`, since Burn 0.22.1's default `ActivationOps::sigmoid` (ndarray's and
+/// cubecl's) casts to f32 and back, which would make an f64 run's sigmoid, silu and softplus
+/// derivative only f32-accurate. The exponent is capped at 709 (x ≥ −709), where e⁻ˣ is still
+/// finite in f64, so autodiff never multiplies 0 by ∞: for x < −709 the value is σ(−709) ≈
+/// 1.2e-308 instead of a subnormal or 0, and its derivative 0 instead of a subnormal.
+pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
+    if x.dtype() == DType::F64 {
+        x.clamp_min(-709.0).neg().exp().add_scalar(1.0).recip()
+    } else {
+        activation::sigmoid(x)
+    }
 }
 
 /// elu(x) = x for x > 0, α·(eˣ − 1) otherwise, with `exp` evaluated on min(x, 0).

@@ -10,6 +10,10 @@ pub struct HostTensor {
     pub shape: Vec<usize>,
     /// `shape.iter().product()` values, row-major.
     pub data: Vec<f32>,
+    /// The same values in f64, where the tensor was read back from an f64 device tensor
+    /// (`data` then holds each rounded to f32); `None` for every f32 and 16-bit tensor, whose
+    /// values `data` holds exactly.
+    pub wide: Option<Vec<f64>>,
 }
 
 impl HostTensor {
@@ -24,7 +28,20 @@ impl HostTensor {
             "HostTensor: shape {shape:?} does not match {} values",
             data.len()
         );
-        Self { shape, data }
+        Self {
+            shape,
+            data,
+            wide: None,
+        }
+    }
+
+    /// The values in f64: exactly as read back from an f64 tensor, else `data` widened (which
+    /// is exact).
+    pub fn values_f64(&self) -> std::borrow::Cow<'_, [f64]> {
+        match &self.wide {
+            Some(w) => std::borrow::Cow::Borrowed(w),
+            None => std::borrow::Cow::Owned(self.data.iter().map(|&v| f64::from(v)).collect()),
+        }
     }
 
     /// Number of elements.
@@ -66,11 +83,20 @@ impl HostTensor {
     }
 
     /// Read a Burn tensor back to the host (waits for the device). An f16 or bf16 tensor reads
-    /// back exactly (both are subsets of f32).
+    /// back exactly (both are subsets of f32); an f64 tensor keeps its values in `wide`, with
+    /// `data` their f32 roundings.
     pub fn from_tensor<const D: usize>(tensor: Tensor<D>) -> Self {
         let shape = tensor.dims().to_vec();
-        let values = tensor
-            .into_data()
+        let data = tensor.into_data();
+        if data.dtype() == DType::F64 {
+            let wide = data
+                .try_into_vec::<f64>()
+                .unwrap_or_else(|e| panic!("an f64 tensor reads back as f64: {e:?}"));
+            let mut t = Self::new(shape, wide.iter().map(|&v| v as f32).collect());
+            t.wide = Some(wide);
+            return t;
+        }
+        let values = data
             .try_into_vec_as::<f32>()
             .unwrap_or_else(|e| panic!("a float tensor reads back as f32: {e:?}"));
         Self::new(shape, values)

@@ -15,7 +15,7 @@ pub mod params;
 pub mod rng;
 pub mod stack;
 
-pub use activation::Activation;
+pub use activation::{Activation, ElementOp};
 pub use engine::{Backward, ForwardTrace, Layers, Record};
 pub use host::HostTensor;
 pub use init::{Fans, Initializer};

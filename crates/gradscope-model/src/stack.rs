@@ -206,7 +206,12 @@ pub fn split_trials(t: HostTensor) -> Vec<HostTensor> {
     let inner: Vec<usize> = t.shape[1..].to_vec();
     let size: usize = inner.iter().product();
     (0..trials)
-        .map(|i| HostTensor::new(inner.clone(), t.data[i * size..(i + 1) * size].to_vec()))
+        .map(|i| {
+            let part = i * size..(i + 1) * size;
+            let mut h = HostTensor::new(inner.clone(), t.data[part.clone()].to_vec());
+            h.wide = t.wide.as_ref().map(|w| w[part].to_vec());
+            h
+        })
         .collect()
 }
 

@@ -4,7 +4,7 @@ use std::fmt::Write as _;
 
 use gradscope_report::compare::Compared;
 use gradscope_report::compare::over_tolerance;
-use gradscope_report::floats::fmt_sci;
+use gradscope_report::floats::{fmt_sci, fmt_sci64};
 use gradscope_report::{BackendInfo, CompareReport, TensorDiff};
 use serde::Serialize;
 
@@ -37,6 +37,35 @@ fn over_bound(t: &TensorDiff) -> f64 {
     }
 }
 
+/// Whether underflow was measured (precisions compared against an f64 reference).
+fn measures_underflow(r: &CompareReport) -> bool {
+    r.tensors.iter().any(|t| t.underflow.is_some())
+}
+
+/// The verdict's clause on underflow against f64: how many values, in how many tensors, the
+/// first of them named; empty where none was measured.
+fn underflow_clause(r: &CompareReport) -> String {
+    if !measures_underflow(r) {
+        return String::new();
+    }
+    let hit: Vec<&TensorDiff> = r
+        .tensors
+        .iter()
+        .filter(|t| t.underflow.is_some_and(|u| u > 0))
+        .collect();
+    let total: usize = hit.iter().filter_map(|t| t.underflow).sum();
+    match hit.first() {
+        None => "; no value underflows where f64's is normal".into(),
+        Some(t) => format!(
+            "; {total} values underflow (zero or subnormal where f64's are normal) in {} tensors, first {} in {}/{}",
+            hit.len(),
+            t.backend,
+            t.case,
+            t.tensor
+        ),
+    }
+}
+
 /// With precisions compared: the verdict on each tensor's normwise error against its bound.
 fn precision_verdict(r: &CompareReport) -> String {
     let names: Vec<&str> = r.backends.iter().map(|b| b.name.as_str()).collect();
@@ -63,7 +92,7 @@ fn precision_verdict(r: &CompareReport) -> String {
             )
         })
         .unwrap_or_else(|| "no tensor has values finite in both runs".into());
-    let shared = if r.nonfinite_both > 0 {
+    let mut shared = if r.nonfinite_both > 0 {
         format!(
             "; {} values are NaN or inf in every run alike",
             r.nonfinite_both
@@ -71,6 +100,7 @@ fn precision_verdict(r: &CompareReport) -> String {
     } else {
         String::new()
     };
+    shared.push_str(&underflow_clause(r));
     if r.agree {
         format!(
             "verdict: {} agree within each precision's bound (closest to it: {worst}){shared}",
@@ -157,9 +187,9 @@ fn place_lines(r: &CompareReport) -> Vec<String> {
                     "{:?}: {} {}, {} {}",
                     p.index,
                     r.backends[0].name,
-                    fmt_sci(p.reference, 4),
+                    fmt_sci64(p.reference_exact(), 4),
                     t.backend,
-                    fmt_sci(p.value, 4)
+                    fmt_sci64(p.value_exact(), 4)
                 )
             })
             .collect();
@@ -192,6 +222,9 @@ fn cell(t: &TensorDiff) -> String {
     if t.nonfinite_mismatches > 0 {
         c.push_str(&format!(" !{}", t.nonfinite_mismatches));
     }
+    if let Some(u) = t.underflow.filter(|&u| u > 0) {
+        c.push_str(&format!(" u{u}"));
+    }
     if !t.agree {
         c.push_str(" <-");
     }
@@ -213,7 +246,12 @@ pub fn table(r: &CompareReport) -> String {
     if r.compared == Compared::Precisions {
         let _ = writeln!(
             s,
-            "\nnormwise error from {reference} per tensor / the bound of the two precisions (<- past it;\n!N: N values finite on one side only; *: some values NaN or inf on both sides, not compared)"
+            "\nnormwise error from {reference} per tensor / the bound of the two precisions (<- past it;\n!N: N values finite on one side only; *: some values NaN or inf on both sides, not compared{})",
+            if measures_underflow(r) {
+                ";\nuN: N values zero or subnormal in that precision where f64's are normal"
+            } else {
+                ""
+            }
         );
     } else {
         let _ = writeln!(
@@ -271,7 +309,14 @@ pub fn markdown(r: &CompareReport) -> String {
     let (what, measure) = match r.compared {
         Compared::Precisions => (
             "precisions",
-            "each cell: normwise error / the bound of the two precisions (plain evaluations rounded to each)".to_string(),
+            format!(
+                "each cell: normwise error / the bound of the two precisions (plain evaluations rounded to each){}",
+                if measures_underflow(r) {
+                    "; `uN`: N values zero or subnormal in that precision where f64's are normal"
+                } else {
+                    ""
+                }
+            ),
         ),
         _ => (
             "backends",
@@ -384,6 +429,8 @@ fn precision_csv(r: &CompareReport, header: bool) -> Result<String, csv::Error> 
         max_rel_diff: f32,
         nonfinite_mismatches: usize,
         nonfinite_both: usize,
+        /// Empty where not measured (the reference is not f64).
+        underflow: Option<usize>,
         agree: bool,
     }
     let reference = r.backends.first().map_or("", |b| b.name.as_str());
@@ -399,6 +446,7 @@ fn precision_csv(r: &CompareReport, header: bool) -> Result<String, csv::Error> 
         max_rel_diff: t.max_rel_diff,
         nonfinite_mismatches: t.nonfinite_mismatches,
         nonfinite_both: t.nonfinite_both,
+        underflow: t.underflow,
         agree: t.agree,
     });
     crate::text::csv_rows(rows, header)

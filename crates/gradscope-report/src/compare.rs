@@ -4,7 +4,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::floats::{de_float, de_float64, de_opt_float, float, float64, opt_float};
+use crate::floats::{
+    de_float, de_float64, de_opt_float, de_opt_float64, float, float64, opt_float, opt_float64,
+};
 
 /// Where a non-finite class mismatch was, at most this many per tensor are listed (all are
 /// counted).
@@ -15,12 +17,48 @@ pub const PLACES_LISTED: usize = 20;
 pub struct Place {
     /// The element's index, one per dimension.
     pub index: Vec<usize>,
-    /// The reference backend's value.
+    /// The reference backend's value (an f64 run's rounded to f32).
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub reference: f32,
-    /// The other backend's value.
+    /// The other backend's value (an f64 run's rounded to f32).
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub value: f32,
+    /// The reference value itself where `reference` is not it (an f64 run's value that f32
+    /// does not hold exactly, or at all: past f32's range it would read ±inf or 0); absent
+    /// otherwise. See [`wide`].
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub reference_f64: Option<f64>,
+    /// The other value itself where `value` is not it, as `reference_f64`.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub value_f64: Option<f64>,
+}
+
+/// `v` where its f32 rounding is not `v` (NaN is NaN in f32): the f64 a record keeps beside
+/// the f32 it shows, so that no f64 value is shown as another number.
+pub fn wide(v: f64) -> Option<f64> {
+    (!v.is_nan() && f64::from(v as f32) != v).then_some(v)
+}
+
+impl Place {
+    /// The reference value, exactly.
+    pub fn reference_exact(&self) -> f64 {
+        self.reference_f64.unwrap_or(f64::from(self.reference))
+    }
+
+    /// The other value, exactly.
+    pub fn value_exact(&self) -> f64 {
+        self.value_f64.unwrap_or(f64::from(self.value))
+    }
 }
 
 /// How one backend's tensor differs from the reference backend's.
@@ -37,12 +75,28 @@ pub struct TensorDiff {
     pub max_rel_diff: f32,
     /// Where that largest difference is (`null` when every element agrees exactly).
     pub at: Option<Vec<usize>>,
-    /// The reference value there.
+    /// The reference value there (an f64 run's rounded to f32).
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub reference: f32,
-    /// The other backend's value there.
+    /// The other backend's value there (an f64 run's rounded to f32).
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub value: f32,
+    /// The reference value there itself, where `reference` is not it ([`wide`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub reference_f64: Option<f64>,
+    /// The other value there itself, where `value` is not it ([`wide`]).
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_float64",
+        deserialize_with = "de_opt_float64"
+    )]
+    pub value_f64: Option<f64>,
     /// Elements finite on one backend and not on the other (or NaN on one, ±inf on the other).
     pub nonfinite_mismatches: usize,
     /// The first [`PLACES_LISTED`] of those, in index order.
@@ -71,6 +125,10 @@ pub struct TensorDiff {
         deserialize_with = "de_opt_float"
     )]
     pub bound: Option<f32>,
+    /// Precisions compared against an f64 reference: values zero or subnormal in this run's
+    /// precision (and finite) where the f64 run has a normal nonzero value (absent otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub underflow: Option<usize>,
 }
 
 /// A backend taking part, with the wgpu adapter it ran on.

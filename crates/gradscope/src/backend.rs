@@ -84,8 +84,6 @@ impl Backend {
         if has.contains(&precision) {
             return Ok(());
         }
-        // f64 is refused by the config for now (the host reads f32): not offered here either.
-        let has: Vec<Precision> = has.into_iter().filter(|&p| p != Precision::F64).collect();
         let on = match &self.adapter {
             Some(a) => format!("this wgpu adapter ({a})"),
             None => self.kind.name().to_string(),
@@ -102,6 +100,94 @@ impl Backend {
             detail: format!(
                 "{needs}; {on} has {}",
                 has.iter().map(|p| p.name()).collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+}
+
+/// The largest relative error an f64 run accepts from an element-wise operation on its device
+/// ([`Backend::check_f64_ops`]): about 450 units of f64's roundoff. Rust's and libm's f64
+/// functions, the reference, are within an ulp or so; ndarray and flex measured within 2.3e-16
+/// on every probe point, while an operation computed in f32 is off by 1e-8 or more, and wgpu's
+/// f64 `exp`, `tanh` and `erf` on lavapipe by more than 1 (gfx-rs/wgpu#6087).
+pub const F64_OP_TOLERANCE: f64 = 1e-13;
+
+impl Backend {
+    /// The largest relative error of `op` on this device in f64 over its probe points, against
+    /// the host's f64 (none of them is 0); NaN where the device gave a non-finite value.
+    pub fn f64_op_error(&self, op: gradscope_model::ElementOp) -> f64 {
+        use burn::tensor::{DType, Tensor, TensorData};
+        let points = op.probe_points();
+        let n = points.len();
+        let x: Tensor<1> = Tensor::from_data(
+            TensorData::new(points.clone(), [n]),
+            (&self.plain, DType::F64),
+        );
+        let got = gradscope_model::HostTensor::from_tensor(op.apply(x));
+        let got = got.values_f64();
+        points
+            .iter()
+            .zip(got.iter())
+            .fold(0.0f64, |worst, (&p, &g)| {
+                let exact = op.apply_f64(p);
+                let e = (g - exact).abs() / exact.abs();
+                if e.is_nan() || worst.is_nan() {
+                    f64::NAN
+                } else {
+                    worst.max(e)
+                }
+            })
+    }
+
+    /// `Ok` when every element-wise operation the `activations` need
+    /// ([`gradscope_model::Activation::element_ops`]) is accurate in f64 on this device (within
+    /// [`F64_OP_TOLERANCE`] of the host's f64 at each probe point); else which is not, by how
+    /// much, and which activations need it. Each operation is probed once.
+    pub fn check_f64_activations(
+        &self,
+        activations: &[gradscope_model::Activation],
+    ) -> Result<(), BackendError> {
+        let mut ops: Vec<gradscope_model::ElementOp> = Vec::new();
+        for a in activations {
+            for op in a.element_ops() {
+                if !ops.contains(op) {
+                    ops.push(*op);
+                }
+            }
+        }
+        let bad: Vec<String> = ops
+            .iter()
+            .filter_map(|&op| {
+                let e = self.f64_op_error(op);
+                if !(e.is_nan() || e > F64_OP_TOLERANCE) {
+                    return None;
+                }
+                let mut users: Vec<&str> = activations
+                    .iter()
+                    .filter(|a| a.element_ops().contains(&op))
+                    .map(|a| a.name())
+                    .collect();
+                users.dedup();
+                Some(format!(
+                    "{} is off by {} relative (needed by {})",
+                    op.name(),
+                    gradscope_report::floats::fmt_sci64(e, 1),
+                    users.join(", ")
+                ))
+            })
+            .collect();
+        if bad.is_empty() {
+            return Ok(());
+        }
+        let on = match &self.adapter {
+            Some(a) => format!("this wgpu adapter ({a})"),
+            None => self.kind.name().to_string(),
+        };
+        Err(BackendError::Precision {
+            detail: format!(
+                "f64 on {on}: {} (an f64 run needs each within {:.0e} of the host's f64); relu, leaky_relu and identity need none of these",
+                bad.join("; "),
+                F64_OP_TOLERANCE
             ),
         })
     }

@@ -23,6 +23,8 @@ pub struct CaseOutcome {
     pub output: HostTensor,
     /// The loss.
     pub loss: f32,
+    /// The loss in f64: as an f64 run computed it, else `loss` widened (exactly).
+    pub loss_f64: f64,
     /// ∂loss/∂parameter, in parameter order (`layers.0.weight`, `layers.0.bias`, ...).
     pub grads: Vec<NamedTensor>,
     /// δ_l = ∂loss/∂z_l for each layer, `[batch, d_l]`.
@@ -141,7 +143,7 @@ fn run_case(
         .enumerate()
         .map(|(l, probe)| delta(probe, l, &mut grads))
         .collect::<Result<Vec<_>, _>>()?;
-    let loss_value = HostTensor::from_tensor(loss).data[0];
+    let loss_value = HostTensor::from_tensor(loss);
     let output = HostTensor::from_tensor(trace.output.detach());
     let pre_activations = trace
         .pre_activations
@@ -158,7 +160,8 @@ fn run_case(
         name: exp.inputs[index].name.clone(),
         input,
         output,
-        loss: loss_value,
+        loss: loss_value.data[0],
+        loss_f64: loss_value.values_f64()[0],
         grads: named,
         deltas,
         layer_outputs,
@@ -197,7 +200,13 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
         for (l, probe) in trace.delta_probes.iter().enumerate() {
             push_split(&mut deltas, delta(probe, l, &mut grads)?);
         }
-        let loss_values = HostTensor::from_tensor(losses).data;
+        let loss_values = HostTensor::from_tensor(losses);
+        let loss_values = loss_values
+            .data
+            .iter()
+            .zip(loss_values.values_f64().iter())
+            .map(|(&l, &w)| (l, w))
+            .collect::<Vec<_>>();
         let outputs = split_trials(HostTensor::from_tensor(trace.output.detach()));
         let mut layer_outputs: Vec<Vec<HostTensor>> = exps.iter().map(|_| Vec::new()).collect();
         for a in trace.activations {
@@ -210,7 +219,7 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
             .zip(deltas)
             .zip(layer_outputs)
             .zip(loss_values);
-        for (t, (((((input, output), grads), deltas), mut layer_outputs), loss)) in
+        for (t, (((((input, output), grads), deltas), mut layer_outputs), (loss, loss_f64))) in
             per_trial.enumerate()
         {
             layer_outputs.push(output.clone());
@@ -219,6 +228,7 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
                 input,
                 output,
                 loss,
+                loss_f64,
                 grads,
                 deltas,
                 layer_outputs,

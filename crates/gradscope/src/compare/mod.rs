@@ -9,8 +9,10 @@
 //! carries their rounding error, so a plain relative error there would flag cancellation, not
 //! disagreement.
 
-use gradscope_report::compare::over_tolerance;
+use gradscope_report::compare::{over_tolerance, wide};
 pub use gradscope_report::{BackendInfo, CompareReport, PLACES_LISTED, Place, TensorDiff};
+
+use std::borrow::Cow;
 
 use crate::config::{Loss, Precision};
 use crate::run::Outcome;
@@ -18,12 +20,12 @@ use crate::run::Outcome;
 pub mod bound;
 
 /// The class of a value: finite, NaN, +inf or −inf.
-fn class(v: f32) -> u8 {
+fn class(v: f64) -> u8 {
     if v.is_nan() {
         1
-    } else if v == f32::INFINITY {
+    } else if v == f64::INFINITY {
         2
-    } else if v == f32::NEG_INFINITY {
+    } else if v == f64::NEG_INFINITY {
         3
     } else {
         0
@@ -56,7 +58,7 @@ struct Scan {
 
 /// Compare `other` with `reference` element by element; differences are relative to the
 /// element, or to `scale` where the element is under 1 % of it.
-fn scan(shape: &[usize], reference: &[f32], other: &[f32], scale: f64) -> Scan {
+fn scan(shape: &[usize], reference: &[f64], other: &[f64], scale: f64) -> Scan {
     let mut worst: Option<(f64, usize)> = None;
     let mut mismatches = 0;
     let mut both = 0;
@@ -68,8 +70,10 @@ fn scan(shape: &[usize], reference: &[f32], other: &[f32], scale: f64) -> Scan {
             if places.len() < PLACES_LISTED {
                 places.push(Place {
                     index: unravel(i, shape),
-                    reference: r,
-                    value: o,
+                    reference: r as f32,
+                    value: o as f32,
+                    reference_f64: wide(r),
+                    value_f64: wide(o),
                 });
             }
             continue;
@@ -81,9 +85,9 @@ fn scan(shape: &[usize], reference: &[f32], other: &[f32], scale: f64) -> Scan {
         if r == o {
             continue;
         }
-        let r_abs = f64::from(r).abs();
+        let r_abs = r.abs();
         let base = if r_abs >= 1e-2 * scale { r_abs } else { scale };
-        let d = (f64::from(o) - f64::from(r)).abs() / base;
+        let d = (o - r).abs() / base;
         if worst.is_none_or(|(w, _)| d > w) {
             worst = Some((d, i));
         }
@@ -96,20 +100,22 @@ fn scan(shape: &[usize], reference: &[f32], other: &[f32], scale: f64) -> Scan {
     }
 }
 
-/// Compare `other` with `reference` (same shape) in the measure of the module docs.
+/// Compare `other` with `reference` (same shape) in the measure of the module docs. The values
+/// are f64: an f32 or 16-bit run's widened exactly, an f64 run's as it computed them (the
+/// values the report shows at a place are rounded to f32).
 pub fn diff(
     case: &str,
     tensor: &str,
     backend: &str,
     shape: &[usize],
-    reference: &[f32],
-    other: &[f32],
+    reference: &[f64],
+    other: &[f64],
     tolerance: f64,
 ) -> TensorDiff {
     let scale = reference
         .iter()
         .filter(|v| v.is_finite())
-        .fold(0.0f64, |m, &v| m.max(f64::from(v).abs()));
+        .fold(0.0f64, |m, &v| m.max(v.abs()));
     // Where the whole reference is zero, any other value is a difference: measure it against
     // the smallest normal f32.
     let scale = scale.max(f64::from(f32::MIN_POSITIVE));
@@ -131,29 +137,54 @@ pub fn diff(
         backend: backend.to_string(),
         max_rel_diff,
         at,
-        reference: r,
-        value: o,
+        reference: r as f32,
+        value: o as f32,
+        reference_f64: wide(r),
+        value_f64: wide(o),
         nonfinite_mismatches: mismatches,
         places,
         nonfinite_both: both,
         agree: !over_tolerance(max_rel_diff, tolerance) && mismatches == 0,
         normwise: None,
         bound: None,
+        underflow: None,
     }
 }
 
-/// Every compared tensor of one case of `outcome`: (name, shape, values).
-fn tensors_of(outcome: &Outcome, case: usize) -> Vec<(String, Vec<usize>, &[f32])> {
+/// Values of `other`, a run in precision `p`, that underflowed: zero or subnormal in `p` (and
+/// finite) where `reference`, an f64 run of the same network, has a normal nonzero value.
+pub fn underflows(reference: &[f64], other: &[f64], p: Precision) -> usize {
+    let tiny = p.min_normal();
+    reference
+        .iter()
+        .zip(other)
+        .filter(|&(&r, &o)| r.abs() >= f64::MIN_POSITIVE && r.is_finite() && o.abs() < tiny)
+        .count()
+}
+
+/// One compared tensor: name, shape and values in f64 (exact for every precision).
+type Compared64<'a> = (String, Vec<usize>, Cow<'a, [f64]>);
+
+/// Every compared tensor of one case of `outcome`.
+fn tensors_of(outcome: &Outcome, case: usize) -> Vec<Compared64<'_>> {
     let c = &outcome.cases[case];
-    let mut v: Vec<(String, Vec<usize>, &[f32])> = vec![
-        ("loss".into(), vec![1], std::slice::from_ref(&c.loss)),
-        ("output".into(), c.output.shape.clone(), &c.output.data),
+    let mut v: Vec<Compared64<'_>> = vec![
+        ("loss".into(), vec![1], Cow::Owned(vec![c.loss_f64])),
+        (
+            "output".into(),
+            c.output.shape.clone(),
+            c.output.values_f64(),
+        ),
     ];
     for g in &c.grads {
-        v.push((g.name.clone(), g.tensor.shape.clone(), &g.tensor.data));
+        v.push((
+            g.name.clone(),
+            g.tensor.shape.clone(),
+            g.tensor.values_f64(),
+        ));
     }
     for (l, d) in c.deltas.iter().enumerate() {
-        v.push((format!("delta.layers.{l}"), d.shape.clone(), &d.data));
+        v.push((format!("delta.layers.{l}"), d.shape.clone(), d.values_f64()));
     }
     v
 }
@@ -174,7 +205,7 @@ pub fn compare(
             let got: Vec<_> = others.iter().map(|(_, o)| tensors_of(o, case)).collect();
             for (k, (tensor, shape, r)) in want.iter().enumerate() {
                 for ((info, _), g) in others.iter().zip(&got) {
-                    let o = g.get(k).map_or(&[][..], |t| t.2);
+                    let o = g.get(k).map_or(&[][..], |t| &t.2[..]);
                     tensors.push(diff(&c.name, tensor, &info.name, shape, r, o, tolerance));
                 }
             }
@@ -237,15 +268,18 @@ pub fn compare_precisions(
         let want = tensors_of(reference, case);
         let got: Vec<_> = others.iter().map(|(_, _, o)| tensors_of(o, case)).collect();
         for (k, (_, _, r)) in want.iter().enumerate() {
-            for (e, g) in mine.iter().zip(&got) {
+            for ((e, g), (_, p, _)) in mine.iter().zip(&got).zip(others) {
                 let t = &mut report.tensors[at];
                 at += 1;
-                let o = g.get(k).map_or(&[][..], |t| t.2);
-                let wide = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
-                let normwise = bound::normwise(&wide(o), &wide(r));
+                let o = g.get(k).map_or(&[][..], |t| &t.2[..]);
+                let normwise = bound::normwise(o, r);
                 let allowed = bound::FACTOR * (e0[k].1 + e[k].1);
                 t.normwise = Some(normwise as f32);
                 t.bound = Some(allowed as f32);
+                // Underflow is measured against f64, the reference that has the values.
+                if *p0 == Precision::F64 {
+                    t.underflow = Some(underflows(r, o, *p));
+                }
                 // Nothing finite in both (every value non-finite alike, or mismatched): the
                 // mismatch count decides. A NaN bound (the plain evaluation overflowed where
                 // this run did not) holds nothing within it.
@@ -283,8 +317,8 @@ mod tests {
     fn every_finite_non_finite_mismatch_is_counted_and_located() {
         // relu(NaN): 0 on one backend, NaN on another; NaN against inf is a mismatch too; the
         // same non-finite value on both is agreement.
-        let r = [0.0, f32::NAN, 1.0, f32::INFINITY, f32::NAN, 2.0];
-        let o = [f32::NAN, f32::INFINITY, 1.0, f32::INFINITY, f32::NAN, 2.0];
+        let r = [0.0, f64::NAN, 1.0, f64::INFINITY, f64::NAN, 2.0];
+        let o = [f64::NAN, f64::INFINITY, 1.0, f64::INFINITY, f64::NAN, 2.0];
         let d = diff("x", "t", "b", &[2, 3], &r, &o, 1e-4);
         assert_eq!(d.nonfinite_mismatches, 2);
         assert_eq!(
@@ -302,7 +336,7 @@ mod tests {
 
     #[test]
     fn places_are_capped_but_all_counted() {
-        let r = vec![f32::NAN; 50];
+        let r = vec![f64::NAN; 50];
         let o = vec![0.0; 50];
         let d = diff("x", "t", "b", &[50], &r, &o, 1e-4);
         assert_eq!(d.nonfinite_mismatches, 50);

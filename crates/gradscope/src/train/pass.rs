@@ -161,11 +161,13 @@ impl DevicePass {
         let host = |t: &Tensor<2>| HostTensor::from_tensor(t.clone());
         let mut layer_outputs: Vec<HostTensor> = self.trace.activations.iter().map(host).collect();
         layer_outputs.push(output.clone());
+        let loss = HostTensor::from_tensor(self.loss.clone());
         CaseOutcome {
             name: "train".into(),
             input: batch.inputs.clone(),
             output,
-            loss: HostTensor::from_tensor(self.loss.clone()).data[0],
+            loss: loss.data[0],
+            loss_f64: loss.values_f64()[0],
             grads: named_gradients(&self.backward.weights, &self.backward.biases),
             deltas: self.backward.deltas.iter().map(host).collect(),
             layer_outputs,

@@ -25,3 +25,4 @@ mod theory;
 mod training;
 mod user_data;
 mod wgpu;
+mod wide;

@@ -59,7 +59,7 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
             vec![
                 "hand.toml: precision `f16` on ndarray",
                 "f16 needs the flex backend",
-                "ndarray has f32",
+                "ndarray has f64, f32",
             ],
         ),
         (
@@ -68,7 +68,7 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
             vec![
                 "precision `bf16` on ndarray",
                 "bf16 needs the flex backend",
-                "ndarray has f32",
+                "ndarray has f64, f32",
             ],
         ),
         (
@@ -88,7 +88,11 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
                 "--backend",
                 "flex",
             ],
-            vec!["`precision`", "precision `f64` is not supported yet"],
+            vec![
+                "`precision`",
+                "precision `f64` runs only as compare's reference",
+                "hint: compare the file in f64 and the precisions you run: gradscope compare FILE --precision f64,f32",
+            ],
         ),
         (
             "a typo",
@@ -174,11 +178,6 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
             ],
         ),
         (
-            "compare in f64",
-            vec!["compare", "hand.toml", "--precision", "f32,f64"],
-            vec!["--precision f64: not supported yet"],
-        ),
-        (
             "compare naming a precision twice",
             vec!["compare", "hand.toml", "--precision", "f16,f32,f16"],
             vec!["--precision names f16 twice"],
@@ -186,7 +185,7 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
         (
             "compare with a misspelt precision",
             vec!["compare", "hand.toml", "--precision", "f32,fp16"],
-            vec!["--precision fp16: unknown precision, expected one of: f32, bf16, f16"],
+            vec!["--precision fp16: unknown precision, expected one of: f64, f32, bf16, f16"],
         ),
         (
             "compare's two checks at once",
@@ -242,7 +241,7 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
             vec![
                 "precision `bf16` on wgpu",
                 "bf16 needs the flex backend (wgpu has no bf16)",
-                "has f32",
+                "this wgpu adapter (",
             ],
         ));
     }

@@ -98,8 +98,8 @@ impl Checker<'_> {
             return Err(self.err(
                 p.span(),
                 key,
-                "precision `f64` is not supported yet: gradscope reads every tensor back, and records its statistics, in f32, so an f64 value past f32's range would be shown as inf",
-            ).with_hint("run in f32 (the default), f16 or bf16"));
+                "precision `f64` runs only as compare's reference: a run's records keep their statistics in f32, where an f64 value past f32's range would be shown as inf",
+            ).with_hint("compare the file in f64 and the precisions you run: gradscope compare FILE --precision f64,f32"));
         }
         Ok(precision)
     }
