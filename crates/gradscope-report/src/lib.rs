@@ -24,7 +24,9 @@ pub use origin::{Origin, OriginKind, Rows};
 pub use precision::{Cause, Precision, Range};
 pub use run::{CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, ParamStats, Thresholds};
 pub use settings::Settings;
-pub use sweep::{PointSummary, PointTheory, Spread, SweepSummary, TrainingSpread, TrialRecord};
+pub use sweep::{
+    LeftRange, PointSummary, PointTheory, Spread, SweepSummary, TrainingSpread, TrialRecord,
+};
 pub use theory::{CRITICAL_BAND, DepthScales, LayerRangePrediction, LeavesRange, Phase, Theory};
 pub use train::{Growth, LayerEvent, LayerStep, LossScaling, StepRecord, TrainReport};
 

@@ -53,6 +53,61 @@ pub struct TrialRecord {
     /// from older records, read as false.
     #[serde(default)]
     pub zero_gradient: bool,
+    /// Whether [`TrialRecord::leaves_range`] was measured: in a sweep over precision, or in a
+    /// precision other than f32 (absent: false; a plain f32 sweep keeps no z_l).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub range_checked: bool,
+    /// Measured, by theory's criteria and in its order: the first tensor of the pass to leave
+    /// the precision's range (z_0, ..., z_L, then δ_L, ..., δ_0; above where it holds a value
+    /// past the largest finite one, ±inf or NaN; below where its root mean square is under the
+    /// smallest normal). Absent where none did, or where it was not measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaves_range: Option<crate::LeavesRange>,
+}
+
+/// How the trials of one grid point left the precision's range, measured
+/// ([`TrialRecord::leaves_range`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LeftRange {
+    /// Trials measured.
+    pub checked: usize,
+    /// Trials in which some tensor left the range.
+    pub left: usize,
+    /// The first tensor to leave it in most of those trials (ties: the earliest, in theory's
+    /// order); `null` where none left.
+    pub first: Option<crate::LeavesRange>,
+    /// Trials in which `first` was the first to leave.
+    pub first_trials: usize,
+}
+
+impl LeftRange {
+    /// The summary of `trials`' measurements; `None` where none was measured. `order` ranks a
+    /// tensor's place in the pass (earlier first), for ties.
+    pub fn of<'a>(
+        trials: impl IntoIterator<Item = &'a TrialRecord>,
+        order: impl Fn(&crate::LeavesRange) -> usize,
+    ) -> Option<Self> {
+        let measured: Vec<&TrialRecord> = trials.into_iter().filter(|t| t.range_checked).collect();
+        if measured.is_empty() {
+            return None;
+        }
+        let firsts: Vec<&crate::LeavesRange> = measured
+            .iter()
+            .filter_map(|t| t.leaves_range.as_ref())
+            .collect();
+        let count = |l: &crate::LeavesRange| firsts.iter().filter(|&&f| f == l).count();
+        let first = firsts
+            .iter()
+            .copied()
+            .max_by(|a, b| count(a).cmp(&count(b)).then(order(b).cmp(&order(a))))
+            .cloned();
+        Some(Self {
+            checked: measured.len(),
+            left: firsts.len(),
+            first_trials: first.as_ref().map_or(0, count),
+            first,
+        })
+    }
 }
 
 /// Median, quartiles and range of the finite values of a sample (numpy's linear quantiles).
@@ -139,6 +194,9 @@ pub struct PointSummary {
     /// weights).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub theory: Option<PointTheory>,
+    /// Where the trials left the precision's range, measured (absent where it was not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_range: Option<LeftRange>,
 }
 
 /// Mean-field theory at one grid point: the predicted ratio and the gain per layer.
@@ -268,6 +326,62 @@ pub struct SweepSummary {
 mod tests {
     use super::*;
 
+    /// The most frequent first tensor, ties to the earliest in the pass; trials not measured
+    /// are left out, and none measured is `None`.
+    #[test]
+    fn left_range_counts_the_most_frequent_first_tensor() {
+        let leaves = |tensor: &str| crate::LeavesRange {
+            layer: 0,
+            tensor: tensor.into(),
+            direction: "above".into(),
+        };
+        let trial = |checked: bool, first: Option<&str>| TrialRecord {
+            point: 0,
+            trial: 0,
+            seed: 0,
+            case: "x".into(),
+            delta_l2: Vec::new(),
+            weight_l2: Vec::new(),
+            ratio: 1.0,
+            nonfinite: false,
+            first_nonfinite_step: None,
+            origin: None,
+            final_loss: None,
+            dead: false,
+            zero_gradient: false,
+            range_checked: checked,
+            leaves_range: first.map(leaves),
+        };
+        let order = |l: &crate::LeavesRange| l.tensor.len();
+        let trials = [
+            trial(true, Some("z.l.3")),
+            trial(true, Some("z.l.22")),
+            trial(true, None),
+            trial(false, Some("z.l.22")),
+        ];
+        let l = LeftRange::of(&trials, order).unwrap_or_else(|| panic!("measured"));
+        assert_eq!((l.checked, l.left, l.first_trials), (3, 2, 1));
+        assert_eq!(
+            l.first,
+            Some(leaves("z.l.3")),
+            "a tie goes to the earlier tensor"
+        );
+        let more = [
+            trial(true, Some("z.l.3")),
+            trial(true, Some("z.l.22")),
+            trial(true, Some("z.l.22")),
+        ];
+        let l = LeftRange::of(&more, order).unwrap_or_else(|| panic!("measured"));
+        assert_eq!((l.first, l.first_trials), (Some(leaves("z.l.22")), 2));
+        assert_eq!(LeftRange::of(&trials[3..], order), None);
+        let none = [trial(true, None)];
+        let l = LeftRange::of(&none, order).unwrap_or_else(|| panic!("measured"));
+        assert_eq!(
+            (l.checked, l.left, l.first.clone(), l.first_trials),
+            (1, 0, None, 0)
+        );
+    }
+
     #[test]
     fn quantiles_match_numpy_linear_interpolation() {
         // numpy.quantile([1, 2, 3, 4], [0, .25, .5, .75, 1]) = [1, 1.75, 2.5, 3.25, 4]
@@ -302,6 +416,8 @@ mod tests {
             final_loss: None,
             dead: true,
             zero_gradient: false,
+            range_checked: false,
+            leaves_range: None,
         };
         let line = serde_json::to_string(&r).unwrap_or_default();
         let back: TrialRecord =

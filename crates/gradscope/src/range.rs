@@ -11,7 +11,7 @@
 //! - ∂L/∂b_l = Σ_r δ_l: column j of δ_l.
 
 use gradscope_model::{HostTensor, MlpWeights, NamedTensor, layer_of};
-use gradscope_report::{Precision, Range};
+use gradscope_report::{LeavesRange, Precision, Range};
 
 /// The range of `values` in `precision`, counting as overflow each ±inf at an index `born`
 /// accepts.
@@ -147,9 +147,126 @@ pub fn pass_ranges(
     Some(PassRanges { layers, grads })
 }
 
+/// Measured, by the criteria and in the order of theory's prediction
+/// (`theory::range::predict_range`): the first of z_0, ..., z_L, then δ_L, ..., δ_0 of one pass
+/// to leave `precision`'s range: above where it holds a value past the largest finite one
+/// (±inf, or NaN, which only a non-finite value makes in a pass from finite inputs), below
+/// where its root mean square (over all its values) is under the smallest normal. `None` where
+/// none does, or where the pass kept no z_l.
+pub fn first_to_leave(
+    pre_activations: &[HostTensor],
+    deltas: &[HostTensor],
+    precision: Precision,
+) -> Option<LeavesRange> {
+    if pre_activations.is_empty() {
+        return None;
+    }
+    let min = precision.min_normal();
+    let leaves = |l: usize, tensor: &str, t: &HostTensor| {
+        let values = t.values_f64();
+        let direction = if values.iter().any(|v| !v.is_finite()) {
+            "above"
+        } else {
+            let mean_square =
+                values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64;
+            if mean_square.sqrt() < min {
+                "below"
+            } else {
+                return None;
+            }
+        };
+        Some(LeavesRange {
+            layer: l,
+            tensor: format!("{tensor}.layers.{l}"),
+            direction: direction.into(),
+        })
+    };
+    let forward = pre_activations
+        .iter()
+        .enumerate()
+        .find_map(|(l, z)| leaves(l, "z", z));
+    forward.or_else(|| {
+        deltas
+            .iter()
+            .enumerate()
+            .rev()
+            .find_map(|(l, d)| leaves(l, "delta", d))
+    })
+}
+
+/// Where `leaves`' tensor (`z.layers.{l}` or `delta.layers.{l}`) comes in one pass of a network
+/// of `layers` layers, as [`first_to_leave`] visits them: z_0 is 0, δ_0 is last.
+pub fn pass_order(leaves: &LeavesRange, layers: usize) -> usize {
+    let l = leaves.layer;
+    if leaves.tensor.starts_with("z.") {
+        l
+    } else {
+        layers + layers.saturating_sub(1).saturating_sub(l)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Theory's order and criteria, by hand: the forward pass is looked at before any δ, a
+    /// non-finite value is `above`, a root mean square under f16's 2⁻¹⁴ is `below` (however
+    /// small its largest entry), and the δ are looked at from the output back.
+    #[test]
+    fn the_first_tensor_to_leave_the_range_by_hand() {
+        let t = |v: &[f32]| HostTensor::new(vec![1, v.len()], v.to_vec());
+        let fine = t(&[1.0, -2.0]);
+        let tiny = t(&[1e-5, 1e-4]); // rms 7.1e-5 > 6.1e-5: in range
+        let tinier = t(&[1e-5, 8e-5]); // rms 5.7e-5 < 6.1e-5: below
+        let inf = t(&[1.0, f32::INFINITY]);
+        let nan = t(&[f32::NAN, 1.0]);
+        let at = |v: Option<LeavesRange>| v.map(|l| format!("{} {}", l.tensor, l.direction));
+        let f16 = Precision::F16;
+        let zs = [fine.clone(), tiny.clone(), fine.clone()];
+        assert_eq!(
+            at(first_to_leave(
+                &zs,
+                &[fine.clone(), fine.clone(), fine.clone()],
+                f16
+            )),
+            None
+        );
+        let zs2 = [fine.clone(), tinier.clone(), inf.clone()];
+        assert_eq!(
+            at(first_to_leave(
+                &zs2,
+                &[inf.clone(), inf.clone(), inf.clone()],
+                f16
+            )),
+            Some("z.layers.1 below".into()),
+            "z before δ, and z_1 before z_2"
+        );
+        let ds = [inf.clone(), nan.clone(), fine.clone()];
+        assert_eq!(
+            at(first_to_leave(&zs, &ds, f16)),
+            Some("delta.layers.1 above".into()),
+            "δ from the output back: δ_2 fine, δ_1 NaN"
+        );
+        // In f32 the same tiny values are in range; the pass kept no z: nothing measured.
+        assert_eq!(
+            at(first_to_leave(
+                &zs2[..2],
+                std::slice::from_ref(&fine),
+                Precision::F32
+            )),
+            None
+        );
+        assert_eq!(at(first_to_leave(&[], &ds, f16)), None);
+        let l = |tensor: &str, layer: usize| LeavesRange {
+            layer,
+            tensor: format!("{tensor}.layers.{layer}"),
+            direction: "above".into(),
+        };
+        assert_eq!(pass_order(&l("z", 0), 3), 0);
+        assert_eq!(pass_order(&l("z", 2), 3), 2);
+        assert_eq!(pass_order(&l("delta", 2), 3), 3);
+        assert_eq!(pass_order(&l("delta", 0), 3), 5);
+    }
 
     /// f16 values by hand: 65504 is the largest finite (headroom log2(65504/65504) = 0);
     /// 2⁻¹⁵ is subnormal (below 2⁻¹⁴: floor −1); one inf counted as overflow where its

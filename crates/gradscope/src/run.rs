@@ -32,8 +32,8 @@ pub struct CaseOutcome {
     /// Each layer's output: a_l = φ(z_l) for hidden layers, then the network output.
     pub layer_outputs: Vec<HostTensor>,
     /// z_l, each layer's pre-activation, `[batch, d_l]`: where a non-finite value is born in
-    /// the forward pass. Recorded by [`execute`]; empty from [`execute_stack`] (a sweep keeps
-    /// only whether anything was non-finite).
+    /// the forward pass. Recorded by [`execute`]; by [`execute_stack`] only where asked (a
+    /// sweep over precision), else empty.
     pub pre_activations: Vec<HostTensor>,
 }
 
@@ -171,8 +171,14 @@ fn run_case(
 
 /// Run `exps`, experiments that differ only in their seeds (the trials of one sweep point), as
 /// one stack of networks: each input case is one forward and one backward pass over all of
-/// them ([`MlpStack`]). Gives the same outcomes as [`execute`] on each experiment, in order.
-pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outcome>, RunError> {
+/// them ([`MlpStack`]). Gives the same outcomes as [`execute`] on each experiment, in order,
+/// with z_l kept only where `keep_z` asks (a sweep over precision measures where each trial
+/// leaves the range; others keep only whether anything was non-finite).
+pub fn execute_stack(
+    exps: &[Experiment],
+    backend: &Backend,
+    keep_z: bool,
+) -> Result<Vec<Outcome>, RunError> {
     // Trials draw their weights independently: in parallel.
     let weights: Vec<MlpWeights> = exps.par_iter().map(weights_of).collect();
     let refs: Vec<&MlpWeights> = weights.iter().collect();
@@ -185,9 +191,8 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
     for index in 0..first.inputs.len() {
         let inputs: Vec<HostTensor> = exps.iter().map(|exp| draw_input(exp, index)).collect();
         let x: Tensor<3> = stack_trials(&inputs).to_device_as(&backend.device, dtype);
-        // z_l is not kept: a sweep keeps only whether anything was non-finite.
         let record = Record {
-            pre_activations: false,
+            pre_activations: keep_z,
             ..Record::ALL
         };
         let trace = stack.forward(x, record);
@@ -212,6 +217,10 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
         for a in trace.activations {
             push_split(&mut layer_outputs, HostTensor::from_tensor(a.detach()));
         }
+        let mut pre_activations: Vec<Vec<HostTensor>> = exps.iter().map(|_| Vec::new()).collect();
+        for z in trace.pre_activations {
+            push_split(&mut pre_activations, HostTensor::from_tensor(z.detach()));
+        }
         let per_trial = inputs
             .into_iter()
             .zip(outputs)
@@ -219,6 +228,7 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
             .zip(deltas)
             .zip(layer_outputs)
             .zip(loss_values);
+        let mut pre_activations = pre_activations.into_iter();
         for (t, (((((input, output), grads), deltas), mut layer_outputs), (loss, loss_f64))) in
             per_trial.enumerate()
         {
@@ -232,7 +242,7 @@ pub fn execute_stack(exps: &[Experiment], backend: &Backend) -> Result<Vec<Outco
                 grads,
                 deltas,
                 layer_outputs,
-                pre_activations: Vec::new(),
+                pre_activations: pre_activations.next().unwrap_or_default(),
             });
         }
     }

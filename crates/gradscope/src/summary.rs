@@ -76,6 +76,9 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
                     .and_then(|(_, e)| e.as_ref())
                     .and_then(|e| point_theory(e, case))
             },
+            left_range: gradscope_report::LeftRange::of(trials.iter().copied(), |l| {
+                crate::range::pass_order(l, layers)
+            }),
         });
     }
     SweepSummary {

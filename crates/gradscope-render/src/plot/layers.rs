@@ -211,9 +211,39 @@ fn theory_line(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
 
 /// What the range markers mean, under the small multiples (two lines).
 const RANGE_NOTE: [&str; 2] = [
-    "▲ / ▼ at layer l, in a depth's colour: theory's first tensor predicted to leave the precision, above its largest",
-    "finite value / below its smallest normal (hollow where theory does not apply). Measured: a median line that stops went non-finite.",
+    "▲ / ▼ at layer l, in a depth's colour: theory's first tensor to leave the precision, above its largest finite value / below its",
+    "smallest normal (hollow: theory does not apply); ● the tensor measured first to leave it in most trials (hollow: under half left).",
 ];
+
+/// The tensor measured first to leave the point's precision in most of its trials, as a dot
+/// at its layer, just inside theory's triangle: near the panel's top for above, its bottom
+/// for below; filled where at least half the trials left the range, hollow where fewer did.
+fn measured_marker(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
+    let Some(left) = &p.left_range else {
+        return;
+    };
+    let Some(first) = &left.first else {
+        return;
+    };
+    let x = f.x(first.layer);
+    let y = match first.direction.as_str() {
+        "above" => f.y0 + 17.0,
+        _ => f.y1 - 17.0,
+    };
+    let fill = if 2 * left.left >= left.checked {
+        color
+    } else {
+        "none"
+    };
+    let _ = writeln!(
+        o,
+        r#"<circle cx="{x:.1}" cy="{y:.1}" r="4" fill="{fill}" stroke="{color}" stroke-width="1.5"><title>{}</title></circle>"#,
+        esc(&format!(
+            "measured: {} left the range {} first in {} of {} trials ({} left)",
+            first.tensor, first.direction, left.first_trials, left.checked, left.left
+        ))
+    );
+}
 
 /// Theory's first tensor to leave the point's precision, as a triangle at its layer: at the
 /// panel's top pointing up (above the range) or at its bottom pointing down (below it),
@@ -321,6 +351,7 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
             median_line(&mut o, &f, p, color);
             theory_line(&mut o, &f, p, color);
             range_marker(&mut o, &f, p, color);
+            measured_marker(&mut o, &f, p, color);
         }
     }
     let na = not_applying(s);
@@ -331,10 +362,10 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
             &not_applying_note(&na, s.points.len()),
         );
     }
-    if s.points
-        .iter()
-        .any(|p| p.theory.as_ref().is_some_and(|t| t.leaves_range.is_some()))
-    {
+    if s.points.iter().any(|p| {
+        p.theory.as_ref().is_some_and(|t| t.leaves_range.is_some())
+            || p.left_range.as_ref().is_some_and(|l| l.first.is_some())
+    }) {
         footnote(&mut o, height - 44.0, RANGE_NOTE[0]);
         footnote(&mut o, height - 30.0, RANGE_NOTE[1]);
     }

@@ -184,6 +184,7 @@ fn svg_has_one_line_and_band_per_point_and_breaks_at_non_finite_values() {
         weight_l2: values.iter().map(|v| spread(*v)).collect(),
         training: None,
         theory: None,
+        left_range: None,
     };
     let s = SweepSummary {
         schema_version: gradscope_report::SCHEMA_VERSION,
@@ -244,6 +245,7 @@ fn two_axis_grids_are_phase_diagrams_with_the_chi_curve() {
             caveats: Vec::new(),
             leaves_range: None,
         }),
+        left_range: None,
     };
     let mut points = Vec::new();
     for (b, bias) in ["a", "b", "c"].iter().enumerate() {
@@ -317,6 +319,7 @@ fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
                         caveats: Vec::new(),
                         leaves_range: None,
                     }),
+                    left_range: None,
                 });
             }
         }
@@ -385,5 +388,47 @@ fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
     );
     assert!(svg.contains(&filled), "{svg}");
     assert!(svg.contains(&hollow), "{svg}");
-    assert!(svg.contains("theory's first tensor predicted to leave the precision"));
+    assert!(svg.contains("theory's first tensor to leave the precision"));
+    // Measured: a dot at the tensor most trials left first, filled where at least half the
+    // trials left (point 0: 3 of 4), hollow where fewer did (point 1: 1 of 4), none where no
+    // trial left (point 2), and just inside the triangle's edge (top for above).
+    assert!(!svg.contains("<circle"), "nothing measured yet: {svg}");
+    for (i, (l, d, left)) in [(2, "above", 3), (1, "below", 1)].into_iter().enumerate() {
+        marked.points[i].left_range = Some(gradscope_report::LeftRange {
+            checked: 4,
+            left,
+            first: Some(leaves(l, d)),
+            first_trials: 1,
+        });
+    }
+    marked.points[2].left_range = Some(gradscope_report::LeftRange {
+        checked: 4,
+        left: 0,
+        first: None,
+        first_trials: 0,
+    });
+    let svg = super::svg(&marked);
+    assert_eq!(svg.matches("<circle").count(), 2, "{svg}");
+    let dot = |fill: &str, stroke: &str, what: &str| {
+        format!(
+            r#"fill="{fill}" stroke="{stroke}" stroke-width="1.5"><title>measured: {what}</title></circle>"#
+        )
+    };
+    assert!(
+        svg.contains(&dot(
+            first,
+            first,
+            "z.layers.2 left the range above first in 1 of 4 trials (3 left)"
+        )),
+        "{svg}"
+    );
+    assert!(
+        svg.contains(&dot(
+            "none",
+            middle,
+            "z.layers.1 left the range below first in 1 of 4 trials (1 left)"
+        )),
+        "{svg}"
+    );
+    assert!(svg.contains("● the tensor measured first to leave it in most trials"));
 }

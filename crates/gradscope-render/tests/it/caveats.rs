@@ -121,6 +121,7 @@ fn point(i: usize, depth: usize, median: f32, predicted: f64, applies: bool) -> 
             },
             leaves_range: None,
         }),
+        left_range: None,
     }
 }
 

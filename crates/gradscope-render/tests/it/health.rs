@@ -120,6 +120,7 @@ fn a_sweep_counts_the_trials_with_a_dead_layer_in_every_form() {
         weight_l2: vec![spread; 2],
         training: None,
         theory: None,
+        left_range: None,
     };
     let s = SweepSummary {
         schema_version: gradscope_report::SCHEMA_VERSION,

@@ -107,6 +107,7 @@ pub fn notebook_sweep(name: &str, depth_of: impl Fn(&[String]) -> usize) -> Swee
                 caveats: Vec::new(),
                 leaves_range: None,
             }),
+            left_range: None,
         });
     }
     assert!(!points.is_empty(), "{name}: no table");
@@ -243,6 +244,7 @@ pub fn point(
             },
             leaves_range: None,
         }),
+        left_range: None,
     }
 }
 

@@ -43,6 +43,7 @@ fn summary() -> SweepSummary {
             caveats: vec!["because".into()],
             leaves_range: None,
         }),
+        left_range: None,
     };
     SweepSummary {
         schema_version: gradscope_report::SCHEMA_VERSION,
@@ -148,6 +149,8 @@ fn trials_csv_names_each_trials_settings() {
         final_loss: None,
         dead: false,
         zero_gradient: false,
+        range_checked: false,
+        leaves_range: None,
     };
     let text = sweep::trials_csv(&summary(), &[record(1, 0), record(0, 1)]).expect("csv");
     let rows: Vec<TrialRow> = csv::Reader::from_reader(text.as_bytes())

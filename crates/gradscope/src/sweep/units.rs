@@ -14,7 +14,7 @@ pub(super) fn trial_lines(
     let cases = crate::report::cases_without_theory(trial_exp, outcome, thresholds);
     let mut lines = String::new();
     let mut records = Vec::with_capacity(cases.len());
-    for case in &cases {
+    for (case, out) in cases.iter().zip(&outcome.cases) {
         let record = TrialRecord {
             point,
             trial,
@@ -34,6 +34,12 @@ pub(super) fn trial_lines(
             final_loss: None,
             dead: !case.dead_layers.is_empty(),
             zero_gradient: case.zero_gradients.iter().any(|p| p.ends_with(".weight")),
+            range_checked: !out.pre_activations.is_empty(),
+            leaves_range: crate::range::first_to_leave(
+                &out.pre_activations,
+                &out.deltas,
+                trial_exp.precision,
+            ),
         };
         lines.push_str(&serde_json::to_string(&record)?);
         lines.push('\n');
@@ -173,7 +179,13 @@ pub(super) fn run_units(
         };
         return log.append(lines);
     }
-    let outcomes = run::execute_stack(&trial_exps, backend)?;
+    // A sweep over precision measures where each trial leaves the range, from its z_l.
+    let keep_z = base.precision != crate::config::Precision::F32
+        || exp
+            .sweep
+            .as_ref()
+            .is_some_and(|s| s.axes.iter().any(|(key, _)| key == "precision"));
+    let outcomes = run::execute_stack(&trial_exps, backend, keep_z)?;
     // Statistics per trial, in parallel; then the lines are written in trial order.
     let lines: Vec<(String, Vec<TrialRecord>)> = units
         .par_iter()
@@ -220,6 +232,8 @@ pub(super) fn training_line(
         final_loss: last.map(|s| s.loss),
         dead: !report.dead_layers.is_empty(),
         zero_gradient: !report.zero_gradients.is_empty(),
+        range_checked: false,
+        leaves_range: None,
     };
     let line = format!("{}\n", serde_json::to_string(&record)?);
     Ok((line, vec![record]))

@@ -629,3 +629,85 @@ fn compare_precisions_flags_an_error_past_rounding() {
         assert_eq!(r.agree, agree);
     }
 }
+
+/// A sweep over precision measures where each trial leaves the range, derived by hand on the
+/// hand network (constant kernels: every trial the same). Kernels 200: z_0 = 400 and
+/// z_1 = 2·400·200 = 160000, past f16's 65504 (finite in f32): `z.layers.1 above` in f16,
+/// nothing in f32. Kernels 1e-4: z_0 = 2e-4, in range (f16's smallest normal is 2⁻¹⁴ ≈
+/// 6.1e-5), and z_1 ≈ 4e-8, under it: `z.layers.1 below` in f16; in f32 4e-8 is normal. The
+/// summary counts both trials, and the markdown prints it beside theory's. A plain f32 sweep
+/// keeps no z_l and records nothing of it.
+#[test]
+fn a_sweep_over_precision_measures_the_first_tensor_to_leave_the_range() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    for (name, kernel, want) in [
+        ("big", "200.0", "z.layers.1 above"),
+        ("tiny", "1e-4", "z.layers.1 below"),
+    ] {
+        let text = HAND.replace("value = 0.5", &format!("value = {kernel}"))
+            + "[sweep]\ntrials = 2\nprecision = [\"f32\", \"f16\"]\n";
+        std::fs::write(d.join(format!("{name}.toml")), text).unwrap_or_else(|e| panic!("{e}"));
+        let o = gradscope(
+            &[
+                "run",
+                &format!("{name}.toml"),
+                "--backend",
+                "flex",
+                "--out",
+                "rec",
+                "--format",
+                "json",
+                "--allow-nonfinite",
+            ],
+            d,
+        );
+        let v: serde_json::Value =
+            serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}: {}", err(&o)));
+        let points = v["points"].as_array().cloned().unwrap_or_default();
+        assert_eq!(points.len(), 2, "{v}");
+        assert_eq!(
+            points[0]["left_range"],
+            serde_json::json!({"checked": 2, "left": 0, "first": null, "first_trials": 0}),
+            "{name}: f32"
+        );
+        let l = &points[1]["left_range"];
+        assert_eq!(
+            (l["checked"].as_u64(), l["left"].as_u64()),
+            (Some(2), Some(2)),
+            "{name}: {l}"
+        );
+        let first = format!(
+            "{} {}",
+            l["first"]["tensor"].as_str().unwrap_or("?"),
+            l["first"]["direction"].as_str().unwrap_or("?")
+        );
+        assert_eq!(first, want, "{name}: {l}");
+        assert_eq!(l["first_trials"], 2);
+        let dirs = crate::common::record_dirs_of(&d.join("rec"), "hand");
+        let md = dirs
+            .iter()
+            .map(|r| crate::common::read_text(&r.join("report.md")))
+            .find(|m| m.contains(&format!("{want} (2/2)")));
+        assert!(
+            md.is_some(),
+            "{name}: no `{want} (2/2)` in any report.md of {dirs:?}"
+        );
+    }
+    // Without a precision axis (f32): no z_l kept, nothing recorded.
+    let text = HAND.replace("value = 0.5", "value = 200.0") + "[sweep]\ntrials = 2\n";
+    std::fs::write(d.join("plain.toml"), text).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(
+        &["run", "plain.toml", "--out", "plain", "--format", "json"],
+        d,
+    );
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| panic!("{e}"));
+    assert!(v["points"][0].get("left_range").is_none(), "{v}");
+    let dirs = crate::common::record_dirs_of(&d.join("plain"), "hand");
+    let trials = crate::common::read_text(&dirs[0].join("trials.jsonl"));
+    assert!(
+        !trials.contains("range_checked") && !trials.contains("leaves_range"),
+        "{trials}"
+    );
+}

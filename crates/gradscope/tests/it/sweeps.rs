@@ -586,7 +586,8 @@ distribution = { kind = "uniform", low = -2.0, high = 2.0 }
         let trials: Vec<_> = (0..3)
             .map(|t| gradscope::sweep::trial_experiment(&exp, exp.seed, t))
             .collect();
-        let stacked = gradscope::run::execute_stack(&trials, &backend)
+        // With z_l kept (as a sweep over precision keeps them), so that they are compared too.
+        let stacked = gradscope::run::execute_stack(&trials, &backend, true)
             .unwrap_or_else(|e| panic!("{loss}: {e}"));
         assert_eq!(stacked.len(), 3);
         for (t, (trial, got)) in trials.iter().zip(&stacked).enumerate() {
@@ -603,6 +604,7 @@ distribution = { kind = "uniform", low = -2.0, high = 2.0 }
                 assert_eq!(g.grads, w.grads, "{at}: gradients");
                 assert_eq!(g.deltas, w.deltas, "{at}: δ");
                 assert_eq!(g.layer_outputs, w.layer_outputs, "{at}: layer outputs");
+                assert_eq!(g.pre_activations, w.pre_activations, "{at}: z");
                 // The loss is reduced over a [T, batch·d_out] row rather than the whole
                 // [batch, d_out] tensor; the summation may associate differently, a few ulps.
                 let tol = 4.0 * f32::EPSILON * w.loss.abs();

@@ -202,7 +202,7 @@ fn stacked_trials_on_wgpu_match_single_runs_on_ndarray() {
     let trials: Vec<_> = (0..4)
         .map(|t| gradscope::sweep::trial_experiment(&exp, exp.seed, t))
         .collect();
-    let stacked = run::execute_stack(&trials, &wgpu).unwrap_or_else(|e| panic!("{e}"));
+    let stacked = run::execute_stack(&trials, &wgpu, false).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(stacked.len(), 4);
     for (t, (trial, got)) in trials.iter().zip(&stacked).enumerate() {
         let want = run::execute(trial, &ndarray).unwrap_or_else(|e| panic!("{e}"));
