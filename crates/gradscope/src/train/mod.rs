@@ -9,8 +9,8 @@
 //! because its norm clipping is per tensor, not global, and because the `update` origin and the
 //! update ratio need the step before it is applied. The parameters and the optimiser's state
 //! stay on the device between steps; per step the host reads a few sums per layer ([`step`])
-//! and the output (for the accuracy), and reads the tensors only where those sums are not all
-//! finite, to check them value by value. Batches and targets are drawn on the host, so every
+//! and, for a classification, the output (the accuracy's argmax), all in one read, and reads
+//! the tensors only where those sums are not all finite, to check them value by value. Batches and targets are drawn on the host, so every
 //! backend gets the same batches; the whole run is held against an f64 oracle on every
 //! backend.
 
@@ -243,7 +243,8 @@ fn run_training(
         };
         let pass = DevicePass::run_in(exp, &model, device, &batch, compute);
         let grads = pass.grads();
-        let sums = step::pass_sums(&pass, &params, &kernels, stats);
+        let labels = exp.loss.needs_labels();
+        let mut sums = step::pass_sums(&pass, &params, &kernels, stats, labels);
         let this = DeviceStep {
             step,
             params: params.clone(),
@@ -325,8 +326,7 @@ fn run_training(
                 stats,
             ),
         };
-        if exp.loss.needs_labels() {
-            let output = HostTensor::from_tensor(this.pass.trace.output.clone());
+        if let Some(output) = sums.output.take() {
             record.accuracy = Some(accuracy(&output, &this.batch.targets));
         }
         if let Some(s) = scaler.as_mut() {

@@ -40,6 +40,9 @@ pub(super) struct PassSums {
     pub(super) layers: Vec<LayerSums>,
     /// Whether every value read is finite: the pass then holds no inf or NaN.
     pub(super) finite: bool,
+    /// The output `[batch, k]`, where it was asked for (the accuracy's argmax): read in the
+    /// same read as the sums, so that a step syncs with the device once.
+    pub(super) output: Option<HostTensor>,
 }
 
 /// One read of `parts` (each `[1]`) back to the host, as f64.
@@ -56,12 +59,14 @@ fn read(parts: Vec<Tensor<1>>) -> Vec<f64> {
 
 /// The sums of `pass` over the parameters `params` it ran with (one read); `kernels` are the
 /// indices of each layer's kernel among them ([`kernels_of`]). Without `stats` only the loss
-/// and the sums that check every tensor for non-finite values (z, δ, the gradients).
+/// and the sums that check every tensor for non-finite values (z, δ, the gradients). With
+/// `output`, the pass's output too, in the same read.
 pub(super) fn pass_sums(
     pass: &DevicePass,
     params: &Params,
     kernels: &[usize],
     stats: bool,
+    output: bool,
 ) -> PassSums {
     let b = &pass.backward;
     let n = b.deltas.len();
@@ -80,7 +85,17 @@ pub(super) fn pass_sums(
             }
         }
     }
-    let values = read(parts);
+    let sums = parts.len();
+    let [rows, k] = pass.trace.output.dims();
+    if output {
+        parts.push(pass.trace.output.clone().reshape([rows * k]));
+    }
+    let mut values = read(parts);
+    let output = output.then(|| {
+        let out = values.split_off(sums.min(values.len()));
+        HostTensor::new(vec![rows, k], out.into_iter().map(|v| v as f32).collect())
+    });
+    // The output is z_L, whose sum is among the sums: they alone say whether the pass is finite.
     let finite = values.iter().all(|v| v.is_finite());
     let mut v = values.into_iter();
     let mut next = || v.next().unwrap_or(f64::NAN);
@@ -110,6 +125,7 @@ pub(super) fn pass_sums(
         grad_sq,
         layers,
         finite,
+        output,
     }
 }
 
