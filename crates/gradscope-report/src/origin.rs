@@ -98,8 +98,9 @@ pub struct Origin {
     #[serde(default)]
     pub rows: Option<Rows>,
     /// What made it, in IEEE 754's words, for the kinds that compute (forward, loss,
-    /// backward, update): `null` for the input and the weights, which arrived non-finite, and
-    /// in older records.
+    /// backward, update). For the input and the weights: `overflow` where they were finite in
+    /// f32 (as drawn or read) and rounded to ±inf in the run's precision (f16: |v| ≥ 65520),
+    /// `null` where they arrived non-finite, and in older records.
     #[serde(default)]
     pub cause: Option<crate::Cause>,
 }
@@ -109,6 +110,15 @@ impl Origin {
     /// loss of case x`, `in the weights, before the pass: layers.1.bias (1 value)`.
     pub fn describe(&self) -> String {
         match self.cause {
+            // The input and the weights compute nothing: their overflow is their rounding.
+            Some(crate::Cause::Overflow)
+                if matches!(self.kind, OriginKind::Input | OriginKind::Weights) =>
+            {
+                format!(
+                    "{}: overflow (finite in f32, ±inf once rounded to the run's precision)",
+                    self.place()
+                )
+            }
             Some(cause) => format!("{}: {}", self.place(), cause.name()),
             None => self.place(),
         }

@@ -4,8 +4,20 @@
 use gradscope_model::{HostTensor, MlpWeights};
 pub use gradscope_report::{Cause, Origin, OriginKind, Rows};
 
-use crate::config::Loss;
+use crate::config::{Loss, Precision};
 use crate::run::{CaseOutcome, Outcome};
+
+/// How many of `values` (finite in f32) are ±inf once rounded to `precision`: past its largest
+/// finite value by half a unit or more (f16: |v| ≥ 65520). None in f32 or f64.
+pub fn overflow_in(values: &[f32], precision: Precision) -> usize {
+    use burn::tensor::{bf16, f16};
+    let rounds_out = |v: f32| match precision {
+        Precision::F64 | Precision::F32 => false,
+        Precision::F16 => v.is_finite() && f16::from_f32(v).is_infinite(),
+        Precision::Bf16 => v.is_finite() && bf16::from_f32(v).is_infinite(),
+    };
+    values.iter().filter(|&&v| rounds_out(v)).count()
+}
 
 /// What made the non-finite values of a tensor computed from finite operands: an inf is an
 /// overflow (a NaN beside it followed from it, ∞ − ∞ in the same sum); NaNs alone are invalid
@@ -56,10 +68,16 @@ pub type RowLosses<'a> = &'a dyn Fn(&CaseOutcome) -> Vec<f32>;
 
 /// The first failing tensor of one case, in computation order (see the module docs).
 /// The origin in one case of a pass over `weights`, if anything in it is non-finite.
+///
+/// The input and the weights are drawn (or read) in f32 and rounded once to `precision`, the
+/// pass's: a value finite in f32 that rounds to ±inf there is non-finite in the pass from the
+/// start, and is named as the input's or the weights', with the cause `overflow` (the
+/// rounding overflowed), not as the first z_l that holds it.
 pub fn origin_of_case(
     weights: &MlpWeights,
     case: &CaseOutcome,
     (loss, row_losses): (Loss, RowLosses),
+    precision: Precision,
 ) -> Option<Origin> {
     let at = |kind, layer, tensor: String, count, rows| Origin {
         kind,
@@ -80,8 +98,18 @@ pub fn origin_of_case(
         let rows = Some(nonfinite_rows(&case.input));
         return Some(at(OriginKind::Input, None, "input".into(), n, rows));
     }
+    let n = overflow_in(&case.input.data, precision);
+    if n > 0 {
+        let rows = overflow_rows(&case.input, precision);
+        let o = at(OriginKind::Input, None, "input".into(), n, Some(rows));
+        return Some(caused(o, Cause::Overflow));
+    }
     if let Some((l, tensor, n)) = nonfinite_weight(weights) {
         return Some(at(OriginKind::Weights, Some(l), tensor, n, None));
+    }
+    if let Some((l, tensor, n)) = overflowing_weight(weights, precision) {
+        let o = at(OriginKind::Weights, Some(l), tensor, n, None);
+        return Some(caused(o, Cause::Overflow));
     }
     // z_l, then a_l = φ(z_l): an activation can overflow where its input did not (leaky_relu
     // with slope 2 at z ≤ −32768 in f16).
@@ -132,11 +160,45 @@ pub fn origin_of_case(
 
 /// Where the first non-finite value of `outcome` was born: the first case (in file order) with
 /// any, and in it the first tensor in computation order; `None` when every value is finite.
-pub fn origin(outcome: &Outcome, loss: Loss, row_losses: RowLosses) -> Option<Origin> {
+pub fn origin(
+    outcome: &Outcome,
+    loss: Loss,
+    row_losses: RowLosses,
+    precision: Precision,
+) -> Option<Origin> {
     outcome
         .cases
         .iter()
-        .find_map(|c| origin_of_case(&outcome.weights, c, (loss, row_losses)))
+        .find_map(|c| origin_of_case(&outcome.weights, c, (loss, row_losses), precision))
+}
+
+/// The rows of `t` (`[rows, width]`) holding a value that rounds to ±inf in `precision`.
+fn overflow_rows(t: &HostTensor, precision: Precision) -> Rows {
+    let width = t.shape.get(1).copied().unwrap_or(1).max(1);
+    let rows = t.data.chunks(width);
+    Rows {
+        of: rows.len(),
+        affected: rows.filter(|r| overflow_in(r, precision) > 0).count(),
+    }
+}
+
+/// The first parameter (in layer order, weight before bias) holding a value finite in f32 that
+/// rounds to ±inf in `precision`: its layer, name and count.
+pub fn overflowing_weight(
+    weights: &MlpWeights,
+    precision: Precision,
+) -> Option<(usize, String, usize)> {
+    weights.layers.iter().enumerate().find_map(|(l, layer)| {
+        [
+            ("weight", Some(&layer.weight)),
+            ("bias", layer.bias.as_ref()),
+        ]
+        .into_iter()
+        .find_map(|(what, tensor)| {
+            let n = tensor.map_or(0, |t| overflow_in(&t.data, precision));
+            (n > 0).then(|| (l, format!("layers.{l}.{what}"), n))
+        })
+    })
 }
 
 /// The first parameter (in layer order, weight before bias) holding a non-finite value: its

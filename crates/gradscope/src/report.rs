@@ -144,15 +144,20 @@ pub fn build(
         thresholds,
         cases,
         all_finite,
-        origin: origin(outcome, exp.loss, &|c| {
-            crate::loss::per_row(
-                exp.loss,
-                &c.output,
-                &crate::loss::no_targets(),
-                &backend.plain,
-                crate::backend::dtype(exp.precision),
-            )
-        }),
+        origin: origin(
+            outcome,
+            exp.loss,
+            &|c| {
+                crate::loss::per_row(
+                    exp.loss,
+                    &c.output,
+                    &crate::loss::no_targets(),
+                    &backend.plain,
+                    crate::backend::dtype(exp.precision),
+                )
+            },
+            exp.precision,
+        ),
     }
 }
 

@@ -489,5 +489,6 @@ fn pass_origin(
                 burn::tensor::FloatDType::F32,
             )
         }),
+        exp.precision,
     )
 }

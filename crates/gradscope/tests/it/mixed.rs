@@ -280,3 +280,34 @@ fn show_writes_mixed_precision_and_the_loss_scale_back() {
     let (_, back, _) = run(d, "shown.toml", &toml, &["--backend", "flex"]);
     assert_eq!(original, back);
 }
+
+/// The master weights are f32 and the pass computes in f16: a master kernel past 65519 (which
+/// rounds to inf in f16) is the weights' overflow at the step it is cast, named as such
+/// (`weights`, `layers.0.weight`, its 16·16 = 256 values, `overflow`), not as the first z_l
+/// that holds the inf; exit 3. In bf16 (largest 3.39e38) the same kernels compute.
+#[test]
+fn a_master_weight_past_f16s_range_is_the_weights_overflow_when_cast() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let big = |compute: &str| {
+        tiny("X", "\"none\"")
+            .replace(
+                "precision = \"X\"",
+                &format!("precision = {{ compute = \"{compute}\", master = \"f32\" }}"),
+            )
+            .replace(
+                "{ kind = \"normal\", std = 0.001 }",
+                "{ kind = \"constant\", value = 70000.0 }",
+            )
+    };
+    let (code, report, _) = run(d, "big.toml", &big("f16"), &["--backend", "flex"]);
+    assert_eq!(code, Some(3), "{report}");
+    let o = &report["origin"];
+    assert_eq!(o["kind"], "weights", "{o}");
+    assert_eq!(o["tensor"], "layers.0.weight", "{o}");
+    assert_eq!(o["count"], 256, "{o}");
+    assert_eq!(o["step"], 0, "{o}");
+    assert_eq!(o["cause"], "overflow", "{o}");
+    let (_, report, _) = run(d, "big16b.toml", &big("bf16"), &["--backend", "flex"]);
+    assert_ne!(report["origin"]["kind"], "weights", "{report}");
+}

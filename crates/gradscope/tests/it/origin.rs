@@ -160,13 +160,18 @@ fn each_kind_of_origin_is_found_where_it_was_born_on_every_backend() {
             let b = backend::open(kind, None).unwrap_or_else(|e| panic!("{e}"));
             let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{what}: {e}"));
             assert_eq!(
-                origin(&outcome, exp.loss, &|c| gradscope::loss::per_row(
+                origin(
+                    &outcome,
                     exp.loss,
-                    &c.output,
-                    &gradscope::loss::no_targets(),
-                    &b.plain,
-                    FloatDType::F32,
-                )),
+                    &|c| gradscope::loss::per_row(
+                        exp.loss,
+                        &c.output,
+                        &gradscope::loss::no_targets(),
+                        &b.plain,
+                        FloatDType::F32,
+                    ),
+                    exp.precision,
+                ),
                 Some(want.clone()),
                 "{what} on {}",
                 kind.name()
@@ -266,6 +271,59 @@ fn each_cause_is_named_where_it_happened() {
             },
         ),
         (
+            // f16, kernels 70000: finite in f32, past 65504 + 16 (half a unit of f16's last
+            // binade, 32), so each of layer 0's 4 rounds to inf before the pass: the weights,
+            // by their rounding, not z.layers.0 that holds the inf.
+            "f16",
+            in_precision(
+                config(2, "[2, 2]", 70000.0, "relu", "sum_squares", ones()),
+                "f16",
+            ),
+            vec![],
+            Origin {
+                kind: OriginKind::Weights,
+                case: "x".into(),
+                rows: None,
+                ..forward(0, "layers.0.weight", 4, Cause::Overflow)
+            },
+        ),
+        (
+            // f16, kernels 0.5, x = [70000, 70000]: the input's 2 values round to inf.
+            "f16",
+            in_precision(
+                config(
+                    2,
+                    "[2, 2]",
+                    0.5,
+                    "relu",
+                    "sum_squares",
+                    "batch = 1\ndistribution = { kind = \"constant\", value = 70000.0 }",
+                ),
+                "f16",
+            ),
+            vec![],
+            Origin {
+                kind: OriginKind::Input,
+                layer: None,
+                ..forward(0, "input", 2, Cause::Overflow)
+            },
+        ),
+        (
+            // bf16, kernels 3.4e38: finite in f32 (whose largest is 3.4028e38), past bf16's
+            // 3.3895e38 by more than half its last unit (2¹²⁰/2 ≈ 6.6e35): inf, 4 values.
+            "bf16",
+            in_precision(
+                config(2, "[2, 2]", 3.4e38, "relu", "sum_squares", ones()),
+                "bf16",
+            ),
+            vec![],
+            Origin {
+                kind: OriginKind::Weights,
+                rows: None,
+                ..forward(0, "layers.0.weight", 4, Cause::Overflow)
+            },
+        ),
+        (
             // f32, x = [1e30, −1e30], kernels 1e20: each unit of z_0 sums the products 1e50
             // and −1e50. Where each product is rounded first (flex, wgpu), they are +inf and
             // −inf, and inf − inf = NaN with no inf left: invalid. ndarray's matrixmultiply
@@ -304,10 +362,15 @@ fn each_cause_is_named_where_it_happened() {
             }
             let outcome = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{e}"));
             let dtype = gradscope::backend::dtype(exp.precision);
-            let got = origin(&outcome, exp.loss, &|c| {
-                let none = gradscope::loss::no_targets();
-                gradscope::loss::per_row(exp.loss, &c.output, &none, &b.plain, dtype)
-            });
+            let got = origin(
+                &outcome,
+                exp.loss,
+                &|c| {
+                    let none = gradscope::loss::no_targets();
+                    gradscope::loss::per_row(exp.loss, &c.output, &none, &b.plain, dtype)
+                },
+                exp.precision,
+            );
             let fused = precision == "f32" && kind == BackendKind::Ndarray;
             let want = Origin {
                 cause: if fused {
