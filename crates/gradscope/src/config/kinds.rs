@@ -20,12 +20,36 @@ pub struct Param {
     pub name: &'static str,
     /// Its value when not given; `None`: it must be given.
     pub default: Option<f64>,
+    /// A count (a whole number), written without a fraction: `growth_interval = 2000`.
+    pub whole: bool,
+}
+
+impl Param {
+    /// `v` as configs and people read this parameter: a count as a whole number, anything
+    /// else in Rust's shortest round-tripping form (`0.5`, `65536.0`).
+    fn spell(&self, v: f64) -> String {
+        if self.whole && v.fract() == 0.0 && v.abs() < 1e15 {
+            format!("{}", v as i64)
+        } else {
+            format!("{v:?}")
+        }
+    }
 }
 
 const fn p(name: &'static str, default: f64) -> Param {
     Param {
         name,
         default: Some(default),
+        whole: false,
+    }
+}
+
+/// A count, with its default.
+const fn count(name: &'static str, default: f64) -> Param {
+    Param {
+        name,
+        default: Some(default),
+        whole: true,
     }
 }
 
@@ -33,6 +57,7 @@ const fn required(name: &'static str) -> Param {
     Param {
         name,
         default: None,
+        whole: false,
     }
 }
 
@@ -397,7 +422,7 @@ pub const LOSS_SCALES: &[Kind<LossScale>] = &[
             p("init", 65536.0),
             p("growth_factor", 2.0),
             p("backoff_factor", 0.5),
-            p("growth_interval", 2000.0),
+            count("growth_interval", 2000.0),
         ],
         note: "`torch.amp.GradScaler`: a step with an inf/NaN gradient is skipped and the scale × backoff; after `growth_interval` finite steps in a row, × growth",
         build: |a| {
@@ -466,7 +491,7 @@ fn choice<T>(k: &Kind<T>) -> String {
         .params
         .iter()
         .map(|p| match p.default {
-            Some(d) => format!("`{}` {d:?}", p.name),
+            Some(d) => format!("`{}` {}", p.name, p.spell(d)),
             None => format!("`{}` required", p.name),
         })
         .collect();
@@ -511,7 +536,7 @@ pub fn show_named<T>(kinds: &[Kind<T>], value: &T) -> String {
         .params
         .iter()
         .zip(values)
-        .map(|(p, v)| format!("{} = {v:?}", p.name))
+        .map(|(p, v)| format!("{} = {}", p.name, p.spell(v)))
         .collect();
     format!("{{ kind = {}, {} }}", quote(kind.name), params.join(", "))
 }
@@ -528,7 +553,7 @@ pub fn describe_named<T>(kinds: &[Kind<T>], value: &T) -> String {
         .params
         .iter()
         .zip(values)
-        .map(|(p, v)| format!("{}={v:?}", p.name))
+        .map(|(p, v)| format!("{}={}", p.name, p.spell(v)))
         .collect();
     format!("{}({})", kind.name, params.join(", "))
 }

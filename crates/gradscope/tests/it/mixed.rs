@@ -231,7 +231,7 @@ fn a_dynamic_scale_skips_backs_off_grows_and_collapses_as_grad_scaler_does() {
     let text = String::from_utf8_lossy(&o.stdout);
     for want in [
         "precision   f16 compute, f32 master weights (mixed precision)",
-        "loss scale  dynamic(init=1024.0, growth_factor=2.0, backoff_factor=0.5, growth_interval=3.0)",
+        "loss scale  dynamic(init=1024.0, growth_factor=2.0, backoff_factor=0.5, growth_interval=3)",
         &format!(
             "{n_skipped} of {} steps skipped for non-finite gradients, the first in the",
             steps.len()
@@ -267,7 +267,7 @@ fn show_writes_mixed_precision_and_the_loss_scale_back() {
     assert_eq!(shown.status.code(), Some(0), "{toml}");
     for want in [
         "precision = { compute = \"f16\", master = \"f32\" }",
-        "loss_scale = { kind = \"dynamic\", init = 65536.0, growth_factor = 2.0, backoff_factor = 0.5, growth_interval = 2000.0 }",
+        "loss_scale = { kind = \"dynamic\", init = 65536.0, growth_factor = 2.0, backoff_factor = 0.5, growth_interval = 2000 }",
     ] {
         assert!(toml.contains(want), "no `{want}` in {toml}");
     }
