@@ -173,6 +173,31 @@ pub fn health_notes(s: &SweepSummary) -> Vec<String> {
             ranges(&points)
         ));
     }
+    // Measured where a sweep keeps z_l (over precision): the trials whose z_l or δ_l left it.
+    let measured: Vec<(&PointSummary, &gradscope_report::LeftRange)> = s
+        .points
+        .iter()
+        .filter_map(|p| p.left_range.as_ref().map(|l| (p, l)))
+        .collect();
+    if !measured.is_empty() {
+        let left: usize = measured.iter().map(|(_, l)| l.left).sum();
+        let checked: usize = measured.iter().map(|(_, l)| l.checked).sum();
+        let mut points: Vec<usize> = measured
+            .iter()
+            .filter(|(_, l)| l.left > 0)
+            .map(|(p, _)| p.point)
+            .collect();
+        points.dedup();
+        lines.push(match left {
+            0 => format!(
+                "no trial of {checked} measured left its precision's range (every z_l and δ_l within it)"
+            ),
+            _ => format!(
+                "{left} of {checked} trials measured left their precision's range (a z_l or δ_l non-finite, or its root mean square under the smallest normal), at points {}; each point's first tensor to leave it: left_range in summary.json",
+                ranges(&points)
+            ),
+        });
+    }
     lines
 }
 

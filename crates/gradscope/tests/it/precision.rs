@@ -693,6 +693,13 @@ fn a_sweep_over_precision_measures_the_first_tensor_to_leave_the_range() {
             md.is_some(),
             "{name}: no `{want} (2/2)` in any report.md of {dirs:?}"
         );
+        // Under the table, in every form: the two f16 trials of the four, at point 1.
+        let md = md.unwrap_or_default();
+        assert!(
+            md.contains("2 of 4 trials measured left their precision's range")
+                && md.contains("at points 1;"),
+            "{name}: {md}"
+        );
     }
     // Without a precision axis (f32): no z_l kept, nothing recorded.
     let text = HAND.replace("value = 0.5", "value = 200.0") + "[sweep]\ntrials = 2\n";
