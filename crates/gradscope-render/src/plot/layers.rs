@@ -218,14 +218,14 @@ const RANGE_NOTE: [&str; 2] = [
 /// The tensor measured first to leave the point's precision in most of its trials, as a dot
 /// at its layer, just inside theory's triangle: near the panel's top for above, its bottom
 /// for below; filled where at least half the trials left the range, hollow where fewer did.
-fn measured_marker(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
+fn measured_marker(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str, taken: &mut Taken) {
     let Some(left) = &p.left_range else {
         return;
     };
     let Some(first) = &left.first else {
         return;
     };
-    let x = f.x(first.layer);
+    let x = marker_x(f, taken, first.layer, &first.direction);
     let y = match first.direction.as_str() {
         "above" => f.y0 + 17.0,
         _ => f.y1 - 17.0,
@@ -248,14 +248,26 @@ fn measured_marker(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
 /// Theory's first tensor to leave the point's precision, as a triangle at its layer: at the
 /// panel's top pointing up (above the range) or at its bottom pointing down (below it),
 /// filled where theory applies to the point, hollow where it does not.
-fn range_marker(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
+/// Markers already drawn in a panel at each (layer, direction): a second one at the same place
+/// (two depths predicting the same layer) is drawn beside the first, not over it.
+type Taken = std::collections::HashMap<(usize, bool), usize>;
+
+/// The x of a marker at `layer` and `direction`, moved 11 px right per marker already there.
+fn marker_x(f: &LogAxes, taken: &mut Taken, layer: usize, direction: &str) -> f64 {
+    let n = taken.entry((layer, direction == "above")).or_insert(0);
+    let x = f.x(layer) + 11.0 * *n as f64;
+    *n += 1;
+    x
+}
+
+fn range_marker(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str, taken: &mut Taken) {
     let Some(t) = &p.theory else {
         return;
     };
     let Some(leaves) = &t.leaves_range else {
         return;
     };
-    let x = f.x(leaves.layer);
+    let x = marker_x(f, taken, leaves.layer, &leaves.direction);
     let (tip, base) = match leaves.direction.as_str() {
         "above" => (f.y0 + 2.0, f.y0 + 11.0),
         _ => (f.y1 - 2.0, f.y1 - 11.0),
@@ -341,6 +353,7 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
         let (x0, y0) = (left + c as f64 * (pw + gap), top + r as f64 * pitch);
         let f = shared.at((x0, x0 + pw, y0, y0 + ph));
         panel_frame(&mut o, &f, name, c == 0, r + 1 == rows);
+        let (mut triangles, mut dots) = (Taken::new(), Taken::new());
         for p in s.points.iter().filter(|p| others(p) == *name) {
             let k = depths
                 .iter()
@@ -350,8 +363,8 @@ pub(super) fn small_multiples_svg(s: &SweepSummary, depth: usize) -> String {
             band(&mut o, &f, p, color);
             median_line(&mut o, &f, p, color);
             theory_line(&mut o, &f, p, color);
-            range_marker(&mut o, &f, p, color);
-            measured_marker(&mut o, &f, p, color);
+            range_marker(&mut o, &f, p, color, &mut triangles);
+            measured_marker(&mut o, &f, p, color, &mut dots);
         }
     }
     let na = not_applying(s);

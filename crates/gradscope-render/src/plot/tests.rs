@@ -431,4 +431,20 @@ fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
         "{svg}"
     );
     assert!(svg.contains("● the tensor measured first to leave it in most trials"));
+    // Two depths of one panel predicting the same layer: the second triangle 11 px to the
+    // right of the first, not over it.
+    let mut same = marked.clone();
+    for i in [0, 1] {
+        if let Some(t) = same.points[i].theory.as_mut() {
+            t.leaves_range = Some(leaves(3, "above"));
+        }
+    }
+    let svg = super::svg(&same);
+    let tips: Vec<f64> = svg
+        .lines()
+        .filter(|l| l.contains("theory: z.layers.3 leaves the range above"))
+        .filter_map(|l| l.split("d=\"M").nth(1)?.split(',').next()?.parse().ok())
+        .collect();
+    assert_eq!(tips.len(), 2, "{svg}");
+    assert!((tips[1] - tips[0] - 11.0).abs() < 0.2, "{tips:?}");
 }
