@@ -34,7 +34,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SELECTOR")]
     pub device: Option<String>,
     /// Floating-point type of every tensor: overrides the file's `precision` (and a swept
-    /// one), as `--set precision="P"` would. f64 is refused for now.
+    /// one), as `--set precision="P"` would. f64 runs only as the reference of `compare
+    /// --precision f64,...`.
     #[arg(long, value_name = "P", value_parser = ["f64", "f32", "bf16", "f16"])]
     pub precision: Option<String>,
     /// Report format.
