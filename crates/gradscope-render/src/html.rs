@@ -403,6 +403,9 @@ fn run_case(s: &mut String, case: &CaseReport, precision: gradscope_report::Prec
             .collect();
         let _ = writeln!(s, "<p>Range in {}:</p>", precision);
         table(s, &crate::range::HEADER, &rows);
+        if let Some(m) = crate::range::measured_line(case, precision) {
+            let _ = writeln!(s, "<p>{}</p>", esc(&m));
+        }
         if let Some(t) = crate::range::theory_line(case, precision) {
             let _ = writeln!(s, "<p>{}</p>", esc(&t));
         }

@@ -122,6 +122,21 @@ pub fn rows(case: &CaseReport, precision: Precision) -> Option<Vec<[String; 10]>
         .collect()
 }
 
+/// What was measured of the range, in one line, where a tensor left it: the first, by
+/// theory's criteria and in its order (`None` where every z_l and δ_l stayed within it: the
+/// headroom columns say so).
+pub fn measured_line(case: &CaseReport, precision: Precision) -> Option<String> {
+    let l = case.leaves_range.as_ref()?;
+    let how = match l.direction.as_str() {
+        "above" => "it holds a value past the largest finite one",
+        _ => "its root mean square is below the smallest normal",
+    };
+    Some(format!(
+        "measured: {} is the first to leave {precision} {} ({how})",
+        l.tensor, l.direction
+    ))
+}
+
 /// What theory predicts of the range, in one line: the first tensor to leave the precision,
 /// or that none does; said in parentheses with "where theory applies" when it does not.
 pub fn theory_line(case: &CaseReport, precision: Precision) -> Option<String> {

@@ -283,6 +283,11 @@ pub fn table(r: &ExperimentReport) -> String {
                     aligned(row.each_ref().map(String::as_str), RANGE_WIDTHS)
                 );
             }
+            if let Some(m) = crate::range::measured_line(case, r.precision) {
+                for line in wrap(&m.replace("δ", "delta"), 96) {
+                    let _ = writeln!(s, "  {line}");
+                }
+            }
             if let Some(t) = crate::range::theory_line(case, r.precision) {
                 for line in wrap(&t.replace("δ", "delta"), 96) {
                     let _ = writeln!(s, "  {line}");
@@ -388,6 +393,9 @@ fn page(r: &ExperimentReport, svg: Option<&str>) -> String {
             let _ = writeln!(s, "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|");
             for row in &rows {
                 let _ = writeln!(s, "| {} |", row.join(" | "));
+            }
+            if let Some(m) = crate::range::measured_line(case, r.precision) {
+                let _ = writeln!(s, "\n{m}");
             }
             if let Some(t) = crate::range::theory_line(case, r.precision) {
                 let _ = writeln!(s, "\n{t}");

@@ -97,6 +97,11 @@ pub struct CaseReport {
     /// What mean-field theory predicts from the config for this case (`null` when the weights
     /// come from a file: theory describes the initialiser, not given weights).
     pub theory: Option<crate::theory::Theory>,
+    /// Measured, by theory's criteria and in its order (as a sweep's trials measure it): the
+    /// first of z_0 … z_L, then δ_L … δ_0, to leave the run's precision, above (a non-finite
+    /// value) or below (its root mean square under the smallest normal). Absent where none did.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub leaves_range: Option<crate::LeavesRange>,
 }
 
 /// The gradient-flow verdict of one case.

@@ -86,6 +86,11 @@ fn case_report(
                 crate::theory::predict_range(&exp.model, &exp.loss, case, exp.precision, &t);
             t
         }),
+        leaves_range: crate::range::first_to_leave(
+            &out.pre_activations,
+            &out.deltas,
+            exp.precision,
+        ),
     }
 }
 

@@ -69,6 +69,7 @@ fn case(
             range: Vec::new(),
             leaves_range: None,
         }),
+        leaves_range: None,
     }
 }
 

@@ -47,6 +47,7 @@ fn report(applies: bool, caveats: &[&str]) -> Report {
                 range: Vec::new(),
                 leaves_range: None,
             }),
+            leaves_range: None,
         }],
         all_finite: true,
         origin: None,

@@ -71,6 +71,7 @@ fn report() -> ExperimentReport {
             dead_layers: Vec::new(),
             zero_gradients: Vec::new(),
             theory: None,
+            leaves_range: None,
         }],
         all_finite: false,
         origin: Some(gradscope_report::Origin {

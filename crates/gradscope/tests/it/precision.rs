@@ -718,3 +718,57 @@ fn a_sweep_over_precision_measures_the_first_tensor_to_leave_the_range() {
         "{trials}"
     );
 }
+
+/// A plain run says which tensor left the range first, measured as a sweep measures it, beside
+/// theory's line: the hand network with kernels 200 in f16 holds z_1 = 160000 (derived above):
+/// `z.layers.1 above`, in JSON (`cases[0].leaves_range`) and in the table; in f32 nothing
+/// leaves, and the report carries no such field.
+#[test]
+fn a_plain_run_names_the_first_tensor_measured_to_leave_the_range() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let big = HAND.replace("value = 0.5", "value = 200.0");
+    std::fs::write(d.join("big.toml"), big).unwrap_or_else(|e| panic!("{e}"));
+    let json = |precision: &str| {
+        let o = gradscope(
+            &[
+                "run",
+                "big.toml",
+                "--backend",
+                "flex",
+                "--precision",
+                precision,
+                "--format",
+                "json",
+                "--allow-nonfinite",
+            ],
+            d,
+        );
+        serde_json::from_slice::<serde_json::Value>(&o.stdout)
+            .unwrap_or_else(|e| panic!("{e}: {}", err(&o)))
+    };
+    let v = json("f16");
+    assert_eq!(
+        v["cases"][0]["leaves_range"],
+        serde_json::json!({"layer": 1, "tensor": "z.layers.1", "direction": "above"}),
+        "{v}"
+    );
+    assert!(json("f32")["cases"][0].get("leaves_range").is_none());
+    let o = gradscope(
+        &[
+            "run",
+            "big.toml",
+            "--backend",
+            "flex",
+            "--precision",
+            "f16",
+            "--allow-nonfinite",
+        ],
+        d,
+    );
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("measured: z.layers.1 is the first to leave f16 above"),
+        "{text}"
+    );
+}
