@@ -179,3 +179,28 @@ pub struct LeavesRange {
     /// `above` (overflow) or `below` (into the subnormals, then 0).
     pub direction: String,
 }
+
+impl LeavesRange {
+    /// The first tensor of a pass over `layers` layers to leave a range, in the order the
+    /// pass computes them: z_0, ..., z_{L−1}, then δ_{L−1}, ..., δ_0. `z(l)` and `delta(l)` say
+    /// whether that tensor leaves it, and which way (`"above"` or `"below"`). Theory's
+    /// prediction and the measurement both take their first tensor so.
+    pub fn first_in_pass(
+        layers: usize,
+        z: impl Fn(usize) -> Option<&'static str>,
+        delta: impl Fn(usize) -> Option<&'static str>,
+    ) -> Option<Self> {
+        let at = |l: usize, tensor: &str, direction: &str| Self {
+            layer: l,
+            tensor: format!("{tensor}.layers.{l}"),
+            direction: direction.into(),
+        };
+        (0..layers)
+            .find_map(|l| z(l).map(|d| at(l, "z", d)))
+            .or_else(|| {
+                (0..layers)
+                    .rev()
+                    .find_map(|l| delta(l).map(|d| at(l, "delta", d)))
+            })
+    }
+}

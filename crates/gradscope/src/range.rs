@@ -162,36 +162,22 @@ pub fn first_to_leave(
         return None;
     }
     let min = precision.min_normal();
-    let leaves = |l: usize, tensor: &str, t: &HostTensor| {
+    let leaves = |t: &HostTensor| {
         let values = t.values_f64();
-        let direction = if values.iter().any(|v| !v.is_finite()) {
-            "above"
-        } else {
-            let mean_square =
-                values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64;
-            if mean_square.sqrt() < min {
-                "below"
-            } else {
-                return None;
-            }
-        };
-        Some(LeavesRange {
-            layer: l,
-            tensor: format!("{tensor}.layers.{l}"),
-            direction: direction.into(),
-        })
+        if values.iter().any(|v| !v.is_finite()) {
+            return Some("above");
+        }
+        let mean_square = values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64;
+        (mean_square.sqrt() < min).then_some("below")
     };
-    let forward = pre_activations
-        .iter()
-        .enumerate()
-        .find_map(|(l, z)| leaves(l, "z", z));
-    forward.or_else(|| {
-        deltas
-            .iter()
-            .enumerate()
-            .rev()
-            .find_map(|(l, d)| leaves(l, "delta", d))
-    })
+    let layers = pre_activations
+        .len()
+        .min(deltas.len().max(pre_activations.len()));
+    LeavesRange::first_in_pass(
+        layers,
+        |l| leaves(&pre_activations[l]),
+        |l| deltas.get(l).and_then(&leaves),
+    )
 }
 
 /// Where `leaves`' tensor (`z.layers.{l}` or `delta.layers.{l}`) comes in one pass of a network

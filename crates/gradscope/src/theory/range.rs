@@ -80,29 +80,20 @@ pub fn predict_range(
         })
         .collect();
     let (max, min) = (precision.max_finite(), precision.min_normal());
-    let leaves = |l: usize, tensor: &str, rms: f64, largest: f64| {
-        let direction = if largest > max {
-            "above"
+    let leaves = |rms: f64, largest: f64| {
+        if largest > max {
+            Some("above")
         } else if rms < min {
-            "below"
+            Some("below")
         } else {
-            return None;
-        };
-        Some(LeavesRange {
-            layer: l,
-            tensor: format!("{tensor}.layers.{l}"),
-            direction: direction.into(),
-        })
+            None
+        }
     };
-    let forward = range
-        .iter()
-        .find_map(|r| leaves(r.layer, "z", r.z_rms, r.z_max));
-    let first = forward.or_else(|| {
-        range
-            .iter()
-            .rev()
-            .find_map(|r| leaves(r.layer, "delta", r.delta_rms, r.delta_max))
-    });
+    let first = LeavesRange::first_in_pass(
+        range.len(),
+        |l| leaves(range[l].z_rms, range[l].z_max),
+        |l| leaves(range[l].delta_rms, range[l].delta_max),
+    );
     (range, first)
 }
 

@@ -488,21 +488,28 @@ fn check_schema(v: &serde_json::Value) {
         panic!("cases")
     };
     for c in cases {
-        obj(
-            c,
-            &[
-                "input",
-                "loss",
-                "params",
-                "layers",
-                "delta_ratio",
-                "hidden_rate",
-                "dead_layers",
-                "zero_gradients",
-                "flow",
-                "theory",
-            ],
-        );
+        let mut fields = vec![
+            "input",
+            "loss",
+            "params",
+            "layers",
+            "delta_ratio",
+            "hidden_rate",
+            "dead_layers",
+            "zero_gradients",
+            "flow",
+            "theory",
+        ];
+        // Present where a tensor left the precision's range (measured), absent otherwise.
+        if let Some(l) = c.get("leaves_range") {
+            fields.push("leaves_range");
+            obj(l, &["layer", "tensor", "direction"]);
+            assert!(
+                matches!(l["direction"].as_str(), Some("above" | "below")),
+                "{l}"
+            );
+        }
+        obj(c, &fields);
         match &c["theory"] {
             Null => {}
             t => {

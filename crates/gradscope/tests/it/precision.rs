@@ -2,7 +2,7 @@
 //! and saying what is supported; the same network in f16 as the f32 draw rounded once; every
 //! output naming the precision.
 
-use crate::common::{HAND, gradscope, wgpu_or_skip};
+use crate::common::{DEEP, HAND, gradscope, wgpu_or_skip};
 
 fn err(o: &std::process::Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
@@ -467,24 +467,6 @@ fn show_keeps_the_precision_and_runs_back_to_the_same_report() {
     assert!(original.contains("\"precision\":\"f16\""), "{original}");
     assert_eq!(original, back);
 }
-
-/// A deep tanh network (depth 8, width 64, He kernels, N(0, 0.1²) biases, 16 N(0, 1) rows)
-/// for the bounds of `compare --precision`.
-const DEEP: &str = r#"name = "deep"
-seed = 2
-[model]
-input = 32
-depth = 8
-width = 64
-output = 4
-activation = "tanh"
-kernel_init = "he_normal"
-bias_init = { kind = "normal", std = 0.1 }
-[[inputs]]
-name = "x"
-batch = 16
-distribution = "normal"
-"#;
 
 /// `compare --precision` as JSON: (exit code, report).
 fn compare_json(d: &std::path::Path, args: &[&str]) -> (Option<i32>, serde_json::Value) {

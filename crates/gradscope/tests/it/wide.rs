@@ -3,7 +3,7 @@
 
 use crate::common::oracle;
 use crate::common::{
-    EVERY_ACTIVATION, HAND, activation_experiment, every_backend, gradscope, wgpu_or_skip,
+    DEEP, EVERY_ACTIVATION, HAND, activation_experiment, every_backend, gradscope, wgpu_or_skip,
 };
 use gradscope::backend::BackendKind;
 use gradscope::config::Precision;
@@ -349,20 +349,3 @@ fn f64_runs_compare_within_f64s_bound_and_an_inaccurate_device_is_refused() {
         assert_eq!(code, Some(0), "{r}{err}");
     }
 }
-
-/// The deep network of tests/it/precision.rs: depth 8, width 64, tanh, batch 16.
-const DEEP: &str = r#"name = "deep"
-seed = 2
-[model]
-input = 32
-depth = 8
-width = 64
-output = 4
-activation = "tanh"
-kernel_init = "he_normal"
-bias_init = { kind = "normal", std = 0.1 }
-[[inputs]]
-name = "x"
-batch = 16
-distribution = "normal"
-"#;

@@ -387,3 +387,21 @@ name = "ones"
 batch = 1
 distribution = { kind = "constant", value = 1.0 }
 "#;
+
+/// A deep network for precision comparisons: depth 8, width 64, tanh under he_normal with
+/// N(0, 0.1²) biases, a batch of 16 N(0, 1) inputs.
+pub const DEEP: &str = r#"name = "deep"
+seed = 2
+[model]
+input = 32
+depth = 8
+width = 64
+output = 4
+activation = "tanh"
+kernel_init = "he_normal"
+bias_init = { kind = "normal", std = 0.1 }
+[[inputs]]
+name = "x"
+batch = 16
+distribution = "normal"
+"#;
