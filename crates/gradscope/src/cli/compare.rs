@@ -98,9 +98,17 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
     for file in files {
-        match config::sets::load_with_sets(&file, &args.sets)
-            .and_then(|e| config::check_memory(&e, available).map(|()| e))
-        {
+        // Each precision compared is checked against the memory: f64 needs three times f32's.
+        let checked = |e: Experiment| {
+            config::check_memory(&e, available)?;
+            if precisions.contains(&config::Precision::F64) {
+                let mut wide = e.clone();
+                wide.precision = config::Precision::F64;
+                config::check_memory(&wide, available)?;
+            }
+            Ok(e)
+        };
+        match config::sets::load_with_sets(&file, &args.sets).and_then(checked) {
             Ok(e) if e.sweep.is_some() => errors.push(format!(
                 "{}: this file is a sweep; compare runs one experiment on each backend (copy one grid point into a plain file)",
                 file.display()

@@ -379,8 +379,15 @@ impl Experiment {
     /// An upper estimate of the bytes a run needs: parameters four times over (host draw,
     /// device copy, gradients, host copy of the gradients) and, for the largest input case,
     /// six tensors per layer output (pre-activation, activation, δ probe, δ, their gradients)
-    /// plus the input twice.
+    /// plus the input twice, at 4 bytes a value (f32; 16-bit values are read back as f32).
+    /// In f64 (compare's reference) 12 bytes a value: 8 for the value itself, on the device
+    /// and on the host, and 4 for the f32 copy the host keeps beside it.
     pub fn memory_estimate(&self) -> u128 {
+        let bytes: u128 = if self.precision == Precision::F64 {
+            12
+        } else {
+            4
+        };
         let widths = self.model.widths();
         let params: u128 = widths
             .windows(2)
@@ -396,7 +403,7 @@ impl Experiment {
             .chain(self.task.train().map(|t| t.batch))
             .max()
             .unwrap_or(0) as u128;
-        4 * (4 * params + 6 * batch * units + 2 * batch * self.model.d_input as u128)
+        bytes * (4 * params + 6 * batch * units + 2 * batch * self.model.d_input as u128)
     }
 }
 
@@ -478,8 +485,9 @@ pub fn check_memory(exp: &Experiment, available: Option<u128>) -> Result<(), Con
             Err(ConfigError::file(
                 &exp.path,
                 format!(
-                    "this experiment needs about {:.1} GiB (parameters, gradients and activations), more than the {:.1} GiB available",
+                    "this experiment needs about {:.1} GiB (parameters, gradients and activations){}, more than the {:.1} GiB available",
                     gib(need),
+                    if exp.precision == Precision::F64 { " in f64" } else { "" },
                     gib(have)
                 ),
             )
@@ -508,6 +516,25 @@ pub fn configs_in(dir: &Path) -> Vec<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// f64 takes 12 bytes a value where f32 takes 4 (README: the memory estimate), so an
+    /// f64 compare is refused where its f32 run alone would fit.
+    #[test]
+    fn an_f64_run_is_estimated_at_three_times_f32s_memory() {
+        let mut exp = parse(Source {
+            path: "m.toml".into(),
+            text: "name = \"m\"\nseed = 0\n[model]\ninput = 8\nhidden = [16]\noutput = 2\n[[inputs]]\nname = \"x\"\nbatch = 4\ndistribution = \"normal\"\n".into(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let f32_bytes = exp.memory_estimate();
+        // 4 · (4 · (8·16 + 16 + 16·2 + 2) + 6 · 4 · 18 + 2 · 4 · 8) bytes.
+        assert_eq!(f32_bytes, 4 * (4 * 178 + 6 * 4 * 18 + 2 * 4 * 8));
+        exp.precision = Precision::F64;
+        assert_eq!(exp.memory_estimate(), 3 * f32_bytes);
+        assert!(
+            check_memory(&exp, Some(f32_bytes)).is_err_and(|e| e.to_string().contains("in f64"))
+        );
+    }
     use std::path::PathBuf;
 
     #[test]
