@@ -203,4 +203,37 @@ impl LeavesRange {
                     .find_map(|l| delta(l).map(|d| at(l, "delta", d)))
             })
     }
+
+    /// Where this tensor comes in [`Self::first_in_pass`]'s order in a pass over `layers`
+    /// layers: z_0 is 0, z_{L−1} is L − 1, δ_{L−1} is L, δ_0 is 2L − 1.
+    pub fn pass_index(&self, layers: usize) -> usize {
+        if self.tensor.starts_with("z.") {
+            self.layer
+        } else {
+            layers + layers.saturating_sub(1).saturating_sub(self.layer)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The order of a pass over 3 layers, by hand: z_0, z_1, z_2, then δ_2, δ_1, δ_0; and the
+    /// first tensor found in it.
+    #[test]
+    fn a_pass_is_the_forward_then_the_backward_from_the_output() {
+        let l = |tensor: &str, layer: usize| LeavesRange {
+            layer,
+            tensor: format!("{tensor}.layers.{layer}"),
+            direction: "above".into(),
+        };
+        let order: Vec<usize> = [l("z", 0), l("z", 2), l("delta", 2), l("delta", 0)]
+            .iter()
+            .map(|x| x.pass_index(3))
+            .collect();
+        assert_eq!(order, [0, 2, 3, 5]);
+        let first = LeavesRange::first_in_pass(3, |_| None, |d| (d < 2).then_some("below"));
+        assert_eq!(first.map(|f| f.tensor), Some("delta.layers.1".into()));
+    }
 }

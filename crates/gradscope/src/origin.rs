@@ -10,13 +10,11 @@ use crate::run::{CaseOutcome, Outcome};
 /// How many of `values` (finite in f32) are ±inf once rounded to `precision`: past its largest
 /// finite value by half a unit or more (f16: |v| ≥ 65520). None in f32 or f64.
 pub fn overflow_in(values: &[f32], precision: Precision) -> usize {
-    use burn::tensor::{bf16, f16};
-    let rounds_out = |v: f32| match precision {
-        Precision::F64 | Precision::F32 => false,
-        Precision::F16 => v.is_finite() && f16::from_f32(v).is_infinite(),
-        Precision::Bf16 => v.is_finite() && bf16::from_f32(v).is_infinite(),
-    };
-    values.iter().filter(|&&v| rounds_out(v)).count()
+    use crate::range::round_to;
+    values
+        .iter()
+        .filter(|&&v| v.is_finite() && round_to(precision, f64::from(v)).is_infinite())
+        .count()
 }
 
 /// What made the non-finite values of a tensor computed from finite operands: an inf is an
@@ -50,14 +48,15 @@ pub fn nonfinite(values: &[f32]) -> usize {
 
 /// How many rows of `t` (`[batch, ...]`) hold a non-finite value.
 pub fn nonfinite_rows(t: &HostTensor) -> Rows {
+    rows_where(t, nonfinite)
+}
+
+/// How many rows of `t` (`[batch, ...]`) hold a value `count` counts.
+fn rows_where(t: &HostTensor, count: impl Fn(&[f32]) -> usize) -> Rows {
     let of = t.shape.first().copied().unwrap_or(1).max(1);
     let width = (t.data.len() / of).max(1);
     Rows {
-        affected: t
-            .data
-            .chunks(width)
-            .filter(|row| row.iter().any(|v| !v.is_finite()))
-            .count(),
+        affected: t.data.chunks(width).filter(|row| count(row) > 0).count(),
         of,
     }
 }
@@ -100,7 +99,7 @@ pub fn origin_of_case(
     }
     let n = overflow_in(&case.input.data, precision);
     if n > 0 {
-        let rows = overflow_rows(&case.input, precision);
+        let rows = rows_where(&case.input, |r| overflow_in(r, precision));
         let o = at(OriginKind::Input, None, "input".into(), n, Some(rows));
         return Some(caused(o, Cause::Overflow));
     }
@@ -172,21 +171,26 @@ pub fn origin(
         .find_map(|c| origin_of_case(&outcome.weights, c, (loss, row_losses), precision))
 }
 
-/// The rows of `t` (`[rows, width]`) holding a value that rounds to ±inf in `precision`.
-fn overflow_rows(t: &HostTensor, precision: Precision) -> Rows {
-    let width = t.shape.get(1).copied().unwrap_or(1).max(1);
-    let rows = t.data.chunks(width);
-    Rows {
-        of: rows.len(),
-        affected: rows.filter(|r| overflow_in(r, precision) > 0).count(),
-    }
-}
-
 /// The first parameter (in layer order, weight before bias) holding a value finite in f32 that
 /// rounds to ±inf in `precision`: its layer, name and count.
 pub fn overflowing_weight(
     weights: &MlpWeights,
     precision: Precision,
+) -> Option<(usize, String, usize)> {
+    first_weight(weights, |v| overflow_in(v, precision))
+}
+
+/// The first parameter (in layer order, weight before bias) holding a non-finite value: its
+/// layer, name and count.
+pub fn nonfinite_weight(weights: &MlpWeights) -> Option<(usize, String, usize)> {
+    first_weight(weights, nonfinite)
+}
+
+/// The first parameter (in layer order, weight before bias) holding values `count` counts: its
+/// layer, name and count.
+fn first_weight(
+    weights: &MlpWeights,
+    count: impl Fn(&[f32]) -> usize,
 ) -> Option<(usize, String, usize)> {
     weights.layers.iter().enumerate().find_map(|(l, layer)| {
         [
@@ -195,23 +199,7 @@ pub fn overflowing_weight(
         ]
         .into_iter()
         .find_map(|(what, tensor)| {
-            let n = tensor.map_or(0, |t| overflow_in(&t.data, precision));
-            (n > 0).then(|| (l, format!("layers.{l}.{what}"), n))
-        })
-    })
-}
-
-/// The first parameter (in layer order, weight before bias) holding a non-finite value: its
-/// layer, name and count.
-pub fn nonfinite_weight(weights: &MlpWeights) -> Option<(usize, String, usize)> {
-    weights.layers.iter().enumerate().find_map(|(l, layer)| {
-        [
-            ("weight", Some(&layer.weight)),
-            ("bias", layer.bias.as_ref()),
-        ]
-        .into_iter()
-        .find_map(|(what, tensor)| {
-            let n = tensor.map_or(0, |t| nonfinite(&t.data));
+            let n = tensor.map_or(0, |t| count(&t.data));
             (n > 0).then(|| (l, format!("layers.{l}.{what}"), n))
         })
     })

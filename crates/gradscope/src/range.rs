@@ -13,6 +13,17 @@
 use gradscope_model::{HostTensor, MlpWeights, NamedTensor, layer_of};
 use gradscope_report::{LeavesRange, Precision, Range};
 
+/// Round `v` to `p` (through f32, which is correctly rounded for the 16-bit types).
+pub fn round_to(p: Precision, v: f64) -> f64 {
+    use burn::tensor::{bf16, f16};
+    match p {
+        Precision::F64 => v,
+        Precision::F32 => f64::from(v as f32),
+        Precision::F16 => f16::from_f32(v as f32).to_f64(),
+        Precision::Bf16 => bf16::from_f32(v as f32).to_f64(),
+    }
+}
+
 /// The range of `values` in `precision`, counting as overflow each ±inf at an index `born`
 /// accepts.
 pub fn range_of(values: &[f32], precision: Precision, born: impl Fn(usize) -> bool) -> Range {
@@ -170,25 +181,12 @@ pub fn first_to_leave(
         let mean_square = values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64;
         (mean_square.sqrt() < min).then_some("below")
     };
-    let layers = pre_activations
-        .len()
-        .min(deltas.len().max(pre_activations.len()));
+    // A pass has a z_l and a δ_l per layer.
     LeavesRange::first_in_pass(
-        layers,
+        pre_activations.len(),
         |l| leaves(&pre_activations[l]),
         |l| deltas.get(l).and_then(&leaves),
     )
-}
-
-/// Where `leaves`' tensor (`z.layers.{l}` or `delta.layers.{l}`) comes in one pass of a network
-/// of `layers` layers, as [`first_to_leave`] visits them: z_0 is 0, δ_0 is last.
-pub fn pass_order(leaves: &LeavesRange, layers: usize) -> usize {
-    let l = leaves.layer;
-    if leaves.tensor.starts_with("z.") {
-        l
-    } else {
-        layers + layers.saturating_sub(1).saturating_sub(l)
-    }
 }
 
 #[cfg(test)]
@@ -243,15 +241,6 @@ mod tests {
             None
         );
         assert_eq!(at(first_to_leave(&[], &ds, f16)), None);
-        let l = |tensor: &str, layer: usize| LeavesRange {
-            layer,
-            tensor: format!("{tensor}.layers.{layer}"),
-            direction: "above".into(),
-        };
-        assert_eq!(pass_order(&l("z", 0), 3), 0);
-        assert_eq!(pass_order(&l("z", 2), 3), 2);
-        assert_eq!(pass_order(&l("delta", 2), 3), 3);
-        assert_eq!(pass_order(&l("delta", 0), 3), 5);
     }
 
     /// f16 values by hand: 65504 is the largest finite (headroom log2(65504/65504) = 0);

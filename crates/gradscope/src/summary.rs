@@ -77,7 +77,7 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
                     .and_then(|e| point_theory(e, case))
             },
             left_range: gradscope_report::LeftRange::of(trials.iter().copied(), |l| {
-                crate::range::pass_order(l, layers)
+                l.pass_index(layers)
             }),
         });
     }

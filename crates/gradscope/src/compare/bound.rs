@@ -23,6 +23,7 @@
 use gradscope_model::{HostTensor, MlpWeights};
 
 use crate::config::{Loss, Precision};
+pub use crate::range::round_to;
 
 /// How many times the plain evaluations' errors a compared run may differ by. Measured over
 /// depth-8, width-64 networks (relu, tanh, gelu and sigmoid under he_normal and
@@ -43,17 +44,6 @@ const FLOOR_UNITS: f64 = 1.0;
 pub struct Evaluation {
     /// (name, values).
     pub tensors: Vec<(String, Vec<f64>)>,
-}
-
-/// Round `v` to `p` (through f32, which is correctly rounded for the 16-bit types).
-pub fn round_to(p: Precision, v: f64) -> f64 {
-    use burn::tensor::{bf16, f16};
-    match p {
-        Precision::F64 => v,
-        Precision::F32 => f64::from(v as f32),
-        Precision::F16 => f16::from_f32(v as f32).to_f64(),
-        Precision::Bf16 => bf16::from_f32(v as f32).to_f64(),
-    }
 }
 
 /// Σ term(i) over `0..n`, each term and each partial sum passed through `acc`: a sum as a
