@@ -44,6 +44,46 @@ impl HostTensor {
         }
     }
 
+    /// Whether value `i` is finite (in f64 for an f64 tensor: a value past f32's range is).
+    pub fn finite(&self, i: usize) -> bool {
+        match &self.wide {
+            Some(w) => w[i].is_finite(),
+            None => self.data[i].is_finite(),
+        }
+    }
+
+    /// Whether every value is finite (see [`HostTensor::finite`]).
+    pub fn all_finite(&self) -> bool {
+        match &self.wide {
+            Some(w) => w.iter().all(|v| v.is_finite()),
+            None => self.data.iter().all(|v| v.is_finite()),
+        }
+    }
+
+    /// How many values are NaN or ±inf (see [`HostTensor::finite`]).
+    pub fn count_nonfinite(&self) -> usize {
+        match &self.wide {
+            Some(w) => w.iter().filter(|v| !v.is_finite()).count(),
+            None => self.data.iter().filter(|v| !v.is_finite()).count(),
+        }
+    }
+
+    /// Whether a value is ±inf (see [`HostTensor::finite`]).
+    pub fn has_inf(&self) -> bool {
+        match &self.wide {
+            Some(w) => w.iter().any(|v| v.is_infinite()),
+            None => self.data.iter().any(|v| v.is_infinite()),
+        }
+    }
+
+    /// Whether value `i` is ±0 (in f64 for an f64 tensor: a value below f32's range is not).
+    pub fn is_zero(&self, i: usize) -> bool {
+        match &self.wide {
+            Some(w) => w[i] == 0.0,
+            None => self.data[i] == 0.0,
+        }
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
         self.data.len()

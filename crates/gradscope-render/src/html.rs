@@ -97,8 +97,8 @@ impl Cell {
     }
 }
 
-fn num(x: f32) -> Cell {
-    Cell::Num(f64::from(x))
+fn num(x: impl Into<f64>) -> Cell {
+    Cell::Num(x.into())
 }
 
 fn int(n: usize) -> Cell {
@@ -110,9 +110,9 @@ fn text(s: &str) -> Cell {
 }
 
 /// `x`, marked as over the finite values only when `partial`.
-fn partial(x: f32, partial: bool) -> Cell {
+fn partial(x: impl Into<f64>, partial: bool) -> Cell {
     if partial {
-        Cell::FiniteOnly(f64::from(x))
+        Cell::FiniteOnly(x.into())
     } else {
         num(x)
     }
@@ -191,7 +191,11 @@ pub fn page(p: &RecordPage) -> String {
         Report::Run(v) => {
             // A plain run's picture is drawn from its report, so that `gradscope report`
             // gives it to records written before there was one.
-            let svg = crate::plot::run_svg(&v.experiment, &crate::plot::RunCase::from_report(v));
+            let svg = crate::plot::run_svg(
+                &v.experiment,
+                &crate::plot::RunCase::from_report(v),
+                v.precision,
+            );
             let _ = writeln!(
                 pictures,
                 "<figure>{svg}<figcaption>activations and ‖δ_l‖ by layer</figcaption></figure>"

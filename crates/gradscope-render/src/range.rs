@@ -60,7 +60,7 @@ pub fn rows(case: &CaseReport, precision: Precision) -> Option<Vec<[String; 10]>
     // Theory's headroom: log2(max finite / predicted largest entry).
     let predicted = |l: usize, pick: fn(&gradscope_report::LayerRangePrediction) -> f64| {
         let r = case.theory.as_ref()?.range.get(l)?;
-        Some((precision.max_finite() / pick(r)).log2() as f32)
+        Some(gradscope_report::precision::log2_ratio(precision.max_finite(), pick(r)) as f32)
     };
     let grad = |l: usize, what: &str| {
         let name = format!("layers.{l}.{what}");
@@ -152,7 +152,20 @@ pub fn theory_line(case: &CaseReport, precision: Precision) -> Option<String> {
                 l.tensor, l.direction
             )
         }
-        None => format!("mean-field theory predicts every z_l and δ_l stays within {precision}"),
+        None => match &t.range_unknown_from {
+            Some(u) => format!(
+                "mean-field theory cannot follow the pass from {} on: its predicted second moment is {} f64's own range there (it predicts nothing of where {precision} is left)",
+                u.tensor,
+                if u.direction == "above" {
+                    "past"
+                } else {
+                    "below"
+                }
+            ),
+            None => {
+                format!("mean-field theory predicts every z_l and δ_l stays within {precision}")
+            }
+        },
     };
     Some(if t.applies {
         said

@@ -8,10 +8,10 @@ use serde::Serialize;
 
 use gradscope_report::ExperimentReport;
 use gradscope_report::LayerStats;
-use gradscope_report::floats::{csv_float, fmt_sci};
+use gradscope_report::floats::{CsvMeasured, csv_float, fmt_sci64};
 
-fn f4(v: f32) -> String {
-    fmt_sci(v, 4)
+fn f4(v: impl Into<f64>) -> String {
+    fmt_sci64(v.into(), 4)
 }
 
 fn pct(v: f32) -> String {
@@ -34,7 +34,7 @@ pub const FINITE_ONLY: &str = "†";
 pub const FINITE_ONLY_NOTE: &str = "† over the finite values only: the tensor holds non-finite values (!fin); a norm of such a tensor is not a number";
 
 /// `v` for people, marked [`FINITE_ONLY`] when `partial`.
-pub fn finite_only(v: f32, partial: bool) -> String {
+pub fn finite_only(v: impl Into<f64>, partial: bool) -> String {
     if partial {
         format!("{}{FINITE_ONLY}", f4(v))
     } else {
@@ -247,7 +247,7 @@ pub fn table(r: &ExperimentReport) -> String {
             case.input.name,
             case.input.shape,
             case.input.distribution,
-            fmt_sci(case.loss, 6)
+            fmt_sci64(case.loss, 6)
         );
         param_rows(&mut s, &case.params, w);
         let header = [
@@ -370,7 +370,7 @@ fn page(r: &ExperimentReport, svg: Option<&str>) -> String {
             case.input.name,
             case.input.shape,
             case.input.distribution,
-            fmt_sci(case.loss, 6)
+            fmt_sci64(case.loss, 6)
         );
         param_table_markdown(&mut s, &case.params);
         let _ = writeln!(
@@ -477,18 +477,12 @@ struct ParamRow<'a> {
     case: &'a str,
     parameter: &'a str,
     shape: String,
-    #[serde(serialize_with = "csv_float")]
-    max: f32,
-    #[serde(serialize_with = "csv_float")]
-    min: f32,
-    #[serde(serialize_with = "csv_float")]
-    max_abs: f32,
-    #[serde(serialize_with = "csv_float")]
-    l2: f32,
-    #[serde(serialize_with = "csv_float")]
-    mean_abs: f32,
-    #[serde(serialize_with = "csv_float")]
-    std: f32,
+    max: CsvMeasured,
+    min: CsvMeasured,
+    max_abs: CsvMeasured,
+    l2: CsvMeasured,
+    mean_abs: CsvMeasured,
+    std: CsvMeasured,
     #[serde(serialize_with = "csv_float")]
     zero_fraction: f32,
     nan: usize,
@@ -509,22 +503,17 @@ struct LayerRow<'a> {
     case: &'a str,
     layer: usize,
     width: usize,
-    #[serde(serialize_with = "csv_float")]
-    delta_l2: f32,
-    #[serde(serialize_with = "csv_float")]
-    delta_max_abs: f32,
+    delta_l2: CsvMeasured,
+    delta_max_abs: CsvMeasured,
     delta_nonfinite: usize,
     /// Whether delta_l2 and delta_max_abs are over the finite values only.
     delta_finite_only: bool,
     #[serde(serialize_with = "csv_float")]
     dead_fraction: f32,
-    #[serde(serialize_with = "csv_float")]
-    activation_mean: f32,
-    #[serde(serialize_with = "csv_float")]
-    activation_std: f32,
+    activation_mean: CsvMeasured,
+    activation_std: CsvMeasured,
     activation_nonfinite: usize,
-    #[serde(serialize_with = "csv_float")]
-    delta_ratio: f32,
+    delta_ratio: CsvMeasured,
     flow: &'static str,
 }
 
@@ -539,12 +528,12 @@ pub fn csv_params(r: &ExperimentReport, header: bool) -> Result<String, csv::Err
             case: &c.input.name,
             parameter: &p.name,
             shape: shape(&p.shape),
-            max: p.max,
-            min: p.min,
-            max_abs: p.max_abs,
-            l2: p.l2,
-            mean_abs: p.mean_abs,
-            std: p.std,
+            max: CsvMeasured(p.max, r.precision),
+            min: CsvMeasured(p.min, r.precision),
+            max_abs: CsvMeasured(p.max_abs, r.precision),
+            l2: CsvMeasured(p.l2, r.precision),
+            mean_abs: CsvMeasured(p.mean_abs, r.precision),
+            std: CsvMeasured(p.std, r.precision),
             zero_fraction: p.zero_fraction,
             nan: p.nan,
             pos_inf: p.pos_inf,
@@ -566,15 +555,15 @@ pub fn csv_layers(r: &ExperimentReport, header: bool) -> Result<String, csv::Err
             case: &c.input.name,
             layer: l.layer,
             width: l.width,
-            delta_l2: l.delta_l2,
-            delta_max_abs: l.delta_max_abs,
+            delta_l2: CsvMeasured(l.delta_l2, r.precision),
+            delta_max_abs: CsvMeasured(l.delta_max_abs, r.precision),
             delta_nonfinite: l.delta_nonfinite,
             delta_finite_only: l.delta_nonfinite > 0,
             dead_fraction: l.dead_fraction,
-            activation_mean: l.activation_mean,
-            activation_std: l.activation_std,
+            activation_mean: CsvMeasured(l.activation_mean, r.precision),
+            activation_std: CsvMeasured(l.activation_std, r.precision),
             activation_nonfinite: l.activation_nonfinite,
-            delta_ratio: c.delta_ratio,
+            delta_ratio: CsvMeasured(c.delta_ratio, r.precision),
             flow: c.flow.name(),
         })
     });

@@ -13,8 +13,129 @@
 //!
 //! Readers take either back; they also read `null` as NaN, which is how records of schema
 //! version 1 (before this policy) wrote some non-finite f64 values.
+//!
+//! A value measured from a run's tensors (a statistic, a norm, a loss) is held as an `f64` and
+//! written by [`measured`]: in its shortest f32 form where it is an f32 (every run below f64:
+//! the same bytes as before f64 runs existed), in its shortest f64 form where it is not, and
+//! always in its f64 form inside a record of an f64 run ([`wide_values`]). Reading it back
+//! gives the f64 the JSON number parses to; a record whose precision is not f64 then rounds
+//! each such value to f32 ([`narrow`]), which is the f32 it was written from.
+
+use std::cell::Cell;
 
 use serde::{Deserialize, Serializer};
+
+thread_local! {
+    /// Whether the record being written holds an f64 run's values ([`wide_values`]).
+    static WIDE: Cell<bool> = const { Cell::new(false) };
+}
+
+/// While the guard lives, [`measured`] writes every value in its f64 form on this thread (an
+/// f64 run's record: an f64 that happens to equal an f32 must not be spelled as that f32's
+/// shorter form, which reads back as another f64). Records set it themselves when they are
+/// written; nothing else needs to.
+#[must_use]
+pub struct WideValues {
+    before: bool,
+}
+
+/// Write measured values in f64 form (`wide`) or by their value (not `wide`) until the guard
+/// is dropped; guards nest.
+pub fn wide_values(wide: bool) -> WideValues {
+    WideValues {
+        before: WIDE.with(|w| w.replace(wide)),
+    }
+}
+
+impl Drop for WideValues {
+    fn drop(&mut self) {
+        WIDE.with(|w| w.set(self.before));
+    }
+}
+
+/// `Serialize` and `Deserialize` for a record type derived with `#[serde(remote = "Self")]`
+/// that has a `precision` field: in an f64 record its measured values are written in their f64
+/// form ([`wide_values`]); in any other they are read back rounded to f32 by `$narrow`
+/// (`fn(&mut Self)`, which applies [`narrow`] to each).
+macro_rules! in_its_precision {
+    ($t:ty, $narrow:expr) => {
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let _wide = $crate::floats::wide_values(self.precision == $crate::Precision::F64);
+                <$t>::serialize(self, s)
+            }
+        }
+
+        impl<'de> serde::Deserialize<'de> for $t {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let mut r = <$t>::deserialize(d)?;
+                if r.precision != $crate::Precision::F64 {
+                    let narrow: fn(&mut $t) = $narrow;
+                    narrow(&mut r);
+                }
+                Ok(r)
+            }
+        }
+    };
+}
+pub(crate) use in_its_precision;
+
+/// A measured value of a run below f64, as it was computed: `v` rounded to f32 (NaN and ±inf
+/// stay themselves). Reading a record back applies it to every measured value.
+pub fn narrow(v: f64) -> f64 {
+    f64::from(v as f32)
+}
+
+/// [`narrow`] on an optional value.
+pub fn narrow_opt(v: &mut Option<f64>) {
+    if let Some(x) = v {
+        *x = narrow(*x);
+    }
+}
+
+/// [`narrow`] on each of `v`.
+pub fn narrow_all(v: &mut [f64]) {
+    for x in v {
+        *x = narrow(*x);
+    }
+}
+
+/// Serialise a measured value (see the module's policy): the string `"NaN"`, `"inf"` or
+/// `"-inf"` where it is not finite; its shortest f32 form where it is an f32 and the record is
+/// not an f64 run's; else its shortest f64 form.
+pub fn measured<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if !v.is_finite() {
+        s.serialize_str(nonfinite_name(*v))
+    } else if !WIDE.with(Cell::get) && f64::from(*v as f32) == *v {
+        s.serialize_f32(*v as f32)
+    } else {
+        s.serialize_f64(*v)
+    }
+}
+
+/// Serialise measured values as [`measured`] does each.
+pub fn measured_all<S: Serializer>(v: &[f64], s: S) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeSeq;
+    struct One(f64);
+    impl serde::Serialize for One {
+        fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+            measured(&self.0, s)
+        }
+    }
+    let mut seq = s.serialize_seq(Some(v.len()))?;
+    for x in v {
+        seq.serialize_element(&One(*x))?;
+    }
+    seq.end()
+}
+
+/// Serialise an optional measured value as [`measured`] does (`null` only for `None`).
+pub fn opt_measured<S: Serializer>(v: &Option<f64>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(x) => measured(x, s),
+        None => s.serialize_none(),
+    }
+}
 
 /// Serialise a float as a JSON number when finite, else as the string `"NaN"`, `"inf"` or
 /// `"-inf"` (JSON has no non-finite numbers; `null` would hide what happened).
@@ -55,6 +176,33 @@ pub fn fmt_sci64(v: f64, digits: usize) -> String {
             }
             None => s,
         }
+    }
+}
+
+/// [`fmt_float`] of a measured value (an f64; every f32 widened prints as before).
+pub fn fmt_float64(v: f64) -> String {
+    fmt_sci64(v, 6)
+}
+
+/// A measured value for CSV, as [`measured`] writes it in JSON: below f64 the f32's shortest
+/// form, in f64 the f64's; NaN/inf spelled as in the JSON.
+pub fn csv_measured(v: f64, precision: crate::Precision) -> String {
+    if !v.is_finite() {
+        nonfinite_name(v).into()
+    } else if precision == crate::Precision::F64 {
+        format!("{v:?}")
+    } else {
+        format!("{:?}", v as f32)
+    }
+}
+
+/// A CSV cell of a measured value in its run's precision, spelled by [`csv_measured`].
+#[derive(Debug, Clone, Copy)]
+pub struct CsvMeasured(pub f64, pub crate::Precision);
+
+impl serde::Serialize for CsvMeasured {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&csv_measured(self.0, self.1))
     }
 }
 
@@ -162,6 +310,11 @@ pub fn opt_floats<S: Serializer, const N: usize>(
 /// NaN, the serde default of an f32 a version-1 record did not have.
 pub fn nan32() -> f32 {
     f32::NAN
+}
+
+/// NaN, the serde default of a measured value a version-1 record did not have.
+pub fn nan64() -> f64 {
+    f64::NAN
 }
 
 /// A float as JSON holds it: a number, `"NaN"`, `"inf"`, `"-inf"`, or (schema version 1's

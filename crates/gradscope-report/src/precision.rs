@@ -14,7 +14,9 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::floats::{de_float, de_opt_float, float, opt_float};
+use crate::floats::{
+    de_float, de_float64, de_opt_float, de_opt_float64, float, measured, opt_float, opt_measured,
+};
 
 /// The floating-point type of a run's tensors (weights, inputs, activations, gradients).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
@@ -43,6 +45,11 @@ impl Precision {
             Self::Bf16 => "bf16",
             Self::F16 => "f16",
         }
+    }
+
+    /// Whether this is f32, the default (a record's field is then left out).
+    pub fn is_f32(&self) -> bool {
+        *self == Self::F32
     }
 
     /// The precision called `name`.
@@ -109,11 +116,11 @@ impl std::fmt::Display for Precision {
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Range {
     /// The largest |x|: `inf` where any value is ±inf, else `NaN` where any value is NaN.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub max_abs: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub max_abs: f64,
     /// The smallest nonzero finite |x|; `null` where there is none.
-    #[serde(serialize_with = "opt_float", deserialize_with = "de_opt_float")]
-    pub min_abs: Option<f32>,
+    #[serde(serialize_with = "opt_measured", deserialize_with = "de_opt_float64")]
+    pub min_abs: Option<f64>,
     /// log2(max finite / max |x|): how many doublings the largest value can take before it
     /// overflows. `inf` for a tensor of zeros, `-inf` where a value is already ±inf, `NaN`
     /// where a value is NaN and none is ±inf (the tensor has no largest value).
@@ -138,16 +145,34 @@ pub struct Range {
 impl Range {
     /// The headroom and floor of magnitudes `max_abs` and `min_abs` in `precision`
     /// (definitions at the fields).
-    pub fn bits(precision: Precision, max_abs: f32, min_abs: Option<f32>) -> (f32, Option<f32>) {
+    pub fn bits(precision: Precision, max_abs: f64, min_abs: Option<f64>) -> (f32, Option<f32>) {
         let headroom = if max_abs.is_nan() {
             f32::NAN
         } else if max_abs == 0.0 {
             f32::INFINITY
         } else {
-            (precision.max_finite() / f64::from(max_abs)).log2() as f32
+            log2_ratio(precision.max_finite(), max_abs) as f32
         };
-        let floor = min_abs.map(|m| (f64::from(m) / precision.min_normal()).log2() as f32);
+        let floor = min_abs.map(|m| log2_ratio(m, precision.min_normal()) as f32);
         (headroom, floor)
+    }
+
+    /// Round the magnitudes to f32, as a run below f64 measured them (reading a record back).
+    pub(crate) fn narrow(&mut self) {
+        self.max_abs = crate::floats::narrow(self.max_abs);
+        crate::floats::narrow_opt(&mut self.min_abs);
+    }
+}
+
+/// log2(a / b) of positive `a` and `b`, also where the quotient leaves f64 (an f64 tensor's
+/// headroom: f64's largest over 1e-300 is past f64's range): the difference of the logs there,
+/// the log of the quotient where it is a normal f64 (every precision below f64, as always).
+pub fn log2_ratio(a: f64, b: f64) -> f64 {
+    let q = a / b;
+    if q.is_normal() {
+        q.log2()
+    } else {
+        a.log2() - b.log2()
     }
 }
 
@@ -213,11 +238,11 @@ mod tests {
     #[test]
     fn headroom_and_floor_in_bits() {
         // 65504 / 2047 = 32 exactly: 5 bits of headroom; 2⁻¹⁰ / 2⁻¹⁴ = 2⁴.
-        let (h, f) = Range::bits(Precision::F16, 2047.0, Some(2f32.powi(-10)));
+        let (h, f) = Range::bits(Precision::F16, 2047.0, Some(2f64.powi(-10)));
         assert_eq!((h, f), (5.0, Some(4.0)));
         // A subnormal minimum is below the floor: 2⁻²⁴ / 2⁻¹⁴ = 2⁻¹⁰.
         assert_eq!(
-            Range::bits(Precision::F16, 1.0, Some(2f32.powi(-24))).1,
+            Range::bits(Precision::F16, 1.0, Some(2f64.powi(-24))).1,
             Some(-10.0)
         );
         // Zeros only: unbounded headroom, no floor. An inf: none left.
@@ -226,9 +251,13 @@ mod tests {
             (f32::INFINITY, None)
         );
         assert_eq!(
-            Range::bits(Precision::F16, f32::INFINITY, None).0,
+            Range::bits(Precision::F16, f64::INFINITY, None).0,
             f32::NEG_INFINITY
         );
-        assert!(Range::bits(Precision::F16, f32::NAN, None).0.is_nan());
+        assert!(Range::bits(Precision::F16, f64::NAN, None).0.is_nan());
+        // In f64, max finite / 2⁻¹⁰⁰⁰ and 2¹⁰⁰⁰ / smallest normal overflow an f64 quotient:
+        // log2((2 − 2⁻⁵²)·2¹⁰²³) + 1000 = 2024 − 3.2e-16, and 1000 + 1022 = 2022.
+        let (h, f) = Range::bits(Precision::F64, 2f64.powi(-1000), Some(2f64.powi(1000)));
+        assert_eq!((h, f), (2024.0, Some(2022.0)));
     }
 }

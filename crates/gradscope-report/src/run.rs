@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::floats::{de_float, float};
+use crate::floats::{de_float, de_float64, float, measured, narrow};
 use crate::origin::Origin;
 
 /// Where the ratio ‖δ_first‖ / ‖δ_last‖ counts as vanishing or exploding.
@@ -26,8 +26,11 @@ impl Default for Thresholds {
 
 /// The report of one experiment. The JSON schema: these field names are stable. Its JSON form
 /// starts with `"kind": "run"`, which tells it from a sweep's summary (`"kind": "sweep"`).
+///
+/// Its measured values are f64s: an f64 run's as computed, every other run's the f32 it
+/// computed, widened (see [`crate::floats`] for how each is written and read back).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename = "run")]
+#[serde(tag = "kind", rename = "run", remote = "Self")]
 pub struct ExperimentReport {
     /// The schema's version ([`crate::SCHEMA_VERSION`]; 1 when absent).
     #[serde(default = "crate::version_1")]
@@ -64,26 +67,26 @@ pub struct CaseReport {
     /// The input.
     pub input: InputInfo,
     /// The loss value.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub loss: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub loss: f64,
     /// Per-parameter statistics, in parameter order.
     pub params: Vec<ParamStats>,
     /// Per-layer statistics, input side first.
     pub layers: Vec<LayerStats>,
     /// ‖δ_first‖ / ‖δ_last‖: how much the backpropagated signal shrinks (< 1) or grows (> 1)
     /// from the output layer back to the first layer. NaN when undefined (‖δ_last‖ = 0).
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub delta_ratio: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub delta_ratio: f64,
     /// The gain per hidden layer, (‖δ_1‖/‖δ_{L−1}‖)^{1/(L−2)} with δ_0 the first layer's and
     /// δ_L the output layer's: the ratio without the first layer's and the readout's gains,
     /// per layer (theory's `hidden_rate` is √χ*). NaN with fewer than three hidden layers or
     /// where a norm is 0 or not finite (and in records of schema version 1).
     #[serde(
-        default = "crate::floats::nan32",
-        serialize_with = "float",
-        deserialize_with = "de_float"
+        default = "crate::floats::nan64",
+        serialize_with = "measured",
+        deserialize_with = "de_float64"
     )]
-    pub hidden_rate: f32,
+    pub hidden_rate: f64,
     /// `ok`, `vanishing`, `exploding`, or `undefined` (ratio not finite).
     pub flow: Flow,
     /// Hidden layers whose every unit is dead: activation exactly 0 for every example of the
@@ -162,25 +165,25 @@ pub struct ParamStats {
     /// Gradient shape (the parameter's shape).
     pub shape: Vec<usize>,
     /// Largest value; NaN when any value is NaN.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub max: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub max: f64,
     /// Smallest value; NaN when any value is NaN.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub min: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub min: f64,
     /// Number of NaN, +inf and −inf values.
     pub nonfinite: usize,
     /// Largest |g| over the finite values.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub max_abs: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub max_abs: f64,
     /// L2 norm √Σg² over the finite values (accumulated in f64).
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub l2: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub l2: f64,
     /// Mean |g| over the finite values.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub mean_abs: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub mean_abs: f64,
     /// Population standard deviation over the finite values.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub std: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub std: f64,
     /// Fraction of all values that are exactly 0.
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub zero_fraction: f32,
@@ -204,11 +207,11 @@ pub struct LayerStats {
     pub width: usize,
     /// ‖δ_l‖₂ over the finite values of the batch (where `delta_nonfinite` > 0 the norm of the
     /// whole tensor is not a number; renderers never show this as one).
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub delta_l2: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub delta_l2: f64,
     /// max |δ_l| over the finite values.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub delta_max_abs: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub delta_max_abs: f64,
     /// Non-finite values in δ_l.
     pub delta_nonfinite: usize,
     /// Fraction of units whose activation is 0 for every example of the batch (hidden layers;
@@ -216,11 +219,11 @@ pub struct LayerStats {
     #[serde(serialize_with = "float", deserialize_with = "de_float")]
     pub dead_fraction: f32,
     /// Mean of the layer's output (a_l for hidden layers, the network output for the last).
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub activation_mean: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub activation_mean: f64,
     /// Standard deviation of the layer's output.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub activation_std: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub activation_std: f64,
     /// Non-finite values in the layer's output (the mean and std are over the finite ones).
     /// Absent from records of schema version 1, read as 0.
     #[serde(default)]
@@ -235,6 +238,51 @@ pub struct LayerStats {
     /// Where δ_l sits (`null` in older records).
     #[serde(default)]
     pub delta_range: Option<crate::Range>,
+}
+
+crate::floats::in_its_precision!(ExperimentReport, |r| {
+    r.cases.iter_mut().for_each(CaseReport::narrow)
+});
+
+impl CaseReport {
+    /// Round every measured value to f32: what a run below f64 computed (see
+    /// [`crate::floats::narrow`]).
+    fn narrow(&mut self) {
+        for v in [&mut self.loss, &mut self.delta_ratio, &mut self.hidden_rate] {
+            *v = narrow(*v);
+        }
+        for p in &mut self.params {
+            for v in [
+                &mut p.max,
+                &mut p.min,
+                &mut p.max_abs,
+                &mut p.l2,
+                &mut p.mean_abs,
+                &mut p.std,
+            ] {
+                *v = narrow(*v);
+            }
+            if let Some(r) = &mut p.range {
+                r.narrow();
+            }
+        }
+        for l in &mut self.layers {
+            for v in [
+                &mut l.delta_l2,
+                &mut l.delta_max_abs,
+                &mut l.activation_mean,
+                &mut l.activation_std,
+            ] {
+                *v = narrow(*v);
+            }
+            for r in [&mut l.z_range, &mut l.a_range, &mut l.delta_range]
+                .into_iter()
+                .flatten()
+            {
+                r.narrow();
+            }
+        }
+    }
 }
 
 impl ExperimentReport {

@@ -3,13 +3,16 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::Precision;
 use crate::floats::{
-    de_float, de_float64, de_floats, de_floats64, de_opt_float, de_opt_float64, de_opt_floats64,
-    float, float64, floats, floats64, opt_float, opt_float64, opt_floats64,
+    de_float64, de_floats64, de_opt_float64, de_opt_floats64, float64, floats64, in_its_precision,
+    measured, measured_all, narrow, narrow_all, narrow_opt, opt_float64, opt_floats64,
+    opt_measured,
 };
 
 /// What one trial of one input case produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct TrialRecord {
     /// Grid point index.
     pub point: usize,
@@ -19,15 +22,19 @@ pub struct TrialRecord {
     pub seed: u64,
     /// Input case name.
     pub case: String,
+    /// The precision the trial ran in (absent: f32). Its measured values are f64s as
+    /// [`crate::ExperimentReport`]'s are.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
     /// ‖δ_l‖ per layer.
-    #[serde(serialize_with = "floats", deserialize_with = "de_floats")]
-    pub delta_l2: Vec<f32>,
+    #[serde(serialize_with = "measured_all", deserialize_with = "de_floats64")]
+    pub delta_l2: Vec<f64>,
     /// ‖∂L/∂W_l‖ per layer.
-    #[serde(serialize_with = "floats", deserialize_with = "de_floats")]
-    pub weight_l2: Vec<f32>,
+    #[serde(serialize_with = "measured_all", deserialize_with = "de_floats64")]
+    pub weight_l2: Vec<f64>,
     /// ‖δ_first‖ / ‖δ_last‖.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub ratio: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub ratio: f64,
     /// Whether any gradient value was NaN or infinite (training: whether any step went
     /// non-finite).
     pub nonfinite: bool,
@@ -41,10 +48,10 @@ pub struct TrialRecord {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        serialize_with = "opt_float",
-        deserialize_with = "de_opt_float"
+        serialize_with = "opt_measured",
+        deserialize_with = "de_opt_float64"
     )]
-    pub final_loss: Option<f32>,
+    pub final_loss: Option<f64>,
     /// Whether a hidden layer was dead (every unit 0 for the whole batch; training: at some
     /// step). Absent from older records, read as false.
     #[serde(default)]
@@ -110,24 +117,25 @@ impl LeftRange {
     }
 }
 
-/// Median, quartiles and range of the finite values of a sample (numpy's linear quantiles).
+/// Median, quartiles and range of the finite values of a sample (numpy's linear quantiles),
+/// measured values as [`crate::ExperimentReport`]'s are.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Spread {
     /// Median.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub median: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub median: f64,
     /// First quartile.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub q1: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub q1: f64,
     /// Third quartile.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub q3: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub q3: f64,
     /// Minimum.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub min: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub min: f64,
     /// Maximum.
-    #[serde(serialize_with = "float", deserialize_with = "de_float")]
-    pub max: f32,
+    #[serde(serialize_with = "measured", deserialize_with = "de_float64")]
+    pub max: f64,
 }
 
 /// Linear-interpolation quantile of sorted `v` (numpy's default), `q` in [0, 1].
@@ -141,15 +149,19 @@ pub fn quantile(v: &[f64], q: f64) -> f64 {
 }
 
 impl Spread {
-    /// The spread of the finite values of `values` (all NaN when there is none).
-    pub fn of(values: impl IntoIterator<Item = f32>) -> Self {
-        let mut v: Vec<f64> = values
-            .into_iter()
-            .filter(|x| x.is_finite())
-            .map(f64::from)
-            .collect();
+    /// The spread of the finite values of `values` (all NaN when there is none), measured in
+    /// `precision`: below f64 each quantile is rounded to f32, as it always was.
+    pub fn of(values: impl IntoIterator<Item = f64>, precision: Precision) -> Self {
+        let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
         v.sort_by(f64::total_cmp);
-        let q = |p: f64| quantile(&v, p) as f32;
+        let q = |p: f64| {
+            let x = quantile(&v, p);
+            if precision == Precision::F64 {
+                x
+            } else {
+                narrow(x)
+            }
+        };
         Self {
             median: q(0.5),
             q1: q(0.25),
@@ -162,12 +174,17 @@ impl Spread {
 
 /// The summary of one grid point and input case.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(remote = "Self")]
 pub struct PointSummary {
     /// Grid point index.
     pub point: usize,
     /// The point's settings: JSON, an object from swept key to value; to people (through
     /// `Deref`), `key=value` as `--set` takes them.
     pub settings: crate::Settings,
+    /// The precision the point ran in (absent: f32); its spreads are measured values as
+    /// [`crate::ExperimentReport`]'s are.
+    #[serde(default, skip_serializing_if = "Precision::is_f32")]
+    pub precision: Precision,
     /// Input case.
     pub case: String,
     /// Trials summarised.
@@ -198,6 +215,35 @@ pub struct PointSummary {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_range: Option<LeftRange>,
 }
+
+in_its_precision!(TrialRecord, |r| {
+    narrow_all(&mut r.delta_l2);
+    narrow_all(&mut r.weight_l2);
+    r.ratio = narrow(r.ratio);
+    narrow_opt(&mut r.final_loss);
+});
+
+in_its_precision!(PointSummary, |p| {
+    let training = p
+        .training
+        .iter_mut()
+        .flat_map(|t| [&mut t.first_nonfinite_step, &mut t.final_loss]);
+    for spread in std::iter::once(&mut p.ratio)
+        .chain(&mut p.delta_l2)
+        .chain(&mut p.weight_l2)
+        .chain(training)
+    {
+        for v in [
+            &mut spread.median,
+            &mut spread.q1,
+            &mut spread.q3,
+            &mut spread.min,
+            &mut spread.max,
+        ] {
+            *v = narrow(*v);
+        }
+    }
+});
 
 /// Mean-field theory at one grid point: the predicted ratio and the gain per layer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -235,6 +281,10 @@ pub struct PointTheory {
     /// `Theory::leaves_range`); absent where none is (and in older records).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub leaves_range: Option<crate::LeavesRange>,
+    /// Where theory's f64 arithmetic cannot follow the pass (as
+    /// `Theory::range_unknown_from`); absent where it can.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_unknown_from: Option<crate::LeavesRange>,
 }
 
 /// How the training runs of one grid point ended.
@@ -261,6 +311,7 @@ impl TrainingSpread {
             return None;
         }
         let diverged: Vec<&&TrialRecord> = trials.iter().filter(|t| t.origin.is_some()).collect();
+        let precision = trials.first().map_or(Precision::F32, |t| t.precision);
         let mut origins = std::collections::BTreeMap::new();
         for t in &diverged {
             let kind = t.origin.clone().unwrap_or_default();
@@ -271,7 +322,8 @@ impl TrainingSpread {
             first_nonfinite_step: Spread::of(
                 diverged
                     .iter()
-                    .filter_map(|t| t.first_nonfinite_step.map(|s| s as f32)),
+                    .filter_map(|t| t.first_nonfinite_step.map(|s| s as f64)),
+                Precision::F32,
             ),
             origins,
             final_loss: Spread::of(
@@ -279,6 +331,7 @@ impl TrainingSpread {
                     .iter()
                     .filter(|t| t.origin.is_none())
                     .filter_map(|t| t.final_loss),
+                precision,
             ),
         })
     }
@@ -340,6 +393,7 @@ mod tests {
             trial: 0,
             seed: 0,
             case: "x".into(),
+            precision: Precision::F16,
             delta_l2: Vec::new(),
             weight_l2: Vec::new(),
             ratio: 1.0,
@@ -395,9 +449,13 @@ mod tests {
 
     #[test]
     fn spreads_skip_non_finite_values() {
-        let s = Spread::of([3.0, f32::NAN, 1.0, f32::INFINITY, 2.0]);
+        let s = Spread::of([3.0, f64::NAN, 1.0, f64::INFINITY, 2.0], Precision::F32);
         assert_eq!((s.median, s.min, s.max), (2.0, 1.0, 3.0));
-        assert!(Spread::of([f32::NAN]).median.is_nan());
+        assert!(Spread::of([f64::NAN], Precision::F32).median.is_nan());
+        // numpy.quantile([0, 0.1, 1], 0.25) = 0.05 in f64; below f64 it is rounded to f32.
+        let tenth = [0.0, 0.1, 1.0];
+        assert_eq!(Spread::of(tenth, Precision::F64).q1, 0.05);
+        assert_eq!(Spread::of(tenth, Precision::F32).q1, f64::from(0.05f32));
     }
 
     #[test]
@@ -407,9 +465,10 @@ mod tests {
             trial: 2,
             seed: 9,
             case: "x".into(),
-            delta_l2: vec![1.5, f32::INFINITY],
-            weight_l2: vec![f32::NAN, 0.25],
-            ratio: f32::NEG_INFINITY,
+            precision: Precision::F32,
+            delta_l2: vec![1.5, f64::INFINITY],
+            weight_l2: vec![f64::NAN, 0.25],
+            ratio: f64::NEG_INFINITY,
             nonfinite: true,
             first_nonfinite_step: None,
             origin: None,
@@ -426,8 +485,54 @@ mod tests {
         assert!(back.weight_l2[0].is_nan() && back.weight_l2[1] == 0.25);
         assert_eq!(
             (back.ratio, back.point, back.trial),
-            (f32::NEG_INFINITY, 1, 2)
+            (f64::NEG_INFINITY, 1, 2)
         );
         assert!(back.dead && !back.zero_gradient);
+    }
+
+    #[test]
+    fn measured_values_keep_their_width_through_json() {
+        let third = f64::from(1f32 / 3.0);
+        let f32_trial = |precision, values: Vec<f64>| TrialRecord {
+            point: 0,
+            trial: 0,
+            seed: 1,
+            case: "x".into(),
+            precision,
+            ratio: values[0],
+            delta_l2: values,
+            weight_l2: vec![],
+            nonfinite: false,
+            first_nonfinite_step: None,
+            origin: None,
+            final_loss: None,
+            dead: false,
+            zero_gradient: false,
+            range_checked: false,
+            leaves_range: None,
+        };
+        // Below f64, a value is the f32 computed: written as that f32's shortest form (the
+        // bytes an f32 field wrote) with no precision field, and read back as the same f32.
+        let r = f32_trial(Precision::F32, vec![third, 1.5]);
+        let line = serde_json::to_string(&r).unwrap_or_default();
+        assert!(line.contains(r#""delta_l2":[0.33333334,1.5],"#), "{line}");
+        assert!(!line.contains("precision"), "{line}");
+        let back: TrialRecord = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back, r);
+        // In f64, each keeps every digit: 1/3 in f64, 0.1 in f64, the f32 nearest 0.1 (an f64
+        // that equals an f32 and must not be spelled as the shorter `0.1`), and 1e300, past
+        // f32's range.
+        let values = vec![1.0 / 3.0, 0.1, f64::from(0.1f32), 1e300];
+        let r = f32_trial(Precision::F64, values.clone());
+        let line = serde_json::to_string(&r).unwrap_or_default();
+        assert!(
+            line.contains(
+                r#""precision":"f64","delta_l2":[0.3333333333333333,0.1,0.10000000149011612,1e+300]"#
+            ),
+            "{line}"
+        );
+        let back: TrialRecord = serde_json::from_str(&line).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(back.delta_l2, values);
+        assert_eq!(back.ratio.to_bits(), (1.0f64 / 3.0).to_bits());
     }
 }

@@ -147,6 +147,12 @@ pub struct Theory {
     /// typical entry below the smallest normal. `null` where none does (or no prediction).
     #[serde(default)]
     pub leaves_range: Option<LeavesRange>,
+    /// In an f64 run, the first tensor (same order) whose predicted second moment is itself
+    /// past f64's range (`above`: its entries past about 2⁵¹¹) or below its smallest normal:
+    /// theory's f64 arithmetic cannot follow the pass from there, so it predicts nothing of it
+    /// (and `leaves_range` is `null` unless that came first). Absent where it can follow.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub range_unknown_from: Option<LeavesRange>,
 }
 
 /// What theory predicts of one layer's entries: the typical one (the root mean square) and

@@ -20,8 +20,8 @@ pub fn overflow_in(values: &[f32], precision: Precision) -> usize {
 /// What made the non-finite values of a tensor computed from finite operands: an inf is an
 /// overflow (a NaN beside it followed from it, ∞ − ∞ in the same sum); NaNs alone are invalid
 /// operations (0·∞, ∞ − ∞, 0/0 inside the operation).
-pub fn cause_of(values: &[f32]) -> Cause {
-    if values.iter().any(|v| v.is_infinite()) {
+pub fn cause_of(t: &HostTensor) -> Cause {
+    if t.has_inf() {
         Cause::Overflow
     } else {
         Cause::Invalid
@@ -46,9 +46,14 @@ pub fn nonfinite(values: &[f32]) -> usize {
     values.iter().filter(|v| !v.is_finite()).count()
 }
 
-/// How many rows of `t` (`[batch, ...]`) hold a non-finite value.
+/// How many rows of `t` (`[batch, ...]`) hold a non-finite value (in f64 for an f64 tensor).
 pub fn nonfinite_rows(t: &HostTensor) -> Rows {
-    rows_where(t, nonfinite)
+    let of = t.shape.first().copied().unwrap_or(1).max(1);
+    let width = (t.len() / of).max(1);
+    let affected = (0..t.len().div_ceil(width))
+        .filter(|r| (r * width..((r + 1) * width).min(t.len())).any(|i| !t.finite(i)))
+        .count();
+    Rows { affected, of }
 }
 
 /// How many rows of `t` (`[batch, ...]`) hold a value `count` counts.
@@ -92,7 +97,7 @@ pub fn origin_of_case(
         cause: Some(cause),
         ..o
     };
-    let n = nonfinite(&case.input.data);
+    let n = case.input.count_nonfinite();
     if n > 0 {
         let rows = Some(nonfinite_rows(&case.input));
         return Some(at(OriginKind::Input, None, "input".into(), n, rows));
@@ -117,16 +122,16 @@ pub fn origin_of_case(
         let a = case.layer_outputs.get(l).filter(|_| l < hidden);
         for (t, name) in [(Some(z), "z"), (a, "a")] {
             let Some(t) = t else { continue };
-            let n = nonfinite(&t.data);
+            let n = t.count_nonfinite();
             if n > 0 {
                 let rows = Some(nonfinite_rows(t));
                 let tensor = format!("{name}.layers.{l}");
                 let o = at(OriginKind::Forward, Some(l), tensor, n, rows);
-                return Some(caused(o, cause_of(&t.data)));
+                return Some(caused(o, cause_of(t)));
             }
         }
     }
-    if !case.loss.is_finite() {
+    if !case.loss_f64.is_finite() {
         let losses = row_losses(case);
         let rows = Rows {
             affected: nonfinite(&losses),
@@ -136,23 +141,23 @@ pub fn origin_of_case(
         return Some(caused(o, loss_cause(loss, case.loss)));
     }
     for (l, d) in case.deltas.iter().enumerate().rev() {
-        let n = nonfinite(&d.data);
+        let n = d.count_nonfinite();
         if n > 0 {
             let rows = Some(nonfinite_rows(d));
             let tensor = format!("delta.layers.{l}");
             let o = at(OriginKind::Backward, Some(l), tensor, n, rows);
-            return Some(caused(o, cause_of(&d.data)));
+            return Some(caused(o, cause_of(d)));
         }
     }
     // Every δ finite, a gradient not (∂L/∂W = aᵀδ overflowing): the last layer first, as
     // backprop computes them.
     case.grads.iter().rev().find_map(|g| {
-        let n = nonfinite(&g.tensor.data);
+        let n = g.tensor.count_nonfinite();
         let layer = gradscope_model::layer_of(&g.name);
         (n > 0).then(|| {
             let tensor = format!("grad.{}", g.name);
             let o = at(OriginKind::Backward, layer, tensor, n, None);
-            caused(o, cause_of(&g.tensor.data))
+            caused(o, cause_of(&g.tensor))
         })
     })
 }

@@ -24,13 +24,31 @@ pub fn round_to(p: Precision, v: f64) -> f64 {
     }
 }
 
-/// The range of `values` in `precision`, counting as overflow each ±inf at an index `born`
-/// accepts.
-pub fn range_of(values: &[f32], precision: Precision, born: impl Fn(usize) -> bool) -> Range {
-    let min_normal = precision.min_normal() as f32;
-    let (mut max_abs, mut min_abs) = (0f32, None::<f32>);
+/// The range of `t`'s values (its f64 ones where it was read back from an f64 tensor) in
+/// `precision`, counting as overflow each ±inf at an index `born` accepts.
+pub fn range_of_tensor(
+    t: &HostTensor,
+    precision: Precision,
+    born: impl Fn(usize) -> bool,
+) -> Range {
+    match &t.wide {
+        Some(w) => range_of(w, precision, born),
+        None => range_of(&t.data, precision, born),
+    }
+}
+
+/// The range of `values` (f32s or f64s; an f32 widens exactly) in `precision`, counting as
+/// overflow each ±inf at an index `born` accepts.
+pub fn range_of<T: Copy + Into<f64>>(
+    values: &[T],
+    precision: Precision,
+    born: impl Fn(usize) -> bool,
+) -> Range {
+    let min_normal = precision.min_normal();
+    let (mut max_abs, mut min_abs) = (0f64, None::<f64>);
     let (mut zeros, mut subnormal, mut overflow, mut nan) = (0, 0, 0, 0);
     for (i, &v) in values.iter().enumerate() {
+        let v: f64 = v.into();
         let a = v.abs();
         if v.is_nan() {
             nan += 1;
@@ -48,7 +66,7 @@ pub fn range_of(values: &[f32], precision: Precision, born: impl Fn(usize) -> bo
     }
     // A NaN leaves no largest value, unless an inf is the largest anyway.
     if nan > 0 && max_abs.is_finite() {
-        max_abs = f32::NAN;
+        max_abs = f64::NAN;
     }
     let (headroom_bits, floor_bits) = Range::bits(precision, max_abs, min_abs);
     Range {
@@ -66,9 +84,8 @@ pub fn range_of(values: &[f32], precision: Precision, born: impl Fn(usize) -> bo
 /// Which rows of `t` (`[rows, width]`) are finite throughout.
 fn finite_rows(t: &HostTensor) -> Vec<bool> {
     let width = t.shape.get(1).copied().unwrap_or(1).max(1);
-    t.data
-        .chunks(width)
-        .map(|row| row.iter().all(|v| v.is_finite()))
+    (0..t.len().div_ceil(width))
+        .map(|r| (r * width..((r + 1) * width).min(t.len())).all(|i| t.finite(i)))
         .collect()
 }
 
@@ -76,8 +93,8 @@ fn finite_rows(t: &HostTensor) -> Vec<bool> {
 fn finite_columns(t: &HostTensor) -> Vec<bool> {
     let width = t.shape.get(1).copied().unwrap_or(1).max(1);
     let mut finite = vec![true; width];
-    for (i, v) in t.data.iter().enumerate() {
-        if !v.is_finite() {
+    for i in 0..t.len() {
+        if !t.finite(i) {
             finite[i % width] = false;
         }
     }
@@ -85,7 +102,7 @@ fn finite_columns(t: &HostTensor) -> Vec<bool> {
 }
 
 fn all_finite(t: &HostTensor) -> bool {
-    t.data.iter().all(|v| v.is_finite())
+    t.all_finite()
 }
 
 /// The ranges of one case's pass, per layer and per gradient.
@@ -123,16 +140,16 @@ pub fn pass_ranges(
         .map(|l| {
             let rows = finite_rows(layer_input(l));
             let w = width(&z[l]);
-            let z_range = range_of(&z[l].data, precision, |i| params_ok(l) && rows[i / w]);
-            let a_range = (l + 1 < n)
-                .then(|| range_of(&outputs[l].data, precision, |i| z[l].data[i].is_finite()));
+            let z_range = range_of_tensor(&z[l], precision, |i| params_ok(l) && rows[i / w]);
+            let a_range =
+                (l + 1 < n).then(|| range_of_tensor(&outputs[l], precision, |i| z[l].finite(i)));
             let delta_range = if l + 1 == n {
                 let rows = finite_rows(&outputs[l]);
-                range_of(&deltas[l].data, precision, |i| rows[i / w])
+                range_of_tensor(&deltas[l], precision, |i| rows[i / w])
             } else {
                 let rows = finite_rows(&deltas[l + 1]);
-                range_of(&deltas[l].data, precision, |i| {
-                    params_ok(l + 1) && rows[i / w] && z[l].data[i].is_finite()
+                range_of_tensor(&deltas[l], precision, |i| {
+                    params_ok(l + 1) && rows[i / w] && z[l].finite(i)
                 })
             };
             (z_range, a_range, delta_range)
@@ -145,11 +162,11 @@ pub fn pass_ranges(
             let delta_cols = deltas.get(l).map(finite_columns).unwrap_or_default();
             let ok = |j: usize| delta_cols.get(j).copied().unwrap_or(false);
             if g.name.ends_with(".bias") {
-                range_of(&g.tensor.data, precision, ok)
+                range_of_tensor(&g.tensor, precision, ok)
             } else {
                 let input_cols = finite_columns(layer_input(l.min(n.saturating_sub(1))));
                 let d_out = g.tensor.shape.get(1).copied().unwrap_or(1).max(1);
-                range_of(&g.tensor.data, precision, |k| {
+                range_of_tensor(&g.tensor, precision, |k| {
                     input_cols.get(k / d_out).copied().unwrap_or(false) && ok(k % d_out)
                 })
             }
@@ -250,11 +267,11 @@ mod tests {
     fn a_tensor_in_f16_by_hand() {
         let v = [65504.0, -2f32.powi(-15), 0.0, f32::INFINITY, f32::NAN];
         let r = range_of(&v, Precision::F16, |_| true);
-        assert_eq!(r.max_abs, f32::INFINITY);
+        assert_eq!(r.max_abs, f64::INFINITY);
         assert_eq!(r.headroom_bits, f32::NEG_INFINITY);
         assert_eq!(
             (r.min_abs, r.floor_bits),
-            (Some(2f32.powi(-15)), Some(-1.0))
+            (Some(2f64.powi(-15)), Some(-1.0))
         );
         assert_eq!((r.zeros, r.subnormal, r.overflow, r.nan), (1, 1, 1, 1));
         // NaN and no inf: no largest value, no headroom to speak of.

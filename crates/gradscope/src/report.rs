@@ -51,7 +51,7 @@ fn case_report(
         (Some(f), Some(l))
             if l.delta_l2 > 0.0 && f.delta_nonfinite == 0 && l.delta_nonfinite == 0 =>
         {
-            f64::from(f.delta_l2) / f64::from(l.delta_l2)
+            f.delta_l2 / l.delta_l2
         }
         _ => f64::NAN,
     };
@@ -66,24 +66,30 @@ fn case_report(
         .map(|p| p.name.clone())
         .collect();
     let hidden_rate = hidden_rate(&layers);
+    // A ratio as the record keeps it: in f64 in an f64 run, else rounded to f32.
+    let kept = |v: f64| match exp.precision {
+        crate::config::Precision::F64 => v,
+        _ => gradscope_report::floats::narrow(v),
+    };
     CaseReport {
         input: InputInfo {
             name: case.name.clone(),
             shape: out.input.shape.clone(),
             distribution: case.source.describe(),
         },
-        loss: out.loss,
+        loss: out.loss_f64,
         params,
         layers,
-        delta_ratio: ratio as f32,
-        hidden_rate: hidden_rate as f32,
+        delta_ratio: kept(ratio),
+        hidden_rate: kept(hidden_rate),
         flow: Flow::of(ratio, thresholds),
         dead_layers,
         zero_gradients,
         theory: (with_theory && exp.weights.is_none()).then(|| {
             let mut t = crate::theory::predict(&exp.model, &exp.loss, case);
-            (t.range, t.leaves_range) =
-                crate::theory::predict_range(&exp.model, &exp.loss, case, exp.precision, &t);
+            let p = crate::theory::predict_range(&exp.model, &exp.loss, case, exp.precision, &t);
+            (t.range, t.leaves_range, t.range_unknown_from) =
+                (p.range, p.leaves_range, p.unknown_from);
             t
         }),
         leaves_range: crate::range::first_to_leave(
@@ -104,7 +110,7 @@ fn hidden_rate(layers: &[LayerStats]) -> f64 {
     if a.delta_nonfinite > 0 || b.delta_nonfinite > 0 || a.delta_l2 <= 0.0 || b.delta_l2 <= 0.0 {
         return f64::NAN;
     }
-    (f64::from(a.delta_l2) / f64::from(b.delta_l2)).powf(1.0 / (n - 3) as f64)
+    (a.delta_l2 / b.delta_l2).powf(1.0 / (n - 3) as f64)
 }
 
 /// The case reports of `outcome` without theory: what a sweep's trial records take (a
@@ -175,7 +181,7 @@ mod tests {
     /// non-finite δ give NaN.
     #[test]
     fn hidden_rate_skips_the_first_layer_and_the_readout() {
-        let layer = |l: usize, d: f32| LayerStats {
+        let layer = |l: usize, d: f64| LayerStats {
             layer: l,
             width: 4,
             delta_l2: d,

@@ -16,10 +16,10 @@ fn point_theory(exp: &crate::config::Experiment, case: &str) -> Option<PointTheo
     }
     let input = exp.inputs.iter().find(|c| c.name == case)?;
     let t = crate::theory::predict(&exp.model, &exp.loss, input);
-    let (_, leaves_range) =
-        crate::theory::predict_range(&exp.model, &exp.loss, input, exp.precision, &t);
+    let p = crate::theory::predict_range(&exp.model, &exp.loss, input, exp.precision, &t);
     Some(PointTheory {
-        leaves_range,
+        leaves_range: p.leaves_range,
+        range_unknown_from: p.unknown_from,
         delta_ratio: t.delta_ratio,
         chi: t.chi,
         chi_star: t.chi_star,
@@ -50,20 +50,25 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
             continue;
         }
         let layers = trials.iter().map(|t| t.delta_l2.len()).max().unwrap_or(0);
-        let per_layer = |f: &dyn Fn(&TrialRecord) -> &Vec<f32>| {
+        let precision = trials[0].precision;
+        let per_layer = |f: &dyn Fn(&TrialRecord) -> &Vec<f64>| {
             (0..layers)
-                .map(|l| Spread::of(trials.iter().filter_map(|t| f(t).get(l).copied())))
+                .map(|l| {
+                    let values = trials.iter().filter_map(|t| f(t).get(l).copied());
+                    Spread::of(values, precision)
+                })
                 .collect()
         };
         points.push(PointSummary {
             point: pi,
             settings: gradscope_report::Settings::new(sweep.values(pi)),
+            precision,
             case: case.clone(),
             trials: trials.len(),
             nonfinite_trials: trials.iter().filter(|t| t.nonfinite).count(),
             dead_trials: trials.iter().filter(|t| t.dead).count(),
             zero_gradient_trials: trials.iter().filter(|t| t.zero_gradient).count(),
-            ratio: Spread::of(trials.iter().map(|t| t.ratio)),
+            ratio: Spread::of(trials.iter().map(|t| t.ratio), precision),
             delta_l2: per_layer(&|t| &t.delta_l2),
             weight_l2: per_layer(&|t| &t.weight_l2),
             training: TrainingSpread::of(&trials),

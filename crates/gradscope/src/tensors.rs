@@ -13,20 +13,29 @@ use safetensors::{Dtype, View};
 use crate::config::Experiment;
 use crate::run::{CaseOutcome, Outcome};
 
-struct F32View<'a>(&'a HostTensor);
+/// A host tensor as safetensors stores it: F64 where it was read back from an f64 tensor (an
+/// f64 run's values, past f32's range included), else F32 (the weights and inputs, drawn in
+/// f32, and every tensor of a run below f64).
+struct HostView<'a>(&'a HostTensor);
 
-impl View for F32View<'_> {
+impl View for HostView<'_> {
     fn dtype(&self) -> Dtype {
-        Dtype::F32
+        match self.0.wide {
+            Some(_) => Dtype::F64,
+            None => Dtype::F32,
+        }
     }
     fn shape(&self) -> &[usize] {
         &self.0.shape
     }
     fn data(&self) -> Cow<'_, [u8]> {
-        Cow::Owned(self.0.data.iter().flat_map(|v| v.to_le_bytes()).collect())
+        match &self.0.wide {
+            Some(w) => Cow::Owned(w.iter().flat_map(|v| v.to_le_bytes()).collect()),
+            None => Cow::Owned(self.0.data.iter().flat_map(|v| v.to_le_bytes()).collect()),
+        }
     }
     fn data_len(&self) -> usize {
-        self.0.data.len() * 4
+        self.0.data.len() * if self.0.wide.is_some() { 8 } else { 4 }
     }
 }
 
@@ -76,9 +85,9 @@ pub fn dump(
             ("precision".to_string(), exp.precision.name().to_string()),
             ("kernel_layout".to_string(), "[in, out]".to_string()),
         ]);
-        let tensors: Vec<(String, F32View)> = case_tensors(&outcome.weights, case)
+        let tensors: Vec<(String, HostView)> = case_tensors(&outcome.weights, case)
             .into_iter()
-            .map(|(n, t)| (n, F32View(t)))
+            .map(|(n, t)| (n, HostView(t)))
             .collect();
         let bytes =
             safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
@@ -157,15 +166,15 @@ fn write_state(
         ("activation".to_string(), activations(exp)),
         ("backend".to_string(), backend.to_string()),
     ]);
-    let mut tensors: Vec<(String, F32View)> = Vec::new();
+    let mut tensors: Vec<(String, HostView)> = Vec::new();
     for (i, l) in c.weights.layers.iter().enumerate() {
-        tensors.push((format!("layers.{i}.weight"), F32View(&l.weight)));
+        tensors.push((format!("layers.{i}.weight"), HostView(&l.weight)));
         if let Some(b) = &l.bias {
-            tensors.push((format!("layers.{i}.bias"), F32View(b)));
+            tensors.push((format!("layers.{i}.bias"), HostView(b)));
         }
     }
     for t in &c.optimizer {
-        tensors.push((t.name.clone(), F32View(&t.tensor)));
+        tensors.push((t.name.clone(), HostView(&t.tensor)));
     }
     let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
     crate::record::write_atomic(path, &bytes)
@@ -200,18 +209,18 @@ pub fn write_training_dump(
             ("activation".to_string(), activations(exp)),
             ("backend".to_string(), backend.to_string()),
         ]);
-        let mut tensors: Vec<(String, F32View)> = case_tensors(&st.weights, &st.pass)
+        let mut tensors: Vec<(String, HostView)> = case_tensors(&st.weights, &st.pass)
             .into_iter()
-            .map(|(n, t)| (n, F32View(t)))
+            .map(|(n, t)| (n, HostView(t)))
             .collect();
         for (i, z) in st.pass.pre_activations.iter().enumerate() {
-            tensors.push((format!("z.layers.{i}"), F32View(z)));
+            tensors.push((format!("z.layers.{i}"), HostView(z)));
         }
         if !st.batch.targets.data.is_empty() {
-            tensors.push(("targets".into(), F32View(&st.batch.targets)));
+            tensors.push(("targets".into(), HostView(&st.batch.targets)));
         }
         for t in &st.optimizer {
-            tensors.push((t.name.clone(), F32View(&t.tensor)));
+            tensors.push((t.name.clone(), HostView(&t.tensor)));
         }
         let bytes =
             safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;

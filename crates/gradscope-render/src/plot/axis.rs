@@ -230,10 +230,11 @@ impl LogAxes {
         }
     }
 
-    /// Where the panel reaches f32's largest value, a red dotted line there: values past it
-    /// overflow to infinity.
-    pub fn f32_limit(&self, o: &mut String) {
-        let Some(y) = self.y(f64::from(f32::MAX)) else {
+    /// Where the panel reaches the largest finite value of `precision`, the run's, a red
+    /// dotted line there: values past it overflow to infinity.
+    pub fn overflow_limit(&self, o: &mut String, precision: gradscope_report::Precision) {
+        let max = precision.max_finite();
+        let Some(y) = self.y(max) else {
             return;
         };
         if !(self.y0..=self.y1).contains(&y) {
@@ -246,9 +247,14 @@ impl LogAxes {
         );
         let _ = writeln!(
             o,
-            r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#d62728" text-anchor="end">f32 overflows above 3.4e38</text>"##,
+            r##"<text x="{:.1}" y="{:.1}" font-size="11" fill="#d62728" text-anchor="end">{precision} overflows above {}</text>"##,
             self.x1 - 4.0,
-            y - 4.0
+            y - 4.0,
+            if max < 1e6 {
+                format!("{max}")
+            } else {
+                gradscope_report::floats::fmt_sci64(max, 1).replace("e+", "e")
+            }
         );
     }
 

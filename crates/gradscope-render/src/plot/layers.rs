@@ -18,8 +18,7 @@ fn frame(s: &SweepSummary) -> (f64, LogAxes) {
     let values = s
         .points
         .iter()
-        .flat_map(|p| p.delta_l2.iter().flat_map(|d| [d.q1, d.q3, d.median]))
-        .map(f64::from);
+        .flat_map(|p| p.delta_l2.iter().flat_map(|d| [d.q1, d.q3, d.median]));
     let area = (LEFT, W - RIGHT, TOP, height - BOTTOM);
     (height, LogAxes::frame(area, layers, values))
 }
@@ -117,7 +116,7 @@ fn axes(o: &mut String, f: &LogAxes, height: f64) {
 fn band(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
     let mut runs: Vec<Vec<(f64, f64, f64)>> = vec![Vec::new()];
     for (l, d) in p.delta_l2.iter().enumerate() {
-        match (f.y(f64::from(d.q1)), f.y(f64::from(d.q3))) {
+        match (f.y(d.q1), f.y(d.q3)) {
             (Some(bottom), Some(top)) => runs
                 .last_mut()
                 .into_iter()
@@ -146,7 +145,7 @@ fn median_line(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
     let mut d = String::new();
     let mut pen_up = true;
     for (l, spread) in p.delta_l2.iter().enumerate() {
-        match f.y(f64::from(spread.median)) {
+        match f.y(spread.median) {
             Some(py) => {
                 let _ = write!(
                     d,
@@ -200,7 +199,7 @@ fn theory_line(o: &mut String, f: &LogAxes, p: &PointSummary, color: &str) {
         // Not drawn as if it applied: the picture's footnote counts these points.
         return;
     }
-    let Some(values) = theory_deltas(&t.chi, f64::from(last.median), p.delta_l2.len()) else {
+    let Some(values) = theory_deltas(&t.chi, last.median, p.delta_l2.len()) else {
         return;
     };
     // Values beyond f32's range (theory below its underflow, say) and points beyond the y

@@ -64,7 +64,7 @@ pub fn phase_svg(s: &SweepSummary) -> String {
     let span = s
         .points
         .iter()
-        .map(|p| f64::from(p.ratio.median).log10().abs())
+        .map(|p| p.ratio.median.log10().abs())
         .filter(|v| v.is_finite())
         .fold(1.0, f64::max)
         .ceil();
@@ -80,7 +80,7 @@ pub fn phase_svg(s: &SweepSummary) -> String {
             continue;
         };
         let ((x0, x1), (y0, y1)) = (xa.edges(j), ya.edges(i));
-        let log_ratio = f64::from(p.ratio.median).log10();
+        let log_ratio = p.ratio.median.log10();
         let fill = if log_ratio.is_finite() {
             diverging(log_ratio, span)
         } else {

@@ -78,8 +78,8 @@ pub fn ratio_svg(s: &SweepSummary) -> Option<String> {
         let mut theory = Vec::new();
         for p in points {
             let Some(i) = at(p) else { continue };
-            med[i] = f64::from(p.ratio.median);
-            quartiles[i] = (f64::from(p.ratio.q1), f64::from(p.ratio.q3));
+            med[i] = p.ratio.median;
+            quartiles[i] = (p.ratio.q1, p.ratio.q3);
             match &p.theory {
                 Some(t) if t.applies => {
                     if let Some([q1, q3]) = t.ratio_quartiles {
@@ -299,8 +299,7 @@ fn ratio_panel(s: &SweepSummary, depths: usize) -> LogAxes {
     let measured = s
         .points
         .iter()
-        .flat_map(|p| [p.ratio.q1, p.ratio.q3, p.ratio.median])
-        .map(f64::from);
+        .flat_map(|p| [p.ratio.q1, p.ratio.q3, p.ratio.median]);
     let theory = s
         .points
         .iter()

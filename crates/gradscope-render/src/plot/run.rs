@@ -33,7 +33,7 @@ impl RunCase {
                 activation_rms: case
                     .layers
                     .iter()
-                    .map(|l| f64::from(l.activation_mean).hypot(f64::from(l.activation_std)))
+                    .map(|l| l.activation_mean.hypot(l.activation_std))
                     .collect(),
                 delta_l2: case
                     .layers
@@ -42,7 +42,7 @@ impl RunCase {
                         if l.delta_nonfinite > 0 {
                             f64::INFINITY
                         } else {
-                            f64::from(l.delta_l2)
+                            l.delta_l2
                         }
                     })
                     .collect(),
@@ -66,7 +66,7 @@ impl RunCase {
 
 /// A plain run's picture: the activations' scale (top) and ‖δ_l‖ (bottom) against the layer,
 /// log y axes, one colour per input case, mean-field theory dashed beside ‖δ_l‖.
-pub fn run_svg(title: &str, cases: &[RunCase]) -> String {
+pub fn run_svg(title: &str, cases: &[RunCase], precision: gradscope_report::Precision) -> String {
     let (panel_h, gap) = (210.0, 90.0);
     let height = TOP + 10.0 + 2.0 * panel_h + gap + 80.0;
     let layers = cases.iter().map(|c| c.delta_l2.len()).max().unwrap_or(0);
@@ -118,7 +118,7 @@ pub fn run_svg(title: &str, cases: &[RunCase]) -> String {
         );
     }
     for panel in [&top, &bottom] {
-        panel.f32_limit(&mut o);
+        panel.overflow_limit(&mut o, precision);
         panel.x_label(
             &mut o,
             "layer index l (0 = first; the last is the output layer)",

@@ -3,11 +3,11 @@
 use super::phase::{diverging, is_grid};
 use super::*;
 use gradscope_report::{
-    CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, Phase, PointSummary, Spread, Theory,
-    Thresholds,
+    CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, Phase, PointSummary, Precision,
+    Spread, Theory, Thresholds,
 };
 
-fn spread(v: f32) -> Spread {
+fn spread(v: f64) -> Spread {
     Spread {
         median: v,
         q1: v / 2.0,
@@ -17,7 +17,7 @@ fn spread(v: f32) -> Spread {
     }
 }
 
-fn layer(activation_mean: f32, activation_std: f32, delta_l2: f32, nonfinite: usize) -> LayerStats {
+fn layer(activation_mean: f64, activation_std: f64, delta_l2: f64, nonfinite: usize) -> LayerStats {
     LayerStats {
         layer: 0,
         width: 1,
@@ -49,12 +49,13 @@ fn case(
         loss: 0.0,
         params: Vec::new(),
         layers,
-        delta_ratio: f32::NAN,
-        hidden_rate: f32::NAN,
+        delta_ratio: f64::NAN,
+        hidden_rate: f64::NAN,
         flow: Flow::Undefined,
         dead_layers: Vec::new(),
         zero_gradients: Vec::new(),
         theory: chi.map(|chi| Theory {
+            range_unknown_from: None,
             q: Vec::new(),
             chi,
             delta_ratio: f64::NAN,
@@ -95,7 +96,7 @@ fn a_run_case_reads_its_report_and_marks_non_finite_deltas() {
             case(
                 "overflowing norm",
                 "d",
-                vec![layer(f32::INFINITY, 0.0, f32::INFINITY, 0)],
+                vec![layer(f64::INFINITY, 0.0, f64::INFINITY, 0)],
                 None,
             ),
             case(
@@ -139,6 +140,7 @@ fn run_svg_draws_each_case_in_both_panels_with_theory_and_the_f32_limit() {
             case("a", vec![0.1, 0.2, 0.4], Some(vec![0.25, 0.25])),
             case("b", vec![0.3, 0.0, 0.5], None),
         ],
+        Precision::F32,
     );
     assert!(calm.starts_with("<svg") && calm.ends_with("</svg>\n"));
     // a: one line per panel; b: one in the top panel, and in the bottom two runs
@@ -165,14 +167,27 @@ fn run_svg_draws_each_case_in_both_panels_with_theory_and_the_f32_limit() {
             vec![f64::INFINITY, 1e37, 1e30],
             Some(vec![1e16, 1e14]),
         )],
+        Precision::F32,
     );
     assert!(wild.contains("f32 overflows above 3.4e38"));
     assert_eq!(wild.matches("l8,8").count(), 1);
+    // The line is the run's precision's: 1e37 is far below f64's largest (1.8e308), and past
+    // f16's 65504.
+    let f64_values = [case("a", vec![1e300, 1e37, 1e30], None)];
+    let wide = run_svg("t", &f64_values, Precision::F64);
+    assert!(!wide.contains("overflows above"), "nothing near 1.8e308");
+    let narrow = run_svg(
+        "t",
+        &[case("a", vec![1e5, 10.0, 1.0], None)],
+        Precision::F16,
+    );
+    assert!(narrow.contains("f16 overflows above 65504"));
 }
 
 #[test]
 fn svg_has_one_line_and_band_per_point_and_breaks_at_non_finite_values() {
-    let point = |i: usize, values: &[f32]| PointSummary {
+    let point = |i: usize, values: &[f64]| PointSummary {
+        precision: Default::default(),
         point: i,
         settings: vec![format!("model.depth={i}")].into(),
         case: "x".into(),
@@ -196,7 +211,7 @@ fn svg_has_one_line_and_band_per_point_and_breaks_at_non_finite_values() {
         partial: false,
         points: vec![
             point(0, &[1e-3, 1e-2, 1e-1]),
-            point(1, &[1.0, f32::INFINITY, 10.0]),
+            point(1, &[1.0, f64::INFINITY, 10.0]),
         ],
     };
     let svg = svg(&s);
@@ -221,7 +236,8 @@ fn svg_has_one_line_and_band_per_point_and_breaks_at_non_finite_values() {
 /// sign between neighbouring cells (here between gain 1 and gain 2 of each row).
 #[test]
 fn two_axis_grids_are_phase_diagrams_with_the_chi_curve() {
-    let point = |i: usize, bias: &str, gain: f64, ratio: f32, chi: f64| PointSummary {
+    let point = |i: usize, bias: &str, gain: f64, ratio: f64, chi: f64| PointSummary {
+        precision: Default::default(),
         point: i,
         settings: vec![
             format!("model.bias_init={bias}"),
@@ -238,6 +254,7 @@ fn two_axis_grids_are_phase_diagrams_with_the_chi_curve() {
         weight_l2: vec![spread(1.0), spread(1.0)],
         training: None,
         theory: Some(gradscope_report::PointTheory {
+            range_unknown_from: None,
             delta_ratio: chi.sqrt(),
             chi: vec![chi],
             chi_star: Some(chi),
@@ -295,6 +312,7 @@ fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
         for init in ["he_normal", "glorot_uniform"] {
             for depth in [2, 4, 8] {
                 points.push(PointSummary {
+                    precision: Default::default(),
                     point: points.len(),
                     settings: vec![
                         format!("model.activation={act}"),
@@ -312,6 +330,7 @@ fn depth_sweeps_are_small_multiples_with_a_ratio_picture() {
                     weight_l2: vec![spread(1.0); depth + 1],
                     training: None,
                     theory: Some(gradscope_report::PointTheory {
+                        range_unknown_from: None,
                         delta_ratio: 0.5,
                         chi: vec![0.9; depth],
                         chi_star: Some(0.9),

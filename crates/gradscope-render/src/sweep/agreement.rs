@@ -32,7 +32,7 @@ impl Agreement {
     pub fn of(p: &PointSummary) -> Option<(Self, f64)> {
         let t = p.theory.as_ref()?;
         let predicted = predicted_median(p)?;
-        let factor = f64::from(p.ratio.median) / predicted;
+        let factor = p.ratio.median / predicted;
         let off = (factor - 1.0).abs();
         let a = if !factor.is_finite() || t.delta_ratio == 0.0 {
             Self::NotMeasured

@@ -4,7 +4,7 @@
 
 use std::fmt::Write as _;
 
-use gradscope_report::floats::fmt_sci;
+use gradscope_report::floats::{fmt_sci, fmt_sci64};
 use gradscope_report::{PointSummary, Spread, SweepSummary};
 
 mod agreement;
@@ -19,7 +19,18 @@ pub use tables::{layers_csv, trials_csv};
 
 /// Median, q1, q3, min, max for people (4 significant digits).
 fn cells(s: &Spread) -> [String; 5] {
-    [s.median, s.q1, s.q3, s.min, s.max].map(|v| fmt_sci(v, 3))
+    [s.median, s.q1, s.q3, s.min, s.max].map(|v| fmt_sci64(v, 3))
+}
+
+/// Theory's ratio for people, as its f32 rounding prints (as it always has) unless that
+/// rounding overflows where the f64 does not (a deep f64 point).
+fn theory_ratio(v: f64) -> String {
+    let narrow = v as f32;
+    if narrow.is_finite() || !v.is_finite() {
+        fmt_sci(narrow, 3)
+    } else {
+        fmt_sci64(v, 3)
+    }
 }
 
 /// How many trial records a summary holds: `40 trial records, 10 per point`, or, for part of
@@ -143,7 +154,7 @@ fn training_table(out: &mut String, s: &SweepSummary) {
             100.0 * t.diverged_fraction,
             step,
             t.origins_text(),
-            fmt_sci(t.final_loss.median, 3),
+            fmt_sci64(t.final_loss.median, 3),
             values(p)
         );
     }
@@ -198,8 +209,8 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
         "|---:|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|---:|---:|{range_rule}"
     );
     for p in &s.points {
-        let first = p.delta_l2.first().map_or(f32::NAN, |d| d.median);
-        let last = p.delta_l2.last().map_or(f32::NAN, |d| d.median);
+        let first = p.delta_l2.first().map_or(f64::NAN, |d| d.median);
+        let last = p.delta_l2.last().map_or(f64::NAN, |d| d.median);
         let range_cells = match precision_axis {
             true => format!(
                 " {} | {} | {} |",
@@ -220,8 +231,8 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
             cells(&p.ratio).join(" | "),
             theory_cell(p),
             holds_cell(p),
-            fmt_sci(first, 3),
-            fmt_sci(last, 3),
+            fmt_sci64(first, 3),
+            fmt_sci64(last, 3),
             range_cells
         );
     }
@@ -243,9 +254,10 @@ pub fn markdown(s: &SweepSummary, svg: &str) -> String {
 fn leaves_cell(p: &PointSummary) -> String {
     let said = match &p.theory {
         None => return "-".to_string(),
-        Some(t) => match &t.leaves_range {
-            Some(l) => format!("{} {}", l.tensor, l.direction),
-            None => "none".to_string(),
+        Some(t) => match (&t.leaves_range, &t.range_unknown_from) {
+            (Some(l), _) => format!("{} {}", l.tensor, l.direction),
+            (None, Some(u)) => format!("unknown from {} (past theory's f64)", u.tensor),
+            (None, None) => "none".to_string(),
         },
     };
     match p.theory.as_ref().is_some_and(|t| t.applies) {
@@ -281,8 +293,8 @@ fn left_cell(p: &PointSummary) -> String {
 fn theory_cell(p: &PointSummary) -> String {
     match &p.theory {
         None => "-".to_string(),
-        Some(t) if t.applies => fmt_sci(t.delta_ratio as f32, 3),
-        Some(t) => format!("({})", fmt_sci(t.delta_ratio as f32, 3)),
+        Some(t) if t.applies => theory_ratio(t.delta_ratio),
+        Some(t) => format!("({})", theory_ratio(t.delta_ratio)),
     }
 }
 
@@ -320,11 +332,12 @@ fn training_markdown(s: &SweepSummary, svg: &str) -> String {
     for p in &s.points {
         let Some(t) = &p.training else { continue };
         let f = &t.first_nonfinite_step;
-        let step = |v: f32| {
+        // A step's quantile (a multiple of 0.25) prints as it did when spreads were f32s.
+        let step = |v: f64| {
             if v.is_nan() {
                 "-".to_string()
             } else {
-                v.to_string()
+                (v as f32).to_string()
             }
         };
         let _ = writeln!(
@@ -339,7 +352,7 @@ fn training_markdown(s: &SweepSummary, svg: &str) -> String {
             step(f.q1),
             step(f.q3),
             t.origins_text(),
-            fmt_sci(t.final_loss.median, 3)
+            fmt_sci64(t.final_loss.median, 3)
         );
     }
     let notes = health_notes(s);

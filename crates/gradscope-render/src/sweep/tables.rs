@@ -1,7 +1,7 @@
 //! A sweep's CSV tables: every trial (`trials.csv`) and every point × case × layer
 //! (`summary.csv`, what `--format csv` prints), with a column per swept key.
 
-use gradscope_report::floats::csv_num;
+use gradscope_report::floats::csv_measured;
 use gradscope_report::{SweepSummary, TrialRecord};
 
 /// The swept keys of `s` as CSV column names, in axis order: the key itself, or `set.KEY`
@@ -96,9 +96,12 @@ pub fn trials_csv(s: &SweepSummary, records: &[TrialRecord]) -> Result<String, c
                 r.seed.to_string(),
                 r.case.clone(),
                 layer.to_string(),
-                csv_num(d),
-                csv_num(r.weight_l2.get(layer).copied().unwrap_or(f32::NAN)),
-                csv_num(r.ratio),
+                csv_measured(d, r.precision),
+                csv_measured(
+                    r.weight_l2.get(layer).copied().unwrap_or(f64::NAN),
+                    r.precision,
+                ),
+                csv_measured(r.ratio, r.precision),
                 r.nonfinite.to_string(),
                 r.dead.to_string(),
                 r.zero_gradient.to_string(),
@@ -164,9 +167,9 @@ pub fn layers_csv(s: &SweepSummary, header: bool) -> Result<String, csv::Error> 
                     p.nonfinite_trials.to_string(),
                     p.dead_trials.to_string(),
                     p.zero_gradient_trials.to_string(),
-                    csv_num(p.ratio.median),
-                    csv_num(p.ratio.q1),
-                    csv_num(p.ratio.q3),
+                    csv_measured(p.ratio.median, p.precision),
+                    csv_measured(p.ratio.q1, p.precision),
+                    csv_measured(p.ratio.q3, p.precision),
                     p.theory
                         .as_ref()
                         .map_or(String::new(), |t| csv_num64(t.delta_ratio)),
@@ -176,7 +179,9 @@ pub fn layers_csv(s: &SweepSummary, header: bool) -> Result<String, csv::Error> 
                     layer.to_string(),
                 ]);
                 for x in [d, w] {
-                    row.extend([x.median, x.q1, x.q3, x.min, x.max].map(csv_num));
+                    row.extend(
+                        [x.median, x.q1, x.q3, x.min, x.max].map(|v| csv_measured(v, p.precision)),
+                    );
                 }
                 row.push(s.partial.to_string());
                 row

@@ -28,11 +28,12 @@ fn report(applies: bool, caveats: &[&str]) -> Report {
             params: Vec::new(),
             layers: Vec::new(),
             delta_ratio: 1e-20,
-            hidden_rate: f32::NAN,
+            hidden_rate: f64::NAN,
             flow: Flow::Vanishing,
             dead_layers: Vec::new(),
             zero_gradients: Vec::new(),
             theory: Some(Theory {
+                range_unknown_from: None,
                 q: vec![1.0],
                 chi: vec![0.5],
                 delta_ratio: 0.7,
@@ -89,7 +90,7 @@ fn caveats_stand_under_the_prediction_headed_by_whether_it_applies() {
 }
 
 /// A sweep point whose measured median ratio is `median`, with theory predicting `predicted`.
-fn point(i: usize, depth: usize, median: f32, predicted: f64, applies: bool) -> PointSummary {
+fn point(i: usize, depth: usize, median: f64, predicted: f64, applies: bool) -> PointSummary {
     let spread = Spread {
         median,
         q1: median,
@@ -98,6 +99,7 @@ fn point(i: usize, depth: usize, median: f32, predicted: f64, applies: bool) -> 
         max: median,
     };
     PointSummary {
+        precision: Default::default(),
         point: i,
         settings: vec![format!("model.depth={depth}"), "loss=\"sum\"".into()].into(),
         case: "x".into(),
@@ -110,6 +112,7 @@ fn point(i: usize, depth: usize, median: f32, predicted: f64, applies: bool) -> 
         weight_l2: vec![spread; 2],
         training: None,
         theory: Some(PointTheory {
+            range_unknown_from: None,
             delta_ratio: predicted,
             chi: vec![1.0],
             chi_star: Some(1.0),
@@ -147,7 +150,7 @@ fn a_sweep_says_where_theory_holds_and_where_it_does_not_apply() {
         point(0, 4, 1.04, 1.0, true),
         point(1, 16, 0.8, 1.0, true),
         point(2, 32, 0.468, 0.150, false),
-        point(3, 64, f32::NAN, 1.0, true),
+        point(3, 64, f64::NAN, 1.0, true),
     ]);
     let cells: Vec<String> = s.points.iter().map(sweep::holds_cell).collect();
     assert_eq!(

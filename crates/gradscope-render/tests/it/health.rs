@@ -108,6 +108,7 @@ fn a_sweep_counts_the_trials_with_a_dead_layer_in_every_form() {
         max: 1.0,
     };
     let point = |i: usize, dead: usize| PointSummary {
+        precision: Default::default(),
         point: i,
         settings: vec![format!("model.depth={}", 2 + i)].into(),
         case: "x".into(),

@@ -8,7 +8,7 @@ use gradscope_report::{
     CaseReport, ExperimentReport, Flow, InputInfo, LayerStats, ParamStats, Report, Thresholds,
 };
 
-fn layer(layer: usize, delta_l2: f32, delta_nonfinite: usize) -> LayerStats {
+fn layer(layer: usize, delta_l2: f64, delta_nonfinite: usize) -> LayerStats {
     LayerStats {
         layer,
         width: 32,
@@ -29,8 +29,8 @@ fn param(name: &str, nonfinite: usize) -> ParamStats {
     ParamStats {
         name: name.into(),
         shape: vec![32, 32],
-        max: f32::NAN,
-        min: f32::NAN,
+        max: f64::NAN,
+        min: f64::NAN,
         nonfinite,
         max_abs: 0.0,
         l2: 0.0,
@@ -62,11 +62,11 @@ fn report() -> ExperimentReport {
                 shape: vec![1, 32],
                 distribution: "normal(mean=0, std=1)".into(),
             },
-            loss: f32::INFINITY,
+            loss: f64::INFINITY,
             params: vec![param("layers.0.weight", 1024), param("layers.1.weight", 0)],
             layers: vec![layer(0, 0.0, 32), layer(1, 1.5, 0)],
-            delta_ratio: f32::NAN,
-            hidden_rate: f32::NAN,
+            delta_ratio: f64::NAN,
+            hidden_rate: f64::NAN,
             flow: Flow::Undefined,
             dead_layers: Vec::new(),
             zero_gradients: Vec::new(),
@@ -200,7 +200,7 @@ fn csv_rows_say_which_statistics_are_over_finite_values_only() {
     #[derive(serde::Deserialize)]
     struct LayerRow {
         layer: usize,
-        delta_l2: f32,
+        delta_l2: f64,
         delta_nonfinite: usize,
         delta_finite_only: bool,
     }

@@ -32,7 +32,7 @@ fn fixture_sweep(name: &str) -> SweepSummary {
 }
 
 /// A quartet of the table's numbers as a spread (min and max as given).
-fn spread(median: f32, q1: f32, q3: f32, min: f32, max: f32) -> Spread {
+fn spread(median: f64, q1: f64, q3: f64, min: f64, max: f64) -> Spread {
     Spread {
         median,
         q1,
@@ -79,11 +79,12 @@ pub fn notebook_sweep(name: &str, depth_of: impl Fn(&[String]) -> usize) -> Swee
                 }
             })
             .collect();
-        let num = |i: usize| cells[i].parse::<f32>().unwrap_or(f32::NAN);
+        let num = |i: usize| cells[i].parse::<f64>().unwrap_or(f64::NAN);
         let theory: f64 = cells[10].parse().unwrap_or(f64::NAN);
         let depth = depth_of(&settings);
         let chi = theory.powf(2.0 / depth as f64);
         points.push(PointSummary {
+            precision: Default::default(),
             point: cells[0].parse().unwrap_or(0),
             settings: settings.into(),
             case: cells[2].to_string(),
@@ -99,6 +100,7 @@ pub fn notebook_sweep(name: &str, depth_of: impl Fn(&[String]) -> usize) -> Swee
             weight_l2: Vec::new(),
             training: None,
             theory: theory.is_finite().then(|| PointTheory {
+                range_unknown_from: None,
                 delta_ratio: theory,
                 chi: vec![chi; depth],
                 chi_star: Some(chi),
@@ -152,7 +154,7 @@ pub fn pictures() -> Vec<(String, String)> {
         };
         out.push((
             format!("fixture-{name}"),
-            plot::run_svg(&r.experiment, &plot::RunCase::from_report(&r)),
+            plot::run_svg(&r.experiment, &plot::RunCase::from_report(&r), r.precision),
         ));
     }
     let Report::Train(t) = fixture("train", "report.json") else {
@@ -197,8 +199,9 @@ pub fn point(
     spread: f64,
     theory: Option<(f64, f64, Option<[f64; 2]>, bool)>,
 ) -> PointSummary {
-    let r = |v: f64| v as f32;
+    let r = |v: f64| v;
     PointSummary {
+        precision: Default::default(),
         point: 0,
         settings: settings.to_vec().into(),
         case: "x".into(),
@@ -232,6 +235,7 @@ pub fn point(
         weight_l2: Vec::new(),
         training: None,
         theory: theory.map(|(delta_ratio, chi, ratio_quartiles, applies)| PointTheory {
+            range_unknown_from: None,
             delta_ratio,
             chi: vec![chi],
             chi_star: Some(chi),

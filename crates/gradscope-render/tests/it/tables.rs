@@ -6,7 +6,7 @@ use gradscope_render::sweep;
 use gradscope_report::{PointSummary, PointTheory, Spread, SweepSummary, TrialRecord};
 use serde::Deserialize;
 
-fn spread(median: f32) -> Spread {
+fn spread(median: f64) -> Spread {
     Spread {
         median,
         q1: median / 2.0,
@@ -18,6 +18,7 @@ fn spread(median: f32) -> Spread {
 
 fn summary() -> SweepSummary {
     let point = |i: usize, depth: usize, activation: &str, theory: bool| PointSummary {
+        precision: Default::default(),
         point: i,
         settings: vec![
             format!("model.activation=\"{activation}\""),
@@ -35,6 +36,7 @@ fn summary() -> SweepSummary {
         weight_l2: vec![spread(3.0), spread(4.0)],
         training: None,
         theory: theory.then(|| PointTheory {
+            range_unknown_from: None,
             delta_ratio: 0.25,
             chi: vec![0.25],
             chi_star: None,
@@ -67,13 +69,13 @@ struct PointRow {
     /// `seed` is swept (the table has no column of that name).
     seed: u64,
     case: String,
-    ratio_median: f32,
-    ratio_q3: f32,
+    ratio_median: f64,
+    ratio_q3: f64,
     theory_delta_ratio: Option<f64>,
     theory_applies: Option<bool>,
     layer: usize,
-    delta_median: f32,
-    weight_max: f32,
+    delta_median: f64,
+    weight_max: f64,
     partial: bool,
 }
 
@@ -128,21 +130,22 @@ struct TrialRow {
     trial: usize,
     seed: u64,
     layer: usize,
-    delta_l2: f32,
-    ratio: f32,
+    delta_l2: f64,
+    ratio: f64,
     nonfinite: bool,
 }
 
 #[test]
 fn trials_csv_names_each_trials_settings() {
     let record = |point: usize, trial: usize| TrialRecord {
+        precision: Default::default(),
         point,
         trial,
         seed: 10 + trial as u64,
         case: "x".into(),
-        delta_l2: vec![1.0, f32::NAN],
+        delta_l2: vec![1.0, f64::NAN],
         weight_l2: vec![2.0, 3.0],
-        ratio: f32::NAN,
+        ratio: f64::NAN,
         nonfinite: true,
         first_nonfinite_step: None,
         origin: None,

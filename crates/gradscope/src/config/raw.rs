@@ -54,7 +54,7 @@ pub struct RawExperiment {
     pub seed: Spanned<i64>,
     /// Backend used when `--backend` is not given: `ndarray` (default), `flex` or `wgpu`.
     pub backend: Option<Spanned<String>>,
-    /// The floating-point type every tensor is computed in: `"f32"` (default), `"f16"` or `"bf16"` (flex; wgpu where the adapter has shaderFloat16, f16 only); `--precision` overrides it, and a sweep may list it. A training run in 16 bits is mixed precision, `{ compute = "f16", master = "f32" }` (`"f16"` is short for it there): the pass computes in `compute`, the weights, the optimiser and the update stay in `master` (f32 only). `"f64"` runs only as `compare --precision f64,...`'s reference, and is refused here with the reason.
+    /// The floating-point type every tensor is computed in: `"f32"` (default), `"f16"` or `"bf16"` (flex; wgpu where the adapter has shaderFloat16, f16 only), or `"f64"` (ndarray, flex; wgpu with shaderFloat64, once the activations' operations agree with the host's f64); `--precision` overrides it, and a sweep may list it. An f64 run keeps its statistics in f64, so a value past f32's range is shown as itself. A training run in 16 bits is mixed precision, `{ compute = "f16", master = "f32" }` (`"f16"` is short for it there): the pass computes in `compute`, the weights, the optimiser and the update stay in `master` (f32 only); training in f64 is refused with the reason.
     pub precision: Option<Spanned<RawPrecision>>,
     /// The network.
     pub model: Spanned<RawModel>,

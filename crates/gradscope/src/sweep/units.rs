@@ -20,6 +20,7 @@ pub(super) fn trial_lines(
             trial,
             seed: trial_exp.seed,
             case: case.input.name.clone(),
+            precision: trial_exp.precision,
             delta_l2: case.layers.iter().map(|l| l.delta_l2).collect(),
             weight_l2: case
                 .params
@@ -220,16 +221,20 @@ pub(super) fn training_line(
         trial,
         seed: trial_exp.seed,
         case: "train".into(),
+        precision: trial_exp.precision,
         ratio: match (delta_l2.first(), delta_l2.last()) {
-            (Some(a), Some(b)) => a / b,
-            _ => f32::NAN,
+            (Some(a), Some(b)) => f64::from(a / b),
+            _ => f64::NAN,
         },
-        delta_l2,
-        weight_l2: per_layer(&|l| l.grad_l2),
+        delta_l2: delta_l2.iter().map(|&v| f64::from(v)).collect(),
+        weight_l2: per_layer(&|l| l.grad_l2)
+            .into_iter()
+            .map(f64::from)
+            .collect(),
         nonfinite: outcome.origin.is_some(),
         first_nonfinite_step: outcome.origin.as_ref().and_then(|o| o.step),
         origin: outcome.origin.as_ref().map(|o| o.kind.name().to_string()),
-        final_loss: last.map(|s| s.loss),
+        final_loss: last.map(|s| f64::from(s.loss)),
         dead: !report.dead_layers.is_empty(),
         zero_gradient: !report.zero_gradients.is_empty(),
         range_checked: false,

@@ -24,7 +24,7 @@ mod validity;
 
 pub use fixed_point::HiddenMap;
 pub use moments::{gauss_hermite, input_second_moment, moments, second_moment};
-pub use range::predict_range;
+pub use range::{RangePrediction, predict_range};
 
 use gradscope_model::{Fans, Initializer, MlpConfig};
 pub use gradscope_report::{CRITICAL_BAND, DepthScales, Phase, Theory};
@@ -136,6 +136,7 @@ pub fn predict(model: &MlpConfig, loss: &Loss, case: &InputCase) -> Theory {
         caveats,
         range: Vec::new(),
         leaves_range: None,
+        range_unknown_from: None,
     }
 }
 

@@ -23,9 +23,17 @@ use gradscope_report::{LayerRangePrediction, LeavesRange, Precision, Theory};
 
 use crate::config::{InputCase, Loss};
 
-/// The largest of `n` entries of second moment `m`, ≈ √(2·m·ln(2n)).
+/// The largest of `n` entries of second moment `m`, ≈ √(2·m·ln(2n)); as √m·√(2·ln(2n))
+/// where the product under the root would overflow f64 though m does not (an f64 run's
+/// entries near 2⁵¹²).
 fn largest(m: f64, n: usize) -> f64 {
-    (2.0 * m * (2.0 * n.max(1) as f64).ln()).sqrt()
+    let ln = (2.0 * n.max(1) as f64).ln();
+    let product = 2.0 * m * ln;
+    if product.is_finite() || !m.is_finite() {
+        product.sqrt()
+    } else {
+        m.sqrt() * (2.0 * ln).sqrt()
+    }
 }
 
 /// E[δ_L²] per entry for `loss` on a `[batch, k]` output of variance `q_last`; `None` for the
@@ -51,14 +59,14 @@ pub fn predict_range(
     case: &InputCase,
     precision: Precision,
     theory: &Theory,
-) -> (Vec<LayerRangePrediction>, Option<LeavesRange>) {
+) -> RangePrediction {
     let widths = model.widths();
     let layers = theory.q.len();
     let (Some(&q_last), true) = (theory.q.last(), theory.chi.len() + 1 == layers) else {
-        return (Vec::new(), None);
+        return RangePrediction::default();
     };
     let Some(m_last) = output_delta_moment(loss, q_last, case.batch, model.d_output) else {
-        return (Vec::new(), None);
+        return RangePrediction::default();
     };
     // δ's second moment per entry, output layer first, then back.
     let mut m = vec![0.0; layers];
@@ -94,7 +102,45 @@ pub fn predict_range(
         |l| leaves(range[l].z_rms, range[l].z_max),
         |l| leaves(range[l].delta_rms, range[l].delta_max),
     );
-    (range, first)
+    // Theory's moments are second powers: in f64 they overflow (or underflow) f64 where the
+    // entries are only past about 2^±511, well inside f64's range. From the first such tensor
+    // on, theory cannot say whether the run leaves f64 (below f64 such a moment is past the
+    // precision's range anyway, and is judged as above).
+    let beyond = |m: f64| {
+        if precision != Precision::F64 {
+            None
+        } else if !m.is_finite() {
+            Some("above")
+        } else if m > 0.0 && m < f64::MIN_POSITIVE {
+            Some("below")
+        } else {
+            None
+        }
+    };
+    let unknown =
+        LeavesRange::first_in_pass(range.len(), |l| beyond(theory.q[l]), |l| beyond(m[l]));
+    let n = range.len();
+    let first = match (&first, &unknown) {
+        (Some(f), Some(u)) if u.pass_index(n) <= f.pass_index(n) => None,
+        _ => first,
+    };
+    RangePrediction {
+        range,
+        leaves_range: first,
+        unknown_from: unknown,
+    }
+}
+
+/// What theory predicts of a pass's range ([`predict_range`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct RangePrediction {
+    /// Per layer, the typical and the largest entry of z_l and δ_l.
+    pub range: Vec<LayerRangePrediction>,
+    /// The first tensor predicted to leave the precision's range.
+    pub leaves_range: Option<LeavesRange>,
+    /// The first tensor whose second moment leaves f64's own range in an f64 run (see
+    /// `Theory::range_unknown_from`).
+    pub unknown_from: Option<LeavesRange>,
 }
 
 #[cfg(test)]
@@ -107,6 +153,12 @@ mod tests {
     fn the_largest_entry_follows_the_gaussian_tail() {
         assert!((largest(1.0, 1) - (2.0 * 2f64.ln()).sqrt()).abs() < 1e-15);
         assert!((largest(4.0, 512) - (8.0 * 1024f64.ln()).sqrt()).abs() < 1e-12);
+        // m = 2¹⁰²³, 512 entries: 2·m·ln(1024) ≈ 6.9·2¹⁰²⁴ overflows f64; the largest entry,
+        // √(2¹⁰²⁴·ln 1024) = 2⁵¹²·√(ln 1024) ≈ 3.5e154, does not.
+        let m = 2f64.powi(1023);
+        let want = 2f64.powi(512) * 1024f64.ln().sqrt();
+        assert!((largest(m, 512) - want).abs() <= 4.0 * f64::EPSILON * want);
+        assert_eq!(largest(f64::INFINITY, 1), f64::INFINITY);
     }
 
     /// δ_L's second moment per loss, by the loss's gradient: sum → 1; sum of squares → 2·out,

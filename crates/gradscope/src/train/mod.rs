@@ -123,8 +123,8 @@ fn update_origin(step: usize, after: &MlpWeights) -> Option<Origin> {
     crate::origin::nonfinite_weight(after).map(|(l, tensor, count)| {
         let layer = &after.layers[l];
         let values = match &layer.bias {
-            Some(b) if tensor.ends_with(".bias") => &b.data,
-            _ => &layer.weight.data,
+            Some(b) if tensor.ends_with(".bias") => b,
+            _ => &layer.weight,
         };
         Origin {
             kind: OriginKind::Update,

@@ -79,19 +79,20 @@ fn unsupported_precisions_are_refused_before_anything_runs() {
             vec!["swept.toml: precision `f16` on ndarray"],
         ),
         (
-            "f64",
+            "training in f64",
             vec![
                 "run",
-                "hand.toml",
+                "train.toml",
                 "--precision",
                 "f64",
                 "--backend",
                 "flex",
             ],
             vec![
+                "train.toml",
                 "`precision`",
-                "precision `f64` runs only as compare's reference",
-                "hint: compare the file in f64 and the precisions you run: gradscope compare FILE --precision f64,f32",
+                "training in f64 is not supported: the weights, the optimiser's state and the update are kept in f32 on the device",
+                "hint: train in f32 (or mixed precision); a run without [train], and a sweep of such runs, can be in f64",
             ],
         ),
         (

@@ -60,10 +60,7 @@ trials = 20
         let ratios: Vec<f64> = records
             .iter()
             .filter(|r| r.point == point)
-            .flat_map(|r| {
-                (0..15)
-                    .map(move |l| (f64::from(r.delta_l2[l]) / f64::from(r.delta_l2[l + 1])).powi(2))
-            })
+            .flat_map(|r| (0..15).map(move |l| (r.delta_l2[l] / r.delta_l2[l + 1]).powi(2)))
             .collect();
         ratios.iter().sum::<f64>() / ratios.len() as f64
     };

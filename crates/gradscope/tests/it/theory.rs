@@ -43,7 +43,7 @@ fn relu_he_ratio_quartiles_match_200_measured_seeds() {
         let [q1, q3] = t
             .ratio_quartiles
             .unwrap_or_else(|| panic!("no quartiles: {:?}", t.caveats));
-        let (m1, m3) = (f64::from(p.ratio.q1), f64::from(p.ratio.q3));
+        let (m1, m3) = (p.ratio.q1, p.ratio.q3);
         eprintln!(
             "{}: measured [{m1:.4}, {m3:.4}], predicted [{q1:.4}, {q3:.4}]",
             p.settings.join(" ")

@@ -349,3 +349,309 @@ fn f64_runs_compare_within_f64s_bound_and_an_inaccurate_device_is_refused() {
         assert_eq!(code, Some(0), "{r}{err}");
     }
 }
+
+/// The hand network with kernels 1e20 (f32: w = 100000002004087734272), every value of which
+/// is past f32's range from the output on: z_0 = a_0 = [2w, 2w], the output y = 2·(2w)·w =
+/// 4w², the loss y² = 16w⁴ ≈ 1.6e81, δ_1 = 2y = 8w², ∂W_1 = a_0ᵀ·δ_1 = 16w³ (2 values),
+/// ∂b_1 = 8w², δ_0 = W_1·δ_1 = 8w³ (2), ∂W_0 = xᵀ·δ_0 = 8w³ (4) and ∂b_0 = 8w³ (2). The
+/// ratio ‖δ_0‖/‖δ_1‖ = √2·8w³ / 8w² = √2·w.
+fn huge_hand(d: &std::path::Path) -> (f64, &'static str) {
+    std::fs::write(
+        d.join("huge.toml"),
+        HAND.replace("value = 0.5", "value = 1e20"),
+    )
+    .unwrap_or_else(|e| panic!("{e}"));
+    (f64::from(1e20f32), "huge.toml")
+}
+
+/// `gradscope ARGS --out OUT` in `d`, which must exit 0: its stdout and the newest record
+/// directory of experiment `name` under `out`.
+fn run_to_record(
+    d: &std::path::Path,
+    args: &[&str],
+    out: &str,
+    name: &str,
+) -> (String, std::path::PathBuf) {
+    let out_dir = d.join(out);
+    let out_s = out_dir.to_string_lossy().into_owned();
+    let args = [args, &["--out", &out_s]].concat();
+    let o = gradscope(&args, d);
+    let text = String::from_utf8_lossy(&o.stdout).into_owned();
+    let what = args.join(" ");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(0), "{what}: {text}{err}");
+    let rec = crate::common::record_dirs_of(&out_dir, name)
+        .pop()
+        .unwrap_or_else(|| panic!("{what}: no record"));
+    (text, rec)
+}
+
+/// Within a few units of f64's roundoff of a value derived by hand.
+fn near(got: Option<f64>, want: f64, what: &str) {
+    let got = got.unwrap_or_else(|| panic!("{what}: no number"));
+    assert!(
+        (got - want).abs() <= 8.0 * f64::EPSILON * want.abs(),
+        "{what}: {got:e}, by hand {want:e}"
+    );
+}
+
+/// A run in f64 records every statistic in f64: values past f32's range are finite and shown
+/// as themselves in the record, the table and the markdown, on ndarray and flex (and wgpu
+/// where the adapter has f64: relu's operations pass the check there). The same file in f32
+/// overflows at the output layer's z and exits 3.
+#[test]
+fn an_f64_run_records_values_past_f32s_range_as_themselves() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let (w, file) = huge_hand(d);
+    let mut backends = vec!["ndarray", "flex"];
+    if let Some(b) = wgpu_or_skip("an_f64_run_records_values_past_f32s_range_as_themselves")
+        && b.check_precision(Precision::F64).is_ok()
+    {
+        backends.push("wgpu");
+    }
+    for backend in backends {
+        let args = ["run", file, "--precision", "f64", "--backend", backend];
+        let (text, rec) = run_to_record(d, &args, backend, "hand");
+        let json = crate::common::read_text(&rec.join("report.json"));
+        let r: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(r["precision"], "f64");
+        assert_eq!(r["all_finite"], true, "{backend}: {json}");
+        let case = &r["cases"][0];
+        let param = |name: &str, key: &str| {
+            case["params"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["name"] == name)
+                .and_then(|p| p[key].as_f64())
+        };
+        let on = |what: &str| format!("{backend} {what}");
+        near(case["loss"].as_f64(), 16.0 * w.powi(4), &on("loss"));
+        near(
+            param("layers.1.weight", "max"),
+            16.0 * w.powi(3),
+            &on("∂W_1 max"),
+        );
+        near(
+            param("layers.1.weight", "l2"),
+            2f64.sqrt() * 16.0 * w.powi(3),
+            &on("‖∂W_1‖"),
+        );
+        near(param("layers.1.bias", "max_abs"), 8.0 * w * w, &on("∂b_1"));
+        near(
+            param("layers.0.weight", "l2"),
+            2.0 * 8.0 * w.powi(3),
+            &on("‖∂W_0‖"),
+        );
+        near(
+            case["layers"][1]["delta_l2"].as_f64(),
+            8.0 * w * w,
+            &on("‖δ_1‖"),
+        );
+        near(case["delta_ratio"].as_f64(), 2f64.sqrt() * w, &on("ratio"));
+        // The range is measured in f64: ∂W_1's largest value leaves log2(f64::MAX / 16w³)
+        // bits of headroom.
+        let room = case["params"][2]["range"]["headroom_bits"].as_f64();
+        assert_eq!(
+            room.map(|r| r as f32),
+            Some((f64::MAX / (16.0 * w.powi(3))).log2() as f32),
+            "{}",
+            on("∂W_1 headroom")
+        );
+        // People see the f64 values too.
+        let loss = gradscope_report::floats::fmt_sci64(16.0 * w.powi(4), 6);
+        assert!(text.contains(&format!("loss {loss}")), "{backend}: {text}");
+        let md = crate::common::read_text(&rec.join("report.md"));
+        assert!(md.contains("f64"), "{md}");
+        assert!(!md.contains("| inf"), "{backend}: {md}");
+    }
+    let o = gradscope(&["run", file, "--backend", "flex"], d);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert_eq!(o.status.code(), Some(3), "{text}");
+    assert!(text.contains("z.layers.1"), "{text}");
+}
+
+/// A record of either width reads back as the values it was written from: report.json
+/// through the schema and out again is the same bytes (f32's shortest forms, f64's), and
+/// `gradscope report` rebuilds the same report.html, for the same network in f64 (finite,
+/// past f32's range) and in f32 (inf and NaN).
+#[test]
+fn records_of_f64_and_f32_runs_read_back_byte_for_byte() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let (_, file) = huge_hand(d);
+    for precision in ["f64", "f32"] {
+        let args = ["run", file, "--precision", precision, "--backend", "flex"];
+        let args = [&args[..], &["--allow-nonfinite"]].concat();
+        let (_, rec) = run_to_record(d, &args, precision, "hand");
+        let json = crate::common::read_text(&rec.join("report.json"));
+        let back = gradscope_report::Report::from_json(&json).unwrap_or_else(|e| panic!("{e}"));
+        let again = serde_json::to_string(&back).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(again.trim_end(), json.trim_end(), "{precision}");
+        let html = crate::common::read_text(&rec.join("report.html"));
+        let rec_s = rec.to_string_lossy().into_owned();
+        let o = gradscope(&["report", &rec_s], d);
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert_eq!(
+            crate::common::read_text(&rec.join("report.html")),
+            html,
+            "{precision}"
+        );
+    }
+}
+
+/// A sweep over precision with f64 in it: the deep relu counterexample (100 hidden layers,
+/// He uniform with gain 2, whose δ overflow f32 near layer 70), 2 trials per point. Every f32
+/// trial is non-finite and every f64 one finite; the f64 trial lines name their precision and
+/// read back as themselves, byte for byte; the summary's f64 point says so too.
+#[test]
+fn a_sweep_over_precision_runs_f64_points_with_f64_records() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let src = crate::common::read_text(
+        &crate::common::configs_dir().join("counterexamples/relu-explodes-f32.toml"),
+    );
+    let sweep = format!("{src}\n[sweep]\ntrials = 2\nprecision = [\"f32\", \"f64\"]\n");
+    std::fs::write(d.join("deep.toml"), sweep).unwrap_or_else(|e| panic!("{e}"));
+    let args = ["run", "deep.toml", "--backend", "flex", "--allow-nonfinite"];
+    let (_, rec) = run_to_record(d, &args, "out", "relu-explodes-f32");
+    let lines = crate::common::read_text(&rec.join("trials.jsonl"));
+    let mut seen = [0, 0];
+    for line in lines.lines() {
+        let t: gradscope_report::TrialRecord =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        assert_eq!(serde_json::to_string(&t).unwrap_or_default(), line);
+        match t.precision {
+            Precision::F64 => {
+                assert!(
+                    !t.nonfinite && line.contains("\"precision\":\"f64\""),
+                    "{line}"
+                );
+                assert!(t.delta_l2.iter().all(|v| v.is_finite()), "{line}");
+                seen[1] += 1;
+            }
+            _ => {
+                assert!(t.nonfinite && !line.contains("precision"), "{line}");
+                seen[0] += 1;
+            }
+        }
+    }
+    assert_eq!(seen, [2, 2], "{lines}");
+    let summary = crate::common::read_text(&rec.join("summary.json"));
+    let s: serde_json::Value = serde_json::from_str(&summary).unwrap_or_else(|e| panic!("{e}"));
+    let points = s["points"].as_array().cloned().unwrap_or_default();
+    let f64_point = points
+        .iter()
+        .find(|p| p["precision"] == "f64")
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(f64_point["nonfinite_trials"], 0, "{f64_point}");
+    let back = gradscope_report::Report::from_json(&summary).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        serde_json::to_string_pretty(&back)
+            .unwrap_or_default()
+            .trim_end(),
+        summary.trim_end()
+    );
+}
+
+/// f64 is refused, before anything runs and with the reason, where it cannot be what it says:
+/// training (the weights, the optimiser and the update stay in f32), and, on a wgpu adapter
+/// whose f64 transcendentals fail the check (lavapipe's tanh), a run that needs them.
+#[test]
+fn f64_training_and_an_inaccurate_devices_f64_are_refused() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let train = crate::common::configs_dir().join("training/b-stable-cross-entropy-high-lr.toml");
+    let train_s = train.to_string_lossy().into_owned();
+    let o = gradscope(&["run", &train_s, "--precision", "f64"], d);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for want in [
+        "b-stable-cross-entropy-high-lr.toml",
+        "training in f64 is not supported",
+    ] {
+        assert!(err.contains(want), "no `{want}` in: {err}");
+    }
+    let Some(w) = wgpu_or_skip("f64_training_and_an_inaccurate_devices_f64_are_refused") else {
+        return;
+    };
+    if w.check_precision(Precision::F64).is_err()
+        || w.f64_op_error(ElementOp::Tanh) <= gradscope::backend::F64_OP_TOLERANCE
+    {
+        eprintln!("this wgpu adapter has no f64, or an accurate f64 tanh: nothing to refuse");
+        return;
+    }
+    std::fs::write(d.join("deep.toml"), DEEP).unwrap_or_else(|e| panic!("{e}"));
+    let o = gradscope(
+        &[
+            "run",
+            "deep.toml",
+            "--precision",
+            "f64",
+            "--backend",
+            "wgpu",
+        ],
+        d,
+    );
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    for want in ["deep.toml: precision `f64` on wgpu", "tanh is off by"] {
+        assert!(err.contains(want), "no `{want}` in: {err}");
+    }
+}
+
+/// Theory's moments are second powers: in an f64 run of the relu counterexample at depth 600
+/// (q_l grows 4× a layer), q_l itself passes f64's largest value while the entries (√q_l) are
+/// near 2⁵¹², well inside f64. From that tensor on theory predicts nothing: the record names
+/// it (`range_unknown_from`, z at the first layer whose q is not finite), claims no leaving
+/// tensor, and the table says so instead of "stays within f64". In f32 the same q is judged
+/// as it always was: past f32's range.
+#[test]
+fn theory_says_where_its_own_f64_moments_leave_f64() {
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let d = dir.path();
+    let src = crate::common::configs_dir().join("counterexamples/relu-explodes-f32.toml");
+    let src = src.to_string_lossy().into_owned();
+    let base = ["run", &src, "--set", "model.depth=600", "--backend", "flex"];
+    let args = [&base[..], &["--precision", "f64", "--allow-nonfinite"]].concat();
+    let (text, rec) = run_to_record(d, &args, "out", "relu-explodes-f32");
+    let json = crate::common::read_text(&rec.join("report.json"));
+    let r: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}"));
+    let t = &r["cases"][0]["theory"];
+    let q: Vec<f64> = t["q"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|v| v.as_f64().unwrap_or(f64::INFINITY))
+        .collect();
+    let first_inf = q.iter().position(|v| !v.is_finite());
+    let first_inf = first_inf.unwrap_or_else(|| panic!("q stays finite: {t}"));
+    assert!(
+        q[first_inf - 1] > 1e307,
+        "q grows 4× a layer: {:e}",
+        q[first_inf - 1]
+    );
+    let unknown = &t["range_unknown_from"];
+    assert_eq!(unknown["tensor"], format!("z.layers.{first_inf}"), "{t}");
+    assert_eq!(unknown["direction"], "above");
+    assert!(t["leaves_range"].is_null(), "{t}");
+    assert!(
+        text.contains(&format!(
+            "cannot follow the pass from z.layers.{first_inf} on"
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("stays within f64"), "{text}");
+    let o = gradscope(
+        &[&base[..], &["--allow-nonfinite", "--format", "json"]].concat(),
+        d,
+    );
+    let f32_json = String::from_utf8_lossy(&o.stdout).into_owned();
+    assert!(!f32_json.contains("range_unknown_from"), "{f32_json}");
+}

@@ -34,8 +34,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "SELECTOR")]
     pub device: Option<String>,
     /// Floating-point type of every tensor: overrides the file's `precision` (and a swept
-    /// one), as `--set precision="P"` would. f64 runs only as the reference of `compare
-    /// --precision f64,...`.
+    /// one), as `--set precision="P"` would. f64 runs without [train] only; on wgpu, after
+    /// the activations' operations are checked against the host's f64.
     #[arg(long, value_name = "P", value_parser = ["f64", "f32", "bf16", "f16"])]
     pub precision: Option<String>,
     /// Report format.
@@ -104,6 +104,22 @@ fn sets_of(args: &RunArgs) -> Vec<String> {
         sets.push(format!("precision=\"{p}\""));
     }
     sets
+}
+
+/// The activations `exp` computes in f64: its own where it runs in f64, and those of each
+/// sweep point that does (a point that does not build was refused at load).
+fn f64_activations(exp: &Experiment) -> Vec<gradscope_model::Activation> {
+    let mut all = Vec::new();
+    let mut add = |e: &Experiment| {
+        if e.precision == config::Precision::F64 {
+            all.extend(e.model.activations.iter().copied());
+        }
+    };
+    match &exp.sweep {
+        Some(sweep) => sweep.points().flatten().for_each(|e| add(&e)),
+        None => add(exp),
+    }
+    all
 }
 
 /// Every precision `exp` runs in: its own, and each a sweep lists.
@@ -220,7 +236,8 @@ fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
             plan.backends.push(b);
         }
         if let Some(b) = plan.backend_for(exp, args) {
-            for p in precisions_of(exp) {
+            let precisions = precisions_of(exp);
+            for &p in &precisions {
                 b.check_precision(p).map_err(|e| {
                     one(format!(
                         "{}: precision `{p}` on {}: {e}",
@@ -228,6 +245,16 @@ fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
                         b.kind.name()
                     ))
                 })?;
+            }
+            if precisions.contains(&config::Precision::F64) {
+                b.check_f64_activations(&f64_activations(exp))
+                    .map_err(|e| {
+                        one(format!(
+                            "{}: precision `f64` on {}: {e}",
+                            exp.path.display(),
+                            b.kind.name()
+                        ))
+                    })?;
             }
         }
     }
@@ -339,7 +366,11 @@ fn write_plain_files(
     if let Some(nb) = &args.notebook {
         let command = regenerate_command(exp, args, nb);
         let page = text::markdown_with_picture(report, &format!("{}.svg", exp.name));
-        let svg = plot::run_svg(&exp.name, &plot::RunCase::from_report(report));
+        let svg = plot::run_svg(
+            &exp.name,
+            &plot::RunCase::from_report(report),
+            report.precision,
+        );
         record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
             .map_err(|e| CommandError::new(ExitStatus::Failure, notebook_error(nb, &e)))?;
     }

@@ -48,6 +48,15 @@ impl Checker<'_> {
     pub(super) fn precision(&self, p: &Spanned<RawPrecision>, training: bool) -> Result<Precision> {
         let raw = p.get_ref();
         let compute = self.precision_name(p, &raw.compute, "precision")?;
+        if compute == Precision::F64 && training {
+            return Err(self
+                .err(
+                    p.span(),
+                    "precision",
+                    "training in f64 is not supported: the weights, the optimiser's state and the update are kept in f32 on the device, as torch.optim keeps them",
+                )
+                .with_hint("train in f32 (or mixed precision); a run without [train], and a sweep of such runs, can be in f64"));
+        }
         if raw.table && !training {
             return Err(self
                 .err(
@@ -72,7 +81,7 @@ impl Checker<'_> {
         Ok(compute)
     }
 
-    /// A precision's name at `key` of `p`: one of the four, and not f64 (for now).
+    /// A precision's name at `key` of `p`: one of the four.
     fn precision_name(
         &self,
         p: &Spanned<RawPrecision>,
@@ -94,13 +103,6 @@ impl Checker<'_> {
             }
             return Err(e);
         };
-        if precision == Precision::F64 {
-            return Err(self.err(
-                p.span(),
-                key,
-                "precision `f64` runs only as compare's reference: a run's records keep their statistics in f32, where an f64 value past f32's range would be shown as inf",
-            ).with_hint("compare the file in f64 and the precisions you run: gradscope compare FILE --precision f64,f32"));
-        }
         Ok(precision)
     }
 
