@@ -26,10 +26,11 @@ pub struct TrialRecord {
     /// [`crate::ExperimentReport`]'s are.
     #[serde(default, skip_serializing_if = "Precision::is_f32")]
     pub precision: Precision,
-    /// ‖δ_l‖ per layer.
+    /// ‖δ_l‖ per layer; NaN where δ_l holds a non-finite value (its norm is not a number;
+    /// records written before this kept the norm of the finite part, 0 for an all-inf δ).
     #[serde(serialize_with = "measured_all", deserialize_with = "de_floats64")]
     pub delta_l2: Vec<f64>,
-    /// ‖∂L/∂W_l‖ per layer.
+    /// ‖∂L/∂W_l‖ per layer; NaN as for `delta_l2`.
     #[serde(serialize_with = "measured_all", deserialize_with = "de_floats64")]
     pub weight_l2: Vec<f64>,
     /// ‖δ_first‖ / ‖δ_last‖.

@@ -3,6 +3,16 @@
 
 use super::*;
 
+/// A tensor's ‖·‖₂ as a trial records it: `finite_part`, the norm over its finite values,
+/// where all `nonfinite` = 0 of them are; NaN where it holds a non-finite value.
+fn whole_norm(finite_part: f64, nonfinite: usize) -> f64 {
+    if nonfinite == 0 {
+        finite_part
+    } else {
+        f64::NAN
+    }
+}
+
 /// The trial log lines (one per input case) and records of one finished trial.
 pub(super) fn trial_lines(
     point: usize,
@@ -21,12 +31,18 @@ pub(super) fn trial_lines(
             seed: trial_exp.seed,
             case: case.input.name.clone(),
             precision: trial_exp.precision,
-            delta_l2: case.layers.iter().map(|l| l.delta_l2).collect(),
+            // The norm of a tensor holding a non-finite value is not a number: NaN, not the
+            // norm of its finite part (0 for an all-inf δ), which a median would count.
+            delta_l2: case
+                .layers
+                .iter()
+                .map(|l| whole_norm(l.delta_l2, l.delta_nonfinite))
+                .collect(),
             weight_l2: case
                 .params
                 .iter()
                 .filter(|p| p.name.ends_with(".weight"))
-                .map(|p| p.l2)
+                .map(|p| whole_norm(p.l2, p.nonfinite))
                 .collect(),
             ratio: case.delta_ratio,
             nonfinite: case.params.iter().any(|p| p.nonfinite > 0),

@@ -538,6 +538,9 @@ fn a_sweep_over_precision_runs_f64_points_with_f64_records() {
             }
             _ => {
                 assert!(t.nonfinite && !line.contains("precision"), "{line}");
+                // δ_0 holds inf in f32 (δ overflows from about layer 68 back): its norm is
+                // not a number, not the 0 its finite part sums to.
+                assert!(t.delta_l2[0].is_nan(), "{line}");
                 seen[0] += 1;
             }
         }
@@ -551,6 +554,11 @@ fn a_sweep_over_precision_runs_f64_points_with_f64_records() {
         .find(|p| p["precision"] == "f64")
         .unwrap_or_else(|| panic!("{summary}"));
     assert_eq!(f64_point["nonfinite_trials"], 0, "{f64_point}");
+    let f32_point = points
+        .iter()
+        .find(|p| p.get("precision").is_none())
+        .unwrap_or_else(|| panic!("{summary}"));
+    assert_eq!(f32_point["delta_l2"][0]["median"], "NaN", "{f32_point}");
     let back = gradscope_report::Report::from_json(&summary).unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(
         serde_json::to_string_pretty(&back)
