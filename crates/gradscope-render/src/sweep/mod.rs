@@ -34,8 +34,24 @@ fn theory_ratio(v: f64) -> String {
 }
 
 /// How many trial records a summary holds: `40 trial records, 10 per point`, or, for part of
-/// a sweep, `PARTIAL: 40 of 120 trial records of the sweep, 10 per point`.
+/// a sweep, `PARTIAL: 40 of 120 trial records of the sweep, 10 per point`; `, in f64` after it
+/// where every point ran in one precision other than f32 (a swept precision is in each
+/// point's settings instead).
 pub fn trial_counts(s: &SweepSummary) -> String {
+    format!("{}{}", trial_counts_only(s), in_precision(s))
+}
+
+/// `, in f64` where every point of `s` ran in one precision other than f32, else nothing.
+fn in_precision(s: &SweepSummary) -> String {
+    let mut precisions = s.points.iter().map(|p| p.precision);
+    let first = precisions.next();
+    match first.filter(|&f| f != gradscope_report::Precision::F32 && precisions.all(|p| p == f)) {
+        Some(p) => format!(", in {p}"),
+        None => String::new(),
+    }
+}
+
+fn trial_counts_only(s: &SweepSummary) -> String {
     if s.partial {
         format!(
             "PARTIAL: {} of {} trial records of the sweep, {} per point",
@@ -307,8 +323,10 @@ fn markdown_head(s: &SweepSummary, kind: &str, alt: &str, svg: &str) -> String {
     } else {
         let _ = writeln!(
             out,
-            "{} trial records, {} trials per grid point.\n",
-            s.trials_done, s.trials_per_point
+            "{} trial records, {} trials per grid point{}.\n",
+            s.trials_done,
+            s.trials_per_point,
+            in_precision(s)
         );
     }
     let _ = writeln!(out, "![{alt}]({svg})\n");

@@ -207,3 +207,27 @@ fn the_terminal_sweep_table_fits_in_100_columns() {
         "{t}"
     );
 }
+
+/// A sweep run in one precision other than f32 says so beside its trial counts, in the
+/// terminal table, the markdown and the page alike; an f32 sweep, and one whose points differ
+/// in precision (each point's settings name it), say nothing more.
+#[test]
+fn a_sweep_in_one_precision_names_it_beside_its_counts() {
+    use gradscope_report::Precision;
+    let mut s = summary();
+    assert!(
+        !sweep::trial_counts(&s).contains(" in "),
+        "{}",
+        sweep::trial_counts(&s)
+    );
+    for p in &mut s.points {
+        p.precision = Precision::F64;
+    }
+    let counts = sweep::trial_counts(&s);
+    assert!(counts.ends_with(", in f64"), "{counts}");
+    assert!(sweep::table(&s).contains(&counts));
+    let md = sweep::markdown(&s, "sweep.svg");
+    assert!(md.contains("trials per grid point, in f64."), "{md}");
+    s.points[0].precision = Precision::F32;
+    assert!(!sweep::trial_counts(&s).contains(" in "));
+}
