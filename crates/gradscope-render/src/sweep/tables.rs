@@ -2,16 +2,22 @@
 //! (`summary.csv`, what `--format csv` prints), with a column per swept key.
 
 use gradscope_report::floats::csv_measured;
-use gradscope_report::{SweepSummary, TrialRecord};
+use gradscope_report::{PointSummary, SweepSummary, TrialRecord};
 
 /// The swept keys of `s` as CSV column names, in axis order: the key itself, or `set.KEY`
 /// where it would take the name of one of `fixed`'s columns.
 fn setting_columns(s: &SweepSummary, fixed: &[&str]) -> Vec<(String, String)> {
-    let keys: Vec<String> = s
+    let mut keys: Vec<String> = s
         .points
         .first()
         .map(|p| p.settings.keys().map(str::to_string).collect())
         .unwrap_or_default();
+    // A sweep in a precision other than f32 that does not sweep it names it as a column too,
+    // as a swept `precision` would be.
+    let below_or_above_f32 = s.points.iter().any(|p| !p.precision.is_f32());
+    if below_or_above_f32 && !keys.iter().any(|k| k == "precision") {
+        keys.push("precision".into());
+    }
     keys.into_iter()
         .map(|k| {
             let column = if fixed.contains(&k.as_str()) {
@@ -22,6 +28,16 @@ fn setting_columns(s: &SweepSummary, fixed: &[&str]) -> Vec<(String, String)> {
             (k, column)
         })
         .collect()
+}
+
+/// Point `p`'s cell in the column of key `k`: its swept value, or (the column
+/// [`setting_columns`] adds) its precision.
+fn setting_cell(p: &PointSummary, k: &str) -> String {
+    if k == "precision" && !p.settings.keys().any(|x| x == k) {
+        p.precision.name().to_string()
+    } else {
+        p.settings.cell(k)
+    }
 }
 
 /// Rows of strings as CSV, headed by `header` when given.
@@ -81,7 +97,7 @@ pub fn trials_csv(s: &SweepSummary, records: &[TrialRecord]) -> Result<String, c
     let settings = |point: usize| -> Vec<String> {
         let p = s.points.iter().find(|p| p.point == point);
         keys.iter()
-            .map(|(k, _)| p.map_or(String::new(), |p| p.settings.cell(k)))
+            .map(|(k, _)| p.map_or(String::new(), |p| setting_cell(p, k)))
             .collect()
     };
     let mut sorted = records.to_vec();
@@ -160,7 +176,7 @@ pub fn layers_csv(s: &SweepSummary, header: bool) -> Result<String, csv::Error> 
             .enumerate()
             .map(move |(layer, (d, w))| {
                 let mut row = vec![s.experiment.clone(), p.point.to_string()];
-                row.extend(keys.iter().map(|(k, _)| p.settings.cell(k)));
+                row.extend(keys.iter().map(|(k, _)| setting_cell(p, k)));
                 row.extend([
                     p.case.clone(),
                     p.trials.to_string(),

@@ -228,6 +228,17 @@ fn a_sweep_in_one_precision_names_it_beside_its_counts() {
     assert!(sweep::table(&s).contains(&counts));
     let md = sweep::markdown(&s, "sweep.svg");
     assert!(md.contains("trials per grid point, in f64."), "{md}");
+    // Its CSV tables have a `precision` column after the swept keys, as a swept precision
+    // would; an f32 sweep's have none.
+    let layers = sweep::layers_csv(&s, true).unwrap_or_else(|e| panic!("{e}"));
+    let head = layers.lines().next().unwrap_or("");
+    assert!(head.contains(",seed,precision,case,"), "{head}");
+    assert!(
+        layers.lines().skip(1).all(|l| l.contains(",f64,x,")),
+        "{layers}"
+    );
+    let plain = sweep::layers_csv(&summary(), true).unwrap_or_else(|e| panic!("{e}"));
+    assert!(!plain.contains("precision"), "{plain}");
     s.points[0].precision = Precision::F32;
     assert!(!sweep::trial_counts(&s).contains(" in "));
 }
