@@ -376,6 +376,29 @@ pub fn parse(source: Source) -> Result<Experiment, ConfigError> {
 }
 
 impl Experiment {
+    /// Whether a sweep of this experiment lists `precision` among its axes.
+    pub fn sweeps_precision(&self) -> bool {
+        self.sweep
+            .as_ref()
+            .is_some_and(|s| s.axes.iter().any(|(key, _)| key == "precision"))
+    }
+
+    /// Every precision this experiment runs in: its own, then each other one a sweep lists.
+    pub fn precisions(&self) -> Vec<Precision> {
+        let mut all = vec![self.precision];
+        let swept = self.sweep.iter().flat_map(|s| &s.axes);
+        for (_, values) in swept.filter(|(k, _)| k == "precision") {
+            for v in values {
+                if let Some(p) = v.as_str().and_then(Precision::parse)
+                    && !all.contains(&p)
+                {
+                    all.push(p);
+                }
+            }
+        }
+        all
+    }
+
     /// An upper estimate of the bytes a run needs: parameters four times over (host draw,
     /// device copy, gradients, host copy of the gradients) and, for the largest input case,
     /// six tensors per layer output (pre-activation, activation, δ probe, δ, their gradients)

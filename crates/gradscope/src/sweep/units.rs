@@ -197,11 +197,7 @@ pub(super) fn run_units(
         return log.append(lines);
     }
     // A sweep over precision measures where each trial leaves the range, from its z_l.
-    let keep_z = base.precision != crate::config::Precision::F32
-        || exp
-            .sweep
-            .as_ref()
-            .is_some_and(|s| s.axes.iter().any(|(key, _)| key == "precision"));
+    let keep_z = base.precision != crate::config::Precision::F32 || exp.sweeps_precision();
     let outcomes = run::execute_stack(&trial_exps, backend, keep_z)?;
     // Statistics per trial, in parallel; then the lines are written in trial order.
     let lines: Vec<(String, Vec<TrialRecord>)> = units

@@ -122,26 +122,6 @@ fn f64_activations(exp: &Experiment) -> Vec<gradscope_model::Activation> {
     all
 }
 
-/// Every precision `exp` runs in: its own, and each a sweep lists.
-fn precisions_of(exp: &Experiment) -> Vec<config::Precision> {
-    let mut all = vec![exp.precision];
-    let swept = exp
-        .sweep
-        .iter()
-        .flat_map(|s| &s.axes)
-        .filter(|(k, _)| k == "precision");
-    for (_, values) in swept {
-        for v in values {
-            if let Some(p) = v.as_str().and_then(config::Precision::parse)
-                && !all.contains(&p)
-            {
-                all.push(p);
-            }
-        }
-    }
-    all
-}
-
 fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<ConfigError>> {
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
@@ -236,7 +216,7 @@ fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
             plan.backends.push(b);
         }
         if let Some(b) = plan.backend_for(exp, args) {
-            let precisions = precisions_of(exp);
+            let precisions = exp.precisions();
             for &p in &precisions {
                 b.check_precision(p).map_err(|e| {
                     one(format!(
