@@ -470,6 +470,24 @@ fn an_f64_run_records_values_past_f32s_range_as_themselves() {
     let text = String::from_utf8_lossy(&o.stdout);
     assert_eq!(o.status.code(), Some(3), "{text}");
     assert!(text.contains("z.layers.1"), "{text}");
+    // The dump keeps the pass's tensors in f64 (the output 4w², past f32's range) and the
+    // host draw, the weights and the input, in the f32 it was drawn in.
+    let o = gradscope(&["run", file, "--precision", "f64", "--dump", "dump"], d);
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let bytes = std::fs::read(d.join("dump/ones.safetensors")).unwrap_or_else(|e| panic!("{e}"));
+    let st = safetensors::SafeTensors::deserialize(&bytes).unwrap_or_else(|e| panic!("{e}"));
+    let dtype = |name: &str| st.tensor(name).map(|t| t.dtype()).ok();
+    assert_eq!(dtype("output"), Some(safetensors::Dtype::F64));
+    assert_eq!(dtype("grad.layers.0.weight"), Some(safetensors::Dtype::F64));
+    assert_eq!(dtype("layers.0.weight"), Some(safetensors::Dtype::F32));
+    let out = st.tensor("output").unwrap_or_else(|e| panic!("{e}"));
+    let value = out.data().try_into().map(f64::from_le_bytes).ok();
+    near(value, 4.0 * w * w, "the dumped output");
 }
 
 /// A record of either width reads back as the values it was written from: report.json
