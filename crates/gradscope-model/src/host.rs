@@ -44,44 +44,47 @@ impl HostTensor {
         }
     }
 
-    /// Whether value `i` is finite (in f64 for an f64 tensor: a value past f32's range is).
-    pub fn finite(&self, i: usize) -> bool {
+    /// Value `i` in f64: an f64 tensor's own (past f32's range, or below it, it is still
+    /// itself), else the f32 widened (exactly).
+    pub fn value(&self, i: usize) -> f64 {
         match &self.wide {
-            Some(w) => w[i].is_finite(),
-            None => self.data[i].is_finite(),
+            Some(w) => w[i],
+            None => f64::from(self.data[i]),
         }
     }
 
-    /// Whether every value is finite (see [`HostTensor::finite`]).
+    /// Every value as [`HostTensor::value`] gives it, in order, without a copy of the tensor.
+    pub fn values(&self) -> Values<'_> {
+        match &self.wide {
+            Some(w) => Values::Wide(w.iter()),
+            None => Values::Narrow(self.data.iter()),
+        }
+    }
+
+    /// Whether every value is finite (see [`HostTensor::value`]).
     pub fn all_finite(&self) -> bool {
-        match &self.wide {
-            Some(w) => w.iter().all(|v| v.is_finite()),
-            None => self.data.iter().all(|v| v.is_finite()),
-        }
+        self.values().all(f64::is_finite)
     }
 
-    /// How many values are NaN or ±inf (see [`HostTensor::finite`]).
+    /// How many values are NaN or ±inf (see [`HostTensor::value`]).
     pub fn count_nonfinite(&self) -> usize {
-        match &self.wide {
-            Some(w) => w.iter().filter(|v| !v.is_finite()).count(),
-            None => self.data.iter().filter(|v| !v.is_finite()).count(),
-        }
+        self.values().filter(|v| !v.is_finite()).count()
     }
 
-    /// Whether a value is ±inf (see [`HostTensor::finite`]).
+    /// Whether a value is ±inf (see [`HostTensor::value`]).
     pub fn has_inf(&self) -> bool {
-        match &self.wide {
-            Some(w) => w.iter().any(|v| v.is_infinite()),
-            None => self.data.iter().any(|v| v.is_infinite()),
-        }
+        self.values().any(f64::is_infinite)
     }
 
-    /// Whether value `i` is ±0 (in f64 for an f64 tensor: a value below f32's range is not).
-    pub fn is_zero(&self, i: usize) -> bool {
-        match &self.wide {
-            Some(w) => w[i] == 0.0,
-            None => self.data[i] == 0.0,
-        }
+    /// Per row (the slices along the first dimension), whether every value in it is finite.
+    pub fn finite_rows(&self) -> Vec<bool> {
+        let rows = self.shape.first().copied().unwrap_or(1).max(1);
+        let width = (self.len() / rows).max(1);
+        (0..self.len().div_ceil(width))
+            .map(|r| {
+                (r * width..((r + 1) * width).min(self.len())).all(|i| self.value(i).is_finite())
+            })
+            .collect()
     }
 
     /// Number of elements.
@@ -170,5 +173,32 @@ pub fn tensor_as<const D: usize>(
     match dtype {
         FloatDType::F32 => Tensor::from_data(data, device),
         other => Tensor::from_data(data, (device, DType::from(other))),
+    }
+}
+
+/// The values of a [`HostTensor`] as f64s ([`HostTensor::values`]).
+#[derive(Debug, Clone)]
+pub enum Values<'a> {
+    /// An f32 tensor's values, each widened.
+    Narrow(std::slice::Iter<'a, f32>),
+    /// An f64 tensor's own.
+    Wide(std::slice::Iter<'a, f64>),
+}
+
+impl Iterator for Values<'_> {
+    type Item = f64;
+
+    fn next(&mut self) -> Option<f64> {
+        match self {
+            Self::Narrow(v) => v.next().map(|&x| f64::from(x)),
+            Self::Wide(v) => v.next().copied(),
+        }
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        match self {
+            Self::Narrow(v) => v.size_hint(),
+            Self::Wide(v) => v.size_hint(),
+        }
     }
 }

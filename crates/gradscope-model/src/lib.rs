@@ -17,7 +17,7 @@ pub mod stack;
 
 pub use activation::{Activation, ElementOp};
 pub use engine::{Backward, ForwardTrace, Layers, Record};
-pub use host::HostTensor;
+pub use host::{HostTensor, Values};
 pub use init::{Fans, Initializer};
 pub use mlp::{LayerWeights, Mlp, MlpConfig, MlpWeights};
 pub use params::{NamedTensor, collect_gradients, collect_parameters, layer_of};

@@ -86,6 +86,12 @@ pub fn narrow(v: f64) -> f64 {
     f64::from(v as f32)
 }
 
+/// A value computed in f64 as a record keeps it: itself in an f64 run (`wide`), else
+/// [`narrow`]ed to the f32 type the run's values have.
+pub fn kept(v: f64, wide: bool) -> f64 {
+    if wide { v } else { narrow(v) }
+}
+
 /// [`narrow`] on an optional value.
 pub fn narrow_opt(v: &mut Option<f64>) {
     if let Some(x) = v {
@@ -104,12 +110,10 @@ pub fn narrow_all(v: &mut [f64]) {
 /// `"-inf"` where it is not finite; its shortest f32 form where it is an f32 and the record is
 /// not an f64 run's; else its shortest f64 form.
 pub fn measured<S: Serializer>(v: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if !v.is_finite() {
-        s.serialize_str(nonfinite_name(*v))
-    } else if !WIDE.with(Cell::get) && f64::from(*v as f32) == *v {
-        s.serialize_f32(*v as f32)
+    if v.is_finite() && (WIDE.with(Cell::get) || f64::from(*v as f32) != *v) {
+        float64(v, s)
     } else {
-        s.serialize_f64(*v)
+        float(&(*v as f32), s)
     }
 }
 
@@ -179,20 +183,13 @@ pub fn fmt_sci64(v: f64, digits: usize) -> String {
     }
 }
 
-/// [`fmt_float`] of a measured value (an f64; every f32 widened prints as before).
-pub fn fmt_float64(v: f64) -> String {
-    fmt_sci64(v, 6)
-}
-
 /// A measured value for CSV, as [`measured`] writes it in JSON: below f64 the f32's shortest
 /// form, in f64 the f64's; NaN/inf spelled as in the JSON.
 pub fn csv_measured(v: f64, precision: crate::Precision) -> String {
-    if !v.is_finite() {
-        nonfinite_name(v).into()
-    } else if precision == crate::Precision::F64 {
-        format!("{v:?}")
+    if precision == crate::Precision::F64 {
+        csv_num64(v)
     } else {
-        format!("{:?}", v as f32)
+        csv_num(v as f32)
     }
 }
 
@@ -212,6 +209,15 @@ pub fn csv_num(v: f32) -> String {
         format!("{v:?}")
     } else {
         fmt_sci(v, 0)
+    }
+}
+
+/// An f64 for CSV: its shortest round-tripping f64 form; NaN/inf spelled as in the JSON.
+pub fn csv_num64(v: f64) -> String {
+    if v.is_finite() {
+        format!("{v:?}")
+    } else {
+        nonfinite_name(v).into()
     }
 }
 
@@ -305,11 +311,6 @@ pub fn opt_floats<S: Serializer, const N: usize>(
         Some(x) => floats(x, s),
         None => s.serialize_none(),
     }
-}
-
-/// NaN, the serde default of an f32 a version-1 record did not have.
-pub fn nan32() -> f32 {
-    f32::NAN
 }
 
 /// NaN, the serde default of a measured value a version-1 record did not have.

@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use crate::Precision;
 use crate::floats::{
     de_float64, de_floats64, de_opt_float64, de_opt_floats64, float64, floats64, in_its_precision,
-    measured, measured_all, narrow, narrow_all, narrow_opt, opt_float64, opt_floats64,
+    kept, measured, measured_all, narrow, narrow_all, narrow_opt, opt_float64, opt_floats64,
     opt_measured,
 };
 
@@ -155,14 +155,7 @@ impl Spread {
     pub fn of(values: impl IntoIterator<Item = f64>, precision: Precision) -> Self {
         let mut v: Vec<f64> = values.into_iter().filter(|x| x.is_finite()).collect();
         v.sort_by(f64::total_cmp);
-        let q = |p: f64| {
-            let x = quantile(&v, p);
-            if precision == Precision::F64 {
-                x
-            } else {
-                narrow(x)
-            }
-        };
+        let q = |p: f64| kept(quantile(&v, p), precision == Precision::F64);
         Self {
             median: q(0.5),
             q1: q(0.25),

@@ -48,12 +48,10 @@ pub fn nonfinite(values: &[f32]) -> usize {
 
 /// How many rows of `t` (`[batch, ...]`) hold a non-finite value (in f64 for an f64 tensor).
 pub fn nonfinite_rows(t: &HostTensor) -> Rows {
-    let of = t.shape.first().copied().unwrap_or(1).max(1);
-    let width = (t.len() / of).max(1);
-    let affected = (0..t.len().div_ceil(width))
-        .filter(|r| (r * width..((r + 1) * width).min(t.len())).any(|i| !t.finite(i)))
-        .count();
-    Rows { affected, of }
+    Rows {
+        affected: t.finite_rows().iter().filter(|&&finite| !finite).count(),
+        of: t.shape.first().copied().unwrap_or(1).max(1),
+    }
 }
 
 /// How many rows of `t` (`[batch, ...]`) hold a value `count` counts.

@@ -81,28 +81,16 @@ pub fn range_of<T: Copy + Into<f64>>(
     }
 }
 
-/// Which rows of `t` (`[rows, width]`) are finite throughout.
-fn finite_rows(t: &HostTensor) -> Vec<bool> {
-    let width = t.shape.get(1).copied().unwrap_or(1).max(1);
-    (0..t.len().div_ceil(width))
-        .map(|r| (r * width..((r + 1) * width).min(t.len())).all(|i| t.finite(i)))
-        .collect()
-}
-
 /// Which columns of `t` (`[rows, width]`) are finite throughout.
 fn finite_columns(t: &HostTensor) -> Vec<bool> {
     let width = t.shape.get(1).copied().unwrap_or(1).max(1);
     let mut finite = vec![true; width];
-    for i in 0..t.len() {
-        if !t.finite(i) {
+    for (i, v) in t.values().enumerate() {
+        if !v.is_finite() {
             finite[i % width] = false;
         }
     }
     finite
-}
-
-fn all_finite(t: &HostTensor) -> bool {
-    t.all_finite()
 }
 
 /// The ranges of one case's pass, per layer and per gradient.
@@ -131,25 +119,25 @@ pub fn pass_ranges(
     let params_finite: Vec<bool> = weights
         .layers
         .iter()
-        .map(|l| all_finite(&l.weight) && l.bias.as_ref().is_none_or(all_finite))
+        .map(|l| l.weight.all_finite() && l.bias.as_ref().is_none_or(HostTensor::all_finite))
         .collect();
     let params_ok = |l: usize| params_finite.get(l).copied().unwrap_or(true);
     let layer_input = |l: usize| if l == 0 { input } else { &outputs[l - 1] };
     let width = |t: &HostTensor| t.shape.get(1).copied().unwrap_or(1).max(1);
     let layers = (0..n)
         .map(|l| {
-            let rows = finite_rows(layer_input(l));
+            let rows = layer_input(l).finite_rows();
             let w = width(&z[l]);
             let z_range = range_of_tensor(&z[l], precision, |i| params_ok(l) && rows[i / w]);
-            let a_range =
-                (l + 1 < n).then(|| range_of_tensor(&outputs[l], precision, |i| z[l].finite(i)));
+            let a_range = (l + 1 < n)
+                .then(|| range_of_tensor(&outputs[l], precision, |i| z[l].value(i).is_finite()));
             let delta_range = if l + 1 == n {
-                let rows = finite_rows(&outputs[l]);
+                let rows = outputs[l].finite_rows();
                 range_of_tensor(&deltas[l], precision, |i| rows[i / w])
             } else {
-                let rows = finite_rows(&deltas[l + 1]);
+                let rows = deltas[l + 1].finite_rows();
                 range_of_tensor(&deltas[l], precision, |i| {
-                    params_ok(l + 1) && rows[i / w] && z[l].finite(i)
+                    params_ok(l + 1) && rows[i / w] && z[l].value(i).is_finite()
                 })
             };
             (z_range, a_range, delta_range)
@@ -191,11 +179,10 @@ pub fn first_to_leave(
     }
     let min = precision.min_normal();
     let leaves = |t: &HostTensor| {
-        let values = t.values_f64();
-        if values.iter().any(|v| !v.is_finite()) {
+        if !t.all_finite() {
             return Some("above");
         }
-        let mean_square = values.iter().map(|v| v * v).sum::<f64>() / values.len().max(1) as f64;
+        let mean_square = t.values().map(|v| v * v).sum::<f64>() / t.len().max(1) as f64;
         (mean_square.sqrt() < min).then_some("below")
     };
     // A pass has a z_l and a δ_l per layer.

@@ -67,10 +67,8 @@ fn case_report(
         .collect();
     let hidden_rate = hidden_rate(&layers);
     // A ratio as the record keeps it: in f64 in an f64 run, else rounded to f32.
-    let kept = |v: f64| match exp.precision {
-        crate::config::Precision::F64 => v,
-        _ => gradscope_report::floats::narrow(v),
-    };
+    let wide = exp.precision == crate::config::Precision::F64;
+    let kept = |v: f64| gradscope_report::floats::kept(v, wide);
     CaseReport {
         input: InputInfo {
             name: case.name.clone(),

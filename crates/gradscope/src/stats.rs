@@ -3,6 +3,7 @@
 //! activations). Non-finite values are counted apart and never enter a norm or a mean.
 
 use gradscope_model::{HostTensor, NamedTensor};
+use gradscope_report::floats::kept;
 pub use gradscope_report::{LayerStats, ParamStats};
 
 /// Moments of the finite values of a slice, accumulated in f64, and counts of the rest: one
@@ -130,16 +131,6 @@ impl Moments {
     }
 }
 
-/// A statistic as the record keeps it: in f64 for an f64 tensor (`wide`), else rounded to f32,
-/// the type its values had.
-fn kept(v: f64, wide: bool) -> f64 {
-    if wide {
-        v
-    } else {
-        gradscope_report::floats::narrow(v)
-    }
-}
-
 /// The statistics of `grad`.
 pub fn param_stats(grad: &NamedTensor) -> ParamStats {
     let t = &grad.tensor;
@@ -187,7 +178,7 @@ pub fn layer_stats(
     let a = Moments::of_tensor(output);
     let dead = if hidden && width > 0 {
         let dead_units = (0..width)
-            .filter(|&j| (0..batch).all(|r| output.is_zero(r * width + j)))
+            .filter(|&j| (0..batch).all(|r| output.value(r * width + j) == 0.0))
             .count();
         dead_units as f32 / width as f32
     } else {

@@ -1,7 +1,7 @@
 //! A sweep's CSV tables: every trial (`trials.csv`) and every point × case × layer
 //! (`summary.csv`, what `--format csv` prints), with a column per swept key.
 
-use gradscope_report::floats::csv_measured;
+use gradscope_report::floats::{csv_measured, csv_num64};
 use gradscope_report::{PointSummary, SweepSummary, TrialRecord};
 
 /// The swept keys of `s` as CSV column names, in axis order: the key itself, or `set.KEY`
@@ -59,15 +59,6 @@ fn csv_table(
         .map_err(|e| csv::Error::from(e.into_error()))?;
     // Every field is a `String`: the bytes are UTF-8.
     Ok(String::from_utf8_lossy(&bytes).into_owned())
-}
-
-/// An f64 in its shortest form (`NaN`, `inf`, `-inf` where not finite), as JSON has it.
-fn csv_num64(v: f64) -> String {
-    if v.is_finite() {
-        format!("{v:?}")
-    } else {
-        gradscope_report::floats::fmt_sci64(v, 0)
-    }
 }
 
 /// The columns of `trials_csv` after the swept keys.
