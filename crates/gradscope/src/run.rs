@@ -65,7 +65,7 @@ pub fn draw_input(exp: &Experiment, index: usize) -> HostTensor {
     let case: &InputCase = &exp.inputs[index];
     let distribution = match &case.source {
         InputSource::Distribution(d) => *d,
-        InputSource::File { data, .. } => return data.clone(),
+        InputSource::File { data, .. } => return (**data).clone(),
     };
     let mut rng = HostRng::new(exp.seed, input_stream(index));
     draw(distribution, &mut rng, [case.batch, exp.model.d_input])

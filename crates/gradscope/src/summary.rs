@@ -41,8 +41,6 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
     // One pass over the records (linear in their number): sorted, each (point, case) is one
     // run of consecutive records.
     let mut points = Vec::new();
-    // The point's experiment, built once for all its cases (the records are sorted by point).
-    let mut built: Option<(usize, Option<crate::config::Experiment>)> = None;
     for trials in sorted.chunk_by(|a, b| a.point == b.point && a.case == b.case) {
         let trials: Vec<&TrialRecord> = trials.iter().collect();
         let (pi, case) = (trials[0].point, &trials[0].case);
@@ -72,15 +70,7 @@ pub fn summarise(experiment: &str, sweep: &Sweep, records: &[TrialRecord]) -> Sw
             delta_l2: per_layer(&|t| &t.delta_l2),
             weight_l2: per_layer(&|t| &t.weight_l2),
             training: TrainingSpread::of(&trials),
-            theory: {
-                if built.as_ref().is_none_or(|(p, _)| *p != pi) {
-                    built = Some((pi, sweep.point(pi).ok()));
-                }
-                built
-                    .as_ref()
-                    .and_then(|(_, e)| e.as_ref())
-                    .and_then(|e| point_theory(e, case))
-            },
+            theory: point_theory(sweep.point(pi), case),
             left_range: gradscope_report::LeftRange::of(trials.iter().copied(), |l| {
                 l.pass_index(layers)
             }),

@@ -17,6 +17,7 @@ mod validate;
 pub mod weights;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gradscope_model::{HostTensor, MlpConfig};
 
@@ -64,7 +65,7 @@ pub struct Experiment {
     /// The input cases, in file order.
     pub inputs: Vec<InputCase>,
     /// Weights read from a file instead of drawn from the seed.
-    pub weights: Option<LoadedWeights>,
+    pub weights: Option<Arc<LoadedWeights>>,
     /// What it does with the network: measure one pass per input case, or train.
     pub task: Task,
     /// The sweep, when the file has a `[sweep]` table.
@@ -192,13 +193,13 @@ pub enum Data {
         /// The array named in it (`.safetensors`), if one was.
         inputs_array: Option<String>,
         /// `[N, model.input]`.
-        inputs: HostTensor,
+        inputs: Arc<HostTensor>,
         /// The targets file.
         targets_path: PathBuf,
         /// The array named in it, if one was.
         targets_array: Option<String>,
         /// `[N]` labels (classification) or `[N, model.output]` values.
-        targets: HostTensor,
+        targets: Arc<HostTensor>,
     },
 }
 
@@ -251,7 +252,7 @@ pub enum InputSource {
         /// The file, resolved against the config's directory.
         path: PathBuf,
         /// Its values, `[batch, d_input]`.
-        data: HostTensor,
+        data: Arc<HostTensor>,
     },
 }
 

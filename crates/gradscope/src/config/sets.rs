@@ -5,9 +5,11 @@ use std::path::Path;
 
 use toml::{Table, Value};
 
+use super::inputs::Files;
 use super::raw::{RawExperiment, RawInput, RawModel, RawTrain, fields_of};
 use super::source::{ConfigError, Source, did_you_mean};
-use super::{Experiment, parse, read_source};
+use super::sweep::Points;
+use super::{Experiment, parse, read_source, validate};
 
 /// Keys `--set` and `[sweep]` accept (`N` stands for an index), derived from the `Raw*`
 /// structs: every top-level field but the tables, `model.<field>` (`activation_overrides.N`)
@@ -162,8 +164,12 @@ pub fn load_with_sets(path: &Path, sets: &[String]) -> Result<Experiment, Config
     if sets.is_empty() {
         return parse(source);
     }
-    // The file must be valid on its own, so its errors keep their own line:column.
-    parse(source.clone())?;
+    // The file must be valid on its own, so its errors keep their own line:column. Its sweep
+    // is planned in full once, with the overrides; on its own, only its first point is
+    // checked, and the rest where the file with the overrides fails (an error the file makes
+    // on its own is reported as the file's).
+    let alone = |which| validate::parse_planning(&source, &Files::default(), which).map(drop);
+    alone(Points::First)?;
     let parsed: Vec<Set> = sets
         .iter()
         .map(|s| parse_set(path, s))
@@ -175,11 +181,14 @@ pub fn load_with_sets(path: &Path, sets: &[String]) -> Result<Experiment, Config
             .map_err(|m| ConfigError::file(path, format!("--set {}: {m}", set.text)))?;
     }
     let text = toml::to_string(&table).map_err(|e| ConfigError::file(path, e.to_string()))?;
-    parse(Source {
+    let with_sets = parse(Source {
         path: path.to_path_buf(),
         text,
-    })
-    .map_err(|mut e| {
+    });
+    if with_sets.is_err() {
+        alone(Points::All)?;
+    }
+    with_sets.map_err(|mut e| {
         let culprit = parsed.iter().rev().find(|s| {
             let key = s.path.join(".");
             e.key.replace('[', ".").replace(']', "").starts_with(&key) || e.key.is_empty()

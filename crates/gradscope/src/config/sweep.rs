@@ -1,11 +1,12 @@
 //! `[sweep]`: lists of values for config keys span a grid; every point is the base config with
 //! those keys set (by the `--set` machinery, so validated like a file), run for `trials` seeds.
 //!
-//! A [`Sweep`] is a plan: the base config and the axes. A point's [`Experiment`] is built when
-//! it is asked for ([`Sweep::point`]), from the files read once for the whole sweep.
-//! Loading checks every point once, so that a bad point is refused before anything runs.
+//! A [`Sweep`] is a plan: the axes and every point's [`Experiment`], each validated once, at
+//! load, so that a bad point is refused before anything runs and nothing validates it again.
+//! The points share the arrays of the files they read (one parse of each, through `Files`).
 
 use std::ops::Range;
+use std::sync::Arc;
 
 use toml::{Spanned, Table, Value};
 
@@ -18,11 +19,17 @@ use super::source::{ConfigError, Source, did_you_mean};
 /// The largest grid accepted (points × trials).
 pub const MAX_TRIALS_TOTAL: usize = 10_000_000;
 
+/// The most grid points accepted. The plan keeps every point's validated experiment, about
+/// 1.2 KB each for a shallow network (10⁵ points of `model.width` × `inputs.0.batch` raised
+/// `gradscope validate`'s peak memory from 12 to 128 MB), so a million points hold about a
+/// gigabyte; trials per point are not limited by it.
+pub const MAX_POINTS: usize = 1_000_000;
+
 /// A swept key and its values.
 pub type Axis = (String, Vec<Value>);
 
-/// A validated sweep: the plan its points are built from.
-#[derive(Debug, Clone)]
+/// A validated sweep: the plan its trials run from.
+#[derive(Debug, Clone, PartialEq)]
 pub struct Sweep {
     /// Seeds per grid point: the experiment's seed, seed + 1, ..., seed + trials − 1.
     pub trials: usize,
@@ -31,20 +38,9 @@ pub struct Sweep {
     /// The input cases' names (those of the first point); `train` for a training sweep,
     /// whose trials have one record each.
     pub cases: Vec<String>,
-    /// The config without its `[sweep]` table.
-    base: Table,
-    /// The config file, for located errors.
-    source: Source,
-    /// The `[sweep]` table's place in the file.
-    span: Range<usize>,
-    /// The files the points read, each read once.
-    files: Files,
-}
-
-impl PartialEq for Sweep {
-    fn eq(&self, other: &Self) -> bool {
-        (self.trials, &self.axes, &self.base) == (other.trials, &other.axes, &other.base)
-    }
+    /// Every point's experiment (with the base seed), validated, in grid order. Shared:
+    /// cloning a sweep copies no point.
+    points: Arc<[Experiment]>,
 }
 
 impl Sweep {
@@ -95,37 +91,17 @@ impl Sweep {
             .join(" ")
     }
 
-    /// The experiment at point `i` (with the base seed), validated as a file is.
-    pub fn point(&self, i: usize) -> Result<Experiment, ConfigError> {
-        let err = |m: String| self.source.error(Some(self.span.clone()), Some("sweep"), m);
-        let mut table = self.base.clone();
-        for ((key, values), v) in self.axes.iter().zip(self.index(i)) {
-            let path: Vec<String> = key.split('.').map(str::to_string).collect();
-            set_in(&mut table, &path, values[v].clone())
-                .map_err(|m| err(format!("`{key}`: {m}")))?;
-        }
-        let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
-        let source = Source {
-            path: self.source.path.clone(),
-            text,
-        };
-        super::validate::parse(&source, &self.files).map_err(|e| {
-            let key = if e.key.is_empty() {
-                String::new()
-            } else {
-                format!("`{}`: ", e.key)
-            };
-            err(format!(
-                "the sweep point {} is invalid: {key}{}",
-                self.label(i),
-                e.message
-            ))
-        })
+    /// The experiment at point `i` (with the base seed), validated at load as a file is.
+    ///
+    /// # Panics
+    /// Where `i` is not below [`Sweep::len`].
+    pub fn point(&self, i: usize) -> &Experiment {
+        &self.points[i]
     }
 
-    /// Every point's experiment, built one at a time.
-    pub fn points(&self) -> impl Iterator<Item = Result<Experiment, ConfigError>> + '_ {
-        (0..self.len()).map(|i| self.point(i))
+    /// Every point's experiment, in grid order.
+    pub fn points(&self) -> impl Iterator<Item = &Experiment> + '_ {
+        self.points.iter()
     }
 
     /// The `[sweep]` table as TOML.
@@ -139,17 +115,39 @@ impl Sweep {
     }
 }
 
-/// The plan of `src`'s `[sweep]` table, every point checked.
+/// Which of a sweep's points [`plan`] validates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Points {
+    /// Every point, kept in the plan.
+    All,
+    /// The axes and the first point only, for a file checked on its own before `--set`s
+    /// change it (its plan is not kept: the file with the overrides is planned in full).
+    First,
+}
+
+/// The plan of `src`'s `[sweep]` table, every point validated (or only the first).
 pub(super) fn plan(
     src: &Source,
     sweep: &Spanned<Table>,
     seed: u64,
     files: &Files,
+    which: Points,
 ) -> Result<Sweep, ConfigError> {
     let err = |m: String| src.error(Some(sweep.span()), Some("sweep"), m);
     let (trials, axes) = axes_of(sweep.get_ref(), &err)?;
     check_last_seed(seed, trials, &err)?;
-    let n_points: usize = axes.iter().map(|(_, v)| v.len()).product();
+    let n_points = axes
+        .iter()
+        .map(|(_, v)| v.len())
+        .fold(1usize, usize::saturating_mul);
+    if n_points > MAX_POINTS {
+        let sizes: Vec<String> = axes.iter().map(|(_, v)| v.len().to_string()).collect();
+        return Err(err(format!(
+            "the grid has {} = {n_points} points, more than {MAX_POINTS}: every point is validated and kept before anything runs",
+            sizes.join(" x ")
+        ))
+        .with_hint("split the grid into several sweep files (each its own record), or move values to `trials`"));
+    }
     if n_points.saturating_mul(trials) > MAX_TRIALS_TOTAL {
         return Err(err(format!(
             "{n_points} points x {trials} trials is more than {MAX_TRIALS_TOTAL} runs"
@@ -161,20 +159,57 @@ pub(super) fn plan(
         trials,
         axes,
         cases: Vec::new(),
-        base,
-        source: src.clone(),
-        span: sweep.span(),
-        files: files.clone(),
+        points: Arc::new([]),
     };
-    let first = plan.point(0)?;
-    plan.cases = match first.task {
-        super::Task::Train(_) => vec!["train".to_string()],
-        super::Task::Probe => first.inputs.iter().map(|c| c.name.clone()).collect(),
+    let count = match which {
+        Points::All => n_points,
+        Points::First => 1,
     };
-    for i in 1..plan.len() {
-        plan.point(i)?;
+    let mut points = Vec::with_capacity(count);
+    for i in 0..count {
+        points.push(build_point(&plan, i, &base, src, sweep.span(), files)?);
     }
+    plan.cases = match &points[0].task {
+        super::Task::Train(_) => vec!["train".to_string()],
+        super::Task::Probe => points[0].inputs.iter().map(|c| c.name.clone()).collect(),
+    };
+    plan.points = points.into();
     Ok(plan)
+}
+
+/// The experiment at point `i` of `plan`: the file's table `base` (without `[sweep]`) with
+/// the point's values set, validated as a file is; errors are placed at the `[sweep]` table.
+fn build_point(
+    plan: &Sweep,
+    i: usize,
+    base: &Table,
+    src: &Source,
+    span: Range<usize>,
+    files: &Files,
+) -> Result<Experiment, ConfigError> {
+    let err = |m: String| src.error(Some(span.clone()), Some("sweep"), m);
+    let mut table = base.clone();
+    for ((key, values), v) in plan.axes.iter().zip(plan.index(i)) {
+        let path: Vec<String> = key.split('.').map(str::to_string).collect();
+        set_in(&mut table, &path, values[v].clone()).map_err(|m| err(format!("`{key}`: {m}")))?;
+    }
+    let text = toml::to_string(&table).map_err(|e| err(e.to_string()))?;
+    let source = Source {
+        path: src.path.clone(),
+        text,
+    };
+    super::validate::parse(&source, files).map_err(|e| {
+        let key = if e.key.is_empty() {
+            String::new()
+        } else {
+            format!("`{}`: ", e.key)
+        };
+        err(format!(
+            "the sweep point {} is invalid: {key}{}",
+            plan.label(i),
+            e.message
+        ))
+    })
 }
 
 /// The `[sweep]` table's `trials` (default 1) and its axes, each key checked to be settable.
@@ -251,10 +286,109 @@ mod tests {
         super::super::inputs::tests::npy("<f4", &format!("({rows}, 2)"), &zeros)
     }
 
-    /// The grid is built point by point, from files read once: after loading, the input file
-    /// can go and every point still builds (with its data); the points come in odometer order.
+    /// A sweep file of 6 points in `dir`, with `extra` appended to its `[sweep]` table.
+    fn six_points(dir: &std::path::Path, extra: &str) -> std::path::PathBuf {
+        let config = dir.join("s.toml");
+        std::fs::write(
+            &config,
+            format!(
+                "name = \"s\"\ndescription = \"d\"\nseed = 1\n[model]\ninput = 2\nhidden = [3]\n\
+                 output = 1\nactivation = \"relu\"\n[[inputs]]\nname = \"x\"\nbatch = 2\n\
+                 distribution = \"normal\"\n[sweep]\n\"model.hidden\" = [[3], [3, 3]]\n\
+                 \"model.activation\" = [\"relu\", \"tanh\", \"elu\"]\n{extra}"
+            ),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        config
+    }
+
+    fn parses() -> usize {
+        super::super::validate::PARSES.with(std::cell::Cell::get)
+    }
+
+    /// Each point is validated once: loading a 6-point sweep validates the file and each
+    /// point, 7 texts. With `--set`s, the file on its own and its first point (2), then the
+    /// file with the overrides and its 6 points (7): 9, where checking the file alone in full
+    /// as well took 14.
     #[test]
-    fn points_are_built_lazily_from_files_read_once() {
+    fn each_point_is_validated_once() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = six_points(dir.path(), "");
+        let before = parses();
+        let exp = super::super::load(&config).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parses() - before, 1 + 6);
+        let before = parses();
+        let set = super::super::sets::load_with_sets(&config, &["seed=2".to_string()])
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(parses() - before, 2 + 7);
+        assert_eq!(set.seed, 2);
+        let sweep = set.sweep.unwrap_or_else(|| panic!("no sweep"));
+        assert!(
+            sweep.points().all(|p| p.seed == 2),
+            "the points carry the --set"
+        );
+        assert_eq!(exp.sweep.map(|s| s.len()), Some(sweep.len()));
+    }
+
+    /// A point the file makes invalid on its own is reported as the file's, located in it,
+    /// even with `--set`s that do not touch it; one the overrides make invalid names them.
+    #[test]
+    fn a_bad_point_is_reported_as_the_files_or_the_overrides() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let config = six_points(dir.path(), "\"model.gain\" = [1.0, -1.0]\n");
+        let sets = ["seed=2".to_string()];
+        let e = super::super::sets::load_with_sets(&config, &sets)
+            .err()
+            .unwrap_or_else(|| panic!("a negative gain was accepted"));
+        assert!(e.line > 0, "located in the file: {e}");
+        assert!(!e.message.contains("after --set"), "{e}");
+        assert!(e.message.contains("model.gain=-1.0"), "{e}");
+        let config = six_points(dir.path(), "");
+        let sets = ["sweep.model.gain=[1.0, -1.0]".to_string()];
+        let e = super::super::sets::load_with_sets(&config, &sets)
+            .err()
+            .unwrap_or_else(|| panic!("a negative gain was accepted"));
+        assert!(e.message.contains("after --set"), "{e}");
+        assert!(e.message.contains("model.gain=-1.0"), "{e}");
+    }
+
+    /// A grid past [`super::MAX_POINTS`] is refused before any point is validated, naming its
+    /// size; one past [`super::MAX_TRIALS_TOTAL`] runs likewise.
+    #[test]
+    fn grids_past_the_limits_are_refused_before_validation() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let list = |n: usize| {
+            let v: Vec<String> = (1..=n).map(|i| i.to_string()).collect();
+            format!("[{}]", v.join(", "))
+        };
+        // With the file's 3 × 2: 6 006 000 points.
+        let extra = format!(
+            "\"model.input\" = {}\n\"inputs.0.batch\" = {}\n",
+            list(1001),
+            list(1000)
+        );
+        let config = six_points(dir.path(), &extra);
+        let before = parses();
+        let e = super::super::load(&config)
+            .err()
+            .unwrap_or_else(|| panic!("a grid of 1001000 points was accepted"));
+        assert_eq!(parses() - before, 1, "no point was validated");
+        assert!(
+            e.message.contains("1000 x 3 x 2 x 1001 = 6006000 points"),
+            "{e}"
+        );
+        let config = six_points(dir.path(), "trials = 1666667\n");
+        let e = super::super::load(&config)
+            .err()
+            .unwrap_or_else(|| panic!("10000002 runs were accepted"));
+        assert!(e.message.contains("6 points x 1666667 trials"), "{e}");
+    }
+
+    /// Every point is validated at load and kept, from files read once: after loading, the
+    /// input file can go and every point holds its data, one copy shared by all six; the
+    /// points come in odometer order.
+    #[test]
+    fn points_are_kept_in_the_plan_sharing_the_files_they_read() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let data = dir.path().join("x.npy");
         std::fs::write(&data, npy(3)).unwrap_or_else(|e| panic!("{e}"));
@@ -277,7 +411,6 @@ mod tests {
             "model.activation=\"tanh\" model.hidden=[3, 3]"
         );
         for (i, point) in sweep.points().enumerate() {
-            let point = point.unwrap_or_else(|e| panic!("point {i}: {e}"));
             assert_eq!(
                 point.model.activations[0].name(),
                 ["relu", "tanh", "elu"][i / 2]
@@ -286,6 +419,15 @@ mod tests {
                 point.model.widths().len() - 2,
                 1 + i % 2,
                 "depth of point {i}"
+            );
+            let data = |p: &super::Experiment| match &p.inputs[0].source {
+                super::super::InputSource::File { data, .. } => data.clone(),
+                other => panic!("point {i}: {other:?}"),
+            };
+            assert_eq!(data(point).shape, [3, 2]);
+            assert!(
+                std::sync::Arc::ptr_eq(&data(point), &data(sweep.point(0))),
+                "point {i} shares point 0's array"
             );
         }
     }

@@ -9,7 +9,8 @@
 //! model; PyTorch's kernels are transposed.
 
 use std::collections::BTreeMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use gradscope_model::{HostTensor, LayerWeights, MlpConfig, MlpWeights};
 use safetensors::SafeTensors;
@@ -87,6 +88,15 @@ fn weights_of(
         activations: model.activations.clone(),
     };
     Ok((weights, layout))
+}
+
+/// What a config's weights are read for: the file, the layout it names (if any) and the
+/// network they must fit. Sweep points that agree on all three share one read of the weights.
+#[derive(Debug, Clone, PartialEq)]
+pub(super) struct WeightsKey {
+    pub(super) path: PathBuf,
+    pub(super) layout: Option<WeightsLayout>,
+    pub(super) model: MlpConfig,
 }
 
 /// PyTorch's `k.weight` / `k.bias` name: (k, "weight" or "bias").
@@ -348,7 +358,7 @@ impl Checker<'_> {
         &self,
         raw: &Spanned<RawModel>,
         model: &MlpConfig,
-    ) -> Result<Option<super::LoadedWeights>, ConfigError> {
+    ) -> Result<Option<Arc<super::LoadedWeights>>, ConfigError> {
         let Some(w) = &raw.get_ref().weights else {
             return Ok(None);
         };
@@ -373,6 +383,14 @@ impl Checker<'_> {
             })?),
         };
         let path = self.dir().join(&raw.file);
+        let cache_key = WeightsKey {
+            path: path.clone(),
+            layout,
+            model: model.clone(),
+        };
+        if let Some(loaded) = self.files().weights(&cache_key) {
+            return Ok(Some(loaded));
+        }
         let (weights, layout) = read_weights(&path, model, layout, self.files())
             .map_err(|e| self.err(w.span(), key, e.to_string()))?;
         let (optimizer, optimizer_steps) = match layout {
@@ -380,13 +398,14 @@ impl Checker<'_> {
                 .map_err(|e| self.err(w.span(), key, e.to_string()))?,
             _ => (Vec::new(), 0),
         };
-        Ok(Some(super::LoadedWeights {
+        let loaded = super::LoadedWeights {
             path,
             layout,
             weights,
             optimizer,
             optimizer_steps,
-        }))
+        };
+        Ok(Some(self.files().keep_weights(cache_key, loaded)))
     }
 }
 

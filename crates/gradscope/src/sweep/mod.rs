@@ -196,9 +196,6 @@ pub enum SweepError {
     /// Running trials failed.
     #[error("{0}")]
     Run(#[from] crate::run::RunError),
-    /// A grid point no longer validates (a file it reads changed since the sweep was loaded).
-    #[error("{0}")]
-    Point(Box<crate::config::ConfigError>),
 }
 
 impl SweepError {
@@ -218,7 +215,6 @@ impl SweepError {
                 | Self::DuplicateShard { .. }
                 | Self::DuplicateTrials { .. }
                 | Self::Incomplete { .. }
-                | Self::Point(_)
         )
     }
 }
@@ -355,12 +351,10 @@ pub fn run_sweep(
     let mut start = 0usize;
     while start < todo.len() {
         let point = todo[start].0;
-        let base = sweep
-            .point(point)
-            .map_err(|e| SweepError::Point(Box::new(e)))?;
+        let base = sweep.point(point);
         let limit = opts
             .stack
-            .unwrap_or_else(|| auto_stack(&base, budget))
+            .unwrap_or_else(|| auto_stack(base, budget))
             .max(1);
         let len = todo[start..]
             .iter()
@@ -368,7 +362,7 @@ pub fn run_sweep(
             .take_while(|u| u.0 == point)
             .count();
         let units = &todo[start..start + len];
-        records.extend(run_units(exp, &base, units, backend, opts, &mut log)?);
+        records.extend(run_units(exp, base, units, backend, opts, &mut log)?);
         start += len;
         let finished_point = todo.get(start).is_none_or(|next| next.0 != point);
         progress.advance(len, finished_point.then_some(point), sweep, err);

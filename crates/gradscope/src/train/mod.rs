@@ -209,7 +209,7 @@ fn run_training(
     let mut weights_checked = crate::origin::nonfinite_weight(&start).is_none();
     let mut model = gradscope_model::Mlp::from_weights(&start, device);
     let teacher = matches!(train.data, Data::Teacher { .. }).then(|| teacher(exp));
-    let mut state = OptimizerState::start(train, &start, exp.weights.as_ref(), device);
+    let mut state = OptimizerState::start(train, &start, exp.weights.as_deref(), device);
     let mut steps = Vec::with_capacity(train.steps.min(1 << 20));
     let dtype = crate::backend::dtype(exp.precision);
     let mut scaler = scaler::Scaler::new(train.loss_scale);

@@ -88,7 +88,7 @@ trials = 20
         ("sigmoid", "glorot_uniform", 0.05),
     ] {
         let at = point(act, init);
-        let p = sweep.point(at).unwrap_or_else(|e| panic!("{e}"));
+        let p = sweep.point(at);
         let theory = gradscope::theory::predict(&p.model, &p.loss, &p.inputs[0]);
         let predicted = theory.chi[..15].iter().sum::<f64>() / 15.0;
         let measured = mean_ratio(at);

@@ -116,7 +116,7 @@ fn f64_activations(exp: &Experiment) -> Vec<gradscope_model::Activation> {
         }
     };
     match &exp.sweep {
-        Some(sweep) => sweep.points().flatten().for_each(|e| add(&e)),
+        Some(sweep) => sweep.points().for_each(add),
         None => add(exp),
     }
     all
@@ -134,7 +134,7 @@ fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<Co
         match config::sets::load_with_sets(file, &sets_of(args)).and_then(|e| {
             config::check_memory(&e, available)?;
             for point in e.sweep.iter().flat_map(|s| s.points()) {
-                config::check_memory(&point?, available)?;
+                config::check_memory(point, available)?;
             }
             Ok(e)
         }) {

@@ -23,6 +23,24 @@ const MAX_DEPTH: i64 = Depth::MAX;
 const MINIMAL: &str = "an experiment needs `name`, `seed`, `[model]` with `input`, `hidden` (or `depth` and `width`) and `output`, and `[[inputs]]` cases with `name`, `batch` and `distribution` (or a `[train]` table with `steps` and `learning_rate`); see configs/";
 
 pub(super) fn parse(src: &Source, files: &Files) -> Result<Experiment> {
+    parse_planning(src, files, super::sweep::Points::All)
+}
+
+#[cfg(test)]
+thread_local! {
+    /// How many texts this thread has validated (a file, a sweep point each), for the tests
+    /// that count them.
+    pub(super) static PARSES: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// [`parse`], validating `which` of a sweep's points.
+pub(super) fn parse_planning(
+    src: &Source,
+    files: &Files,
+    which: super::sweep::Points,
+) -> Result<Experiment> {
+    #[cfg(test)]
+    PARSES.with(|n| n.set(n.get() + 1));
     if src.text.trim().is_empty() {
         return Err(ConfigError::file(&src.path, "the file is empty").with_hint(MINIMAL));
     }
@@ -43,7 +61,7 @@ pub(super) fn parse(src: &Source, files: &Files) -> Result<Experiment> {
         }
     }
     let raw = raw.map_err(|e| toml_error(src, &e))?;
-    validate(src, raw, files)
+    validate(src, raw, files, which)
 }
 
 /// Turn a TOML/serde error into a located `ConfigError` with a did-you-mean hint.
@@ -422,7 +440,12 @@ pub fn unsafe_file_name(name: &str) -> Option<String> {
     }
 }
 
-fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experiment> {
+fn validate(
+    src: &Source,
+    raw: RawExperiment,
+    files: &Files,
+    which: super::sweep::Points,
+) -> Result<Experiment> {
     let c = Checker { src, files };
     let name = c.name(&raw.name)?;
     let description = c.description(raw.description.as_ref())?;
@@ -469,7 +492,7 @@ fn validate(src: &Source, raw: RawExperiment, files: &Files) -> Result<Experimen
         ));
     }
     let sweep = match &raw.sweep {
-        Some(table) => Some(super::sweep::plan(src, table, seed, files)?),
+        Some(table) => Some(super::sweep::plan(src, table, seed, files, which)?),
         None => None,
     };
     Ok(Experiment {
