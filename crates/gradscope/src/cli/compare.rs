@@ -9,7 +9,8 @@ use crate::compare::{self, BackendInfo};
 use crate::config::{self, Experiment};
 use crate::run;
 
-use super::{CommandError, CommandResult, ExitStatus, Format, expand};
+use super::settings::{self, Memory};
+use super::{CommandError, CommandResult, ExitStatus, Format};
 
 /// `gradscope compare`.
 #[derive(Debug, clap::Args)]
@@ -89,28 +90,19 @@ fn precisions(args: &CompareArgs) -> Result<Vec<config::Precision>, Vec<String>>
 fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
     let precisions = precisions(args)?;
     let kinds = backend_kinds(args, precisions.len())?;
-    let files = expand(&args.files, false).map_err(|e| vec![e.to_string()])?;
-    let available = if args.allow_large {
-        None
+    let memory = if args.allow_large {
+        Memory::Allow
+    } else if precisions.contains(&config::Precision::F64) {
+        Memory::CheckInF64
     } else {
-        config::available_memory()
+        Memory::Check
     };
+    let loaded =
+        settings::load_each(&args.files, false, &args.sets, memory).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
-    for file in files {
-        // The widest precision compared is checked against the memory: f64 needs three times
-        // what every other one does.
-        let checked = |e: Experiment| {
-            if precisions.contains(&config::Precision::F64) {
-                let mut wide = e.clone();
-                wide.precision = config::Precision::F64;
-                config::check_memory(&wide, available)?;
-            } else {
-                config::check_memory(&e, available)?;
-            }
-            Ok(e)
-        };
-        match config::sets::load_with_sets(&file, &args.sets).and_then(checked) {
+    for (file, result) in loaded {
+        match result {
             Ok(e) if e.sweep.is_some() => errors.push(format!(
                 "{}: this file is a sweep; compare runs one experiment on each backend (copy one grid point into a plain file)",
                 file.display()
@@ -137,21 +129,23 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
         return Err(errors);
     }
     let backends = open_backends(kinds, args.device.as_deref())?;
-    // Every pair runs: each backend must have each precision.
+    // Every pair runs: each backend must have each precision; f64 is trusted where the
+    // element-wise operations each network needs are accurate in f64 on the device.
     let mut refused = Vec::new();
     for b in &backends {
-        for &p in &precisions {
-            if let Err(e) = b.check_precision(p) {
-                refused.push(format!("--precision {p} on {}: {e}", b.kind.name()));
-            }
+        for r in settings::refused_precisions(b, &precisions) {
+            refused.push(format!(
+                "--precision {} on {}: {}",
+                r.precision,
+                b.kind.name(),
+                r.reason
+            ));
         }
     }
-    // f64 is trusted where the element-wise operations each network needs are accurate in
-    // f64 on the device (wgpu's transcendentals through naga may not be).
     if precisions.contains(&config::Precision::F64) {
         for b in &backends {
             for e in &experiments {
-                if let Err(err) = b.check_f64_activations(&e.model.activations) {
+                if let Err(err) = settings::check_f64(b, &e.model.activations) {
                     refused.push(format!(
                         "{}: --precision f64 on {}: {err}",
                         e.path.display(),

@@ -13,6 +13,7 @@ use crate::config::{self, ConfigError};
 mod compare;
 mod inspect;
 mod run;
+mod settings;
 
 pub use inspect::{ListArgs, ShowArgs, ValidateArgs};
 pub use run::RunArgs;

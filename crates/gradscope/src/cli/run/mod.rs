@@ -5,14 +5,15 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::backend::{self, Backend, BackendKind};
-use crate::config::{self, ConfigError, Experiment, Task};
+use crate::config::{self, Experiment, Task};
 use gradscope_render::{plot, sweep as sweep_text, text, train as train_text};
 
 use crate::record;
 use crate::report::{ExperimentReport, Thresholds};
 use crate::run;
 
-use super::{CommandError, CommandResult, ExitStatus, Format, expand, print_summary};
+use super::settings::{self, Memory};
+use super::{CommandError, CommandResult, ExitStatus, Format, print_summary};
 
 mod train;
 
@@ -106,40 +107,67 @@ fn sets_of(args: &RunArgs) -> Vec<String> {
     sets
 }
 
-/// The activations `exp` computes in f64: its own where it runs in f64, and those of each
-/// sweep point that does (a point that does not build was refused at load).
-fn f64_activations(exp: &Experiment) -> Vec<gradscope_model::Activation> {
-    let mut all = Vec::new();
-    let mut add = |e: &Experiment| {
-        if e.precision == config::Precision::F64 {
-            all.extend(e.model.activations.iter().copied());
-        }
-    };
-    match &exp.sweep {
-        Some(sweep) => sweep.points().for_each(add),
-        None => add(exp),
-    }
-    all
+/// `run`'s settings: every flag resolved and checked against every file once, before anything
+/// runs. What runs and writes reads these, never [`RunArgs`].
+pub(super) struct RunSettings {
+    /// The report format on standard output.
+    format: Format,
+    /// `--layers`: CSV per case × layer.
+    layers: bool,
+    /// The vanishing and exploding ratios.
+    thresholds: Thresholds,
+    /// `--allow-nonfinite`: exit 0 rather than 3.
+    allow_nonfinite: bool,
+    /// Where records go (`--out`); a sweep always writes one.
+    out: PathBuf,
+    /// `--no-record`: plain and training runs write none.
+    no_record: bool,
+    /// `--dump DIR`.
+    dump: Option<PathBuf>,
+    /// `--shard i/n`, parsed.
+    shard: Option<crate::sweep::Shard>,
+    /// `--resume DIR`.
+    resume: Option<PathBuf>,
+    /// `--stack N`.
+    stack: Option<usize>,
+    /// `--notebook DIR`.
+    notebook: Option<PathBuf>,
+    /// The flags a notebook page's command repeats (backend, precision, sets,
+    /// allow-nonfinite), each with its leading space.
+    regenerate_flags: String,
+    /// Whether several experiments run (a dump then goes in a directory each).
+    many: bool,
 }
 
-fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<ConfigError>> {
+/// What `run` settled before running anything: the settings, every experiment with the
+/// backend it runs on (an index into `backends`), and those backends, opened and checked.
+struct RunPlan {
+    settings: RunSettings,
+    experiments: Vec<(Experiment, usize)>,
+    backends: Vec<Backend>,
+}
+
+/// The backend `exp` runs on: `--backend`, then the file's `backend`, then ndarray.
+fn kind_for(exp: &Experiment, args: &RunArgs) -> BackendKind {
+    args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray)
+}
+
+/// Every file loaded (with the `--set`s and `--precision`), validated and memory-checked;
+/// every file's errors at once.
+fn load_all(args: &RunArgs) -> Result<Vec<Experiment>, Vec<String>> {
+    let memory = if args.allow_large {
+        Memory::Allow
+    } else {
+        Memory::Check
+    };
+    let loaded =
+        settings::load_each(&args.files, args.all, &sets_of(args), memory).map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
-    let available = if args.allow_large {
-        None
-    } else {
-        config::available_memory()
-    };
-    for file in files {
-        match config::sets::load_with_sets(file, &sets_of(args)).and_then(|e| {
-            config::check_memory(&e, available)?;
-            for point in e.sweep.iter().flat_map(|s| s.points()) {
-                config::check_memory(point, available)?;
-            }
-            Ok(e)
-        }) {
+    for (_, result) in loaded {
+        match result {
             Ok(e) => experiments.push(e),
-            Err(e) => errors.push(e),
+            Err(e) => errors.push(e.to_string()),
         }
     }
     if errors.is_empty() {
@@ -149,97 +177,47 @@ fn load_all(files: &[PathBuf], args: &RunArgs) -> Result<Vec<Experiment>, Vec<Co
     }
 }
 
-/// What `run` settled before running anything: every file loaded and checked against the
-/// flags, the thresholds, and every backend the files need, opened.
-struct RunPlan {
-    experiments: Vec<Experiment>,
-    backends: Vec<Backend>,
-    thresholds: Thresholds,
-}
-
-/// The backend `exp` runs on: `--backend`, then the file's `backend`, then ndarray.
-fn kind_for(exp: &Experiment, args: &RunArgs) -> BackendKind {
-    args.backend.or(exp.backend).unwrap_or(BackendKind::Ndarray)
-}
-
-impl RunPlan {
-    fn backend_for(&self, exp: &Experiment, args: &RunArgs) -> Option<&Backend> {
-        let kind = kind_for(exp, args);
-        self.backends.iter().find(|b| b.kind == kind)
-    }
-}
-
 /// Load, check and open everything `run` needs; every error is the input's (exit 2).
 fn plan_run(args: &RunArgs) -> Result<RunPlan, Vec<String>> {
     let one = |m: String| vec![m];
-    let files = expand(&args.files, args.all).map_err(|e| one(e.to_string()))?;
-    let experiments = load_all(&files, args)
-        .map_err(|errors| errors.iter().map(ToString::to_string).collect::<Vec<_>>())?;
-    let thresholds = thresholds(args).map_err(one)?;
-    if args.layers && args.format != Format::Csv {
-        return Err(one("--layers applies to --format csv only".into()));
-    }
-    let sweeps = experiments.iter().filter(|e| e.sweep.is_some()).count();
-    if args.format == Format::Csv && sweeps > 0 && sweeps < experiments.len() {
-        return Err(one("--format csv over plain runs and sweeps together would print two tables with different columns in one stream; run the sweeps and the plain files in separate commands (or use --format json, whose objects carry a \"kind\")".into()));
-    }
-    if args.format == Format::Csv && sweeps > 1 {
-        // summary.csv has a column per swept key: sweeps over other keys would change the
-        // columns mid-stream.
-        let keys = |e: &Experiment| -> Vec<String> {
-            e.sweep
-                .as_ref()
-                .map(|s| s.axes.iter().map(|(k, _)| k.clone()).collect())
-                .unwrap_or_default()
+    let experiments = load_all(args)?;
+    let settings = settings_of(args, &experiments).map_err(one)?;
+    let mut backends: Vec<Backend> = Vec::new();
+    let mut planned = Vec::new();
+    for exp in experiments {
+        let kind = kind_for(&exp, args);
+        let index = match backends.iter().position(|b| b.kind == kind) {
+            Some(i) => i,
+            None => {
+                let b =
+                    backend::open(kind, args.device.as_deref()).map_err(|e| one(e.to_string()))?;
+                backends.push(b);
+                backends.len() - 1
+            }
         };
-        let first = keys(&experiments[0]);
-        if let Some(other) = experiments.iter().find(|e| keys(e) != first) {
-            return Err(one(format!(
-                "--format csv over sweeps of different keys would print tables with different columns in one stream: {} sweeps {}, {} sweeps {}; run them in separate commands (or use --format json)",
-                experiments[0].name,
-                first.join(", "),
-                other.name,
-                keys(other).join(", ")
-            )));
+        let b = &backends[index];
+        let refuse = |p: config::Precision, reason: String| {
+            let (path, name) = (exp.path.display(), b.kind.name());
+            one(format!("{path}: precision `{p}` on {name}: {reason}"))
+        };
+        let precisions = exp.precisions();
+        if let Some(r) = settings::refused_precisions(b, &precisions)
+            .into_iter()
+            .next()
+        {
+            return Err(refuse(r.precision, r.reason));
         }
+        if precisions.contains(&config::Precision::F64) {
+            settings::check_f64(b, &settings::f64_activations(&exp))
+                .map_err(|reason| refuse(config::Precision::F64, reason))?;
+        }
+        planned.push((exp, index));
     }
-    check_run_flags(args, &experiments).map_err(one)?;
-    let mut plan = RunPlan {
-        experiments: Vec::new(),
-        backends: Vec::new(),
-        thresholds,
-    };
-    for exp in &experiments {
-        if plan.backend_for(exp, args).is_none() {
-            let b = backend::open(kind_for(exp, args), args.device.as_deref())
-                .map_err(|e| one(e.to_string()))?;
-            plan.backends.push(b);
-        }
-        if let Some(b) = plan.backend_for(exp, args) {
-            let precisions = exp.precisions();
-            for &p in &precisions {
-                b.check_precision(p).map_err(|e| {
-                    one(format!(
-                        "{}: precision `{p}` on {}: {e}",
-                        exp.path.display(),
-                        b.kind.name()
-                    ))
-                })?;
-            }
-            if precisions.contains(&config::Precision::F64) {
-                b.check_f64_activations(&f64_activations(exp))
-                    .map_err(|e| {
-                        one(format!(
-                            "{}: precision `f64` on {}: {e}",
-                            exp.path.display(),
-                            b.kind.name()
-                        ))
-                    })?;
-            }
-        }
-    }
-    plan.experiments = experiments;
-    Ok(plan)
+    Ok(RunPlan {
+        settings,
+        experiments: planned,
+        backends,
+    })
 }
 
 pub(super) fn run_experiments(
@@ -251,23 +229,17 @@ pub(super) fn run_experiments(
         status: ExitStatus::BadInput,
         messages,
     })?;
+    let s = &plan.settings;
     // CSV: one header for the whole stream, written with the first rows.
     let mut csv_header = true;
     let mut code = ExitStatus::Ok;
-    for (i, exp) in plan.experiments.iter().enumerate() {
-        let Some(backend) = plan.backend_for(exp, args) else {
-            let m = "internal error: a backend was not opened";
-            return Err(CommandError::failure(m));
-        };
+    for (i, (exp, b)) in plan.experiments.iter().enumerate() {
+        let backend = &plan.backends[*b];
         let header = std::mem::replace(&mut csv_header, false);
-        let t = plan.thresholds;
         let result = match (&exp.sweep, &exp.task) {
-            (Some(sweep), _) => run_one_sweep(exp, sweep, backend, args, t, header, out, err),
-            (None, Task::Train(train)) => run_training(exp, train, backend, args, i, out, err),
-            (None, Task::Probe) => {
-                let many = plan.experiments.len() > 1;
-                run_plain(exp, backend, args, t, (i, header, many), out, err)
-            }
+            (Some(sweep), _) => run_one_sweep(exp, sweep, backend, s, header, out, err),
+            (None, Task::Train(train)) => run_training(exp, train, backend, s, i, out, err),
+            (None, Task::Probe) => run_plain(exp, backend, s, (i, header), out, err),
         };
         code = code.max(result?);
     }
@@ -275,26 +247,25 @@ pub(super) fn run_experiments(
 }
 
 /// Run one plain experiment and write what was asked for: notebook page, dump, record, report.
-/// `at`: the experiment's index, whether it prints the CSV header, whether there are several.
+/// `at`: the experiment's index, and whether it prints the CSV header.
 fn run_plain(
     exp: &Experiment,
     backend: &Backend,
-    args: &RunArgs,
-    thresholds: Thresholds,
-    at: (usize, bool, bool),
+    s: &RunSettings,
+    at: (usize, bool),
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CommandResult {
-    let (index, csv_header, many) = at;
+    let (index, csv_header) = at;
     let started = std::time::SystemTime::now();
     let clock = std::time::Instant::now();
     let outcome = run::execute(exp, backend).map_err(|e| {
         let m = format!("{}: {e}", exp.path.display());
         CommandError::new(ExitStatus::Failure, m)
     })?;
-    let report = crate::report::build(exp, backend, &outcome, thresholds);
-    write_plain_files(exp, backend, args, &outcome, &report, many)?;
-    if !args.no_record {
+    let report = crate::report::build(exp, backend, &outcome, s.thresholds);
+    write_plain_files(exp, backend, s, &outcome, &report)?;
+    if !s.no_record {
         let files = [
             ("report.json", format!("{}\n", report.to_json())),
             ("report.md", text::markdown(&report)),
@@ -303,23 +274,23 @@ fn run_plain(
                 record::meta_json(exp, backend, started, clock.elapsed()),
             ),
         ];
-        let written = record::write(&args.out, exp, &report.backend, &files, started)
+        let written = record::write(&s.out, exp, &report.backend, &files, started)
             .and_then(|dir| crate::page::write(&dir).map(|()| dir));
         let dir = written.map_err(|e| {
             let m = format!(
                 "cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record",
-                args.out.display()
+                s.out.display()
             );
             CommandError::new(ExitStatus::Failure, m)
         })?;
         let _ = writeln!(err, "note: run record written to {}", dir.display());
     }
     let sep = if index > 0 { "\n" } else { "" };
-    let text = match args.format {
+    let text = match s.format {
         Format::Table => Ok(format!("{sep}{}", text::table(&report))),
         Format::Markdown => Ok(format!("{sep}{}", text::markdown(&report))),
         Format::Json => Ok(format!("{}\n", report.to_json())),
-        Format::Csv if args.layers => text::csv_layers(&report, csv_header),
+        Format::Csv if s.layers => text::csv_layers(&report, csv_header),
         Format::Csv => text::csv_params(&report, csv_header),
     };
     let text =
@@ -327,7 +298,7 @@ fn run_plain(
     out.write_all(text.as_bytes())
         .and_then(|_| out.flush())
         .map_err(|_| CommandError::silent(ExitStatus::Failure))?;
-    Ok(if !report.all_finite && !args.allow_nonfinite {
+    Ok(if !report.all_finite && !s.allow_nonfinite {
         ExitStatus::NonFinite
     } else {
         ExitStatus::Ok
@@ -338,13 +309,12 @@ fn run_plain(
 fn write_plain_files(
     exp: &Experiment,
     backend: &Backend,
-    args: &RunArgs,
+    s: &RunSettings,
     outcome: &run::Outcome,
     report: &ExperimentReport,
-    many: bool,
 ) -> Result<(), CommandError> {
-    if let Some(nb) = &args.notebook {
-        let command = regenerate_command(exp, args, nb);
+    if let Some(nb) = &s.notebook {
+        let command = regenerate_command(exp, s, nb);
         let page = text::markdown_with_picture(report, &format!("{}.svg", exp.name));
         let svg = plot::run_svg(
             &exp.name,
@@ -354,9 +324,9 @@ fn write_plain_files(
         record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
             .map_err(|e| CommandError::new(ExitStatus::Failure, notebook_error(nb, &e)))?;
     }
-    if let Some(dir) = &args.dump {
+    if let Some(dir) = &s.dump {
         // Several experiments dump into a directory each.
-        let dir = if many {
+        let dir = if s.many {
             dir.join(&exp.name)
         } else {
             dir.clone()
@@ -390,12 +360,20 @@ fn thresholds(args: &RunArgs) -> Result<Thresholds, String> {
     })
 }
 
-/// The flags that apply to sweeps only, or to plain runs only, checked against every file
-/// before anything runs, so that no file is run and recorded before another is refused.
-fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), String> {
-    if let Some(s) = &args.shard {
-        crate::sweep::Shard::parse(s).map_err(|e| e.to_string())?;
+/// `run`'s flags resolved into its settings, each checked against every file before
+/// anything runs, so that no file is run and recorded before another is refused.
+fn settings_of(args: &RunArgs, experiments: &[Experiment]) -> Result<RunSettings, String> {
+    let thresholds = thresholds(args)?;
+    if args.layers && args.format != Format::Csv {
+        return Err("--layers applies to --format csv only".into());
     }
+    check_csv(args.format, experiments)?;
+    let shard = args
+        .shard
+        .as_deref()
+        .map(crate::sweep::Shard::parse)
+        .transpose()
+        .map_err(|e| e.to_string())?;
     for exp in experiments {
         let path = exp.path.display();
         if exp.task.train().is_some() && exp.sweep.is_none() && args.format == Format::Csv {
@@ -418,13 +396,56 @@ fn check_run_flags(args: &RunArgs, experiments: &[Experiment]) -> Result<(), Str
             ));
         }
     }
+    Ok(RunSettings {
+        format: args.format,
+        layers: args.layers,
+        thresholds,
+        allow_nonfinite: args.allow_nonfinite,
+        out: args.out.clone(),
+        no_record: args.no_record,
+        dump: args.dump.clone(),
+        shard,
+        resume: args.resume.clone(),
+        stack: args.stack.map(|n| n as usize),
+        notebook: args.notebook.clone(),
+        regenerate_flags: regenerate_flags(args),
+        many: experiments.len() > 1,
+    })
+}
+
+/// `--format csv` over several files: one table in one stream, so the files must give the
+/// same columns (plain runs, or sweeps over the same keys).
+fn check_csv(format: Format, experiments: &[Experiment]) -> Result<(), String> {
+    let sweeps = experiments.iter().filter(|e| e.sweep.is_some()).count();
+    if format == Format::Csv && sweeps > 0 && sweeps < experiments.len() {
+        return Err("--format csv over plain runs and sweeps together would print two tables with different columns in one stream; run the sweeps and the plain files in separate commands (or use --format json, whose objects carry a \"kind\")".into());
+    }
+    if format == Format::Csv && sweeps > 1 {
+        // summary.csv has a column per swept key: sweeps over other keys would change the
+        // columns mid-stream.
+        let keys = |e: &Experiment| -> Vec<String> {
+            e.sweep
+                .as_ref()
+                .map(|s| s.axes.iter().map(|(k, _)| k.clone()).collect())
+                .unwrap_or_default()
+        };
+        let first = keys(&experiments[0]);
+        if let Some(other) = experiments.iter().find(|e| keys(e) != first) {
+            return Err(format!(
+                "--format csv over sweeps of different keys would print tables with different columns in one stream: {} sweeps {}, {} sweeps {}; run them in separate commands (or use --format json)",
+                experiments[0].name,
+                first.join(", "),
+                other.name,
+                keys(other).join(", ")
+            ));
+        }
+    }
     Ok(())
 }
 
-/// The command that writes a notebook page again: the config, its `--set`s and flags that
-/// change what is computed.
-fn regenerate_command(exp: &Experiment, args: &RunArgs, nb: &Path) -> String {
-    let mut c = format!("gradscope run {}", exp.path.display());
+/// The flags that change what is computed, as a notebook page's command repeats them.
+fn regenerate_flags(args: &RunArgs) -> String {
+    let mut c = String::new();
     if let Some(b) = args.backend {
         c.push_str(&format!(" --backend {}", b.name()));
     }
@@ -437,33 +458,36 @@ fn regenerate_command(exp: &Experiment, args: &RunArgs, nb: &Path) -> String {
     if args.allow_nonfinite {
         c.push_str(" --allow-nonfinite");
     }
-    c.push_str(&format!(" --notebook {}", nb.display()));
     c
 }
 
-/// Run one sweep; `Ok(exit code)` to go on with, `Err(exit code)` to stop with.
-#[allow(clippy::too_many_arguments)]
+/// The command that writes a notebook page again: the config, its `--set`s and the flags that
+/// change what is computed.
+fn regenerate_command(exp: &Experiment, s: &RunSettings, nb: &Path) -> String {
+    format!(
+        "gradscope run {}{} --notebook {}",
+        exp.path.display(),
+        s.regenerate_flags,
+        nb.display()
+    )
+}
+
+/// Run one sweep and write what was asked for: its record, its notebook page, its summary.
 fn run_one_sweep(
     exp: &Experiment,
     sweep: &crate::config::sweep::Sweep,
     backend: &Backend,
-    args: &RunArgs,
-    thresholds: Thresholds,
+    s: &RunSettings,
     csv_header: bool,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CommandResult {
-    use crate::sweep::{Shard, SweepOptions};
-    let shard = match args.shard.as_deref().map(Shard::parse).transpose() {
-        Ok(s) => s,
-        Err(m) => return Err(CommandError::new(ExitStatus::BadInput, m)),
-    };
-    let opts = SweepOptions {
-        out: &args.out,
-        resume: args.resume.as_deref(),
-        shard,
-        thresholds,
-        stack: args.stack.map(|n| n as usize),
+    let opts = crate::sweep::SweepOptions {
+        out: &s.out,
+        resume: s.resume.as_deref(),
+        shard: s.shard,
+        thresholds: s.thresholds,
+        stack: s.stack,
     };
     let result =
         crate::sweep::run_sweep(exp, sweep, backend, &opts, err).and_then(|(dir, records)| {
@@ -474,16 +498,16 @@ fn run_one_sweep(
     match result {
         Ok((dir, summary)) => {
             let _ = writeln!(err, "note: sweep record written to {}", dir.display());
-            if let Some(nb) = &args.notebook
-                && let Err(e) = sweep_notebook_page(exp, args, nb, &summary)
+            if let Some(nb) = &s.notebook
+                && let Err(e) = sweep_notebook_page(exp, s, nb, &summary)
             {
                 return Err(CommandError::failure(notebook_error(nb, &e)));
             }
-            let code = print_summary(&summary, args.format, csv_header, out);
+            let code = print_summary(&summary, s.format, csv_header, out);
             let nonfinite = summary.points.iter().any(|p| p.nonfinite_trials > 0);
             Ok(if code != ExitStatus::Ok {
                 code
-            } else if nonfinite && !args.allow_nonfinite {
+            } else if nonfinite && !s.allow_nonfinite {
                 ExitStatus::NonFinite
             } else {
                 ExitStatus::Ok
@@ -498,13 +522,13 @@ fn run_one_sweep(
 /// picture where the sweep has a depth axis.
 fn sweep_notebook_page(
     exp: &Experiment,
-    args: &RunArgs,
+    s: &RunSettings,
     nb: &Path,
     summary: &crate::summary::SweepSummary,
 ) -> std::io::Result<()> {
     let svg = plot::svg(summary);
     let body = sweep_text::markdown(summary, &format!("{}.svg", exp.name));
-    let command = regenerate_command(exp, args, nb);
+    let command = regenerate_command(exp, s, nb);
     let ratio = plot::ratio_svg(summary).map(|r| {
         let path = nb.join(format!("{}-ratio.svg", exp.name));
         std::fs::create_dir_all(nb).and_then(|()| record::write_atomic(&path, r.as_bytes()))

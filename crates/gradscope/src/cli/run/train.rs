@@ -10,19 +10,19 @@ pub(super) fn run_training(
     exp: &Experiment,
     train: &config::Train,
     backend: &Backend,
-    args: &RunArgs,
+    s: &RunSettings,
     index: usize,
     out: &mut dyn Write,
     err: &mut dyn Write,
 ) -> CommandResult {
     let fail = |m: String| CommandError::failure(m);
     let (started, clock) = (std::time::SystemTime::now(), std::time::Instant::now());
-    let mut log = if args.no_record {
+    let mut log = if s.no_record {
         None
     } else {
         let stamp = record::utc(started, false);
-        let l = record::StepLog::create(&args.out, exp, &stamp, backend.kind.name())
-            .map_err(|e| fail(format!("cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record", args.out.display())))?;
+        let l = record::StepLog::create(&s.out, exp, &stamp, backend.kind.name())
+            .map_err(|e| fail(format!("cannot write the run record under {}: {e}\nhint: choose another place with --out DIR, or pass --no-record", s.out.display())))?;
         Some(l)
     };
     let mut write_error = None;
@@ -88,7 +88,7 @@ pub(super) fn run_training(
         crate::page::write(&dir).map_err(|e| fail(format!("cannot finish the run record: {e}")))?;
         let _ = writeln!(err, "note: run record written to {}", dir.display());
     }
-    if let Some(dir) = &args.dump {
+    if let Some(dir) = &s.dump {
         let written = crate::tensors::write_training_dump(dir, exp, backend.kind.name(), &outcome)
             .map_err(|e| fail(format!("cannot write the dump: {e}")))?;
         let names: Vec<String> = written
@@ -102,9 +102,9 @@ pub(super) fn run_training(
             names.join(", ")
         );
     }
-    write_training_page(exp, args, &report, &outcome.steps)?;
+    write_training_page(exp, s, &report, &outcome.steps)?;
     let sep = if index > 0 { "\n" } else { "" };
-    let shown = match args.format {
+    let shown = match s.format {
         Format::Json => format!("{}\n", report.to_json()),
         Format::Markdown => format!(
             "{sep}{}",
@@ -115,7 +115,7 @@ pub(super) fn run_training(
     out.write_all(shown.as_bytes())
         .and_then(|_| out.flush())
         .map_err(|_| CommandError::silent(ExitStatus::Failure))?;
-    Ok(if report.origin.is_some() && !args.allow_nonfinite {
+    Ok(if report.origin.is_some() && !s.allow_nonfinite {
         ExitStatus::NonFinite
     } else {
         ExitStatus::Ok
@@ -125,14 +125,14 @@ pub(super) fn run_training(
 /// A training run's notebook page (`--notebook`) and its picture.
 pub(super) fn write_training_page(
     exp: &Experiment,
-    args: &RunArgs,
+    s: &RunSettings,
     report: &crate::train::TrainReport,
     steps: &[crate::train::StepRecord],
 ) -> Result<(), CommandError> {
-    let Some(nb) = &args.notebook else {
+    let Some(nb) = &s.notebook else {
         return Ok(());
     };
-    let command = regenerate_command(exp, args, nb);
+    let command = regenerate_command(exp, s, nb);
     let page = train_text::training_markdown(report, steps, &format!("{}.svg", exp.name));
     let svg = plot::training_svg(&exp.name, steps, report.origin.as_ref());
     record::write_notebook_page(nb, &exp.name, &command, &page, Some(&svg))
