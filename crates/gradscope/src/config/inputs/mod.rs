@@ -7,12 +7,15 @@
 //! Files are read through [`Files`], which keeps each file's bytes after the first read: a
 //! sweep's grid points are validated (and later run) from one read of each file.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use gradscope_model::HostTensor;
 use safetensors::{Dtype, SafeTensors};
+
+mod files;
+
+pub use files::Files;
 
 /// A file a config names could not be used.
 #[derive(Debug, thiserror::Error)]
@@ -261,65 +264,6 @@ impl Problem {
     }
 }
 
-/// Files read so far, by path: each is read from disk once, and each array parsed once.
-/// Clones share the caches, so a sweep's grid points, each validated once at load, share one
-/// copy of every array they read (a plan may hold up to `sweep::MAX_POINTS` of them).
-#[derive(Debug, Default, Clone)]
-pub struct Files(Arc<Caches>);
-
-/// The array of a file, as [`read_array`] names it: the path, the default name, the array.
-type ArrayKey = (PathBuf, &'static str, Option<String>);
-
-#[derive(Debug, Default)]
-struct Caches {
-    bytes: Mutex<HashMap<PathBuf, Arc<[u8]>>>,
-    arrays: Mutex<HashMap<ArrayKey, Arc<HostTensor>>>,
-    weights: Mutex<Vec<(super::weights::WeightsKey, Arc<super::LoadedWeights>)>>,
-}
-
-/// The lock's guard; a poisoned lock still holds a whole cache (each entry is inserted whole).
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-impl Files {
-    /// The bytes of `path`, read now or earlier.
-    pub fn read(&self, path: &Path) -> Result<Arc<[u8]>, FileError> {
-        let mut cache = lock(&self.0.bytes);
-        if let Some(bytes) = cache.get(path) {
-            return Ok(bytes.clone());
-        }
-        let bytes: Arc<[u8]> = std::fs::read(path)
-            .map_err(|source| FileError::Read {
-                path: path.to_path_buf(),
-                source,
-            })?
-            .into();
-        cache.insert(path.to_path_buf(), bytes.clone());
-        Ok(bytes)
-    }
-
-    /// The weights read before for `key`, if any.
-    pub(super) fn weights(
-        &self,
-        key: &super::weights::WeightsKey,
-    ) -> Option<Arc<super::LoadedWeights>> {
-        let cache = lock(&self.0.weights);
-        cache.iter().find(|(k, _)| k == key).map(|(_, w)| w.clone())
-    }
-
-    /// Keep `weights`, read for `key`; returns the shared copy.
-    pub(super) fn keep_weights(
-        &self,
-        key: super::weights::WeightsKey,
-        weights: super::LoadedWeights,
-    ) -> Arc<super::LoadedWeights> {
-        let weights = Arc::new(weights);
-        lock(&self.0.weights).push((key, weights.clone()));
-        weights
-    }
-}
-
 /// Read an array of any rank from a `.npy` or `.safetensors` file through `files`: in a
 /// safetensors file the array named `array`, else the one named `default`, else its only one.
 pub fn read_array(
@@ -329,22 +273,18 @@ pub fn read_array(
     files: &Files,
 ) -> Result<Arc<HostTensor>, FileError> {
     let key = (path.to_path_buf(), default, array.map(str::to_string));
-    if let Some(t) = lock(&files.0.arrays).get(&key) {
-        return Ok(t.clone());
-    }
-    let bytes = files.read(path)?;
-    let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
-    let tensor = match ext {
-        "npy" if array.is_some() => Err(Problem::ArrayOfNpy),
-        "npy" => read_npy(&bytes),
-        "npz" => read_npz(&bytes, default, array),
-        "safetensors" => read_safetensors(&bytes, default, array),
-        _ => Err(Problem::Extension),
-    }
-    .map_err(|p| p.at(path))?;
-    let tensor = Arc::new(tensor);
-    lock(&files.0.arrays).insert(key, tensor.clone());
-    Ok(tensor)
+    files.array(key, || {
+        let bytes = files.read(path)?;
+        let ext = path.extension().and_then(|e| e.to_str()).unwrap_or("");
+        match ext {
+            "npy" if array.is_some() => Err(Problem::ArrayOfNpy),
+            "npy" => read_npy(&bytes),
+            "npz" => read_npz(&bytes, default, array),
+            "safetensors" => read_safetensors(&bytes, default, array),
+            _ => Err(Problem::Extension),
+        }
+        .map_err(|p| p.at(path))
+    })
 }
 
 /// Read a 2-D input tensor from `path` through `files`.
