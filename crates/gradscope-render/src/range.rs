@@ -62,15 +62,15 @@ pub fn rows(case: &CaseReport, precision: Precision) -> Option<Vec<[String; 10]>
         let r = case.theory.as_ref()?.range.get(l)?;
         Some(gradscope_report::precision::log2_ratio(precision.max_finite(), pick(r)) as f32)
     };
-    let grad = |l: usize, what: &str| {
-        let name = format!("layers.{l}.{what}");
+    let grad = |l: usize, which: gradscope_report::names::Param| {
+        let name = gradscope_report::names::param(l, which);
         case.params
             .iter()
             .find(|p| p.name == name)
             .and_then(|p| p.range)
     };
-    let grad_w = |l: usize| grad(l, "weight");
-    let grad_b = |l: usize| grad(l, "bias");
+    let grad_w = |l: usize| grad(l, gradscope_report::names::Param::Weight);
+    let grad_b = |l: usize| grad(l, gradscope_report::names::Param::Bias);
     case.layers
         .iter()
         .map(|l| {

@@ -10,6 +10,7 @@
 pub mod compare;
 pub mod floats;
 pub mod meta;
+pub mod names;
 pub mod origin;
 pub mod precision;
 pub mod run;

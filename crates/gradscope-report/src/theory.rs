@@ -198,7 +198,7 @@ impl LeavesRange {
     ) -> Option<Self> {
         let at = |l: usize, tensor: &str, direction: &str| Self {
             layer: l,
-            tensor: format!("{tensor}.layers.{l}"),
+            tensor: crate::names::pass_tensor(tensor, l),
             direction: direction.into(),
         };
         (0..layers)

@@ -2,6 +2,7 @@
 //! (the kinds and their meaning: `gradscope_report::origin`).
 
 use gradscope_model::{HostTensor, MlpWeights};
+use gradscope_report::names::Param;
 pub use gradscope_report::{Cause, Origin, OriginKind, Rows};
 
 use crate::config::{Loss, Precision};
@@ -123,7 +124,7 @@ pub fn origin_of_case(
             let n = t.count_nonfinite();
             if n > 0 {
                 let rows = Some(nonfinite_rows(t));
-                let tensor = format!("{name}.layers.{l}");
+                let tensor = gradscope_report::names::pass_tensor(name, l);
                 let o = at(OriginKind::Forward, Some(l), tensor, n, rows);
                 return Some(caused(o, cause_of(t)));
             }
@@ -142,7 +143,7 @@ pub fn origin_of_case(
         let n = d.count_nonfinite();
         if n > 0 {
             let rows = Some(nonfinite_rows(d));
-            let tensor = format!("delta.layers.{l}");
+            let tensor = gradscope_report::names::delta(l);
             let o = at(OriginKind::Backward, Some(l), tensor, n, rows);
             return Some(caused(o, cause_of(d)));
         }
@@ -197,13 +198,13 @@ fn first_weight(
 ) -> Option<(usize, String, usize)> {
     weights.layers.iter().enumerate().find_map(|(l, layer)| {
         [
-            ("weight", Some(&layer.weight)),
-            ("bias", layer.bias.as_ref()),
+            (Param::Weight, Some(&layer.weight)),
+            (Param::Bias, layer.bias.as_ref()),
         ]
         .into_iter()
-        .find_map(|(what, tensor)| {
+        .find_map(|(which, tensor)| {
             let n = tensor.map_or(0, |t| count(&t.data));
-            (n > 0).then(|| (l, format!("layers.{l}.{what}"), n))
+            (n > 0).then(|| (l, gradscope_report::names::param(l, which), n))
         })
     })
 }

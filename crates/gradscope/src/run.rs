@@ -103,7 +103,7 @@ fn delta<const D: usize>(
     probe
         .grad_remove(grads)
         .map(HostTensor::from_tensor)
-        .ok_or_else(|| RunError::MissingGradient(vec![format!("delta.layers.{l}")]))
+        .ok_or_else(|| RunError::MissingGradient(vec![gradscope_report::names::delta(l)]))
 }
 
 /// Split a stacked `[T, ...]` host tensor and append trial `t`'s part to `per_trial[t]`.

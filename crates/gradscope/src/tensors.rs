@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 use gradscope_model::{HostTensor, MlpWeights};
+use gradscope_report::names::{self, Param};
 use safetensors::{Dtype, View};
 
 use crate::config::Experiment;
@@ -49,16 +50,16 @@ pub fn case_tensors<'a>(
         ("output".into(), &case.output),
     ];
     for (i, l) in weights.layers.iter().enumerate() {
-        t.push((format!("layers.{i}.weight"), &l.weight));
+        t.push((names::param(i, Param::Weight), &l.weight));
         if let Some(b) = &l.bias {
-            t.push((format!("layers.{i}.bias"), b));
+            t.push((names::param(i, Param::Bias), b));
         }
     }
     for g in &case.grads {
         t.push((format!("grad.{}", g.name), &g.tensor));
     }
     for (i, d) in case.deltas.iter().enumerate() {
-        t.push((format!("delta.layers.{i}"), d));
+        t.push((names::delta(i), d));
     }
     t
 }
@@ -168,9 +169,9 @@ fn write_state(
     ]);
     let mut tensors: Vec<(String, HostView)> = Vec::new();
     for (i, l) in c.weights.layers.iter().enumerate() {
-        tensors.push((format!("layers.{i}.weight"), HostView(&l.weight)));
+        tensors.push((names::param(i, Param::Weight), HostView(&l.weight)));
         if let Some(b) = &l.bias {
-            tensors.push((format!("layers.{i}.bias"), HostView(b)));
+            tensors.push((names::param(i, Param::Bias), HostView(b)));
         }
     }
     for t in &c.optimizer {
@@ -214,7 +215,7 @@ pub fn write_training_dump(
             .map(|(n, t)| (n, HostView(t)))
             .collect();
         for (i, z) in st.pass.pre_activations.iter().enumerate() {
-            tensors.push((format!("z.layers.{i}"), HostView(z)));
+            tensors.push((names::pass_tensor("z", i), HostView(z)));
         }
         if !st.batch.targets.data.is_empty() {
             tensors.push(("targets".into(), HostView(&st.batch.targets)));

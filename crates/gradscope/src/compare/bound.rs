@@ -130,12 +130,18 @@ pub fn evaluate(
                 gw[i * d_out + j] = r(sum(rows, acc, |b| x[b * d_in + i] * d[b * d_out + j]));
             }
         }
-        grads[l].push((format!("layers.{l}.weight"), gw));
+        grads[l].push((
+            gradscope_report::names::param(l, gradscope_report::names::Param::Weight),
+            gw,
+        ));
         if biases[l].is_some() {
             let gb = (0..d_out)
                 .map(|j| r(sum(rows, acc, |b| d[b * d_out + j])))
                 .collect();
-            grads[l].push((format!("layers.{l}.bias"), gb));
+            grads[l].push((
+                gradscope_report::names::param(l, gradscope_report::names::Param::Bias),
+                gb,
+            ));
         }
         if l > 0 {
             let act = w.activations[l - 1];
@@ -159,7 +165,7 @@ pub fn evaluate(
         deltas
             .into_iter()
             .enumerate()
-            .map(|(l, d)| (format!("delta.layers.{l}"), d)),
+            .map(|(l, d)| (gradscope_report::names::delta(l), d)),
     );
     Some(Evaluation { tensors })
 }

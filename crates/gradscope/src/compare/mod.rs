@@ -184,7 +184,11 @@ fn tensors_of(outcome: &Outcome, case: usize) -> Vec<Compared64<'_>> {
         ));
     }
     for (l, d) in c.deltas.iter().enumerate() {
-        v.push((format!("delta.layers.{l}"), d.shape.clone(), d.values_f64()));
+        v.push((
+            gradscope_report::names::delta(l),
+            d.shape.clone(),
+            d.values_f64(),
+        ));
     }
     v
 }

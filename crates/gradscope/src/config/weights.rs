@@ -16,6 +16,8 @@ use gradscope_model::{HostTensor, LayerWeights, MlpConfig, MlpWeights};
 use safetensors::SafeTensors;
 use toml::Spanned;
 
+use gradscope_report::names::{self, Param};
+
 use super::inputs::{FileError, Files, Problem, floats_of};
 use super::raw::RawModel;
 use super::source::{ConfigError, did_you_mean};
@@ -177,9 +179,19 @@ fn gradscope_layers(st: &SafeTensors<'_>, model: &MlpConfig) -> Result<Vec<Layer
         .enumerate()
         .map(|(i, w)| {
             Ok(LayerWeights {
-                weight: tensor(st, &format!("layers.{i}.weight"), &[w[0], w[1]], "")?,
+                weight: tensor(
+                    st,
+                    &gradscope_report::names::param(i, gradscope_report::names::Param::Weight),
+                    &[w[0], w[1]],
+                    "",
+                )?,
                 bias: match model.bias {
-                    true => Some(tensor(st, &format!("layers.{i}.bias"), &[w[1]], "")?),
+                    true => Some(tensor(
+                        st,
+                        &gradscope_report::names::param(i, gradscope_report::names::Param::Bias),
+                        &[w[1]],
+                        "",
+                    )?),
                     false => None,
                 },
             })
@@ -326,10 +338,10 @@ fn optimizer_state(
     let mut out = Vec::new();
     for prefix in OPTIMIZER_STATE {
         for (i, l) in weights.layers.iter().enumerate() {
-            let params =
-                std::iter::once(("weight", &l.weight)).chain(l.bias.as_ref().map(|b| ("bias", b)));
-            for (what, p) in params {
-                let name = format!("{prefix}.layers.{i}.{what}");
+            let params = std::iter::once((Param::Weight, &l.weight))
+                .chain(l.bias.as_ref().map(|b| (Param::Bias, b)));
+            for (which, p) in params {
+                let name = format!("{prefix}.{}", names::param(i, which));
                 if st.names().iter().any(|n| **n == name) {
                     let t = tensor(
                         &st,

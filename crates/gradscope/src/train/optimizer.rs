@@ -79,8 +79,15 @@ fn param_names(w: &MlpWeights) -> Vec<String> {
         .iter()
         .enumerate()
         .flat_map(|(i, l)| {
-            let bias = l.bias.as_ref().map(|_| format!("layers.{i}.bias"));
-            std::iter::once(format!("layers.{i}.weight")).chain(bias)
+            let bias = l
+                .bias
+                .as_ref()
+                .map(|_| gradscope_report::names::param(i, gradscope_report::names::Param::Bias));
+            std::iter::once(gradscope_report::names::param(
+                i,
+                gradscope_report::names::Param::Weight,
+            ))
+            .chain(bias)
         })
         .collect()
 }

@@ -185,7 +185,7 @@ fn named_gradients(weights: &[Tensor<2>], biases: &[Option<Tensor<2>>]) -> Vec<N
     let mut named = Vec::with_capacity(2 * weights.len());
     for (l, (w, b)) in weights.iter().zip(biases).enumerate() {
         named.push(NamedTensor {
-            name: format!("layers.{l}.weight"),
+            name: gradscope_report::names::param(l, gradscope_report::names::Param::Weight),
             tensor: HostTensor::from_tensor(w.clone()),
         });
         if let Some(b) = b {
@@ -193,7 +193,7 @@ fn named_gradients(weights: &[Tensor<2>], biases: &[Option<Tensor<2>>]) -> Vec<N
             // [1, d_out] → [d_out], the shape of a Linear bias.
             tensor.shape.remove(0);
             named.push(NamedTensor {
-                name: format!("layers.{l}.bias"),
+                name: gradscope_report::names::param(l, gradscope_report::names::Param::Bias),
                 tensor,
             });
         }

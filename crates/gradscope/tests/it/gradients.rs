@@ -352,3 +352,31 @@ fn elu_with_large_positive_inputs_has_finite_exact_gradients() {
         }
     }
 }
+
+/// The model crate names its parameters structurally (Burn's module visitor over an `Mlp`'s
+/// `layers` and each `Linear`'s `weight`/`bias`; the stack repeats the spelling): they are
+/// the names the schema crate writes once (`gradscope_report::names`), in layer order, for a
+/// plain run and for a stack of trials alike.
+#[test]
+fn the_models_parameter_names_are_the_schemas() {
+    use gradscope_report::names::{self, Param};
+    let b = backend::open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
+    let exp = load(&seed_configs()[1]);
+    let depth = exp.model.hidden.len() + 1;
+    let want: Vec<String> = (0..depth)
+        .flat_map(|l| {
+            let bias = exp.model.bias.then(|| names::param(l, Param::Bias));
+            std::iter::once(names::param(l, Param::Weight)).chain(bias)
+        })
+        .collect();
+    assert!(want.len() >= 4, "{want:?}");
+    let plain = run::execute(&exp, &b).unwrap_or_else(|e| panic!("{e}"));
+    let stacked = run::execute_stack(&[exp.clone(), exp.clone()], &b, false)
+        .unwrap_or_else(|e| panic!("{e}"));
+    for outcome in std::iter::once(&plain).chain(&stacked) {
+        for case in &outcome.cases {
+            let got: Vec<&str> = case.grads.iter().map(|g| g.name.as_str()).collect();
+            assert_eq!(got, want, "case {}", case.name);
+        }
+    }
+}
