@@ -319,10 +319,8 @@ fn print_report(
     out: &mut dyn Write,
 ) -> CommandResult {
     let mut report = if precisions.is_empty() {
-        let plain: Vec<(BackendInfo, run::Outcome)> = runs
-            .iter()
-            .map(|(b, _, o)| (b.clone(), o.clone()))
-            .collect();
+        let plain: Vec<(BackendInfo, &run::Outcome)> =
+            runs.iter().map(|(b, _, o)| (b.clone(), o)).collect();
         compare::compare(&exp.name, exp.seed, &plain, args.tolerance)
     } else {
         compare::compare_precisions(&exp.name, exp.seed, runs, exp.loss).map_err(|e| {

@@ -197,7 +197,7 @@ fn tensors_of(outcome: &Outcome, case: usize) -> Vec<Compared64<'_>> {
 pub fn compare(
     name: &str,
     seed: u64,
-    runs: &[(BackendInfo, Outcome)],
+    runs: &[(BackendInfo, &Outcome)],
     tolerance: f64,
 ) -> CompareReport {
     let mut tensors = Vec::new();
@@ -244,10 +244,7 @@ pub fn compare_precisions(
     runs: &[(BackendInfo, Precision, Outcome)],
     loss: Loss,
 ) -> Result<CompareReport, String> {
-    let plain: Vec<(BackendInfo, Outcome)> = runs
-        .iter()
-        .map(|(b, _, o)| (b.clone(), o.clone()))
-        .collect();
+    let plain: Vec<(BackendInfo, &Outcome)> = runs.iter().map(|(b, _, o)| (b.clone(), o)).collect();
     let mut report = compare(name, seed, &plain, 0.0);
     // No one tolerance applies: each tensor has its bound.
     report.tolerance = f64::NAN;
