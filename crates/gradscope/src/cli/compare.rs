@@ -90,15 +90,14 @@ fn precisions(args: &CompareArgs) -> Result<Vec<config::Precision>, Vec<String>>
 fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
     let precisions = precisions(args)?;
     let kinds = backend_kinds(args, precisions.len())?;
-    let memory = if args.allow_large {
-        Memory::Allow
-    } else if precisions.contains(&config::Precision::F64) {
-        Memory::CheckInF64
-    } else {
-        Memory::Check
-    };
+    // The memory is checked below, for all the runs a report holds at once.
     let loaded =
-        settings::load_each(&args.files, false, &args.sets, memory).map_err(|e| vec![e])?;
+        settings::load_each(&args.files, false, &args.sets, Memory::Allow).map_err(|e| vec![e])?;
+    let available = if args.allow_large {
+        None
+    } else {
+        config::available_memory()
+    };
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
     for (file, result) in loaded {
@@ -121,7 +120,10 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
                     e.precision
                 ))
             }
-            Ok(e) => experiments.push(e),
+            Ok(e) => match check_memory(&e, &run_precisions(&e, kinds.len(), &precisions), available) {
+                Ok(()) => experiments.push(e),
+                Err(m) => errors.push(m),
+            },
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -163,6 +165,79 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
         backends,
         precisions,
     })
+}
+
+/// The precision of each run one report of `exp` holds: every backend (`backends` of them)
+/// in each precision compared, or in the file's own.
+fn run_precisions(
+    exp: &Experiment,
+    backends: usize,
+    precisions: &[config::Precision],
+) -> Vec<config::Precision> {
+    let each = if precisions.is_empty() {
+        vec![exp.precision]
+    } else {
+        precisions.to_vec()
+    };
+    (0..backends).flat_map(|_| each.iter().copied()).collect()
+}
+
+/// An upper estimate of the bytes comparing `runs` (their precisions) of `exp` needs: the
+/// widest run's own estimate ([`Experiment::memory_estimate`], one run is on the device at a
+/// time), every run's outcome kept on the host until the report is built (per input case the
+/// input, output, z_l, a_l and δ_l, and the weights and their gradients, at 4 bytes a value,
+/// 12 in f64 with its f32 copy), and while a case is compared, each run's compared values
+/// (loss, output, gradients, δ_l) widened to f64 (8 bytes; an f64 run's are read in place).
+fn compare_estimate(exp: &Experiment, runs: &[config::Precision]) -> u128 {
+    use config::Precision::F64;
+    let widths = exp.model.widths();
+    let params: u128 = widths
+        .windows(2)
+        .map(|w| (w[0] * w[1] + if exp.model.bias { w[1] } else { 0 }) as u128)
+        .sum();
+    let units: u128 = widths.iter().skip(1).map(|w| *w as u128).sum();
+    let (d_in, d_out) = (exp.model.d_input as u128, exp.model.d_output as u128);
+    let batches = exp.inputs.iter().map(|c| c.batch as u128);
+    let per_case: u128 = batches
+        .clone()
+        .map(|b| b * (3 * units + d_in + d_out))
+        .sum();
+    let largest = batches.max().unwrap_or(0);
+    let widest = runs
+        .iter()
+        .map(|&p| {
+            let mut e = exp.clone();
+            e.precision = p;
+            e.memory_estimate()
+        })
+        .max()
+        .unwrap_or(0);
+    let host = |p: config::Precision| if p == F64 { 12 } else { 4 } * (2 * params + per_case);
+    let widened = 8 * (1 + largest * (d_out + units) + params);
+    let narrow = runs.iter().filter(|p| **p != F64).count() as u128;
+    widest + runs.iter().map(|&p| host(p)).sum::<u128>() + narrow * widened
+}
+
+/// [`compare_estimate`] against the memory `available` (`None`: not checked).
+fn check_memory(
+    exp: &Experiment,
+    runs: &[config::Precision],
+    available: Option<u128>,
+) -> Result<(), String> {
+    let need = compare_estimate(exp, runs);
+    match available {
+        Some(have) if need > have => {
+            let gib = |b: u128| b as f64 / (1u64 << 30) as f64;
+            Err(format!(
+                "{}: comparing its {} runs needs about {:.1} GiB (one run on the device, every run's tensors kept on the host until they are compared), more than the {:.1} GiB available\nhint: compare fewer backends or precisions at once, make the network or batch smaller, or pass --allow-large to run it anyway",
+                exp.path.display(),
+                runs.len(),
+                gib(need),
+                gib(have)
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 /// The backends to compare, checked: distinct, at least two runs (backends × `precisions`),
@@ -360,4 +435,61 @@ fn print_report(
     } else {
         ExitStatus::Disagree
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{check_memory, compare_estimate, run_precisions};
+    use crate::config::{self, Precision, Source};
+
+    /// input 2, hidden [3], output 1, with biases: 2·3 + 3 + 3·1 + 1 = 13 parameters and
+    /// 3 + 1 = 4 units; cases of batch 5 and 2.
+    fn small() -> crate::config::Experiment {
+        let text = "name = \"m\"\ndescription = \"d\"\nseed = 1\n[model]\ninput = 2\nhidden = [3]\n\
+                    output = 1\nactivation = \"relu\"\n[[inputs]]\nname = \"a\"\nbatch = 5\n\
+                    distribution = \"normal\"\n[[inputs]]\nname = \"b\"\nbatch = 2\n\
+                    distribution = \"normal\"\n";
+        config::parse(Source {
+            path: "m.toml".into(),
+            text: text.into(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The estimate worked out by hand for 2 backends × (f64, f32): one run's own estimate
+    /// in f64 (12 · (4·13 + 6·5·4 + 2·5·2) = 2304), four outcomes on the host (per case
+    /// batch · (3·4 + 2 + 1): 5·15 + 2·15 = 105 values, plus 2·13: 131 values, 12 bytes each
+    /// in f64 and 4 in f32: 2·1572 + 2·524 = 4192), and the two f32 runs' compared values
+    /// widened to f64 (8 · (1 + 5·(1 + 4) + 13) = 312 each): 2304 + 4192 + 624 = 7120.
+    #[test]
+    fn the_compare_estimate_counts_every_run_it_holds() {
+        let exp = small();
+        let runs = run_precisions(&exp, 2, &[Precision::F64, Precision::F32]);
+        assert_eq!(
+            runs,
+            [
+                Precision::F64,
+                Precision::F32,
+                Precision::F64,
+                Precision::F32
+            ]
+        );
+        assert_eq!(compare_estimate(&exp, &runs), 7120);
+        // In the file's own precision (f32), 3 backends: 768 + 3·524 + 3·312.
+        let own = run_precisions(&exp, 3, &[]);
+        assert_eq!(compare_estimate(&exp, &own), 768 + 3 * 524 + 3 * 312);
+        // Room for one run but not for all four is refused, naming the runs.
+        let one_run = {
+            let mut e = exp.clone();
+            e.precision = Precision::F64;
+            e.memory_estimate()
+        };
+        assert_eq!(one_run, 2304);
+        let refused = check_memory(&exp, &runs, Some(one_run))
+            .err()
+            .unwrap_or_else(|| panic!("4 runs fit in one run's memory"));
+        assert!(refused.contains("comparing its 4 runs"), "{refused}");
+        assert!(check_memory(&exp, &runs, Some(7120)).is_ok());
+        assert!(check_memory(&exp, &runs, None).is_ok(), "--allow-large");
+    }
 }

@@ -18,9 +18,6 @@ use super::expand;
 pub(super) enum Memory {
     /// Against the memory available, at each experiment's (and sweep point's) precision.
     Check,
-    /// Against the memory available, in f64 (compare, with f64 among its precisions: its
-    /// reference needs three times what any other precision does).
-    CheckInF64,
     /// Not checked (`--allow-large`).
     Allow,
 }
@@ -41,13 +38,13 @@ pub(super) fn load_each(
     let files = expand(paths, all).map_err(|e| e.to_string())?;
     let available = match memory {
         Memory::Allow => None,
-        Memory::Check | Memory::CheckInF64 => config::available_memory(),
+        Memory::Check => config::available_memory(),
     };
     Ok(files
         .into_iter()
         .map(|file| {
             let loaded = config::sets::load_with_sets(&file, sets).and_then(|e| {
-                check_memory(&e, available, memory == Memory::CheckInF64)?;
+                check_memory(&e, available)?;
                 Ok(e)
             });
             (file, loaded)
@@ -55,22 +52,11 @@ pub(super) fn load_each(
         .collect())
 }
 
-/// `exp`'s memory estimate, and each of its sweep points', against `available`; in f64 where
-/// `in_f64`.
-fn check_memory(
-    exp: &Experiment,
-    available: Option<u128>,
-    in_f64: bool,
-) -> Result<(), ConfigError> {
+/// `exp`'s memory estimate, and each of its sweep points', against `available`.
+fn check_memory(exp: &Experiment, available: Option<u128>) -> Result<(), ConfigError> {
     let points = exp.sweep.iter().flat_map(|s| s.points());
     for e in std::iter::once(exp).chain(points) {
-        if in_f64 && e.precision != Precision::F64 {
-            let mut wide = e.clone();
-            wide.precision = Precision::F64;
-            config::check_memory(&wide, available)?;
-        } else {
-            config::check_memory(e, available)?;
-        }
+        config::check_memory(e, available)?;
     }
     Ok(())
 }

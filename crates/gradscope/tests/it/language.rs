@@ -299,6 +299,15 @@ fn a_config_too_large_for_memory_is_refused_before_allocating() {
         err.contains("hint: make the network or batch smaller, or pass --allow-large"),
         "{err}"
     );
+    // compare holds every run's tensors at once, and says how many runs it counted.
+    let o = gradscope(
+        &["compare", "big.toml", "--backend", "ndarray,flex"],
+        dir.path(),
+    );
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(err.contains("comparing its 2 runs needs about"), "{err}");
+    assert!(err.contains("or pass --allow-large"), "{err}");
 }
 
 /// The README's smallest training config: no `description`, no `[[inputs]]`. Its teacher
