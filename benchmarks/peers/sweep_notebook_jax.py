@@ -9,12 +9,15 @@
 # Two ways to organise the jit, both measured (benchmarks/README.md):
 #   fused  one jit per (activation, depth) that draws the weights and input and takes the
 #          gradients; the initialiser an argument (lax.switch).
-#   split  one jit per (initialiser, depth) that draws all trials' weights at once, shared by
-#          the three activations, and one jit per (activation, depth) for the gradients.
+#   split  one jit per (initialiser, depth) that draws all trials' weights at once (compiled
+#          once, shared by the three activations, but run again for each), and one jit per
+#          (activation, depth) for the gradients.
+#   shared split's jits, each (initialiser, depth)'s weights drawn once and used by all three
+#          activations.
 # JAX's random generator is its default (threefry) unless JAX_DEFAULT_PRNG_IMPL says otherwise
 # (`rbg` is faster on a CPU).
 #
-# Usage: python sweep_notebook_jax.py [TRIALS] [fused|split]   (defaults: 20, split)
+# Usage: python sweep_notebook_jax.py [TRIALS] [fused|split|shared]   (defaults: 20, split)
 import sys, time
 from functools import partial
 import jax, jax.numpy as jnp
@@ -89,16 +92,24 @@ def split_norms(act, w_in, w_hidden, w_out, x):
 
 
 t = time.perf_counter()
-for act in ACTS:
+if VARIANT == "shared":
+    # Each (initialiser, depth)'s weights drawn once and used by all three activations.
     for depth in DEPTHS:
-        if VARIANT == "fused":
-            f = fused(act, depth)
-            for init in range(len(INITS)):
-                keys = jax.random.split(jax.random.key(depth), TRIALS)
-                f(keys, init).block_until_ready()
-        else:
-            for init in INITS:
-                weights = split_weights(jax.random.key(depth), init, depth)
+        for init in INITS:
+            weights = split_weights(jax.random.key(depth), init, depth)
+            for act in ACTS:
                 split_norms(act, *weights).block_until_ready()
+else:
+    for act in ACTS:
+        for depth in DEPTHS:
+            if VARIANT == "fused":
+                f = fused(act, depth)
+                for init in range(len(INITS)):
+                    keys = jax.random.split(jax.random.key(depth), TRIALS)
+                    f(keys, init).block_until_ready()
+            else:
+                for init in INITS:
+                    weights = split_weights(jax.random.key(depth), init, depth)
+                    split_norms(act, *weights).block_until_ready()
 prng = jax.config.jax_default_prng_impl
 print(f"jax notebook sweep ({VARIANT}, {prng}), {TRIALS} trials per point: {time.perf_counter() - t:.1f} s")
