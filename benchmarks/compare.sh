@@ -75,11 +75,14 @@ for b in flex ndarray; do
         --backend "$b" --out "$(mktemp -d)" 2>&1 >/dev/null | tail -1
 done
 if [ -x "$PY" ]; then
-    # JAX's default random generator (threefry) with both ways of organising the jit, then
-    # the faster one with the `rbg` generator: the fastest of the three is the peer.
+    # JAX's default random generator (threefry) with the ways of organising the jit, then
+    # with the faster `rbg` generator: the fastest of them is the peer (`shared` with rbg,
+    # on 2026-12-03).
     "$PY" benchmarks/peers/sweep_notebook_jax.py 20 fused 2>/dev/null
     "$PY" benchmarks/peers/sweep_notebook_jax.py 20 split 2>/dev/null
+    "$PY" benchmarks/peers/sweep_notebook_jax.py 20 shared 2>/dev/null
     JAX_DEFAULT_PRNG_IMPL=rbg "$PY" benchmarks/peers/sweep_notebook_jax.py 20 split 2>/dev/null
+    JAX_DEFAULT_PRNG_IMPL=rbg "$PY" benchmarks/peers/sweep_notebook_jax.py 20 shared 2>/dev/null
 fi
 
 echo "## wgpu seed suite (Mesa shader cache warm, then cold)"
