@@ -190,12 +190,7 @@ fn run_precisions(
 /// (loss, output, gradients, δ_l) widened to f64 (8 bytes; an f64 run's are read in place).
 fn compare_estimate(exp: &Experiment, runs: &[config::Precision]) -> u128 {
     use config::Precision::F64;
-    let widths = exp.model.widths();
-    let params: u128 = widths
-        .windows(2)
-        .map(|w| (w[0] * w[1] + if exp.model.bias { w[1] } else { 0 }) as u128)
-        .sum();
-    let units: u128 = widths.iter().skip(1).map(|w| *w as u128).sum();
+    let (params, units) = exp.sizes();
     let (d_in, d_out) = (exp.model.d_input as u128, exp.model.d_output as u128);
     let batches = exp.inputs.iter().map(|c| c.batch as u128);
     let per_case: u128 = batches

@@ -400,6 +400,17 @@ impl Experiment {
         all
     }
 
+    /// The network's parameter count and its units (every layer's output width, summed).
+    pub fn sizes(&self) -> (u128, u128) {
+        let widths = self.model.widths();
+        let bias = |w: usize| if self.model.bias { w } else { 0 };
+        let params = widths
+            .windows(2)
+            .map(|w| (w[0] * w[1] + bias(w[1])) as u128);
+        let units = widths.iter().skip(1).map(|w| *w as u128);
+        (params.sum(), units.sum())
+    }
+
     /// An upper estimate of the bytes a run needs: parameters four times over (host draw,
     /// device copy, gradients, host copy of the gradients) and, for the largest input case,
     /// six tensors per layer output (pre-activation, activation, δ probe, δ, their gradients)
@@ -412,14 +423,7 @@ impl Experiment {
         } else {
             4
         };
-        let widths = self.model.widths();
-        let params: u128 = widths
-            .windows(2)
-            .map(|w| {
-                (w[0] as u128) * (w[1] as u128) + if self.model.bias { w[1] as u128 } else { 0 }
-            })
-            .sum();
-        let units: u128 = widths.iter().skip(1).map(|w| *w as u128).sum();
+        let (params, units) = self.sizes();
         let batch = self
             .inputs
             .iter()
