@@ -402,13 +402,11 @@ impl Experiment {
 
     /// The network's parameter count and its units (every layer's output width, summed).
     pub fn sizes(&self) -> (u128, u128) {
-        let widths = self.model.widths();
-        let bias = |w: usize| if self.model.bias { w } else { 0 };
-        let params = widths
-            .windows(2)
-            .map(|w| (w[0] * w[1] + bias(w[1])) as u128);
-        let units = widths.iter().skip(1).map(|w| *w as u128);
-        (params.sum(), units.sum())
+        // In u128: a product of two widths may not fit a usize.
+        let widths: Vec<u128> = self.model.widths().iter().map(|&w| w as u128).collect();
+        let bias = |w: u128| if self.model.bias { w } else { 0 };
+        let params = widths.windows(2).map(|w| w[0] * w[1] + bias(w[1]));
+        (params.sum(), widths.iter().skip(1).sum())
     }
 
     /// An upper estimate of the bytes a run needs: parameters four times over (host draw,
