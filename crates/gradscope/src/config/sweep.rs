@@ -141,12 +141,15 @@ pub(super) fn plan(
         .map(|(_, v)| v.len())
         .fold(1usize, usize::saturating_mul);
     if n_points > MAX_POINTS {
-        let sizes: Vec<String> = axes.iter().map(|(_, v)| v.len().to_string()).collect();
+        let sizes: Vec<String> = axes
+            .iter()
+            .map(|(key, v)| format!("{key} ({})", v.len()))
+            .collect();
         return Err(err(format!(
-            "the grid has {} = {n_points} points, more than {MAX_POINTS}: every point is validated and kept before anything runs",
+            "the grid has {} = {n_points} points, more than the {MAX_POINTS} a sweep may have: every point is validated and kept before anything runs",
             sizes.join(" x ")
         ))
-        .with_hint("split the grid into several sweep files (each its own record), or move values to `trials`"));
+        .with_hint("sweep fewer values, or split the grid into several sweep files (each writes its own record)"));
     }
     if n_points.saturating_mul(trials) > MAX_TRIALS_TOTAL {
         return Err(err(format!(
@@ -374,7 +377,9 @@ mod tests {
             .unwrap_or_else(|| panic!("a grid of 1001000 points was accepted"));
         assert_eq!(parses() - before, 1, "no point was validated");
         assert!(
-            e.message.contains("1000 x 3 x 2 x 1001 = 6006000 points"),
+            e.message.contains(
+                "inputs.0.batch (1000) x model.activation (3) x model.hidden (2) x model.input (1001) = 6006000 points"
+            ),
             "{e}"
         );
         let config = six_points(dir.path(), "trials = 1666667\n");
