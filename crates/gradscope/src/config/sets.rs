@@ -165,11 +165,14 @@ pub fn load_with_sets(path: &Path, sets: &[String]) -> Result<Experiment, Config
         return parse(source);
     }
     // The file must be valid on its own, so its errors keep their own line:column. Its sweep
-    // is planned in full once, with the overrides; on its own, only its first point is
-    // checked, and the rest where the file with the overrides fails (an error the file makes
-    // on its own is reported as the file's).
-    let alone = |which| validate::parse_planning(&source, &Files::default(), which).map(drop);
-    alone(Points::First)?;
+    // is planned in full once, with the overrides; on its own, only its grid's axes are
+    // checked, and its points where the file with the overrides fails (an error the file
+    // makes on its own is reported as the file's). A grid the overrides make valid runs (a
+    // `--set sweep.<key>` may replace a list that held a bad value). Both parses read each file
+    // once, through one `Files`.
+    let files = Files::default();
+    let alone = |which| validate::parse_planning(&source, &files, which).map(drop);
+    alone(Points::None)?;
     let parsed: Vec<Set> = sets
         .iter()
         .map(|s| parse_set(path, s))
@@ -181,10 +184,11 @@ pub fn load_with_sets(path: &Path, sets: &[String]) -> Result<Experiment, Config
             .map_err(|m| ConfigError::file(path, format!("--set {}: {m}", set.text)))?;
     }
     let text = toml::to_string(&table).map_err(|e| ConfigError::file(path, e.to_string()))?;
-    let with_sets = parse(Source {
+    let overridden = Source {
         path: path.to_path_buf(),
         text,
-    });
+    };
+    let with_sets = validate::parse_planning(&overridden, &files, Points::All);
     if with_sets.is_err() {
         alone(Points::All)?;
     }

@@ -120,12 +120,13 @@ impl Sweep {
 pub(super) enum Points {
     /// Every point, kept in the plan.
     All,
-    /// The axes and the first point only, for a file checked on its own before `--set`s
-    /// change it (its plan is not kept: the file with the overrides is planned in full).
-    First,
+    /// The axes and the grid's size only, no point: for a file checked on its own before
+    /// `--set`s change it (its plan is not kept; the file with the overrides is planned in
+    /// full, and the file alone too where that fails).
+    None,
 }
 
-/// The plan of `src`'s `[sweep]` table, every point validated (or only the first).
+/// The plan of `src`'s `[sweep]` table, every point validated (or none, with no cases).
 pub(super) fn plan(
     src: &Source,
     sweep: &Spanned<Table>,
@@ -166,15 +167,16 @@ pub(super) fn plan(
     };
     let count = match which {
         Points::All => n_points,
-        Points::First => 1,
+        Points::None => 0,
     };
     let mut points = Vec::with_capacity(count);
     for i in 0..count {
         points.push(build_point(&plan, i, &base, src, sweep.span(), files)?);
     }
-    plan.cases = match &points[0].task {
-        super::Task::Train(_) => vec!["train".to_string()],
-        super::Task::Probe => points[0].inputs.iter().map(|c| c.name.clone()).collect(),
+    plan.cases = match points.first().map(|p| &p.task) {
+        Some(super::Task::Train(_)) => vec!["train".to_string()],
+        Some(super::Task::Probe) => points[0].inputs.iter().map(|c| c.name.clone()).collect(),
+        None => Vec::new(),
     };
     plan.points = points.into();
     Ok(plan)
@@ -310,9 +312,9 @@ mod tests {
     }
 
     /// Each point is validated once: loading a 6-point sweep validates the file and each
-    /// point, 7 texts. With `--set`s, the file on its own and its first point (2), then the
-    /// file with the overrides and its 6 points (7): 9, where checking the file alone in full
-    /// as well took 14.
+    /// point, 7 texts. With `--set`s, the file on its own (1, its grid's axes checked), then
+    /// the file with the overrides and its 6 points (7): 8, where checking the file alone in
+    /// full as well took 14.
     #[test]
     fn each_point_is_validated_once() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -323,7 +325,7 @@ mod tests {
         let before = parses();
         let set = super::super::sets::load_with_sets(&config, &["seed=2".to_string()])
             .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!(parses() - before, 2 + 7);
+        assert_eq!(parses() - before, 1 + 7);
         assert_eq!(set.seed, 2);
         let sweep = set.sweep.unwrap_or_else(|| panic!("no sweep"));
         assert!(
@@ -334,7 +336,8 @@ mod tests {
     }
 
     /// A point the file makes invalid on its own is reported as the file's, located in it,
-    /// even with `--set`s that do not touch it; one the overrides make invalid names them.
+    /// even with `--set`s that do not touch it; one the overrides make invalid names them;
+    /// a bad list the overrides replace does not count.
     #[test]
     fn a_bad_point_is_reported_as_the_files_or_the_overrides() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
@@ -353,6 +356,12 @@ mod tests {
             .unwrap_or_else(|| panic!("a negative gain was accepted"));
         assert!(e.message.contains("after --set"), "{e}");
         assert!(e.message.contains("model.gain=-1.0"), "{e}");
+        // A list the overrides replace is not held against the file, wherever its bad value.
+        let config = six_points(dir.path(), "\"model.gain\" = [-1.0, 1.0]\n");
+        let sets = ["sweep.model.gain=[1.0, 2.0]".to_string()];
+        let exp = super::super::sets::load_with_sets(&config, &sets)
+            .unwrap_or_else(|e| panic!("the overridden grid is valid: {e}"));
+        assert_eq!(exp.sweep.map(|s| s.len()), Some(12));
     }
 
     /// A grid past [`super::MAX_POINTS`] is refused before any point is validated, naming its
