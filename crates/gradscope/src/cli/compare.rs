@@ -9,7 +9,7 @@ use crate::compare::{self, BackendInfo};
 use crate::config::{self, Experiment};
 use crate::run;
 
-use super::settings::{self, Memory};
+use super::settings;
 use super::{CommandError, CommandResult, ExitStatus, Format};
 
 /// `gradscope compare`.
@@ -91,13 +91,8 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
     let precisions = precisions(args)?;
     let kinds = backend_kinds(args, precisions.len())?;
     // The memory is checked below, for all the runs a report holds at once.
-    let loaded =
-        settings::load_each(&args.files, false, &args.sets, Memory::Allow).map_err(|e| vec![e])?;
-    let available = if args.allow_large {
-        None
-    } else {
-        config::available_memory()
-    };
+    let loaded = settings::load_each(&args.files, false, &args.sets, None).map_err(|e| vec![e])?;
+    let available = settings::available_memory(args.allow_large);
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
     for (file, result) in loaded {
@@ -120,10 +115,13 @@ fn plan(args: &CompareArgs) -> Result<Plan, Vec<String>> {
                     e.precision
                 ))
             }
-            Ok(e) => match check_memory(&e, &run_precisions(&e, kinds.len(), &precisions), available) {
-                Ok(()) => experiments.push(e),
-                Err(m) => errors.push(m),
-            },
+            Ok(e) => {
+                let runs = run_precisions(&e, kinds.len(), &precisions);
+                match check_runs_memory(&e, &runs, available) {
+                    Ok(()) => experiments.push(e),
+                    Err(m) => errors.push(m),
+                }
+            }
             Err(e) => errors.push(e.to_string()),
         }
     }
@@ -214,7 +212,7 @@ fn compare_estimate(exp: &Experiment, runs: &[config::Precision]) -> u128 {
 }
 
 /// [`compare_estimate`] against the memory `available` (`None`: not checked).
-fn check_memory(
+fn check_runs_memory(
     exp: &Experiment,
     runs: &[config::Precision],
     available: Option<u128>,
@@ -434,7 +432,7 @@ fn print_report(
 
 #[cfg(test)]
 mod tests {
-    use super::{check_memory, compare_estimate, run_precisions};
+    use super::{check_runs_memory, compare_estimate, run_precisions};
     use crate::config::{self, Precision, Source};
 
     /// input 2, hidden [3], output 1, with biases: 2·3 + 3 + 3·1 + 1 = 13 parameters and
@@ -480,11 +478,14 @@ mod tests {
             e.memory_estimate()
         };
         assert_eq!(one_run, 2304);
-        let refused = check_memory(&exp, &runs, Some(one_run))
+        let refused = check_runs_memory(&exp, &runs, Some(one_run))
             .err()
             .unwrap_or_else(|| panic!("4 runs fit in one run's memory"));
         assert!(refused.contains("comparing its 4 runs"), "{refused}");
-        assert!(check_memory(&exp, &runs, Some(7120)).is_ok());
-        assert!(check_memory(&exp, &runs, None).is_ok(), "--allow-large");
+        assert!(check_runs_memory(&exp, &runs, Some(7120)).is_ok());
+        assert!(
+            check_runs_memory(&exp, &runs, None).is_ok(),
+            "--allow-large"
+        );
     }
 }

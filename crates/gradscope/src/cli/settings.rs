@@ -13,33 +13,30 @@ use crate::config::{self, ConfigError, Experiment, Precision};
 
 use super::expand;
 
-/// How the memory estimate is checked.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Memory {
-    /// Against the memory available, at each experiment's (and sweep point's) precision.
-    Check,
-    /// Not checked (`--allow-large`).
-    Allow,
+/// The memory a run may use: what the machine has, or `None` (not checked) with
+/// `--allow-large`.
+pub(super) fn available_memory(allow_large: bool) -> Option<u128> {
+    if allow_large {
+        None
+    } else {
+        config::available_memory()
+    }
 }
 
 /// A file named on the command line, and what loading it gave.
 pub(super) type Loaded = (PathBuf, Result<Experiment, ConfigError>);
 
 /// The files `paths` (and with `all`, ./configs) name, each loaded with `sets`, validated and
-/// its memory checked: one result per file, in order, so that a command reports every file's
+/// its memory checked against `available` (`None`: not checked): one result per file, in order, so that a command reports every file's
 /// problem, its own refusals among them, in file order. `Err` where the paths themselves
 /// cannot be listed.
 pub(super) fn load_each(
     paths: &[PathBuf],
     all: bool,
     sets: &[String],
-    memory: Memory,
+    available: Option<u128>,
 ) -> Result<Vec<Loaded>, String> {
     let files = expand(paths, all).map_err(|e| e.to_string())?;
-    let available = match memory {
-        Memory::Allow => None,
-        Memory::Check => config::available_memory(),
-    };
     Ok(files
         .into_iter()
         .map(|file| {

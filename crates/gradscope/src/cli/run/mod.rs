@@ -12,7 +12,7 @@ use crate::record;
 use crate::report::{ExperimentReport, Thresholds};
 use crate::run;
 
-use super::settings::{self, Memory};
+use super::settings;
 use super::{CommandError, CommandResult, ExitStatus, Format, print_summary};
 
 mod train;
@@ -155,13 +155,9 @@ fn kind_for(exp: &Experiment, args: &RunArgs) -> BackendKind {
 /// Every file loaded (with the `--set`s and `--precision`), validated and memory-checked;
 /// every file's errors at once.
 fn load_all(args: &RunArgs) -> Result<Vec<Experiment>, Vec<String>> {
-    let memory = if args.allow_large {
-        Memory::Allow
-    } else {
-        Memory::Check
-    };
-    let loaded =
-        settings::load_each(&args.files, args.all, &sets_of(args), memory).map_err(|e| vec![e])?;
+    let available = settings::available_memory(args.allow_large);
+    let loaded = settings::load_each(&args.files, args.all, &sets_of(args), available)
+        .map_err(|e| vec![e])?;
     let mut errors = Vec::new();
     let mut experiments = Vec::new();
     for (_, result) in loaded {
