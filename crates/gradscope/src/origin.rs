@@ -2,7 +2,7 @@
 //! (the kinds and their meaning: `gradscope_report::origin`).
 
 use gradscope_model::{HostTensor, MlpWeights};
-use gradscope_report::names::Param;
+use gradscope_report::names::{self, Param};
 pub use gradscope_report::{Cause, Origin, OriginKind, Rows};
 
 use crate::config::{Loss, Precision};
@@ -124,7 +124,7 @@ pub fn origin_of_case(
             let n = t.count_nonfinite();
             if n > 0 {
                 let rows = Some(nonfinite_rows(t));
-                let tensor = gradscope_report::names::pass_tensor(name, l);
+                let tensor = names::pass_tensor(name, l);
                 let o = at(OriginKind::Forward, Some(l), tensor, n, rows);
                 return Some(caused(o, cause_of(t)));
             }
@@ -143,7 +143,7 @@ pub fn origin_of_case(
         let n = d.count_nonfinite();
         if n > 0 {
             let rows = Some(nonfinite_rows(d));
-            let tensor = gradscope_report::names::delta(l);
+            let tensor = names::delta(l);
             let o = at(OriginKind::Backward, Some(l), tensor, n, rows);
             return Some(caused(o, cause_of(d)));
         }
@@ -204,7 +204,7 @@ fn first_weight(
         .into_iter()
         .find_map(|(which, tensor)| {
             let n = tensor.map_or(0, |t| count(&t.data));
-            (n > 0).then(|| (l, gradscope_report::names::param(l, which), n))
+            (n > 0).then(|| (l, names::param(l, which), n))
         })
     })
 }

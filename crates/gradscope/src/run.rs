@@ -7,6 +7,7 @@ use gradscope_model::{
     HostRng, HostTensor, Layers, Mlp, MlpStack, MlpWeights, NamedTensor, Record, collect_gradients,
     split_trials, stack_trials,
 };
+use gradscope_report::names;
 use rayon::prelude::*;
 
 use crate::backend::Backend;
@@ -103,7 +104,7 @@ fn delta<const D: usize>(
     probe
         .grad_remove(grads)
         .map(HostTensor::from_tensor)
-        .ok_or_else(|| RunError::MissingGradient(vec![gradscope_report::names::delta(l)]))
+        .ok_or_else(|| RunError::MissingGradient(vec![names::delta(l)]))
 }
 
 /// Split a stacked `[T, ...]` host tensor and append trial `t`'s part to `per_trial[t]`.

@@ -21,6 +21,7 @@
 //! f64) fell past its bound (6.68e-7).
 
 use gradscope_model::{HostTensor, MlpWeights};
+use gradscope_report::names::{self, Param};
 
 use crate::config::{Loss, Precision};
 pub use crate::range::round_to;
@@ -130,18 +131,12 @@ pub fn evaluate(
                 gw[i * d_out + j] = r(sum(rows, acc, |b| x[b * d_in + i] * d[b * d_out + j]));
             }
         }
-        grads[l].push((
-            gradscope_report::names::param(l, gradscope_report::names::Param::Weight),
-            gw,
-        ));
+        grads[l].push((names::param(l, Param::Weight), gw));
         if biases[l].is_some() {
             let gb = (0..d_out)
                 .map(|j| r(sum(rows, acc, |b| d[b * d_out + j])))
                 .collect();
-            grads[l].push((
-                gradscope_report::names::param(l, gradscope_report::names::Param::Bias),
-                gb,
-            ));
+            grads[l].push((names::param(l, Param::Bias), gb));
         }
         if l > 0 {
             let act = w.activations[l - 1];
@@ -165,7 +160,7 @@ pub fn evaluate(
         deltas
             .into_iter()
             .enumerate()
-            .map(|(l, d)| (gradscope_report::names::delta(l), d)),
+            .map(|(l, d)| (names::delta(l), d)),
     );
     Some(Evaluation { tensors })
 }

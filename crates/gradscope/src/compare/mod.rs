@@ -10,6 +10,7 @@
 //! disagreement.
 
 use gradscope_report::compare::{over_tolerance, wide};
+use gradscope_report::names;
 pub use gradscope_report::{BackendInfo, CompareReport, PLACES_LISTED, Place, TensorDiff};
 
 use std::borrow::Cow;
@@ -184,11 +185,7 @@ fn tensors_of(outcome: &Outcome, case: usize) -> Vec<Compared64<'_>> {
         ));
     }
     for (l, d) in c.deltas.iter().enumerate() {
-        v.push((
-            gradscope_report::names::delta(l),
-            d.shape.clone(),
-            d.values_f64(),
-        ));
+        v.push((names::delta(l), d.shape.clone(), d.values_f64()));
     }
     v
 }

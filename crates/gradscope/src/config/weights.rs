@@ -179,19 +179,9 @@ fn gradscope_layers(st: &SafeTensors<'_>, model: &MlpConfig) -> Result<Vec<Layer
         .enumerate()
         .map(|(i, w)| {
             Ok(LayerWeights {
-                weight: tensor(
-                    st,
-                    &gradscope_report::names::param(i, gradscope_report::names::Param::Weight),
-                    &[w[0], w[1]],
-                    "",
-                )?,
+                weight: tensor(st, &names::param(i, Param::Weight), &[w[0], w[1]], "")?,
                 bias: match model.bias {
-                    true => Some(tensor(
-                        st,
-                        &gradscope_report::names::param(i, gradscope_report::names::Param::Bias),
-                        &[w[1]],
-                        "",
-                    )?),
+                    true => Some(tensor(st, &names::param(i, Param::Bias), &[w[1]], "")?),
                     false => None,
                 },
             })

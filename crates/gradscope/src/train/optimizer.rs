@@ -5,6 +5,7 @@
 use burn::module::Param;
 use burn::tensor::{Device, Tensor};
 use gradscope_model::Mlp;
+use gradscope_report::names;
 
 use super::*;
 
@@ -79,15 +80,8 @@ fn param_names(w: &MlpWeights) -> Vec<String> {
         .iter()
         .enumerate()
         .flat_map(|(i, l)| {
-            let bias = l
-                .bias
-                .as_ref()
-                .map(|_| gradscope_report::names::param(i, gradscope_report::names::Param::Bias));
-            std::iter::once(gradscope_report::names::param(
-                i,
-                gradscope_report::names::Param::Weight,
-            ))
-            .chain(bias)
+            let bias = l.bias.as_ref().map(|_| names::param(i, names::Param::Bias));
+            std::iter::once(names::param(i, names::Param::Weight)).chain(bias)
         })
         .collect()
 }

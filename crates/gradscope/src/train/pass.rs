@@ -3,6 +3,7 @@
 
 use burn::tensor::FloatDType;
 use gradscope_model::{ForwardTrace, Layers, Mlp, Record};
+use gradscope_report::names::{self, Param};
 
 use super::*;
 
@@ -185,7 +186,7 @@ fn named_gradients(weights: &[Tensor<2>], biases: &[Option<Tensor<2>>]) -> Vec<N
     let mut named = Vec::with_capacity(2 * weights.len());
     for (l, (w, b)) in weights.iter().zip(biases).enumerate() {
         named.push(NamedTensor {
-            name: gradscope_report::names::param(l, gradscope_report::names::Param::Weight),
+            name: names::param(l, Param::Weight),
             tensor: HostTensor::from_tensor(w.clone()),
         });
         if let Some(b) = b {
@@ -193,7 +194,7 @@ fn named_gradients(weights: &[Tensor<2>], biases: &[Option<Tensor<2>>]) -> Vec<N
             // [1, d_out] → [d_out], the shape of a Linear bias.
             tensor.shape.remove(0);
             named.push(NamedTensor {
-                name: gradscope_report::names::param(l, gradscope_report::names::Param::Bias),
+                name: names::param(l, Param::Bias),
                 tensor,
             });
         }
