@@ -10,8 +10,9 @@ use crate::floats::{
     opt_measured,
 };
 
-/// What one trial of one input case produced.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// What one trial of one input case produced. (`Default`: point 0, trial 0, seed 0, case "",
+/// f32, no values, nothing non-finite, for a test to fill in what it is about.)
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 #[serde(remote = "Self")]
 pub struct TrialRecord {
     /// Grid point index.
@@ -383,22 +384,12 @@ mod tests {
             direction: "above".into(),
         };
         let trial = |checked: bool, first: Option<&str>| TrialRecord {
-            point: 0,
-            trial: 0,
-            seed: 0,
             case: "x".into(),
             precision: Precision::F16,
-            delta_l2: Vec::new(),
-            weight_l2: Vec::new(),
             ratio: 1.0,
-            nonfinite: false,
-            first_nonfinite_step: None,
-            origin: None,
-            final_loss: None,
-            dead: false,
-            zero_gradient: false,
             range_checked: checked,
             leaves_range: first.map(leaves),
+            ..TrialRecord::default()
         };
         let order = |l: &crate::LeavesRange| l.tensor.len();
         let trials = [
@@ -488,22 +479,12 @@ mod tests {
     fn measured_values_keep_their_width_through_json() {
         let third = f64::from(1f32 / 3.0);
         let f32_trial = |precision, values: Vec<f64>| TrialRecord {
-            point: 0,
-            trial: 0,
             seed: 1,
             case: "x".into(),
             precision,
             ratio: values[0],
             delta_l2: values,
-            weight_l2: vec![],
-            nonfinite: false,
-            first_nonfinite_step: None,
-            origin: None,
-            final_loss: None,
-            dead: false,
-            zero_gradient: false,
-            range_checked: false,
-            leaves_range: None,
+            ..TrialRecord::default()
         };
         // Below f64, a value is the f32 computed: written as that f32's shortest form (the
         // bytes an f32 field wrote) with no precision field, and read back as the same f32.

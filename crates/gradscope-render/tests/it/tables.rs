@@ -138,7 +138,6 @@ struct TrialRow {
 #[test]
 fn trials_csv_names_each_trials_settings() {
     let record = |point: usize, trial: usize| TrialRecord {
-        precision: Default::default(),
         point,
         trial,
         seed: 10 + trial as u64,
@@ -147,13 +146,7 @@ fn trials_csv_names_each_trials_settings() {
         weight_l2: vec![2.0, 3.0],
         ratio: f64::NAN,
         nonfinite: true,
-        first_nonfinite_step: None,
-        origin: None,
-        final_loss: None,
-        dead: false,
-        zero_gradient: false,
-        range_checked: false,
-        leaves_range: None,
+        ..TrialRecord::default()
     };
     let text = sweep::trials_csv(&summary(), &[record(1, 0), record(0, 1)]).expect("csv");
     let rows: Vec<TrialRow> = csv::Reader::from_reader(text.as_bytes())
