@@ -73,21 +73,60 @@ pub trait DenseBackend: Backend {
     /// ∂L/∂b: `grad` summed over the batch (`[d_out]`, or `[T, 1, d_out]` for a stack).
     fn dense_bias_backward(grad: FloatTensor<Self>) -> FloatTensor<Self> {
         match grad.rank() {
+            3 if one_network::<Self>(&grad) => {
+                let d_out = grad.shape()[2];
+                let b = Self::linear_bias_backward(without_trials::<Self>(grad));
+                Self::float_reshape(b, Shape::new([1, 1, d_out]))
+            }
             3 => Self::float_sum_dim(grad, 1),
             _ => Self::linear_bias_backward(grad),
         }
     }
 }
 
+/// Whether `t` is a stack of one network: `[1, rows, cols]`.
+///
+/// A plain run is the stack of one. Its products are the 2-D layer's (Burn's `linear`, and
+/// flex's own route on large layers) on its tensors without the trial dimension, so it gives
+/// what one network gives bit for bit, at the speed of one network (`a_stack_of_one_is_one
+/// network_bit_for_bit`); a reshape of a contiguous tensor moves no data.
+fn one_network<B: Backend>(t: &FloatTensor<B>) -> bool {
+    let shape = t.shape();
+    shape.num_dims() == 3 && shape[0] == 1
+}
+
+/// `[1, rows, cols]` → `[rows, cols]`.
+fn without_trials<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    let shape = t.shape();
+    B::float_reshape(t, Shape::new([shape[1], shape[2]]))
+}
+
+/// `[rows, cols]` → `[1, rows, cols]`.
+fn as_one_trial<B: Backend>(t: FloatTensor<B>) -> FloatTensor<B> {
+    let shape = t.shape();
+    B::float_reshape(t, Shape::new([1, shape[0], shape[1]]))
+}
+
 /// Burn's own products: `linear` and its backward for one network; for a stack, the batched
 /// product and the bias added as Burn's `matmul` and `add` compute them (so the same values as
-/// `x.matmul(W) + b` through autodiff).
-fn default_dense<B: Backend>(
+/// `x.matmul(W) + b` through autodiff). A stack of one takes the backend's 2-D layer
+/// ([`one_network`]).
+fn default_dense<B: DenseBackend>(
     x: FloatTensor<B>,
     weight: FloatTensor<B>,
     bias: Option<FloatTensor<B>>,
 ) -> FloatTensor<B> {
     match weight.rank() {
+        3 if one_network::<B>(&weight) => {
+            let (x, weight) = (without_trials::<B>(x), without_trials::<B>(weight));
+            as_one_trial::<B>(match bias {
+                Some(b) => {
+                    let d_out = b.shape()[2];
+                    B::dense(x, weight, B::float_reshape(b, Shape::new([d_out])))
+                }
+                None => B::dense_no_bias(x, weight),
+            })
+        }
         3 => {
             let z = B::float_matmul(x, weight);
             match bias {
@@ -99,15 +138,29 @@ fn default_dense<B: Backend>(
     }
 }
 
-fn default_x_backward<B: Backend>(weight: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+fn default_x_backward<B: DenseBackend>(
+    weight: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
     match weight.rank() {
+        3 if one_network::<B>(&weight) => as_one_trial::<B>(B::dense_x_backward(
+            without_trials::<B>(weight),
+            without_trials::<B>(grad),
+        )),
         3 => B::float_matmul(grad, B::float_swap_dims(weight, 1, 2)),
         _ => B::linear_x_backward(weight, grad),
     }
 }
 
-fn default_weight_backward<B: Backend>(x: FloatTensor<B>, grad: FloatTensor<B>) -> FloatTensor<B> {
+fn default_weight_backward<B: DenseBackend>(
+    x: FloatTensor<B>,
+    grad: FloatTensor<B>,
+) -> FloatTensor<B> {
     match x.rank() {
+        3 if one_network::<B>(&x) => as_one_trial::<B>(B::dense_weight_backward(
+            without_trials::<B>(x),
+            without_trials::<B>(grad),
+        )),
         3 => B::float_matmul(B::float_swap_dims(x, 1, 2), grad),
         _ => B::linear_weight_backward(x, grad),
     }
@@ -422,6 +475,20 @@ pub fn dense_weight_backward<const D: usize>(x: Tensor<D>, grad: Tensor<D>) -> T
         x.into_dispatch(),
         grad.into_dispatch(),
     ))
+}
+
+/// ∂L/∂b for [`dense`], given `grad` = ∂L/∂z: `grad` summed over the batch, keeping the
+/// dimension (`[1, d_out]`, or `[T, 1, d_out]` for a stack), the sum Burn's
+/// `linear_bias_backward` takes (a stack of one as one network, [`one_network`]).
+pub fn dense_bias_backward<const D: usize>(grad: Tensor<D>) -> Tensor<D> {
+    use burn::backend::Dispatch;
+    match D {
+        3 => Tensor::from_dispatch(<Dispatch as DenseBackend>::dense_bias_backward(
+            grad.into_dispatch(),
+        )),
+        // `linear_bias_backward`'s sum, before it drops the summed dimension.
+        _ => grad.sum_dim(D - 2),
+    }
 }
 
 #[cfg(test)]

@@ -138,7 +138,10 @@ pub trait Layers<const D: usize> {
             };
             weights.push(self.dense_weight_backward(l, x, delta.clone()));
             // Burn's `linear_bias_backward`: the sum over the batch (keeping the dimension).
-            biases.push(self.has_bias(l).then(|| delta.clone().sum_dim(D - 2)));
+            biases.push(
+                self.has_bias(l)
+                    .then(|| crate::dense::dense_bias_backward(delta.clone())),
+            );
             if l == 0 {
                 deltas.push(delta);
                 break;

@@ -200,9 +200,14 @@ impl Layers<3> for MlpStack {
     }
 }
 
-/// Split a host tensor `[T, rest...]` into `T` tensors of shape `rest`.
-pub fn split_trials(t: HostTensor) -> Vec<HostTensor> {
+/// Split a host tensor `[T, rest...]` into `T` tensors of shape `rest` (a stack of one loses
+/// its first dimension, its values not copied).
+pub fn split_trials(mut t: HostTensor) -> Vec<HostTensor> {
     let trials = t.shape.first().copied().unwrap_or(0);
+    if trials == 1 {
+        t.shape.remove(0);
+        return vec![t];
+    }
     let inner: Vec<usize> = t.shape[1..].to_vec();
     let size: usize = inner.iter().product();
     (0..trials)

@@ -18,7 +18,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use gradscope_model::{
-    Activation, HostTensor, Initializer, Layers, Mlp, MlpConfig, MlpStack, Record, stack_trials,
+    Activation, HostTensor, Initializer, Layers, MlpConfig, MlpStack, Record, stack_trials,
 };
 
 use burn::tensor::FloatDType;
@@ -121,13 +121,14 @@ pub fn throughput_model(width: usize, layers: usize, batch: usize) -> (MlpConfig
 /// How workload 2 takes its forward + backward step: the three ways runs take one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Pass {
-    /// One network, Burn's autodiff (a plain run's pass, without its probes).
+    /// One network (the stack of one), Burn's autodiff (a plain run's pass, without its
+    /// probes).
     Plain,
     /// `T` networks as one stack, autodiff through the batched products (a sweep's pass): the
     /// batch is split among them, so the FLOP count is the same.
     Stack(usize),
-    /// One network on the device without autodiff, the backward pass written out (a training
-    /// step's pass).
+    /// One network (the stack of one) on the device without autodiff, the backward pass
+    /// written out (a training step's pass).
     WrittenOut,
 }
 
@@ -150,20 +151,12 @@ pub fn throughput(
     };
     // Reading one gradient's sum back waits for the device to finish the step.
     let step: Box<dyn Fn() -> f32> = match pass {
-        Pass::Plain => {
-            let model = Mlp::from_weights_as(&config.draw_weights(), &backend.device, dtype);
-            let x = input(batch);
-            Box::new(move || {
-                let out = model
-                    .forward(x.to_device_as::<2>(&backend.device, dtype), Record::OUTPUT)
-                    .output;
-                let grads = (out.clone() * out).sum().backward();
-                let g = model.layers[0].weight.val().grad(&grads);
-                let g = g.map(|g| g.cast(FloatDType::F32).sum());
-                g.map(|g| HostTensor::from_tensor(g).data[0]).unwrap_or(0.0)
-            })
-        }
-        Pass::Stack(trials) => {
+        // A plain run is the stack of one network (`run::execute`).
+        Pass::Plain | Pass::Stack(_) => {
+            let trials = match pass {
+                Pass::Stack(trials) => trials,
+                _ => 1,
+            };
             let nets: Vec<_> = (0..trials as u64)
                 .map(|seed| {
                     MlpConfig {
@@ -188,10 +181,11 @@ pub fn throughput(
             })
         }
         Pass::WrittenOut => {
-            let model = Mlp::from_weights_as(&config.draw_weights(), &backend.plain, dtype);
-            let x = input(batch);
+            let weights = config.draw_weights();
+            let model = MlpStack::from_weights_as(&[&weights], &backend.plain, dtype)?;
+            let x = stack_trials(&[input(batch)]);
             Box::new(move || {
-                let trace = model.forward(x.to_device_as::<2>(&backend.plain, dtype), Record::PASS);
+                let trace = model.forward(x.to_device_as::<3>(&backend.plain, dtype), Record::PASS);
                 let delta = trace.output.clone().mul_scalar(2.0);
                 let b = model.backward(&trace, delta);
                 // The sum in f32: a 16-bit sum of 1024² gradients could overflow.

@@ -65,9 +65,13 @@ pub fn value(loss: Loss, output: Tensor<2>, targets: &HostTensor) -> Tensor<1> {
 }
 
 /// The loss of each trial's output `[T, batch, d_output]`, as a `[T]` tensor: what [`value`]
-/// gives each trial's `[batch, d_output]` output without targets.
+/// gives each trial's `[batch, d_output]` output without targets. A stack of one (a plain run)
+/// reduces as [`value`] does, so that its loss is one network's bit for bit.
 pub fn per_trial(loss: Loss, output: Tensor<3>) -> Tensor<1> {
     let [trials, batch, d_output] = output.dims();
+    if trials == 1 {
+        return value(loss, output.reshape([batch, d_output]), &no_targets());
+    }
     let flat: Tensor<2> = output.reshape([trials, batch * d_output]);
     let per_trial = match loss {
         Loss::SumSquares => (flat.clone() * flat).sum_dim(1),

@@ -4,8 +4,8 @@
 use burn::tensor::Tensor;
 use gradscope_model::rng::input_stream;
 use gradscope_model::{
-    HostRng, HostTensor, Layers, Mlp, MlpStack, MlpWeights, NamedTensor, Record, collect_gradients,
-    split_trials, stack_trials,
+    HostRng, HostTensor, Layers, MlpStack, MlpWeights, NamedTensor, Record, split_trials,
+    stack_trials,
 };
 use gradscope_report::names;
 use rayon::prelude::*;
@@ -95,7 +95,7 @@ pub fn weights_of(exp: &Experiment) -> MlpWeights {
 }
 
 /// δ_l, the gradient of probe `l` of a traced pass, read back to the host (and taken out of
-/// `grads`, see [`collect_gradients`]).
+/// `grads`, see [`MlpStack::gradients`]).
 fn delta<const D: usize>(
     probe: &Tensor<D>,
     l: usize,
@@ -114,67 +114,23 @@ fn push_split(per_trial: &mut [Vec<HostTensor>], stacked: HostTensor) {
     }
 }
 
-/// Run every input case of `exp` on `backend`.
+/// Run every input case of `exp` on `backend`: the stack of one network
+/// ([`execute_stack`]), whose products are one network's (`gradscope_model::dense`), with
+/// every z_l kept.
 pub fn execute(exp: &Experiment, backend: &Backend) -> Result<Outcome, RunError> {
-    let weights = weights_of(exp);
-    let dtype = crate::backend::dtype(exp.precision);
-    let model = Mlp::from_weights_as(&weights, &backend.device, dtype);
-    let cases = (0..exp.inputs.len())
-        .map(|i| run_case(exp, &model, backend, i))
-        .collect::<Result<_, _>>()?;
-    Ok(Outcome { weights, cases })
-}
-
-fn run_case(
-    exp: &Experiment,
-    model: &Mlp,
-    backend: &Backend,
-    index: usize,
-) -> Result<CaseOutcome, RunError> {
-    let input = draw_input(exp, index);
-    let dtype = crate::backend::dtype(exp.precision);
-    let x: Tensor<2> = input.to_device_as(&backend.device, dtype);
-    let trace = model.forward(x, Record::ALL);
-    let loss = crate::loss::value(exp.loss, trace.output.clone(), &crate::loss::no_targets());
-    let mut grads = loss.backward();
-    let named = collect_gradients(model, &mut grads).map_err(RunError::MissingGradient)?;
-    let deltas = trace
-        .delta_probes
-        .iter()
-        .enumerate()
-        .map(|(l, probe)| delta(probe, l, &mut grads))
-        .collect::<Result<Vec<_>, _>>()?;
-    let loss_value = HostTensor::from_tensor(loss);
-    let output = HostTensor::from_tensor(trace.output.detach());
-    let pre_activations = trace
-        .pre_activations
-        .into_iter()
-        .map(|z| HostTensor::from_tensor(z.detach()))
-        .collect();
-    let mut layer_outputs: Vec<HostTensor> = trace
-        .activations
-        .into_iter()
-        .map(|a| HostTensor::from_tensor(a.detach()))
-        .collect();
-    layer_outputs.push(output.clone());
-    Ok(CaseOutcome {
-        name: exp.inputs[index].name.clone(),
-        input,
-        output,
-        loss: loss_value.data[0],
-        loss_f64: loss_value.values_f64()[0],
-        grads: named,
-        deltas,
-        layer_outputs,
-        pre_activations,
-    })
+    let mut outcomes = execute_stack(std::slice::from_ref(exp), backend, true)?;
+    // One experiment in, one outcome out.
+    outcomes
+        .pop()
+        .ok_or(RunError::Stack(gradscope_model::StackError::Empty))
 }
 
 /// Run `exps`, experiments that differ only in their seeds (the trials of one sweep point), as
 /// one stack of networks: each input case is one forward and one backward pass over all of
-/// them ([`MlpStack`]). Gives the same outcomes as [`execute`] on each experiment, in order,
-/// with z_l kept only where `keep_z` asks (a sweep over precision measures where each trial
-/// leaves the range; others keep only whether anything was non-finite).
+/// them ([`MlpStack`]); a plain run is the stack of one ([`execute`]). Gives the same outcome
+/// to each experiment as it gets alone, in order, with z_l kept only where `keep_z` asks (a
+/// sweep over precision measures where each trial leaves the range; others keep only whether
+/// anything was non-finite).
 pub fn execute_stack(
     exps: &[Experiment],
     backend: &Backend,

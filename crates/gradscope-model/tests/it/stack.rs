@@ -253,3 +253,83 @@ fn norm_diff(a: &HostTensor, b: &HostTensor) -> f64 {
         (diff / norm).sqrt()
     }
 }
+
+/// The bits of a host tensor, for bit-for-bit comparisons.
+fn bits(t: &HostTensor) -> Vec<u32> {
+    t.data.iter().map(|x| x.to_bits()).collect()
+}
+
+/// A stack of one network is that network bit for bit: a plain run is the stack of one, and
+/// its tensors without the trial dimension take the 2-D layer's own products (Burn's `linear`,
+/// and flex's own route on large layers). Held on both backends, on the seed-sized network and
+/// on one wide enough for flex's route (128 · 256² ≥ 192³), for the forward output, autodiff's
+/// gradients and δ_l, and the written-out backward pass (δ_l, kernels, biases).
+#[test]
+#[allow(deprecated)]
+fn a_stack_of_one_is_one_network_bit_for_bit() {
+    let wide = |seed: u64| MlpConfig {
+        d_input: 256,
+        hidden: vec![256; 2],
+        d_output: 256,
+        activations: vec![Activation::Tanh; 2],
+        ..config(seed, Activation::Tanh, true)
+    };
+    let cases = [
+        (config(1, Activation::Relu, true), 3),
+        (config(2, Activation::Gelu, false), 1),
+        (wide(3), 128),
+    ];
+    assert!(128 * 256 * 256 >= gradscope_model::dense::FLEX_OWN_ROUTE_MIN);
+    for (plain, name) in [(Device::ndarray(), "ndarray"), (Device::flex(), "flex")] {
+        for (cfg, batch) in &cases {
+            let at = format!("{name} {}x{}", batch, cfg.d_input);
+            let w = cfg.draw_weights();
+            let x = input(9, *batch, cfg.d_input);
+            // Autodiff: gradients and δ_l.
+            let auto = plain.clone().autodiff();
+            let (g1, d1) = alone(&w, &x, &auto);
+            let (gs, ds) = stacked(std::slice::from_ref(&w), std::slice::from_ref(&x), &auto);
+            for (a, b) in gs[0].iter().zip(&g1) {
+                assert_eq!(a.name, b.name, "{at}");
+                assert_eq!(a.tensor.shape, b.tensor.shape, "{at} {}", a.name);
+                assert!(
+                    bits(&a.tensor) == bits(&b.tensor),
+                    "{at}: {} differs",
+                    a.name
+                );
+            }
+            for (l, (a, b)) in ds[0].iter().zip(&d1).enumerate() {
+                assert!(bits(a) == bits(b), "{at}: δ_{l} differs");
+            }
+            // The written-out pass on the plain device.
+            let model = Mlp::from_weights(&w, &plain);
+            let one = model.forward(x.to_device(&plain), Record::PASS);
+            let b1 = model.backward(&one, one.output.clone().mul_scalar(2.0));
+            let stack = MlpStack::from_weights(&[&w], &plain).unwrap_or_else(|e| panic!("{e}"));
+            let st = stack.forward(
+                stack_trials(std::slice::from_ref(&x)).to_device(&plain),
+                Record::PASS,
+            );
+            let bs = stack.backward(&st, st.output.clone().mul_scalar(2.0));
+            let host2 = |t: &Tensor<2>| bits(&HostTensor::from_tensor(t.clone()));
+            let host3 = |t: &Tensor<3>| bits(&HostTensor::from_tensor(t.clone()));
+            assert!(
+                host3(&st.output) == host2(&one.output),
+                "{at}: output differs"
+            );
+            for (l, (a, b)) in bs.deltas.iter().zip(&b1.deltas).enumerate() {
+                assert!(host3(a) == host2(b), "{at}: written-out δ_{l} differs");
+            }
+            for (l, (a, b)) in bs.weights.iter().zip(&b1.weights).enumerate() {
+                assert!(host3(a) == host2(b), "{at}: written-out ∂W_{l} differs");
+            }
+            for (l, (a, b)) in bs.biases.iter().zip(&b1.biases).enumerate() {
+                assert_eq!(a.is_some(), b.is_some(), "{at}: bias {l}");
+                if let (Some(a), Some(b)) = (a, b) {
+                    assert_eq!(a.dims(), [1, 1, b.dims()[1]], "{at}: ∂b_{l}'s shape");
+                    assert!(host3(a) == host2(b), "{at}: written-out ∂b_{l} differs");
+                }
+            }
+        }
+    }
+}
