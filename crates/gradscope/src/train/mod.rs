@@ -207,7 +207,8 @@ fn run_training(
     // Loaded weights may hold non-finite values: the first step then goes to the host, whose
     // checks name them. Later weights are checked after each update.
     let mut weights_checked = crate::origin::nonfinite_weight(&start).is_none();
-    let mut model = gradscope_model::Mlp::from_weights(&start, device);
+    // The parameters, on the device; `start` gives the architecture.
+    let mut params = params_of(&start, device);
     let teacher = matches!(train.data, Data::Teacher { .. }).then(|| teacher(exp));
     let mut state = OptimizerState::start(train, &start, exp.weights.as_deref(), device);
     let mut steps = Vec::with_capacity(train.steps.min(1 << 20));
@@ -216,13 +217,13 @@ fn run_training(
     let mut first_skip: Option<Origin> = None;
     // The step before, on the device, for the dumps of a failure.
     let mut last: Option<DeviceStep> = None;
-    let finish = |model: &gradscope_model::Mlp,
+    let finish = |params: &optimizer::Params,
                   state: &OptimizerState,
                   steps: Vec<StepRecord>,
                   origin: Option<Origin>,
                   dumps: Vec<StepTensors>,
                   scaling: Option<ScaleEnd>| {
-        let weights = host_weights(model);
+        let weights = host_weights(&start, params);
         TrainOutcome {
             steps,
             origin,
@@ -236,12 +237,11 @@ fn run_training(
     };
     for step in 0..train.steps {
         let batch = batch(exp, train, teacher.as_ref(), step);
-        let params = params_of(&model);
         let compute = Compute {
             dtype,
             scale: scaler.as_ref().map(|s| (s.scale(), s.inv_scale())),
         };
-        let pass = DevicePass::run_in(exp, &model, device, &batch, compute);
+        let pass = DevicePass::run_in(exp, (&start, &params), device, &batch, compute);
         let grads = pass.grads();
         let labels = exp.loss.needs_labels();
         let mut sums = step::pass_sums(&pass, &params, &kernels, stats, labels);
@@ -256,7 +256,7 @@ fn run_training(
             nonfinite(&this.batch.inputs.data) == 0 && nonfinite(&this.batch.targets.data) == 0;
         // The host's checks, value by value, where the sums do not prove the pass finite.
         let host = (!(sums.finite && batch_finite && weights_checked)).then(|| {
-            let before = this.weights(&model);
+            let before = this.weights(&start);
             let pass = this.pass.to_host(&this.batch);
             let origin = pass_origin(exp, backend, &before, &this.batch, &pass);
             (before, pass, origin)
@@ -304,7 +304,7 @@ fn run_training(
             && !sums_after.param_sq.iter().all(|v| v.is_finite())
         {
             // The new weights are checked before they replace the old.
-            let w = host_weights_of(&model, new);
+            let w = host_weights(&start, new);
             origin = update_origin(step, &w);
             after_host = Some(w);
         }
@@ -312,7 +312,7 @@ fn run_training(
             Some((before, pass, _)) if stats => {
                 let after = match (&after_host, &after) {
                     (Some(w), _) => w.clone(),
-                    (None, Some((_, new))) => host_weights_of(&model, new),
+                    (None, Some((_, new))) => host_weights(&start, new),
                     (None, None) => before.clone(),
                 };
                 let norms = (norm, clipped_norm_host(&clipped, norm));
@@ -366,19 +366,19 @@ fn run_training(
             let dumps = last
                 .into_iter()
                 .chain([this])
-                .map(|s| s.into_host(train, &model))
+                .map(|s| s.into_host(train, &start))
                 .collect();
             let scaling = scale_end(&scaler, &first_skip);
-            return Ok(finish(&model, &state, steps, Some(o), dumps, scaling));
+            return Ok(finish(&params, &state, steps, Some(o), dumps, scaling));
         }
         if let Some((next, new)) = after {
             state = next;
-            set_params(&mut model, new);
+            params = new;
         }
         if let Some(n) = train.checkpoint_every
             && (step + 1) % n == 0
         {
-            let weights = host_weights(&model);
+            let weights = host_weights(&start, &params);
             on_checkpoint(&Checkpoint {
                 steps: step + 1,
                 weights: &weights,
@@ -389,7 +389,7 @@ fn run_training(
         last = Some(this);
     }
     let scaling = scale_end(&scaler, &first_skip);
-    Ok(finish(&model, &state, steps, None, Vec::new(), scaling))
+    Ok(finish(&params, &state, steps, None, Vec::new(), scaling))
 }
 
 /// How the loss scale ended (none without scaling).
@@ -436,14 +436,14 @@ struct DeviceStep {
 }
 
 impl DeviceStep {
-    /// The parameters before the step, on the host (`model` gives the architecture).
-    fn weights(&self, model: &gradscope_model::Mlp) -> MlpWeights {
-        host_weights_of(model, &self.params)
+    /// The parameters before the step, on the host (`arch` gives the architecture).
+    fn weights(&self, arch: &MlpWeights) -> MlpWeights {
+        host_weights(arch, &self.params)
     }
 
     /// The step's tensors for `--dump`.
-    fn into_host(self, train: &Train, model: &gradscope_model::Mlp) -> StepTensors {
-        let weights = self.weights(model);
+    fn into_host(self, train: &Train, arch: &MlpWeights) -> StepTensors {
+        let weights = self.weights(arch);
         StepTensors {
             step: self.step,
             optimizer: self.state.tensors(train, &weights),

@@ -2,9 +2,7 @@
 //! operations on the backend in f32, in the order `torch.optim` (single-tensor, not fused)
 //! performs them. Parameters and state stay on the device between steps.
 
-use burn::module::Param;
 use burn::tensor::{Device, Tensor};
-use gradscope_model::Mlp;
 use gradscope_report::names;
 
 use super::*;
@@ -14,53 +12,42 @@ use super::*;
 /// shape of the engine's bias gradient).
 pub(super) type Params = Vec<Tensor<2>>;
 
-/// The parameters of `model`, in collection order.
-pub(super) fn params_of(model: &Mlp) -> Params {
-    model
-        .layers
+/// The parameters of `w` on `device`, in collection order.
+pub(super) fn params_of(w: &MlpWeights, device: &Device) -> Params {
+    w.layers
         .iter()
         .flat_map(|l| {
-            let bias = l.bias.as_ref().map(|b| b.val().unsqueeze::<2>());
-            std::iter::once(l.weight.val()).chain(bias)
+            let bias = l.bias.as_ref().map(|b| as_row(b).to_device::<2>(device));
+            std::iter::once(l.weight.to_device::<2>(device)).chain(bias)
         })
         .collect()
 }
 
-/// `model` with its parameters replaced by `params` (collection order), each keeping its id.
-pub(super) fn set_params(model: &mut Mlp, params: Params) {
-    let mut params = params.into_iter();
-    for layer in &mut model.layers {
-        if let Some(w) = params.next() {
-            layer.weight = Param::initialized(layer.weight.id, w);
-        }
-        if let Some(bias) = layer.bias.as_mut()
-            && let Some(b) = params.next()
-        {
-            let d = b.dims()[1];
-            *bias = Param::initialized(bias.id, b.reshape([d]));
-        }
-    }
-}
-
-/// `params` (collection order) read back to the host, as weights of `model`'s architecture.
-pub(super) fn host_weights_of(model: &Mlp, params: &Params) -> MlpWeights {
-    let mut m = model.clone();
-    set_params(&mut m, params.clone());
-    host_weights(&m)
-}
-
-/// The parameters of `model` read back to the host.
-pub(super) fn host_weights(model: &Mlp) -> MlpWeights {
+/// `params` (collection order) read back to the host, as weights of `arch`'s architecture
+/// (which of its layers have a bias, and its activations).
+pub(super) fn host_weights(arch: &MlpWeights, params: &Params) -> MlpWeights {
+    let mut params = params.iter().map(|p| HostTensor::from_tensor(p.clone()));
+    let mut next = || {
+        params
+            .next()
+            .unwrap_or_else(|| HostTensor::new(vec![0], Vec::new()))
+    };
     MlpWeights {
-        layers: model
+        layers: arch
             .layers
             .iter()
-            .map(|l| gradscope_model::LayerWeights {
-                weight: HostTensor::from_tensor(l.weight.val()),
-                bias: l.bias.as_ref().map(|b| HostTensor::from_tensor(b.val())),
+            .map(|l| {
+                let weight = next();
+                let bias = l.bias.as_ref().map(|_| {
+                    // [1, d_out] → [d_out], the shape of a Linear bias.
+                    let mut b = next();
+                    b.shape.remove(0);
+                    b
+                });
+                gradscope_model::LayerWeights { weight, bias }
             })
             .collect(),
-        activations: model.activations.clone(),
+        activations: arch.activations.clone(),
     }
 }
 

@@ -2,7 +2,7 @@
 //! its backward pass written out.
 
 use burn::tensor::FloatDType;
-use gradscope_model::{ForwardTrace, Layers, Mlp, Record};
+use gradscope_model::{ForwardTrace, Layers, MlpStack, Record};
 use gradscope_report::names::{self, Param};
 
 use super::*;
@@ -18,18 +18,37 @@ pub(super) fn pass(
     w: &MlpWeights,
     batch: &Batch,
 ) -> Result<CaseOutcome, RunError> {
-    let model = Mlp::from_weights(w, &backend.plain);
-    pass_on(exp, &model, &backend.plain, batch)
+    let params = params_of(w, &backend.plain);
+    Ok(DevicePass::run(exp, w, &params, &backend.plain, batch).to_host(batch))
 }
 
-/// [`pass`] of `model`, a network on the backend without autodiff, read back to the host.
-pub(super) fn pass_on(
-    exp: &Experiment,
-    model: &Mlp,
-    device: &burn::tensor::Device,
-    batch: &Batch,
-) -> Result<CaseOutcome, RunError> {
-    Ok(DevicePass::run(exp, model, device, batch).to_host(batch))
+/// The network of `arch`'s architecture with parameters `params` (collection order, shaped as
+/// [`Params`]) as the engine runs it: the stack of one network, each kernel `[1, d_in, d_out]`
+/// and each bias `[1, 1, d_out]`, views of the same data.
+fn stack_of_one(arch: &MlpWeights, params: impl IntoIterator<Item = Tensor<2>>) -> MlpStack {
+    let mut params = params.into_iter();
+    let mut weights = Vec::with_capacity(arch.layers.len());
+    let mut biases = Vec::with_capacity(arch.layers.len());
+    for layer in &arch.layers {
+        weights.extend(params.next().map(|w| w.unsqueeze::<3>()));
+        biases.push(
+            layer
+                .bias
+                .as_ref()
+                .and_then(|_| params.next().map(|b| b.unsqueeze::<3>())),
+        );
+    }
+    MlpStack {
+        weights,
+        biases,
+        activations: arch.activations.clone(),
+        trials: 1,
+    }
+}
+
+/// The stack of one's `[1, rows, cols]` tensor as the one network's `[rows, cols]` (a view).
+fn one(t: Tensor<3>) -> Tensor<2> {
+    t.squeeze_dim::<2>(0)
 }
 
 /// One pass on the device: the engine's forward ([`Record::PASS`]) and its written-out
@@ -63,14 +82,15 @@ impl Compute {
 }
 
 impl DevicePass {
-    /// The pass of `model` on `batch`, in f32.
+    /// The pass of the network `arch` with parameters `params` on `batch`, in f32.
     pub(super) fn run(
         exp: &Experiment,
-        model: &Mlp,
+        arch: &MlpWeights,
+        params: &Params,
         device: &burn::tensor::Device,
         batch: &Batch,
     ) -> Self {
-        Self::run_in(exp, model, device, batch, Compute::F32)
+        Self::run_in(exp, (arch, params), device, batch, Compute::F32)
     }
 
     /// The pass of `model` (f32 master weights) on `batch`, computed as `compute` says, as
@@ -81,28 +101,30 @@ impl DevicePass {
     /// type for the backward pass. Everything the pass made is then widened to f32, and every
     /// δ and gradient multiplied by the inverse scale in f32 (`GradScaler.unscale_`): the
     /// pass holds unscaled values, each finite exactly where the computed one was.
+    ///
+    /// The network runs as the engine's stack of one ([`stack_of_one`]); what the pass made is
+    /// kept as the one network's tensors (the trial dimension dropped, a view).
     pub(super) fn run_in(
         exp: &Experiment,
-        model: &Mlp,
+        (arch, params): (&MlpWeights, &Params),
         device: &burn::tensor::Device,
         batch: &Batch,
         compute: Compute,
     ) -> Self {
         let low = compute.dtype != FloatDType::F32;
-        let cast;
-        let (model, input) = match low {
-            false => (model, batch.inputs.to_device(device)),
-            true => {
-                let mut m = model.clone();
-                let params = params_of(model).into_iter().map(|p| p.cast(compute.dtype));
-                set_params(&mut m, params.collect());
-                cast = m;
-                (&cast, batch.inputs.to_device_as(device, compute.dtype))
-            }
+        let (network, input) = match low {
+            false => (
+                stack_of_one(arch, params.iter().cloned()),
+                batch.inputs.to_device::<2>(device),
+            ),
+            true => (
+                stack_of_one(arch, params.iter().map(|p| p.clone().cast(compute.dtype))),
+                batch.inputs.to_device_as::<2>(device, compute.dtype),
+            ),
         };
-        let mut trace = model.forward(input, Record::PASS);
+        let stacked = network.forward(input.unsqueeze::<3>(), Record::PASS);
         let widen = |t: Tensor<2>| if low { t.cast(FloatDType::F32) } else { t };
-        let output = widen(trace.output.clone());
+        let output = widen(one(stacked.output.clone()));
         let loss = crate::loss::value(exp.loss, output.clone(), &batch.targets);
         let mut delta = crate::loss::gradient(exp.loss, output, &batch.targets);
         if let Some((scale, _)) = compute.scale {
@@ -111,7 +133,23 @@ impl DevicePass {
         if low {
             delta = delta.cast(compute.dtype);
         }
-        let mut backward = model.backward(&trace, delta);
+        let stacked_backward = network.backward(&stacked, delta.unsqueeze::<3>());
+        let mut trace = ForwardTrace {
+            input: one(stacked.input),
+            output: one(stacked.output),
+            pre_activations: stacked.pre_activations.into_iter().map(one).collect(),
+            activations: stacked.activations.into_iter().map(one).collect(),
+            delta_probes: Vec::new(),
+        };
+        let mut backward = gradscope_model::Backward {
+            deltas: stacked_backward.deltas.into_iter().map(one).collect(),
+            weights: stacked_backward.weights.into_iter().map(one).collect(),
+            biases: stacked_backward
+                .biases
+                .into_iter()
+                .map(|b| b.map(one))
+                .collect(),
+        };
         if low {
             trace.input = widen(trace.input);
             trace.output = widen(trace.output);
@@ -178,10 +216,8 @@ impl DevicePass {
 }
 
 /// The written-out pass's gradients read back to the host and named in parameter order
-/// (`layers.{l}.weight`, then `layers.{l}.bias` `[d_out]`, as [`collect_gradients`] names an
-/// [`Mlp`]'s).
-///
-/// [`collect_gradients`]: gradscope_model::collect_gradients
+/// (`layers.{l}.weight`, then `layers.{l}.bias` `[d_out]`, as [`MlpStack::gradients`] names
+/// each network's).
 fn named_gradients(weights: &[Tensor<2>], biases: &[Option<Tensor<2>>]) -> Vec<NamedTensor> {
     let mut named = Vec::with_capacity(2 * weights.len());
     for (l, (w, b)) in weights.iter().zip(biases).enumerate() {
