@@ -1,7 +1,10 @@
 //! The one network engine: a network is a sequence of dense layers with an activation after
-//! every hidden one, held as one network ([`Mlp`](crate::Mlp), tensors `[batch, d]`) or as a
-//! stack of `T` networks ([`MlpStack`](crate::MlpStack), tensors `[T, batch, d]`; a plain run
-//! is the stack of one, on the 2-D layer so that it keeps flex's fast products).
+//! every hidden one, run as a stack of `T ≥ 1` networks ([`MlpStack`](crate::MlpStack), tensors
+//! `[T, batch, d]`). Every run kind takes it: a plain run, `compare` and a training step are the
+//! stack of one, a sweep's trials a stack of many, and `bench` times both. A stack of one takes
+//! the 2-D layer's products on its tensors without the trial dimension ([`crate::dense`]), so it
+//! is one network bit for bit and keeps flex's fast products. [`Mlp`](crate::Mlp), one network
+//! of Burn `Linear` modules at rank 2, is what the tests hold the stack against.
 //!
 //! Each holder gives the layer's three products ([`Layers::dense`], [`Layers::dense_x_backward`],
 //! [`Layers::dense_weight_backward`]); this module owns what is built from them, once:

@@ -114,7 +114,9 @@ impl MlpConfig {
     }
 }
 
-/// A multi-layer perceptron: `Linear` layers, an activation after each hidden one.
+/// A multi-layer perceptron: `Linear` layers, an activation after each hidden one. Runs take
+/// the stack of one ([`crate::MlpStack`], [`crate::engine`]); this one-network form, Burn's own
+/// module, is what the tests hold the stack against.
 #[derive(Module, Debug)]
 pub struct Mlp {
     /// The layers, input first. Parameters are named `layers.{i}.weight` and `layers.{i}.bias`.
