@@ -402,7 +402,7 @@ fn scale_end(scaler: &Option<scaler::Scaler>, first_skip: &Option<Origin>) -> Op
 
 /// The clipped gradients' global norm on the host path, read back value by value (the
 /// unclipped `norm` without clipping).
-fn clipped_norm_host(clipped: &Option<Vec<Tensor<2>>>, norm: f64) -> f64 {
+fn clipped_norm_host(clipped: &Option<Vec<Tensor<3>>>, norm: f64) -> f64 {
     match clipped {
         None => norm,
         Some(c) => {

@@ -8,17 +8,17 @@ use gradscope_report::names;
 use super::*;
 
 /// A network's parameters on the device, in collection order (`layers.0.weight`,
-/// `layers.0.bias`, ...): each kernel `[d_in, d_out]`, each bias as a row `[1, d_out]` (the
-/// shape of the engine's bias gradient).
-pub(super) type Params = Vec<Tensor<2>>;
+/// `layers.0.bias`, ...), as the engine's stack of one holds them: each kernel
+/// `[1, d_in, d_out]`, each bias `[1, 1, d_out]` (the shape of the engine's bias gradient).
+pub(super) type Params = Vec<Tensor<3>>;
 
 /// The parameters of `w` on `device`, in collection order.
 pub(super) fn params_of(w: &MlpWeights, device: &Device) -> Params {
     w.layers
         .iter()
         .flat_map(|l| {
-            let bias = l.bias.as_ref().map(|b| as_row(b).to_device::<2>(device));
-            std::iter::once(l.weight.to_device::<2>(device)).chain(bias)
+            let bias = l.bias.as_ref().map(|b| as_param(b).to_device::<3>(device));
+            std::iter::once(as_param(&l.weight).to_device::<3>(device)).chain(bias)
         })
         .collect()
 }
@@ -26,7 +26,12 @@ pub(super) fn params_of(w: &MlpWeights, device: &Device) -> Params {
 /// `params` (collection order) read back to the host, as weights of `arch`'s architecture
 /// (which of its layers have a bias, and its activations).
 pub(super) fn host_weights(arch: &MlpWeights, params: &Params) -> MlpWeights {
-    let mut params = params.iter().map(|p| HostTensor::from_tensor(p.clone()));
+    // [1, d_in, d_out] → [d_in, d_out] and [1, 1, d_out] → [1, d_out].
+    let mut params = params.iter().map(|p| {
+        let mut t = HostTensor::from_tensor(p.clone());
+        t.shape.remove(0);
+        t
+    });
     let mut next = || {
         params
             .next()
@@ -56,8 +61,8 @@ pub(super) fn host_weights(arch: &MlpWeights, params: &Params) -> MlpWeights {
 /// momentum buffer before the first step).
 #[derive(Clone)]
 pub(super) struct OptimizerState {
-    pub(super) first: Vec<Option<Tensor<2>>>,
-    pub(super) second: Vec<Option<Tensor<2>>>,
+    pub(super) first: Vec<Option<Tensor<3>>>,
+    pub(super) second: Vec<Option<Tensor<3>>>,
     pub(super) steps: i32,
 }
 
@@ -142,7 +147,7 @@ impl OptimizerState {
             for (name, b) in names.iter().zip(buffers.iter_mut()) {
                 let full = format!("{prefix}.{name}");
                 if let Some(t) = loaded.optimizer.iter().find(|t| t.name == full) {
-                    *b = Some(as_row(&t.tensor).to_device(device));
+                    *b = Some(as_param(&t.tensor).to_device(device));
                     loaded_any = true;
                 }
             }
@@ -157,7 +162,7 @@ impl OptimizerState {
     /// collection order), as `torch.optim` computes them in f32. The scalars (learning rate,
     /// bias corrections) are computed in f64 and applied as the tensor's type, as PyTorch
     /// applies its Python floats.
-    pub(super) fn step(&mut self, train: &Train, params: &Params, grads: &[Tensor<2>]) -> Params {
+    pub(super) fn step(&mut self, train: &Train, params: &Params, grads: &[Tensor<3>]) -> Params {
         self.steps += 1;
         let lr = train.learning_rate;
         let t = self.steps;
@@ -212,18 +217,20 @@ impl OptimizerState {
     }
 }
 
-/// A host tensor shaped as [`Params`] holds it: a bias `[d]` as `[1, d]`.
-pub(super) fn as_row(t: &HostTensor) -> HostTensor {
-    match t.shape.as_slice() {
-        [d] => HostTensor::new(vec![1, *d], t.data.clone()),
-        _ => t.clone(),
-    }
+/// A host tensor shaped as [`Params`] holds it: a kernel `[d_in, d_out]` as
+/// `[1, d_in, d_out]`, a bias `[d]` as `[1, 1, d]`.
+pub(super) fn as_param(t: &HostTensor) -> HostTensor {
+    let shape = match t.shape.as_slice() {
+        [d] => vec![1, 1, *d],
+        inner => std::iter::once(1).chain(inner.iter().copied()).collect(),
+    };
+    HostTensor::new(shape, t.data.clone())
 }
 
 /// The gradients after `clip`, given their global L2 `norm`: PyTorch's `clip_grad_norm_`
 /// scales them by max / (norm + 1e-6) where that is below 1; `clip_grad_value_` clamps each
 /// value to [−max, max].
-pub(super) fn clip(grads: &[Tensor<2>], clip: Clip, norm: f64) -> Vec<Tensor<2>> {
+pub(super) fn clip(grads: &[Tensor<3>], clip: Clip, norm: f64) -> Vec<Tensor<3>> {
     match clip {
         Clip::None => grads.to_vec(),
         Clip::Norm { max } => {

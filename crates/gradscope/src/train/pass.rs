@@ -23,20 +23,14 @@ pub(super) fn pass(
 }
 
 /// The network of `arch`'s architecture with parameters `params` (collection order, shaped as
-/// [`Params`]) as the engine runs it: the stack of one network, each kernel `[1, d_in, d_out]`
-/// and each bias `[1, 1, d_out]`, views of the same data.
-fn stack_of_one(arch: &MlpWeights, params: impl IntoIterator<Item = Tensor<2>>) -> MlpStack {
+/// [`Params`]) as the engine runs it: the stack of one network.
+fn stack_of_one(arch: &MlpWeights, params: impl IntoIterator<Item = Tensor<3>>) -> MlpStack {
     let mut params = params.into_iter();
     let mut weights = Vec::with_capacity(arch.layers.len());
     let mut biases = Vec::with_capacity(arch.layers.len());
     for layer in &arch.layers {
-        weights.extend(params.next().map(|w| w.unsqueeze::<3>()));
-        biases.push(
-            layer
-                .bias
-                .as_ref()
-                .and_then(|_| params.next().map(|b| b.unsqueeze::<3>())),
-        );
+        weights.extend(params.next());
+        biases.push(layer.bias.as_ref().and_then(|_| params.next()));
     }
     MlpStack {
         weights,
@@ -46,9 +40,11 @@ fn stack_of_one(arch: &MlpWeights, params: impl IntoIterator<Item = Tensor<2>>) 
     }
 }
 
-/// The stack of one's `[1, rows, cols]` tensor as the one network's `[rows, cols]` (a view).
-fn one(t: Tensor<3>) -> Tensor<2> {
-    t.squeeze_dim::<2>(0)
+/// The stack of one's `[1, rows, cols]` tensor read back as the one network's `[rows, cols]`.
+fn host_one(t: &Tensor<3>) -> HostTensor {
+    let mut h = HostTensor::from_tensor(t.clone());
+    h.shape.remove(0);
+    h
 }
 
 /// One pass on the device: the engine's forward ([`Record::PASS`]) and its written-out
@@ -56,9 +52,9 @@ fn one(t: Tensor<3>) -> Tensor<2> {
 #[derive(Clone)]
 pub(super) struct DevicePass {
     /// The forward pass: input, every z_l and a_l, the output.
-    pub(super) trace: ForwardTrace<2>,
+    pub(super) trace: ForwardTrace<3>,
     /// Every δ_l and gradient.
-    pub(super) backward: gradscope_model::Backward<2>,
+    pub(super) backward: gradscope_model::Backward<3>,
     /// The loss, `[1]`.
     pub(super) loss: Tensor<1>,
 }
@@ -102,8 +98,8 @@ impl DevicePass {
     /// δ and gradient multiplied by the inverse scale in f32 (`GradScaler.unscale_`): the
     /// pass holds unscaled values, each finite exactly where the computed one was.
     ///
-    /// The network runs as the engine's stack of one ([`stack_of_one`]); what the pass made is
-    /// kept as the one network's tensors (the trial dimension dropped, a view).
+    /// The network runs as the engine's stack of one ([`stack_of_one`]): every tensor of the
+    /// pass is `[1, ...]`.
     pub(super) fn run_in(
         exp: &Experiment,
         (arch, params): (&MlpWeights, &Params),
@@ -122,9 +118,11 @@ impl DevicePass {
                 batch.inputs.to_device_as::<2>(device, compute.dtype),
             ),
         };
-        let stacked = network.forward(input.unsqueeze::<3>(), Record::PASS);
-        let widen = |t: Tensor<2>| if low { t.cast(FloatDType::F32) } else { t };
-        let output = widen(one(stacked.output.clone()));
+        let mut trace = network.forward(input.unsqueeze::<3>(), Record::PASS);
+        let widen = |t: Tensor<3>| if low { t.cast(FloatDType::F32) } else { t };
+        let [_, rows, k] = trace.output.dims();
+        // The losses take one network's `[batch, k]` output.
+        let output = widen(trace.output.clone()).reshape([rows, k]);
         let loss = crate::loss::value(exp.loss, output.clone(), &batch.targets);
         let mut delta = crate::loss::gradient(exp.loss, output, &batch.targets);
         if let Some((scale, _)) = compute.scale {
@@ -133,23 +131,7 @@ impl DevicePass {
         if low {
             delta = delta.cast(compute.dtype);
         }
-        let stacked_backward = network.backward(&stacked, delta.unsqueeze::<3>());
-        let mut trace = ForwardTrace {
-            input: one(stacked.input),
-            output: one(stacked.output),
-            pre_activations: stacked.pre_activations.into_iter().map(one).collect(),
-            activations: stacked.activations.into_iter().map(one).collect(),
-            delta_probes: Vec::new(),
-        };
-        let mut backward = gradscope_model::Backward {
-            deltas: stacked_backward.deltas.into_iter().map(one).collect(),
-            weights: stacked_backward.weights.into_iter().map(one).collect(),
-            biases: stacked_backward
-                .biases
-                .into_iter()
-                .map(|b| b.map(one))
-                .collect(),
-        };
+        let mut backward = network.backward(&trace, delta.unsqueeze::<3>());
         if low {
             trace.input = widen(trace.input);
             trace.output = widen(trace.output);
@@ -162,7 +144,7 @@ impl DevicePass {
             }
         }
         if low || compute.scale.is_some() {
-            let unscale = |t: Tensor<2>| match compute.scale {
+            let unscale = |t: Tensor<3>| match compute.scale {
                 Some((_, inv)) => widen(t).mul_scalar(inv),
                 None => widen(t),
             };
@@ -184,8 +166,8 @@ impl DevicePass {
     }
 
     /// The gradients in parameter order, shaped as [`Params`]: each layer's kernel, then its
-    /// bias as `[1, d_out]`.
-    pub(super) fn grads(&self) -> Vec<Tensor<2>> {
+    /// bias.
+    pub(super) fn grads(&self) -> Vec<Tensor<3>> {
         self.backward
             .weights
             .iter()
@@ -196,8 +178,8 @@ impl DevicePass {
 
     /// Everything the pass made, read back to the host.
     pub(super) fn to_host(&self, batch: &Batch) -> CaseOutcome {
-        let output = HostTensor::from_tensor(self.trace.output.clone());
-        let host = |t: &Tensor<2>| HostTensor::from_tensor(t.clone());
+        let output = host_one(&self.trace.output);
+        let host = host_one;
         let mut layer_outputs: Vec<HostTensor> = self.trace.activations.iter().map(host).collect();
         layer_outputs.push(output.clone());
         let loss = HostTensor::from_tensor(self.loss.clone());
@@ -218,15 +200,15 @@ impl DevicePass {
 /// The written-out pass's gradients read back to the host and named in parameter order
 /// (`layers.{l}.weight`, then `layers.{l}.bias` `[d_out]`, as [`MlpStack::gradients`] names
 /// each network's).
-fn named_gradients(weights: &[Tensor<2>], biases: &[Option<Tensor<2>>]) -> Vec<NamedTensor> {
+fn named_gradients(weights: &[Tensor<3>], biases: &[Option<Tensor<3>>]) -> Vec<NamedTensor> {
     let mut named = Vec::with_capacity(2 * weights.len());
     for (l, (w, b)) in weights.iter().zip(biases).enumerate() {
         named.push(NamedTensor {
             name: names::param(l, Param::Weight),
-            tensor: HostTensor::from_tensor(w.clone()),
+            tensor: host_one(w),
         });
         if let Some(b) = b {
-            let mut tensor = HostTensor::from_tensor(b.clone());
+            let mut tensor = host_one(b);
             // [1, d_out] → [d_out], the shape of a Linear bias.
             tensor.shape.remove(0);
             named.push(NamedTensor {

@@ -16,7 +16,7 @@ use super::pass::DevicePass;
 use super::*;
 
 /// Σx² of `t`, `[1]`, in the tensor's type.
-fn sum_sq(t: &Tensor<2>) -> Tensor<1> {
+fn sum_sq(t: &Tensor<3>) -> Tensor<1> {
     t.clone().square().sum()
 }
 
@@ -81,12 +81,12 @@ pub(super) fn pass_sums(
             parts.push(sum_sq(&params[kernels[l]]));
             if l + 1 < n {
                 let a = pass.trace.activations[l].clone();
-                parts.push(a.abs().max_dim(0).equal_elem(0.0).float().sum());
+                parts.push(a.abs().max_dim(1).equal_elem(0.0).float().sum());
             }
         }
     }
     let sums = parts.len();
-    let [rows, k] = pass.trace.output.dims();
+    let [_, rows, k] = pass.trace.output.dims();
     if output {
         parts.push(pass.trace.output.clone().reshape([rows * k]));
     }
@@ -104,7 +104,7 @@ pub(super) fn pass_sums(
     let layers = (0..n)
         .map(|l| {
             let (z_sq, delta_sq) = (next(), next());
-            let width = b.deltas[l].dims()[1];
+            let width = b.deltas[l].dims()[2];
             let (z_max, weight_sq, dead) = match stats {
                 true => (next(), next(), if l + 1 < n { next() } else { 0.0 }),
                 false => (f64::NAN, f64::NAN, 0.0),
@@ -145,7 +145,7 @@ pub(super) fn update_sums(
     before: &Params,
     after: &Params,
     kernels: &[usize],
-    clipped: Option<&[Tensor<2>]>,
+    clipped: Option<&[Tensor<3>]>,
     stats: bool,
 ) -> UpdateSums {
     let mut parts: Vec<Tensor<1>> = after.iter().map(sum_sq).collect();
