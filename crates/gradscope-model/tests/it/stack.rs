@@ -279,7 +279,7 @@ fn a_stack_of_one_is_one_network_bit_for_bit() {
         (config(2, Activation::Gelu, false), 1),
         (wide(3), 128),
     ];
-    assert!(128 * 256 * 256 >= gradscope_model::dense::FLEX_OWN_ROUTE_MIN);
+    const { assert!(128 * 256 * 256 >= gradscope_model::dense::FLEX_OWN_ROUTE_MIN) };
     for (plain, name) in [(Device::ndarray(), "ndarray"), (Device::flex(), "flex")] {
         for (cfg, batch) in &cases {
             let at = format!("{name} {}x{}", batch, cfg.d_input);

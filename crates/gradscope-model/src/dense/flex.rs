@@ -1,0 +1,286 @@
+//! Flex's own route for a layer's three products ([`big_matmul`], [`transposed_copy`]): the
+//! same gemm calls burn-flex makes, into buffers the result tensors take as they are, and ∂L/∂x
+//! against a row-major copy of Wᵀ (see [`super`]).
+
+use burn::backend::Flex;
+use burn::backend::flex::FlexTensor;
+use burn::backend::ops::FloatTensorOps;
+use burn::backend::tensor::FloatTensor;
+use burn::tensor::{DType, Shape, TensorData};
+use rayon::prelude::*;
+
+use super::{
+    DenseBackend, FLEX_OWN_ROUTE_MIN, default_dense, default_weight_backward, default_x_backward,
+};
+
+impl DenseBackend for Flex {
+    fn dense(
+        x: FloatTensor<Self>,
+        weight: FloatTensor<Self>,
+        bias: FloatTensor<Self>,
+    ) -> FloatTensor<Self> {
+        match big_matmul(&x, &weight) {
+            // Burn's `linear` for a 2-D input: the product, then the bias as a [1, d_out] row.
+            Some(z) => {
+                let row = Shape::new([1, bias.layout().num_elements()]);
+                Self::float_add(z, Self::float_reshape(bias, row))
+            }
+            None => default_dense::<Self>(x, weight, Some(bias)),
+        }
+    }
+
+    fn dense_no_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
+        big_matmul(&x, &weight).unwrap_or_else(|| default_dense::<Self>(x, weight, None))
+    }
+
+    fn dense_x_backward(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        transposed_copy(&weight, &grad)
+            .and_then(|weight_t| big_matmul(&grad, &weight_t))
+            .unwrap_or_else(|| default_x_backward::<Self>(weight, grad))
+    }
+
+    fn dense_weight_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        if x.layout().num_dims() != 2 {
+            return default_weight_backward::<Self>(x, grad);
+        }
+        big_matmul(&Self::float_transpose(x.clone()), &grad)
+            .unwrap_or_else(|| default_weight_backward::<Self>(x, grad))
+    }
+}
+
+/// `lhs · rhs` for 2-D f32 flex tensors whose product has at least [`FLEX_OWN_ROUTE_MIN`]
+/// multiply-adds: the gemm call burn-flex's `matmul_2d_strided` makes (operands' strides as
+/// they are, both cores), so the same result, but into a buffer the new tensor takes as it is.
+/// burn-flex allocates its result as bytes and then copies it once more to reach cubecl's
+/// alignment: a 2–4 MiB copy on one core per product, 3 % of workload 2's step. `None` for
+/// anything else (other dtypes or ranks, smaller products, a layout reaching past its data).
+#[allow(unsafe_code)]
+fn big_matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
+    let (l, r) = (lhs.layout(), rhs.layout());
+    let f32s = lhs.dtype() == DType::F32 && rhs.dtype() == DType::F32;
+    if !f32s || l.num_dims() != 2 || r.num_dims() != 2 || l.shape()[1] != r.shape()[0] {
+        return None;
+    }
+    let (m, k, n) = (l.shape()[0], l.shape()[1], r.shape()[1]);
+    if m.saturating_mul(k).saturating_mul(n) < FLEX_OWN_ROUTE_MIN {
+        return None;
+    }
+    let lhs_data = lhs.storage::<f32>().get(l.start_offset()..)?;
+    let rhs_data = rhs.storage::<f32>().get(r.start_offset()..)?;
+    let (ls, rs) = (l.strides(), r.strides());
+    if !(within(lhs_data.len(), [m, k], ls) && within(rhs_data.len(), [k, n], rs)) {
+        return None;
+    }
+    let mut out = vec![0f32; m * n];
+    // SAFETY: gemm reads lhs[i·ls0 + p·ls1] for i < m, p < k and rhs[p·rs0 + j·rs1] for p < k,
+    // j < n, all inside the two slices (`within`, non-negative strides), and writes
+    // out[i·n + j] for i < m, j < n, inside `out` (m·n elements, row-major). Nothing else
+    // holds `out`, and the slices are not written while gemm runs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs_data.as_ptr(),
+            ls[1],
+            ls[0],
+            rhs_data.as_ptr(),
+            rs[1],
+            rs[0],
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
+    Some(FlexTensor::from_data(TensorData::new(out, [m, n])))
+}
+
+/// Whether a `[rows, cols]` view with non-negative `strides` over `len` elements stays inside
+/// them.
+fn within(len: usize, [rows, cols]: [usize; 2], strides: &[isize]) -> bool {
+    let (Ok(rs), Ok(cs)) = (usize::try_from(strides[0]), usize::try_from(strides[1])) else {
+        return false;
+    };
+    let last = (rows.saturating_sub(1))
+        .checked_mul(rs)
+        .zip((cols.saturating_sub(1)).checked_mul(cs))
+        .and_then(|(a, b)| a.checked_add(b));
+    rows > 0 && cols > 0 && last.is_some_and(|last| last < len)
+}
+
+/// Wᵀ as a row-major flex tensor, where g·Wᵀ is large enough for the copy to pay and W is a
+/// plain row-major f32 matrix; `None` otherwise (a stack's kernels included: copying each
+/// trial's Wᵀ before Burn's batched product measured slower, 52–58 GFLOP/s against 64–73 for
+/// the transposed view at 4 × 128 × 1024 × 1024, benchmarks/README.md).
+fn transposed_copy(weight: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> {
+    let (w, g) = (weight.layout(), grad.layout());
+    let (ws, gs) = (w.shape(), g.shape());
+    let plain = weight.dtype() == DType::F32 && w.is_contiguous() && w.start_offset() == 0;
+    if !plain || ws.num_dims() != 2 || gs.num_dims() != 2 {
+        return None;
+    }
+    let (rows, cols) = (ws[0], ws[1]);
+    if gs[0].saturating_mul(rows).saturating_mul(cols) < FLEX_OWN_ROUTE_MIN {
+        return None;
+    }
+    let src = weight.storage::<f32>().get(..rows * cols)?;
+    let data = TensorData::new(transpose(src, rows, cols), [cols, rows]);
+    Some(FlexTensor::from_data(data))
+}
+
+/// The transpose of the row-major `rows × cols` matrix `src`, row-major (`cols × rows`).
+///
+/// One task per strip of 8 destination rows (8 source columns), walked in 8 × 8 tiles: each
+/// tile reads 8 values of 8 source rows into registers and writes them out as 8 runs of 8.
+/// Strips of 8 because destination rows 4 KiB apart (1024 floats) share cache sets: 16 of them
+/// at once wrote 4× slower. Tiles, against writing every source row's 8 values straight out:
+/// 0.6–0.8 ms against 1.1–1.6 ms for a 1024 × 1024 matrix not in cache (2 threads).
+fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    const S: usize = 8;
+    let mut dst = vec![0f32; rows * cols];
+    if rows == 0 || cols == 0 {
+        return dst;
+    }
+    dst.par_chunks_mut(rows * S)
+        .enumerate()
+        .for_each(|(strip, out)| {
+            let j0 = strip * S;
+            let mut outs: Vec<&mut [f32]> = out.chunks_exact_mut(rows).collect();
+            let width = outs.len();
+            for (block, tile_rows) in src.chunks(cols * S).enumerate() {
+                let height = tile_rows.len() / cols;
+                let mut tile = [[0f32; S]; S];
+                for (ii, row) in tile_rows.chunks_exact(cols).enumerate() {
+                    if width == S {
+                        let v = &row[j0..j0 + S];
+                        for jj in 0..S {
+                            tile[jj][ii] = v[jj];
+                        }
+                    } else {
+                        for (jj, v) in row[j0..j0 + width].iter().enumerate() {
+                            tile[jj][ii] = *v;
+                        }
+                    }
+                }
+                let i0 = block * S;
+                for (o, t) in outs.iter_mut().zip(&tile) {
+                    o[i0..i0 + height].copy_from_slice(&t[..height]);
+                }
+            }
+        });
+    dst
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::backend::ops::ModuleOps;
+
+    use super::*;
+    use crate::HostRng;
+
+    fn bits(t: FlexTensor) -> Vec<u32> {
+        let v: Vec<f32> = t.into_data().to_vec().unwrap_or_default();
+        v.iter().map(|x| x.to_bits()).collect()
+    }
+
+    fn normals(n: usize, seed: u64) -> Vec<f32> {
+        HostRng::new(seed, 0).normals_f32(n, 0.0, 1.0)
+    }
+
+    #[test]
+    fn transpose_moves_every_element_once() {
+        // Odd widths leave a last strip narrower than 8; 1-row and 1-column matrices too.
+        for (rows, cols) in [(1, 1), (1, 9), (9, 1), (3, 8), (8, 3), (17, 33), (64, 130)] {
+            let src: Vec<f32> = (0..rows * cols).map(|k| k as f32).collect();
+            let t = transpose(&src, rows, cols);
+            for i in 0..rows {
+                for j in 0..cols {
+                    assert_eq!(
+                        t[j * rows + i],
+                        src[i * cols + j],
+                        "{rows}x{cols} at {i},{j}"
+                    );
+                }
+            }
+        }
+        assert!(transpose(&[], 0, 5).is_empty());
+    }
+
+    /// The three products of a layer on flex's own route against Burn's, at sizes where
+    /// flex takes its own: the forward z = x·W + b, ∂L/∂x and ∂L/∂W.
+    #[test]
+    fn flex_products_are_burns_bit_for_bit() {
+        let tensor = |n: usize, seed: u64, shape: [usize; 2]| {
+            FlexTensor::from_data(TensorData::new(normals(n, seed), shape))
+        };
+        let same = |ours: FlexTensor, burns: FlexTensor, what: &str| {
+            let (ours, burns) = (bits(ours), bits(burns));
+            assert_eq!(ours.len(), burns.len(), "{what}: sizes");
+            let differ = ours.iter().zip(&burns).filter(|(a, b)| a != b).count();
+            assert_eq!(differ, 0, "{what}: {differ} values differ from Burn's");
+        };
+        // (batch, d_in, d_out), all at or above FLEX_OWN_ROUTE_MIN, odd sizes included.
+        for (b, d_in, d_out) in [
+            (512, 1024, 1024),
+            (256, 256, 512),
+            (100, 300, 257),
+            (64, 512, 300),
+        ] {
+            assert!(b * d_in * d_out >= FLEX_OWN_ROUTE_MIN);
+            let x = || tensor(b * d_in, 3, [b, d_in]);
+            let w = || tensor(d_in * d_out, 1, [d_in, d_out]);
+            let bias = || FlexTensor::from_data(TensorData::new(normals(d_out, 4), [d_out]));
+            let g = || tensor(b * d_out, 2, [b, d_out]);
+            let at = format!("{b}x{d_in}x{d_out}");
+            assert!(big_matmul(&x(), &w()).is_some(), "{at}: flex's own route");
+            assert!(
+                transposed_copy(&w(), &g()).is_some(),
+                "{at}: the copy of Wᵀ"
+            );
+            let linear = <Flex as ModuleOps<Flex>>::linear;
+            same(
+                Flex::dense(x(), w(), bias()),
+                linear(x(), w(), Some(bias())),
+                &format!("{at}: x·W + b"),
+            );
+            same(
+                Flex::dense_no_bias(x(), w()),
+                linear(x(), w(), None),
+                &format!("{at}: x·W"),
+            );
+            same(
+                Flex::dense_x_backward(w(), g()),
+                <Flex as ModuleOps<Flex>>::linear_x_backward(w(), g()),
+                &format!("{at}: ∂L/∂x"),
+            );
+            same(
+                Flex::dense_weight_backward(x(), g()),
+                <Flex as ModuleOps<Flex>>::linear_weight_backward(x(), g()),
+                &format!("{at}: ∂L/∂W"),
+            );
+        }
+        // Below the threshold, Burn's own route.
+        let (w, g) = (tensor(100, 1, [10, 10]), tensor(10, 2, [1, 10]));
+        assert!(transposed_copy(&w, &g).is_none() && big_matmul(&g, &w).is_none());
+    }
+
+    #[test]
+    fn within_keeps_a_view_inside_its_data() {
+        // A 3 x 4 row-major matrix over 12 values, and its transposed view.
+        assert!(within(12, [3, 4], &[4, 1]));
+        assert!(within(12, [4, 3], &[1, 4]));
+        // One value short, a negative stride, an empty shape.
+        assert!(!within(11, [3, 4], &[4, 1]));
+        assert!(!within(12, [3, 4], &[-4, 1]));
+        assert!(!within(12, [0, 4], &[4, 1]));
+        // A stride whose product overflows.
+        assert!(!within(12, [3, 4], &[isize::MAX, 1]));
+    }
+}
