@@ -39,29 +39,30 @@ pub fn teacher(exp: &Experiment) -> Teacher {
 
 impl Teacher {
     /// The forward pass of `x` `[batch, d_input]`: the output `[batch, d_output]`, row-major.
-    /// Each z_l is accumulated input by input; every kernel row is read once per batch.
+    ///
+    /// Each z_l[r][j] is its bias plus a_{l−1}[r][k]·W[k][j] added for k = 0, 1, … in turn,
+    /// one f32 rounding per product and per sum. The pass runs on transposed activations,
+    /// `[d][batch]`, so that the innermost loop walks the batch, in vector registers
+    /// ([`LayerSums`]), with the same operations in the same order as row by row
+    /// (`the_teacher_sums_as_row_by_row`).
     pub(super) fn forward(&self, x: &HostTensor) -> Vec<f32> {
         let (rows, mut d) = (x.shape[0], x.shape[1]);
-        let mut a: Vec<f32> = x.data.clone();
+        let mut a = transposed(&x.data, rows, d);
         let mut z: Vec<f32> = Vec::new();
         let last = self.layers.len() - 1;
+        let arch = pulp::Arch::new();
         for (l, (kernel, bias, d_out)) in self.layers.iter().enumerate() {
             z.clear();
-            for _ in 0..rows {
-                z.extend_from_slice(bias);
+            for &b in bias {
+                z.extend(std::iter::repeat_n(b, rows));
             }
-            for (i, w_row) in kernel.chunks_exact(*d_out).enumerate() {
-                for (z_r, a_r) in z.chunks_exact_mut(*d_out).zip(a.chunks_exact(d)) {
-                    let ai = a_r[i];
-                    if ai == 0.0 {
-                        // A dead ReLU unit adds exactly 0: z starts from the bias.
-                        continue;
-                    }
-                    for (zj, wij) in z_r.iter_mut().zip(w_row) {
-                        *zj += ai * wij;
-                    }
-                }
-            }
+            arch.dispatch(LayerSums {
+                z: &mut z,
+                a: &a,
+                kernel,
+                d_out: *d_out,
+                rows,
+            });
             if l < last {
                 let act = self.activations[l];
                 z.iter_mut()
@@ -70,8 +71,55 @@ impl Teacher {
             std::mem::swap(&mut a, &mut z);
             d = *d_out;
         }
-        a
+        transposed(&a, d, rows)
     }
+}
+
+/// One layer's sums of the teacher's pass: z[j][r] += a[k][r]·W[k][j] for each k in turn, then
+/// each j, each r (`z` `[d_out][rows]`, `a` `[d_in][rows]`, `kernel` `[d_in][d_out]`).
+///
+/// Compiled for the widest vector instructions the CPU has (pulp's run-time dispatch:
+/// AVX-512, AVX2 or SSE2), the same f32 operations on each: Rust never fuses a product and a
+/// sum into one rounding. Every product is added, a zero a's too (the row-by-row pass skipped
+/// them): a zero product leaves z as it was, since z is never −0 (the biases are +0 and a sum
+/// is −0 only of two −0s) and the teacher's weights are finite.
+struct LayerSums<'a> {
+    z: &'a mut [f32],
+    a: &'a [f32],
+    kernel: &'a [f32],
+    d_out: usize,
+    rows: usize,
+}
+
+impl pulp::WithSimd for LayerSums<'_> {
+    type Output = ();
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) {
+        let rows = self.rows.max(1);
+        for (a_k, w_k) in self
+            .a
+            .chunks_exact(rows)
+            .zip(self.kernel.chunks_exact(self.d_out))
+        {
+            for (z_j, &w) in self.z.chunks_exact_mut(rows).zip(w_k) {
+                for (zr, &ar) in z_j.iter_mut().zip(a_k) {
+                    *zr += ar * w;
+                }
+            }
+        }
+    }
+}
+
+/// The row-major `rows × cols` matrix `m` transposed, row-major (`cols × rows`).
+fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
+    let mut t = vec![0.0; m.len()];
+    for (r, row) in m.chunks_exact(cols.max(1)).enumerate().take(rows) {
+        for (c, &v) in row.iter().enumerate() {
+            t[c * rows + r] = v;
+        }
+    }
+    t
 }
 
 /// The batch of `step`, drawn from the seed's batch stream.
@@ -136,4 +184,78 @@ pub(super) fn argmax(row: &[f32]) -> usize {
             if v > bv { (i, v) } else { (bi, bv) }
         })
         .0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use gradscope_model::Activation;
+
+    /// The teacher's pass as it was written before, row by row: for each input k, each row's
+    /// z_r += a_r[k]·W[k] (skipped where a_r[k] = 0), each z_r starting from the bias.
+    fn row_by_row(t: &Teacher, x: &HostTensor) -> Vec<f32> {
+        let (rows, mut d) = (x.shape[0], x.shape[1]);
+        let mut a: Vec<f32> = x.data.clone();
+        let mut z: Vec<f32> = Vec::new();
+        let last = t.layers.len() - 1;
+        for (l, (kernel, bias, d_out)) in t.layers.iter().enumerate() {
+            z.clear();
+            for _ in 0..rows {
+                z.extend_from_slice(bias);
+            }
+            for (i, w_row) in kernel.chunks_exact(*d_out).enumerate() {
+                for (z_r, a_r) in z.chunks_exact_mut(*d_out).zip(a.chunks_exact(d)) {
+                    let ai = a_r[i];
+                    if ai == 0.0 {
+                        continue;
+                    }
+                    for (zj, wij) in z_r.iter_mut().zip(w_row) {
+                        *zj += ai * wij;
+                    }
+                }
+            }
+            if l < last {
+                let act = t.activations[l];
+                z.iter_mut()
+                    .for_each(|v| *v = act.apply_f64(f64::from(*v)) as f32);
+            }
+            std::mem::swap(&mut a, &mut z);
+            d = *d_out;
+        }
+        a
+    }
+
+    /// The transposed pass is the row-by-row pass bit for bit: on the seed network's shape and
+    /// odd ones, relu (dead units, so skipped zeros) and tanh, with inputs holding exact zeros,
+    /// and nonzero biases (the teacher's are zero; here drawn, so that the start matters).
+    #[test]
+    fn the_teacher_sums_as_row_by_row() {
+        let mut rng = HostRng::new(5, 0);
+        for (widths, rows, act) in [
+            (vec![10, 100, 50, 25, 10], 32, Activation::Relu),
+            (vec![7, 13, 3], 5, Activation::Tanh),
+            (vec![3, 1, 4], 1, Activation::Relu),
+        ] {
+            let layers = widths
+                .windows(2)
+                .map(|w| {
+                    let kernel = rng.normals_f32(w[0] * w[1], 0.0, 1.0);
+                    (kernel, rng.normals_f32(w[1], 0.0, 0.5), w[1])
+                })
+                .collect();
+            let t = Teacher {
+                layers,
+                activations: vec![act; widths.len() - 2],
+            };
+            let mut data = rng.normals_f32(rows * widths[0], 0.0, 1.0);
+            for v in data.iter_mut().step_by(3) {
+                *v = 0.0;
+            }
+            let x = HostTensor::new(vec![rows, widths[0]], data);
+            let ours: Vec<u32> = t.forward(&x).iter().map(|v| v.to_bits()).collect();
+            let theirs: Vec<u32> = row_by_row(&t, &x).iter().map(|v| v.to_bits()).collect();
+            assert_eq!(ours.len(), rows * widths[widths.len() - 1]);
+            assert!(ours == theirs, "{widths:?} x {rows}: the outputs differ");
+        }
+    }
 }
