@@ -1,6 +1,8 @@
 //! Flex's own route for a layer's three products ([`big_matmul`], [`transposed_copy`]): the
 //! same gemm calls burn-flex makes, into buffers the result tensors take as they are, and ∂L/∂x
-//! against a row-major copy of Wᵀ (see [`super`]).
+//! against a row-major copy of Wᵀ (see [`super`]). A stack of `T` large networks takes the same
+//! route one trial at a time, each product on both cores, where burn-flex's batched product
+//! gives each core whole trials on one core each and ∂L/∂x a transposed view of W.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -21,10 +23,12 @@ impl DenseBackend for Flex {
     ) -> FloatTensor<Self> {
         match big_matmul(&x, &weight) {
             // Burn's `linear` for a 2-D input: the product, then the bias as a [1, d_out] row.
-            Some(z) => {
+            Some(z) if x.layout().num_dims() == 2 => {
                 let row = Shape::new([1, bias.layout().num_elements()]);
                 Self::float_add(z, Self::float_reshape(bias, row))
             }
+            // A stack's bias is [T, 1, d_out] already: `default_dense`'s add.
+            Some(z) => Self::float_add(z, bias),
             None => default_dense::<Self>(x, weight, Some(bias)),
         }
     }
@@ -40,99 +44,132 @@ impl DenseBackend for Flex {
     }
 
     fn dense_weight_backward(x: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        if x.layout().num_dims() != 2 {
+        let rank = x.layout().num_dims();
+        if !(2..=3).contains(&rank) {
             return default_weight_backward::<Self>(x, grad);
         }
-        big_matmul(&Self::float_transpose(x.clone()), &grad)
+        big_matmul(&Self::float_swap_dims(x.clone(), rank - 2, rank - 1), &grad)
             .unwrap_or_else(|| default_weight_backward::<Self>(x, grad))
     }
 }
 
-/// `lhs · rhs` for 2-D f32 flex tensors whose product has at least [`FLEX_OWN_ROUTE_MIN`]
-/// multiply-adds: the gemm call burn-flex's `matmul_2d_strided` makes (operands' strides as
-/// they are, both cores), so the same result, but into a buffer the new tensor takes as it is.
-/// burn-flex allocates its result as bytes and then copies it once more to reach cubecl's
-/// alignment: a 2–4 MiB copy on one core per product, 3 % of workload 2's step. `None` for
-/// anything else (other dtypes or ranks, smaller products, a layout reaching past its data).
+/// `lhs · rhs` for f32 flex tensors, 2-D (`[m, k]` · `[k, n]`) or a stack of `T ≥ 2`
+/// (`[T, m, k]` · `[T, k, n]`), whose product has at least [`FLEX_OWN_ROUTE_MIN`] multiply-adds
+/// per trial: the gemm call burn-flex's `matmul_2d_strided` makes (operands' strides as they
+/// are, both cores), trial after trial, so the same result, but into a buffer the new tensor
+/// takes as it is. burn-flex allocates its result as bytes and then copies it once more to
+/// reach cubecl's alignment: a 2–4 MiB copy on one core per product, 3 % of workload 2's step.
+/// `None` for anything else (other dtypes or ranks, a stack of one, which [`super`] makes 2-D,
+/// smaller products, a layout reaching past its data).
 #[allow(unsafe_code)]
 fn big_matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
-    let (l, r) = (lhs.layout(), rhs.layout());
     let f32s = lhs.dtype() == DType::F32 && rhs.dtype() == DType::F32;
-    if !f32s || l.num_dims() != 2 || r.num_dims() != 2 || l.shape()[1] != r.shape()[0] {
+    let (Some((trials, [m, k], ls)), Some((r_trials, [rk, n], rs))) = (trials(lhs), trials(rhs))
+    else {
+        return None;
+    };
+    if !f32s || trials != r_trials || k != rk || (trials == 1) != (ls[0] == 0) {
         return None;
     }
-    let (m, k, n) = (l.shape()[0], l.shape()[1], r.shape()[1]);
     if m.saturating_mul(k).saturating_mul(n) < FLEX_OWN_ROUTE_MIN {
         return None;
     }
+    let (l, r) = (lhs.layout(), rhs.layout());
     let lhs_data = lhs.storage::<f32>().get(l.start_offset()..)?;
     let rhs_data = rhs.storage::<f32>().get(r.start_offset()..)?;
-    let (ls, rs) = (l.strides(), r.strides());
-    if !(within(lhs_data.len(), [m, k], ls) && within(rhs_data.len(), [k, n], rs)) {
+    if !(within(lhs_data.len(), [trials, m, k], ls) && within(rhs_data.len(), [trials, k, n], rs))
+    {
         return None;
     }
-    let mut out = vec![0f32; m * n];
-    // SAFETY: gemm reads lhs[i·ls0 + p·ls1] for i < m, p < k and rhs[p·rs0 + j·rs1] for p < k,
-    // j < n, all inside the two slices (`within`, non-negative strides), and writes
-    // out[i·n + j] for i < m, j < n, inside `out` (m·n elements, row-major). Nothing else
-    // holds `out`, and the slices are not written while gemm runs.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            out.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs_data.as_ptr(),
-            ls[1],
-            ls[0],
-            rhs_data.as_ptr(),
-            rs[1],
-            rs[0],
-            0.0,
-            1.0,
-            false,
-            false,
-            false,
-            gemm::Parallelism::Rayon(0),
-        );
+    let mut out = vec![0f32; trials * m * n];
+    for (t, out) in out.chunks_exact_mut(m * n).enumerate() {
+        // SAFETY: gemm reads lhs[t·ls0 + i·ls1 + p·ls2] for i < m, p < k and
+        // rhs[t·rs0 + p·rs1 + j·rs2] for p < k, j < n, all inside the two slices (`within`,
+        // non-negative strides), and writes out[i·n + j] for i < m, j < n, inside this trial's
+        // chunk (m·n elements, row-major). Nothing else holds `out`, and the slices are not
+        // written while gemm runs.
+        unsafe {
+            gemm::gemm(
+                m,
+                n,
+                k,
+                out.as_mut_ptr(),
+                1,
+                n as isize,
+                false,
+                lhs_data.as_ptr().add(t * ls[0] as usize),
+                ls[2],
+                ls[1],
+                rhs_data.as_ptr().add(t * rs[0] as usize),
+                rs[2],
+                rs[1],
+                0.0,
+                1.0,
+                false,
+                false,
+                false,
+                gemm::Parallelism::Rayon(0),
+            );
+        }
     }
-    Some(FlexTensor::from_data(TensorData::new(out, [m, n])))
-}
-
-/// Whether a `[rows, cols]` view with non-negative `strides` over `len` elements stays inside
-/// them.
-fn within(len: usize, [rows, cols]: [usize; 2], strides: &[isize]) -> bool {
-    let (Ok(rs), Ok(cs)) = (usize::try_from(strides[0]), usize::try_from(strides[1])) else {
-        return false;
+    let shape = if l.num_dims() == 2 {
+        Shape::new([m, n])
+    } else {
+        Shape::new([trials, m, n])
     };
-    let last = (rows.saturating_sub(1))
-        .checked_mul(rs)
-        .zip((cols.saturating_sub(1)).checked_mul(cs))
-        .and_then(|(a, b)| a.checked_add(b));
-    rows > 0 && cols > 0 && last.is_some_and(|last| last < len)
+    Some(FlexTensor::from_data(TensorData::new(out, shape)))
 }
 
-/// Wᵀ as a row-major flex tensor, where g·Wᵀ is large enough for the copy to pay and W is a
-/// plain row-major f32 matrix; `None` otherwise (a stack's kernels included: copying each
-/// trial's Wᵀ before Burn's batched product measured slower, 52–58 GFLOP/s against 64–73 for
-/// the transposed view at 4 × 128 × 1024 × 1024, benchmarks/README.md).
+/// A 2-D or 3-D tensor as `(trials, [rows, cols], [trial, row, col] strides)`: a 2-D one is
+/// one trial with trial stride 0.
+fn trials(t: &FlexTensor) -> Option<(usize, [usize; 2], [isize; 3])> {
+    let (shape, s) = (t.layout().shape(), t.layout().strides());
+    match shape.num_dims() {
+        2 => Some((1, [shape[0], shape[1]], [0, s[0], s[1]])),
+        3 => Some((shape[0], [shape[1], shape[2]], [s[0], s[1], s[2]])),
+        _ => None,
+    }
+}
+
+/// Whether a `[trials, rows, cols]` view with non-negative `strides` over `len` elements stays
+/// inside them.
+fn within(len: usize, dims: [usize; 3], strides: [isize; 3]) -> bool {
+    let mut last = Some(0usize);
+    for (d, s) in dims.iter().zip(strides) {
+        let step = usize::try_from(s).ok().and_then(|s| d.saturating_sub(1).checked_mul(s));
+        last = last.zip(step).and_then(|(a, b)| a.checked_add(b));
+    }
+    dims.iter().all(|&d| d > 0) && last.is_some_and(|last| last < len)
+}
+
+/// Wᵀ as a row-major flex tensor (each trial's, for a stack of `T ≥ 2` kernels
+/// `[T, d_in, d_out]`), where g·Wᵀ is large enough for the copy to pay and W is plain
+/// row-major f32; `None` otherwise.
 fn transposed_copy(weight: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> {
-    let (w, g) = (weight.layout(), grad.layout());
-    let (ws, gs) = (w.shape(), g.shape());
+    let w = weight.layout();
     let plain = weight.dtype() == DType::F32 && w.is_contiguous() && w.start_offset() == 0;
-    if !plain || ws.num_dims() != 2 || gs.num_dims() != 2 {
+    let (Some((trials, [rows, cols], _)), Some((g_trials, [batch, _], _))) =
+        (self::trials(weight), self::trials(grad))
+    else {
+        return None;
+    };
+    if !plain || trials != g_trials || (trials == 1) != (w.num_dims() == 2) {
         return None;
     }
-    let (rows, cols) = (ws[0], ws[1]);
-    if gs[0].saturating_mul(rows).saturating_mul(cols) < FLEX_OWN_ROUTE_MIN {
+    if batch.saturating_mul(rows).saturating_mul(cols) < FLEX_OWN_ROUTE_MIN {
         return None;
     }
-    let src = weight.storage::<f32>().get(..rows * cols)?;
-    let data = TensorData::new(transpose(src, rows, cols), [cols, rows]);
-    Some(FlexTensor::from_data(data))
+    let src = weight.storage::<f32>().get(..trials * rows * cols)?;
+    let mut out = Vec::with_capacity(src.len());
+    for trial in src.chunks_exact(rows * cols) {
+        out.extend(transpose(trial, rows, cols));
+    }
+    let shape = if w.num_dims() == 2 {
+        Shape::new([cols, rows])
+    } else {
+        Shape::new([trials, cols, rows])
+    };
+    Some(FlexTensor::from_data(TensorData::new(out, shape)))
 }
 
 /// The transpose of the row-major `rows × cols` matrix `src`, row-major (`cols × rows`).
@@ -271,16 +308,82 @@ mod tests {
         assert!(transposed_copy(&w, &g).is_none() && big_matmul(&g, &w).is_none());
     }
 
+    /// A stack of large networks on flex's own route (trial after trial) against Burn's batched
+    /// product and add (`default_*`, what the stack ran before), and each trial against the
+    /// same trial run alone as one network.
+    #[test]
+    fn a_stack_on_flexs_own_route_is_burns_batched_product_bit_for_bit() {
+        let tensor = |n: usize, seed: u64, shape: [usize; 3]| {
+            FlexTensor::from_data(TensorData::new(normals(n, seed), shape))
+        };
+        let same = |ours: FlexTensor, burns: FlexTensor, what: &str| {
+            let (ours, burns) = (bits(ours), bits(burns));
+            assert_eq!(ours.len(), burns.len(), "{what}: sizes");
+            let differ = ours.iter().zip(&burns).filter(|(a, b)| a != b).count();
+            assert_eq!(differ, 0, "{what}: {differ} values differ from Burn's");
+        };
+        // (trials, batch, d_in, d_out): the bench's stack of 4 (128 × 1024 × 1024 a trial),
+        // and odd sizes, each at or above FLEX_OWN_ROUTE_MIN per trial.
+        for (t, b, d_in, d_out) in [(4, 128, 1024, 1024), (2, 100, 300, 257), (3, 64, 512, 300)]
+        {
+            assert!(b * d_in * d_out >= FLEX_OWN_ROUTE_MIN);
+            let x = || tensor(t * b * d_in, 3, [t, b, d_in]);
+            let w = || tensor(t * d_in * d_out, 1, [t, d_in, d_out]);
+            let bias = || tensor(t * d_out, 4, [t, 1, d_out]);
+            let g = || tensor(t * b * d_out, 2, [t, b, d_out]);
+            let at = format!("{t} x {b}x{d_in}x{d_out}");
+            assert!(big_matmul(&x(), &w()).is_some(), "{at}: flex's own route");
+            assert!(transposed_copy(&w(), &g()).is_some(), "{at}: the copies of Wᵀ");
+            same(
+                Flex::dense(x(), w(), bias()),
+                default_dense::<Flex>(x(), w(), Some(bias())),
+                &format!("{at}: x·W + b"),
+            );
+            same(
+                Flex::dense_no_bias(x(), w()),
+                default_dense::<Flex>(x(), w(), None),
+                &format!("{at}: x·W"),
+            );
+            same(
+                Flex::dense_x_backward(w(), g()),
+                default_x_backward::<Flex>(w(), g()),
+                &format!("{at}: ∂L/∂x"),
+            );
+            same(
+                Flex::dense_weight_backward(x(), g()),
+                default_weight_backward::<Flex>(x(), g()),
+                &format!("{at}: ∂L/∂W"),
+            );
+            // The last trial alone, as one network on the 2-D route.
+            let last = |v: FlexTensor, [r, c]: [usize; 2]| {
+                let v: Vec<f32> = v.into_data().to_vec().unwrap_or_default();
+                let v = v[(t - 1) * r * c..].to_vec();
+                FlexTensor::from_data(TensorData::new(v, [r, c]))
+            };
+            let alone = Flex::dense_x_backward(last(w(), [d_in, d_out]), last(g(), [b, d_out]));
+            let stacked = last(Flex::dense_x_backward(w(), g()), [b, d_in]);
+            same(stacked, alone, &format!("{at}: the last trial's ∂L/∂x alone"));
+        }
+        // Trials of different counts, and a stack below the threshold, take Burn's route.
+        let (x, w) = (tensor(2 * 8 * 8, 1, [2, 8, 8]), tensor(3 * 8 * 8, 2, [3, 8, 8]));
+        assert!(big_matmul(&x, &w).is_none());
+        let (x, w) = (tensor(2 * 8 * 8, 1, [2, 8, 8]), tensor(2 * 8 * 8, 2, [2, 8, 8]));
+        assert!(big_matmul(&x, &w).is_none() && transposed_copy(&w, &x).is_none());
+    }
+
     #[test]
     fn within_keeps_a_view_inside_its_data() {
         // A 3 x 4 row-major matrix over 12 values, and its transposed view.
-        assert!(within(12, [3, 4], &[4, 1]));
-        assert!(within(12, [4, 3], &[1, 4]));
+        assert!(within(12, [1, 3, 4], [0, 4, 1]));
+        assert!(within(12, [1, 4, 3], [0, 1, 4]));
+        // Two such matrices over 24 values, and the second one short by a value.
+        assert!(within(24, [2, 3, 4], [12, 4, 1]));
+        assert!(!within(23, [2, 3, 4], [12, 4, 1]));
         // One value short, a negative stride, an empty shape.
-        assert!(!within(11, [3, 4], &[4, 1]));
-        assert!(!within(12, [3, 4], &[-4, 1]));
-        assert!(!within(12, [0, 4], &[4, 1]));
+        assert!(!within(11, [1, 3, 4], [0, 4, 1]));
+        assert!(!within(12, [1, 3, 4], [0, -4, 1]));
+        assert!(!within(12, [1, 0, 4], [0, 4, 1]));
         // A stride whose product overflows.
-        assert!(!within(12, [3, 4], &[isize::MAX, 1]));
+        assert!(!within(12, [1, 3, 4], [0, isize::MAX, 1]));
     }
 }
