@@ -26,13 +26,17 @@ def init(key, widths):
 W, D, B = 1024, 16, 512
 params = init(jax.random.PRNGKey(0), [W] * (D + 1))
 x = jax.random.normal(jax.random.PRNGKey(1), (B, W), jnp.float32)
-jax.block_until_ready(grad(params, x))
-times = []
-for _ in range(5):
-    t = time.perf_counter()
-    jax.block_until_ready(grad(params, x))
-    times.append(time.perf_counter() - t)
-m = statistics.median(times)
+def median_step(step, *args):
+    """Seconds per call of `step(*args)` after one compiling call: the median of 5."""
+    jax.block_until_ready(step(*args))
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        jax.block_until_ready(step(*args))
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+m = median_step(grad, params, x)
 print(f"jax throughput {6 * B * D * W * W / m / 1e9:.1f} GFLOP/s ({m * 1e3:.1f} ms/step)")
 
 # The same FLOP as a sweep's stack takes them (gradscope's throughput-stack): S networks of
@@ -45,13 +49,7 @@ stack = [init(k, [W] * (D + 1)) for k in jax.random.split(jax.random.PRNGKey(2),
 xs = [jax.random.normal(k, (B // S, W), jnp.float32) for k in jax.random.split(jax.random.PRNGKey(3), S)]
 one = jax.grad(mlp_loss)
 grad_stack = jax.jit(lambda ps, xs: [one(p, x) for p, x in zip(ps, xs)])
-jax.block_until_ready(grad_stack(stack, xs))
-times = []
-for _ in range(5):
-    t = time.perf_counter()
-    jax.block_until_ready(grad_stack(stack, xs))
-    times.append(time.perf_counter() - t)
-m = statistics.median(times)
+m = median_step(grad_stack, stack, xs)
 print(f"jax throughput-stack {6 * B * D * W * W / m / 1e9:.1f} GFLOP/s ({m * 1e3:.1f} ms/step, "
       f"{S} x batch {B // S})")
 

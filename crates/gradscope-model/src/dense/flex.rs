@@ -77,8 +77,7 @@ fn big_matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
     let (l, r) = (lhs.layout(), rhs.layout());
     let lhs_data = lhs.storage::<f32>().get(l.start_offset()..)?;
     let rhs_data = rhs.storage::<f32>().get(r.start_offset()..)?;
-    if !(within(lhs_data.len(), [trials, m, k], ls) && within(rhs_data.len(), [trials, k, n], rs))
-    {
+    if !(within(lhs_data.len(), [trials, m, k], ls) && within(rhs_data.len(), [trials, k, n], rs)) {
         return None;
     }
     let mut out = vec![0f32; trials * m * n];
@@ -136,7 +135,9 @@ fn trials(t: &FlexTensor) -> Option<(usize, [usize; 2], [isize; 3])> {
 fn within(len: usize, dims: [usize; 3], strides: [isize; 3]) -> bool {
     let mut last = Some(0usize);
     for (d, s) in dims.iter().zip(strides) {
-        let step = usize::try_from(s).ok().and_then(|s| d.saturating_sub(1).checked_mul(s));
+        let step = usize::try_from(s)
+            .ok()
+            .and_then(|s| d.saturating_sub(1).checked_mul(s));
         last = last.zip(step).and_then(|(a, b)| a.checked_add(b));
     }
     dims.iter().all(|&d| d > 0) && last.is_some_and(|last| last < len)
@@ -227,6 +228,19 @@ mod tests {
         v.iter().map(|x| x.to_bits()).collect()
     }
 
+    /// `n` normals from `seed` as a flex tensor of `shape`.
+    fn tensor<const N: usize>(n: usize, seed: u64, shape: [usize; N]) -> FlexTensor {
+        FlexTensor::from_data(TensorData::new(normals(n, seed), shape))
+    }
+
+    /// Our product and Burn's, bit for bit.
+    fn same(ours: FlexTensor, burns: FlexTensor, what: &str) {
+        let (ours, burns) = (bits(ours), bits(burns));
+        assert_eq!(ours.len(), burns.len(), "{what}: sizes");
+        let differ = ours.iter().zip(&burns).filter(|(a, b)| a != b).count();
+        assert_eq!(differ, 0, "{what}: {differ} values differ from Burn's");
+    }
+
     fn normals(n: usize, seed: u64) -> Vec<f32> {
         HostRng::new(seed, 0).normals_f32(n, 0.0, 1.0)
     }
@@ -254,15 +268,6 @@ mod tests {
     /// flex takes its own: the forward z = x·W + b, ∂L/∂x and ∂L/∂W.
     #[test]
     fn flex_products_are_burns_bit_for_bit() {
-        let tensor = |n: usize, seed: u64, shape: [usize; 2]| {
-            FlexTensor::from_data(TensorData::new(normals(n, seed), shape))
-        };
-        let same = |ours: FlexTensor, burns: FlexTensor, what: &str| {
-            let (ours, burns) = (bits(ours), bits(burns));
-            assert_eq!(ours.len(), burns.len(), "{what}: sizes");
-            let differ = ours.iter().zip(&burns).filter(|(a, b)| a != b).count();
-            assert_eq!(differ, 0, "{what}: {differ} values differ from Burn's");
-        };
         // (batch, d_in, d_out), all at or above FLEX_OWN_ROUTE_MIN, odd sizes included.
         for (b, d_in, d_out) in [
             (512, 1024, 1024),
@@ -313,19 +318,9 @@ mod tests {
     /// same trial run alone as one network.
     #[test]
     fn a_stack_on_flexs_own_route_is_burns_batched_product_bit_for_bit() {
-        let tensor = |n: usize, seed: u64, shape: [usize; 3]| {
-            FlexTensor::from_data(TensorData::new(normals(n, seed), shape))
-        };
-        let same = |ours: FlexTensor, burns: FlexTensor, what: &str| {
-            let (ours, burns) = (bits(ours), bits(burns));
-            assert_eq!(ours.len(), burns.len(), "{what}: sizes");
-            let differ = ours.iter().zip(&burns).filter(|(a, b)| a != b).count();
-            assert_eq!(differ, 0, "{what}: {differ} values differ from Burn's");
-        };
         // (trials, batch, d_in, d_out): the bench's stack of 4 (128 × 1024 × 1024 a trial),
         // and odd sizes, each at or above FLEX_OWN_ROUTE_MIN per trial.
-        for (t, b, d_in, d_out) in [(4, 128, 1024, 1024), (2, 100, 300, 257), (3, 64, 512, 300)]
-        {
+        for (t, b, d_in, d_out) in [(4, 128, 1024, 1024), (2, 100, 300, 257), (3, 64, 512, 300)] {
             assert!(b * d_in * d_out >= FLEX_OWN_ROUTE_MIN);
             let x = || tensor(t * b * d_in, 3, [t, b, d_in]);
             let w = || tensor(t * d_in * d_out, 1, [t, d_in, d_out]);
@@ -333,7 +328,10 @@ mod tests {
             let g = || tensor(t * b * d_out, 2, [t, b, d_out]);
             let at = format!("{t} x {b}x{d_in}x{d_out}");
             assert!(big_matmul(&x(), &w()).is_some(), "{at}: flex's own route");
-            assert!(transposed_copy(&w(), &g()).is_some(), "{at}: the copies of Wᵀ");
+            assert!(
+                transposed_copy(&w(), &g()).is_some(),
+                "{at}: the copies of Wᵀ"
+            );
             same(
                 Flex::dense(x(), w(), bias()),
                 default_dense::<Flex>(x(), w(), Some(bias())),
@@ -362,12 +360,22 @@ mod tests {
             };
             let alone = Flex::dense_x_backward(last(w(), [d_in, d_out]), last(g(), [b, d_out]));
             let stacked = last(Flex::dense_x_backward(w(), g()), [b, d_in]);
-            same(stacked, alone, &format!("{at}: the last trial's ∂L/∂x alone"));
+            same(
+                stacked,
+                alone,
+                &format!("{at}: the last trial's ∂L/∂x alone"),
+            );
         }
         // Trials of different counts, and a stack below the threshold, take Burn's route.
-        let (x, w) = (tensor(2 * 8 * 8, 1, [2, 8, 8]), tensor(3 * 8 * 8, 2, [3, 8, 8]));
+        let (x, w) = (
+            tensor(2 * 8 * 8, 1, [2, 8, 8]),
+            tensor(3 * 8 * 8, 2, [3, 8, 8]),
+        );
         assert!(big_matmul(&x, &w).is_none());
-        let (x, w) = (tensor(2 * 8 * 8, 1, [2, 8, 8]), tensor(2 * 8 * 8, 2, [2, 8, 8]));
+        let (x, w) = (
+            tensor(2 * 8 * 8, 1, [2, 8, 8]),
+            tensor(2 * 8 * 8, 2, [2, 8, 8]),
+        );
         assert!(big_matmul(&x, &w).is_none() && transposed_copy(&w, &x).is_none());
     }
 

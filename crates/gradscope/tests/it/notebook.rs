@@ -51,7 +51,10 @@ fn last_digit(word: &str) -> f64 {
 fn assert_same(what: &str, committed: &str, fresh: &str) {
     let (shape_a, nums_a) = split_numbers(committed);
     let (shape_b, nums_b) = split_numbers(fresh);
-    assert_eq!(shape_a, shape_b, "{what}: the page's text changed; regenerate it");
+    assert_eq!(
+        shape_a, shape_b,
+        "{what}: the page's text changed; regenerate it"
+    );
     assert_eq!(nums_a.len(), nums_b.len());
     for ((a, unit_a), (b, unit_b)) in nums_a.iter().zip(&nums_b) {
         let unit = unit_a.max(*unit_b) * (1.0 + 1e-9);
@@ -70,7 +73,11 @@ fn a_number_may_move_by_its_last_printed_digit_and_no_more() {
     assert_eq!(last_digit("1.000e+00"), 1e-3);
     assert_same("t", "min 4.429e-01 |", "min 4.430e-01 |");
     assert_same("t", "x 3.25", "x 3.26");
-    for (a, b) in [("4.429e-01", "4.431e-01"), ("3.25", "3.27"), ("1.0e5", "1.2e5")] {
+    for (a, b) in [
+        ("4.429e-01", "4.431e-01"),
+        ("3.25", "3.27"),
+        ("1.0e5", "1.2e5"),
+    ] {
         let r = std::panic::catch_unwind(|| assert_same("t", a, b));
         assert!(r.is_err(), "{a} against {b} passed");
     }
