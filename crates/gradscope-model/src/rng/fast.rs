@@ -38,8 +38,9 @@ pub const SURE: u8 = 2;
 /// is within [`ERROR_BOUND`] of it, and every value within that bound rounds to the same f32
 /// and lies on the same side of ±2. Elsewhere the caller must use the scalar formula.
 ///
-/// With 256-bit vectors where the CPU has AVX2 (four lanes instead of SSE2's two; the same
-/// operations, so the same values), otherwise [`block_portable`].
+/// With 512-bit vectors where the CPU has AVX-512F (eight lanes), 256-bit where it has AVX2
+/// (four instead of SSE2's two; the same operations in every lane, so the same values),
+/// otherwise [`block_portable`].
 #[allow(unsafe_code)]
 pub fn block(
     bits: &[u64],
@@ -50,11 +51,30 @@ pub fn block(
     flags: &mut [u8],
 ) {
     #[cfg(target_arch = "x86_64")]
+    if std::arch::is_x86_feature_detected!("avx512f") {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        unsafe { block_avx512(bits, mean, std, truncated, value, flags) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
     if std::arch::is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2, checked just above.
         unsafe { block_avx2(bits, mean, std, truncated, value, flags) };
         return;
     }
+    block_portable(bits, mean, std, truncated, value, flags);
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+fn block_avx512(
+    bits: &[u64],
+    mean: f64,
+    std: f64,
+    truncated: bool,
+    value: &mut [f32],
+    flags: &mut [u8],
+) {
     block_portable(bits, mean, std, truncated, value, flags);
 }
 
@@ -71,7 +91,8 @@ fn block_avx2(
     block_portable(bits, mean, std, truncated, value, flags);
 }
 
-/// [`block`] for any CPU; inlined into [`block_avx2`] to be compiled for AVX2 there.
+/// [`block`] for any CPU; inlined into [`block_avx512`] and [`block_avx2`] to be compiled
+/// for their vectors there.
 #[inline(always)]
 pub fn block_portable(
     bits: &[u64],
@@ -293,16 +314,47 @@ mod tests {
     }
 
     #[test]
-    fn both_code_paths_give_the_same_values_and_flags() {
-        // The AVX2 path (where the CPU has it) and the portable one run the same operations.
+    #[allow(unsafe_code)]
+    fn every_code_path_gives_the_same_values_and_flags() {
+        // The AVX-512 and AVX2 paths (each where the CPU has it) and the portable one run the
+        // same operations in every lane.
+        type Path = fn(&[u64], f64, f64, bool, &mut [f32], &mut [u8]);
+        let mut paths: Vec<(&str, Path)> = vec![("block", block)];
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx512f") {
+                // SAFETY: the CPU has AVX-512F, checked just above.
+                paths.push(("avx512", |b, m, s, t, v, f| unsafe {
+                    block_avx512(b, m, s, t, v, f)
+                }));
+            } else {
+                eprintln!("no AVX-512F on this CPU: its path is not run");
+            }
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU has AVX2, checked just above.
+                paths.push(("avx2", |b, m, s, t, v, f| unsafe {
+                    block_avx2(b, m, s, t, v, f)
+                }));
+            }
+        }
         let bits = xorshift(0x2545_F491_4F6C_DD1D, 200_000);
         for truncated in [false, true] {
-            let (mut v1, mut f1) = (vec![0.0; 100_000], vec![0; 100_000]);
             let (mut v2, mut f2) = (vec![0.0; 100_000], vec![0; 100_000]);
-            block(&bits, 0.5, 0.1, truncated, &mut v1, &mut f1);
             block_portable(&bits, 0.5, 0.1, truncated, &mut v2, &mut f2);
-            assert!(v1.iter().zip(&v2).all(|(a, b)| a.to_bits() == b.to_bits()));
-            assert_eq!(f1, f2);
+            for (name, path) in &paths {
+                let (mut v1, mut f1) = (vec![0.0; 100_000], vec![0; 100_000]);
+                path(&bits, 0.5, 0.1, truncated, &mut v1, &mut f1);
+                let differ = v1
+                    .iter()
+                    .zip(&v2)
+                    .filter(|(a, b)| a.to_bits() != b.to_bits());
+                assert_eq!(
+                    differ.count(),
+                    0,
+                    "{name}: values differ from the portable path"
+                );
+                assert_eq!(f1, f2, "{name}: flags differ from the portable path");
+            }
         }
     }
 }
