@@ -148,14 +148,13 @@ impl HostRng {
     /// The next `out.len()` 64-bit draws, as `next_u64` would give them, read in bulk: the
     /// generator's words in order, little-endian (every draw here takes 64 bits, so a draw
     /// never starts on an odd word).
+    ///
+    /// The bytes go straight into `out` (no buffer to zero and copy from), then each word is
+    /// read little-endian: nothing to do on a little-endian CPU.
     fn fill_u64(&mut self, out: &mut [u64]) {
-        let mut bytes = [0u8; 8 * 512];
-        for part in out.chunks_mut(512) {
-            let bytes = &mut bytes[..8 * part.len()];
-            self.inner.fill_bytes(bytes);
-            for (b, word) in part.iter_mut().zip(bytes.chunks_exact(8)) {
-                *b = u64::from_le_bytes(word.try_into().unwrap_or_default());
-            }
+        self.inner.fill_bytes(bytemuck::cast_slice_mut(out));
+        for word in out.iter_mut() {
+            *word = u64::from_le(*word);
         }
     }
 
