@@ -65,31 +65,27 @@ pub fn block(
     block_portable(bits, mean, std, truncated, value, flags);
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx512f")]
-fn block_avx512(
-    bits: &[u64],
-    mean: f64,
-    std: f64,
-    truncated: bool,
-    value: &mut [f32],
-    flags: &mut [u8],
-) {
-    block_portable(bits, mean, std, truncated, value, flags);
+/// [`block_portable`] compiled with a target feature: `$name` may only be called where the
+/// CPU has `$feature`.
+macro_rules! block_with {
+    ($name:ident, $feature:literal) => {
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = $feature)]
+        fn $name(
+            bits: &[u64],
+            mean: f64,
+            std: f64,
+            truncated: bool,
+            value: &mut [f32],
+            flags: &mut [u8],
+        ) {
+            block_portable(bits, mean, std, truncated, value, flags);
+        }
+    };
 }
 
-#[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
-fn block_avx2(
-    bits: &[u64],
-    mean: f64,
-    std: f64,
-    truncated: bool,
-    value: &mut [f32],
-    flags: &mut [u8],
-) {
-    block_portable(bits, mean, std, truncated, value, flags);
-}
+block_with!(block_avx512, "avx512f");
+block_with!(block_avx2, "avx2");
 
 /// [`block`] for any CPU; inlined into [`block_avx512`] and [`block_avx2`] to be compiled
 /// for their vectors there.
