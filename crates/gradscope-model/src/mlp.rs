@@ -1,6 +1,8 @@
 //! `MlpConfig` → `Mlp`: a stack of Burn `Linear` layers with an activation after every hidden
 //! layer and a linear output layer, built from host-generated weights.
 
+use std::sync::Arc;
+
 use burn::module::{Module, Param};
 use burn::nn::Linear;
 use burn::tensor::{Device, FloatDType, Tensor};
@@ -45,12 +47,27 @@ pub struct LayerWeights {
 }
 
 /// All of an MLP's parameters on the host, plus its activations.
+///
+/// The layers are shared, not copied, between clones: networks that differ only in their
+/// activations (a sweep's points over `model.activation`) hold one copy of the parameters
+/// ([`Self::with_activations`]).
 #[derive(Debug, Clone, PartialEq)]
 pub struct MlpWeights {
     /// Layers, input first.
-    pub layers: Vec<LayerWeights>,
+    pub layers: Arc<[LayerWeights]>,
     /// Activation after each hidden layer.
     pub activations: Vec<Activation>,
+}
+
+impl MlpWeights {
+    /// These parameters with `activations` after the hidden layers instead; the layers are
+    /// shared, not copied.
+    pub fn with_activations(&self, activations: Vec<Activation>) -> Self {
+        Self {
+            layers: Arc::clone(&self.layers),
+            activations,
+        }
+    }
 }
 
 impl MlpConfig {
@@ -101,9 +118,9 @@ impl MlpConfig {
                 });
                 LayerWeights { weight, bias }
             })
-            .collect();
+            .collect::<Vec<_>>();
         MlpWeights {
-            layers,
+            layers: layers.into(),
             activations: self.activations.clone(),
         }
     }

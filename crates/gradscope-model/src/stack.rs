@@ -55,7 +55,7 @@ pub enum StackError {
 fn same_architecture(a: &MlpWeights, b: &MlpWeights) -> bool {
     a.activations == b.activations
         && a.layers.len() == b.layers.len()
-        && a.layers.iter().zip(&b.layers).all(|(x, y)| {
+        && a.layers.iter().zip(b.layers.iter()).all(|(x, y)| {
             x.weight.shape == y.weight.shape
                 && x.bias.as_ref().map(|t| &t.shape) == y.bias.as_ref().map(|t| &t.shape)
         })

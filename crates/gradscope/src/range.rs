@@ -294,7 +294,7 @@ mod tests {
             bias: None,
         };
         let weights = MlpWeights {
-            layers: vec![layer(2, 2), layer(2, 1)],
+            layers: vec![layer(2, 2), layer(2, 1)].into(),
             activations: vec![gradscope_model::Activation::Relu],
         };
         let grad = NamedTensor {

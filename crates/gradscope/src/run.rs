@@ -138,12 +138,52 @@ pub fn execute_stack(
 ) -> Result<Vec<Outcome>, RunError> {
     // Trials draw their weights independently: in parallel.
     let weights: Vec<MlpWeights> = exps.par_iter().map(weights_of).collect();
+    let Some(first) = exps.first() else {
+        return Ok(Vec::new());
+    };
+    let mut stack = load_stack(&weights, first, backend)?;
+    execute_loaded(exps, weights, &mut stack, backend, keep_z)
+}
+
+/// `weights` (one network per trial, all of one architecture) stacked on `backend`'s device in
+/// `exp`'s precision, for [`execute_loaded`].
+pub fn load_stack(
+    weights: &[MlpWeights],
+    exp: &Experiment,
+    backend: &Backend,
+) -> Result<MlpStack, RunError> {
     let refs: Vec<&MlpWeights> = weights.iter().collect();
+    let dtype = crate::backend::dtype(exp.precision);
+    Ok(MlpStack::from_weights_as(&refs, &backend.device, dtype)?)
+}
+
+/// [`execute_stack`] on networks already drawn and loaded: `stack` holds `weights` (one per
+/// experiment, in order) in the experiments' precision, and runs with their activations.
+/// A sweep loads one stack for the points that differ only in their activations.
+///
+/// # Panics
+/// Panics if `stack` does not hold one network per experiment (a programming error).
+pub fn execute_loaded(
+    exps: &[Experiment],
+    weights: Vec<MlpWeights>,
+    stack: &mut MlpStack,
+    backend: &Backend,
+    keep_z: bool,
+) -> Result<Vec<Outcome>, RunError> {
+    assert!(
+        stack.trials == exps.len() && weights.len() == exps.len(),
+        "execute_loaded: {} networks on the device, {} drawn, for {} experiments",
+        stack.trials,
+        weights.len(),
+        exps.len()
+    );
     let Some(first) = exps.first() else {
         return Ok(Vec::new());
     };
     let dtype = crate::backend::dtype(first.precision);
-    let stack = MlpStack::from_weights_as(&refs, &backend.device, dtype)?;
+    if let Some(w) = weights.first() {
+        stack.activations.clone_from(&w.activations);
+    }
     let mut cases: Vec<Vec<CaseOutcome>> = exps.iter().map(|_| Vec::new()).collect();
     for index in 0..first.inputs.len() {
         let inputs: Vec<HostTensor> = exps.iter().map(|exp| draw_input(exp, index)).collect();

@@ -118,7 +118,8 @@ fn hand_derived_network() -> MlpWeights {
                 weight: HostTensor::new(vec![1, 1], vec![0.5]),
                 bias: Some(HostTensor::new(vec![1], vec![0.25])),
             },
-        ],
+        ]
+        .into(),
         activations: vec![Activation::Relu],
     }
 }

@@ -257,7 +257,8 @@ mod tests {
                     weight: t(vec![2, 1], vec![0.5; 2]),
                     bias: Some(t(vec![1], vec![0.0])),
                 },
-            ],
+            ]
+            .into(),
             activations: vec![Activation::Relu],
         };
         let x = t(vec![1, 2], vec![1.0, 1.0]);

@@ -86,7 +86,7 @@ fn weights_of(
         WeightsLayout::Keras => keras_layers(&st, model)?,
     };
     let weights = MlpWeights {
-        layers,
+        layers: layers.into(),
         activations: model.activations.clone(),
     };
     Ok((weights, layout))

@@ -5,8 +5,10 @@
 //!
 //! The trials of one grid point differ only in their seed, so they run as stacks of networks
 //! ([`run::execute_stack`]): one forward and one backward pass for up to
-//! [`SweepOptions::stack`] trials at a time. Each trial's line is written with one `write`
-//! (whole, or torn and dropped on resume) and the file is synced after every stack.
+//! [`SweepOptions::stack`] trials at a time. Points that differ only in their activations
+//! share each trial's weights, drawn and loaded once (`draws`). Each trial's line is written
+//! with one `write` (whole, or torn and dropped on resume) and the file is synced after every
+//! stack.
 
 use std::collections::HashSet;
 use std::io::{IsTerminal, Write};
@@ -21,9 +23,11 @@ use crate::report::Thresholds;
 use crate::run;
 use crate::summary::{SweepSummary, TrialRecord, summarise};
 
+mod draws;
 mod merge;
 mod units;
 
+use draws::*;
 pub use merge::merge;
 use merge::*;
 use units::*;
@@ -348,24 +352,28 @@ pub fn run_sweep(
     };
     let mut progress = Progress::new(todo.len());
     let budget = stack_budget(crate::config::available_memory());
-    let mut start = 0usize;
-    while start < todo.len() {
-        let point = todo[start].0;
-        let base = sweep.point(point);
-        let limit = opts
-            .stack
-            .unwrap_or_else(|| auto_stack(base, budget))
-            .max(1);
-        let len = todo[start..]
-            .iter()
-            .take(limit)
-            .take_while(|u| u.0 == point)
-            .count();
-        let units = &todo[start..start + len];
-        records.extend(run_units(exp, base, units, backend, opts, &mut log)?);
-        start += len;
-        let finished_point = todo.get(start).is_none_or(|next| next.0 != point);
-        progress.advance(len, finished_point.then_some(point), sweep, err);
+    // Units left per point, for the line that says a point is done.
+    let mut left = std::collections::HashMap::<usize, usize>::new();
+    for u in &todo {
+        *left.entry(u.0).or_default() += 1;
+    }
+    for draw in sweep_plan(&todo, sweep, opts.stack, budget) {
+        let done = run_draw(
+            exp,
+            sweep,
+            &draw,
+            backend,
+            opts,
+            &mut log,
+            |point, units| {
+                let rest = left.get_mut(&point).map_or(0, |n| {
+                    *n -= units;
+                    *n
+                });
+                progress.advance(units, (rest == 0).then_some(point), sweep, err);
+            },
+        )?;
+        records.extend(done);
     }
     progress.finish();
     // What made the record: this process (a resumed sweep's meta.json describes the run that

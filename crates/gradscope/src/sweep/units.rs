@@ -161,53 +161,36 @@ pub(super) struct TrialLog {
     pub(super) written: usize,
 }
 
-/// Run `units` (trials of one point, `base`) as one stack, and append each unit's lines to the
-/// log in trial order; returns their records.
-pub(super) fn run_units(
+/// Run `units` (training trials of one point, `base`): independent runs, in parallel on the
+/// CPU backends (a GPU queue gains nothing from it); the lines are appended to the log in
+/// trial order all the same. Returns their records.
+pub(super) fn run_training_units(
     exp: &Experiment,
     base: &Experiment,
     units: &[(usize, usize)],
     backend: &Backend,
-    opts: &SweepOptions,
     log: &mut TrialLog,
 ) -> Result<Vec<TrialRecord>, SweepError> {
     let trial_exps: Vec<Experiment> = units
         .iter()
         .map(|&(_, trial)| trial_experiment(base, exp.seed, trial))
         .collect();
-    if base.task.train().is_some() {
-        // Training trials are independent runs: in parallel on the CPU backends (a GPU queue
-        // gains nothing from it). The lines are written in trial order all the same.
-        let run = |(&(point, trial), trial_exp): (&(usize, usize), &Experiment)| {
-            training_line(point, trial, trial_exp, backend)
-        };
-        let lines = if backend.kind == crate::backend::BackendKind::Wgpu {
-            units
-                .iter()
-                .zip(&trial_exps)
-                .map(run)
-                .collect::<Result<Vec<_>, _>>()?
-        } else {
-            units
-                .par_iter()
-                .zip(&trial_exps)
-                .map(run)
-                .collect::<Result<Vec<_>, _>>()?
-        };
-        return log.append(lines);
-    }
-    // A sweep over precision measures where each trial leaves the range, from its z_l.
-    let keep_z = base.precision != crate::config::Precision::F32 || exp.sweeps_precision();
-    let outcomes = run::execute_stack(&trial_exps, backend, keep_z)?;
-    // Statistics per trial, in parallel; then the lines are written in trial order.
-    let lines: Vec<(String, Vec<TrialRecord>)> = units
-        .par_iter()
-        .zip(&trial_exps)
-        .zip(outcomes)
-        .map(|((&(point, trial), trial_exp), outcome)| {
-            trial_lines(point, trial, trial_exp, &outcome, opts.thresholds)
-        })
-        .collect::<Result<_, _>>()?;
+    let run = |(&(point, trial), trial_exp): (&(usize, usize), &Experiment)| {
+        training_line(point, trial, trial_exp, backend)
+    };
+    let lines = if backend.kind == crate::backend::BackendKind::Wgpu {
+        units
+            .iter()
+            .zip(&trial_exps)
+            .map(run)
+            .collect::<Result<Vec<_>, _>>()?
+    } else {
+        units
+            .par_iter()
+            .zip(&trial_exps)
+            .map(run)
+            .collect::<Result<Vec<_>, _>>()?
+    };
     log.append(lines)
 }
 

@@ -26,11 +26,11 @@ pub fn teacher(exp: &Experiment) -> Teacher {
     Teacher {
         layers: w
             .layers
-            .into_iter()
+            .iter()
             .map(|l| {
                 let d_out = l.weight.shape[1];
-                let bias = l.bias.map_or(vec![0.0; d_out], |b| b.data);
-                (l.weight.data, bias, d_out)
+                let bias = l.bias.as_ref().map_or(vec![0.0; d_out], |b| b.data.clone());
+                (l.weight.data.clone(), bias, d_out)
             })
             .collect(),
         activations: w.activations,

@@ -28,7 +28,7 @@ fn stack_of_one(arch: &MlpWeights, params: impl IntoIterator<Item = Tensor<3>>) 
     let mut params = params.into_iter();
     let mut weights = Vec::with_capacity(arch.layers.len());
     let mut biases = Vec::with_capacity(arch.layers.len());
-    for layer in &arch.layers {
+    for layer in arch.layers.iter() {
         weights.extend(params.next());
         biases.push(layer.bias.as_ref().and_then(|_| params.next()));
     }

@@ -339,7 +339,9 @@ fn trials_per_stack_do_not_change_a_single_bit() {
     // 1 runs every trial alone. Every trial's record and
     // the summary must be byte-identical: a trial's numbers may not depend on its neighbours.
     // (That a stack of one equals `run` of the same network is checked in
-    // stacked_trials_equal_single_runs.)
+    // stacked_trials_equal_single_runs.) trials.jsonl lists the trials in the order they ran,
+    // which the stack size sets (the points of both activations run side by side on each
+    // chunk of trials): its lines are compared sorted.
     let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     std::fs::write(dir.path().join("s.toml"), SMALL).unwrap_or_else(|e| panic!("{e}"));
     let mut outputs = Vec::new();
@@ -354,19 +356,15 @@ fn trials_per_stack_do_not_change_a_single_bit() {
             String::from_utf8_lossy(&o.stderr)
         );
         let rec = &record_dirs(&dir.path().join(out))[0];
-        outputs.push((
-            out,
-            o.stdout,
-            read(&rec.join("trials.jsonl")),
-            read(&rec.join("summary.json")),
-        ));
+        let mut lines: Vec<String> = read(&rec.join("trials.jsonl"))
+            .lines()
+            .map(str::to_string)
+            .collect();
+        lines.sort();
+        outputs.push((out, o.stdout, lines, read(&rec.join("summary.json"))));
     }
     let (_, stdout, log, summary) = &outputs[0];
-    assert_eq!(
-        log.lines().count(),
-        4 * 7 * 2,
-        "4 points x 7 trials x 2 cases"
-    );
+    assert_eq!(log.len(), 4 * 7 * 2, "4 points x 7 trials x 2 cases");
     for (name, o, l, s) in &outputs[1..] {
         assert_eq!(o, stdout, "--stack {name}: report");
         assert_eq!(l, log, "--stack {name}: trials.jsonl");
@@ -385,6 +383,60 @@ fn trials_per_stack_do_not_change_a_single_bit() {
     );
     let o = run_bin(&["run", "s.toml", "--stack", "0"], dir.path(), &[]);
     assert_eq!(o.status.code(), Some(2));
+}
+
+#[test]
+fn points_sharing_their_weights_give_what_each_gives_alone() {
+    // SMALL's points (relu, 2), (relu, 5), (tanh, 2), (tanh, 5): the two activations of each
+    // depth run on one draw of weights, loaded once. Each activation swept alone (its points
+    // have no partner, so each draws and loads its own) must give every trial's record bit for
+    // bit; its points 0 and 1 are the whole sweep's 0 and 1 (relu) or 2 and 3 (tanh).
+    let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+    let records = |name: &str, text: &str| -> Vec<TrialRecord> {
+        std::fs::write(dir.path().join(format!("{name}.toml")), text)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let o = run_bin(
+            &[
+                "run",
+                &format!("{name}.toml"),
+                "--out",
+                name,
+                "--stack",
+                "3",
+            ],
+            dir.path(),
+            &[],
+        );
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "{name}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let rec = &record_dirs(&dir.path().join(name))[0];
+        read(&rec.join("trials.jsonl"))
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{name}: {e}: {l}")))
+            .collect()
+    };
+    let line = |r: &TrialRecord| serde_json::to_string(r).unwrap_or_else(|e| panic!("{e}"));
+    let mut whole: Vec<String> = records("whole", SMALL).iter().map(line).collect();
+    whole.sort();
+    let mut alone = Vec::new();
+    for (offset, activation) in [(0, "relu"), (2, "tanh")] {
+        let text = SMALL.replace(
+            r#""model.activation" = ["relu", "tanh"]"#,
+            &format!(r#""model.activation" = ["{activation}"]"#),
+        );
+        assert_ne!(text, SMALL);
+        for mut r in records(activation, &text) {
+            r.point += offset;
+            alone.push(line(&r));
+        }
+    }
+    alone.sort();
+    assert_eq!(whole.len(), 4 * 7 * 2);
+    assert_eq!(whole, alone);
 }
 
 #[test]
