@@ -14,6 +14,47 @@ use safetensors::{Dtype, View};
 use crate::config::Experiment;
 use crate::run::{CaseOutcome, Outcome};
 
+/// `tensors` and `metadata` as a safetensors file's bytes, the same bytes for the same
+/// tensors and metadata in every run.
+///
+/// `safetensors::serialize` takes the metadata as a `HashMap` and writes it in the map's
+/// order, which changes from one process to the next. The header is read back and written
+/// again with its keys in order ([`sorted_header`]).
+fn serialize(
+    tensors: Vec<(String, HostView<'_>)>,
+    metadata: HashMap<String, String>,
+) -> std::io::Result<Vec<u8>> {
+    let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
+    sorted_header(bytes)
+}
+
+/// A safetensors file's bytes with its JSON header's keys in order, `__metadata__`'s
+/// included. The header keeps its length (the same keys and values, reordered, in the same
+/// compact form; the padding after it is spaces, as safetensors pads), so the tensors' data and
+/// their offsets do not move.
+fn sorted_header(mut bytes: Vec<u8>) -> std::io::Result<Vec<u8>> {
+    let bad = |why: &str| std::io::Error::other(format!("safetensors header: {why}"));
+    let Some((len, rest)) = bytes.split_first_chunk::<8>() else {
+        return Err(bad("shorter than 8 bytes"));
+    };
+    let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| bad("too long"))?;
+    let header = rest.get(..len).ok_or_else(|| bad("past the end"))?;
+    let mut top: std::collections::BTreeMap<String, serde_json::Value> =
+        serde_json::from_slice(header).map_err(std::io::Error::other)?;
+    if let Some(meta) = top.get_mut("__metadata__") {
+        let sorted: std::collections::BTreeMap<String, serde_json::Value> =
+            serde_json::from_value(meta.take()).map_err(std::io::Error::other)?;
+        *meta = serde_json::to_value(sorted).map_err(std::io::Error::other)?;
+    }
+    let mut json = serde_json::to_vec(&top).map_err(std::io::Error::other)?;
+    if json.len() > len {
+        return Err(bad("longer once sorted"));
+    }
+    json.resize(len, b' ');
+    bytes[8..8 + len].copy_from_slice(&json);
+    Ok(bytes)
+}
+
 /// A host tensor as safetensors stores it: F64 where it was read back from an f64 tensor (an
 /// f64 run's values, past f32's range included), else F32 (the weights and inputs, drawn in
 /// f32, and every tensor of a run below f64).
@@ -90,8 +131,7 @@ pub fn dump(
             .into_iter()
             .map(|(n, t)| (n, HostView(t)))
             .collect();
-        let bytes =
-            safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
+        let bytes = serialize(tensors, metadata)?;
         let path = dir.join(format!("{}.safetensors", case.name));
         crate::record::write_atomic(&path, &bytes)?;
         written.push(path);
@@ -177,7 +217,7 @@ fn write_state(
     for t in &c.optimizer {
         tensors.push((t.name.clone(), HostView(&t.tensor)));
     }
-    let bytes = safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
+    let bytes = serialize(tensors, metadata)?;
     crate::record::write_atomic(path, &bytes)
 }
 
@@ -223,8 +263,7 @@ pub fn write_training_dump(
         for t in &st.optimizer {
             tensors.push((t.name.clone(), HostView(&t.tensor)));
         }
-        let bytes =
-            safetensors::serialize(tensors, Some(metadata)).map_err(std::io::Error::other)?;
+        let bytes = serialize(tensors, metadata)?;
         let path = dir.join(format!("step-{}.safetensors", st.step));
         crate::record::write_atomic(&path, &bytes)?;
         written.push(path);
@@ -233,4 +272,66 @@ pub fn write_training_dump(
     write_trained_weights(&path, exp, backend, outcome)?;
     written.push(path);
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The same tensors and metadata, the metadata's map built in two orders.
+    fn file(order: &[usize]) -> Vec<u8> {
+        let pairs = [
+            ("seed", "1"),
+            ("loss", "sum_squares"),
+            ("backend", "flex"),
+            ("case", "x"),
+        ];
+        let metadata: HashMap<String, String> = order
+            .iter()
+            .map(|&i| (pairs[i].0.to_string(), pairs[i].1.to_string()))
+            .collect();
+        let (w, b) = (
+            HostTensor::new(vec![2, 3], vec![1.0, -2.0, 0.5, 3.0, -0.25, 8.0]),
+            HostTensor::new(vec![3], vec![0.0, 1.0, -1.0]),
+        );
+        let tensors = vec![
+            ("layers.0.weight".to_string(), HostView(&w)),
+            ("layers.0.bias".to_string(), HostView(&b)),
+        ];
+        serialize(tensors, metadata).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn the_same_tensors_and_metadata_give_the_same_bytes() {
+        let first = file(&[0, 1, 2, 3]);
+        for order in [[3, 2, 1, 0], [1, 3, 0, 2], [2, 0, 3, 1]] {
+            assert_eq!(
+                file(&order),
+                first,
+                "metadata inserted in the order {order:?}"
+            );
+        }
+        // Still a safetensors file: the same metadata and tensors read back.
+        let (_, meta) =
+            safetensors::SafeTensors::read_metadata(&first).unwrap_or_else(|e| panic!("{e}"));
+        let m = meta.metadata().clone().unwrap_or_default();
+        assert_eq!(m.get("loss").map(String::as_str), Some("sum_squares"));
+        assert_eq!(m.len(), 4);
+        let st = safetensors::SafeTensors::deserialize(&first).unwrap_or_else(|e| panic!("{e}"));
+        let w = st
+            .tensor("layers.0.weight")
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(w.shape(), [2, 3]);
+        let values: Vec<f32> = w
+            .data()
+            .chunks_exact(4)
+            .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+            .collect();
+        assert_eq!(values, [1.0, -2.0, 0.5, 3.0, -0.25, 8.0]);
+        // The header's metadata is written in key order.
+        let len = u64::from_le_bytes(first[..8].try_into().unwrap_or_default()) as usize;
+        let header = String::from_utf8_lossy(&first[8..8 + len]).into_owned();
+        let at = |k: &str| header.find(&format!("\"{k}\"")).unwrap_or(usize::MAX);
+        assert!(at("backend") < at("case") && at("case") < at("loss") && at("loss") < at("seed"));
+    }
 }
