@@ -5,7 +5,9 @@
 //! initialisers, never from the activation. The sweep draws them once for all such points
 //! (a *group*) and loads them onto the device once: for each chunk of trials, the trials'
 //! weights are drawn, then every point of the group runs its stack of those trials on them.
-//! A point with no partner runs alone, its trials in chunks, as before.
+//! The same holds of points whose models differ in nothing else (a sweep over the loss, the
+//! inputs or the precision: a stack is loaded again where the precision changes). A point with
+//! no partner runs alone, its trials in chunks, as before.
 //!
 //! So `trials.jsonl` lists the units in this order of running, not in grid order. Everything
 //! read from it sorts the records first (`summarise`, `trials.csv`, `merge`), and a trial's
