@@ -63,16 +63,12 @@ pub(super) fn plan(
     for &unit in todo {
         let point = unit.0;
         let (g, p) = *by_point.entry(point).or_insert_with(|| {
-            let g = match key(point) {
-                Some(k) => *by_key.entry(k).or_insert_with(|| {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                }),
-                None => {
-                    groups.push(Vec::new());
-                    groups.len() - 1
-                }
-            };
+            // A new group where the key is new, or where the point has none.
+            let new = groups.len();
+            let g = key(point).map_or(new, |k| *by_key.entry(k).or_insert(new));
+            if g == new {
+                groups.push(Vec::new());
+            }
             groups[g].push((point, Vec::new()));
             (g, groups[g].len() - 1)
         });
