@@ -14,6 +14,7 @@ pub mod mlp;
 pub mod params;
 pub mod rng;
 pub mod stack;
+pub mod sums;
 
 pub use activation::{Activation, ElementOp};
 pub use engine::{Backward, ForwardTrace, Layers, Record};

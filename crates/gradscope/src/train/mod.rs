@@ -415,11 +415,12 @@ fn clipped_norm_host(clipped: &Option<Vec<Tensor<3>>>, norm: f64) -> f64 {
     }
 }
 
-/// The global L2 norm of `grads`, in f64.
+/// The global L2 norm of `grads`, in f64: each tensor's Σg² as the step's sums take it
+/// ([`gradscope_model::sums::squares`]), added in parameter order, so that on a CPU backend it
+/// is the norm a step read from the device bit for bit.
 fn global_norm<'a>(grads: impl Iterator<Item = &'a HostTensor>) -> f64 {
     grads
-        .flat_map(|g| &g.data)
-        .map(|&v| f64::from(v) * f64::from(v))
+        .map(|g| gradscope_model::sums::squares(&g.data))
         .sum::<f64>()
         .sqrt()
 }

@@ -2,35 +2,29 @@
 //! run's report (growth before a failure, layers that died).
 
 use super::*;
+use gradscope_model::sums;
 
 /// ‖values‖₂, max |values| (NaN when a value is NaN, else inf when a value is ±inf) and the
-/// count of non-finite values, in one pass.
+/// count of non-finite values. Σx² is [`sums::squares`], what a step reads of the device, so
+/// that on a CPU backend the host's checks and the device's sums give the same norms.
 pub(super) fn scan(values: &[f32]) -> (f64, f64, usize) {
-    let (mut sum, mut max, mut bad) = (0.0f64, 0.0f32, 0usize);
-    for &v in values {
-        sum += f64::from(v) * f64::from(v);
-        let a = v.abs();
-        max = if a > max { a } else { max };
-        bad += usize::from(!v.is_finite());
-    }
+    let sum = sums::squares(values);
+    let bad = values.iter().filter(|v| !v.is_finite()).count();
     // Squares are ≥ 0: the sum is NaN exactly when a value is.
     let max = if sum.is_nan() {
         f64::NAN
     } else {
-        f64::from(max)
+        f64::from(sums::max_abs(values))
     };
     (sum.sqrt(), max, bad)
 }
 
-/// ‖before‖₂ and ‖after − before‖₂ in one pass.
+/// ‖before‖₂ and ‖after − before‖₂ ([`sums::squares`], [`sums::change_squares`]).
 pub(super) fn norm_and_change(before: &[f32], after: &[f32]) -> (f64, f64) {
-    let (mut norm, mut change) = (0.0f64, 0.0f64);
-    for (&b, &a) in before.iter().zip(after) {
-        let (b, a) = (f64::from(b), f64::from(a));
-        norm += b * b;
-        change += (a - b) * (a - b);
-    }
-    (norm.sqrt(), change.sqrt())
+    (
+        sums::squares(before).sqrt(),
+        sums::change_squares(after, before).sqrt(),
+    )
 }
 
 /// The step's record from its pass, the weights before and after it, the norms, and whether
@@ -96,13 +90,7 @@ pub(super) fn record(
 /// The fraction of units (columns of `a`, `[batch, width]`) that are 0 for every example.
 pub(super) fn dead_fraction(a: &HostTensor) -> f64 {
     let width = a.shape[1];
-    let mut alive = vec![false; width];
-    for row in a.data.chunks(width) {
-        for (alive, v) in alive.iter_mut().zip(row) {
-            *alive |= *v != 0.0;
-        }
-    }
-    alive.iter().filter(|a| !**a).count() as f64 / width.max(1) as f64
+    sums::zero_columns(&a.data, a.shape[0], width) as f64 / width.max(1) as f64
 }
 
 /// The fraction of rows of `output` `[batch, k]` whose largest value (the first of equal

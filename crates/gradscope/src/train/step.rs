@@ -3,11 +3,15 @@
 //!
 //! A step reads twice: after the pass (the loss; per layer Σz², max|z|, Σδ², Σ(∂L/∂W)²,
 //! Σ(∂L/∂b)², ‖W‖² and the count of dead units), and after the update (per parameter Σp² of
-//! the new values, per layer Σ(ΔW)², and the clipped gradients' Σg²). A sum of squares is
-//! finite exactly when every value is finite and the sum does not overflow f32, so an all-finite
-//! read proves the step holds no inf or NaN (every non-finite count is 0). Any other read sends
-//! the step to the host: its tensors are read back and checked value by value, in the order
-//! the computation ran, as before (the exact counts, the origin, the exact f64 norms).
+//! the new values, per layer Σ(ΔW)², and the clipped gradients' Σg²), each in one
+//! [`sums::read`]. On flex and ndarray the sums are taken in place in f64, the very functions
+//! the host's checks take, so a step's record is the one its host checks would make, bit for
+//! bit; on wgpu they are f32 tensor sums. A sum of squares is finite exactly when every value
+//! is finite and the sum does not overflow (f32's range on wgpu; f64's, which no f32 tensor
+//! reaches, on the CPU), so an all-finite read proves the step holds no inf or NaN (every
+//! non-finite count is 0). Any other read sends the step to the host: its tensors are read back
+//! and checked value by value, in the order the computation ran, as before (the exact counts,
+//! the origin).
 
 use burn::tensor::Tensor;
 
@@ -15,10 +19,7 @@ use super::optimizer::Params;
 use super::pass::DevicePass;
 use super::*;
 
-/// Σx² of `t`, `[1]`, in the tensor's type.
-fn sum_sq(t: &Tensor<3>) -> Tensor<1> {
-    t.clone().square().sum()
-}
+use gradscope_model::sums::{self, Sum};
 
 /// Per-layer sums read after a pass.
 pub(super) struct LayerSums {
@@ -45,18 +46,6 @@ pub(super) struct PassSums {
     pub(super) output: Option<HostTensor>,
 }
 
-/// One read of `parts` (each `[1]`) back to the host, as f64.
-fn read(parts: Vec<Tensor<1>>) -> Vec<f64> {
-    if parts.is_empty() {
-        return Vec::new();
-    }
-    HostTensor::from_tensor(Tensor::cat(parts, 0))
-        .data
-        .into_iter()
-        .map(f64::from)
-        .collect()
-}
-
 /// The sums of `pass` over the parameters `params` it ran with (one read); `kernels` are the
 /// indices of each layer's kernel among them ([`kernels_of`]). Without `stats` only the loss
 /// and the sums that check every tensor for non-finite values (z, δ, the gradients). With
@@ -71,26 +60,26 @@ pub(super) fn pass_sums(
     let b = &pass.backward;
     let n = b.deltas.len();
     let grads = pass.grads();
-    let mut parts = vec![pass.loss.clone()];
-    parts.extend(grads.iter().map(sum_sq));
+    let loss = pass.loss.clone().unsqueeze::<3>();
+    let mut parts = vec![Sum::Values(&loss)];
+    parts.extend(grads.iter().map(Sum::Squares));
     for l in 0..n {
-        parts.push(sum_sq(&pass.trace.pre_activations[l]));
-        parts.push(sum_sq(&b.deltas[l]));
+        parts.push(Sum::Squares(&pass.trace.pre_activations[l]));
+        parts.push(Sum::Squares(&b.deltas[l]));
         if stats {
-            parts.push(pass.trace.pre_activations[l].clone().abs().max());
-            parts.push(sum_sq(&params[kernels[l]]));
+            parts.push(Sum::MaxAbs(&pass.trace.pre_activations[l]));
+            parts.push(Sum::Squares(&params[kernels[l]]));
             if l + 1 < n {
-                let a = pass.trace.activations[l].clone();
-                parts.push(a.abs().max_dim(1).equal_elem(0.0).float().sum());
+                parts.push(Sum::ZeroColumns(&pass.trace.activations[l]));
             }
         }
     }
     let sums = parts.len();
     let [_, rows, k] = pass.trace.output.dims();
     if output {
-        parts.push(pass.trace.output.clone().reshape([rows * k]));
+        parts.push(Sum::Values(&pass.trace.output));
     }
-    let mut values = read(parts);
+    let mut values = sums::read(&parts);
     let output = output.then(|| {
         let out = values.split_off(sums.min(values.len()));
         HostTensor::new(vec![rows, k], out.into_iter().map(|v| v as f32).collect())
@@ -148,18 +137,18 @@ pub(super) fn update_sums(
     clipped: Option<&[Tensor<3>]>,
     stats: bool,
 ) -> UpdateSums {
-    let mut parts: Vec<Tensor<1>> = after.iter().map(sum_sq).collect();
+    let mut parts: Vec<Sum<'_, 3>> = after.iter().map(Sum::Squares).collect();
     if stats {
         parts.extend(
             kernels
                 .iter()
-                .map(|&k| after[k].clone().sub(before[k].clone()).square().sum()),
+                .map(|&k| Sum::ChangeSquares(&after[k], &before[k])),
         );
     }
     if let Some(c) = clipped {
-        parts.extend(c.iter().map(sum_sq));
+        parts.extend(c.iter().map(Sum::Squares));
     }
-    let values = read(parts);
+    let values = sums::read(&parts);
     let (param_sq, rest) = values.split_at(after.len());
     let (change_sq, rest) = rest.split_at(if stats { kernels.len() } else { 0 });
     UpdateSums {
@@ -224,5 +213,91 @@ pub(super) fn record_from_sums(
         accuracy: None,
         loss_scale: None,
         skipped: None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::records;
+    use super::*;
+    use crate::backend::{BackendKind, open};
+    use crate::config::{Source, parse};
+
+    /// On flex and ndarray a step's sums are read in place in f64 ([`sums::read`]) and the
+    /// host's checks of the values read back take the same functions: the record a finite step
+    /// makes from its sums is the record the host's checks make, bit for bit (every norm, the
+    /// maxima, the dead fractions, the update ratios, the global norm). Adam with momentum on a
+    /// relu network of hidden widths 20 and 9 (dead units likely), a teacher's batch of 16.
+    #[test]
+    fn on_the_cpu_backends_a_steps_sums_are_its_host_checks_bit_for_bit() {
+        let text = r#"
+name = "sums"
+seed = 3
+loss = "cross_entropy"
+[model]
+input = 6
+hidden = [20, 9]
+output = 4
+activation = "relu"
+[train]
+steps = 3
+batch = 16
+optimizer = "adam"
+learning_rate = 0.01
+data = { kind = "teacher", classes = 4 }
+"#;
+        let exp = parse(Source {
+            path: "sums.toml".into(),
+            text: text.into(),
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+        let Some(train) = exp.task.train() else {
+            panic!("a training config")
+        };
+        let w = crate::run::weights_of(&exp);
+        let kernels = kernels_of(&w);
+        let teacher = teacher(&exp);
+        for kind in [BackendKind::Flex, BackendKind::Ndarray] {
+            let backend = open(kind, None).unwrap_or_else(|e| panic!("{e}"));
+            let device = &backend.plain;
+            let mut params = params_of(&w, device);
+            let mut state = OptimizerState::start(train, &w, None, device);
+            for step in 0..3 {
+                let batch = batch(&exp, train, Some(&teacher), step);
+                let pass = DevicePass::run(&exp, &w, &params, device, &batch);
+                let sums = pass_sums(&pass, &params, &kernels, true, false);
+                assert!(sums.finite, "{kind:?} step {step}");
+                let after = state.step(train, &params, &pass.grads());
+                let update = update_sums(&params, &after, &kernels, None, true);
+                let norm = sums.grad_sq.iter().sum::<f64>().sqrt();
+                let device_record =
+                    record_from_sums(step, &sums, &update.change_sq, (norm, norm), true);
+                let host = pass.to_host(&batch);
+                let host_norm = super::super::global_norm(host.grads.iter().map(|g| &g.tensor));
+                let (before, new) = (host_weights(&w, &params), host_weights(&w, &after));
+                let host_record =
+                    records::record(step, &host, (&before, &new), (host_norm, host_norm), true);
+                let json = |r: &StepRecord| serde_json::to_string(r).unwrap_or_default();
+                assert_eq!(norm.to_bits(), host_norm.to_bits(), "{kind:?} step {step}");
+                assert!(!device_record.layers.is_empty());
+                assert_eq!(
+                    json(&device_record),
+                    json(&host_record),
+                    "{kind:?} step {step}"
+                );
+                for (d, h) in device_record.layers.iter().zip(&host_record.layers) {
+                    let bits = |s: &LayerStep| {
+                        [s.z_l2, s.z_max_abs, s.delta_l2, s.grad_l2, s.weight_l2].map(f64::to_bits)
+                    };
+                    assert_eq!(bits(d), bits(h), "{kind:?} step {step}");
+                    assert_eq!(
+                        d.update_ratio.map(f64::to_bits),
+                        h.update_ratio.map(f64::to_bits)
+                    );
+                    assert_eq!(d.dead_fraction.to_bits(), h.dead_fraction.to_bits());
+                }
+                params = after;
+            }
+        }
     }
 }

@@ -940,7 +940,8 @@ fn training_a_probe_experiment_is_an_error_not_a_panic() {
 }
 
 /// A step stays on the device and the host reads sums of squares, which double as the
-/// non-finite checks. A sum can overflow f32 where every value is finite: kernel 0 of 1e19
+/// non-finite checks. On wgpu they are f32 sums (on flex and ndarray f64 ones, which cannot
+/// overflow here), and a sum can overflow f32 where every value is finite: kernel 0 of 1e19
 /// (kernels 1 and 2 of 1, identity activations, loss mean) gives z_0 = 1e19·Σ_i x_i, about
 /// 3e19, whose square (about 1e39) is past f32's 3.4e38. Such a step must not be called
 /// non-finite: its tensors are read back and checked value by value, and its statistics are

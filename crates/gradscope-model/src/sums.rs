@@ -1,0 +1,393 @@
+//! The few numbers the host reads of tensors it leaves on the device: Σx², max |x|, the count
+//! of columns that are 0 in every row, Σ(a − b)², and where asked the values themselves, all
+//! in one read ([`read`]).
+//!
+//! On the CPU backends (flex, ndarray) a tensor's values already sit in host memory, so the
+//! sums are taken there, in place, in one pass per tensor, in f64: no tensor operation, no
+//! allocation, no copy. Everywhere else (wgpu, other dtypes, a strided view) they are tensor
+//! operations on the device in the tensor's type, concatenated and read back once.
+//!
+//! The host functions ([`squares`], [`change_squares`], [`max_abs`], [`zero_columns`]) are also
+//! what a training step's host checks use on values read back ([`squares`] in a fixed order of
+//! sixteen lanes, not left to right), so that on a CPU backend the sums a step reads and the
+//! norms its host checks compute are the same numbers bit for bit.
+
+// burn-ndarray is deprecated in Burn 0.22, but gradscope still offers it (see dense.rs).
+#![allow(deprecated)]
+
+use burn::backend::ndarray::NdArrayTensor;
+use burn::backend::{BackendTensor, DispatchTensor, DispatchTensorKind};
+use burn::tensor::{DType, Tensor};
+
+/// One thing to read of a tensor.
+#[derive(Clone, Copy)]
+pub enum Sum<'a, const D: usize> {
+    /// Σx², one value.
+    Squares(&'a Tensor<D>),
+    /// max |x|, one value.
+    MaxAbs(&'a Tensor<D>),
+    /// The number of columns (last dimension) that are 0 in every row (the dimension before),
+    /// counted over the leading dimensions: a layer's dead units. One value.
+    ZeroColumns(&'a Tensor<D>),
+    /// Σ(a − b)² of two tensors of one shape (a parameter's change), one value.
+    ChangeSquares(&'a Tensor<D>, &'a Tensor<D>),
+    /// Every value, in row-major order.
+    Values(&'a Tensor<D>),
+}
+
+/// The lanes of [`squares`] and [`change_squares`]: value `i` is added to lane `i mod LANES`,
+/// and the lanes are summed pairwise at the end.
+const LANES: usize = 16;
+
+/// The lanes' sum, pairwise: (l0 + l1) + (l2 + l3), and so on up the tree.
+#[inline(always)]
+fn tree(mut lanes: [f64; LANES]) -> f64 {
+    let mut width = LANES;
+    while width > 1 {
+        width /= 2;
+        for i in 0..width {
+            lanes[i] = lanes[2 * i] + lanes[2 * i + 1];
+        }
+    }
+    lanes[0]
+}
+
+/// Σ f64(x)² over `x` in [`LANES`] lanes.
+#[inline(always)]
+fn squares_in_lanes(x: &[f32]) -> f64 {
+    let mut lanes = [0f64; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            let v = f64::from(v);
+            *lane += v * v;
+        }
+    }
+    for (lane, &v) in lanes.iter_mut().zip(rest) {
+        let v = f64::from(v);
+        *lane += v * v;
+    }
+    tree(lanes)
+}
+
+/// Σ (f64(a) − f64(b))² in [`LANES`] lanes.
+#[inline(always)]
+fn change_in_lanes(a: &[f32], b: &[f32]) -> f64 {
+    let mut lanes = [0f64; LANES];
+    let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (xa, xb) in ca.zip(cb) {
+        for ((lane, &va), &vb) in lanes.iter_mut().zip(xa).zip(xb) {
+            let d = f64::from(va) - f64::from(vb);
+            *lane += d * d;
+        }
+    }
+    for ((lane, &va), &vb) in lanes.iter_mut().zip(ra).zip(rb) {
+        let d = f64::from(va) - f64::from(vb);
+        *lane += d * d;
+    }
+    tree(lanes)
+}
+
+/// max |x| in [`LANES`] lanes (a NaN is passed over; 0 for no values).
+#[inline(always)]
+fn max_abs_in_lanes(x: &[f32]) -> f32 {
+    let mut lanes = [0f32; LANES];
+    let chunks = x.chunks_exact(LANES);
+    let rest = chunks.remainder();
+    for chunk in chunks {
+        for (lane, &v) in lanes.iter_mut().zip(chunk) {
+            let a = v.abs();
+            *lane = if a > *lane { a } else { *lane };
+        }
+    }
+    for (lane, &v) in lanes.iter_mut().zip(rest) {
+        let a = v.abs();
+        *lane = if a > *lane { a } else { *lane };
+    }
+    lanes
+        .into_iter()
+        .fold(0.0, |m, a| if a > m { a } else { m })
+}
+
+/// The functions above compiled for the widest vector instructions the CPU has (pulp's
+/// run-time dispatch): the same f64 operations in the same order on every path, since every
+/// lane is its own sum and Rust never fuses a product and a sum.
+enum Lanes<'a> {
+    Squares(&'a [f32]),
+    Change(&'a [f32], &'a [f32]),
+    MaxAbs(&'a [f32]),
+}
+
+impl pulp::WithSimd for Lanes<'_> {
+    type Output = f64;
+
+    #[inline(always)]
+    fn with_simd<S: pulp::Simd>(self, _: S) -> f64 {
+        match self {
+            Self::Squares(x) => squares_in_lanes(x),
+            Self::Change(a, b) => change_in_lanes(a, b),
+            Self::MaxAbs(x) => f64::from(max_abs_in_lanes(x)),
+        }
+    }
+}
+
+/// Σx² in f64, each value widened and squared in f64, added in [`LANES`] lanes (value `i` to
+/// lane `i mod 16`), the lanes summed pairwise. NaN where a value is NaN, inf where one is
+/// ±inf (no f32 value's square overflows f64, nor a sum of fewer than 2^900 of them).
+pub fn squares(x: &[f32]) -> f64 {
+    pulp::Arch::new().dispatch(Lanes::Squares(x))
+}
+
+/// Σ(a − b)² in f64 over the pairs of `a` and `b` (the shorter's length), in the lanes of
+/// [`squares`].
+pub fn change_squares(a: &[f32], b: &[f32]) -> f64 {
+    let n = a.len().min(b.len());
+    pulp::Arch::new().dispatch(Lanes::Change(&a[..n], &b[..n]))
+}
+
+/// max |x| (NaNs passed over; 0 for no values).
+pub fn max_abs(x: &[f32]) -> f32 {
+    pulp::Arch::new().dispatch(Lanes::MaxAbs(x)) as f32
+}
+
+/// The number of columns of `x` (`[.., rows, cols]`, row-major) that are 0 in every row,
+/// counted over the leading dimensions.
+pub fn zero_columns(x: &[f32], rows: usize, cols: usize) -> usize {
+    let (rows, cols) = (rows.max(1), cols.max(1));
+    let mut alive = vec![false; cols];
+    x.chunks(rows * cols)
+        .map(|matrix| {
+            alive.fill(false);
+            for row in matrix.chunks(cols) {
+                for (alive, v) in alive.iter_mut().zip(row) {
+                    *alive |= *v != 0.0;
+                }
+            }
+            alive.iter().filter(|a| !**a).count()
+        })
+        .sum()
+}
+
+/// What [`read`] gives for `parts`, in order: one value per part, the values of a
+/// [`Sum::Values`].
+///
+/// One read: on flex and ndarray, for f32 tensors laid out row-major, the host functions
+/// above on the values in place; otherwise each part a tensor operation in the tensor's type
+/// (Σx² and Σ(a − b)² as `square().sum()`, max |x| as `abs().max()`, the zero columns as
+/// `abs().max_dim(D − 2).equal_elem(0)` counted), concatenated and read back in one go.
+pub fn read<const D: usize>(parts: &[Sum<'_, D>]) -> Vec<f64> {
+    host_read(parts).unwrap_or_else(|| device_read(parts))
+}
+
+/// [`read`] as tensor operations on the device, one read back: what every backend gives,
+/// and what [`read`] gives where the values are not in host memory.
+pub fn device_read<const D: usize>(parts: &[Sum<'_, D>]) -> Vec<f64> {
+    let pieces: Vec<Tensor<1>> = parts
+        .iter()
+        .map(|p| match *p {
+            Sum::Squares(t) => t.clone().square().sum(),
+            Sum::MaxAbs(t) => t.clone().abs().max(),
+            Sum::ZeroColumns(t) => t
+                .clone()
+                .abs()
+                .max_dim(D.saturating_sub(2))
+                .equal_elem(0.0)
+                .float()
+                .sum(),
+            Sum::ChangeSquares(a, b) => a.clone().sub(b.clone()).square().sum(),
+            Sum::Values(t) => t.clone().flatten::<1>(0, D - 1),
+        })
+        .collect();
+    if pieces.is_empty() {
+        return Vec::new();
+    }
+    let values = Tensor::cat(pieces, 0).into_data();
+    values
+        .convert::<f64>()
+        .try_into_vec::<f64>()
+        .unwrap_or_default()
+}
+
+/// A tensor's values where they sit in host memory: an f32 flex or ndarray tensor laid out
+/// row-major.
+fn host_values(t: &DispatchTensor) -> Option<&[f32]> {
+    match &t.kind {
+        DispatchTensorKind::Flex(BackendTensor::Float(f)) => {
+            let layout = f.layout();
+            if f.dtype() != DType::F32 || !layout.is_contiguous() {
+                return None;
+            }
+            let start = layout.start_offset();
+            f.storage::<f32>()
+                .get(start..start.checked_add(layout.num_elements())?)
+        }
+        DispatchTensorKind::NdArray(BackendTensor::Float(NdArrayTensor::F32(s))) => {
+            // A view of `s`'s own buffer, which lives as long as `s`.
+            s.view().to_slice()
+        }
+        _ => None,
+    }
+}
+
+/// [`read`] on the host, where every tensor's values are in host memory ([`host_values`]).
+fn host_read<const D: usize>(parts: &[Sum<'_, D>]) -> Option<Vec<f64>> {
+    let held: Vec<[Option<DispatchTensor>; 2]> = parts
+        .iter()
+        .map(|p| {
+            let own = |t: &Tensor<D>| Some(t.clone().into_dispatch());
+            match *p {
+                Sum::Squares(t) | Sum::MaxAbs(t) | Sum::ZeroColumns(t) | Sum::Values(t) => {
+                    [own(t), None]
+                }
+                Sum::ChangeSquares(a, b) => [own(a), own(b)],
+            }
+        })
+        .collect();
+    let mut out = Vec::with_capacity(parts.len());
+    for (p, [a, b]) in parts.iter().zip(&held) {
+        let a = host_values(a.as_ref()?)?;
+        match *p {
+            Sum::Squares(_) => out.push(squares(a)),
+            Sum::MaxAbs(_) => out.push(f64::from(max_abs(a))),
+            Sum::ZeroColumns(t) => {
+                let dims = t.dims();
+                let cols = dims[D - 1];
+                let rows = if D >= 2 { dims[D - 2] } else { 1 };
+                out.push(zero_columns(a, rows, cols) as f64);
+            }
+            Sum::ChangeSquares(..) => {
+                let b = host_values(b.as_ref()?)?;
+                if a.len() != b.len() {
+                    return None;
+                }
+                out.push(change_squares(a, b));
+            }
+            Sum::Values(_) => out.extend(a.iter().map(|&v| f64::from(v))),
+        }
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::HostRng;
+    use burn::tensor::{Device, TensorData};
+
+    /// The portable forms (no target feature) against the dispatched ones: the lanes fix the
+    /// order, so the widest vector path the CPU has gives the same bits.
+    #[test]
+    fn every_code_path_gives_the_same_sums() {
+        let mut rng = HostRng::new(11, 0);
+        for n in [0, 1, 15, 16, 17, 100, 3200, 7501] {
+            let a = rng.normals_f32(n, 0.0, 3.0);
+            let b = rng.normals_f32(n, 0.0, 3.0);
+            assert_eq!(squares(&a).to_bits(), squares_in_lanes(&a).to_bits(), "{n}");
+            assert_eq!(
+                change_squares(&a, &b).to_bits(),
+                change_in_lanes(&a, &b).to_bits(),
+                "{n}"
+            );
+            assert_eq!(max_abs(&a).to_bits(), max_abs_in_lanes(&a).to_bits(), "{n}");
+        }
+    }
+
+    /// Against independent computations: left-to-right f64 sums (to 1e-14 relative: f64
+    /// rounding over at most 7501 terms, each ≤ 2^-53 relative), exact where every partial
+    /// sum is an integer, the maximum by `f32::max`, the zero columns counted by hand.
+    #[test]
+    fn the_sums_are_the_sums() {
+        let mut rng = HostRng::new(12, 0);
+        let a = rng.normals_f32(7501, 0.0, 3.0);
+        let b = rng.normals_f32(7501, 0.0, 3.0);
+        let naive: f64 = a.iter().map(|&v| f64::from(v) * f64::from(v)).sum();
+        assert!((squares(&a) - naive).abs() <= 1e-14 * naive);
+        let naive: f64 = a
+            .iter()
+            .zip(&b)
+            .map(|(&x, &y)| (f64::from(x) - f64::from(y)).powi(2))
+            .sum();
+        assert!((change_squares(&a, &b) - naive).abs() <= 1e-14 * naive);
+        // 1² + 2² + … + 100² = 100·101·201/6.
+        let ints: Vec<f32> = (1..=100).map(|i| i as f32).collect();
+        assert_eq!(squares(&ints), 338_350.0);
+        let max = a.iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert_eq!(max_abs(&a), max);
+        assert_eq!(max_abs(&[]), 0.0);
+        // Rows [0, 1, 0], [0, 2, 0], then [3, 0, 0], [0, 0, 0]: two zero columns in the
+        // first matrix, two in the second.
+        let x = [0., 1., 0., 0., 2., 0., 3., 0., 0., 0., 0., 0.];
+        assert_eq!(zero_columns(&x, 2, 3), 4);
+        // A NaN or an inf among the values makes the sum NaN or inf.
+        let mut bad = a.clone();
+        bad[40] = f32::INFINITY;
+        assert_eq!(squares(&bad), f64::INFINITY);
+        bad[41] = f32::NAN;
+        assert!(squares(&bad).is_nan());
+    }
+
+    fn tensor(device: &Device, values: &[f32], shape: [usize; 3]) -> Tensor<3> {
+        Tensor::from_data(TensorData::new(values.to_vec(), shape), device)
+    }
+
+    /// On flex and ndarray the read is taken in place, and gives the host functions' values on
+    /// the tensors' data bit for bit; the device's tensor operations (f32 sums) give the same
+    /// to f32 rounding (1e-5 relative), the same maxima, counts and values exactly. A strided
+    /// view (a transpose) is read on the device and still gives its sums.
+    #[test]
+    fn a_read_in_place_is_the_host_functions_and_the_devices_sums() {
+        let mut rng = HostRng::new(13, 0);
+        let (r, c) = (32, 50);
+        let mut z = rng.normals_f32(r * c, 0.0, 2.0);
+        // Columns 3 and 7 dead, as a relu layer's would be.
+        for row in z.chunks_mut(c) {
+            row[3] = 0.0;
+            row[7] = 0.0;
+        }
+        let w = rng.normals_f32(r * c, 0.0, 0.1);
+        for device in [Device::flex(), Device::ndarray()] {
+            let (tz, tw) = (
+                tensor(&device, &z, [1, r, c]),
+                tensor(&device, &w, [1, r, c]),
+            );
+            let tt = tz.clone().swap_dims(1, 2);
+            let parts = [
+                Sum::Squares(&tz),
+                Sum::MaxAbs(&tz),
+                Sum::ZeroColumns(&tz),
+                Sum::ChangeSquares(&tz, &tw),
+                Sum::Values(&tw),
+                Sum::Squares(&tt),
+            ];
+            let host = host_read(&parts[..5]).expect("flex and ndarray read f32 in place");
+            let mut want = vec![
+                squares(&z),
+                f64::from(max_abs(&z)),
+                2.0,
+                change_squares(&z, &w),
+            ];
+            want.extend(w.iter().map(|&v| f64::from(v)));
+            let bits = |v: &[f64]| v.iter().map(|x| x.to_bits()).collect::<Vec<_>>();
+            assert!(bits(&host) == bits(&want), "{device:?}: {:?}", &host[..4]);
+            assert!(bits(&read(&parts[..5])) == bits(&want), "{device:?}");
+            // One strided tensor sends the whole read to the device.
+            assert!(
+                host_read(&parts).is_none(),
+                "{device:?}: a transpose is strided"
+            );
+            let all = read(&parts);
+            assert!(bits(&all) == bits(&device_read(&parts)), "{device:?}");
+            assert_eq!(all.len(), want.len() + 1);
+            want.push(squares(&z));
+            for (i, (d, h)) in all.iter().zip(&want).enumerate() {
+                let exact = i == 1 || i == 2 || (4..4 + r * c).contains(&i);
+                match exact {
+                    true => assert_eq!(d, h, "{device:?}: part {i}"),
+                    false => assert!((d - h).abs() <= 1e-5 * h.abs(), "{device:?}: {d} {h}"),
+                }
+            }
+        }
+    }
+}
