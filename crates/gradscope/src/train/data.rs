@@ -95,19 +95,93 @@ impl pulp::WithSimd for LayerSums<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) {
-        let rows = self.rows.max(1);
-        for (a_k, w_k) in self
-            .a
-            .chunks_exact(rows)
-            .zip(self.kernel.chunks_exact(self.d_out))
-        {
-            for (z_j, &w) in self.z.chunks_exact_mut(rows).zip(w_k) {
-                for (zr, &ar) in z_j.iter_mut().zip(a_k) {
-                    *zr += ar * w;
-                }
+    fn with_simd<S: pulp::Simd>(self, simd: S) {
+        let Self {
+            z,
+            a,
+            kernel,
+            d_out,
+            rows,
+        } = self;
+        let lanes = S::F32_LANES;
+        let full = rows / lanes * lanes;
+        // The rows in whole vectors: tiles of up to 8 outputs × one vector of rows, whose sums
+        // stay in registers across every k.
+        for r0 in (0..full).step_by(lanes) {
+            let mut j0 = 0;
+            while j0 < d_out {
+                let left = d_out - j0;
+                let tile = Tile {
+                    z: &mut *z,
+                    a,
+                    kernel,
+                    d_out,
+                    rows,
+                    r0,
+                    j0,
+                };
+                j0 += match left {
+                    8.. => tile.run::<S, 8>(simd),
+                    4.. => tile.run::<S, 4>(simd),
+                    2.. => tile.run::<S, 2>(simd),
+                    _ => tile.run::<S, 1>(simd),
+                };
             }
         }
+        // The rows past the last whole vector, one value at a time, k in the same order.
+        for j in 0..d_out {
+            for r in full..rows {
+                let mut acc = z[j * rows + r];
+                for k in 0..a.len() / rows.max(1) {
+                    acc += a[k * rows + r] * kernel[k * d_out + j];
+                }
+                z[j * rows + r] = acc;
+            }
+        }
+    }
+}
+
+/// The sums of outputs `j0 .. j0 + J` over the rows `r0 ..` of one vector (see [`LayerSums`]).
+struct Tile<'a> {
+    z: &'a mut [f32],
+    a: &'a [f32],
+    kernel: &'a [f32],
+    d_out: usize,
+    rows: usize,
+    r0: usize,
+    j0: usize,
+}
+
+impl Tile<'_> {
+    /// z[j][r] += a[k][r]·W[k][j] for each k in turn, J outputs at once: J.
+    #[inline(always)]
+    fn run<S: pulp::Simd, const J: usize>(self, simd: S) -> usize {
+        let Self {
+            z,
+            a,
+            kernel,
+            d_out,
+            rows,
+            r0,
+            j0,
+        } = self;
+        let lanes = S::F32_LANES;
+        let load = |v: &[f32]| -> S::f32s {
+            pulp::bytemuck::pod_read_unaligned(pulp::bytemuck::cast_slice(&v[..lanes]))
+        };
+        let mut acc: [S::f32s; J] = std::array::from_fn(|jj| load(&z[(j0 + jj) * rows + r0..]));
+        for (a_k, w_k) in a.chunks_exact(rows).zip(kernel.chunks_exact(d_out)) {
+            let x = load(&a_k[r0..]);
+            let w = &w_k[j0..j0 + J];
+            for jj in 0..J {
+                acc[jj] = simd.add_f32s(acc[jj], simd.mul_f32s(x, simd.splat_f32s(w[jj])));
+            }
+        }
+        for (jj, acc) in acc.iter().enumerate() {
+            let out = &mut z[(j0 + jj) * rows + r0..][..lanes];
+            out.copy_from_slice(pulp::bytemuck::cast_slice(std::slice::from_ref(acc)));
+        }
+        J
     }
 }
 
@@ -235,6 +309,7 @@ mod tests {
             (vec![10, 100, 50, 25, 10], 32, Activation::Relu),
             (vec![7, 13, 3], 5, Activation::Tanh),
             (vec![3, 1, 4], 1, Activation::Relu),
+            (vec![9, 19, 11], 37, Activation::Relu),
         ] {
             let layers = widths
                 .windows(2)
