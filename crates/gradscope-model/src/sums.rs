@@ -52,8 +52,8 @@ fn tree(mut lanes: [f64; LANES]) -> f64 {
     lanes[0]
 }
 
-/// Σ f64(x)² over `x` in [`LANES`] lanes.
-#[inline(always)]
+/// Σ f64(x)² over `x` in [`LANES`] lanes, portably: value `i` widened, squared and added to
+/// lane `i mod 16`. The reference [`squares`] must match bit for bit.
 fn squares_in_lanes(x: &[f32]) -> f64 {
     let mut lanes = [0f64; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -64,6 +64,12 @@ fn squares_in_lanes(x: &[f32]) -> f64 {
             *lane += v * v;
         }
     }
+    squares_rest(lanes, rest)
+}
+
+/// The values past the last whole chunk added to their lanes, then the lanes' [`tree`].
+#[inline(always)]
+fn squares_rest(mut lanes: [f64; LANES], rest: &[f32]) -> f64 {
     for (lane, &v) in lanes.iter_mut().zip(rest) {
         let v = f64::from(v);
         *lane += v * v;
@@ -71,8 +77,7 @@ fn squares_in_lanes(x: &[f32]) -> f64 {
     tree(lanes)
 }
 
-/// Σ (f64(a) − f64(b))² in [`LANES`] lanes.
-#[inline(always)]
+/// Σ (f64(a) − f64(b))² in [`LANES`] lanes, portably (see [`squares_in_lanes`]).
 fn change_in_lanes(a: &[f32], b: &[f32]) -> f64 {
     let mut lanes = [0f64; LANES];
     let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
@@ -83,6 +88,12 @@ fn change_in_lanes(a: &[f32], b: &[f32]) -> f64 {
             *lane += d * d;
         }
     }
+    change_rest(lanes, ra, rb)
+}
+
+/// [`squares_rest`] for [`change_squares`].
+#[inline(always)]
+fn change_rest(mut lanes: [f64; LANES], ra: &[f32], rb: &[f32]) -> f64 {
     for ((lane, &va), &vb) in lanes.iter_mut().zip(ra).zip(rb) {
         let d = f64::from(va) - f64::from(vb);
         *lane += d * d;
@@ -90,8 +101,7 @@ fn change_in_lanes(a: &[f32], b: &[f32]) -> f64 {
     tree(lanes)
 }
 
-/// max |x| in [`LANES`] lanes (a NaN is passed over; 0 for no values).
-#[inline(always)]
+/// max |x| in [`LANES`] lanes, portably (a NaN is passed over; 0 for no values).
 fn max_abs_in_lanes(x: &[f32]) -> f32 {
     let mut lanes = [0f32; LANES];
     let chunks = x.chunks_exact(LANES);
@@ -102,6 +112,12 @@ fn max_abs_in_lanes(x: &[f32]) -> f32 {
             *lane = if a > *lane { a } else { *lane };
         }
     }
+    max_abs_rest(lanes, rest)
+}
+
+/// [`squares_rest`] for [`max_abs`].
+#[inline(always)]
+fn max_abs_rest(mut lanes: [f32; LANES], rest: &[f32]) -> f32 {
     for (lane, &v) in lanes.iter_mut().zip(rest) {
         let a = v.abs();
         *lane = if a > *lane { a } else { *lane };
@@ -111,45 +127,137 @@ fn max_abs_in_lanes(x: &[f32]) -> f32 {
         .fold(0.0, |m, a| if a > m { a } else { m })
 }
 
-/// The functions above compiled for the widest vector instructions the CPU has (pulp's
-/// run-time dispatch): the same f64 operations in the same order on every path, since every
-/// lane is its own sum and Rust never fuses a product and a sum.
-enum Lanes<'a> {
-    Squares(&'a [f32]),
-    Change(&'a [f32], &'a [f32]),
-    MaxAbs(&'a [f32]),
+/// The whole chunks of the lane functions in AVX-512 registers: lanes 0–7 and 8–15 as two
+/// vectors of f64 (one of f32 for max |x|), each lane the same f64 operations in the same
+/// order as the portable loops (no fused multiply-add), so the same bits. Written out because
+/// the compiler's own vectorising of the portable loops depends on how the crate is split
+/// into codegen units: in the release build it came out in 2-wide registers with shuffles,
+/// three times slower than this.
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod avx512 {
+    use super::LANES;
+    use std::arch::x86_64::*;
+
+    /// Values 0–7 and 8–15 of `chunk` widened to f64.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn widened(chunk: &[f32]) -> (__m512d, __m512d) {
+        assert!(chunk.len() >= LANES);
+        // SAFETY: 16 f32 are in bounds (asserted); the loads are unaligned loads.
+        let (lo, hi) = unsafe {
+            (
+                _mm256_loadu_ps(chunk.as_ptr()),
+                _mm256_loadu_ps(chunk.as_ptr().add(8)),
+            )
+        };
+        (_mm512_cvtps_pd(lo), _mm512_cvtps_pd(hi))
+    }
+
+    /// The lanes as an array.
+    #[inline]
+    #[target_feature(enable = "avx512f")]
+    fn lanes(lo: __m512d, hi: __m512d) -> [f64; LANES] {
+        let mut out = [0f64; LANES];
+        // SAFETY: `out` holds 16 f64; unaligned stores.
+        unsafe {
+            _mm512_storeu_pd(out.as_mut_ptr(), lo);
+            _mm512_storeu_pd(out.as_mut_ptr().add(8), hi);
+        }
+        out
+    }
+
+    /// Only where the CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn squares(x: &[f32]) -> f64 {
+        let (mut lo, mut hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let chunks = x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            let (a, b) = widened(c);
+            lo = _mm512_add_pd(lo, _mm512_mul_pd(a, a));
+            hi = _mm512_add_pd(hi, _mm512_mul_pd(b, b));
+        }
+        super::squares_rest(lanes(lo, hi), rest)
+    }
+
+    /// Only where the CPU has AVX-512F; `a` and `b` of one length.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn change(a: &[f32], b: &[f32]) -> f64 {
+        let (mut lo, mut hi) = (_mm512_setzero_pd(), _mm512_setzero_pd());
+        let (ca, cb) = (a.chunks_exact(LANES), b.chunks_exact(LANES));
+        let (ra, rb) = (ca.remainder(), cb.remainder());
+        for (xa, xb) in ca.zip(cb) {
+            let ((a0, a1), (b0, b1)) = (widened(xa), widened(xb));
+            let (d0, d1) = (_mm512_sub_pd(a0, b0), _mm512_sub_pd(a1, b1));
+            lo = _mm512_add_pd(lo, _mm512_mul_pd(d0, d0));
+            hi = _mm512_add_pd(hi, _mm512_mul_pd(d1, d1));
+        }
+        super::change_rest(lanes(lo, hi), ra, rb)
+    }
+
+    /// Only where the CPU has AVX-512F.
+    #[target_feature(enable = "avx512f")]
+    pub(super) fn max_abs(x: &[f32]) -> f32 {
+        let mut m = _mm512_setzero_ps();
+        let chunks = x.chunks_exact(LANES);
+        let rest = chunks.remainder();
+        for c in chunks {
+            // SAFETY: a chunk holds 16 f32; an unaligned load.
+            let v = _mm512_abs_ps(unsafe { _mm512_loadu_ps(c.as_ptr()) });
+            // MAXPS gives its first operand where it is greater, else its second (a NaN
+            // included): the portable `if a > lane { a } else { lane }`.
+            m = _mm512_max_ps(v, m);
+        }
+        let mut out = [0f32; LANES];
+        // SAFETY: `out` holds 16 f32; an unaligned store.
+        unsafe { _mm512_storeu_ps(out.as_mut_ptr(), m) };
+        super::max_abs_rest(out, rest)
+    }
 }
 
-impl pulp::WithSimd for Lanes<'_> {
-    type Output = f64;
-
-    #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, _: S) -> f64 {
-        match self {
-            Self::Squares(x) => squares_in_lanes(x),
-            Self::Change(a, b) => change_in_lanes(a, b),
-            Self::MaxAbs(x) => f64::from(max_abs_in_lanes(x)),
-        }
-    }
+/// Whether the lane functions may use [`avx512`].
+#[cfg(target_arch = "x86_64")]
+fn has_avx512() -> bool {
+    std::arch::is_x86_feature_detected!("avx512f")
 }
 
 /// Σx² in f64, each value widened and squared in f64, added in [`LANES`] lanes (value `i` to
 /// lane `i mod 16`), the lanes summed pairwise. NaN where a value is NaN, inf where one is
 /// ±inf (no f32 value's square overflows f64, nor a sum of fewer than 2^900 of them).
+#[allow(unsafe_code)]
 pub fn squares(x: &[f32]) -> f64 {
-    pulp::Arch::new().dispatch(Lanes::Squares(x))
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { avx512::squares(x) };
+    }
+    squares_in_lanes(x)
 }
 
 /// Σ(a − b)² in f64 over the pairs of `a` and `b` (the shorter's length), in the lanes of
 /// [`squares`].
+#[allow(unsafe_code)]
 pub fn change_squares(a: &[f32], b: &[f32]) -> f64 {
     let n = a.len().min(b.len());
-    pulp::Arch::new().dispatch(Lanes::Change(&a[..n], &b[..n]))
+    let (a, b) = (&a[..n], &b[..n]);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { avx512::change(a, b) };
+    }
+    change_in_lanes(a, b)
 }
 
 /// max |x| (NaNs passed over; 0 for no values).
+#[allow(unsafe_code)]
 pub fn max_abs(x: &[f32]) -> f32 {
-    pulp::Arch::new().dispatch(Lanes::MaxAbs(x)) as f32
+    #[cfg(target_arch = "x86_64")]
+    if has_avx512() {
+        // SAFETY: the CPU has AVX-512F, checked just above.
+        return unsafe { avx512::max_abs(x) };
+    }
+    max_abs_in_lanes(x)
 }
 
 /// The number of columns of `x` (`[.., rows, cols]`, row-major) that are 0 in every row,
@@ -276,14 +384,31 @@ mod tests {
     use crate::HostRng;
     use burn::tensor::{Device, TensorData};
 
-    /// The portable forms (no target feature) against the dispatched ones: the lanes fix the
-    /// order, so the widest vector path the CPU has gives the same bits.
+    /// The portable forms against the dispatched ones (AVX-512 where the CPU has it): the
+    /// lanes fix the order, so every path gives the same bits, with −0, ±inf and NaN among
+    /// the values too.
     #[test]
     fn every_code_path_gives_the_same_sums() {
+        #[cfg(target_arch = "x86_64")]
+        if !has_avx512() {
+            eprintln!("no AVX-512 on this CPU: the portable sums are checked against themselves");
+        }
         let mut rng = HostRng::new(11, 0);
-        for n in [0, 1, 15, 16, 17, 100, 3200, 7501] {
-            let a = rng.normals_f32(n, 0.0, 3.0);
+        for (n, special) in [0, 1, 15, 16, 17, 100, 3200, 7501]
+            .into_iter()
+            .flat_map(|n| [(n, false), (n, true)])
+        {
+            let mut a = rng.normals_f32(n, 0.0, 3.0);
             let b = rng.normals_f32(n, 0.0, 3.0);
+            if special {
+                for (v, s) in a
+                    .iter_mut()
+                    .step_by(7)
+                    .zip([-0.0, f32::NAN, f32::INFINITY, -1e38])
+                {
+                    *v = s;
+                }
+            }
             assert_eq!(squares(&a).to_bits(), squares_in_lanes(&a).to_bits(), "{n}");
             assert_eq!(
                 change_squares(&a, &b).to_bits(),
