@@ -95,14 +95,8 @@ impl pulp::WithSimd for LayerSums<'_> {
     type Output = ();
 
     #[inline(always)]
-    fn with_simd<S: pulp::Simd>(self, simd: S) {
-        let Self {
-            z,
-            a,
-            kernel,
-            d_out,
-            rows,
-        } = self;
+    fn with_simd<S: pulp::Simd>(mut self, simd: S) {
+        let (rows, d_out) = (self.rows, self.d_out);
         let lanes = S::F32_LANES;
         let full = rows / lanes * lanes;
         // The rows in whole vectors: tiles of up to 8 outputs × one vector of rows, whose sums
@@ -110,29 +104,21 @@ impl pulp::WithSimd for LayerSums<'_> {
         for r0 in (0..full).step_by(lanes) {
             let mut j0 = 0;
             while j0 < d_out {
-                let left = d_out - j0;
-                let tile = Tile {
-                    z: &mut *z,
-                    a,
-                    kernel,
-                    d_out,
-                    rows,
-                    r0,
-                    j0,
-                };
-                j0 += match left {
-                    8.. => tile.run::<S, 8>(simd),
-                    4.. => tile.run::<S, 4>(simd),
-                    2.. => tile.run::<S, 2>(simd),
-                    _ => tile.run::<S, 1>(simd),
+                j0 += match d_out - j0 {
+                    8.. => self.tile::<S, 8>(simd, r0, j0),
+                    4.. => self.tile::<S, 4>(simd, r0, j0),
+                    2.. => self.tile::<S, 2>(simd, r0, j0),
+                    _ => self.tile::<S, 1>(simd, r0, j0),
                 };
             }
         }
         // The rows past the last whole vector, one value at a time, k in the same order.
+        let Self { z, a, kernel, .. } = self;
+        let d_in = a.len() / rows.max(1);
         for j in 0..d_out {
             for r in full..rows {
                 let mut acc = z[j * rows + r];
-                for k in 0..a.len() / rows.max(1) {
+                for k in 0..d_in {
                     acc += a[k * rows + r] * kernel[k * d_out + j];
                 }
                 z[j * rows + r] = acc;
@@ -141,36 +127,23 @@ impl pulp::WithSimd for LayerSums<'_> {
     }
 }
 
-/// The sums of outputs `j0 .. j0 + J` over the rows `r0 ..` of one vector (see [`LayerSums`]).
-struct Tile<'a> {
-    z: &'a mut [f32],
-    a: &'a [f32],
-    kernel: &'a [f32],
-    d_out: usize,
-    rows: usize,
-    r0: usize,
-    j0: usize,
-}
-
-impl Tile<'_> {
-    /// z[j][r] += a[k][r]·W[k][j] for each k in turn, J outputs at once: J.
+impl LayerSums<'_> {
+    /// The sums of outputs `j0 .. j0 + J` over the one vector of rows from `r0`:
+    /// z[j][r] += a[k][r]·W[k][j] for each k in turn, J outputs at once. Returns J.
     #[inline(always)]
-    fn run<S: pulp::Simd, const J: usize>(self, simd: S) -> usize {
-        let Self {
-            z,
-            a,
-            kernel,
-            d_out,
-            rows,
-            r0,
-            j0,
-        } = self;
+    fn tile<S: pulp::Simd, const J: usize>(&mut self, simd: S, r0: usize, j0: usize) -> usize {
+        let (rows, d_out) = (self.rows, self.d_out);
         let lanes = S::F32_LANES;
         let load = |v: &[f32]| -> S::f32s {
             pulp::bytemuck::pod_read_unaligned(pulp::bytemuck::cast_slice(&v[..lanes]))
         };
+        let z = &mut *self.z;
         let mut acc: [S::f32s; J] = std::array::from_fn(|jj| load(&z[(j0 + jj) * rows + r0..]));
-        for (a_k, w_k) in a.chunks_exact(rows).zip(kernel.chunks_exact(d_out)) {
+        for (a_k, w_k) in self
+            .a
+            .chunks_exact(rows)
+            .zip(self.kernel.chunks_exact(d_out))
+        {
             let x = load(&a_k[r0..]);
             let w = &w_k[j0..j0 + J];
             for jj in 0..J {
