@@ -236,6 +236,24 @@ impl Activation {
         }
     }
 
+    /// [`Self::apply_f64`] on each of `values` in place, widened to f64 and rounded back to
+    /// f32: for each value the very result of `apply_f64(f64::from(v)) as f32`. The match on
+    /// the activation is taken once for the slice, not once per value, so that the loop of the
+    /// piecewise-linear ones (relu, leaky relu) is a vector loop.
+    pub fn apply_f64_to_f32s(&self, values: &mut [f32]) {
+        #[inline(always)]
+        fn each(values: &mut [f32], f: impl Fn(f64) -> f64) {
+            for v in values {
+                *v = f(f64::from(*v)) as f32;
+            }
+        }
+        match *self {
+            Self::Relu => each(values, |x| Self::Relu.apply_f64(x)),
+            Self::LeakyRelu { slope } => each(values, |x| Self::LeakyRelu { slope }.apply_f64(x)),
+            a => each(values, |x| a.apply_f64(x)),
+        }
+    }
+
     /// φ'(x) in f64, for the theory (x > 0 picks the branch at a kink: 0 for relu at 0, as
     /// [`Activation::derivative`] takes it).
     pub fn derivative_f64(&self, z: f64) -> f64 {

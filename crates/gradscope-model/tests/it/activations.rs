@@ -314,3 +314,33 @@ fn the_f64_forms_match_the_formulas() {
         }
     }
 }
+
+/// The slice form the teacher takes (`apply_f64_to_f32s`, the match outside the loop) gives
+/// each value `apply_f64(f64::from(v)) as f32` bit for bit, on the grid and on the values
+/// where the forms could part: ±0, ±inf, NaN, the smallest subnormal and f32's extremes;
+/// on 37 values, so that a vector loop's remainder is covered too.
+#[test]
+fn the_slice_form_is_the_value_form_bit_for_bit() {
+    let specials = [
+        0.0,
+        -0.0,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        f32::NAN,
+        f32::from_bits(1),
+        -f32::from_bits(1),
+        f32::MAX,
+        f32::MIN,
+    ];
+    let values: Vec<f32> = grid().into_iter().chain(specials).collect();
+    for a in every_activation() {
+        for part in [&values[..], &values[..37]] {
+            let mut got = part.to_vec();
+            a.apply_f64_to_f32s(&mut got);
+            for (&x, g) in part.iter().zip(&got) {
+                let want = a.apply_f64(f64::from(x)) as f32;
+                assert_eq!(g.to_bits(), want.to_bits(), "{}({x})", a.name());
+            }
+        }
+    }
+}

@@ -64,9 +64,7 @@ impl Teacher {
                 rows,
             });
             if l < last {
-                let act = self.activations[l];
-                z.iter_mut()
-                    .for_each(|v| *v = act.apply_f64(f64::from(*v)) as f32);
+                self.activations[l].apply_f64_to_f32s(&mut z);
             }
             std::mem::swap(&mut a, &mut z);
             d = *d_out;
