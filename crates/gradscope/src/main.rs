@@ -73,15 +73,15 @@ impl<W: std::io::Write> std::io::Write for PipeAware<W> {
 fn main() {
     tune_malloc();
     quiet_wayland_probe();
+    let mut pool = rayon::ThreadPoolBuilder::new().use_current_thread();
     if let Some(n) = cli::pool_threads(
         std::env::var("RAYON_NUM_THREADS").ok().as_deref(),
         std::env::var("SLURM_CPUS_PER_TASK").ok().as_deref(),
     ) {
-        // Fails only if a pool exists already, which it cannot this early.
-        let _ = rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global();
+        pool = pool.num_threads(n);
     }
+    // Fails only if a pool exists already, which it cannot this early.
+    let _ = pool.build_global();
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
