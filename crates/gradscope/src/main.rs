@@ -73,6 +73,10 @@ impl<W: std::io::Write> std::io::Write for PipeAware<W> {
 fn main() {
     tune_malloc();
     quiet_wayland_probe();
+    // The main thread is one of the pool's workers: burn-ndarray wraps every matmul in
+    // `rayon::scope`, which from a thread outside the pool hands the job to a worker and
+    // sleeps on a latch (a futex wake and wait per op, about 60 % of an ndarray training
+    // step's samples before this; benchmarks/README.md, "The main thread in rayon's pool").
     let mut pool = rayon::ThreadPoolBuilder::new().use_current_thread();
     if let Some(n) = cli::pool_threads(
         std::env::var("RAYON_NUM_THREADS").ok().as_deref(),

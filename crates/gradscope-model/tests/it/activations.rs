@@ -344,3 +344,62 @@ fn the_slice_form_is_the_value_form_bit_for_bit() {
         }
     }
 }
+
+/// relu's written-out backward (`Activation::backward`: Burn's `relu_backward` on flex, one
+/// pass over host memory on ndarray) against its rule computed here value by value, bit for
+/// bit: +0 where x ≤ 0 (−0 included), the gradient where x > 0 or x is NaN, so an infinite or
+/// NaN gradient meets a dead unit as +0. On both CPU backends (plain devices, as a training
+/// step runs), row-major and through a transposed view (ndarray's own path then).
+#[test]
+#[allow(deprecated)]
+fn relus_written_out_backward_is_the_mask_rule_bit_for_bit() {
+    let specials = [
+        0.0,
+        -0.0,
+        f32::NAN,
+        f32::INFINITY,
+        f32::NEG_INFINITY,
+        1e-45,
+        -1e-45,
+    ];
+    let mut xs = specials.to_vec();
+    xs.extend(grid());
+    xs.truncate(xs.len() / 4 * 4);
+    let n = xs.len();
+    let gs: Vec<f32> = (0..n)
+        .map(|i| match i % 5 {
+            0 => f32::INFINITY,
+            1 => f32::NAN,
+            2 => -0.0,
+            _ => (i as f32 - 100.0) / 7.0,
+        })
+        .collect();
+    let rule = |x: f32, g: f32| if x <= 0.0 { 0.0f32 } else { g };
+    for (backend, device) in [("ndarray", Device::ndarray()), ("flex", Device::flex())] {
+        let x = Tensor::<1>::from_data(xs.as_slice(), &device).reshape([n / 4, 4]);
+        let g = Tensor::<1>::from_data(gs.as_slice(), &device).reshape([n / 4, 4]);
+        for transposed in [false, true] {
+            let (xt, gt) = if transposed {
+                (x.clone().transpose(), g.clone().transpose())
+            } else {
+                (x.clone(), g.clone())
+            };
+            let want: Vec<u32> = HostTensor::from_tensor(xt.clone())
+                .data
+                .iter()
+                .zip(&HostTensor::from_tensor(gt.clone()).data)
+                .map(|(&x, &g)| rule(x, g).to_bits())
+                .collect();
+            let got: Vec<u32> = HostTensor::from_tensor(Activation::Relu.backward(xt, gt))
+                .data
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            assert_eq!(want.len(), n);
+            assert!(
+                got == want,
+                "{backend}, transposed {transposed}: relu's backward differs"
+            );
+        }
+    }
+}
