@@ -200,8 +200,13 @@ impl Activation {
         use burn::backend::ops::ActivationOps;
         match *self {
             Self::Relu => {
+                let dims = x.dims();
+                let same_shape = dims == grad.dims();
                 let (x, grad) = (x.into_dispatch(), grad.into_dispatch());
-                Tensor::from_dispatch(match relu_backward_ndarray(&x, &grad) {
+                let ours = same_shape
+                    .then(|| relu_backward_ndarray(&x, &grad, dims.to_vec()))
+                    .flatten();
+                Tensor::from_dispatch(match ours {
                     Some(out) => out,
                     None => <Dispatch as ActivationOps<Dispatch>>::relu_backward(x, grad),
                 })
@@ -370,37 +375,33 @@ pub fn sigmoid<const D: usize>(x: Tensor<D>) -> Tensor<D> {
 }
 
 /// Burn's default `relu_backward` (`grad.mask_fill(x <= 0, 0)`: +0 where x ≤ 0, the gradient
-/// where x > 0 or x is NaN) for two f32 ndarray tensors of one shape, both row-major in host
-/// memory, as one pass into a new buffer; `None` for any other pair, which then takes Burn's.
+/// where x > 0 or x is NaN) for two f32 ndarray tensors of the one shape `dims` (the caller
+/// checks it), both row-major in host memory ([`crate::sums::host_values`]), as one pass into
+/// a new buffer; `None` for any other pair, which then takes Burn's.
 #[allow(deprecated)] // burn-ndarray's types, as in dense/ and sums.rs
 fn relu_backward_ndarray(
     x: &burn::backend::DispatchTensor,
     grad: &burn::backend::DispatchTensor,
+    dims: Vec<usize>,
 ) -> Option<burn::backend::DispatchTensor> {
     use burn::backend::ndarray::NdArrayTensor;
     use burn::backend::{
         BackendTensor, DispatchAutodiffContext, DispatchTensor, DispatchTensorKind,
     };
-    fn f32s(t: &DispatchTensor) -> Option<(&[f32], Vec<usize>)> {
-        match &t.kind {
-            DispatchTensorKind::NdArray(BackendTensor::Float(NdArrayTensor::F32(s))) => {
-                let v = s.view();
-                let shape = v.shape().to_vec();
-                Some((v.to_slice()?, shape))
-            }
-            _ => None,
-        }
-    }
-    let ((xs, shape), (gs, g_shape)) = (f32s(x)?, f32s(grad)?);
-    if shape != g_shape {
+    let ndarray = |t: &DispatchTensor| matches!(t.kind, DispatchTensorKind::NdArray(_));
+    if !ndarray(x) || !ndarray(grad) {
         return None;
     }
+    let (xs, gs) = (
+        crate::sums::host_values(x)?,
+        crate::sums::host_values(grad)?,
+    );
     let out: Vec<f32> = xs
         .iter()
         .zip(gs)
         .map(|(&x, &g)| if x <= 0.0 { 0.0 } else { g })
         .collect();
-    let data = burn::tensor::TensorData::new(out, shape);
+    let data = burn::tensor::TensorData::new(out, dims);
     Some(DispatchTensor {
         kind: DispatchTensorKind::NdArray(BackendTensor::Float(NdArrayTensor::from_data(data))),
         autodiff: DispatchAutodiffContext::Disabled,

@@ -320,7 +320,7 @@ pub fn device_read<const D: usize>(parts: &[Sum<'_, D>]) -> Vec<f64> {
 
 /// A tensor's values where they sit in host memory: an f32 flex or ndarray tensor laid out
 /// row-major.
-fn host_values(t: &DispatchTensor) -> Option<&[f32]> {
+pub(crate) fn host_values(t: &DispatchTensor) -> Option<&[f32]> {
     match &t.kind {
         DispatchTensorKind::Flex(BackendTensor::Float(f)) => {
             let layout = f.layout();
