@@ -167,6 +167,94 @@ fn transposed(m: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     t
 }
 
+/// A run's batches in step order, drawn ahead on a second thread where the machine has one:
+/// [`batch`] is a function of the step alone, so the teacher's labels and the input draw
+/// (about a seventh of a small step's time on flex) overlap the steps before them, and every
+/// step gets the batch it would draw itself.
+///
+/// The thread sends [`AHEAD_CHUNK`] steps' batches at a time through a channel that holds one
+/// chunk, so the two threads meet once per chunk, not once per step (waking a blocked
+/// thread is a system call: meeting per step saved nothing, benchmarks/README.md). At most
+/// three chunks exist at once (one being drawn, one sent, one being used) and a chunk holds
+/// at most [`AHEAD_BYTES`] of batches; a batch past that, or a machine of one core, draws each
+/// batch in the step, as without the thread.
+pub(super) struct Ahead<'a> {
+    rx: Option<std::sync::mpsc::Receiver<Vec<Batch>>>,
+    chunk: std::vec::IntoIter<Batch>,
+    draw: (&'a Experiment, &'a Train, Option<&'a Teacher>),
+}
+
+/// The most steps of batches in one chunk of [`Ahead`].
+const AHEAD_CHUNK: usize = 16;
+/// The most bytes of batches in one chunk of [`Ahead`].
+const AHEAD_BYTES: usize = 4 << 20;
+
+/// The steps of one chunk of [`Ahead`] for batches of `batch_bytes` (inputs and targets, f32):
+/// [`AHEAD_CHUNK`], fewer where they would pass [`AHEAD_BYTES`], 0 (no thread) where one batch
+/// does.
+fn chunk_steps(batch_bytes: usize) -> usize {
+    (AHEAD_BYTES / batch_bytes.max(1)).min(AHEAD_CHUNK)
+}
+
+impl<'a> Ahead<'a> {
+    /// The batches of the run's steps `0..train.steps`, their thread spawned in `scope`.
+    pub(super) fn new<'s>(
+        scope: &'s std::thread::Scope<'s, '_>,
+        exp: &'a Experiment,
+        train: &'a Train,
+        teacher: Option<&'a Teacher>,
+    ) -> Self
+    where
+        'a: 's,
+    {
+        let row_bytes = 4 * (exp.model.d_input + exp.model.d_output);
+        let per_chunk = chunk_steps(train.batch.saturating_mul(row_bytes));
+        let cores = std::thread::available_parallelism().map_or(1, usize::from);
+        let rx = (per_chunk > 0 && cores > 1 && train.steps > 1).then(|| {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Batch>>(1);
+            let steps = train.steps;
+            scope.spawn(move || {
+                for first in (0..steps).step_by(per_chunk) {
+                    let chunk = (first..steps.min(first + per_chunk))
+                        .map(|s| batch(exp, train, teacher, s))
+                        .collect();
+                    // The run ended early (a non-finite value): no more batches are wanted.
+                    if tx.send(chunk).is_err() {
+                        break;
+                    }
+                }
+            });
+            rx
+        });
+        Self {
+            rx,
+            chunk: Vec::new().into_iter(),
+            draw: (exp, train, teacher),
+        }
+    }
+
+    /// The batch of `step`, the step after the one asked for before (0 first).
+    pub(super) fn next(&mut self, step: usize) -> Batch {
+        let (exp, train, teacher) = self.draw;
+        let Some(rx) = &self.rx else {
+            return batch(exp, train, teacher, step);
+        };
+        if let Some(b) = self.chunk.next() {
+            return b;
+        }
+        match rx.recv() {
+            Ok(chunk) => {
+                self.chunk = chunk.into_iter();
+                self.chunk
+                    .next()
+                    .unwrap_or_else(|| batch(exp, train, teacher, step))
+            }
+            // The thread ended (it panicked: the scope passes its panic on): draw here.
+            Err(_) => batch(exp, train, teacher, step),
+        }
+    }
+}
+
 /// The batch of `step`, drawn from the seed's batch stream.
 pub fn batch(exp: &Experiment, train: &Train, teacher: Option<&Teacher>, step: usize) -> Batch {
     let b = train.batch;
@@ -234,7 +322,69 @@ pub(super) fn argmax(row: &[f32]) -> usize {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{Source, parse};
     use gradscope_model::Activation;
+
+    /// A teacher run of `steps` steps (the seed network's shape, batch 32).
+    fn teacher_run(steps: usize) -> Experiment {
+        let text = format!(
+            "name = \"ahead\"\nseed = 5\nloss = \"cross_entropy\"\n[model]\ninput = 10\n\
+             hidden = [100, 50, 25]\noutput = 10\nactivation = \"relu\"\n[train]\n\
+             steps = {steps}\nbatch = 32\noptimizer = \"sgd\"\nlearning_rate = 0.01\n\
+             data = {{ kind = \"teacher\", classes = 10 }}\n"
+        );
+        parse(Source {
+            path: "ahead.toml".into(),
+            text,
+        })
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// The batches drawn ahead are the batches each step draws itself, in order, across chunk
+    /// boundaries (40 steps: two whole chunks of 16 and a short one), and a run that stops
+    /// early (a non-finite value) ends the drawing thread instead of waiting on it.
+    #[test]
+    fn batches_drawn_ahead_are_each_steps_own() {
+        let exp = teacher_run(40);
+        let Some(train) = exp.task.train() else {
+            panic!("a training config")
+        };
+        let t = teacher(&exp);
+        assert_eq!(chunk_steps(32 * 4 * 20), AHEAD_CHUNK);
+        std::thread::scope(|scope| {
+            let mut ahead = Ahead::new(scope, &exp, train, Some(&t));
+            if std::thread::available_parallelism().map_or(1, usize::from) > 1 {
+                assert!(ahead.rx.is_some(), "a thread on a machine of two cores");
+            }
+            for step in 0..train.steps {
+                assert_eq!(
+                    ahead.next(step),
+                    batch(&exp, train, Some(&t), step),
+                    "{step}"
+                );
+            }
+        });
+        std::thread::scope(|scope| {
+            let mut ahead = Ahead::new(scope, &exp, train, Some(&t));
+            for step in 0..5 {
+                assert_eq!(
+                    ahead.next(step),
+                    batch(&exp, train, Some(&t), step),
+                    "{step}"
+                );
+            }
+        });
+    }
+
+    /// A chunk holds at most AHEAD_BYTES of batches: fewer steps of large batches, none (each
+    /// batch drawn in its step) where one batch is larger.
+    #[test]
+    fn chunks_are_bounded_in_bytes() {
+        assert_eq!(chunk_steps(AHEAD_BYTES / 3), 3);
+        assert_eq!(chunk_steps(AHEAD_BYTES), 1);
+        assert_eq!(chunk_steps(AHEAD_BYTES + 1), 0);
+        assert_eq!(chunk_steps(0), AHEAD_CHUNK);
+    }
 
     /// The teacher's pass as it was written before, row by row: for each input k, each row's
     /// z_r += a_r[k]·W[k] (skipped where a_r[k] = 0), each z_r starting from the bias.

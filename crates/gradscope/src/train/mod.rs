@@ -235,161 +235,164 @@ fn run_training(
             scaling,
         }
     };
-    for step in 0..train.steps {
-        let batch = batch(exp, train, teacher.as_ref(), step);
-        let compute = Compute {
-            dtype,
-            scale: scaler.as_ref().map(|s| (s.scale(), s.inv_scale())),
-        };
-        let pass = DevicePass::run_in(exp, (&start, &params), device, &batch, compute);
-        let grads = pass.grads();
-        let labels = exp.loss.needs_labels();
-        let mut sums = step::pass_sums(&pass, &params, &kernels, stats, labels);
-        let this = DeviceStep {
-            step,
-            params: params.clone(),
-            state: state.clone(),
-            batch,
-            pass,
-        };
-        let batch_finite =
-            nonfinite(&this.batch.inputs.data) == 0 && nonfinite(&this.batch.targets.data) == 0;
-        // The host's checks, value by value, where the sums do not prove the pass finite.
-        let host = (!(sums.finite && batch_finite && weights_checked)).then(|| {
-            let before = this.weights(&start);
-            let pass = this.pass.to_host(&this.batch);
-            let origin = pass_origin(exp, backend, &before, &this.batch, &pass);
-            (before, pass, origin)
-        });
-        weights_checked = true;
-        let norm = match &host {
-            Some((_, pass, _)) => global_norm(pass.grads.iter().map(|g| &g.tensor)),
-            None => sums.grad_sq.iter().sum::<f64>().sqrt(),
-        };
-        let clipped = match train.clip {
-            Clip::None => None,
-            c => Some(clip(&grads, c, norm)),
-        };
-        // A pass with a non-finite value makes no update. With a dynamic loss scale, a pass
-        // whose gradients hold one is skipped (GradScaler's rule: the gradients decide) and the
-        // run goes on; any other non-finite value ends the run.
-        let failed = host.as_ref().is_some_and(|(_, _, origin)| origin.is_some());
-        let skipped = scaler.as_ref().is_some_and(scaler::Scaler::skips)
-            && host.as_ref().is_some_and(|(_, pass, origin)| {
-                let computed = origin.as_ref().is_some_and(|o| {
-                    matches!(
-                        o.kind,
-                        OriginKind::Forward | OriginKind::Loss | OriginKind::Backward
-                    )
-                });
-                computed && pass.grads.iter().any(|g| nonfinite(&g.tensor.data) > 0)
-            });
-        let after = (!failed).then(|| {
-            let mut next = state.clone();
-            let after = next.step(train, &params, clipped.as_deref().unwrap_or(&grads));
-            (next, after)
-        });
-        let updated = after.as_ref().map(|(_, a)| a);
-        let sums_after = step::update_sums(
-            &params,
-            updated.unwrap_or(&params),
-            &kernels,
-            clipped.as_deref(),
-            stats && updated.is_some(),
-        );
-        let clipped_norm = sums_after.clipped_sq.map_or(norm, f64::sqrt);
-        let mut origin = host.as_ref().and_then(|(_, _, o)| o.clone());
-        let mut after_host = None;
-        if let Some((_, new)) = &after
-            && !sums_after.param_sq.iter().all(|v| v.is_finite())
-        {
-            // The new weights are checked before they replace the old.
-            let w = host_weights(&start, new);
-            origin = update_origin(step, &w);
-            after_host = Some(w);
-        }
-        let mut record = match &host {
-            Some((before, pass, _)) if stats => {
-                let after = match (&after_host, &after) {
-                    (Some(w), _) => w.clone(),
-                    (None, Some((_, new))) => host_weights(&start, new),
-                    (None, None) => before.clone(),
-                };
-                let norms = (norm, clipped_norm_host(&clipped, norm));
-                record(step, pass, (before, &after), norms, !failed)
-            }
-            _ => step::record_from_sums(
+    std::thread::scope(|scope| {
+        let mut batches = Ahead::new(scope, exp, train, teacher.as_ref());
+        for step in 0..train.steps {
+            let batch = batches.next(step);
+            let compute = Compute {
+                dtype,
+                scale: scaler.as_ref().map(|s| (s.scale(), s.inv_scale())),
+            };
+            let pass = DevicePass::run_in(exp, (&start, &params), device, &batch, compute);
+            let grads = pass.grads();
+            let labels = exp.loss.needs_labels();
+            let mut sums = step::pass_sums(&pass, &params, &kernels, stats, labels);
+            let this = DeviceStep {
                 step,
-                &sums,
-                &sums_after.change_sq,
-                (norm, clipped_norm),
-                stats,
-            ),
-        };
-        if let Some(output) = sums.output.take() {
-            record.accuracy = Some(accuracy(&output, &this.batch.targets));
-        }
-        if let Some(s) = scaler.as_mut() {
-            record.loss_scale = Some(s.scale());
-            if s.skips() {
-                record.skipped = Some(skipped);
+                params: params.clone(),
+                state: state.clone(),
+                batch,
+                pass,
+            };
+            let batch_finite =
+                nonfinite(&this.batch.inputs.data) == 0 && nonfinite(&this.batch.targets.data) == 0;
+            // The host's checks, value by value, where the sums do not prove the pass finite.
+            let host = (!(sums.finite && batch_finite && weights_checked)).then(|| {
+                let before = this.weights(&start);
+                let pass = this.pass.to_host(&this.batch);
+                let origin = pass_origin(exp, backend, &before, &this.batch, &pass);
+                (before, pass, origin)
+            });
+            weights_checked = true;
+            let norm = match &host {
+                Some((_, pass, _)) => global_norm(pass.grads.iter().map(|g| &g.tensor)),
+                None => sums.grad_sq.iter().sum::<f64>().sqrt(),
+            };
+            let clipped = match train.clip {
+                Clip::None => None,
+                c => Some(clip(&grads, c, norm)),
+            };
+            // A pass with a non-finite value makes no update. With a dynamic loss scale, a pass
+            // whose gradients hold one is skipped (GradScaler's rule: the gradients decide) and the
+            // run goes on; any other non-finite value ends the run.
+            let failed = host.as_ref().is_some_and(|(_, _, origin)| origin.is_some());
+            let skipped = scaler.as_ref().is_some_and(scaler::Scaler::skips)
+                && host.as_ref().is_some_and(|(_, pass, origin)| {
+                    let computed = origin.as_ref().is_some_and(|o| {
+                        matches!(
+                            o.kind,
+                            OriginKind::Forward | OriginKind::Loss | OriginKind::Backward
+                        )
+                    });
+                    computed && pass.grads.iter().any(|g| nonfinite(&g.tensor.data) > 0)
+                });
+            let after = (!failed).then(|| {
+                let mut next = state.clone();
+                let after = next.step(train, &params, clipped.as_deref().unwrap_or(&grads));
+                (next, after)
+            });
+            let updated = after.as_ref().map(|(_, a)| a);
+            let sums_after = step::update_sums(
+                &params,
+                updated.unwrap_or(&params),
+                &kernels,
+                clipped.as_deref(),
+                stats && updated.is_some(),
+            );
+            let clipped_norm = sums_after.clipped_sq.map_or(norm, f64::sqrt);
+            let mut origin = host.as_ref().and_then(|(_, _, o)| o.clone());
+            let mut after_host = None;
+            if let Some((_, new)) = &after
+                && !sums_after.param_sq.iter().all(|v| v.is_finite())
+            {
+                // The new weights are checked before they replace the old.
+                let w = host_weights(&start, new);
+                origin = update_origin(step, &w);
+                after_host = Some(w);
             }
-            if skipped {
-                if first_skip.is_none() {
-                    first_skip = origin.take().map(|mut o| {
-                        o.step = Some(step as u64);
-                        o
+            let mut record = match &host {
+                Some((before, pass, _)) if stats => {
+                    let after = match (&after_host, &after) {
+                        (Some(w), _) => w.clone(),
+                        (None, Some((_, new))) => host_weights(&start, new),
+                        (None, None) => before.clone(),
+                    };
+                    let norms = (norm, clipped_norm_host(&clipped, norm));
+                    record(step, pass, (before, &after), norms, !failed)
+                }
+                _ => step::record_from_sums(
+                    step,
+                    &sums,
+                    &sums_after.change_sq,
+                    (norm, clipped_norm),
+                    stats,
+                ),
+            };
+            if let Some(output) = sums.output.take() {
+                record.accuracy = Some(accuracy(&output, &this.batch.targets));
+            }
+            if let Some(s) = scaler.as_mut() {
+                record.loss_scale = Some(s.scale());
+                if s.skips() {
+                    record.skipped = Some(skipped);
+                }
+                if skipped {
+                    if first_skip.is_none() {
+                        first_skip = origin.take().map(|mut o| {
+                            o.step = Some(step as u64);
+                            o
+                        });
+                    }
+                    origin = None;
+                }
+                if origin.is_none() {
+                    s.update(skipped);
+                }
+                if s.collapsed() {
+                    origin = Some(Origin {
+                        kind: OriginKind::LossScale,
+                        step: Some(step as u64),
+                        case: "train".into(),
+                        layer: None,
+                        tensor: "loss_scale".into(),
+                        count: s.skips_in_a_row(),
+                        rows: None,
+                        cause: None,
                     });
                 }
-                origin = None;
             }
-            if origin.is_none() {
-                s.update(skipped);
+            on_step(&record);
+            steps.push(record);
+            if let Some(mut o) = origin {
+                o.step = Some(step as u64);
+                let dumps = last
+                    .into_iter()
+                    .chain([this])
+                    .map(|s| s.into_host(train, &start))
+                    .collect();
+                let scaling = scale_end(&scaler, &first_skip);
+                return Ok(finish(&params, &state, steps, Some(o), dumps, scaling));
             }
-            if s.collapsed() {
-                origin = Some(Origin {
-                    kind: OriginKind::LossScale,
-                    step: Some(step as u64),
-                    case: "train".into(),
-                    layer: None,
-                    tensor: "loss_scale".into(),
-                    count: s.skips_in_a_row(),
-                    rows: None,
-                    cause: None,
+            if let Some((next, new)) = after {
+                state = next;
+                params = new;
+            }
+            if let Some(n) = train.checkpoint_every
+                && (step + 1) % n == 0
+            {
+                let weights = host_weights(&start, &params);
+                on_checkpoint(&Checkpoint {
+                    steps: step + 1,
+                    weights: &weights,
+                    optimizer: state.tensors(train, &weights),
+                    optimizer_steps: state.steps as usize,
                 });
             }
+            last = Some(this);
         }
-        on_step(&record);
-        steps.push(record);
-        if let Some(mut o) = origin {
-            o.step = Some(step as u64);
-            let dumps = last
-                .into_iter()
-                .chain([this])
-                .map(|s| s.into_host(train, &start))
-                .collect();
-            let scaling = scale_end(&scaler, &first_skip);
-            return Ok(finish(&params, &state, steps, Some(o), dumps, scaling));
-        }
-        if let Some((next, new)) = after {
-            state = next;
-            params = new;
-        }
-        if let Some(n) = train.checkpoint_every
-            && (step + 1) % n == 0
-        {
-            let weights = host_weights(&start, &params);
-            on_checkpoint(&Checkpoint {
-                steps: step + 1,
-                weights: &weights,
-                optimizer: state.tensors(train, &weights),
-                optimizer_steps: state.steps as usize,
-            });
-        }
-        last = Some(this);
-    }
-    let scaling = scale_end(&scaler, &first_skip);
-    Ok(finish(&params, &state, steps, None, Vec::new(), scaling))
+        let scaling = scale_end(&scaler, &first_skip);
+        Ok(finish(&params, &state, steps, None, Vec::new(), scaling))
+    })
 }
 
 /// How the loss scale ended (none without scaling).
