@@ -10,7 +10,8 @@
 //! `reference::modules_depend_one_way`, reads the sources, test modules cut out by their
 //! braces, and holds them to it):
 //!
-//! 1. `backend`: opening devices;
+//! 1. `alloc`: the binary's allocator (small blocks from mimalloc, large ones from the
+//!    system's); `backend`: opening devices;
 //! 2. `config`: reading, validating and overriding experiments, and the files they name;
 //!    `loss`: every loss, its value and its gradient, defined once; `theory`: what
 //!    mean-field theory predicts from a config;
@@ -23,6 +24,7 @@
 //! 6. `sweep`: running, resuming and merging sweeps; `bench`: the speed workloads;
 //! 7. `cli`: flags, commands and exit codes.
 
+pub mod alloc;
 pub mod backend;
 pub mod bench;
 pub mod cli;

@@ -6,6 +6,10 @@ use std::sync::{Arc, Mutex};
 use clap::Parser;
 use gradscope::cli::{self, Cli, ExitStatus};
 
+/// Small blocks from mimalloc, large ones from glibc ([`gradscope::alloc`]).
+#[global_allocator]
+static ALLOCATOR: gradscope::alloc::SizeRouted = gradscope::alloc::SizeRouted;
+
 /// Keep Mesa's "error: XDG_RUNTIME_DIR is invalid or not set in the environment." off the
 /// user's stderr. libwayland prints it when asked to connect (drivers probe for a display)
 /// while neither `XDG_RUNTIME_DIR` nor `WAYLAND_DISPLAY` is an absolute path; in that case no

@@ -66,9 +66,9 @@ fn the_readme_config_keys_table_matches_the_doc_comments() {
 }
 
 /// The modules of `src/` in the order lib.rs documents: each may use only those before it.
-const MODULE_ORDER: [&str; 19] = [
-    "backend", "config", "loss", "theory", "run", "stats", "range", "origin", "train", "report",
-    "summary", "record", "page", "tensors", "compare", "sweep", "bench", "cli", "main",
+const MODULE_ORDER: [&str; 20] = [
+    "alloc", "backend", "config", "loss", "theory", "run", "stats", "range", "origin", "train",
+    "report", "summary", "record", "page", "tensors", "compare", "sweep", "bench", "cli", "main",
 ];
 
 /// `text` without its `#[cfg(test)]` items: each is cut from the attribute to the brace that
