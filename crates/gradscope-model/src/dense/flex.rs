@@ -11,6 +11,8 @@ use burn::backend::tensor::FloatTensor;
 use burn::tensor::{DType, Shape, TensorData};
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::small::{small_dense, small_weight_backward, small_x_backward};
 use super::{
     DenseBackend, FLEX_OWN_ROUTE_MIN, default_dense, default_weight_backward, default_x_backward,
 };
@@ -29,17 +31,21 @@ impl DenseBackend for Flex {
             }
             // A stack's bias is [T, 1, d_out] already: `default_dense`'s add.
             Some(z) => Self::float_add(z, bias),
-            None => default_dense::<Self>(x, weight, Some(bias)),
+            None => small_dense(&x, &weight, Some(&bias))
+                .unwrap_or_else(|| default_dense::<Self>(x, weight, Some(bias))),
         }
     }
 
     fn dense_no_bias(x: FloatTensor<Self>, weight: FloatTensor<Self>) -> FloatTensor<Self> {
-        big_matmul(&x, &weight).unwrap_or_else(|| default_dense::<Self>(x, weight, None))
+        big_matmul(&x, &weight)
+            .or_else(|| small_dense(&x, &weight, None))
+            .unwrap_or_else(|| default_dense::<Self>(x, weight, None))
     }
 
     fn dense_x_backward(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
         transposed_copy(&weight, &grad)
             .and_then(|weight_t| big_matmul(&grad, &weight_t))
+            .or_else(|| small_x_backward(&weight, &grad))
             .unwrap_or_else(|| default_x_backward::<Self>(weight, grad))
     }
 
@@ -49,8 +55,24 @@ impl DenseBackend for Flex {
             return default_weight_backward::<Self>(x, grad);
         }
         big_matmul(&Self::float_swap_dims(x.clone(), rank - 2, rank - 1), &grad)
+            .or_else(|| small_weight_backward(&x, &grad))
             .unwrap_or_else(|| default_weight_backward::<Self>(x, grad))
     }
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn small_dense(_: &FlexTensor, _: &FlexTensor, _: Option<&FlexTensor>) -> Option<FlexTensor> {
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn small_x_backward(_: &FlexTensor, _: &FlexTensor) -> Option<FlexTensor> {
+    None
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn small_weight_backward(_: &FlexTensor, _: &FlexTensor) -> Option<FlexTensor> {
+    None
 }
 
 /// `lhs · rhs` for f32 flex tensors, 2-D (`[m, k]` · `[k, n]`) or a stack of `T ≥ 2`
@@ -229,13 +251,13 @@ fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use burn::backend::ops::ModuleOps;
 
     use super::*;
     use crate::HostRng;
 
-    fn bits(t: FlexTensor) -> Vec<u32> {
+    pub(in crate::dense) fn bits(t: FlexTensor) -> Vec<u32> {
         let v: Vec<f32> = t.into_data().to_vec().unwrap_or_default();
         v.iter().map(|x| x.to_bits()).collect()
     }
@@ -246,14 +268,14 @@ mod tests {
     }
 
     /// Our product and Burn's, bit for bit.
-    fn same(ours: FlexTensor, burns: FlexTensor, what: &str) {
+    pub(in crate::dense) fn same(ours: FlexTensor, burns: FlexTensor, what: &str) {
         let (ours, burns) = (bits(ours), bits(burns));
         assert_eq!(ours.len(), burns.len(), "{what}: sizes");
         let differ = ours.iter().zip(&burns).filter(|(a, b)| a != b).count();
         assert_eq!(differ, 0, "{what}: {differ} values differ from Burn's");
     }
 
-    fn normals(n: usize, seed: u64) -> Vec<f32> {
+    pub(in crate::dense) fn normals(n: usize, seed: u64) -> Vec<f32> {
         HostRng::new(seed, 0).normals_f32(n, 0.0, 1.0)
     }
 

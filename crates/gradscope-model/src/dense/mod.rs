@@ -12,7 +12,10 @@
 //! sizes included) the same sums in the same order: Burn's results bit for bit. A shape where
 //! gemm picked other kernels for the two layouts would differ in summation order only.
 //!
-//! Every other backend, and flex below [`FLEX_OWN_ROUTE_MIN`], runs Burn's own `linear`,
+//! Below [`FLEX_OWN_ROUTE_MIN`], one network's products on flex are written out in AVX-512
+//! where the CPU has it and gemm sums them as one chain per value (`small.rs`: the seed
+//! network's layers, a training step's products): Burn's bits without gemm's set-up.
+//! Every other backend, and flex's other small products, run Burn's own `linear`,
 //! `linear_x_backward`, `linear_weight_backward` and `linear_bias_backward` unchanged; the
 //! autodiff wrapper below is Burn's (burn-autodiff 0.22.1, `ModuleOps::linear`) with those
 //! calls routed through this trait.
@@ -164,6 +167,9 @@ fn default_weight_backward<B: DenseBackend>(
 }
 
 mod flex;
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_code)]
+mod small;
 
 impl DenseBackend for NdArray {}
 impl DenseBackend for Cube {}
