@@ -298,6 +298,39 @@ pub(super) mod tests {
         assert!(transpose(&[], 0, 5).is_empty());
     }
 
+    /// A layer's products on flex (`Flex::dense` with and without the bias, ∂L/∂x, ∂L/∂W) and
+    /// Burn's (`linear`, `linear_x_backward`, `linear_weight_backward`) bit for bit, given its
+    /// input, kernel, bias and the gradient ∂L/∂z (`at` names the case).
+    pub(in crate::dense) fn layer_is_burns(
+        x: &dyn Fn() -> FlexTensor,
+        w: &dyn Fn() -> FlexTensor,
+        bias: &dyn Fn() -> FlexTensor,
+        g: &dyn Fn() -> FlexTensor,
+        at: &str,
+    ) {
+        let linear = <Flex as ModuleOps<Flex>>::linear;
+        same(
+            Flex::dense(x(), w(), bias()),
+            linear(x(), w(), Some(bias())),
+            &format!("{at}: x·W + b"),
+        );
+        same(
+            Flex::dense_no_bias(x(), w()),
+            linear(x(), w(), None),
+            &format!("{at}: x·W"),
+        );
+        same(
+            Flex::dense_x_backward(w(), g()),
+            <Flex as ModuleOps<Flex>>::linear_x_backward(w(), g()),
+            &format!("{at}: ∂L/∂x"),
+        );
+        same(
+            Flex::dense_weight_backward(x(), g()),
+            <Flex as ModuleOps<Flex>>::linear_weight_backward(x(), g()),
+            &format!("{at}: ∂L/∂W"),
+        );
+    }
+
     /// The three products of a layer on flex's own route against Burn's, at sizes where
     /// flex takes its own: the forward z = x·W + b, ∂L/∂x and ∂L/∂W.
     #[test]
@@ -320,27 +353,7 @@ pub(super) mod tests {
                 transposed_copy(&w(), &g()).is_some(),
                 "{at}: the copy of Wᵀ"
             );
-            let linear = <Flex as ModuleOps<Flex>>::linear;
-            same(
-                Flex::dense(x(), w(), bias()),
-                linear(x(), w(), Some(bias())),
-                &format!("{at}: x·W + b"),
-            );
-            same(
-                Flex::dense_no_bias(x(), w()),
-                linear(x(), w(), None),
-                &format!("{at}: x·W"),
-            );
-            same(
-                Flex::dense_x_backward(w(), g()),
-                <Flex as ModuleOps<Flex>>::linear_x_backward(w(), g()),
-                &format!("{at}: ∂L/∂x"),
-            );
-            same(
-                Flex::dense_weight_backward(x(), g()),
-                <Flex as ModuleOps<Flex>>::linear_weight_backward(x(), g()),
-                &format!("{at}: ∂L/∂W"),
-            );
+            layer_is_burns(&x, &w, &bias, &g, &at);
         }
         // Below the threshold, Burn's own route.
         let (w, g) = (tensor(100, 1, [10, 10]), tensor(10, 2, [1, 10]));

@@ -298,11 +298,8 @@ impl Tile<'_> {
 
 #[cfg(test)]
 mod tests {
-    use burn::backend::Flex;
-    use burn::backend::ops::ModuleOps;
-
-    use super::super::flex::tests::{normals, same};
-    use super::super::{DenseBackend, FLEX_OWN_ROUTE_MIN};
+    use super::super::FLEX_OWN_ROUTE_MIN;
+    use super::super::flex::tests::{layer_is_burns, normals};
     use super::*;
 
     /// `n` normals from `seed` with the values floating point treats apart among them: ±0,
@@ -355,7 +352,6 @@ mod tests {
                 let g = || FlexTensor::from_data(TensorData::new(v(b * d_out, 2), [b, d_out]));
                 let at = format!("{b}x{d_in}x{d_out}, leading −0s {zero_row}");
                 assert!(b * d_in * d_out < FLEX_OWN_ROUTE_MIN, "{at}");
-                let linear = <Flex as ModuleOps<Flex>>::linear;
                 // (forward, ∂L/∂x, ∂L/∂W): whether each is a chained product.
                 let routes = [
                     chained(b, d_in, d_out),
@@ -374,26 +370,7 @@ mod tests {
                     "{at}"
                 );
                 taken += routes.iter().filter(|r| **r).count();
-                same(
-                    Flex::dense(x(), w(), bias()),
-                    linear(x(), w(), Some(bias())),
-                    &format!("{at}: x·W + b"),
-                );
-                same(
-                    Flex::dense_no_bias(x(), w()),
-                    linear(x(), w(), None),
-                    &format!("{at}: x·W"),
-                );
-                same(
-                    Flex::dense_x_backward(w(), g()),
-                    <Flex as ModuleOps<Flex>>::linear_x_backward(w(), g()),
-                    &format!("{at}: ∂L/∂x"),
-                );
-                same(
-                    Flex::dense_weight_backward(x(), g()),
-                    <Flex as ModuleOps<Flex>>::linear_weight_backward(x(), g()),
-                    &format!("{at}: ∂L/∂W"),
-                );
+                layer_is_burns(&x, &w, &bias, &g, &at);
             }
         }
         assert!(taken >= 40, "the small route ran {taken} times");
