@@ -14,7 +14,8 @@ use rayon::prelude::*;
 #[cfg(target_arch = "x86_64")]
 use super::small::{small_dense, small_weight_backward, small_x_backward};
 use super::{
-    DenseBackend, FLEX_OWN_ROUTE_MIN, default_dense, default_weight_backward, default_x_backward,
+    DenseBackend, FLEX_OWN_ROUTE_MIN, default_bias_backward, default_dense,
+    default_weight_backward, default_x_backward,
 };
 
 impl DenseBackend for Flex {
@@ -58,6 +59,39 @@ impl DenseBackend for Flex {
             .or_else(|| small_weight_backward(&x, &grad))
             .unwrap_or_else(|| default_weight_backward::<Self>(x, grad))
     }
+
+    fn dense_bias_backward(grad: FloatTensor<Self>) -> FloatTensor<Self> {
+        column_sums(&grad).unwrap_or_else(|| default_bias_backward::<Self>(grad))
+    }
+}
+
+/// ∂L/∂b of one network, `[1, rows, cols]` → `[1, 1, cols]`: each column summed over the rows
+/// from +0 in row order, as burn-flex's `sum_dim` over the first dimension of a contiguous
+/// f32 tensor sums it (its `scatter_add_f32` kernel: the accumulator row starts at zero and
+/// each row is added to it in turn), so Burn's `linear_bias_backward` bit for bit
+/// (`bias_gradients_are_burns_bit_for_bit`), without its reshapes and kernel set-up. `None`
+/// for anything else (a stack of several, another dtype, a view that is not contiguous).
+fn column_sums(grad: &FlexTensor) -> Option<FlexTensor> {
+    let l = grad.layout();
+    let shape = l.shape();
+    let one = shape.num_dims() == 3 && shape[0] == 1;
+    if !(one && grad.dtype() == DType::F32 && l.is_contiguous()) {
+        return None;
+    }
+    let (rows, cols) = (shape[1], shape[2]);
+    let values = grad
+        .storage::<f32>()
+        .get(l.start_offset()..l.start_offset() + rows * cols)?;
+    let mut sums = vec![0f32; cols];
+    for row in values.chunks_exact(cols.max(1)) {
+        for (s, v) in sums.iter_mut().zip(row) {
+            *s += v;
+        }
+    }
+    Some(FlexTensor::from_data(TensorData::new(
+        sums,
+        Shape::new([1, 1, cols]),
+    )))
 }
 
 #[cfg(not(target_arch = "x86_64"))]
@@ -329,6 +363,47 @@ pub(super) mod tests {
             <Flex as ModuleOps<Flex>>::linear_weight_backward(x(), g()),
             &format!("{at}: ∂L/∂W"),
         );
+    }
+
+    /// ∂L/∂b of one network on flex ([`column_sums`]) against Burn's `linear_bias_backward`,
+    /// bit for bit: odd widths and batches, ±0 (a column of −0s sums to +0 from +0), ±inf,
+    /// NaN and a subnormal; and a stack of several, or a transposed view, takes Burn's.
+    #[test]
+    fn bias_gradients_are_burns_bit_for_bit() {
+        for (rows, cols) in [
+            (32, 100),
+            (32, 50),
+            (32, 25),
+            (32, 10),
+            (1, 7),
+            (33, 17),
+            (5, 1),
+        ] {
+            let mut v = normals(rows * cols, 9);
+            for (i, x) in [0.0, -0.0, f32::INFINITY, f32::NEG_INFINITY, f32::NAN, 1e-40]
+                .into_iter()
+                .enumerate()
+            {
+                let at = (i * 7919) % v.len();
+                v[at] = x;
+            }
+            // The first column all −0.
+            for r in 0..rows {
+                v[r * cols] = -0.0;
+            }
+            let g = || FlexTensor::from_data(TensorData::new(v.clone(), [1, rows, cols]));
+            let at = format!("[1, {rows}, {cols}]");
+            assert!(column_sums(&g()).is_some(), "{at}: the written-out sums");
+            same(
+                Flex::dense_bias_backward(g()),
+                default_bias_backward::<Flex>(g()),
+                &at,
+            );
+        }
+        let stack = tensor(2 * 4 * 3, 1, [2, 4, 3]);
+        assert!(column_sums(&stack).is_none());
+        let view = Flex::float_swap_dims(tensor(12, 1, [1, 4, 3]), 1, 2);
+        assert!(column_sums(&view).is_none());
     }
 
     /// The three products of a layer on flex's own route against Burn's, at sizes where

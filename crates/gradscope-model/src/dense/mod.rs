@@ -72,15 +72,21 @@ pub trait DenseBackend: Backend {
 
     /// ∂L/∂b: `grad` summed over the batch (`[d_out]`, or `[T, 1, d_out]` for a stack).
     fn dense_bias_backward(grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        match grad.rank() {
-            3 if one_network::<Self>(&grad) => {
-                let d_out = grad.shape()[2];
-                let b = Self::linear_bias_backward(without_trials::<Self>(grad));
-                Self::float_reshape(b, Shape::new([1, 1, d_out]))
-            }
-            3 => Self::float_sum_dim(grad, 1),
-            _ => Self::linear_bias_backward(grad),
+        default_bias_backward::<Self>(grad)
+    }
+}
+
+/// Burn's ∂L/∂b ([`DenseBackend::dense_bias_backward`]): `linear_bias_backward` for one network
+/// (a stack of one reshaped around it), the sum over the batch dimension for a stack.
+fn default_bias_backward<B: DenseBackend>(grad: FloatTensor<B>) -> FloatTensor<B> {
+    match grad.rank() {
+        3 if one_network::<B>(&grad) => {
+            let d_out = grad.shape()[2];
+            let b = B::linear_bias_backward(without_trials::<B>(grad));
+            B::float_reshape(b, Shape::new([1, 1, d_out]))
         }
+        3 => B::float_sum_dim(grad, 1),
+        _ => B::linear_bias_backward(grad),
     }
 }
 
