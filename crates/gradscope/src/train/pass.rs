@@ -123,8 +123,7 @@ impl DevicePass {
         let [_, rows, k] = trace.output.dims();
         // The losses take one network's `[batch, k]` output.
         let output = widen(trace.output.clone()).reshape([rows, k]);
-        let loss = crate::loss::value(exp.loss, output.clone(), &batch.targets);
-        let mut delta = crate::loss::gradient(exp.loss, output, &batch.targets);
+        let (loss, mut delta) = crate::loss::value_and_gradient(exp.loss, output, &batch.targets);
         if let Some((scale, _)) = compute.scale {
             delta = delta.mul_scalar(scale);
         }
