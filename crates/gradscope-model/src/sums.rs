@@ -264,16 +264,17 @@ pub fn max_abs(x: &[f32]) -> f32 {
 /// counted over the leading dimensions.
 pub fn zero_columns(x: &[f32], rows: usize, cols: usize) -> usize {
     let (rows, cols) = (rows.max(1), cols.max(1));
-    let mut alive = vec![false; cols];
+    // Bytes, not bools: `|=` of a comparison into bytes compiles to vector compares.
+    let mut alive = vec![0u8; cols];
     x.chunks(rows * cols)
         .map(|matrix| {
-            alive.fill(false);
+            alive.fill(0);
             for row in matrix.chunks(cols) {
                 for (alive, v) in alive.iter_mut().zip(row) {
-                    *alive |= *v != 0.0;
+                    *alive |= u8::from(*v != 0.0);
                 }
             }
-            alive.iter().filter(|a| !**a).count()
+            alive.iter().filter(|a| **a == 0).count()
         })
         .sum()
 }
@@ -445,6 +446,8 @@ mod tests {
         // first matrix, two in the second.
         let x = [0., 1., 0., 0., 2., 0., 3., 0., 0., 0., 0., 0.];
         assert_eq!(zero_columns(&x, 2, 3), 4);
+        // A -0 is zero and a NaN is not (`v != 0.0`): rows [-0, NaN, 0] leave columns 0 and 2.
+        assert_eq!(zero_columns(&[-0.0, f32::NAN, 0.0], 1, 3), 2);
         // A NaN or an inf among the values makes the sum NaN or inf.
         let mut bad = a.clone();
         bad[40] = f32::INFINITY;
