@@ -6,6 +6,7 @@
 //! parameters by name. It does no TOML, CLI or printing.
 
 pub mod activation;
+pub mod cross_entropy;
 pub mod dense;
 pub mod engine;
 pub mod host;

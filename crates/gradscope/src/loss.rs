@@ -77,7 +77,9 @@ fn cross_entropy_gradient(output: Tensor<2>, onehot: Tensor<2>) -> Tensor<2> {
 }
 
 /// [`value`] and [`gradient`] of one output, as a training step takes them: the same
-/// tensors, the labels' one-hot rows built and uploaded once for the stable cross-entropy.
+/// tensors, the labels' one-hot rows built and uploaded once for the stable cross-entropy, and
+/// on flex the stable cross-entropy's ops in one host pass where they give the same bits
+/// ([`gradscope_model::cross_entropy`]).
 pub fn value_and_gradient(
     loss: Loss,
     output: Tensor<2>,
@@ -86,6 +88,11 @@ pub fn value_and_gradient(
     let [b, k] = output.dims();
     match loss {
         Loss::CrossEntropy if has_labels(targets, b) => {
+            if let Some(both) =
+                gradscope_model::cross_entropy::cross_entropy(&output, &targets.data)
+            {
+                return both;
+            }
             let onehot = onehot(targets, k, &output.device());
             (
                 cross_entropy(output.clone(), onehot.clone()),
@@ -272,6 +279,138 @@ mod tests {
                     "{at}: gradient"
                 );
             }
+        }
+    }
+
+    /// Flex's host pass for the stable cross-entropy ([`gradscope_model::cross_entropy`]) is
+    /// the tensor ops of [`cross_entropy`] and [`cross_entropy_gradient`] bit for bit: rows
+    /// shorter than, as long as and longer than a vector of every width flex may pick (1 to
+    /// 129 classes), logits at scale 30 (whose exps underflow to 0), a row of equal logits,
+    /// rows with exact +0s, with −0s and a row whose max is −0. Where it cannot promise that
+    /// (a NaN, an infinity, a row of max 0 holding both zeros, a label past the last class, an
+    /// ndarray tensor) it gives way to the ops, and a training step's loss is still theirs.
+    #[test]
+    fn flexs_host_cross_entropy_is_the_ops_bit_for_bit() {
+        let flex = open(BackendKind::Flex, None).unwrap_or_else(|e| panic!("{e}"));
+        let bits = |t: HostTensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+        let ops = |out: &HostTensor, labels: &HostTensor, dev: &burn::tensor::Device| {
+            let [b, k] = [out.shape[0], out.shape[1]];
+            let x = || out.to_device::<2>(dev);
+            (
+                bits(HostTensor::from_tensor(cross_entropy(
+                    x(),
+                    onehot(labels, k, dev),
+                ))),
+                bits(HostTensor::from_tensor(cross_entropy_gradient(
+                    x(),
+                    onehot(labels, k, dev),
+                ))),
+                b,
+            )
+        };
+        let mut rng = gradscope_model::HostRng::new(11, 0);
+        let mut checked = 0;
+        for (b, k) in [
+            (1, 1),
+            (1, 2),
+            (2, 3),
+            (3, 10),
+            (32, 10),
+            (7, 16),
+            (5, 17),
+            (4, 33),
+            (3, 129),
+            (65, 10),
+            (64, 33),
+            (64, 129),
+        ]
+        .into_iter()
+        // A row alone, whose value is its own log-softmax at the label: the row sum's order
+        // shows in it, where a batch's mean rounds it away.
+        .chain((0..40).flat_map(|_| [(1, 33), (1, 129)]))
+        {
+            for scale in [1.0, 30.0, 1e-3] {
+                let mut x = rng.normals_f32(b * k, 0.0, scale);
+                if b >= 3 && k >= 3 {
+                    x[..k].fill(0.25); // equal logits
+                    x[k] = 0.0; // a +0 beside positive values
+                    x[2 * k + 1] = -0.0;
+                }
+                if b >= 4 && k >= 2 {
+                    // A row of max −0: −0 and negatives only.
+                    for (j, v) in x[3 * k..4 * k].iter_mut().enumerate() {
+                        *v = if j == 1 { -0.0 } else { -v.abs() - 1.0 };
+                    }
+                }
+                let out = HostTensor::new(vec![b, k], x);
+                let labels =
+                    HostTensor::new(vec![b], (0..b).map(|r| ((r * 7 + 3) % k) as f32).collect());
+                let at = format!("[{b}, {k}] at scale {scale}");
+                let (value, grad) = gradscope_model::cross_entropy::cross_entropy(
+                    &out.to_device::<2>(&flex.plain),
+                    &labels.data,
+                )
+                .unwrap_or_else(|| panic!("{at}: the host pass gave way"));
+                let (want_value, want_grad, _) = ops(&out, &labels, &flex.plain);
+                assert_eq!(
+                    bits(HostTensor::from_tensor(value)),
+                    want_value,
+                    "{at}: value"
+                );
+                assert_eq!(
+                    bits(HostTensor::from_tensor(grad)),
+                    want_grad,
+                    "{at}: gradient"
+                );
+                checked += 1;
+            }
+        }
+        assert_eq!(checked, (12 + 80) * 3);
+        // Where the host pass gives way, and value_and_gradient is the ops all the same.
+        let nd = open(BackendKind::Ndarray, None).unwrap_or_else(|e| panic!("{e}"));
+        let row = |v: [f32; 3]| HostTensor::new(vec![2, 3], [v, [1.0, -2.0, 0.5]].concat());
+        let two = HostTensor::new(vec![2], vec![0.0, 2.0]);
+        for (out, labels, dev, what) in [
+            (row([f32::NAN, 1.0, 0.0]), &two, &flex.plain, "a NaN"),
+            (
+                row([f32::INFINITY, 1.0, 0.0]),
+                &two,
+                &flex.plain,
+                "an infinity",
+            ),
+            (
+                row([0.0, -0.0, -1.0]),
+                &two,
+                &flex.plain,
+                "max 0 with +0 and -0",
+            ),
+            (
+                row([1.0, 2.0, 3.0]),
+                &HostTensor::new(vec![2], vec![0.0, 3.0]),
+                &flex.plain,
+                "label 3 of 3",
+            ),
+            (row([1.0, 2.0, 3.0]), &two, &nd.plain, "ndarray"),
+        ] {
+            let x = || out.to_device::<2>(dev);
+            if what != "label 3 of 3" {
+                let (v, g) = value_and_gradient(Loss::CrossEntropy, x(), labels);
+                let (want_value, want_grad, _) = ops(&out, labels, dev);
+                assert_eq!(
+                    bits(HostTensor::from_tensor(v)),
+                    want_value,
+                    "{what}: value"
+                );
+                assert_eq!(
+                    bits(HostTensor::from_tensor(g)),
+                    want_grad,
+                    "{what}: gradient"
+                );
+            }
+            assert!(
+                gradscope_model::cross_entropy::cross_entropy(&x(), &labels.data).is_none(),
+                "{what}: the host pass should give way"
+            );
         }
     }
 }
