@@ -292,21 +292,31 @@ mod tests {
     #[test]
     fn flexs_host_cross_entropy_is_the_ops_bit_for_bit() {
         let flex = open(BackendKind::Flex, None).unwrap_or_else(|e| panic!("{e}"));
-        let bits = |t: HostTensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
-        let ops = |out: &HostTensor, labels: &HostTensor, dev: &burn::tensor::Device| {
-            let [b, k] = [out.shape[0], out.shape[1]];
+        // `got` is the ops' value and gradient of `out` against `labels`, bit for bit.
+        let is_ops = |got: (Tensor<1>, Tensor<2>),
+                      out: &HostTensor,
+                      labels: &HostTensor,
+                      dev: &burn::tensor::Device,
+                      at: &str| {
+            let k = out.shape[1];
             let x = || out.to_device::<2>(dev);
-            (
-                bits(HostTensor::from_tensor(cross_entropy(
-                    x(),
-                    onehot(labels, k, dev),
-                ))),
-                bits(HostTensor::from_tensor(cross_entropy_gradient(
-                    x(),
-                    onehot(labels, k, dev),
-                ))),
-                b,
-            )
+            let want_value = cross_entropy(x(), onehot(labels, k, dev));
+            let want_grad = cross_entropy_gradient(x(), onehot(labels, k, dev));
+            let bits = |t: HostTensor| t.data.iter().map(|v| v.to_bits()).collect::<Vec<_>>();
+            let (value, grad) = (
+                HostTensor::from_tensor(got.0),
+                HostTensor::from_tensor(got.1),
+            );
+            assert_eq!(
+                bits(value),
+                bits(HostTensor::from_tensor(want_value)),
+                "{at}: value"
+            );
+            assert_eq!(
+                bits(grad),
+                bits(HostTensor::from_tensor(want_grad)),
+                "{at}: gradient"
+            );
         };
         let mut rng = gradscope_model::HostRng::new(11, 0);
         let mut checked = 0;
@@ -346,22 +356,12 @@ mod tests {
                 let labels =
                     HostTensor::new(vec![b], (0..b).map(|r| ((r * 7 + 3) % k) as f32).collect());
                 let at = format!("[{b}, {k}] at scale {scale}");
-                let (value, grad) = gradscope_model::cross_entropy::cross_entropy(
+                let got = gradscope_model::cross_entropy::cross_entropy(
                     &out.to_device::<2>(&flex.plain),
                     &labels.data,
                 )
                 .unwrap_or_else(|| panic!("{at}: the host pass gave way"));
-                let (want_value, want_grad, _) = ops(&out, &labels, &flex.plain);
-                assert_eq!(
-                    bits(HostTensor::from_tensor(value)),
-                    want_value,
-                    "{at}: value"
-                );
-                assert_eq!(
-                    bits(HostTensor::from_tensor(grad)),
-                    want_grad,
-                    "{at}: gradient"
-                );
+                is_ops(got, &out, &labels, &flex.plain, &at);
                 checked += 1;
             }
         }
@@ -394,18 +394,8 @@ mod tests {
         ] {
             let x = || out.to_device::<2>(dev);
             if what != "label 3 of 3" {
-                let (v, g) = value_and_gradient(Loss::CrossEntropy, x(), labels);
-                let (want_value, want_grad, _) = ops(&out, labels, dev);
-                assert_eq!(
-                    bits(HostTensor::from_tensor(v)),
-                    want_value,
-                    "{what}: value"
-                );
-                assert_eq!(
-                    bits(HostTensor::from_tensor(g)),
-                    want_grad,
-                    "{what}: gradient"
-                );
+                let got = value_and_gradient(Loss::CrossEntropy, x(), labels);
+                is_ops(got, &out, labels, dev, what);
             }
             assert!(
                 gradscope_model::cross_entropy::cross_entropy(&x(), &labels.data).is_none(),
