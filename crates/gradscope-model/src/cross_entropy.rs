@@ -13,7 +13,7 @@
 //!
 //! Burn's ops run instead ([`cross_entropy`] gives `None`) for any tensor other than a plain
 //! f32 flex tensor laid out row-major, for a batch of 4 Mi values or more (where flex's sum
-//! goes parallel), a label that is not a row of the one-hot, a NaN or an infinity among the
+//! goes parallel), a label of k or more (no column of the one-hot), a NaN or an infinity among the
 //! logits (where max's and the sums' handling of them would have to be matched), and a row
 //! whose max is 0 with both +0 and −0 in it (which zero a max returns is the kernel's choice;
 //! `x − m` keeps it).
