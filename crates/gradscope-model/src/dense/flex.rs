@@ -1,4 +1,4 @@
-//! Flex's own route for a layer's three products ([`big_matmul`], [`transposed_copy`]): the
+//! Flex's own route for a layer's three products ([`big_matmul`], [`big_x_backward`]): the
 //! same gemm calls burn-flex makes, into buffers the result tensors take as they are, and ∂L/∂x
 //! against a row-major copy of Wᵀ (see [`super`]). A stack of `T` large networks takes the same
 //! route one trial at a time, each product on both cores, where burn-flex's batched product
@@ -44,8 +44,7 @@ impl DenseBackend for Flex {
     }
 
     fn dense_x_backward(weight: FloatTensor<Self>, grad: FloatTensor<Self>) -> FloatTensor<Self> {
-        transposed_copy(&weight, &grad)
-            .and_then(|weight_t| big_matmul(&grad, &weight_t))
+        big_x_backward(&weight, &grad)
             .or_else(|| small_x_backward(&weight, &grad))
             .unwrap_or_else(|| default_x_backward::<Self>(weight, grad))
     }
@@ -117,62 +116,186 @@ fn small_weight_backward(_: &FlexTensor, _: &FlexTensor) -> Option<FlexTensor> {
 /// reach cubecl's alignment: a 2–4 MiB copy on one core per product, 3 % of workload 2's step.
 /// `None` for anything else (other dtypes or ranks, a stack of one, which [`super`] makes 2-D,
 /// smaller products, a layout reaching past its data).
-#[allow(unsafe_code)]
 fn big_matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
-    let f32s = lhs.dtype() == DType::F32 && rhs.dtype() == DType::F32;
-    let (Some((trials, [m, k], ls)), Some((r_trials, [rk, n], rs))) = (trials(lhs), trials(rhs))
-    else {
-        return None;
-    };
-    if !f32s || trials != r_trials || k != rk || (trials == 1) != (ls[0] == 0) {
+    let (lhs, rhs) = (View::of(lhs)?, View::of(rhs)?);
+    if lhs.trials != rhs.trials || lhs.dims[1] != rhs.dims[0] || !lhs.big_product(rhs.dims[1]) {
         return None;
     }
-    if m.saturating_mul(k).saturating_mul(n) < FLEX_OWN_ROUTE_MIN {
-        return None;
-    }
-    let (l, r) = (lhs.layout(), rhs.layout());
-    let lhs_data = lhs.storage::<f32>().get(l.start_offset()..)?;
-    let rhs_data = rhs.storage::<f32>().get(r.start_offset()..)?;
-    if !(within(lhs_data.len(), [trials, m, k], ls) && within(rhs_data.len(), [trials, k, n], rs)) {
-        return None;
-    }
-    let mut out = vec![0f32; trials * m * n];
+    let [m, n] = [lhs.dims[0], rhs.dims[1]];
+    let mut out = vec![0f32; lhs.trials * m * n];
     for (t, out) in out.chunks_exact_mut(m * n).enumerate() {
-        // SAFETY: gemm reads lhs[t·ls0 + i·ls1 + p·ls2] for i < m, p < k and
-        // rhs[t·rs0 + p·rs1 + j·rs2] for p < k, j < n, all inside the two slices (`within`,
-        // non-negative strides), and writes out[i·n + j] for i < m, j < n, inside this trial's
-        // chunk (m·n elements, row-major). Nothing else holds `out`, and the slices are not
-        // written while gemm runs.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                out.as_mut_ptr(),
-                1,
-                n as isize,
-                false,
-                lhs_data.as_ptr().add(t * ls[0] as usize),
-                ls[2],
-                ls[1],
-                rhs_data.as_ptr().add(t * rs[0] as usize),
-                rs[2],
-                rs[1],
-                0.0,
-                1.0,
-                false,
-                false,
-                false,
-                gemm::Parallelism::Rayon(0),
-            );
+        product(lhs.trial(t), rhs.trial(t), out);
+    }
+    Some(lhs.tensor(out, [m, n]))
+}
+
+/// ∂L/∂x = g·Wᵀ on flex's own route: each trial's W copied row-major as Wᵀ (gemm packs a
+/// transposed view of W slowly, see [`super`]) into a scratch buffer this thread keeps for
+/// the next layer, and multiplied by that, the product [`big_matmul`] takes for g and a
+/// tensor holding the copy, so the same values bit for bit. Where the copy was a tensor of its
+/// own (all of a stack's trials at once), it cost a fresh, zeroed buffer per layer, and, for a
+/// stack of 4 × 1024², 16 MiB of pages faulted in anew: 10 % of the stack's samples. `None`
+/// where W is not plain row-major f32 or g·Wᵀ is too small for the copy to pay.
+fn big_x_backward(weight: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> {
+    let w = weight.layout();
+    let plain = w.is_contiguous() && w.start_offset() == 0;
+    let (weight, grad) = (View::of(weight)?, View::of(grad)?);
+    let [d_in, d_out] = weight.dims;
+    // A stack of one is made 2-D by `super` before it gets here.
+    let one_of_a_stack = w.num_dims() == 3 && weight.trials == 1;
+    if !plain || one_of_a_stack || weight.trials != grad.trials || grad.dims[1] != d_out {
+        return None;
+    }
+    if !grad.big_product(d_in) {
+        return None;
+    }
+    let batch = grad.dims[0];
+    let mut scratch = SCRATCH.take();
+    if scratch.len() < d_in * d_out {
+        scratch.resize(d_in * d_out, 0.0);
+    }
+    let mut out = vec![0f32; grad.trials * batch * d_in];
+    for (t, out) in out.chunks_exact_mut(batch * d_in).enumerate() {
+        let weight_t = &mut scratch[..d_in * d_out];
+        // W is plain row-major: trial t is its t-th run of d_in · d_out values.
+        transpose_into(
+            &weight.data[t * d_in * d_out..][..d_in * d_out],
+            d_in,
+            d_out,
+            weight_t,
+        );
+        let rhs = Trial {
+            data: weight_t,
+            rows: d_out,
+            cols: d_in,
+            strides: [d_in as isize, 1],
+        };
+        product(grad.trial(t), rhs, out);
+    }
+    // A call that ran inside this one (rayon may run another task on this thread while gemm
+    // waits) found the cell empty and used a buffer of its own.
+    SCRATCH.set(scratch);
+    Some(grad.tensor(out, [batch, d_in]))
+}
+
+thread_local! {
+    /// [`big_x_backward`]'s copy of Wᵀ, kept for the next layer: at most the largest trial's
+    /// kernel on each thread (4 MiB for the 1024² layers of workload 2). Taken out while in use.
+    static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
+}
+
+/// An f32 flex tensor, 2-D or a stack of `T ≥ 2` 3-D, as the slice its view reads, checked to
+/// stay inside it.
+struct View<'a> {
+    data: &'a [f32],
+    /// The number of trials: 1 for a 2-D tensor.
+    trials: usize,
+    /// Whether the tensor is 2-D.
+    flat: bool,
+    dims: [usize; 2],
+    /// `[trial, row, col]`, non-negative; the trial stride is 0 for a 2-D tensor.
+    strides: [isize; 3],
+}
+
+/// One trial of a [`View`]: a `rows × cols` matrix with `[row, col]` strides.
+#[derive(Clone, Copy)]
+struct Trial<'a> {
+    data: &'a [f32],
+    rows: usize,
+    cols: usize,
+    strides: [isize; 2],
+}
+
+impl<'a> View<'a> {
+    /// `None` for other dtypes or ranks, a 3-D stack of one (which [`super`] makes 2-D), or a
+    /// layout reaching past its data.
+    fn of(t: &'a FlexTensor) -> Option<Self> {
+        let (trials, dims, strides) = trials(t)?;
+        let flat = t.layout().num_dims() == 2;
+        if t.dtype() != DType::F32 || flat != (strides[0] == 0) || (!flat && trials < 2) {
+            return None;
+        }
+        let data = t.storage::<f32>().get(t.layout().start_offset()..)?;
+        within(data.len(), [trials, dims[0], dims[1]], strides).then_some(View {
+            data,
+            trials,
+            flat,
+            dims,
+            strides,
+        })
+    }
+
+    /// Whether `self · [cols, n]` has at least [`FLEX_OWN_ROUTE_MIN`] multiply-adds a trial.
+    fn big_product(&self, n: usize) -> bool {
+        self.dims[0].saturating_mul(self.dims[1]).saturating_mul(n) >= FLEX_OWN_ROUTE_MIN
+    }
+
+    /// Trial `t` (`t < trials`; `within` keeps its values inside `data`).
+    fn trial(&self, t: usize) -> Trial<'a> {
+        Trial {
+            data: &self.data[t * self.strides[0] as usize..],
+            rows: self.dims[0],
+            cols: self.dims[1],
+            strides: [self.strides[1], self.strides[2]],
         }
     }
-    let shape = if l.num_dims() == 2 {
-        Shape::new([m, n])
-    } else {
-        Shape::new([trials, m, n])
-    };
-    Some(FlexTensor::from_data(TensorData::new(out, shape)))
+
+    /// A result of `[rows, cols]` a trial, as a tensor of this view's rank.
+    fn tensor(&self, values: Vec<f32>, [rows, cols]: [usize; 2]) -> FlexTensor {
+        let shape = if self.flat {
+            Shape::new([rows, cols])
+        } else {
+            Shape::new([self.trials, rows, cols])
+        };
+        FlexTensor::from_data(TensorData::new(values, shape))
+    }
+}
+
+/// `out = lhs · rhs` (row-major, `lhs.rows × rhs.cols`): the gemm call burn-flex's
+/// `matmul_2d_strided` makes, operands' strides as they are, on both cores.
+#[allow(unsafe_code)]
+fn product(lhs: Trial<'_>, rhs: Trial<'_>, out: &mut [f32]) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert!(rhs.rows == k && out.len() == m * n, "product: shapes");
+    assert!(
+        within(
+            lhs.data.len(),
+            [1, m, k],
+            [0, lhs.strides[0], lhs.strides[1]]
+        ) && within(
+            rhs.data.len(),
+            [1, k, n],
+            [0, rhs.strides[0], rhs.strides[1]]
+        ),
+        "product: a view past its data"
+    );
+    // SAFETY: gemm reads lhs[i·ls0 + p·ls1] for i < m, p < k and rhs[p·rs0 + j·rs1] for p < k,
+    // j < n, inside the two slices (checked above, non-negative strides), and writes
+    // out[i·n + j] for i < m, j < n, inside `out` (m·n values, row-major). Nothing else holds
+    // `out`, and the slices are not written while gemm runs.
+    unsafe {
+        gemm::gemm(
+            m,
+            n,
+            k,
+            out.as_mut_ptr(),
+            1,
+            n as isize,
+            false,
+            lhs.data.as_ptr(),
+            lhs.strides[1],
+            lhs.strides[0],
+            rhs.data.as_ptr(),
+            rhs.strides[1],
+            rhs.strides[0],
+            0.0,
+            1.0,
+            false,
+            false,
+            false,
+            gemm::Parallelism::Rayon(0),
+        );
+    }
 }
 
 /// A 2-D or 3-D tensor as `(trials, [rows, cols], [trial, row, col] strides)`: a 2-D one is
@@ -197,40 +320,6 @@ fn within(len: usize, dims: [usize; 3], strides: [isize; 3]) -> bool {
         last = last.zip(step).and_then(|(a, b)| a.checked_add(b));
     }
     dims.iter().all(|&d| d > 0) && last.is_some_and(|last| last < len)
-}
-
-/// Wᵀ as a row-major flex tensor (each trial's, for a stack of `T ≥ 2` kernels
-/// `[T, d_in, d_out]`), where g·Wᵀ is large enough for the copy to pay and W is plain
-/// row-major f32; `None` otherwise.
-fn transposed_copy(weight: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> {
-    let w = weight.layout();
-    let plain = weight.dtype() == DType::F32 && w.is_contiguous() && w.start_offset() == 0;
-    let (Some((trials, [rows, cols], _)), Some((g_trials, [batch, _], _))) =
-        (self::trials(weight), self::trials(grad))
-    else {
-        return None;
-    };
-    // A stack of one is made 2-D by `super` before it gets here.
-    if !plain || trials != g_trials || (w.num_dims() == 3 && trials == 1) {
-        return None;
-    }
-    if batch.saturating_mul(rows).saturating_mul(cols) < FLEX_OWN_ROUTE_MIN {
-        return None;
-    }
-    let src = weight.storage::<f32>().get(..trials * rows * cols)?;
-    let mut out = vec![0f32; src.len()];
-    for (trial, dst) in src
-        .chunks_exact(rows * cols)
-        .zip(out.chunks_exact_mut(rows * cols))
-    {
-        transpose_into(trial, rows, cols, dst);
-    }
-    let shape = if w.num_dims() == 2 {
-        Shape::new([cols, rows])
-    } else {
-        Shape::new([trials, cols, rows])
-    };
-    Some(FlexTensor::from_data(TensorData::new(out, shape)))
 }
 
 /// [`transpose_into`] a new buffer (the tests').
@@ -425,14 +514,14 @@ pub(super) mod tests {
             let at = format!("{b}x{d_in}x{d_out}");
             assert!(big_matmul(&x(), &w()).is_some(), "{at}: flex's own route");
             assert!(
-                transposed_copy(&w(), &g()).is_some(),
-                "{at}: the copy of Wᵀ"
+                big_x_backward(&w(), &g()).is_some(),
+                "{at}: against the copy of Wᵀ"
             );
             layer_is_burns(&x, &w, &bias, &g, &at);
         }
         // Below the threshold, Burn's own route.
         let (w, g) = (tensor(100, 1, [10, 10]), tensor(10, 2, [1, 10]));
-        assert!(transposed_copy(&w, &g).is_none() && big_matmul(&g, &w).is_none());
+        assert!(big_x_backward(&w, &g).is_none() && big_matmul(&g, &w).is_none());
     }
 
     /// A stack of large networks on flex's own route (trial after trial) against Burn's batched
@@ -451,8 +540,8 @@ pub(super) mod tests {
             let at = format!("{t} x {b}x{d_in}x{d_out}");
             assert!(big_matmul(&x(), &w()).is_some(), "{at}: flex's own route");
             assert!(
-                transposed_copy(&w(), &g()).is_some(),
-                "{at}: the copies of Wᵀ"
+                big_x_backward(&w(), &g()).is_some(),
+                "{at}: against the copies of Wᵀ"
             );
             same(
                 Flex::dense(x(), w(), bias()),
@@ -498,7 +587,7 @@ pub(super) mod tests {
             tensor(2 * 8 * 8, 1, [2, 8, 8]),
             tensor(2 * 8 * 8, 2, [2, 8, 8]),
         );
-        assert!(big_matmul(&x, &w).is_none() && transposed_copy(&w, &x).is_none());
+        assert!(big_matmul(&x, &w).is_none() && big_x_backward(&w, &x).is_none());
     }
 
     #[test]
