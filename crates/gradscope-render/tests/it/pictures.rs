@@ -8,8 +8,13 @@ use std::path::{Path, PathBuf};
 use gradscope_render::plot;
 use gradscope_report::{PointSummary, PointTheory, Report, Spread, StepRecord, SweepSummary};
 
+/// The workspace root of the checkout under test: `CARGO_MANIFEST_DIR` as `cargo test` sets it
+/// for the test process, where the path `env!` bakes in may be another checkout's that shares
+/// the target directory (the build-time path is the fallback).
 fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+        .join("../..")
 }
 
 fn read(path: &Path) -> String {

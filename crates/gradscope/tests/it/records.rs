@@ -326,7 +326,7 @@ fn unsafe_names_are_refused_wherever_a_name_becomes_a_path() {
 
 /// The fixtures: records written at commit de88a6a, before `schema_version` (fixtures/v1/).
 fn v1_fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
+    common::manifest_dir()
         .join("tests/it/fixtures/v1")
         .join(name)
 }

@@ -185,7 +185,7 @@ fn the_readme_named_choices_table_is_generated_from_the_kind_tables() {
 
 /// Every `crate::name` a source file uses outside its tests, for each top-level module.
 fn module_uses() -> Vec<(String, Vec<String>)> {
-    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let src = crate::common::manifest_dir().join("src");
     let mut files = vec![];
     let mut dirs = vec![src.clone()];
     while let Some(d) = dirs.pop() {

@@ -111,10 +111,11 @@ fn npy_integers_read_back_exactly() {
 /// x = (arange(12).reshape(4, 3) − 5.5)/4 as f4 and y = [0, 2, 1, 2] as i8; `one.npz` is
 /// `np.savez("one.npz", x.astype(f8))`, its array unnamed (`arr_0`).
 fn fixture(name: &str) -> Vec<u8> {
-    let path = format!(
-        "{}/tests/it/fixtures/npz/{name}",
-        env!("CARGO_MANIFEST_DIR")
-    );
+    // At run time, as tests/it/common's `manifest_dir`: a test binary of another checkout
+    // sharing the target directory reads this one's fixtures.
+    let dir = std::env::var("CARGO_MANIFEST_DIR")
+        .unwrap_or_else(|_| env!("CARGO_MANIFEST_DIR").to_string());
+    let path = format!("{dir}/tests/it/fixtures/npz/{name}");
     std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
 }
 

@@ -31,9 +31,18 @@ pub fn gradscope(args: &[&str], cwd: &Path) -> Output {
     gradscope_env(&args, cwd, &[])
 }
 
+/// This crate's directory in the checkout under test: `cargo test` sets `CARGO_MANIFEST_DIR`
+/// for the test process too. The path `env!` bakes in at build time is only the fallback: a
+/// target directory shared by two checkouts (`.ci/run` keeps one under `$HOME/.cache`) can run
+/// a test binary built in the other one, which would then read that checkout's files.
+pub fn manifest_dir() -> PathBuf {
+    std::env::var_os("CARGO_MANIFEST_DIR")
+        .map_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")), PathBuf::from)
+}
+
 /// The workspace's `configs/` directory.
 pub fn configs_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../configs")
+    manifest_dir().join("../../configs")
 }
 
 /// Every config in `configs/`, sorted.
