@@ -1,8 +1,10 @@
 //! Flex's own route for a layer's three products ([`big_matmul`], [`big_x_backward`]): the
 //! same gemm calls burn-flex makes, into buffers the result tensors take as they are, and ∂L/∂x
-//! against a row-major copy of Wᵀ (see [`super`]). A stack of `T` large networks takes the same
-//! route one trial at a time, each product on both cores, where burn-flex's batched product
-//! gives each core whole trials on one core each and ∂L/∂x a transposed view of W.
+//! against a row-major copy of Wᵀ or as a column-major result (see [`super`]). A stack of `T`
+//! large networks takes the same route, each trial's product on a core of its own where the
+//! trials share the cores evenly ([`by_trials`]), else one trial after another on both cores;
+//! burn-flex's batched product also gives each core whole trials, but ∂L/∂x a transposed view
+//! of W, and copies each result once more.
 
 use burn::backend::Flex;
 use burn::backend::flex::FlexTensor;
@@ -111,32 +113,70 @@ fn small_weight_backward(_: &FlexTensor, _: &FlexTensor) -> Option<FlexTensor> {
 /// `lhs · rhs` for f32 flex tensors, 2-D (`[m, k]` · `[k, n]`) or a stack of `T ≥ 2`
 /// (`[T, m, k]` · `[T, k, n]`), whose product has at least [`FLEX_OWN_ROUTE_MIN`] multiply-adds
 /// per trial: the gemm call burn-flex's `matmul_2d_strided` makes (operands' strides as they
-/// are, both cores), trial after trial, so the same result, but into a buffer the new tensor
-/// takes as it is. burn-flex allocates its result as bytes and then copies it once more to
-/// reach cubecl's alignment: a 2–4 MiB copy on one core per product, 3 % of workload 2's step.
+/// are), on both cores trial after trial, or a trial a core ([`by_trials`]), so the same
+/// result, but into a buffer the new tensor takes as it is. burn-flex allocates its result as
+/// bytes and then copies it once more to reach cubecl's alignment: a 2–4 MiB copy on one core
+/// per product, 3 % of workload 2's step.
 /// `None` for anything else (other dtypes or ranks, a stack of one, which [`super`] makes 2-D,
 /// smaller products, a layout reaching past its data).
 fn big_matmul(lhs: &FlexTensor, rhs: &FlexTensor) -> Option<FlexTensor> {
+    big_matmul_by(lhs, rhs, by_trials)
+}
+
+/// [`big_matmul`], a stack's trials each on a core where `by_trials(trials)` says so.
+fn big_matmul_by(lhs: &FlexTensor, rhs: &FlexTensor, by_trials: ByTrials) -> Option<FlexTensor> {
     let (lhs, rhs) = (View::of(lhs)?, View::of(rhs)?);
     if lhs.trials != rhs.trials || lhs.dims[1] != rhs.dims[0] || !lhs.big_product(rhs.dims[1]) {
         return None;
     }
     let [m, n] = [lhs.dims[0], rhs.dims[1]];
     let mut out = vec![0f32; lhs.trials * m * n];
-    for (t, out) in out.chunks_exact_mut(m * n).enumerate() {
-        product(lhs.trial(t), rhs.trial(t), out);
+    if by_trials(lhs.trials) {
+        out.par_chunks_exact_mut(m * n)
+            .with_max_len(1)
+            .enumerate()
+            .for_each(|(t, out)| {
+                product_into(
+                    lhs.trial(t),
+                    rhs.trial(t),
+                    out,
+                    Order::RowMajor,
+                    Threads::One,
+                )
+            });
+    } else {
+        for (t, out) in out.chunks_exact_mut(m * n).enumerate() {
+            product(lhs.trial(t), rhs.trial(t), out);
+        }
     }
     Some(lhs.tensor(out, [m, n]))
 }
 
-/// ∂L/∂x = g·Wᵀ on flex's own route: each trial's W copied row-major as Wᵀ (gemm packs a
-/// transposed view of W slowly, see [`super`]) into a scratch buffer this thread keeps for
-/// the next layer, and multiplied by that, the product [`big_matmul`] takes for g and a
-/// tensor holding the copy, so the same values bit for bit. Where the copy was a tensor of its
-/// own (all of a stack's trials at once), it cost a fresh, zeroed buffer per layer, and, for a
-/// stack of 4 × 1024², 16 MiB of pages faulted in anew: 10 % of the stack's samples. `None`
-/// where W is not plain row-major f32 or g·Wᵀ is too small for the copy to pay.
+/// ∂L/∂x = g·Wᵀ on flex's own route, one of two ways (gemm packs W's transposed view slowly
+/// for a row-major result, see [`super`]), both gemm's sums in gemm's order, so the same
+/// values bit for bit as Burn's product of g and the view:
+///
+/// - **Wᵀ copied** (the default): each trial's W copied row-major as Wᵀ into a scratch buffer
+///   this thread keeps for the next layer, and multiplied by that, the product [`big_matmul`]
+///   takes for g and a tensor holding the copy. Where the copy was a tensor of its own (all of
+///   a stack's trials at once), it cost a fresh, zeroed buffer per layer, and, for a stack of
+///   4 × 1024², 16 MiB of pages faulted in anew: 10 % of the stack's samples.
+/// - **Column-major result** ([`column_major_pays`]: few rows against wide layers, as in a
+///   stack's trials of batch 128): gemm writes g·Wᵀ column by column, a layout for which it
+///   reads W's transposed view in W's own order, into the scratch buffer, which is then copied
+///   row-major into the result: `batch × d_in` values moved instead of W's `d_in × d_out`.
+///
+/// `None` where W is not plain row-major f32 or g·Wᵀ is too small for the copy to pay.
 fn big_x_backward(weight: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> {
+    big_x_backward_by(weight, grad, by_trials)
+}
+
+/// [`big_x_backward`], a stack's trials each on a core where `by_trials(trials)` says so.
+fn big_x_backward_by(
+    weight: &FlexTensor,
+    grad: &FlexTensor,
+    by_trials: ByTrials,
+) -> Option<FlexTensor> {
     let w = weight.layout();
     let plain = w.is_contiguous() && w.start_offset() == 0;
     let (weight, grad) = (View::of(weight)?, View::of(grad)?);
@@ -150,37 +190,98 @@ fn big_x_backward(weight: &FlexTensor, grad: &FlexTensor) -> Option<FlexTensor> 
         return None;
     }
     let batch = grad.dims[0];
-    let mut scratch = SCRATCH.take();
-    if scratch.len() < d_in * d_out {
-        scratch.resize(d_in * d_out, 0.0);
-    }
-    let mut out = vec![0f32; grad.trials * batch * d_in];
-    for (t, out) in out.chunks_exact_mut(batch * d_in).enumerate() {
-        let weight_t = &mut scratch[..d_in * d_out];
-        // W is plain row-major: trial t is its t-th run of d_in · d_out values.
-        transpose_into(
-            &weight.data[t * d_in * d_out..][..d_in * d_out],
-            d_in,
-            d_out,
-            weight_t,
-        );
-        let rhs = Trial {
-            data: weight_t,
-            rows: d_out,
-            cols: d_in,
-            strides: [d_in as isize, 1],
+    let by_columns = column_major_pays(batch, d_in, d_out);
+    let threads = if by_trials(grad.trials) {
+        Threads::One
+    } else {
+        Threads::Both
+    };
+    // Trial t's ∂L/∂x into `out`, with this thread's scratch buffer.
+    let one = |t: usize, out: &mut [f32]| {
+        let scratch_len = if by_columns {
+            batch * d_in
+        } else {
+            d_in * d_out
         };
-        product(grad.trial(t), rhs, out);
+        // A call that runs inside another on this thread (rayon may run another task here
+        // while this one waits) finds the cell empty and uses a buffer of its own.
+        let mut scratch = SCRATCH.take();
+        if scratch.len() < scratch_len {
+            scratch.resize(scratch_len, 0.0);
+        }
+        // W is plain row-major: trial t is its t-th run of d_in · d_out values.
+        let weight_t = &weight.data[t * d_in * d_out..][..d_in * d_out];
+        if by_columns {
+            let columns = &mut scratch[..batch * d_in];
+            // Wᵀ as a view: element (p, j) of Wᵀ is W's (j, p).
+            let view = Trial {
+                data: weight_t,
+                rows: d_out,
+                cols: d_in,
+                strides: [1, d_out as isize],
+            };
+            product_into(grad.trial(t), view, columns, Order::ColumnMajor, threads);
+            // The column-major `batch × d_in` result is a row-major `d_in × batch` matrix.
+            transpose_into(columns, d_in, batch, out, threads);
+        } else {
+            let copy = &mut scratch[..d_in * d_out];
+            transpose_into(weight_t, d_in, d_out, copy, threads);
+            let rhs = Trial {
+                data: copy,
+                rows: d_out,
+                cols: d_in,
+                strides: [d_in as isize, 1],
+            };
+            product_into(grad.trial(t), rhs, out, Order::RowMajor, threads);
+        }
+        SCRATCH.set(scratch);
+    };
+    let mut out = vec![0f32; grad.trials * batch * d_in];
+    match threads {
+        Threads::One => out
+            .par_chunks_exact_mut(batch * d_in)
+            .with_max_len(1)
+            .enumerate()
+            .for_each(|(t, out)| one(t, out)),
+        Threads::Both => {
+            for (t, out) in out.chunks_exact_mut(batch * d_in).enumerate() {
+                one(t, out);
+            }
+        }
     }
-    // A call that ran inside this one (rayon may run another task on this thread while gemm
-    // waits) found the cell empty and used a buffer of its own.
-    SCRATCH.set(scratch);
     Some(grad.tensor(out, [batch, d_in]))
 }
 
+/// Whether a stack of so many trials takes its products a trial a core ([`by_trials`], or
+/// a test's choice).
+type ByTrials = fn(usize) -> bool;
+
+/// Whether a stack of `trials` takes its products trial by trial on a core each (one
+/// single-threaded gemm call a trial, rayon spreading the trials over the cores) rather than
+/// one after another on all cores: where every core gets the same number of trials, or at
+/// least four, so that none waits long on the others. A trial on one core packs its operands
+/// once, where gemm on both packs each thread's share of W on each, and has no barrier
+/// between gemm's depth blocks: 4 trials of 128 × 1024 × 1024, 1.05–1.3× for each product on
+/// gemm alone, 150 → 165 GFLOP/s in the bench's stack (benchmarks/README.md, "A stack's trials
+/// each on a core"). The same values either way (gemm's sums do not depend on its threads).
+fn by_trials(trials: usize) -> bool {
+    let cores = rayon::current_num_threads();
+    cores > 1 && trials >= cores && (trials.is_multiple_of(cores) || trials >= 4 * cores)
+}
+
+/// Whether [`big_x_backward`] takes g·Wᵀ as a column-major result (`batch` rows, W
+/// `d_in × d_out`): at most an eighth as many rows as W has columns, and W at least 512 rows
+/// deep. Measured on gemm alone (benchmarks/README.md, "∂L/∂x for few rows as a column-major
+/// result"): 1.15–1.8× the copied Wᵀ at 64–256 rows against 512–2048-wide layers within that
+/// bound, about even at 160–224 rows against 1024 (outside it), 0.74× where W has 256 rows.
+fn column_major_pays(batch: usize, d_in: usize, d_out: usize) -> bool {
+    batch.saturating_mul(8) <= d_out && d_in >= 512
+}
+
 thread_local! {
-    /// [`big_x_backward`]'s copy of Wᵀ, kept for the next layer: at most the largest trial's
-    /// kernel on each thread (4 MiB for the 1024² layers of workload 2). Taken out while in use.
+    /// [`big_x_backward`]'s copy of Wᵀ or column-major result, kept for the next layer: at most
+    /// the largest trial's kernel on each thread (4 MiB for the 1024² layers of workload 2).
+    /// Taken out while in use.
     static SCRATCH: std::cell::Cell<Vec<f32>> = const { std::cell::Cell::new(Vec::new()) };
 }
 
@@ -251,10 +352,35 @@ impl<'a> View<'a> {
     }
 }
 
+/// How [`product_into`] lays out its `m × n` result.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Order {
+    /// Value (i, j) at `i·n + j`.
+    RowMajor,
+    /// Value (i, j) at `j·m + i`.
+    ColumnMajor,
+}
+
 /// `out = lhs · rhs` (row-major, `lhs.rows × rhs.cols`): the gemm call burn-flex's
 /// `matmul_2d_strided` makes, operands' strides as they are, on both cores.
-#[allow(unsafe_code)]
 fn product(lhs: Trial<'_>, rhs: Trial<'_>, out: &mut [f32]) {
+    product_into(lhs, rhs, out, Order::RowMajor, Threads::Both);
+}
+
+/// Where [`product_into`]'s gemm call and [`transpose_into`] run.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Threads {
+    /// On every core (rayon's pool): gemm's `Parallelism::Rayon(0)`.
+    Both,
+    /// On the calling thread alone: gemm's `Parallelism::None`.
+    One,
+}
+
+/// `out = lhs · rhs` (`lhs.rows × rhs.cols`, laid out as `order` says): one gemm call,
+/// operands' strides as they are, on the cores `threads` names. gemm's sums do not depend on
+/// its threads (its depth blocks follow from the shapes alone; tested bit for bit).
+#[allow(unsafe_code)]
+fn product_into(lhs: Trial<'_>, rhs: Trial<'_>, out: &mut [f32], order: Order, threads: Threads) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert!(rhs.rows == k && out.len() == m * n, "product: shapes");
     assert!(
@@ -269,18 +395,24 @@ fn product(lhs: Trial<'_>, rhs: Trial<'_>, out: &mut [f32]) {
         ),
         "product: a view past its data"
     );
+    // gemm's destination strides: (column, row).
+    let (dst_cs, dst_rs) = match order {
+        Order::RowMajor => (1, n as isize),
+        Order::ColumnMajor => (m as isize, 1),
+    };
     // SAFETY: gemm reads lhs[i·ls0 + p·ls1] for i < m, p < k and rhs[p·rs0 + j·rs1] for p < k,
     // j < n, inside the two slices (checked above, non-negative strides), and writes
-    // out[i·n + j] for i < m, j < n, inside `out` (m·n values, row-major). Nothing else holds
-    // `out`, and the slices are not written while gemm runs.
+    // out[i·dst_rs + j·dst_cs] for i < m, j < n: out[i·n + j] or out[j·m + i], inside `out`
+    // (m·n values) either way. Nothing else holds `out`, and the slices are not written while
+    // gemm runs.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
             out.as_mut_ptr(),
-            1,
-            n as isize,
+            dst_cs,
+            dst_rs,
             false,
             lhs.data.as_ptr(),
             lhs.strides[1],
@@ -293,7 +425,10 @@ fn product(lhs: Trial<'_>, rhs: Trial<'_>, out: &mut [f32]) {
             false,
             false,
             false,
-            gemm::Parallelism::Rayon(0),
+            match threads {
+                Threads::Both => gemm::Parallelism::Rayon(0),
+                Threads::One => gemm::Parallelism::None,
+            },
         );
     }
 }
@@ -326,7 +461,7 @@ fn within(len: usize, dims: [usize; 3], strides: [isize; 3]) -> bool {
 #[cfg(test)]
 fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
     let mut dst = vec![0f32; rows * cols];
-    transpose_into(src, rows, cols, &mut dst);
+    transpose_into(src, rows, cols, &mut dst, Threads::Both);
     dst
 }
 
@@ -339,38 +474,40 @@ fn transpose(src: &[f32], rows: usize, cols: usize) -> Vec<f32> {
 /// Strips of 8 because destination rows 4 KiB apart (1024 floats) share cache sets: 16 of them
 /// at once wrote 4× slower. Tiles, against writing every source row's 8 values straight out:
 /// 0.6–0.8 ms against 1.1–1.6 ms for a 1024 × 1024 matrix not in cache (2 threads).
-fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32]) {
+fn transpose_into(src: &[f32], rows: usize, cols: usize, dst: &mut [f32], threads: Threads) {
     const S: usize = 8;
     if rows == 0 || cols == 0 {
         return;
     }
-    dst.par_chunks_mut(rows * S)
-        .enumerate()
-        .for_each(|(strip, out)| {
-            let j0 = strip * S;
-            let mut outs: Vec<&mut [f32]> = out.chunks_exact_mut(rows).collect();
-            let width = outs.len();
-            for (block, tile_rows) in src.chunks(cols * S).enumerate() {
-                let height = tile_rows.len() / cols;
-                let mut tile = [[0f32; S]; S];
-                for (ii, row) in tile_rows.chunks_exact(cols).enumerate() {
-                    if width == S {
-                        let v = &row[j0..j0 + S];
-                        for jj in 0..S {
-                            tile[jj][ii] = v[jj];
-                        }
-                    } else {
-                        for (jj, v) in row[j0..j0 + width].iter().enumerate() {
-                            tile[jj][ii] = *v;
-                        }
+    let strip = |(strip, out): (usize, &mut [f32])| {
+        let j0 = strip * S;
+        let mut outs: Vec<&mut [f32]> = out.chunks_exact_mut(rows).collect();
+        let width = outs.len();
+        for (block, tile_rows) in src.chunks(cols * S).enumerate() {
+            let height = tile_rows.len() / cols;
+            let mut tile = [[0f32; S]; S];
+            for (ii, row) in tile_rows.chunks_exact(cols).enumerate() {
+                if width == S {
+                    let v = &row[j0..j0 + S];
+                    for jj in 0..S {
+                        tile[jj][ii] = v[jj];
+                    }
+                } else {
+                    for (jj, v) in row[j0..j0 + width].iter().enumerate() {
+                        tile[jj][ii] = *v;
                     }
                 }
-                let i0 = block * S;
-                for (o, t) in outs.iter_mut().zip(&tile) {
-                    o[i0..i0 + height].copy_from_slice(&t[..height]);
-                }
             }
-        });
+            let i0 = block * S;
+            for (o, t) in outs.iter_mut().zip(&tile) {
+                o[i0..i0 + height].copy_from_slice(&t[..height]);
+            }
+        }
+    };
+    match threads {
+        Threads::Both => dst.par_chunks_mut(rows * S).enumerate().for_each(strip),
+        Threads::One => dst.chunks_mut(rows * S).enumerate().for_each(strip),
+    }
 }
 
 #[cfg(test)]
@@ -408,6 +545,9 @@ pub(super) mod tests {
         for (rows, cols) in [(1, 1), (1, 9), (9, 1), (3, 8), (8, 3), (17, 33), (64, 130)] {
             let src: Vec<f32> = (0..rows * cols).map(|k| k as f32).collect();
             let t = transpose(&src, rows, cols);
+            let mut alone = vec![0f32; rows * cols];
+            transpose_into(&src, rows, cols, &mut alone, Threads::One);
+            assert_eq!(alone, t, "{rows}x{cols} on one thread");
             for i in 0..rows {
                 for j in 0..cols {
                     assert_eq!(
@@ -499,13 +639,22 @@ pub(super) mod tests {
     /// flex takes its own: the forward z = x·W + b, ∂L/∂x and ∂L/∂W.
     #[test]
     fn flex_products_are_burns_bit_for_bit() {
-        // (batch, d_in, d_out), all at or above FLEX_OWN_ROUTE_MIN, odd sizes included.
-        for (b, d_in, d_out) in [
+        // (batch, d_in, d_out), all at or above FLEX_OWN_ROUTE_MIN, odd sizes included; ∂L/∂x
+        // against the copy of Wᵀ in the first four, as a column-major result in the last two.
+        let shapes = [
             (512, 1024, 1024),
             (256, 256, 512),
             (100, 300, 257),
             (64, 512, 300),
-        ] {
+            (64, 512, 512),
+            (37, 600, 333),
+        ];
+        let by_columns: Vec<bool> = shapes
+            .iter()
+            .map(|&(b, d_in, d_out)| column_major_pays(b, d_in, d_out))
+            .collect();
+        assert_eq!(by_columns, [false, false, false, false, true, true]);
+        for (b, d_in, d_out) in shapes {
             assert!(b * d_in * d_out >= FLEX_OWN_ROUTE_MIN);
             let x = || tensor(b * d_in, 3, [b, d_in]);
             let w = || tensor(d_in * d_out, 1, [d_in, d_out]);
@@ -515,7 +664,7 @@ pub(super) mod tests {
             assert!(big_matmul(&x(), &w()).is_some(), "{at}: flex's own route");
             assert!(
                 big_x_backward(&w(), &g()).is_some(),
-                "{at}: against the copy of Wᵀ"
+                "{at}: flex's own ∂L/∂x"
             );
             layer_is_burns(&x, &w, &bias, &g, &at);
         }
@@ -530,8 +679,20 @@ pub(super) mod tests {
     #[test]
     fn a_stack_on_flexs_own_route_is_burns_batched_product_bit_for_bit() {
         // (trials, batch, d_in, d_out): the bench's stack of 4 (128 × 1024 × 1024 a trial),
-        // and odd sizes, each at or above FLEX_OWN_ROUTE_MIN per trial.
-        for (t, b, d_in, d_out) in [(4, 128, 1024, 1024), (2, 100, 300, 257), (3, 64, 512, 300)] {
+        // and odd sizes, each at or above FLEX_OWN_ROUTE_MIN per trial; ∂L/∂x as a
+        // column-major result in the first and the last, against the copies of Wᵀ between.
+        let shapes = [
+            (4, 128, 1024, 1024),
+            (2, 100, 300, 257),
+            (3, 64, 512, 300),
+            (3, 37, 600, 333),
+        ];
+        let by_columns: Vec<bool> = shapes
+            .iter()
+            .map(|&(_, b, d_in, d_out)| column_major_pays(b, d_in, d_out))
+            .collect();
+        assert_eq!(by_columns, [true, false, false, true]);
+        for (t, b, d_in, d_out) in shapes {
             assert!(b * d_in * d_out >= FLEX_OWN_ROUTE_MIN);
             let x = || tensor(t * b * d_in, 3, [t, b, d_in]);
             let w = || tensor(t * d_in * d_out, 1, [t, d_in, d_out]);
@@ -541,7 +702,7 @@ pub(super) mod tests {
             assert!(big_matmul(&x(), &w()).is_some(), "{at}: flex's own route");
             assert!(
                 big_x_backward(&w(), &g()).is_some(),
-                "{at}: against the copies of Wᵀ"
+                "{at}: flex's own ∂L/∂x"
             );
             same(
                 Flex::dense(x(), w(), bias()),
@@ -588,6 +749,30 @@ pub(super) mod tests {
             tensor(2 * 8 * 8, 2, [2, 8, 8]),
         );
         assert!(big_matmul(&x, &w).is_none() && big_x_backward(&w, &x).is_none());
+    }
+
+    /// A stack's products a trial a core ([`by_trials`]) and one trial after another on both
+    /// cores, bit for bit: the forward product, ∂L/∂W (through a transposed view of x) and
+    /// ∂L/∂x both ways (a column-major result for the bench's 128 rows, the copy of Wᵀ for
+    /// 100), an odd count of trials included.
+    #[test]
+    fn a_stacks_trials_on_a_core_each_are_its_trials_in_turn_bit_for_bit() {
+        for (t, b, d_in, d_out) in [(4, 128, 1024, 1024), (3, 100, 300, 257)] {
+            let x = tensor(t * b * d_in, 3, [t, b, d_in]);
+            let w = tensor(t * d_in * d_out, 1, [t, d_in, d_out]);
+            let g = tensor(t * b * d_out, 2, [t, b, d_out]);
+            let x_t = Flex::float_swap_dims(x.clone(), 1, 2);
+            let at = format!("{t} x {b}x{d_in}x{d_out}");
+            let (each, turn): (ByTrials, ByTrials) = (|_| true, |_| false);
+            for (what, by) in [("x·W", [&x, &w]), ("∂L/∂W", [&x_t, &g])] {
+                let on_each = big_matmul_by(by[0], by[1], each).expect("flex's own route");
+                let in_turn = big_matmul_by(by[0], by[1], turn).expect("flex's own route");
+                same(on_each, in_turn, &format!("{at}: {what}"));
+            }
+            let on_each = big_x_backward_by(&w, &g, each).expect("flex's own route");
+            let in_turn = big_x_backward_by(&w, &g, turn).expect("flex's own route");
+            same(on_each, in_turn, &format!("{at}: ∂L/∂x"));
+        }
     }
 
     #[test]

@@ -5,11 +5,14 @@
 //! right operand in column-major order (a transposed view of W), the one layout gemm packs
 //! slowly: about 150 GFLOP/s against 200 for the forward product x·W on the 2-core machine of
 //! benchmarks/README.md. Here flex first copies Wᵀ row-major (both cores, under a millisecond
-//! for 1024 × 1024) and multiplies by that: the forward product's layout. And flex's three
-//! products (x·W, g·Wᵀ, xᵀ·g) call gemm directly, as burn-flex does, but into a buffer the
-//! result tensor takes as it is, where burn-flex copies each result once more (`flex.rs`).
-//! The same products, and on every shape `flex_products_are_burns_bit_for_bit` tries (odd
-//! sizes included) the same sums in the same order: Burn's results bit for bit. A shape where
+//! for 1024 × 1024) and multiplies by that: the forward product's layout. For few rows against
+//! wide layers (a stack's trials of batch 128) it has gemm write g·Wᵀ column-major instead, a
+//! layout for which gemm reads the view in W's own order, and copies that smaller result
+//! row-major (`flex.rs`, `column_major_pays`). And flex's three products (x·W, g·Wᵀ, xᵀ·g)
+//! call gemm directly, as burn-flex does, but into a buffer the result tensor takes as it is,
+//! where burn-flex copies each result once more (`flex.rs`). The same products, and on every
+//! shape `flex_products_are_burns_bit_for_bit` and the stack's test try (odd sizes included,
+//! both ways of ∂L/∂x) the same sums in the same order: Burn's results bit for bit. A shape where
 //! gemm picked other kernels for the two layouts would differ in summation order only.
 //!
 //! Below [`FLEX_OWN_ROUTE_MIN`], one network's products on flex are written out in AVX-512
