@@ -131,24 +131,10 @@ fn big_matmul_by(lhs: &FlexTensor, rhs: &FlexTensor, by_trials: ByTrials) -> Opt
     }
     let [m, n] = [lhs.dims[0], rhs.dims[1]];
     let mut out = vec![0f32; lhs.trials * m * n];
-    if by_trials(lhs.trials) {
-        out.par_chunks_exact_mut(m * n)
-            .with_max_len(1)
-            .enumerate()
-            .for_each(|(t, out)| {
-                product_into(
-                    lhs.trial(t),
-                    rhs.trial(t),
-                    out,
-                    Order::RowMajor,
-                    Threads::One,
-                )
-            });
-    } else {
-        for (t, out) in out.chunks_exact_mut(m * n).enumerate() {
-            product(lhs.trial(t), rhs.trial(t), out);
-        }
-    }
+    let threads = stack_threads(lhs.trials, by_trials);
+    each_trial(&mut out, m * n, threads, |t, out| {
+        product_into(lhs.trial(t), rhs.trial(t), out, Order::RowMajor, threads)
+    });
     Some(lhs.tensor(out, [m, n]))
 }
 
@@ -191,13 +177,10 @@ fn big_x_backward_by(
     }
     let batch = grad.dims[0];
     let by_columns = column_major_pays(batch, d_in, d_out);
-    let threads = if by_trials(grad.trials) {
-        Threads::One
-    } else {
-        Threads::Both
-    };
+    let threads = stack_threads(grad.trials, by_trials);
+    let mut out = vec![0f32; grad.trials * batch * d_in];
     // Trial t's ∂L/∂x into `out`, with this thread's scratch buffer.
-    let one = |t: usize, out: &mut [f32]| {
+    each_trial(&mut out, batch * d_in, threads, |t, out| {
         let scratch_len = if by_columns {
             batch * d_in
         } else {
@@ -235,21 +218,35 @@ fn big_x_backward_by(
             product_into(grad.trial(t), rhs, out, Order::RowMajor, threads);
         }
         SCRATCH.set(scratch);
-    };
-    let mut out = vec![0f32; grad.trials * batch * d_in];
+    });
+    Some(grad.tensor(out, [batch, d_in]))
+}
+
+/// Where a stack of `trials` runs each trial's products: [`Threads::One`] (a trial a core)
+/// where `by_trials` says so, else [`Threads::Both`] (one trial after another on all cores).
+fn stack_threads(trials: usize, by_trials: ByTrials) -> Threads {
+    if by_trials(trials) {
+        Threads::One
+    } else {
+        Threads::Both
+    }
+}
+
+/// `f(t, chunk)` for each trial `t` and its `len` values of `out`: the trials spread over the
+/// cores, one a task, where each runs on one core (`threads` is [`Threads::One`]), else one
+/// after another, each on all cores.
+fn each_trial(out: &mut [f32], len: usize, threads: Threads, f: impl Fn(usize, &mut [f32]) + Sync) {
     match threads {
         Threads::One => out
-            .par_chunks_exact_mut(batch * d_in)
+            .par_chunks_exact_mut(len)
             .with_max_len(1)
             .enumerate()
-            .for_each(|(t, out)| one(t, out)),
-        Threads::Both => {
-            for (t, out) in out.chunks_exact_mut(batch * d_in).enumerate() {
-                one(t, out);
-            }
-        }
+            .for_each(|(t, out)| f(t, out)),
+        Threads::Both => out
+            .chunks_exact_mut(len)
+            .enumerate()
+            .for_each(|(t, out)| f(t, out)),
     }
-    Some(grad.tensor(out, [batch, d_in]))
 }
 
 /// Whether a stack of so many trials takes its products a trial a core ([`by_trials`], or
@@ -361,12 +358,6 @@ enum Order {
     ColumnMajor,
 }
 
-/// `out = lhs · rhs` (row-major, `lhs.rows × rhs.cols`): the gemm call burn-flex's
-/// `matmul_2d_strided` makes, operands' strides as they are, on both cores.
-fn product(lhs: Trial<'_>, rhs: Trial<'_>, out: &mut [f32]) {
-    product_into(lhs, rhs, out, Order::RowMajor, Threads::Both);
-}
-
 /// Where [`product_into`]'s gemm call and [`transpose_into`] run.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Threads {
@@ -377,7 +368,8 @@ enum Threads {
 }
 
 /// `out = lhs · rhs` (`lhs.rows × rhs.cols`, laid out as `order` says): one gemm call,
-/// operands' strides as they are, on the cores `threads` names. gemm's sums do not depend on
+/// operands' strides as they are, on the cores `threads` names (row-major on all cores: the
+/// call burn-flex's `matmul_2d_strided` makes). gemm's sums do not depend on
 /// its threads (its depth blocks follow from the shapes alone; tested bit for bit).
 #[allow(unsafe_code)]
 fn product_into(lhs: Trial<'_>, rhs: Trial<'_>, out: &mut [f32], order: Order, threads: Threads) {
